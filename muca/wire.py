@@ -1,0 +1,221 @@
+"""The byte stream on a MUCA connection, turned into JSON objects and back.
+
+Both framings of ``PROTOCOL.md`` are accepted on input, always: objects one
+per line (native) and objects back to back with no separator (original).
+Output framing is chosen per connection with :class:`Framing`.
+
+This module knows nothing of commands or reactors: it cuts frames, decodes
+them as UTF-8 JSON, and encodes objects for the two framings.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_MAX_FRAME = 64 * 1024
+
+# Codes of the errors found while cutting and decoding frames.
+BAD_JSON = "BAD_JSON"
+FRAME_TOO_LONG = "FRAME_TOO_LONG"
+
+
+class Framing(enum.Enum):
+    """How a connection's output is framed."""
+
+    NATIVE = "native"  # one object per line, UTF-8
+    ORIGINAL = "original"  # objects back to back, ASCII
+
+
+@dataclass(frozen=True, slots=True)
+class BadFrame:
+    """A frame that could not be decoded: the caller answers ``ERROR`` and goes on."""
+
+    code: str
+    reason: str
+
+
+class FrameTooLong(Exception):
+    """A frame exceeds the size limit: the caller answers ``ERROR`` and closes."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"frame longer than {limit} bytes")
+        self.limit = limit
+        self.code = FRAME_TOO_LONG
+        self.reason = str(self)
+
+
+_WHITESPACE = re.compile(rb"[ \t\r\n]*")
+_OUTSIDE_STRING = re.compile(rb'[{}"\n]')
+_INSIDE_STRING = re.compile(rb'["\\\n]')
+_GARBAGE_END = re.compile(rb"[\n{]")
+_OPEN, _CLOSE, _QUOTE, _NEWLINE = b'{}"\n'
+
+
+class FrameDecoder:
+    """Cut a byte stream into JSON objects, whatever the peer's framing.
+
+    Feed it bytes as they arrive; :meth:`feed` returns, in order, a ``dict``
+    for every object and a :class:`BadFrame` for every malformed one, and
+    raises :class:`FrameTooLong` when a frame outgrows ``max_frame``. It
+    never holds more than ``max_frame`` bytes of one frame between calls.
+
+    After the first frame, :attr:`newline_framed` tells whether the peer
+    ended it with a newline (native framing) or not (original framing).
+    """
+
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self.max_frame = max_frame
+        self.newline_framed: bool | None = None
+        self._buffer = bytearray()
+        # Where the scan of the object at the start of the buffer stopped,
+        # so that a frame arriving byte by byte is scanned once, not N times.
+        self._scan_pos = 0
+        self._depth = 0
+        self._in_string = False
+
+    def feed(self, data: bytes) -> list[dict[str, Any] | BadFrame]:
+        """Take more bytes; return the frames they complete."""
+        buffer = self._buffer
+        buffer += data
+        frames: list[dict[str, Any] | BadFrame] = []
+        while buffer:
+            if self._scan_pos == 0:
+                skip = _WHITESPACE.match(buffer).end()
+                if skip:
+                    del buffer[:skip]
+                    if not buffer:
+                        break
+            if buffer[0] == _OPEN:
+                end = self._take_object(frames)
+            else:
+                end = self._take_garbage(frames)
+            if end is None:
+                if len(buffer) > self.max_frame:
+                    self._reset()
+                    raise FrameTooLong(self.max_frame)
+                break
+            if end > self.max_frame + 1:  # +1: the newline ending a full frame
+                self._reset()
+                raise FrameTooLong(self.max_frame)
+            if self.newline_framed is None and frames:
+                self._note_framing(end)
+            del buffer[:end]
+        return frames
+
+    def _take_object(self, frames: list[dict[str, Any] | BadFrame]) -> int | None:
+        """Decode the object at the start of the buffer; return its end."""
+        buffer = self._buffer
+        if self._scan_pos == 0:
+            # Fast path for native framing: the whole line is one object.
+            newline = buffer.find(b"\n")
+            if 0 < newline <= self.max_frame + 1:
+                frame = _decode(bytes(buffer[:newline]))
+                if isinstance(frame, dict):
+                    frames.append(frame)
+                    return newline
+        end, broken = self._scan()
+        if end is None:
+            return None
+        self._reset_scan()
+        if broken:
+            frames.append(BadFrame(BAD_JSON, "malformed JSON object"))
+        else:
+            frames.append(_decode(bytes(buffer[:end])))
+        return end
+
+    def _scan(self) -> tuple[int | None, bool]:
+        """Find where the object at the start of the buffer ends.
+
+        Returns ``(end, False)`` for a balanced object, ``(end, True)`` for
+        one broken by a raw newline inside a string (never valid JSON, and a
+        native peer's next line starts afresh), ``(None, False)`` when more
+        bytes are needed.
+        """
+        buffer = self._buffer
+        pos, depth, in_string = self._scan_pos, self._depth, self._in_string
+        length = len(buffer)
+        while True:
+            pattern = _INSIDE_STRING if in_string else _OUTSIDE_STRING
+            match = pattern.search(buffer, pos)
+            if match is None:
+                self._scan_pos, self._depth, self._in_string = length, depth, in_string
+                return None, False
+            at = match.start()
+            char = buffer[at]
+            pos = at + 1
+            if char == _NEWLINE:
+                if in_string or (depth > 0 and self.newline_framed):
+                    return pos, True
+            elif in_string:
+                if char == _QUOTE:
+                    in_string = False
+                elif pos >= length:  # a backslash whose escaped byte is yet to come
+                    self._scan_pos, self._depth, self._in_string = at, depth, True
+                    return None, False
+                else:
+                    pos += 1
+            elif char == _QUOTE:
+                in_string = True
+            elif char == _OPEN:
+                depth += 1
+            else:
+                depth -= 1
+                if depth == 0:
+                    return pos, False
+
+    def _take_garbage(self, frames: list[dict[str, Any] | BadFrame]) -> int | None:
+        """Drop what is not an object, up to the next line or object."""
+        match = _GARBAGE_END.search(self._buffer)
+        if match is None:
+            return None
+        end = match.end() if match.group() == b"\n" else match.start()
+        frame = _decode(bytes(self._buffer[:end]))
+        frames.append(frame if isinstance(frame, BadFrame) else _NOT_AN_OBJECT)
+        return end
+
+    def _note_framing(self, end: int) -> None:
+        rest = self._buffer[end:].lstrip(b" \t\r")
+        self.newline_framed = rest[:1] == b"\n" or self._buffer[end - 1] == _NEWLINE
+
+    def _reset_scan(self) -> None:
+        self._scan_pos, self._depth, self._in_string = 0, 0, False
+
+    def _reset(self) -> None:
+        self._reset_scan()
+        self._buffer.clear()
+
+
+_NOT_AN_OBJECT = BadFrame(BAD_JSON, "expected a JSON object")
+
+
+def _decode(raw: bytes) -> dict[str, Any] | BadFrame:
+    """Decode one frame's bytes: UTF-8 JSON that must be an object."""
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return BadFrame(BAD_JSON, "frame is not valid UTF-8")
+    except (ValueError, RecursionError):
+        return BadFrame(BAD_JSON, "frame is not valid JSON")
+    if not isinstance(value, dict):
+        return _NOT_AN_OBJECT
+    return value
+
+
+def encode(obj: dict[str, Any], framing: Framing) -> bytes:
+    """Encode one object for a connection with the given output framing.
+
+    Native: compact UTF-8 JSON and a newline. Original: ASCII JSON with no
+    separator, as the original MUCA peers write it; ``}{`` inside a string
+    is escaped so that a peer splitting its input on ``}{`` still cuts
+    between objects only.
+    """
+    if framing is Framing.NATIVE:
+        text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+        return text.encode("utf-8") + b"\n"
+    # Inside one object, "}{" can only stand in a string: structural braces
+    # are always separated by ',' or ':'.
+    return json.dumps(obj).replace("}{", "}\\u007b").encode("ascii")

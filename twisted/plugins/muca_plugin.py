@@ -1,0 +1,7 @@
+"""Makes ``twistd muca`` run the MUCA chat server (see ``muca.tap``)."""
+
+from twisted.application.service import ServiceMaker
+
+muca = ServiceMaker(
+    "MUCA chat server", "muca.tap", "Multi-user chat server (MUCA protocol).", "muca"
+)
