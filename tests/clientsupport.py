@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import select
+import shutil
+import subprocess
+import time
 from typing import Any
 
 from twisted.internet import endpoints, reactor
 from twisted.internet.task import deferLater
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SkipTest, TestCase
 
 from muca.client import ChatObserver, ReceivedMessage
 from muca.messages import Peer
@@ -75,3 +80,70 @@ async def settle(turns: int = 5) -> None:
     """Give the reactor a few turns (for checks that something did NOT happen)."""
     for _ in range(turns):
         await deferLater(reactor, 0.02, lambda: None)
+
+
+_xvfb: tuple[subprocess.Popen[bytes], str] | None = None
+
+
+def start_display(testcase: TestCase) -> str:
+    """The X display for GUI tests: ``$DISPLAY``, or an Xvfb shared by the process.
+
+    One Xvfb serves every test of a process: Tk keeps its connection to a
+    display until the process ends, and Xlib ends the process when that
+    connection breaks, so the server cannot be stopped between tests.
+    ``-terminate`` makes Xvfb exit by itself once the test process is gone.
+    Skips the test only when Xvfb cannot be started outside CI; under CI
+    (``$CI`` set) that is a failure, since scripts/test installs Xvfb.
+    """
+    global _xvfb
+    display = os.environ.get("DISPLAY")
+    if display:
+        return display
+    if _xvfb is not None and _xvfb[0].poll() is None:
+        return _xvfb[1]
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        _no_display(testcase, "Xvfb is not installed (scripts/test installs it)")
+    read_end, write_end = os.pipe()
+    try:
+        process = subprocess.Popen(
+            [xvfb, "-displayfd", str(write_end), "-screen", "0", "1320x1000x24"]
+            + ["-nolisten", "tcp", "-terminate"],
+            pass_fds=[write_end],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    finally:
+        os.close(write_end)
+    number = b""
+    deadline = time.monotonic() + 10
+    try:
+        while not number.endswith(b"\n") and time.monotonic() < deadline:
+            ready, _, _ = select.select([read_end], [], [], 0.1)
+            if ready:
+                chunk = os.read(read_end, 16)
+                if not chunk:
+                    break
+                number += chunk
+    finally:
+        os.close(read_end)
+    if not number.strip().isdigit():
+        _stop_process(process)
+        _no_display(testcase, f"Xvfb did not start (exit status {process.poll()})")
+    _xvfb = (process, f":{number.strip().decode()}")
+    return _xvfb[1]
+
+
+def _no_display(testcase: TestCase, reason: str) -> None:
+    if os.environ.get("CI"):
+        testcase.fail(f"GUI tests need a display under CI: {reason}")
+    raise SkipTest(f"no X display: {reason}")
+
+
+def _stop_process(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
