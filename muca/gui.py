@@ -87,7 +87,7 @@ class ChatWindow(ChatObserver):
                 top, text=value, fg=VALUE_COLOUR, font=("TkDefaultFont", 10, "bold")
             ).grid(row=0, column=2 * index + 1, padx=(1, 5))
 
-        self.messages = self._pane(master, row=1, height=12)
+        self.messages = self._pane(master, row=1, height=10)
         master.rowconfigure(1, weight=3)
 
         middle = tk.Frame(master)
@@ -139,7 +139,7 @@ class ChatWindow(ChatObserver):
         )
         self.password_entry.bind("<Return>", lambda event: self.do_join())
 
-        self.console = self._pane(master, row=3, height=8)
+        self.console = self._pane(master, row=3, height=6)
         master.rowconfigure(3, weight=2)
 
     def _pane(self, master: tk.Misc, row: int, height: int) -> tk.Text:
@@ -147,7 +147,7 @@ class ChatWindow(ChatObserver):
         frame.grid(row=row, column=0, sticky="nsew", padx=4, pady=3)
         frame.columnconfigure(0, weight=1)
         frame.rowconfigure(0, weight=1)
-        text = tk.Text(frame, height=height, width=80, wrap="word", relief="flat")
+        text = tk.Text(frame, height=height, width=70, wrap="word", relief="flat")
         scroll = tk.Scrollbar(frame, command=text.yview)
         text.configure(yscrollcommand=scroll.set)
         text.grid(row=0, column=0, sticky="nsew")
@@ -377,7 +377,10 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_CONFIG,
         help=f"config file (default: {DEFAULT_CONFIG})",
     )
-    parser.add_argument("--geometry", help="window position and size, e.g. +0+0")
+    parser.add_argument("--geometry", help="window size and position, e.g. 640x500+0+0")
+    parser.add_argument(
+        "--join", action="store_true", help="join the chat room at once"
+    )
     parser.add_argument(
         "--port", type=int, help="server port, instead of the config's SERVER_PORT"
     )
@@ -405,8 +408,10 @@ def main(argv: list[str] | None = None) -> int:
         if reactor.running:
             reactor.stop()
 
-    ChatWindow(root, config, reactor, on_close=quit_app)
+    window = ChatWindow(root, config, reactor, on_close=quit_app)
     tksupport.install(root)
+    if args.join:
+        reactor.callWhenRunning(window.do_join)
     reactor.run()
     return 0
 
