@@ -1,6 +1,6 @@
 """Shared helpers for tests that talk to a real MUCA server over loopback TCP.
 
-Two pieces, both for trial test cases (``twisted.trial.unittest.TestCase``)
+Loopback pieces, for trial test cases (``twisted.trial.unittest.TestCase``)
 running on the global reactor:
 
 - :func:`start_server` builds the very service that ``twistd muca`` builds
@@ -11,6 +11,12 @@ running on the global reactor:
   bytes or objects, collects every byte it receives and decodes the JSON
   objects in them (either framing) on its own, independently of
   ``muca.wire``. Its cleanup closes the connection and waits for the close.
+
+And one in-memory piece, for protocol tests without sockets or a reactor:
+
+- :class:`MemoryServer` is a ``ChatFactory`` on a ``MemoryReactorClock``;
+  :meth:`MemoryServer.connect` gives a :class:`MemoryPeer` whose transport
+  records every write.
 
 Typical use::
 
@@ -29,13 +35,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet import defer, reactor
+from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from muca import tap
+from muca.server import ChatFactory
 
 #: Seconds a test waits for something expected before failing.
 TIMEOUT = 5.0
@@ -166,18 +176,8 @@ class RawClient(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         self.received += data
-        self._text += self._utf8.decode(data)
-        while True:
-            start = len(self._text) - len(self._text.lstrip(_WHITESPACE))
-            if start == len(self._text):
-                self._text = ""
-                break
-            try:
-                obj, end = _JSON.raw_decode(self._text, start)
-            except json.JSONDecodeError:
-                break  # incomplete: wait for more bytes
-            self.objects.append(obj)
-            self._text = self._text[end:]
+        objects, self._text = split_objects(self._text + self._utf8.decode(data))
+        self.objects += objects
         self._serve()
 
     def connectionLost(self, reason: Failure) -> None:
@@ -206,6 +206,25 @@ class RawClient(Protocol):
         return result
 
 
+def split_objects(text: str) -> tuple[list[Any], str]:
+    """Cut JSON values off the front of ``text``, whatever the framing.
+
+    Returns the values and the incomplete rest. Independent of ``muca.wire``
+    on purpose: it checks what the server writes, not how our decoder reads.
+    """
+    objects = []
+    while True:
+        start = len(text) - len(text.lstrip(_WHITESPACE))
+        if start == len(text):
+            return objects, ""
+        try:
+            obj, end = _JSON.raw_decode(text, start)
+        except json.JSONDecodeError:
+            return objects, text[start:]
+        objects.append(obj)
+        text = text[end:]
+
+
 def roster(*peers: tuple[str, str]) -> dict[str, Any]:
     """The ``LIST`` a server sends for these ``(nickname, uid)`` peers, in order."""
     return {"CMD": "LIST", "DATA": [{"UN": un, "UID": uid} for un, uid in peers]}
@@ -219,3 +238,89 @@ def join(nickname: str, uid: str, **extra: Any) -> dict[str, Any]:
 def send(text: str, to: Sequence[str], sender: str) -> dict[str, Any]:
     """A ``SEND`` object."""
     return {"CMD": "SEND", "MSG": text, "TO": list(to), "FROM": sender}
+
+
+class RecordingTransport(StringTransport):
+    """A ``StringTransport`` that also keeps every written bytes object."""
+
+    def __init__(self, peer_port: int) -> None:
+        super().__init__(peerAddress=IPv4Address("TCP", "127.0.0.1", peer_port))
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+        super().write(data)
+
+
+class MemoryServer:
+    """A ``ChatFactory`` on a fake clock, for in-memory protocol tests.
+
+    ``factory_options`` go to ``ChatFactory``; ``list_interval`` defaults to
+    0 so that every roster change is sent at the end of its reactor turn
+    (:meth:`MemoryPeer.take` runs that turn's delayed calls).
+    """
+
+    def __init__(self, **factory_options: Any) -> None:
+        factory_options.setdefault("list_interval", 0)
+        self.clock = MemoryReactorClock()
+        self.factory = ChatFactory(clock=self.clock, **factory_options)
+        self.factory.doStart()
+        self._next_port = 50000
+
+    def connect(self) -> MemoryPeer:
+        """A new connection to the server."""
+        self._next_port += 1
+        address = IPv4Address("TCP", "127.0.0.1", self._next_port)
+        protocol = self.factory.buildProtocol(address)
+        transport = RecordingTransport(self._next_port)
+        protocol.makeConnection(transport)
+        return MemoryPeer(self, protocol, transport)
+
+    def stop(self) -> None:
+        """Stop the factory, as the reactor would at shutdown."""
+        self.factory.doStop()
+
+
+class MemoryPeer:
+    """One in-memory connection: bytes in through ``dataReceived``, bytes out
+    recorded by a :class:`RecordingTransport`."""
+
+    def __init__(
+        self, server: MemoryServer, protocol: Any, transport: RecordingTransport
+    ) -> None:
+        self.server = server
+        self.protocol = protocol
+        self.transport = transport
+
+    def send(self, data: bytes) -> None:
+        """Deliver raw bytes to the server protocol."""
+        self.protocol.dataReceived(data)
+
+    def send_json(self, obj: Any, newline: bool = True, **dumps: Any) -> None:
+        """Deliver one object as UTF-8 JSON, ``\\n``-terminated unless told not."""
+        dumps.setdefault("ensure_ascii", False)
+        data = json.dumps(obj, **dumps).encode("utf-8")
+        self.send(data + b"\n" if newline else data)
+
+    def take_bytes(self) -> bytes:
+        """End the reactor turn; return and forget what the server wrote."""
+        self.server.clock.advance(0)
+        data = self.transport.value()
+        self.transport.clear()
+        return data
+
+    def take(self) -> list[Any]:
+        """End the reactor turn; return the objects the server wrote since last time."""
+        objects, rest = split_objects(self.take_bytes().decode("utf-8"))
+        if rest:
+            raise AssertionError(f"server wrote an incomplete object: {rest!r}")
+        return objects
+
+    def lose(self) -> None:
+        """The connection closes (the client left or the network broke)."""
+        self.protocol.connectionLost(Failure(ConnectionDone()))
+
+    @property
+    def closed_by_server(self) -> bool:
+        """True once the server asked to close this connection."""
+        return bool(self.transport.disconnecting)
