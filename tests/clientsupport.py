@@ -9,27 +9,24 @@ import subprocess
 import time
 from typing import Any
 
-from twisted.internet import endpoints, reactor
+from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SkipTest, TestCase
 
 from muca.client import ChatObserver, ReceivedMessage
 from muca.messages import Peer
-from muca.server import ChatFactory
+from tests.support import start_server
 
 #: Seconds a test waits for something expected before failing.
 TIMEOUT = 5.0
 
 
-async def start_chat_server(
-    testcase: TestCase, description: str = "tcp:0:interface=127.0.0.1"
-) -> tuple[int, ChatFactory]:
-    """Listen with a real :class:`ChatFactory` on an OS-chosen loopback port."""
-    factory = ChatFactory(list_interval=0)
-    endpoint = endpoints.serverFromString(reactor, description)
-    port = await endpoint.listen(factory)
-    testcase.addCleanup(port.stopListening)
-    return port.getHost().port, factory
+async def start_chat_server(testcase: TestCase, *args: str, listen: str = "") -> int:
+    """Start the ``twistd muca`` service on an OS-chosen loopback port (see
+    ``tests.support.start_server``); return the port."""
+    if listen:
+        return await start_server(testcase, *args, listen=listen)
+    return await start_server(testcase, *args)
 
 
 async def wait_until(predicate: Any, timeout: float = TIMEOUT, what: str = "") -> None:

@@ -29,7 +29,6 @@ from tests.clientsupport import (
     RecordingObserver,
     settle,
     start_chat_server,
-    wait_until,
 )
 
 TONY = ("Tony", "Tony@hku.hk")
@@ -56,7 +55,7 @@ class ClientTestMixin:
 
 class ClientAgainstServerTests(ClientTestMixin, TestCase):
     async def setUp(self) -> None:
-        self.port, self.factory = await start_chat_server(self)
+        self.port = await start_chat_server(self)
 
     async def test_join_reports_joined_and_peer_list(self) -> None:
         client, observer = await self.client(TONY)
@@ -68,8 +67,10 @@ class ClientAgainstServerTests(ClientTestMixin, TestCase):
 
     async def test_client_asks_for_presence_deltas_and_applies_them(self) -> None:
         tony, tony_seen = await self.client(TONY)
+        received: list[Any] = []
+        handle = tony._handle
+        tony._handle = lambda command: (received.append(command), handle(command))
         await tony_seen.next_of("peers")
-        self.assertTrue(self.factory.room.member(TONY[1]).presence)
         mary, _ = await self.client(MARY)
         henry, _ = await self.client(HENRY)
         await tony_seen.next_of("peers", 3)
@@ -77,6 +78,9 @@ class ClientAgainstServerTests(ClientTestMixin, TestCase):
         await mary.leave()
         peers = await tony_seen.next_of("peers", 4)
         self.assertEqual(peers, (Peer(*TONY), Peer(*HENRY)))
+        # One full LIST after ACK, then deltas only.
+        kinds = [type(command).__name__ for command in received]
+        self.assertEqual(kinds, ["PeerList", "Presence", "Presence", "Presence"])
 
     async def test_refused_join_fails_with_code_and_reason(self) -> None:
         await self.client(TONY)
@@ -129,20 +133,24 @@ class ClientAgainstServerTests(ClientTestMixin, TestCase):
 
     async def test_leave_closes_clears_peers_and_reports_requested_loss(self) -> None:
         tony, observer = await self.client(TONY)
-        await observer.next_of("peers")
+        mary, mary_seen = await self.client(MARY)
+        await observer.next_of("peers", 2)
         await tony.leave()
         self.assertFalse(tony.connected)
         self.assertEqual(tony.peers, ())
         self.assertEqual(observer.of("peers")[-1], ())
         self.assertEqual(observer.of("lost"), [("connection closed", True)])
-        await wait_until(lambda: len(self.factory.room) == 0, what="server sees leave")
+        self.assertEqual(await mary_seen.next_of("peers", 2), (Peer(*MARY),))
 
     async def test_server_dropping_connection_is_reported_and_rejoin_works(
         self,
     ) -> None:
         tony, observer = await self.client(TONY)
         await observer.next_of("peers")
-        self.factory.room.member(TONY[1]).connection.transport.loseConnection()
+        # A frame over the server's limit makes it answer and hang up.
+        tony.send([], "x" * 70_000)
+        code, _ = await observer.next_of("error")
+        self.assertEqual(code, "FRAME_TOO_LONG")
         reason, requested = await observer.next_of("lost")
         self.assertFalse(requested)
         self.assertIn("closed", reason)
