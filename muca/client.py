@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from OpenSSL import SSL
 from twisted.internet import defer, endpoints, error, ssl
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import ClientFactory, Protocol
@@ -389,5 +390,11 @@ def _describe(failure: Failure | None) -> str:
         return "the connection to the server was lost"
     if failure.check(error.ConnectionRefusedError):
         return "connection refused"
+    if failure.check(SSL.Error):
+        # pyOpenSSL gives a list of (library, function, reason); the last
+        # reason is the one a person can act on.
+        details = failure.value.args[0] if failure.value.args else []
+        reasons = [d[-1] for d in details if isinstance(d, tuple) and d]
+        return f"TLS failed: {reasons[-1] if reasons else failure.value}"
     text = str(failure.value).strip().rstrip(".")
     return text or type(failure.value).__name__

@@ -353,8 +353,8 @@ class ChatWindow(ChatObserver):
 
     def connection_lost(self, reason: str, requested: bool) -> None:
         """Tell the user; a lost connection can be joined again with JOIN."""
-        if self._closing:
-            return
+        if self._closing or self._busy:
+            return  # a failed JOIN reports its own reason
         if requested:
             self.log("left the chat room: connection closed")
         else:

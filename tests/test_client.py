@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer, endpoints, reactor
@@ -12,6 +13,7 @@ from twisted.trial.unittest import TestCase
 
 from muca.client import (
     ChatClient,
+    ClientError,
     ConnectFailed,
     NotConnected,
     ReceivedMessage,
@@ -27,8 +29,10 @@ from muca.messages import (
 )
 from tests.clientsupport import (
     RecordingObserver,
+    make_certificates,
     settle,
     start_chat_server,
+    tls_listen,
 )
 
 TONY = ("Tony", "Tony@hku.hk")
@@ -275,3 +279,49 @@ class ClientAgainstOriginalServerTests(TestCase):
         self.assertEqual(join["V"], 2)
         self.assertEqual(join["CAPS"], ["presence-delta"])
         self.assertEqual((join["UN"], join["UID"]), TONY)
+
+
+class TlsTests(TestCase):
+    async def setUp(self) -> None:
+        self.files = make_certificates(Path(self.mktemp()))
+        self.port = await start_chat_server(self, listen=tls_listen(self.files))
+
+    async def test_client_verifies_the_server_and_chats_over_tls(self) -> None:
+        observers = []
+        for user in (TONY, MARY):
+            observer = RecordingObserver()
+            client = ChatClient(reactor, *user, observer=observer)
+            self.addCleanup(client.leave)
+            await client.connect_tcp(
+                "127.0.0.1", self.port, tls=True, ca_file=self.files["ca"]
+            )
+            await client.join()
+            observers.append((client, observer))
+        (tony, _), (_, mary_seen) = observers
+        tony.send([MARY[1]], "secret handshake")
+        message = await mary_seen.next_of("message")
+        self.assertEqual(message.text, "secret handshake")
+
+    async def test_certificate_from_another_ca_is_refused(self) -> None:
+        other = make_certificates(Path(self.mktemp()))
+        observer = RecordingObserver()
+        client = ChatClient(reactor, *TONY, observer=observer)
+        self.addCleanup(client.leave)
+        with self.assertRaises(ClientError) as raised:
+            await client.connect_tcp(
+                "127.0.0.1", self.port, tls=True, ca_file=other["ca"]
+            )
+            await client.join()
+        self.assertEqual(
+            str(raised.exception),
+            "connection closed before JOIN was answered:"
+            " TLS failed: certificate verify failed",
+        )
+        self.assertFalse(client.joined)
+
+    async def test_plain_tcp_client_cannot_join_a_tls_server(self) -> None:
+        client = ChatClient(reactor, *TONY, timeout=0.5)
+        self.addCleanup(client.leave)
+        await client.connect_tcp("127.0.0.1", self.port)
+        with self.assertRaises(ClientError):
+            await client.join()

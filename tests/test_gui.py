@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -17,9 +18,11 @@ from muca.client import ChatClient
 from muca.config import ClientConfig
 from muca.gui import ChatWindow, pane_text
 from tests.clientsupport import (
+    make_certificates,
     settle,
     start_chat_server,
     start_display,
+    tls_listen,
     wait_until,
 )
 
@@ -419,3 +422,104 @@ class ConversationScreenshotTests(GuiTestCase):
             timeout=30,
         )
         self.assertGreater(target.stat().st_size, 10_000)
+
+
+class PasswordServer(Protocol):
+    """A server that wants the password 'open sesame' in JOIN's PASS."""
+
+    def connectionMade(self) -> None:
+        self.buffer = b""
+
+    def dataReceived(self, data: bytes) -> None:
+        self.buffer += data
+        while b"\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            join = json.loads(line)
+            self.factory.passwords.append(join.get("PASS"))
+            if join.get("PASS") == "open sesame":
+                answers = [
+                    {"CMD": "ACK", "TYPE": "OKAY"},
+                    {"CMD": "LIST", "DATA": [{"UN": join["UN"], "UID": join["UID"]}]},
+                ]
+            else:
+                answers = [
+                    {
+                        "CMD": "ACK",
+                        "TYPE": "FAIL",
+                        "CODE": "AUTH_FAILED",
+                        "REASON": "wrong or missing password",
+                    }
+                ]
+            for answer in answers:
+                self.transport.write(json.dumps(answer).encode() + b"\n")
+
+
+class PasswordTests(GuiTestCase):
+    async def password_server(self) -> tuple[int, list[str | None]]:
+        factory = Factory.forProtocol(PasswordServer)
+        factory.passwords = []
+        listening = await endpoints.TCP4ServerEndpoint(
+            reactor, 0, interface="127.0.0.1"
+        ).listen(factory)
+        self.addCleanup(listening.stopListening)
+        return listening.getHost().port, factory.passwords
+
+    async def test_auth_failure_asks_for_the_password_inside_the_window(
+        self,
+    ) -> None:
+        port, passwords = await self.password_server()
+        tony = self.window(TONY, port=port)
+        tony.master.deiconify()
+        await tony.do_join()
+        self.root.update()
+        self.assertTrue(tony.password_entry.winfo_ismapped())
+        console = pane_text(tony.console).splitlines()
+        self.assertEqual(
+            console[:2],
+            [
+                "the server wants a password: type it below and press Enter",
+                "[ERROR] join refused: wrong or missing password",
+            ],
+        )
+        await self.until(lambda: not tony.client.connected, "refused client closes")
+        tony.password_entry.insert(0, "open sesame")
+        tony.password_entry.focus_force()
+        self.root.update()
+        tony.password_entry.event_generate("<Return>")
+        await self.until(lambda: tony.client.joined, "join with password")
+        self.assertEqual(passwords, [None, "open sesame"])
+        self.root.update()
+        self.assertFalse(tony.password_entry.winfo_ismapped())
+        self.assertEqual(first_line(tony.console)[0], "joined the chat room as Tony")
+
+    async def test_password_from_the_config_is_sent_with_join(self) -> None:
+        port, passwords = await self.password_server()
+        tony = self.window(TONY, port=port, password="open sesame")
+        await tony.do_join()
+        self.assertTrue(tony.client.joined)
+        self.assertEqual(passwords, ["open sesame"])
+
+
+class TlsWindowTests(GuiTestCase):
+    async def test_window_joins_over_tls_with_the_configs_ca(self) -> None:
+        files = make_certificates(Path(self.mktemp()))
+        port = await start_chat_server(self, listen=tls_listen(files))
+        tony = self.window(TONY, port=port, tls=True, ca_file=files["ca"])
+        await tony.do_join()
+        self.assertTrue(tony.client.joined)
+        self.assertIn("over TLS", pane_text(tony.console))
+
+    async def test_untrusted_certificate_is_reported_in_the_console(self) -> None:
+        files = make_certificates(Path(self.mktemp()))
+        other = make_certificates(Path(self.mktemp()))
+        port = await start_chat_server(self, listen=tls_listen(files))
+        tony = self.window(TONY, port=port, tls=True, ca_file=other["ca"])
+        await tony.do_join()
+        self.assertFalse(tony.client.joined)
+        line, tags = first_line(tony.console)
+        self.assertEqual(
+            line,
+            "[ERROR] connection closed before JOIN was answered:"
+            " TLS failed: certificate verify failed",
+        )
+        self.assertIn("error", tags)
