@@ -490,7 +490,7 @@ class PasswordTests(GuiTestCase):
         self.assertEqual(passwords, [None, "open sesame"])
         self.root.update()
         self.assertFalse(tony.password_entry.winfo_ismapped())
-        self.assertEqual(first_line(tony.console)[0], "joined the chat room as Tony")
+        self.assertIn("joined the chat room as Tony", pane_text(tony.console))
 
     async def test_password_from_the_config_is_sent_with_join(self) -> None:
         port, passwords = await self.password_server()
