@@ -51,6 +51,14 @@ class ParseConfigTests(SynchronousTestCase):
             "c.txt: invalid JSON at line 3 column 14: Expecting ':' delimiter",
         )
 
+    def test_error_after_an_unquoted_address_points_at_the_real_problem(
+        self,
+    ) -> None:
+        self.check_error(
+            '{\n  "SERVER": 127.0.0.1\n  "SERVER_PORT": 40452\n}',
+            "c.txt: invalid JSON at line 3 column 3: Expecting ',' delimiter",
+        )
+
     def test_missing_key_is_named(self) -> None:
         self.check_error(
             '{"USERID": "a@b", "NICKNAME": "A", "SERVER": "h"}',
