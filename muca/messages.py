@@ -142,7 +142,10 @@ def parse_client_command(obj: dict[str, Any]) -> ClientCommand:
         raise ProtocolError(BAD_COMMAND, "missing CMD")
     if not isinstance(cmd, str):
         raise ProtocolError(BAD_COMMAND, "CMD must be a string")
-    raise ProtocolError(BAD_COMMAND, f"unknown command {cmd[:40]!r}", ref=cmd[:40])
+    name = cmd[:40]
+    # REF echoes the command only when it can be written back as UTF-8.
+    ref = name if is_text(name) else None
+    raise ProtocolError(BAD_COMMAND, f"unknown command {name!r}", ref=ref)
 
 
 def _parse_join(obj: dict[str, Any]) -> Join:
@@ -173,7 +176,8 @@ def _parse_send(obj: dict[str, Any]) -> Send:
     sender = obj.get("FROM")
     if not is_text(text):
         raise ProtocolError(BAD_COMMAND, "SEND needs MSG, a string", ref="SEND")
-    if not isinstance(to, list) or not all(isinstance(uid, str) for uid in to):
+    # Ids are echoed back in UNKNOWN_RECIPIENT: they must be writable as UTF-8.
+    if not isinstance(to, list) or not all(is_text(uid) for uid in to):
         raise ProtocolError(
             BAD_COMMAND, "SEND needs TO, a list of user ids", ref="SEND"
         )

@@ -94,13 +94,8 @@ class FrameDecoder:
             else:
                 end = self._take_garbage(frames)
             if end is None:
-                if len(buffer) > self.max_frame:
-                    self._reset()
-                    raise FrameTooLong(self.max_frame)
+                self._check_size(len(buffer))
                 break
-            if end > self.max_frame + 1:  # +1: the newline ending a full frame
-                self._reset()
-                raise FrameTooLong(self.max_frame)
             if self.newline_framed is None and frames:
                 self._note_framing(end)
             del buffer[:end]
@@ -111,15 +106,20 @@ class FrameDecoder:
         buffer = self._buffer
         if self._scan_pos == 0:
             # Fast path for native framing: the whole line is one object.
-            newline = buffer.find(b"\n")
-            if 0 < newline <= self.max_frame + 1:
-                frame = _decode(bytes(buffer[:newline]))
-                if isinstance(frame, dict):
-                    frames.append(frame)
-                    return newline
+            # Search no further than a longest frame, its "\r" and its "\n".
+            newline = buffer.find(b"\n", 0, self.max_frame + 2)
+            if newline > 0:
+                line = bytes(buffer[:newline]).rstrip(b" \t\r")
+                if len(line) <= self.max_frame:
+                    frame = _decode(line)
+                    if isinstance(frame, dict):
+                        frames.append(frame)
+                        return newline + 1
         end, broken = self._scan()
         if end is None:
             return None
+        # A broken frame ends after the newline that broke it.
+        self._check_size(end - 1 if broken else end)
         self._reset_scan()
         if broken:
             frames.append(BadFrame(BAD_JSON, "malformed JSON object"))
@@ -168,14 +168,38 @@ class FrameDecoder:
                     return pos, False
 
     def _take_garbage(self, frames: list[dict[str, Any] | BadFrame]) -> int | None:
-        """Drop what is not an object, up to the next line or object."""
-        match = _GARBAGE_END.search(self._buffer)
+        """Drop what is not an object: one line, or up to the next object.
+
+        A newline-framed peer's garbage runs to the end of its line, and so
+        does a line that is a JSON value other than an object (``[{…}]``):
+        objects inside it must not pass for commands. Otherwise (original
+        framing) the stream resyncs at the next ``{``.
+        """
+        buffer = self._buffer
+        newline = buffer.find(b"\n")
+        if newline >= 0 and (self.newline_framed or newline <= self.max_frame):
+            self._check_size(newline)
+            line = _decode(bytes(buffer[:newline]))
+            if self.newline_framed or line is _NOT_AN_OBJECT:
+                frames.append(line if isinstance(line, BadFrame) else _NOT_AN_OBJECT)
+                return newline + 1
+        elif self.newline_framed:
+            return None
+        match = _GARBAGE_END.search(buffer)
         if match is None:
             return None
-        end = match.end() if match.group() == b"\n" else match.start()
-        frame = _decode(bytes(self._buffer[:end]))
+        newline_ended = match.group() == b"\n"
+        end = match.end() if newline_ended else match.start()
+        self._check_size(end - 1 if newline_ended else end)
+        frame = _decode(bytes(buffer[:end]))
         frames.append(frame if isinstance(frame, BadFrame) else _NOT_AN_OBJECT)
         return end
+
+    def _check_size(self, size: int) -> None:
+        """Raise :class:`FrameTooLong` (and drop the buffer) past the limit."""
+        if size > self.max_frame:
+            self._reset()
+            raise FrameTooLong(self.max_frame)
 
     def _note_framing(self, end: int) -> None:
         rest = self._buffer[end:].lstrip(b" \t\r")

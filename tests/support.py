@@ -1,0 +1,326 @@
+"""Shared helpers for tests that talk to a real MUCA server over loopback TCP.
+
+Loopback pieces, for trial test cases (``twisted.trial.unittest.TestCase``)
+running on the global reactor:
+
+- :func:`start_server` builds the very service that ``twistd muca`` builds
+  (``muca.tap.Options`` then ``muca.tap.makeService``), starts it listening
+  on an OS-chosen loopback port and returns that port; the test's cleanup
+  stops it.
+- :func:`connect` opens a :class:`RawClient`: a tiny client that writes raw
+  bytes or objects, collects every byte it receives and decodes the JSON
+  objects in them (either framing) on its own, independently of
+  ``muca.wire``. Its cleanup closes the connection and waits for the close.
+
+And one in-memory piece, for protocol tests without sockets or a reactor:
+
+- :class:`MemoryServer` is a ``ChatFactory`` on a ``MemoryReactorClock``;
+  :meth:`MemoryServer.connect` gives a :class:`MemoryPeer` whose transport
+  records every write.
+
+Typical use::
+
+    async def test_join(self) -> None:
+        port = await start_server(self)
+        client = await connect(self, port)
+        client.send_json({"CMD": "JOIN", "UN": "Tony", "UID": "tony@hku.hk"})
+        ack, roster = await client.next_objects(2)
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from twisted.internet import defer, reactor
+from twisted.internet.address import IPv4Address
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.error import ConnectionDone
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import deferLater
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
+
+from muca import tap
+from muca.server import ChatFactory
+
+#: Seconds a test waits for something expected before failing.
+TIMEOUT = 5.0
+
+_JSON = json.JSONDecoder()
+_WHITESPACE = " \t\r\n"
+
+
+async def start_server(
+    testcase: TestCase, *args: str, listen: str = "tcp:0:interface=127.0.0.1"
+) -> int:
+    """Start the ``twistd muca`` service on loopback; return its TCP port.
+
+    ``args`` are extra ``twistd muca`` options, e.g. ``"--max-frame", "100"``.
+    The service is started as twistd starts it (privileged start, then
+    start) and stopped by the test's cleanup, which waits for the port to
+    close. ``--list-interval 0`` is added unless ``args`` set it, so that
+    every join or leave in its own reactor turn gets its own ``LIST``.
+    """
+    options = tap.Options()
+    if not any(arg.startswith("--list-interval") for arg in args):
+        args = ("--list-interval", "0", *args)
+    options.parseOptions(["--listen", listen, *args])
+    service = tap.makeService(options)
+    service.privilegedStartService()
+    service.startService()
+    testcase.addCleanup(service.stopService)
+    # The endpoint services keep the Deferred of their listening port
+    # privately; there is no public accessor in Twisted.
+    listening = [child._waitingForPort for child in service]
+    port = await defer.gatherResults(listening)
+    return port[0].getHost().port
+
+
+async def connect(testcase: TestCase, port: int) -> RawClient:
+    """Connect a :class:`RawClient` to ``127.0.0.1:port``; cleanup closes it."""
+    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=TIMEOUT)
+    client = await connectProtocol(endpoint, RawClient())
+    testcase.addCleanup(client.close)
+    return client
+
+
+class RawClient(Protocol):
+    """A loopback test client: raw bytes out, raw bytes and objects in.
+
+    :attr:`received` holds every byte received, :attr:`objects` every JSON
+    object decoded from them, in order, whatever the framing (and tolerant of
+    whitespace between objects). :meth:`next_objects` hands them out in
+    order, each exactly once.
+    """
+
+    def __init__(self) -> None:
+        self.received = bytearray()
+        self.objects: list[Any] = []
+        self.lost: Failure | None = None
+        self._text = ""
+        self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        self._taken = 0
+        self._waiters: list[tuple[int, defer.Deferred[list[Any]]]] = []
+        self._close_waiters: list[defer.Deferred[None]] = []
+
+    # Sending
+
+    def send(self, data: bytes) -> None:
+        """Write raw bytes."""
+        self.transport.write(data)
+
+    def send_json(self, obj: Any, newline: bool = True, **dumps: Any) -> None:
+        """Write one object as UTF-8 JSON, followed by ``\\n`` unless told not.
+
+        ``dumps`` go to :func:`json.dumps` (e.g. ``ensure_ascii=True``).
+        """
+        dumps.setdefault("ensure_ascii", False)
+        data = json.dumps(obj, **dumps).encode("utf-8")
+        self.send(data + b"\n" if newline else data)
+
+    async def send_slowly(
+        self, data: bytes, chunk: int = 1, pause: float = 0.0
+    ) -> None:
+        """Write ``data`` in pieces of ``chunk`` bytes, ``pause`` s apart.
+
+        With ``pause`` 0 each piece still waits one reactor turn, which on
+        loopback usually makes it a segment of its own.
+        """
+        for start in range(0, len(data), chunk):
+            self.transport.write(data[start : start + chunk])
+            await deferLater(reactor, pause, lambda: None)
+
+    # Receiving
+
+    def next_objects(self, count: int, timeout: float = TIMEOUT) -> defer.Deferred:
+        """Fire with the next ``count`` objects not yet handed out.
+
+        Fails with ``defer.TimeoutError`` when they do not all come in time,
+        or with the connection's loss reason when it closes first.
+        """
+        waiter: defer.Deferred[list[Any]] = defer.Deferred()
+        self._waiters.append((count, waiter))
+        waiter.addTimeout(timeout, reactor)
+        waiter.addBoth(self._forget, waiter)
+        self._serve()
+        return waiter
+
+    async def next_object(self, timeout: float = TIMEOUT) -> Any:
+        """The next object not yet handed out (see :meth:`next_objects`)."""
+        (obj,) = await self.next_objects(1, timeout)
+        return obj
+
+    def pending(self) -> list[Any]:
+        """Objects received and not handed out yet (without waiting)."""
+        return self.objects[self._taken :]
+
+    def closed(self, timeout: float = TIMEOUT) -> defer.Deferred:
+        """Fire with ``None`` once the connection is closed (reason: :attr:`lost`)."""
+        if self.lost is not None:
+            return defer.succeed(None)
+        done: defer.Deferred[None] = defer.Deferred()
+        self._close_waiters.append(done)
+        return done.addTimeout(timeout, reactor)
+
+    def close(self) -> defer.Deferred:
+        """Close the connection and fire once it is closed (also for cleanup)."""
+        if self.lost is None and self.transport is not None:
+            self.transport.loseConnection()
+        return self.closed()
+
+    # Twisted callbacks
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+        objects, self._text = split_objects(self._text + self._utf8.decode(data))
+        self.objects += objects
+        self._serve()
+
+    def connectionLost(self, reason: Failure) -> None:
+        self.lost = reason
+        for _, waiter in list(self._waiters):
+            waiter.errback(reason)
+        waiters, self._close_waiters = self._close_waiters, []
+        for done in waiters:
+            if not done.called:
+                done.callback(None)
+
+    # Internals
+
+    def _serve(self) -> None:
+        while self._waiters:
+            count, waiter = self._waiters[0]
+            if len(self.objects) - self._taken < count:
+                return
+            self._waiters.pop(0)
+            objects = self.objects[self._taken : self._taken + count]
+            self._taken += count
+            waiter.callback(objects)
+
+    def _forget(self, result: Any, waiter: defer.Deferred) -> Any:
+        self._waiters = [(n, w) for n, w in self._waiters if w is not waiter]
+        return result
+
+
+def split_objects(text: str) -> tuple[list[Any], str]:
+    """Cut JSON values off the front of ``text``, whatever the framing.
+
+    Returns the values and the incomplete rest. Independent of ``muca.wire``
+    on purpose: it checks what the server writes, not how our decoder reads.
+    """
+    objects = []
+    while True:
+        start = len(text) - len(text.lstrip(_WHITESPACE))
+        if start == len(text):
+            return objects, ""
+        try:
+            obj, end = _JSON.raw_decode(text, start)
+        except json.JSONDecodeError:
+            return objects, text[start:]
+        objects.append(obj)
+        text = text[end:]
+
+
+def roster(*peers: tuple[str, str]) -> dict[str, Any]:
+    """The ``LIST`` a server sends for these ``(nickname, uid)`` peers, in order."""
+    return {"CMD": "LIST", "DATA": [{"UN": un, "UID": uid} for un, uid in peers]}
+
+
+def join(nickname: str, uid: str, **extra: Any) -> dict[str, Any]:
+    """A ``JOIN`` object as an original client sends it (plus ``extra`` fields)."""
+    return {"CMD": "JOIN", "UN": nickname, "UID": uid, **extra}
+
+
+def send(text: str, to: Sequence[str], sender: str) -> dict[str, Any]:
+    """A ``SEND`` object."""
+    return {"CMD": "SEND", "MSG": text, "TO": list(to), "FROM": sender}
+
+
+class RecordingTransport(StringTransport):
+    """A ``StringTransport`` that also keeps every written bytes object."""
+
+    def __init__(self, peer_port: int) -> None:
+        super().__init__(peerAddress=IPv4Address("TCP", "127.0.0.1", peer_port))
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+        super().write(data)
+
+
+class MemoryServer:
+    """A ``ChatFactory`` on a fake clock, for in-memory protocol tests.
+
+    ``factory_options`` go to ``ChatFactory``; ``list_interval`` defaults to
+    0 so that every roster change is sent at the end of its reactor turn
+    (:meth:`MemoryPeer.take` runs that turn's delayed calls).
+    """
+
+    def __init__(self, **factory_options: Any) -> None:
+        factory_options.setdefault("list_interval", 0)
+        self.clock = MemoryReactorClock()
+        self.factory = ChatFactory(clock=self.clock, **factory_options)
+        self.factory.doStart()
+        self._next_port = 50000
+
+    def connect(self) -> MemoryPeer:
+        """A new connection to the server."""
+        self._next_port += 1
+        address = IPv4Address("TCP", "127.0.0.1", self._next_port)
+        protocol = self.factory.buildProtocol(address)
+        transport = RecordingTransport(self._next_port)
+        protocol.makeConnection(transport)
+        return MemoryPeer(self, protocol, transport)
+
+    def stop(self) -> None:
+        """Stop the factory, as the reactor would at shutdown."""
+        self.factory.doStop()
+
+
+class MemoryPeer:
+    """One in-memory connection: bytes in through ``dataReceived``, bytes out
+    recorded by a :class:`RecordingTransport`."""
+
+    def __init__(
+        self, server: MemoryServer, protocol: Any, transport: RecordingTransport
+    ) -> None:
+        self.server = server
+        self.protocol = protocol
+        self.transport = transport
+
+    def send(self, data: bytes) -> None:
+        """Deliver raw bytes to the server protocol."""
+        self.protocol.dataReceived(data)
+
+    def send_json(self, obj: Any, newline: bool = True, **dumps: Any) -> None:
+        """Deliver one object as UTF-8 JSON, ``\\n``-terminated unless told not."""
+        dumps.setdefault("ensure_ascii", False)
+        data = json.dumps(obj, **dumps).encode("utf-8")
+        self.send(data + b"\n" if newline else data)
+
+    def take_bytes(self) -> bytes:
+        """End the reactor turn; return and forget what the server wrote."""
+        self.server.clock.advance(0)
+        data = self.transport.value()
+        self.transport.clear()
+        return data
+
+    def take(self) -> list[Any]:
+        """End the reactor turn; return the objects the server wrote since last time."""
+        objects, rest = split_objects(self.take_bytes().decode("utf-8"))
+        if rest:
+            raise AssertionError(f"server wrote an incomplete object: {rest!r}")
+        return objects
+
+    def lose(self) -> None:
+        """The connection closes (the client left or the network broke)."""
+        self.protocol.connectionLost(Failure(ConnectionDone()))
+
+    @property
+    def closed_by_server(self) -> bool:
+        """True once the server asked to close this connection."""
+        return bool(self.transport.disconnecting)
