@@ -38,6 +38,16 @@ TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 PROCESS_TIMEOUT = 60
 
 
+def fresh_directory(testcase: SynchronousTestCase) -> str:
+    """A new empty directory, removed by the test's cleanup.
+
+    Not ``TestCase.mktemp``: under pytest that writes into the checkout.
+    """
+    path = tempfile.mkdtemp(prefix="muca-test-")
+    testcase.addCleanup(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def site_packages(prefix: Path) -> Path:
     """The site-packages directory of a virtualenv made by this Python."""
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
@@ -56,8 +66,7 @@ class InstallTests(SynchronousTestCase):
         by pip from a copy of the checkout, exactly as ``pip install .``
         builds it, and installed from that wheel.
         """
-        work = Path(tempfile.mkdtemp(prefix="muca-install-"))
-        self.addCleanup(shutil.rmtree, work, ignore_errors=True)
+        work = Path(fresh_directory(self))
         source = work / "src"
         shutil.copytree(PROJECT, source, ignore=NOT_SOURCE)
         fresh = work / "venv"
@@ -108,9 +117,7 @@ class UsageTests(SynchronousTestCase):
 
     def mktemp_dir(self) -> str:
         """A fresh working directory for twistd (it writes twistd.pid there)."""
-        path = self.mktemp()
-        os.makedirs(path)
-        return path
+        return fresh_directory(self)
 
 
 class TwistdProcess(ProcessProtocol):
@@ -166,8 +173,7 @@ class TwistdTests(TestCase):
 
     def spawn(self, *args: str) -> TwistdProcess:
         """Start ``twistd -n muca ARGS`` in a fresh directory; cleanup kills it."""
-        cwd = self.mktemp()
-        os.makedirs(cwd)
+        cwd = fresh_directory(self)
         process = TwistdProcess()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         transport = reactor.spawnProcess(
