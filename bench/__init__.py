@@ -1,0 +1,1 @@
+"""The MUCA load benchmark: see bench/README.md."""

@@ -1,0 +1,144 @@
+"""``python -m bench``: run the MUCA load benchmark and print its figures.
+
+    .venv/bin/python -m bench                        # every workload
+    .venv/bin/python -m bench --workload broadcast --clients 500 --window 16
+    .venv/bin/python -m bench --workload join-presence --clients 10000
+
+Prints a table and then the same figures as JSON; exits 1 when any message
+was lost, duplicated, reordered or misdelivered, or a roster ended wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from bench.server import BenchFailure
+from bench.workloads import (
+    Result,
+    Settings,
+    broadcast,
+    join_original,
+    join_presence,
+    private,
+)
+
+WORKLOADS = ("all", "broadcast", "private", "join-original", "join-presence")
+
+
+def plan(args: argparse.Namespace, settings: Settings) -> list[Callable[[], Result]]:
+    """The runs that the command line asks for, in order."""
+    runs: list[Callable[[], Result]] = []
+    windows = [args.window] if args.window else [1, 16]
+    if args.workload in ("all", "broadcast"):
+        for clients in [args.clients] if args.clients else [10, 100, 500]:
+            for window in windows:
+                runs.append(
+                    lambda c=clients, w=window: broadcast(c, args.senders, w, settings)
+                )
+    if args.workload in ("all", "private"):
+        for window in windows:
+            runs.append(lambda w=window: private(args.clients or 100, w, settings))
+    if args.workload in ("all", "join-original"):
+        runs.append(lambda: join_original(args.clients or 1000, settings))
+    if args.workload in ("all", "join-presence"):
+        runs.append(lambda: join_presence(args.clients or 10000, settings))
+    return runs
+
+
+_COLUMNS = [
+    ("workload", "workload", "{}"),
+    ("clients", "clients", "{}"),
+    ("senders", "send", "{}"),
+    ("deliveries_per_s", "deliv/s", "{:,.0f}"),
+    ("latency_p50_ms", "p50 ms", "{:.2f}"),
+    ("latency_p99_ms", "p99 ms", "{:.2f}"),
+    ("latency_max_ms", "max ms", "{:.1f}"),
+    ("join_s", "join s", "{:.2f}"),
+    ("server_cpu_s", "srv CPU s", "{:.2f}"),
+    ("cpu_us_per_delivery", "µs/deliv", "{:.2f}"),
+    ("server_peak_rss_mb", "peak MB", "{:.1f}"),
+    ("kb_per_connection", "kB/conn", "{:.1f}"),
+    ("generator_cpu_s", "gen CPU s", "{:.1f}"),
+]
+
+
+def format_table(results: list[Result]) -> str:
+    """The results as an aligned text table, notes below it."""
+    rows = [[title for _, title, _ in _COLUMNS]]
+    for result in results:
+        row = []
+        for key, _, form in _COLUMNS:
+            value = getattr(result, key)
+            row.append("-" if value is None else form.format(value))
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+    lines = []
+    for row in rows:
+        cells = [
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells))
+    for result in results:
+        for note in result.notes:
+            lines.append(f"  {result.workload} {result.clients}: {note}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; return the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--workload", choices=WORKLOADS, default="all")
+    parser.add_argument(
+        "--clients", type=int, help="client count (default: each workload's own)"
+    )
+    parser.add_argument("--senders", type=int, default=20, help="broadcast senders")
+    parser.add_argument(
+        "--window", type=int, help="messages in flight per sender (default: 1 and 16)"
+    )
+    parser.add_argument(
+        "--duration", type=float, default=5.0, help="seconds of sending per run"
+    )
+    parser.add_argument(
+        "--list-interval", type=float, help="passed to twistd muca --list-interval"
+    )
+    parser.add_argument(
+        "--max-pending",
+        type=int,
+        default=200,
+        help="joining clients between connect and ACK at a time",
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write the JSON here")
+    args = parser.parse_args(argv)
+    settings = Settings(
+        duration=args.duration,
+        list_interval=args.list_interval,
+        max_pending=args.max_pending,
+    )
+    results: list[Result] = []
+    status = 0
+    for run in plan(args, settings):
+        try:
+            result = run()
+        except BenchFailure as failure:
+            print(f"FAILED: {failure}", file=sys.stderr)
+            status = 1
+            break
+        results.append(result)
+        print(format_table([result]).splitlines()[1], file=sys.stderr, flush=True)
+    print(format_table(results))
+    document = json.dumps([result.as_dict() for result in results], indent=1)
+    print(document)
+    if args.json:
+        with open(args.json, "w") as out:
+            out.write(document + "\n")
+    if status:
+        print("FAILED: see above; figures of the runs before the failure only.")
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,188 @@
+"""The workloads of the benchmark: each starts its own server and measures it."""
+
+from __future__ import annotations
+
+import resource
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench.load import Exchange, LoadGenerator, raise_fd_limit
+from bench.server import ServerProcess
+
+
+@dataclass(slots=True)
+class Result:
+    """The figures of one workload run; ``None`` where they do not apply."""
+
+    workload: str
+    clients: int
+    senders: int | None = None
+    window: int | None = None
+    messages: int | None = None
+    deliveries: int | None = None
+    deliveries_per_s: float | None = None
+    latency_p50_ms: float | None = None
+    latency_p99_ms: float | None = None
+    latency_max_ms: float | None = None
+    join_s: float | None = None
+    server_cpu_s: float | None = None
+    cpu_us_per_delivery: float | None = None
+    server_peak_rss_mb: float | None = None
+    kb_per_connection: float | None = None
+    generator_cpu_s: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result as plain JSON-ready values, rounded."""
+        out = asdict(self)
+        for key, value in out.items():
+            if isinstance(value, float):
+                out[key] = round(value, 3)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Knobs shared by all workloads."""
+
+    duration: float = 5.0
+    list_interval: float | None = None  # None: the server's default
+    max_pending: int = 200
+    timeout: float = 120.0
+    server_args: tuple[str, ...] = ()
+
+
+def _percentile(ordered: list[int], fraction: float) -> float:
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, int(fraction * len(ordered)))
+    return ordered[index] / 1e6
+
+
+def _fill_latency(result: Result, exchange: Exchange) -> None:
+    ordered = sorted(exchange.latencies_ns)
+    result.latency_p50_ms = _percentile(ordered, 0.50)
+    result.latency_p99_ms = _percentile(ordered, 0.99)
+    result.latency_max_ms = ordered[-1] / 1e6 if ordered else None
+
+
+def _generator_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class _Run:
+    """A server and a generator for one workload, cleaned up on exit."""
+
+    def __init__(self, settings: Settings, clients: int) -> None:
+        raise_fd_limit(clients * 2 + 200)
+        self.settings = settings
+        self.server = ServerProcess(settings.list_interval, settings.server_args)
+        self.generator: LoadGenerator | None = None
+
+    def __enter__(self) -> _Run:
+        self.server.start()
+        self.generator = LoadGenerator(self.server.port, check=self.server.check_alive)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            if self.generator is not None:
+                self.generator.close()
+        finally:
+            self.server.stop()
+
+    def join(self, result: Result, count: int, presence: bool) -> None:
+        """Join ``count`` clients; record the time, CPU and memory it took."""
+        server, generator = self.server, self.generator
+        assert generator is not None
+        before = server.memory().rss_kb
+        cpu = server.cpu_seconds()
+        result.join_s = generator.join(
+            count, presence, self.settings.max_pending, self.settings.timeout
+        )
+        result.server_cpu_s = server.cpu_seconds() - cpu
+        after = server.memory()
+        generator.verify_rosters()
+        result.kb_per_connection = (after.rss_kb - before) / count
+        result.server_peak_rss_mb = after.peak_kb / 1024
+
+    def exchange(self, result: Result, senders, private: bool, **kwargs) -> None:
+        """Run a message phase; record throughput, latency and CPU."""
+        server, generator = self.server, self.generator
+        assert generator is not None
+        cpu = server.cpu_seconds()
+        exchange = generator.exchange(senders, private, **kwargs)
+        result.server_cpu_s = server.cpu_seconds() - cpu
+        result.messages = exchange.messages
+        result.deliveries = exchange.deliveries
+        result.deliveries_per_s = exchange.deliveries / exchange.seconds
+        if exchange.deliveries:
+            result.cpu_us_per_delivery = result.server_cpu_s * 1e6 / exchange.deliveries
+        _fill_latency(result, exchange)
+        result.server_peak_rss_mb = server.memory().peak_kb / 1024
+
+
+def broadcast(clients: int, senders: int, window: int, settings: Settings) -> Result:
+    """``senders`` clients broadcast to all, ``window`` messages in flight each."""
+    senders = min(senders, clients)
+    result = Result(f"broadcast w{window}", clients, senders, window)
+    cpu = _generator_cpu()
+    with _Run(settings, clients) as run:
+        run.join(result, clients, presence=True)
+        join_cpu = result.server_cpu_s
+        run.exchange(
+            result,
+            run.generator.clients[:senders],
+            False,
+            window=window,
+            duration=settings.duration,
+        )
+        result.notes.append(f"join {result.join_s:.2f} s, {join_cpu:.2f} s server CPU")
+    result.generator_cpu_s = _generator_cpu() - cpu
+    return result
+
+
+def private(clients: int, window: int, settings: Settings) -> Result:
+    """Clients 2k and 2k+1 send each other private messages."""
+    result = Result(f"private w{window}", clients, clients // 2 * 2, window)
+    cpu = _generator_cpu()
+    with _Run(settings, clients) as run:
+        run.join(result, clients, presence=True)
+        run.exchange(result, [], True, window=window, duration=settings.duration)
+    result.generator_cpu_s = _generator_cpu() - cpu
+    return result
+
+
+def join_original(clients: int, settings: Settings) -> Result:
+    """Original-style clients (no V, no CAPS, unframed JSON) join at once;
+    done when every client's last LIST shows all of them."""
+    result = Result("join original", clients)
+    cpu = _generator_cpu()
+    with _Run(settings, clients) as run:
+        run.join(result, clients, presence=False)
+    result.generator_cpu_s = _generator_cpu() - cpu
+    return result
+
+
+def join_presence(clients: int, settings: Settings) -> Result:
+    """Presence-capable clients join at once, then one broadcast reaches all.
+
+    Done when every client's LIST plus PRESENCE deltas shows all of them;
+    the latency columns are those of the one broadcast.
+    """
+    result = Result("join presence", clients, 1, 1)
+    cpu = _generator_cpu()
+    with _Run(settings, clients) as run:
+        run.join(result, clients, presence=True)
+        join_cpu = result.server_cpu_s
+        run.exchange(result, run.generator.clients[:1], False, window=1, per_sender=1)
+        result.notes.append(
+            f"one broadcast reached all {clients - 1} others "
+            f"in {result.latency_max_ms:.0f} ms"
+        )
+        result.server_cpu_s = join_cpu
+        result.cpu_us_per_delivery = None
+        result.deliveries_per_s = None
+    result.generator_cpu_s = _generator_cpu() - cpu
+    return result

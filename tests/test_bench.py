@@ -1,0 +1,67 @@
+"""The load benchmark in miniature, so that it never rots: every workload
+against a real ``twistd -n muca``, asserting no loss; timings are not
+checked here (see bench/README.md for the figures)."""
+
+from __future__ import annotations
+
+from twisted.trial import unittest
+
+from bench.load import Client, LoadGenerator
+from bench.server import BenchFailure
+from bench.workloads import Settings, broadcast, join_original, join_presence, private
+
+TINY = Settings(duration=0.3, timeout=30.0)
+
+
+class BenchSmokeTests(unittest.TestCase):
+    """Each workload, tiny, end to end."""
+
+    def test_broadcast_delivers_every_message_to_every_other_client(self) -> None:
+        result = broadcast(clients=6, senders=3, window=4, settings=TINY)
+        self.assertGreater(result.messages, 0)
+        self.assertEqual(result.deliveries, result.messages * 5)
+        self.assertGreater(result.server_cpu_s, -0.001)
+
+    def test_private_pairs_deliver_only_to_the_partner(self) -> None:
+        result = private(clients=6, window=2, settings=TINY)
+        self.assertGreater(result.messages, 0)
+        self.assertEqual(result.deliveries, result.messages)
+
+    def test_original_clients_all_see_the_full_list(self) -> None:
+        result = join_original(clients=20, settings=TINY)
+        self.assertIsNotNone(result.join_s)
+        self.assertGreater(result.server_peak_rss_mb, 0)
+
+    def test_presence_clients_join_then_one_broadcast_reaches_all(self) -> None:
+        result = join_presence(clients=30, settings=TINY)
+        self.assertEqual(result.deliveries, 29)
+
+
+class OriginalRosterParsingTests(unittest.TestCase):
+    """The generator cuts original-framing rosters right wherever TCP splits them."""
+
+    STREAM = (
+        b'{"CMD": "ACK", "TYPE": "OKAY"}'
+        b'{"CMD": "LIST", "DATA": [{"UN": "n0", "UID": "u0"}]}'
+        b'{"CMD": "LIST", "DATA": [{"UN": "n0", "UID": "u0"}, '
+        b'{"UN": "n1", "UID": "u1"}]}'
+    )
+
+    def setUp(self) -> None:
+        self.generator = LoadGenerator(port=1)
+        self.addCleanup(self.generator.close)
+
+    def test_every_split_point_gives_the_last_list(self) -> None:
+        for cut in range(1, len(self.STREAM)):
+            client = Client(0, presence=False)
+            self.generator._on_original_roster(client, self.STREAM[:cut])
+            self.generator._on_original_roster(client, self.STREAM[cut:])
+            self.assertEqual((client.view, client.acked), (2, True), cut)
+            self.assertEqual(client.tail, b"")
+
+    def test_a_refused_join_fails_the_run(self) -> None:
+        client = Client(0, presence=False)
+        with self.assertRaises(BenchFailure):
+            self.generator._on_original_roster(
+                client, b'{"CMD": "ACK", "TYPE": "FAIL"}{"CMD": "LIST", "DATA": []}'
+            )
