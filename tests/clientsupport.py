@@ -8,6 +8,7 @@ import os
 import select
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -219,3 +220,11 @@ def tls_listen(paths: dict[str, str]) -> str:
     return (
         f"ssl:0:interface=127.0.0.1:privateKey={paths['key']}:certKey={paths['cert']}"
     )
+
+
+def temp_folder(testcase: TestCase) -> Path:
+    """A fresh folder removed at cleanup (``mktemp`` under pytest writes into
+    the working tree)."""
+    folder = Path(tempfile.mkdtemp(prefix="muca-test-"))
+    testcase.addCleanup(shutil.rmtree, folder, True)
+    return folder

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer, endpoints, reactor
@@ -32,6 +31,7 @@ from tests.clientsupport import (
     make_certificates,
     settle,
     start_chat_server,
+    temp_folder,
     tls_listen,
 )
 
@@ -283,7 +283,7 @@ class ClientAgainstOriginalServerTests(TestCase):
 
 class TlsTests(TestCase):
     async def setUp(self) -> None:
-        self.files = make_certificates(Path(self.mktemp()))
+        self.files = make_certificates(temp_folder(self) / "tls")
         self.port = await start_chat_server(self, listen=tls_listen(self.files))
 
     async def test_client_verifies_the_server_and_chats_over_tls(self) -> None:
@@ -303,7 +303,7 @@ class TlsTests(TestCase):
         self.assertEqual(message.text, "secret handshake")
 
     async def test_certificate_from_another_ca_is_refused(self) -> None:
-        other = make_certificates(Path(self.mktemp()))
+        other = make_certificates(temp_folder(self) / "tls")
         observer = RecordingObserver()
         client = ChatClient(reactor, *TONY, observer=observer)
         self.addCleanup(client.leave)

@@ -10,6 +10,7 @@ from pathlib import Path
 from twisted.trial.unittest import SynchronousTestCase
 
 from muca.config import ClientConfig, ConfigError, load_config, parse_config
+from tests.clientsupport import temp_folder
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -102,8 +103,7 @@ class ParseConfigTests(SynchronousTestCase):
         )
 
     def test_ca_path_is_relative_to_the_config_file(self) -> None:
-        folder = Path(self.mktemp())
-        folder.mkdir()
+        folder = temp_folder(self)
         (folder / "ca.pem").write_text("not checked here")
         path = folder / "config.txt"
         path.write_text(
@@ -156,7 +156,7 @@ class CommandLineTests(SynchronousTestCase):
         )
 
     def test_bad_config_gives_one_line_and_status_2(self) -> None:
-        path = Path(self.mktemp())
+        path = temp_folder(self) / "bad-config.txt"
         path.write_text('{"USERID": "a@b",\n "NICKNAME": }')
         result = self.run_chat(str(path))
         self.assertEqual(result.returncode, 2)
@@ -167,8 +167,7 @@ class CommandLineTests(SynchronousTestCase):
         self.assertEqual(result.stdout, "")
 
     def test_default_config_is_config_txt_in_the_current_folder(self) -> None:
-        folder = Path(self.mktemp())
-        folder.mkdir()
+        folder = temp_folder(self)
         result = self.run_chat(cwd=str(folder))
         self.assertEqual(result.returncode, 2)
         self.assertEqual(result.stderr, "muca-chat: config.txt: no such file\n")

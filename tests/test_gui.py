@@ -22,6 +22,7 @@ from tests.clientsupport import (
     settle,
     start_chat_server,
     start_display,
+    temp_folder,
     tls_listen,
     wait_until,
 )
@@ -502,7 +503,7 @@ class PasswordTests(GuiTestCase):
 
 class TlsWindowTests(GuiTestCase):
     async def test_window_joins_over_tls_with_the_configs_ca(self) -> None:
-        files = make_certificates(Path(self.mktemp()))
+        files = make_certificates(temp_folder(self) / "tls")
         port = await start_chat_server(self, listen=tls_listen(files))
         tony = self.window(TONY, port=port, tls=True, ca_file=files["ca"])
         await tony.do_join()
@@ -510,8 +511,8 @@ class TlsWindowTests(GuiTestCase):
         self.assertIn("over TLS", pane_text(tony.console))
 
     async def test_untrusted_certificate_is_reported_in_the_console(self) -> None:
-        files = make_certificates(Path(self.mktemp()))
-        other = make_certificates(Path(self.mktemp()))
+        files = make_certificates(temp_folder(self) / "tls")
+        other = make_certificates(temp_folder(self) / "tls")
         port = await start_chat_server(self, listen=tls_listen(files))
         tony = self.window(TONY, port=port, tls=True, ca_file=other["ca"])
         await tony.do_join()
