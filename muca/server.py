@@ -271,8 +271,12 @@ class ChatFactory(ServerFactory):
         unknown recipients to the sender after delivering to the others.
         """
         route = self.room.route(sender, send.to)
-        if self._roster_call is not None and self.room.is_pending_join(sender):
-            # Recipients should know a sender's nickname before its first words.
+        pending = self.room.is_pending_join
+        if self._roster_call is not None and (
+            pending(sender) or any(pending(m) for m in route.recipients)
+        ):
+            # Recipients should know a sender's nickname before its first
+            # words, and a newcomer should have its list before any message.
             self._roster_call.cancel()
             self._send_roster()
         if route.recipients:

@@ -629,6 +629,31 @@ class RosterCoalescingTests(SynchronousTestCase):
             self.assertEqual(got[0], OKAY)
             self.assertEqual(got[-1], roster(("Obs", "obs"), *names))
 
+    def test_newcomer_gets_its_list_before_a_message_from_a_peer(self) -> None:
+        tony = self.server.connect()
+        tony.send_json(join(*TONY))
+        self.assertEqual(tony.take(), [OKAY, roster(TONY)])
+        self.server.clock.advance(0.1)
+        mary = self.server.connect()
+        mary.send_json(join(*MARY))  # its LIST is due in 0.9 s
+        tony.send_json(send("welcome", [MARY[1]], TONY[1]))
+        got = mary.take()
+        self.assertEqual(got[:2], [OKAY, roster(TONY, MARY)])
+        self.assertEqual(got[2]["MSG"], "welcome")
+        self.assertEqual(tony.take(), [roster(TONY, MARY)])
+
+    def test_newcomers_first_words_follow_the_list_that_names_it(self) -> None:
+        tony = self.server.connect()
+        tony.send_json(join(*TONY))
+        tony.take()
+        self.server.clock.advance(0.1)
+        mary = self.server.connect()
+        mary.send_json(join(*MARY))
+        mary.send_json(send("hi", [], MARY[1]))
+        got = tony.take()
+        self.assertEqual(got[0], roster(TONY, MARY))
+        self.assertEqual(got[1]["MSG"], "hi")
+
     def test_stopping_the_factory_cancels_a_pending_update(self) -> None:
         peer = self.server.connect()
         peer.send_json(join(*TONY))
