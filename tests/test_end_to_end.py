@@ -196,7 +196,8 @@ class StreamTests(EndToEndTestCase):
         self.assertEqual(got["MSG"], 'héllo }{ "x"')
 
     async def test_frame_split_at_every_point(self) -> None:
-        port = await start_server(self)
+        # Hundreds of frames at once: more than the default rate limit.
+        port = await start_server(self, "--rate-limit", "0")
         tony, mary = await self.join_all(port, [TONY, MARY])
         frames = []
         for framing_newline in (True, False):
