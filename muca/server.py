@@ -120,6 +120,8 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self._backlog: deque[Any] = deque()
         self._checking = False
         self._abort_call: IDelayedCall | None = None
+        self._registered = False
+        self._close_started = False
 
     # Twisted callbacks
 
@@ -134,6 +136,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self.transport.setTcpNoDelay(True)
             self.transport.setTcpKeepAlive(True)
         self.transport.registerProducer(self, True)
+        self._registered = True
         factory.connections.add(self)
         refusal = factory.admit(self)
         if refusal is not None:
@@ -167,6 +170,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
 
     def connectionLost(self, reason: Failure = None) -> None:
         self._closing = True
+        self._close_started = True
         self.setTimeout(None)
         if self._abort_call is not None and self._abort_call.active():
             self._abort_call.cancel()
@@ -241,13 +245,17 @@ class ChatProtocol(Protocol, TimeoutMixin):
         factory's ``close_grace`` by default) is cut off, so that a
         connection being closed cannot hold its buffer and socket forever.
         """
-        if self._closing and self._abort_call is not None:
+        if self._close_started:
             return
+        self._close_started = True
         self._closing = True
         self.setTimeout(None)
         transport = self.transport
-        # A registered producer would keep the transport open after the flush.
-        transport.unregisterProducer()
+        if self._registered:
+            # A registered producer would keep the transport open after the
+            # flush.
+            self._registered = False
+            transport.unregisterProducer()
         transport.loseConnection()
         if grace is None:
             grace = self.factory.close_grace
@@ -283,7 +291,6 @@ class ChatProtocol(Protocol, TimeoutMixin):
         )
         native = self.framing is not Framing.ORIGINAL
         self.transport.write(payload.native() if native else payload.original())
-        self._abort_call = None
         self.close()
 
     # Frames and commands
