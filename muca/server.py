@@ -158,9 +158,7 @@ class ChatProtocol(Protocol):
 
     def _handle(self, obj: dict[str, Any]) -> None:
         if obj.get("CMD") == "JOIN" and self.member is not None:
-            self.send(
-                messages.ack_fail_payload(ALREADY_JOINED, "you have already joined")
-            )
+            self._refuse(obj, JoinRefused(ALREADY_JOINED, "you have already joined"))
             return
         try:
             command = messages.parse_client_command(obj)

@@ -160,6 +160,13 @@ class JoinTests(ServerTestCase):
         (ack,) = second.take()
         self.assertEqual((ack["TYPE"], ack["CODE"]), ("FAIL", "SERVER_FULL"))
 
+    def test_already_joined_refusal_is_logged(self) -> None:
+        (tony,) = self.joined(TONY)
+        with capturedLogs() as events:
+            tony.send_json(join("Other", "other@hku.hk"))
+        self.assertEqual([e.get("code") for e in events], ["ALREADY_JOINED"])
+        self.assertEqual(events[0]["uid"], "other@hku.hk")
+
     def test_join_and_refusal_are_logged_with_uid_and_peer(self) -> None:
         with capturedLogs() as events:
             self.joined(TONY)
