@@ -158,9 +158,7 @@ class ChatProtocol(Protocol):
 
     def _handle(self, obj: dict[str, Any]) -> None:
         if obj.get("CMD") == "JOIN" and self.member is not None:
-            self.send(
-                messages.ack_fail_payload(ALREADY_JOINED, "you have already joined")
-            )
+            self._refuse(obj, JoinRefused(ALREADY_JOINED, "you have already joined"))
             return
         try:
             command = messages.parse_client_command(obj)
@@ -271,8 +269,12 @@ class ChatFactory(ServerFactory):
         unknown recipients to the sender after delivering to the others.
         """
         route = self.room.route(sender, send.to)
-        if self._roster_call is not None and self.room.is_pending_join(sender):
-            # Recipients should know a sender's nickname before its first words.
+        pending = self.room.is_pending_join
+        if self._roster_call is not None and (
+            pending(sender) or any(pending(m) for m in route.recipients)
+        ):
+            # Recipients should know a sender's nickname before its first
+            # words, and a newcomer should have its list before any message.
             self._roster_call.cancel()
             self._send_roster()
         if route.recipients:

@@ -22,6 +22,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
+from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from muca import tap
@@ -103,6 +104,46 @@ class UsageTests(SynchronousTestCase):
         usage = str(tap.Options())
         for option in ("--port", "--listen", "--max-frame", "--list-interval"):
             self.assertIn(option, usage)
+
+    def parse(self, *args: str) -> tap.Options:
+        """``twistd muca ARGS`` parsed."""
+        options = tap.Options()
+        options.parseOptions(list(args))
+        return options
+
+    def test_default_is_tcp_port_40452_on_every_interface(self) -> None:
+        options = self.parse()
+        self.assertEqual(options["listen"], ["tcp:40452"])
+        self.assertEqual(options["max-frame"], 65536)
+
+    def test_port_number_and_descriptions_and_repeated_listen(self) -> None:
+        self.assertEqual(self.parse("--port", "4000")["listen"], ["tcp:4000"])
+        self.assertEqual(
+            self.parse("-p", "tcp:4000:interface=::1")["listen"],
+            ["tcp:4000:interface=::1"],
+        )
+        options = self.parse(
+            "--listen",
+            "tcp:1:interface=127.0.0.1",
+            "--listen",
+            "unix:/tmp/x.sock",
+            "--max-frame",
+            "1000",
+        )
+        self.assertEqual(
+            options["listen"], ["tcp:1:interface=127.0.0.1", "unix:/tmp/x.sock"]
+        )
+        self.assertEqual(options["max-frame"], 1000)
+        self.assertEqual(len(list(tap.makeService(options))), 2)
+
+    def test_bad_numbers_are_usage_errors(self) -> None:
+        for args in (
+            ["--max-frame", "0"],
+            ["--max-frame", "x"],
+            ["--list-interval", "-1"],
+        ):
+            with self.assertRaises(UsageError, msg=args):
+                self.parse(*args)
 
     def test_bad_option_value_is_one_line_without_traceback(self) -> None:
         result = subprocess.run(
