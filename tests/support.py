@@ -34,6 +34,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import defer, reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
@@ -48,7 +49,7 @@ from muca import tap
 from muca.server import ChatFactory
 
 #: Seconds a test waits for something expected before failing.
-TIMEOUT = 5.0
+TIMEOUT = 10.0
 
 _JSON = json.JSONDecoder()
 _WHITESPACE = " \t\r\n"
@@ -75,7 +76,11 @@ async def start_server(
     testcase.addCleanup(service.stopService)
     # The endpoint services keep the Deferred of their listening port
     # privately; there is no public accessor in Twisted.
-    listening = [child._waitingForPort for child in service]
+    listening = [
+        child._waitingForPort
+        for child in service
+        if isinstance(child, StreamServerEndpointService)
+    ]
     port = await defer.gatherResults(listening)
     return port[0].getHost().port
 

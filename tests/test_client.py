@@ -319,6 +319,23 @@ class TlsTests(TestCase):
         )
         self.assertFalse(client.joined)
 
+    async def test_unusable_ca_file_is_a_clear_error(self) -> None:
+        bad = temp_folder(self) / "ca.pem"
+        bad.write_text("not a certificate")
+        client = ChatClient(reactor, *TONY)
+        with self.assertRaises(ClientError) as raised:
+            await client.connect_tcp("127.0.0.1", self.port, tls=True, ca_file=str(bad))
+        self.assertEqual(
+            str(raised.exception), f"CA file {bad} is not a PEM certificate"
+        )
+        missing = str(bad) + ".missing"
+        with self.assertRaises(ClientError) as raised:
+            await client.connect_tcp("127.0.0.1", self.port, tls=True, ca_file=missing)
+        self.assertEqual(
+            str(raised.exception),
+            f"cannot read CA file {missing}: No such file or directory",
+        )
+
     async def test_plain_tcp_client_cannot_join_a_tls_server(self) -> None:
         client = ChatClient(reactor, *TONY, timeout=0.5)
         self.addCleanup(client.leave)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 import time
 import tkinter as tk
 from pathlib import Path
@@ -12,7 +14,11 @@ from typing import Any
 
 from twisted.internet import endpoints, reactor, tksupport
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
+from Xlib import X
+from Xlib import display as xdisplay
+from Xlib.protocol import event as xevent
 
 from muca.client import ChatClient
 from muca.config import ClientConfig
@@ -524,3 +530,99 @@ class TlsWindowTests(GuiTestCase):
             " TLS failed: certificate verify failed",
         )
         self.assertIn("error", tags)
+
+
+def _top_level(display: xdisplay.Display, title: str) -> Any:
+    """The top-level window on screen with this title, or None."""
+    for window in display.screen().root.query_tree().children:
+        shown = window.get_attributes().map_state == X.IsViewable
+        if shown and window.get_wm_name() == title:
+            return window
+    return None
+
+
+def window_shown(display_name: str, title: str) -> bool:
+    """True when a top-level window with this title is on screen."""
+    display = xdisplay.Display(display_name)
+    try:
+        return _top_level(display, title) is not None
+    finally:
+        display.close()
+
+
+def close_like_a_window_manager(display_name: str, title: str) -> bool:
+    """Send WM_DELETE_WINDOW to the top-level window with this title, as a
+    window manager does when its close button is pressed; False while no such
+    window is on screen."""
+    display = xdisplay.Display(display_name)
+    try:
+        protocols = display.intern_atom("WM_PROTOCOLS")
+        delete = display.intern_atom("WM_DELETE_WINDOW")
+        window = _top_level(display, title)
+        if window is None:
+            return False
+        message = xevent.ClientMessage(
+            window=window,
+            client_type=protocols,
+            data=(32, [delete, X.CurrentTime, 0, 0, 0]),
+        )
+        window.send_event(message, event_mask=X.NoEventMask)
+        display.flush()
+        return True
+    finally:
+        display.close()
+
+
+class ChatProgramTests(GuiTestCase):
+    async def test_close_button_disconnects_and_ends_muca_chat(self) -> None:
+        config = temp_folder(self) / "config.txt"
+        config.write_text(
+            json.dumps(
+                {
+                    "USERID": TONY[1],
+                    "NICKNAME": TONY[0],
+                    "SERVER": "127.0.0.1",
+                    "SERVER_PORT": self.port,
+                }
+            )
+        )
+        mary = self.window(MARY)
+        await mary.do_join()
+        program = subprocess.Popen(
+            [sys.executable, "-m", "muca.gui", str(config), "--join"],
+            env=dict(os.environ, DISPLAY=self.display),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        self.addCleanup(_end, program)
+        await wait_until(
+            lambda: "Tony (Tony@hku.hk)" in pane_text(mary.peer_list),
+            timeout=30,
+            what="muca-chat joins",
+        )
+        await wait_until(
+            lambda: window_shown(self.display, "MUCA chat - Tony"),
+            what="Tony's window on screen",
+        )
+        # Without a window manager, Tk drops a close request that arrives in
+        # the first moments after its window appears (seen about once in 15
+        # tries); a person cannot click that fast, so wait as one would.
+        await deferLater(reactor, 0.5, lambda: None)
+        self.assertTrue(close_like_a_window_manager(self.display, "MUCA chat - Tony"))
+        await wait_until(
+            lambda: program.poll() is not None, timeout=20, what="muca-chat ends"
+        )
+        self.assertEqual(program.returncode, 0)
+        assert program.stdout is not None
+        self.assertEqual(program.stdout.read(), b"")
+        await self.until(
+            lambda: pane_text(mary.peer_list) == "Mary (mary@hku.hk)", "Tony left"
+        )
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.kill()
+    process.wait(10)
+    if process.stdout is not None:
+        process.stdout.close()

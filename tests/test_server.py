@@ -160,6 +160,13 @@ class JoinTests(ServerTestCase):
         (ack,) = second.take()
         self.assertEqual((ack["TYPE"], ack["CODE"]), ("FAIL", "SERVER_FULL"))
 
+    def test_already_joined_refusal_is_logged(self) -> None:
+        (tony,) = self.joined(TONY)
+        with capturedLogs() as events:
+            tony.send_json(join("Other", "other@hku.hk"))
+        self.assertEqual([e.get("code") for e in events], ["ALREADY_JOINED"])
+        self.assertEqual(events[0]["uid"], "other@hku.hk")
+
     def test_join_and_refusal_are_logged_with_uid_and_peer(self) -> None:
         with capturedLogs() as events:
             self.joined(TONY)
@@ -661,6 +668,58 @@ class RosterCoalescingTests(SynchronousTestCase):
         peer.send_json(join(*TONY))
         self.server.stop()
         self.assertEqual(self.server.clock.getDelayedCalls(), [])
+
+
+class RosterConvergenceTests(SynchronousTestCase):
+    def test_random_joins_leaves_and_messages_end_with_true_views(self) -> None:
+        """Whatever the churn, once the server is quiet every joined peer's
+        view (LIST replaces it; PRESENCE removes LEFT, then appends JOINED)
+        is the room, in join order."""
+        rng = random.Random(11)
+        for interval in (0, 0.05):
+            server = MemoryServer(list_interval=interval)
+            self.addCleanup(server.stop)
+            views: dict[MemoryPeer, list[dict[str, str]]] = {}
+            joined: dict[MemoryPeer, str] = {}
+            for step in range(300):
+                roll = rng.random()
+                if roll < 0.4 or not joined:
+                    peer = server.connect()
+                    caps = ["presence-delta"] if rng.random() < 0.5 else []
+                    uid = f"u{rng.randrange(12)}"
+                    peer.send_json(join(f"N{step}", uid, V=2, CAPS=caps))
+                    views[peer] = []
+                    joined[peer] = uid
+                elif roll < 0.7:
+                    peer = rng.choice(list(joined))
+                    peer.lose()
+                    del joined[peer], views[peer]
+                else:
+                    peer = rng.choice(list(joined))
+                    peer.send_json(send("x", [], joined[peer]))
+                server.clock.advance(rng.choice([0, 0.01, 0.03]))
+                for peer in list(views):
+                    self.apply(peer, views)
+            server.clock.advance(1)
+            truth = [m.entry for m in server.factory.room.members()]
+            members = {m.connection for m in server.factory.room.members()}
+            checked = 0
+            for peer in list(views):
+                self.apply(peer, views)
+                if peer.protocol in members:
+                    self.assertEqual(views[peer], truth)
+                    checked += 1
+            self.assertGreater(checked, 3)
+
+    def apply(self, peer: MemoryPeer, views: dict[MemoryPeer, list]) -> None:
+        """Apply what the peer received to its view."""
+        for obj in peer.take():
+            if obj["CMD"] == "LIST":
+                views[peer] = obj["DATA"]
+            elif obj["CMD"] == "PRESENCE":
+                left = set(obj["LEFT"])
+                views[peer] = [e for e in views[peer] if e["UID"] not in left]
+                views[peer] += obj["JOINED"]
 
 
 class PresenceTests(ServerTestCase):
