@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-pending",
         type=int,
-        default=200,
+        default=1000,
         help="joining clients between connect and ACK at a time",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the JSON here")

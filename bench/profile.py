@@ -1,7 +1,7 @@
 """Summarise a py-spy ``--format raw`` profile: the functions that dominate.
 
-    .venv/bin/python -m bench --workload broadcast --clients 500 --profile /tmp/p
-    .venv/bin/python -m bench.profile /tmp/p/broadcast-w1-500.txt
+.venv/bin/python -m bench --workload broadcast --clients 500 --profile /tmp/p
+.venv/bin/python -m bench.profile /tmp/p/broadcast-w1-500.txt
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ class Settings:
 
     duration: float = 5.0
     list_interval: float | None = None  # None: the server's default
-    max_pending: int = 200
+    max_pending: int = 1000
     timeout: float = 120.0
     server_args: tuple[str, ...] = ()
     profile_dir: str | None = None  # py-spy profiles of the server go here
@@ -111,6 +111,10 @@ class _Run:
         )
         result.server_cpu_s = server.cpu_seconds() - cpu
         after = server.memory()
+        result.notes.append(
+            f"all {count} ACKs after {generator.all_acked_s:.2f} s, rosters complete "
+            f"after {result.join_s:.2f} s, {result.server_cpu_s:.2f} s server CPU"
+        )
         generator.verify_rosters()
         result.kb_per_connection = (after.rss_kb - before) / count
         result.server_peak_rss_mb = after.peak_kb / 1024
@@ -138,7 +142,7 @@ def broadcast(clients: int, senders: int, window: int, settings: Settings) -> Re
     cpu = _generator_cpu()
     with _Run(settings, result) as run:
         run.join(result, clients, presence=True)
-        join_cpu = result.server_cpu_s
+        result.notes.clear()  # the join is set-up here, not the measure
         run.exchange(
             result,
             run.generator.clients[:senders],
@@ -146,7 +150,6 @@ def broadcast(clients: int, senders: int, window: int, settings: Settings) -> Re
             window=window,
             duration=settings.duration,
         )
-        result.notes.append(f"join {result.join_s:.2f} s, {join_cpu:.2f} s server CPU")
     result.generator_cpu_s = _generator_cpu() - cpu
     return result
 
@@ -157,6 +160,7 @@ def private(clients: int, window: int, settings: Settings) -> Result:
     cpu = _generator_cpu()
     with _Run(settings, result) as run:
         run.join(result, clients, presence=True)
+        result.notes.clear()  # the join is set-up here, not the measure
         run.exchange(result, [], True, window=window, duration=settings.duration)
     result.generator_cpu_s = _generator_cpu() - cpu
     return result
