@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from twisted.internet import interfaces
+from twisted.internet import interfaces, tcp
 from twisted.internet.base import DelayedCall
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Protocol, ServerFactory
@@ -42,6 +42,10 @@ from muca.wire import (
 )
 
 DEFAULT_LIST_INTERVAL = 0.1
+
+# What ChatProtocol.send reads of a TCP transport to know that nothing is
+# queued ahead (twisted.internet.abstract.FileDescriptor's write buffers).
+_BUFFER_ATTRIBUTES = ("_tempDataLen", "dataBuffer", "TLS", "disconnecting")
 
 log = Logger()
 
@@ -80,6 +84,8 @@ class ChatProtocol(Protocol):
         self.peer = "?"
         self._decoder: FrameDecoder | None = None
         self._closing = False
+        # The socket under a plain TCP transport, for send()'s fast path.
+        self._socket: Any = None
 
     # Twisted callbacks
 
@@ -90,6 +96,10 @@ class ChatProtocol(Protocol):
             # Small messages must not wait for Nagle and delayed ACKs.
             self.transport.setTcpNoDelay(True)
             self.transport.setTcpKeepAlive(True)
+        if isinstance(self.transport, tcp.Connection) and all(
+            hasattr(self.transport, name) for name in _BUFFER_ATTRIBUTES
+        ):
+            self._socket = self.transport.getHandle()
 
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
@@ -136,8 +146,39 @@ class ChatProtocol(Protocol):
             self.transport.write(payload.native())
 
     def send(self, obj: dict[str, Any]) -> None:
-        """Encode and write one object to this connection only."""
-        self.write(Payload(obj))
+        """Encode and write one object to this connection only (a reply).
+
+        A reply goes straight to the socket when nothing is queued ahead of
+        it, instead of waiting in the transport for the next reactor turn.
+        That matters for ``ACK``: a roster update written while the ``ACK``
+        still waits would make the transport join the two into a private
+        copy of the whole ``LIST``, per new member (hundreds of MB during a
+        storm of joins). Fan-out keeps using ``transport.write``, which
+        coalesces one turn's messages to a connection into one ``send``.
+        """
+        payload = Payload(obj)
+        data = (
+            payload.original() if self.framing is Framing.ORIGINAL else payload.native()
+        )
+        transport = self.transport
+        sock = self._socket
+        if (
+            sock is None
+            or transport._tempDataLen
+            or transport.dataBuffer
+            or transport.TLS
+            or transport.disconnecting
+            or not transport.connected
+        ):
+            transport.write(data)
+            return
+        try:
+            sent = sock.send(data)
+        except OSError:
+            # Full or broken: the transport buffers it, or reports the loss.
+            sent = 0
+        if sent < len(data):
+            transport.write(data[sent:])
 
     def send_error(self, code: str, reason: str, ref: str | None = None) -> None:
         """Write an ``ERROR``."""
