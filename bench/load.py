@@ -64,6 +64,9 @@ class Client:
         "done",
         "view",
         "tail",
+        "kind",
+        "count",
+        "carry",
         "out",
         "expect",
         "last_list",
@@ -81,6 +84,9 @@ class Client:
         self.done = False
         self.view = 0  # how many peers this client's roster shows
         self.tail = b""  # bytes of an incomplete frame
+        self.kind = 0  # native rosters: the CMD letter of an unfinished line
+        self.count = 0  # its "UID"s so far
+        self.carry = b""  # the last bytes read of it
         self.out = b""  # bytes the socket did not take yet
         self.expect: list[int] = []  # last sequence seen, per sender slot
         self.last_list = b""  # original framing: the last complete LIST
@@ -270,7 +276,7 @@ class LoadGenerator:
         self._settle(settle)
         expected = {client.uid for client in self.clients}
         for client in self.clients:
-            if client.view != self._expected_view or client.tail:
+            if client.view != self._expected_view or client.tail or client.kind:
                 raise BenchFailure(
                     f"client {client.uid} ends with {client.view} peers "
                     f"(expected {self._expected_view})"
@@ -316,42 +322,69 @@ class LoadGenerator:
         self._unacked -= 1
 
     def _on_native_roster(self, client: Client, data: bytes) -> None:
-        # Rosters carry N² entries in all: no copies, no splitting, no JSON
-        # here; count "UID"s line by line within the received bytes.
-        data = client.tail + data if client.tail else data
-        end = data.rfind(b"\n") + 1
-        client.tail = data[end:]
-        if not end:
-            return
+        # Rosters carry N² entries in all, in lines of up to N entries that
+        # span many reads: count "UID"s where the bytes lie, without
+        # splitting, joining or decoding. A line begun in an earlier read
+        # continues with client.kind set; client.carry keeps that read's
+        # last bytes for what straddles the boundary.
         if client.transcript is not None:
-            client.transcript.append(data[:end])
+            client.transcript.append(data)
+        if client.tail:  # a line head too short to tell its kind
+            data = client.tail + data
+            client.tail = b""
+        length = len(data)
         start = 0
-        while start < end:
+        if client.kind:
+            newline = data.find(b"\n")
+            stop = newline if newline >= 0 else length
+            edge = client.carry[-4:] + data[: min(stop, 4)]
+            client.count += data.count(b'"UID"', 0, stop) + edge.count(b'"UID"')
+            if newline < 0:
+                client.carry = (client.carry + data)[-10:]
+                return
+            self._end_line(client, (client.carry + data[:newline])[-10:])
+            start = newline + 1
+        while start < length:
             newline = data.find(b"\n", start)
+            if length - start < 9 or (newline < 0 and data[start + 8] == _A):
+                client.tail = data[start:]  # short: wait for the rest
+                return
             if not data.startswith(b'{"CMD":"', start):
-                kind = 0
-            else:
-                kind = data[start + 8]
-            if kind == _P:  # PRESENCE: nobody leaves during a join workload
-                if not data.endswith(b'"LEFT":[]}', start, newline):
-                    raise BenchFailure(
-                        f"client {client.uid}: unexpected "
-                        f"{data[start : min(newline, start + 200)]!r}"
-                    )
-                client.view += data.count(b'"UID"', start, newline)
-            elif kind == _L:  # LIST: once, right after ACK
-                if client.view or not client.acked:
-                    raise BenchFailure(f"client {client.uid}: a LIST out of place")
-                client.view = data.count(b'"UID"', start, newline)
-            elif kind == _A:
+                self._unexpected(client, data, start)
+            client.kind = data[start + 8]
+            if client.kind == _A:
                 line = data[start:newline]
                 self._acked(client, b'"TYPE":"OKAY"' in line, line)
-            else:
-                raise BenchFailure(
-                    f"client {client.uid}: unexpected "
-                    f"{data[start : min(newline, start + 200)]!r}"
-                )
+                client.kind = 0
+                start = newline + 1
+                continue
+            if client.kind not in (_L, _P):
+                self._unexpected(client, data, start)
+            stop = newline if newline >= 0 else length
+            client.count = data.count(b'"UID"', start, stop)
+            if newline < 0:
+                client.carry = data[-10:]
+                return
+            self._end_line(client, data[max(start, newline - 10) : newline])
             start = newline + 1
+
+    def _end_line(self, client: Client, ending: bytes) -> None:
+        """A LIST or PRESENCE line is complete: apply its entry count."""
+        if client.kind == _P:  # nobody leaves during a join workload
+            if ending != b'"LEFT":[]}':
+                raise BenchFailure(f"client {client.uid}: a PRESENCE ending {ending!r}")
+            client.view += client.count
+        else:  # LIST: once, right after ACK
+            if client.view or not client.acked:
+                raise BenchFailure(f"client {client.uid}: a LIST out of place")
+            client.view = client.count
+        client.kind = 0
+        client.count = 0
+
+    def _unexpected(self, client: Client, data: bytes, start: int) -> None:
+        raise BenchFailure(
+            f"client {client.uid}: unexpected {data[start : start + 200]!r}"
+        )
 
     def _on_original_roster(self, client: Client, data: bytes) -> None:
         # Cut as the original client does, on "}{"; the last piece is whole
@@ -519,18 +552,17 @@ def _check_roster(client: Client, uids: list[str], expected: set[str]) -> None:
 def _replay(transcript: list[bytes]) -> list[str]:
     """The roster a presence client ends with, from its LIST and PRESENCEs."""
     roster: dict[str, None] = {}
-    for chunk in transcript:
-        for line in chunk.splitlines():
-            obj = json.loads(line)
-            if obj["CMD"] == "LIST":
-                roster = {entry["UID"]: None for entry in obj["DATA"]}
-            elif obj["CMD"] == "PRESENCE":
-                for uid in obj["LEFT"]:
-                    roster.pop(uid, None)
-                for entry in obj["JOINED"]:
-                    if entry["UID"] in roster:
-                        raise BenchFailure(f"PRESENCE repeats {entry['UID']}")
-                    roster[entry["UID"]] = None
+    for line in b"".join(transcript).splitlines():
+        obj = json.loads(line)
+        if obj["CMD"] == "LIST":
+            roster = {entry["UID"]: None for entry in obj["DATA"]}
+        elif obj["CMD"] == "PRESENCE":
+            for uid in obj["LEFT"]:
+                roster.pop(uid, None)
+            for entry in obj["JOINED"]:
+                if entry["UID"] in roster:
+                    raise BenchFailure(f"PRESENCE repeats {entry['UID']}")
+                roster[entry["UID"]] = None
     return list(roster)
 
 

@@ -42,6 +42,11 @@ from muca.wire import (
 )
 
 DEFAULT_LIST_INTERVAL = 0.1
+# A roster update costs a write to every member, and the members' clients as
+# much again: past this many members the interval grows with the room (0.5 s
+# at 10,000 with the default), so that a storm of joins keeps those costs to
+# a bounded share of the time instead of growing with N² per second.
+LIST_INTERVAL_MEMBERS = 2000
 
 # What ChatProtocol.send reads of a TCP transport to know that nothing is
 # queued ahead (twisted.internet.abstract.FileDescriptor's write buffers).
@@ -260,7 +265,8 @@ class ChatFactory(ServerFactory):
 
     A burst of joins and leaves becomes one roster update: the first change
     after a quiet spell goes out at the end of the reactor turn, later ones
-    at most once per ``list_interval`` seconds.
+    at most once per ``list_interval`` seconds, or per ``list_interval``
+    times members / ``LIST_INTERVAL_MEMBERS`` in a larger room.
     """
 
     protocol = ChatProtocol
@@ -277,6 +283,7 @@ class ChatFactory(ServerFactory):
         self.clock = clock
         self.max_frame = max_frame
         self.list_interval = list_interval
+        self.list_interval_members = LIST_INTERVAL_MEMBERS
         self.room = Room(capacity)
         self._roster_call: DelayedCall | None = None
         self._last_roster = float("-inf")
@@ -334,7 +341,10 @@ class ChatFactory(ServerFactory):
 
     def _schedule_roster(self) -> None:
         if self._roster_call is None:
-            wait = self._last_roster + self.list_interval - self.clock.seconds()
+            interval = self.list_interval * max(
+                1.0, len(self.room) / self.list_interval_members
+            )
+            wait = self._last_roster + interval - self.clock.seconds()
             self._roster_call = self.clock.callLater(max(0.0, wait), self._send_roster)
 
     def _send_roster(self) -> None:

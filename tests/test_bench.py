@@ -85,7 +85,17 @@ class NativeRosterParsingTests(unittest.TestCase):
             client = Client(0, presence=True)
             self.generator._on_native_roster(client, self.STREAM[:cut])
             self.generator._on_native_roster(client, self.STREAM[cut:])
-            self.assertEqual((client.view, client.acked, client.tail), (3, True, b""))
+            self.assertEqual((client.view, client.acked, client.kind), (3, True, 0))
+
+    def test_every_three_way_split_counts_the_same(self) -> None:
+        stream = self.STREAM
+        for first in range(1, len(stream), 3):
+            for second in range(first, len(stream), 2):
+                client = Client(0, presence=True)
+                for piece in stream[:first], stream[first:second], stream[second:]:
+                    if piece:
+                        self.generator._on_native_roster(client, piece)
+                self.assertEqual((client.view, client.kind), (3, 0), (first, second))
 
     def test_a_leave_during_a_join_workload_fails_the_run(self) -> None:
         client = Client(0, presence=True)
