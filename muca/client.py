@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from OpenSSL import SSL
 from twisted.internet import defer, endpoints, error, ssl
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import ClientFactory, Protocol
@@ -156,14 +157,23 @@ def client_endpoint(
     timeout: float = DEFAULT_TIMEOUT,
 ) -> IStreamClientEndpoint:
     """An endpoint to a server; with ``tls`` the server's certificate is verified
-    against ``ca_file`` (a PEM CA certificate) or the platform's trust store."""
+    against ``ca_file`` (a PEM CA certificate) or the platform's trust store.
+
+    Raises :class:`ClientError` when ``ca_file`` cannot be read or used."""
     tcp = endpoints.HostnameEndpoint(reactor, host, port, timeout=timeout)
     if not tls:
         return tcp
     trust = None
     if ca_file is not None:
-        with open(ca_file, "rb") as pem:
-            trust = ssl.Certificate.loadPEM(pem.read())
+        try:
+            with open(ca_file, "rb") as pem:
+                trust = ssl.Certificate.loadPEM(pem.read())
+        except OSError as problem:
+            raise ClientError(
+                f"cannot read CA file {ca_file}: {problem.strerror}"
+            ) from None
+        except Exception:
+            raise ClientError(f"CA file {ca_file} is not a PEM certificate") from None
     options = ssl.optionsForClientTLS(host, trustRoot=trust)
     return endpoints.wrapClientTLS(options, tcp)
 
@@ -239,7 +249,12 @@ class ChatClient:
     ) -> defer.Deferred[None]:
         """Connect to ``host:port``, over TLS when ``tls`` (see
         :func:`client_endpoint`)."""
-        endpoint = client_endpoint(self.reactor, host, port, tls, ca_file, self.timeout)
+        try:
+            endpoint = client_endpoint(
+                self.reactor, host, port, tls, ca_file, self.timeout
+            )
+        except ClientError as problem:
+            return defer.fail(problem)
         return self.connect(endpoint, f"{host}:{port}")
 
     # Joining, sending, leaving
@@ -389,5 +404,11 @@ def _describe(failure: Failure | None) -> str:
         return "the connection to the server was lost"
     if failure.check(error.ConnectionRefusedError):
         return "connection refused"
+    if failure.check(SSL.Error):
+        # pyOpenSSL gives a list of (library, function, reason); the last
+        # reason is the one a person can act on.
+        details = failure.value.args[0] if failure.value.args else []
+        reasons = [d[-1] for d in details if isinstance(d, tuple) and d]
+        return f"TLS failed: {reasons[-1] if reasons else failure.value}"
     text = str(failure.value).strip().rstrip(".")
     return text or type(failure.value).__name__

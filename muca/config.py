@@ -101,8 +101,9 @@ def _decode(text: str, path: str) -> Any:
     if quoted != text:
         try:
             return json.loads(quoted)
-        except json.JSONDecodeError:
-            pass
+        except json.JSONDecodeError as error:
+            # The address was meant unquoted: the next problem is the real one.
+            first = error
     raise ConfigError(
         f"{path}: invalid JSON at line {first.lineno} column {first.colno}: {first.msg}"
     ) from None

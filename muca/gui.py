@@ -163,6 +163,8 @@ class ChatWindow(ChatObserver):
     @staticmethod
     def _prepend(pane: tk.Text, line: str, tag: str) -> None:
         """Put one entry at the top of a pane: the newest is always first."""
+        if not pane.winfo_exists():
+            return  # the window is gone; late events have nowhere to go
         pane.configure(state="normal")
         pane.insert("1.0", line + "\n", (tag,))
         pane.configure(state="disabled")
@@ -191,12 +193,9 @@ class ChatWindow(ChatObserver):
         config = self.config
         where = f"{config.server}:{config.port}"
         self.log(f"connecting to {where}{' over TLS' if config.tls else ''} ...")
-        try:
-            attempt = self.client.connect_tcp(
-                config.server, config.port, config.tls, config.ca_file
-            )
-        except (OSError, ValueError) as error:
-            attempt = defer.fail(ClientError(f"cannot connect to {where}: {error}"))
+        attempt = self.client.connect_tcp(
+            config.server, config.port, config.tls, config.ca_file
+        )
         attempt.addCallback(lambda _: self.client.join(self._password))
         attempt.addCallbacks(self._joined_ok, self._join_failed)
         attempt.addBoth(self._not_busy)
@@ -331,6 +330,8 @@ class ChatWindow(ChatObserver):
 
     def peers_changed(self, peers: tuple[Peer, ...]) -> None:
         """Show the peer list as ``Nick (uid), ...``."""
+        if not self.peer_list.winfo_exists():
+            return
         self.peer_list.configure(state="normal")
         self.peer_list.delete("1.0", "end")
         self.peer_list.insert(
@@ -353,8 +354,8 @@ class ChatWindow(ChatObserver):
 
     def connection_lost(self, reason: str, requested: bool) -> None:
         """Tell the user; a lost connection can be joined again with JOIN."""
-        if self._closing:
-            return
+        if self._closing or self._busy:
+            return  # a failed JOIN reports its own reason
         if requested:
             self.log("left the chat room: connection closed")
         else:

@@ -2,34 +2,39 @@
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import os
 import select
 import shutil
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
-from twisted.internet import endpoints, reactor
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SkipTest, TestCase
 
 from muca.client import ChatObserver, ReceivedMessage
 from muca.messages import Peer
-from muca.server import ChatFactory
+from tests.support import start_server
 
 #: Seconds a test waits for something expected before failing.
 TIMEOUT = 5.0
 
 
-async def start_chat_server(
-    testcase: TestCase, description: str = "tcp:0:interface=127.0.0.1"
-) -> tuple[int, ChatFactory]:
-    """Listen with a real :class:`ChatFactory` on an OS-chosen loopback port."""
-    factory = ChatFactory(list_interval=0)
-    endpoint = endpoints.serverFromString(reactor, description)
-    port = await endpoint.listen(factory)
-    testcase.addCleanup(port.stopListening)
-    return port.getHost().port, factory
+async def start_chat_server(testcase: TestCase, *args: str, listen: str = "") -> int:
+    """Start the ``twistd muca`` service on an OS-chosen loopback port (see
+    ``tests.support.start_server``); return the port."""
+    if listen:
+        return await start_server(testcase, *args, listen=listen)
+    return await start_server(testcase, *args)
 
 
 async def wait_until(predicate: Any, timeout: float = TIMEOUT, what: str = "") -> None:
@@ -147,3 +152,79 @@ def _stop_process(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(5)
+
+
+def make_certificates(folder: Path, host: str = "127.0.0.1") -> dict[str, str]:
+    """Write a throwaway CA and a server certificate for ``host`` signed by it.
+
+    Returns the paths of ``ca`` (the CA certificate, PEM), ``key`` and
+    ``cert`` (the server's private key and certificate, PEM).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    def certificate(
+        subject: str,
+        key: ec.EllipticCurvePrivateKey,
+        issuer: str,
+        issuer_key: ec.EllipticCurvePrivateKey,
+        ca: bool,
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name(subject))
+            .issuer_name(name(issuer))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(
+                x509.BasicConstraints(ca=ca, path_length=None), critical=True
+            )
+        )
+        if not ca:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(
+                    [
+                        x509.IPAddress(ipaddress.ip_address(host)),
+                        x509.DNSName("localhost"),
+                    ]
+                ),
+                critical=False,
+            )
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = certificate("MUCA test CA", ca_key, "MUCA test CA", ca_key, ca=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = certificate(host, key, "MUCA test CA", ca_key, ca=False)
+    paths = {name: str(folder / f"{name}.pem") for name in ("ca", "key", "cert")}
+    pem = serialization.Encoding.PEM
+    Path(paths["ca"]).write_bytes(ca_cert.public_bytes(pem))
+    Path(paths["cert"]).write_bytes(cert.public_bytes(pem))
+    Path(paths["key"]).write_bytes(
+        key.private_bytes(
+            pem,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
+
+
+def tls_listen(paths: dict[str, str]) -> str:
+    """The ``ssl:`` endpoint description of a loopback server with these files."""
+    return (
+        f"ssl:0:interface=127.0.0.1:privateKey={paths['key']}:certKey={paths['cert']}"
+    )
+
+
+def temp_folder(testcase: TestCase) -> Path:
+    """A fresh folder removed at cleanup (``mktemp`` under pytest writes into
+    the working tree)."""
+    folder = Path(tempfile.mkdtemp(prefix="muca-test-"))
+    testcase.addCleanup(shutil.rmtree, folder, True)
+    return folder

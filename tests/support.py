@@ -34,6 +34,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import defer, reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
@@ -48,7 +49,7 @@ from muca import tap
 from muca.server import ChatFactory
 
 #: Seconds a test waits for something expected before failing.
-TIMEOUT = 5.0
+TIMEOUT = 10.0
 
 _JSON = json.JSONDecoder()
 _WHITESPACE = " \t\r\n"
@@ -75,15 +76,22 @@ async def start_server(
     testcase.addCleanup(service.stopService)
     # The endpoint services keep the Deferred of their listening port
     # privately; there is no public accessor in Twisted.
-    listening = [child._waitingForPort for child in service]
+    listening = [
+        child._waitingForPort
+        for child in service
+        if isinstance(child, StreamServerEndpointService)
+    ]
     port = await defer.gatherResults(listening)
     return port[0].getHost().port
 
 
-async def connect(testcase: TestCase, port: int) -> RawClient:
-    """Connect a :class:`RawClient` to ``127.0.0.1:port``; cleanup closes it."""
+async def connect(
+    testcase: TestCase, port: int, kind: type[RawClient] | None = None
+) -> RawClient:
+    """Connect a :class:`RawClient` (or ``kind``, e.g. :class:`OriginalClient`)
+    to ``127.0.0.1:port``; the test's cleanup closes it."""
     endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=TIMEOUT)
-    client = await connectProtocol(endpoint, RawClient())
+    client = await connectProtocol(endpoint, (kind or RawClient)())
     testcase.addCleanup(client.close)
     return client
 
@@ -123,12 +131,13 @@ class RawClient(Protocol):
         self.send(data + b"\n" if newline else data)
 
     async def send_slowly(
-        self, data: bytes, chunk: int = 1, pause: float = 0.0
+        self, data: bytes, chunk: int = 1, pause: float = 0.002
     ) -> None:
         """Write ``data`` in pieces of ``chunk`` bytes, ``pause`` s apart.
 
-        With ``pause`` 0 each piece still waits one reactor turn, which on
-        loopback usually makes it a segment of its own.
+        On loopback a pause of a few milliseconds makes each piece arrive at
+        the server as a read of its own (one reactor turn is not enough: the
+        server then reads two pieces at once).
         """
         for start in range(0, len(data), chunk):
             self.transport.write(data[start : start + chunk])
@@ -174,11 +183,19 @@ class RawClient(Protocol):
 
     # Twisted callbacks
 
+    def connectionMade(self) -> None:
+        # Every write its own segment, so that split tests really split.
+        self.transport.setTcpNoDelay(True)
+
     def dataReceived(self, data: bytes) -> None:
         self.received += data
-        objects, self._text = split_objects(self._text + self._utf8.decode(data))
-        self.objects += objects
+        self.objects += self.decode(data)
         self._serve()
+
+    def decode(self, data: bytes) -> list[Any]:
+        """Turn received bytes into the objects they complete."""
+        objects, self._text = split_objects(self._text + self._utf8.decode(data))
+        return objects
 
     def connectionLost(self, reason: Failure) -> None:
         self.lost = reason
@@ -204,6 +221,47 @@ class RawClient(Protocol):
     def _forget(self, result: Any, waiter: defer.Deferred) -> Any:
         self._waiters = [(n, w) for n, w in self._waiters if w is not waiter]
         return result
+
+
+class OriginalClient(RawClient):
+    """Speaks on the wire exactly as the original MUCA client does.
+
+    Out: each object as ``json.dumps`` writes it by default (ASCII, ``", "``
+    and ``": "`` separators), back to back, no newline. In: the text split
+    on ``}{``, each piece given back the braces the split took, each piece
+    ``json.loads``-ed. The original did that on every ``recv``; this one
+    keeps unparsable text until more arrives, since loopback may cut
+    anywhere. A server that puts a newline between objects or lets ``}{``
+    appear inside a string makes a piece unparsable, and the test times out
+    waiting for its objects (:attr:`pending_text` shows what is stuck).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending_text = ""
+
+    def send_json(self, obj: Any, newline: bool = False, **dumps: Any) -> None:
+        """Write one object as the original client does (``newline`` ignored).
+
+        ``dumps`` may pick compact separators; the output stays ASCII.
+        """
+        dumps["ensure_ascii"] = True
+        self.send(json.dumps(obj, **dumps).encode("ascii"))
+
+    def decode(self, data: bytes) -> list[Any]:
+        text = self.pending_text + self._utf8.decode(data)
+        pieces = text.split("}{")
+        last = len(pieces) - 1
+        whole = [
+            "{" * (i > 0) + piece + "}" * (i < last) for i, piece in enumerate(pieces)
+        ]
+        try:
+            objects = [json.loads(piece) for piece in whole]
+        except json.JSONDecodeError:
+            self.pending_text = text
+            return []
+        self.pending_text = ""
+        return objects
 
 
 def split_objects(text: str) -> tuple[list[Any], str]:

@@ -12,6 +12,7 @@ from twisted.trial.unittest import TestCase
 
 from muca.client import (
     ChatClient,
+    ClientError,
     ConnectFailed,
     NotConnected,
     ReceivedMessage,
@@ -27,9 +28,11 @@ from muca.messages import (
 )
 from tests.clientsupport import (
     RecordingObserver,
+    make_certificates,
     settle,
     start_chat_server,
-    wait_until,
+    temp_folder,
+    tls_listen,
 )
 
 TONY = ("Tony", "Tony@hku.hk")
@@ -56,7 +59,7 @@ class ClientTestMixin:
 
 class ClientAgainstServerTests(ClientTestMixin, TestCase):
     async def setUp(self) -> None:
-        self.port, self.factory = await start_chat_server(self)
+        self.port = await start_chat_server(self)
 
     async def test_join_reports_joined_and_peer_list(self) -> None:
         client, observer = await self.client(TONY)
@@ -68,8 +71,10 @@ class ClientAgainstServerTests(ClientTestMixin, TestCase):
 
     async def test_client_asks_for_presence_deltas_and_applies_them(self) -> None:
         tony, tony_seen = await self.client(TONY)
+        received: list[Any] = []
+        handle = tony._handle
+        tony._handle = lambda command: (received.append(command), handle(command))
         await tony_seen.next_of("peers")
-        self.assertTrue(self.factory.room.member(TONY[1]).presence)
         mary, _ = await self.client(MARY)
         henry, _ = await self.client(HENRY)
         await tony_seen.next_of("peers", 3)
@@ -77,6 +82,9 @@ class ClientAgainstServerTests(ClientTestMixin, TestCase):
         await mary.leave()
         peers = await tony_seen.next_of("peers", 4)
         self.assertEqual(peers, (Peer(*TONY), Peer(*HENRY)))
+        # One full LIST after ACK, then deltas only.
+        kinds = [type(command).__name__ for command in received]
+        self.assertEqual(kinds, ["PeerList", "Presence", "Presence", "Presence"])
 
     async def test_refused_join_fails_with_code_and_reason(self) -> None:
         await self.client(TONY)
@@ -129,20 +137,24 @@ class ClientAgainstServerTests(ClientTestMixin, TestCase):
 
     async def test_leave_closes_clears_peers_and_reports_requested_loss(self) -> None:
         tony, observer = await self.client(TONY)
-        await observer.next_of("peers")
+        mary, mary_seen = await self.client(MARY)
+        await observer.next_of("peers", 2)
         await tony.leave()
         self.assertFalse(tony.connected)
         self.assertEqual(tony.peers, ())
         self.assertEqual(observer.of("peers")[-1], ())
         self.assertEqual(observer.of("lost"), [("connection closed", True)])
-        await wait_until(lambda: len(self.factory.room) == 0, what="server sees leave")
+        self.assertEqual(await mary_seen.next_of("peers", 2), (Peer(*MARY),))
 
     async def test_server_dropping_connection_is_reported_and_rejoin_works(
         self,
     ) -> None:
         tony, observer = await self.client(TONY)
         await observer.next_of("peers")
-        self.factory.room.member(TONY[1]).connection.transport.loseConnection()
+        # A frame over the server's limit makes it answer and hang up.
+        tony.send([], "x" * 70_000)
+        code, _ = await observer.next_of("error")
+        self.assertEqual(code, "FRAME_TOO_LONG")
         reason, requested = await observer.next_of("lost")
         self.assertFalse(requested)
         self.assertIn("closed", reason)
@@ -267,3 +279,66 @@ class ClientAgainstOriginalServerTests(TestCase):
         self.assertEqual(join["V"], 2)
         self.assertEqual(join["CAPS"], ["presence-delta"])
         self.assertEqual((join["UN"], join["UID"]), TONY)
+
+
+class TlsTests(TestCase):
+    async def setUp(self) -> None:
+        self.files = make_certificates(temp_folder(self) / "tls")
+        self.port = await start_chat_server(self, listen=tls_listen(self.files))
+
+    async def test_client_verifies_the_server_and_chats_over_tls(self) -> None:
+        observers = []
+        for user in (TONY, MARY):
+            observer = RecordingObserver()
+            client = ChatClient(reactor, *user, observer=observer)
+            self.addCleanup(client.leave)
+            await client.connect_tcp(
+                "127.0.0.1", self.port, tls=True, ca_file=self.files["ca"]
+            )
+            await client.join()
+            observers.append((client, observer))
+        (tony, _), (_, mary_seen) = observers
+        tony.send([MARY[1]], "secret handshake")
+        message = await mary_seen.next_of("message")
+        self.assertEqual(message.text, "secret handshake")
+
+    async def test_certificate_from_another_ca_is_refused(self) -> None:
+        other = make_certificates(temp_folder(self) / "tls")
+        observer = RecordingObserver()
+        client = ChatClient(reactor, *TONY, observer=observer)
+        self.addCleanup(client.leave)
+        with self.assertRaises(ClientError) as raised:
+            await client.connect_tcp(
+                "127.0.0.1", self.port, tls=True, ca_file=other["ca"]
+            )
+            await client.join()
+        self.assertEqual(
+            str(raised.exception),
+            "connection closed before JOIN was answered:"
+            " TLS failed: certificate verify failed",
+        )
+        self.assertFalse(client.joined)
+
+    async def test_unusable_ca_file_is_a_clear_error(self) -> None:
+        bad = temp_folder(self) / "ca.pem"
+        bad.write_text("not a certificate")
+        client = ChatClient(reactor, *TONY)
+        with self.assertRaises(ClientError) as raised:
+            await client.connect_tcp("127.0.0.1", self.port, tls=True, ca_file=str(bad))
+        self.assertEqual(
+            str(raised.exception), f"CA file {bad} is not a PEM certificate"
+        )
+        missing = str(bad) + ".missing"
+        with self.assertRaises(ClientError) as raised:
+            await client.connect_tcp("127.0.0.1", self.port, tls=True, ca_file=missing)
+        self.assertEqual(
+            str(raised.exception),
+            f"cannot read CA file {missing}: No such file or directory",
+        )
+
+    async def test_plain_tcp_client_cannot_join_a_tls_server(self) -> None:
+        client = ChatClient(reactor, *TONY, timeout=0.5)
+        self.addCleanup(client.leave)
+        await client.connect_tcp("127.0.0.1", self.port)
+        with self.assertRaises(ClientError):
+            await client.join()

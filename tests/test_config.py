@@ -10,6 +10,7 @@ from pathlib import Path
 from twisted.trial.unittest import SynchronousTestCase
 
 from muca.config import ClientConfig, ConfigError, load_config, parse_config
+from tests.clientsupport import temp_folder
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -49,6 +50,14 @@ class ParseConfigTests(SynchronousTestCase):
         self.check_error(
             '{\n  "USERID": "a@b",\n  "NICKNAME" "A"\n}',
             "c.txt: invalid JSON at line 3 column 14: Expecting ':' delimiter",
+        )
+
+    def test_error_after_an_unquoted_address_points_at_the_real_problem(
+        self,
+    ) -> None:
+        self.check_error(
+            '{\n  "SERVER": 127.0.0.1\n  "SERVER_PORT": 40452\n}',
+            "c.txt: invalid JSON at line 3 column 3: Expecting ',' delimiter",
         )
 
     def test_missing_key_is_named(self) -> None:
@@ -94,8 +103,7 @@ class ParseConfigTests(SynchronousTestCase):
         )
 
     def test_ca_path_is_relative_to_the_config_file(self) -> None:
-        folder = Path(self.mktemp())
-        folder.mkdir()
+        folder = temp_folder(self)
         (folder / "ca.pem").write_text("not checked here")
         path = folder / "config.txt"
         path.write_text(
@@ -148,7 +156,7 @@ class CommandLineTests(SynchronousTestCase):
         )
 
     def test_bad_config_gives_one_line_and_status_2(self) -> None:
-        path = Path(self.mktemp())
+        path = temp_folder(self) / "bad-config.txt"
         path.write_text('{"USERID": "a@b",\n "NICKNAME": }')
         result = self.run_chat(str(path))
         self.assertEqual(result.returncode, 2)
@@ -159,8 +167,7 @@ class CommandLineTests(SynchronousTestCase):
         self.assertEqual(result.stdout, "")
 
     def test_default_config_is_config_txt_in_the_current_folder(self) -> None:
-        folder = Path(self.mktemp())
-        folder.mkdir()
+        folder = temp_folder(self)
         result = self.run_chat(cwd=str(folder))
         self.assertEqual(result.returncode, 2)
         self.assertEqual(result.stderr, "muca-chat: config.txt: no such file\n")

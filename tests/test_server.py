@@ -160,6 +160,13 @@ class JoinTests(ServerTestCase):
         (ack,) = second.take()
         self.assertEqual((ack["TYPE"], ack["CODE"]), ("FAIL", "SERVER_FULL"))
 
+    def test_already_joined_refusal_is_logged(self) -> None:
+        (tony,) = self.joined(TONY)
+        with capturedLogs() as events:
+            tony.send_json(join("Other", "other@hku.hk"))
+        self.assertEqual([e.get("code") for e in events], ["ALREADY_JOINED"])
+        self.assertEqual(events[0]["uid"], "other@hku.hk")
+
     def test_join_and_refusal_are_logged_with_uid_and_peer(self) -> None:
         with capturedLogs() as events:
             self.joined(TONY)
@@ -313,6 +320,8 @@ class SendTests(ServerTestCase):
             + b"\n"
             for i in range(50)
         )
+        # A full token bucket (see muca.limits): 50 messages at once pass.
+        self.server.clock.advance(5)
         self.mary.send(data)
         self.assertEqual(
             [m["MSG"] for m in self.tony.take()], [f"m{i}" for i in range(50)]
@@ -648,11 +657,88 @@ class RosterCoalescingTests(SynchronousTestCase):
         self.server.clock.advance(0.1)
         self.assertEqual(observer.take()[-1]["DATA"][-1]["UID"], MARY[1])
 
+    def test_newcomer_gets_its_list_before_a_message_from_a_peer(self) -> None:
+        tony = self.server.connect()
+        tony.send_json(join(*TONY))
+        self.assertEqual(tony.take(), [OKAY, roster(TONY)])
+        self.server.clock.advance(0.1)
+        mary = self.server.connect()
+        mary.send_json(join(*MARY))  # its LIST is due in 0.9 s
+        tony.send_json(send("welcome", [MARY[1]], TONY[1]))
+        got = mary.take()
+        self.assertEqual(got[:2], [OKAY, roster(TONY, MARY)])
+        self.assertEqual(got[2]["MSG"], "welcome")
+        self.assertEqual(tony.take(), [roster(TONY, MARY)])
+
+    def test_newcomers_first_words_follow_the_list_that_names_it(self) -> None:
+        tony = self.server.connect()
+        tony.send_json(join(*TONY))
+        tony.take()
+        self.server.clock.advance(0.1)
+        mary = self.server.connect()
+        mary.send_json(join(*MARY))
+        mary.send_json(send("hi", [], MARY[1]))
+        got = tony.take()
+        self.assertEqual(got[0], roster(TONY, MARY))
+        self.assertEqual(got[1]["MSG"], "hi")
+
     def test_stopping_the_factory_cancels_a_pending_update(self) -> None:
         peer = self.server.connect()
         peer.send_json(join(*TONY))
         self.server.stop()
         self.assertEqual(self.server.clock.getDelayedCalls(), [])
+
+
+class RosterConvergenceTests(SynchronousTestCase):
+    def test_random_joins_leaves_and_messages_end_with_true_views(self) -> None:
+        """Whatever the churn, once the server is quiet every joined peer's
+        view (LIST replaces it; PRESENCE removes LEFT, then appends JOINED)
+        is the room, in join order."""
+        rng = random.Random(11)
+        for interval in (0, 0.05):
+            server = MemoryServer(list_interval=interval)
+            self.addCleanup(server.stop)
+            views: dict[MemoryPeer, list[dict[str, str]]] = {}
+            joined: dict[MemoryPeer, str] = {}
+            for step in range(300):
+                roll = rng.random()
+                if roll < 0.4 or not joined:
+                    peer = server.connect()
+                    caps = ["presence-delta"] if rng.random() < 0.5 else []
+                    uid = f"u{rng.randrange(12)}"
+                    peer.send_json(join(f"N{step}", uid, V=2, CAPS=caps))
+                    views[peer] = []
+                    joined[peer] = uid
+                elif roll < 0.7:
+                    peer = rng.choice(list(joined))
+                    peer.lose()
+                    del joined[peer], views[peer]
+                else:
+                    peer = rng.choice(list(joined))
+                    peer.send_json(send("x", [], joined[peer]))
+                server.clock.advance(rng.choice([0, 0.01, 0.03]))
+                for peer in list(views):
+                    self.apply(peer, views)
+            server.clock.advance(1)
+            truth = [m.entry for m in server.factory.room.members()]
+            members = {m.connection for m in server.factory.room.members()}
+            checked = 0
+            for peer in list(views):
+                self.apply(peer, views)
+                if peer.protocol in members:
+                    self.assertEqual(views[peer], truth)
+                    checked += 1
+            self.assertGreater(checked, 3)
+
+    def apply(self, peer: MemoryPeer, views: dict[MemoryPeer, list]) -> None:
+        """Apply what the peer received to its view."""
+        for obj in peer.take():
+            if obj["CMD"] == "LIST":
+                views[peer] = obj["DATA"]
+            elif obj["CMD"] == "PRESENCE":
+                left = set(obj["LEFT"])
+                views[peer] = [e for e in views[peer] if e["UID"] not in left]
+                views[peer] += obj["JOINED"]
 
 
 class PresenceTests(ServerTestCase):

@@ -1,6 +1,7 @@
 """Tests of muca.wire: cutting frames from either framing, and encoding."""
 
 import json
+import random
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -310,3 +311,33 @@ class EncodeRoundTripTests(SynchronousTestCase):
         for framing in Framing:
             stream = b"".join(encode(obj, framing) for obj in objects)
             self.assertEqual(FrameDecoder().feed(stream), objects, framing)
+
+
+class RandomStreamTests(SynchronousTestCase):
+    def test_random_objects_framings_and_cuts_decode_back(self) -> None:
+        """Objects with nasty strings, either framing, random whitespace
+        between them, cut at random points: the same objects come out."""
+        rng = random.Random(40452)
+        pieces = ["}", "{", '"', "\\", "}{", " ", "\n", "é", "😀", "\u2028", "a"]
+        for _ in range(200):
+            objects = [
+                {
+                    "MSG": "".join(
+                        rng.choice(pieces) for _ in range(rng.randrange(12))
+                    ),
+                    "TO": [{"x": [1, {}]}] * rng.randrange(3),
+                }
+                for _ in range(rng.randrange(1, 6))
+            ]
+            framing = rng.choice(list(Framing))
+            stream = b""
+            for obj in objects:
+                if framing is Framing.NATIVE:
+                    stream += encode(obj, framing).replace(
+                        b"\n", rng.choice([b"\n", b"\r\n"])
+                    )
+                else:
+                    stream += rng.choice([b"", b" ", b"\t"]) + encode(obj, framing)
+            cuts = sorted(rng.sample(range(len(stream) + 1), min(4, len(stream))))
+            decoder = FrameDecoder()
+            self.assertEqual(feed_in_pieces(decoder, stream, cuts), objects, stream)
