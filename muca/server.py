@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from twisted.cred.portal import Portal
-from twisted.internet import interfaces
+from twisted.internet import interfaces, tcp
 from twisted.internet.base import DelayedCall
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -60,12 +60,21 @@ from muca.wire import (
 )
 
 DEFAULT_LIST_INTERVAL = 0.1
+# A roster update costs a write to every member, and the members' clients as
+# much again: past this many members the interval grows with the room (0.5 s
+# at 10,000 with the default), so that a storm of joins keeps those costs to
+# a bounded share of the time instead of growing with N² per second.
+LIST_INTERVAL_MEMBERS = 2000
 DEFAULT_MAX_OUTBOUND = 4 * 1024 * 1024
 DEFAULT_JOIN_TIMEOUT = 30.0
 # Seconds a closed connection gets to take what is still buffered for it.
 DEFAULT_CLOSE_GRACE = 1.0
 # Seconds a shutdown waits for the connections to close before dropping them.
 DEFAULT_SHUTDOWN_WAIT = 1.0
+
+# What ChatProtocol.send reads of a TCP transport to know that nothing is
+# queued ahead (twisted.internet.abstract.FileDescriptor's write buffers).
+_BUFFER_ATTRIBUTES = ("_tempDataLen", "dataBuffer", "TLS", "disconnecting")
 
 log = Logger()
 
@@ -122,6 +131,8 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self._abort_call: IDelayedCall | None = None
         self._registered = False
         self._close_started = False
+        # The socket under a plain TCP transport, for send()'s fast path.
+        self._socket: Any = None
 
     # Twisted callbacks
 
@@ -135,6 +146,10 @@ class ChatProtocol(Protocol, TimeoutMixin):
             # Small messages must not wait for Nagle and delayed ACKs.
             self.transport.setTcpNoDelay(True)
             self.transport.setTcpKeepAlive(True)
+        if isinstance(self.transport, tcp.Connection) and all(
+            hasattr(self.transport, name) for name in _BUFFER_ATTRIBUTES
+        ):
+            self._socket = self.transport.getHandle()
         self.transport.registerProducer(self, True)
         self._registered = True
         factory.connections.add(self)
@@ -231,8 +246,41 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self.write_bytes(payload.native())
 
     def send(self, obj: dict[str, Any]) -> None:
-        """Encode and write one object to this connection only."""
-        self.write(Payload(obj))
+        """Encode and write one object to this connection only (a reply).
+
+        A reply goes straight to the socket when nothing is queued ahead of
+        it, instead of waiting in the transport for the next reactor turn.
+        That matters for ``ACK``: a roster update written while the ``ACK``
+        still waits would make the transport join the two into a private
+        copy of the whole ``LIST``, per new member (hundreds of MB during a
+        storm of joins). Fan-out keeps using ``transport.write``, which
+        coalesces one turn's messages to a connection into one ``send``.
+        """
+        payload = Payload(obj)
+        if self.framing is Framing.ORIGINAL:
+            data = payload.original()
+        else:
+            data = payload.native()
+        transport = self.transport
+        sock = self._socket
+        if (
+            sock is None
+            or self._paused
+            or transport._tempDataLen
+            or transport.dataBuffer
+            or transport.TLS
+            or transport.disconnecting
+            or not transport.connected
+        ):
+            self.write_bytes(data)
+            return
+        try:
+            sent = sock.send(data)
+        except OSError:
+            # Full or broken: the transport buffers it, or reports the loss.
+            sent = 0
+        if sent < len(data):
+            self.write_bytes(data[sent:])
 
     def send_error(self, code: str, reason: str, ref: str | None = None) -> None:
         """Write an ``ERROR``."""
@@ -436,7 +484,8 @@ class ChatFactory(ServerFactory):
 
     A burst of joins and leaves becomes one roster update: the first change
     after a quiet spell goes out at the end of the reactor turn, later ones
-    at most once per ``list_interval`` seconds.
+    at most once per ``list_interval`` seconds, or per ``list_interval``
+    times members / ``list_interval_members`` in a larger room.
     """
 
     protocol = ChatProtocol
@@ -464,6 +513,7 @@ class ChatFactory(ServerFactory):
         self.clock = clock
         self.max_frame = max_frame
         self.list_interval = list_interval
+        self.list_interval_members = LIST_INTERVAL_MEMBERS
         self.max_outbound = max_outbound
         self.join_timeout = join_timeout
         self.rate = rate
@@ -571,7 +621,10 @@ class ChatFactory(ServerFactory):
 
     def _schedule_roster(self) -> None:
         if self._roster_call is None and not self.stopping:
-            wait = self._last_roster + self.list_interval - self.clock.seconds()
+            interval = self.list_interval * max(
+                1.0, len(self.room) / self.list_interval_members
+            )
+            wait = self._last_roster + interval - self.clock.seconds()
             self._roster_call = self.clock.callLater(max(0.0, wait), self._send_roster)
 
     def _send_roster(self) -> None:

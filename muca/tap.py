@@ -86,7 +86,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "list-interval",
             None,
             DEFAULT_LIST_INTERVAL,
-            "Seconds between two roster updates during a burst of joins and leaves.",
+            "Seconds between two roster updates during a burst of joins and leaves;"
+            " grows in proportion past 2,000 members.",
             _non_negative_float,
         ],
         [
