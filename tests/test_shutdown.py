@@ -10,6 +10,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectionRefusedError, ProcessTerminated
 from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
 from muca import tap
@@ -43,6 +44,9 @@ class SigtermTests(TestCase):
         server.terminate()
         (reason,) = await server.process.ended(WAIT)
         elapsed = time.monotonic() - started
+        Logger().info(
+            "SIGTERM to exit with {n} clients: {s:.3f} s", n=CLIENTS, s=elapsed
+        )
         self.assertLess(elapsed, 2.0, server.process.output[-2000:])
         # twistd's convention: after a clean shutdown it ends by the signal
         # it got, so that a supervisor sees why.

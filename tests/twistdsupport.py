@@ -91,15 +91,16 @@ def raise_open_file_limit(testcase: TestCase, wanted: int) -> None:
 class CountingClient(Protocol):
     """A loopback client that joins, then only counts what it receives.
 
-    ``acked`` fires when its ``ACK`` arrives (with the ACK line), ``closed``
-    when the connection ends. ``lines`` holds every complete line received
+    ``acked`` fires when its ``ACK`` arrives (with the ACK line; with
+    ``None`` if the connection closes first), ``closed`` when the connection
+    ends. ``lines`` holds every complete line received
     when ``keep`` is set; otherwise only counts are kept.
     """
 
     def __init__(self, join: bytes | None = None, keep: bool = False) -> None:
         self.join = join
         self.keep = keep
-        self.acked: defer.Deferred[bytes] = defer.Deferred()
+        self.acked: defer.Deferred[bytes | None] = defer.Deferred()
         self.closed: defer.Deferred[None] = defer.Deferred()
         self.received = 0
         self.lines: list[bytes] = []
@@ -123,7 +124,7 @@ class CountingClient(Protocol):
 
     def connectionLost(self, reason: Failure) -> None:
         if not self.acked.called:
-            self.acked.errback(reason)
+            self.acked.callback(None)
         self.closed.callback(None)
 
 
