@@ -489,6 +489,7 @@ class PasswordTests(GuiTestCase):
             ],
         )
         await self.until(lambda: not tony.client.connected, "refused client closes")
+        self.assertEqual(pane_text(tony.console).splitlines()[:2], console[:2])
         tony.password_entry.insert(0, "open sesame")
         tony.password_entry.focus_force()
         self.root.update()
