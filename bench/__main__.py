@@ -108,15 +108,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-pending",
         type=int,
-        default=200,
+        default=1000,
         help="joining clients between connect and ACK at a time",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the JSON here")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="record the server with py-spy (collapsed stacks, one file a run)",
+    )
     args = parser.parse_args(argv)
     settings = Settings(
         duration=args.duration,
         list_interval=args.list_interval,
         max_pending=args.max_pending,
+        profile_dir=args.profile,
     )
     results: list[Result] = []
     status = 0

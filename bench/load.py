@@ -33,6 +33,8 @@ _FORBIDDEN = -(1 << 62)
 # What a MSG's text carries: "<sender slot>.<sequence>.<monotonic ns at send>".
 _MSG_TEXT = re.compile(rb'"MSG":"(\d+)\.(\d+)\.(\d+)"')
 _ORIGINAL_LIST = b'"CMD": "LIST"'
+# The first letter of CMD in a native line b'{"CMD":"X...'.
+_A, _L, _P = b"ALP"
 _ORIGINAL_ACK_OKAY = b'"CMD": "ACK", "TYPE": "OKAY"'
 
 
@@ -62,6 +64,9 @@ class Client:
         "done",
         "view",
         "tail",
+        "kind",
+        "count",
+        "carry",
         "out",
         "expect",
         "last_list",
@@ -79,6 +84,9 @@ class Client:
         self.done = False
         self.view = 0  # how many peers this client's roster shows
         self.tail = b""  # bytes of an incomplete frame
+        self.kind = 0  # native rosters: the CMD letter of an unfinished line
+        self.count = 0  # its "UID"s so far
+        self.carry = b""  # the last bytes read of it
         self.out = b""  # bytes the socket did not take yet
         self.expect: list[int] = []  # last sequence seen, per sender slot
         self.last_list = b""  # original framing: the last complete LIST
@@ -119,6 +127,8 @@ class LoadGenerator:
         self._expected_view = 0
         self._incomplete = 0
         self._pending = 0
+        self._unacked = 0
+        self.all_acked_s: float | None = None  # first connect until the last ACK
 
     def close(self) -> None:
         """Close every client socket and the epoll object."""
@@ -228,6 +238,7 @@ class LoadGenerator:
         self._handler = self._on_join_data
         self._expected_view = count
         self._incomplete = count
+        self._unacked = count
         step = max(1, count // max(1, sample))
         for index in range(count):
             client = Client(index, presence)
@@ -249,9 +260,13 @@ class LoadGenerator:
                     f"after {timeout:g} s"
                 )
             self._poll(min(0.05, deadline - now))
+            if self.all_acked_s is None and not self._unacked:
+                self.all_acked_s = time.monotonic() - started
             if self._check is not None and now >= next_check:
                 self._check()
                 next_check = now + 0.5
+        if self.all_acked_s is None:
+            self.all_acked_s = time.monotonic() - started
         elapsed = time.monotonic() - started
         return elapsed
 
@@ -261,7 +276,7 @@ class LoadGenerator:
         self._settle(settle)
         expected = {client.uid for client in self.clients}
         for client in self.clients:
-            if client.view != self._expected_view or client.tail:
+            if client.view != self._expected_view or client.tail or client.kind:
                 raise BenchFailure(
                     f"client {client.uid} ends with {client.view} peers "
                     f"(expected {self._expected_view})"
@@ -304,30 +319,72 @@ class LoadGenerator:
             raise BenchFailure(f"client {client.uid}: unexpected {frame[:200]!r}")
         client.acked = True
         self._pending -= 1
+        self._unacked -= 1
 
     def _on_native_roster(self, client: Client, data: bytes) -> None:
-        data = client.tail + data if client.tail else data
-        end = data.rfind(b"\n") + 1
-        client.tail = data[end:]
-        if not end:
-            return
+        # Rosters carry N² entries in all, in lines of up to N entries that
+        # span many reads: count "UID"s where the bytes lie, without
+        # splitting, joining or decoding. A line begun in an earlier read
+        # continues with client.kind set; client.carry keeps that read's
+        # last bytes for what straddles the boundary.
         if client.transcript is not None:
-            client.transcript.append(data[:end])
-        for line in data[:end].splitlines():
-            if line.startswith(b'{"CMD":"PRESENCE"'):
-                if not line.endswith(b'"LEFT":[]}'):
-                    change = json.loads(line)
-                    client.view += len(change["JOINED"]) - len(change["LEFT"])
-                else:
-                    client.view += line.count(b'"UID"')
-            elif line.startswith(b'{"CMD":"LIST"'):
-                if client.view:
-                    raise BenchFailure(f"client {client.uid}: a second LIST")
-                client.view = line.count(b'"UID"')
-            elif line.startswith(b'{"CMD":"ACK"'):
+            client.transcript.append(data)
+        if client.tail:  # a line head too short to tell its kind
+            data = client.tail + data
+            client.tail = b""
+        length = len(data)
+        start = 0
+        if client.kind:
+            newline = data.find(b"\n")
+            stop = newline if newline >= 0 else length
+            edge = client.carry[-4:] + data[: min(stop, 4)]
+            client.count += data.count(b'"UID"', 0, stop) + edge.count(b'"UID"')
+            if newline < 0:
+                client.carry = (client.carry + data)[-10:]
+                return
+            self._end_line(client, (client.carry + data[:newline])[-10:])
+            start = newline + 1
+        while start < length:
+            newline = data.find(b"\n", start)
+            if length - start < 9 or (newline < 0 and data[start + 8] == _A):
+                client.tail = data[start:]  # short: wait for the rest
+                return
+            if not data.startswith(b'{"CMD":"', start):
+                self._unexpected(client, data, start)
+            client.kind = data[start + 8]
+            if client.kind == _A:
+                line = data[start:newline]
                 self._acked(client, b'"TYPE":"OKAY"' in line, line)
-            else:
-                raise BenchFailure(f"client {client.uid}: unexpected {line[:200]!r}")
+                client.kind = 0
+                start = newline + 1
+                continue
+            if client.kind not in (_L, _P):
+                self._unexpected(client, data, start)
+            stop = newline if newline >= 0 else length
+            client.count = data.count(b'"UID"', start, stop)
+            if newline < 0:
+                client.carry = data[-10:]
+                return
+            self._end_line(client, data[max(start, newline - 10) : newline])
+            start = newline + 1
+
+    def _end_line(self, client: Client, ending: bytes) -> None:
+        """A LIST or PRESENCE line is complete: apply its entry count."""
+        if client.kind == _P:  # nobody leaves during a join workload
+            if ending != b'"LEFT":[]}':
+                raise BenchFailure(f"client {client.uid}: a PRESENCE ending {ending!r}")
+            client.view += client.count
+        else:  # LIST: once, right after ACK
+            if client.view or not client.acked:
+                raise BenchFailure(f"client {client.uid}: a LIST out of place")
+            client.view = client.count
+        client.kind = 0
+        client.count = 0
+
+    def _unexpected(self, client: Client, data: bytes, start: int) -> None:
+        raise BenchFailure(
+            f"client {client.uid}: unexpected {data[start : start + 200]!r}"
+        )
 
     def _on_original_roster(self, client: Client, data: bytes) -> None:
         # Cut as the original client does, on "}{"; the last piece is whole
@@ -495,18 +552,17 @@ def _check_roster(client: Client, uids: list[str], expected: set[str]) -> None:
 def _replay(transcript: list[bytes]) -> list[str]:
     """The roster a presence client ends with, from its LIST and PRESENCEs."""
     roster: dict[str, None] = {}
-    for chunk in transcript:
-        for line in chunk.splitlines():
-            obj = json.loads(line)
-            if obj["CMD"] == "LIST":
-                roster = {entry["UID"]: None for entry in obj["DATA"]}
-            elif obj["CMD"] == "PRESENCE":
-                for uid in obj["LEFT"]:
-                    roster.pop(uid, None)
-                for entry in obj["JOINED"]:
-                    if entry["UID"] in roster:
-                        raise BenchFailure(f"PRESENCE repeats {entry['UID']}")
-                    roster[entry["UID"]] = None
+    for line in b"".join(transcript).splitlines():
+        obj = json.loads(line)
+        if obj["CMD"] == "LIST":
+            roster = {entry["UID"]: None for entry in obj["DATA"]}
+        elif obj["CMD"] == "PRESENCE":
+            for uid in obj["LEFT"]:
+                roster.pop(uid, None)
+            for entry in obj["JOINED"]:
+                if entry["UID"] in roster:
+                    raise BenchFailure(f"PRESENCE repeats {entry['UID']}")
+                roster[entry["UID"]] = None
     return list(roster)
 
 

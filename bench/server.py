@@ -51,10 +51,18 @@ class ServerProcess:
     ``ChatFactory starting on PORT``, so port 0 never races.
     """
 
-    def __init__(self, list_interval: float | None = None, extra_args=()) -> None:
+    def __init__(
+        self,
+        list_interval: float | None = None,
+        extra_args=(),
+        profile_path: str | None = None,
+    ) -> None:
         self.list_interval = list_interval
         self.extra_args = list(extra_args)
+        # Where py-spy writes the server's sampled stacks (collapsed format).
+        self.profile_path = profile_path
         self.process: subprocess.Popen[bytes] | None = None
+        self._profiler: subprocess.Popen[bytes] | None = None
         self.port = 0
         self._dir: str | None = None
 
@@ -82,6 +90,10 @@ class ServerProcess:
             # A listen queue deep enough for a storm of connects.
             "--listen",
             "tcp:0:interface=127.0.0.1:backlog=1024",
+            # Thousands of fast clients from one address: no abuse limits.
+            "--rate-limit=0",
+            "--max-per-address=0",
+            "--max-connections=0",
         ]
         if self.list_interval is not None:
             args += ["--list-interval", repr(self.list_interval)]
@@ -105,6 +117,8 @@ class ServerProcess:
             )
             if match:
                 self.port = int(match.group(1))
+                if self.profile_path:
+                    self._start_profiler()
                 return
             time.sleep(0.05)
         raise BenchFailure(f"the server did not listen within {timeout} s")
@@ -119,9 +133,37 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout)
+        profiler, self._profiler = self._profiler, None
+        if profiler is not None:
+            try:
+                profiler.wait(timeout * 3)
+            except subprocess.TimeoutExpired:
+                profiler.kill()
+                profiler.wait(timeout)
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+
+    def _start_profiler(self) -> None:
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        self._profiler = subprocess.Popen(
+            [
+                py_spy,
+                "record",
+                "--pid",
+                str(self.pid),
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--output",
+                self.profile_path,
+                "--nonblocking",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def check_alive(self) -> None:
         """Raise :class:`BenchFailure` when the server has died."""

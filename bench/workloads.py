@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -47,9 +48,10 @@ class Settings:
 
     duration: float = 5.0
     list_interval: float | None = None  # None: the server's default
-    max_pending: int = 200
+    max_pending: int = 1000
     timeout: float = 120.0
     server_args: tuple[str, ...] = ()
+    profile_dir: str | None = None  # py-spy profiles of the server go here
 
 
 def _percentile(ordered: list[int], fraction: float) -> float:
@@ -74,10 +76,16 @@ def _generator_cpu() -> float:
 class _Run:
     """A server and a generator for one workload, cleaned up on exit."""
 
-    def __init__(self, settings: Settings, clients: int) -> None:
-        raise_fd_limit(clients * 2 + 200)
+    def __init__(self, settings: Settings, result: Result) -> None:
+        raise_fd_limit(result.clients * 2 + 200)
         self.settings = settings
-        self.server = ServerProcess(settings.list_interval, settings.server_args)
+        profile = None
+        if settings.profile_dir:
+            name = f"{result.workload}-{result.clients}".replace(" ", "-")
+            profile = os.path.join(settings.profile_dir, name + ".txt")
+        self.server = ServerProcess(
+            settings.list_interval, settings.server_args, profile
+        )
         self.generator: LoadGenerator | None = None
 
     def __enter__(self) -> _Run:
@@ -103,6 +111,10 @@ class _Run:
         )
         result.server_cpu_s = server.cpu_seconds() - cpu
         after = server.memory()
+        result.notes.append(
+            f"all {count} ACKs after {generator.all_acked_s:.2f} s, rosters complete "
+            f"after {result.join_s:.2f} s, {result.server_cpu_s:.2f} s server CPU"
+        )
         generator.verify_rosters()
         result.kb_per_connection = (after.rss_kb - before) / count
         result.server_peak_rss_mb = after.peak_kb / 1024
@@ -128,9 +140,9 @@ def broadcast(clients: int, senders: int, window: int, settings: Settings) -> Re
     senders = min(senders, clients)
     result = Result(f"broadcast w{window}", clients, senders, window)
     cpu = _generator_cpu()
-    with _Run(settings, clients) as run:
+    with _Run(settings, result) as run:
         run.join(result, clients, presence=True)
-        join_cpu = result.server_cpu_s
+        result.notes.clear()  # the join is set-up here, not the measure
         run.exchange(
             result,
             run.generator.clients[:senders],
@@ -138,7 +150,6 @@ def broadcast(clients: int, senders: int, window: int, settings: Settings) -> Re
             window=window,
             duration=settings.duration,
         )
-        result.notes.append(f"join {result.join_s:.2f} s, {join_cpu:.2f} s server CPU")
     result.generator_cpu_s = _generator_cpu() - cpu
     return result
 
@@ -147,8 +158,9 @@ def private(clients: int, window: int, settings: Settings) -> Result:
     """Clients 2k and 2k+1 send each other private messages."""
     result = Result(f"private w{window}", clients, clients // 2 * 2, window)
     cpu = _generator_cpu()
-    with _Run(settings, clients) as run:
+    with _Run(settings, result) as run:
         run.join(result, clients, presence=True)
+        result.notes.clear()  # the join is set-up here, not the measure
         run.exchange(result, [], True, window=window, duration=settings.duration)
     result.generator_cpu_s = _generator_cpu() - cpu
     return result
@@ -159,7 +171,7 @@ def join_original(clients: int, settings: Settings) -> Result:
     done when every client's last LIST shows all of them."""
     result = Result("join original", clients)
     cpu = _generator_cpu()
-    with _Run(settings, clients) as run:
+    with _Run(settings, result) as run:
         run.join(result, clients, presence=False)
     result.generator_cpu_s = _generator_cpu() - cpu
     return result
@@ -173,7 +185,7 @@ def join_presence(clients: int, settings: Settings) -> Result:
     """
     result = Result("join presence", clients, 1, 1)
     cpu = _generator_cpu()
-    with _Run(settings, clients) as run:
+    with _Run(settings, result) as run:
         run.join(result, clients, presence=True)
         join_cpu = result.server_cpu_s
         run.exchange(result, run.generator.clients[:1], False, window=1, per_sender=1)

@@ -5,10 +5,26 @@ from __future__ import annotations
 import sys
 
 from twisted.application import service, strports
+from twisted.cred import checkers, credentials, strcred
+from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
 from twisted.python import usage
+from twisted.python.filepath import FilePath
 
-from muca.server import DEFAULT_LIST_INTERVAL, ChatFactory
+from muca.auth import make_portal
+from muca.limits import (
+    DEFAULT_BURST,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_PER_ADDRESS,
+    DEFAULT_RATE,
+)
+from muca.server import (
+    DEFAULT_JOIN_TIMEOUT,
+    DEFAULT_LIST_INTERVAL,
+    DEFAULT_MAX_OUTBOUND,
+    DEFAULT_SHUTDOWN_WAIT,
+    ChatFactory,
+)
 from muca.wire import DEFAULT_MAX_FRAME
 
 DEFAULT_PORT = 40452
@@ -23,18 +39,34 @@ def _positive_int(value: str) -> int:
 
 def _non_negative_float(value: str) -> float:
     number = float(value)
-    if not number >= 0:
+    if not number >= 0 or number == float("inf"):
         raise ValueError("must be zero or more")
     return number
 
 
-class Options(usage.Options):
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must be zero or a positive whole number")
+    return number
+
+
+def _off_when_zero(value: float) -> float | None:
+    return value or None
+
+
+class Options(usage.Options, strcred.AuthOptionMixin):
     """Options of ``twistd muca``."""
+
+    supportedInterfaces = (credentials.IUsernamePassword,)  # noqa: N815
 
     synopsis = "[options]"
     longdesc = (
         "Run a MUCA chat server. With no --port or --listen it listens on "
-        f"TCP port {DEFAULT_PORT} on every interface."
+        f"TCP port {DEFAULT_PORT} on every interface. With --auth (e.g. "
+        "--auth memory:alice@hku.hk:secret or --auth file:users.txt, a file of "
+        "uid:password lines) every JOIN needs a PASS that is right for its UID; "
+        "without it no password is asked."
     )
     optParameters = [
         [
@@ -54,8 +86,64 @@ class Options(usage.Options):
             "list-interval",
             None,
             DEFAULT_LIST_INTERVAL,
-            "Seconds between two roster updates during a burst of joins and leaves.",
+            "Seconds between two roster updates during a burst of joins and leaves;"
+            " grows in proportion past 2,000 members.",
             _non_negative_float,
+        ],
+        [
+            "max-outbound",
+            None,
+            DEFAULT_MAX_OUTBOUND,
+            "Bytes that may wait for a client that does not read (past the "
+            "transport's own buffer) before it is disconnected as a slow consumer.",
+            _positive_int,
+        ],
+        [
+            "join-timeout",
+            None,
+            DEFAULT_JOIN_TIMEOUT,
+            "Seconds a connection may stay without joining before it is "
+            "closed; 0: no limit.",
+            _non_negative_float,
+        ],
+        [
+            "rate-limit",
+            None,
+            DEFAULT_RATE,
+            "Messages per second one connection may send on average (more get "
+            "ERROR RATE_LIMITED and are dropped); 0: no limit.",
+            _non_negative_float,
+        ],
+        [
+            "rate-burst",
+            None,
+            DEFAULT_BURST,
+            "Messages one connection may send at once before --rate-limit applies.",
+            _positive_int,
+        ],
+        [
+            "max-connections",
+            None,
+            DEFAULT_MAX_CONNECTIONS,
+            "Open connections in total; more get ERROR SERVER_FULL and are "
+            "closed; 0: no limit.",
+            _non_negative_int,
+        ],
+        [
+            "max-per-address",
+            None,
+            DEFAULT_MAX_PER_ADDRESS,
+            "Open connections from one IP address; more get ERROR SERVER_FULL "
+            "and are closed; 0: no limit.",
+            _non_negative_int,
+        ],
+        [
+            "max-members",
+            None,
+            0,
+            "Users in the chat room; a JOIN past it gets ACK FAIL SERVER_FULL; "
+            "0: no limit (but --max-connections).",
+            _non_negative_int,
         ],
     ]
 
@@ -70,6 +158,12 @@ class Options(usage.Options):
         self["listen"].append(description)
 
     def postOptions(self) -> None:
+        for checker in self.get("credCheckers", []):
+            if isinstance(checker, checkers.FilePasswordDB):
+                if not FilePath(checker.filename).isfile():
+                    raise usage.UsageError(
+                        f"--auth file: no such file: {checker.filename}"
+                    )
         port = self["port"]
         if port is not None:
             self["listen"].insert(0, f"tcp:{port}" if port.isdigit() else port)
@@ -79,7 +173,9 @@ class Options(usage.Options):
 
 class ChatService(service.MultiService):
     """The listeners of one chat server; a listener that cannot start ends
-    the program with one readable line instead of a traceback."""
+    the program with one readable line instead of a traceback. Stopping it
+    closes the listeners, then every connection (see
+    ``ChatFactory.close_all``)."""
 
     def __init__(self, factory: ChatFactory) -> None:
         super().__init__()
@@ -94,11 +190,25 @@ class ChatService(service.MultiService):
             sys.stderr.write(f"muca: cannot listen on {where}: {reason}\n")
             raise SystemExit(1) from None
 
+    def stopService(self) -> Deferred[None]:
+        stopped = super().stopService()
+        stopped.addCallback(lambda _: self.factory.close_all(DEFAULT_SHUTDOWN_WAIT))
+        return stopped
+
 
 def makeService(options: Options) -> ChatService:
     """Build the chat service from parsed options."""
     factory = ChatFactory(
-        max_frame=options["max-frame"], list_interval=options["list-interval"]
+        max_frame=options["max-frame"],
+        list_interval=options["list-interval"],
+        capacity=options["max-members"] or None,
+        max_outbound=options["max-outbound"],
+        join_timeout=_off_when_zero(options["join-timeout"]),
+        rate=_off_when_zero(options["rate-limit"]),
+        burst=options["rate-burst"],
+        max_connections=options["max-connections"] or None,
+        max_per_address=options["max-per-address"] or None,
+        portal=make_portal(options.get("credCheckers", [])),
     )
     chat = ChatService(factory)
     for description in options["listen"]:

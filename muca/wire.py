@@ -39,13 +39,18 @@ class BadFrame:
 
 
 class FrameTooLong(Exception):
-    """A frame exceeds the size limit: the caller answers ``ERROR`` and closes."""
+    """A frame exceeds the size limit: the caller answers ``ERROR`` and closes.
+
+    :attr:`frames` holds the frames that the same :meth:`FrameDecoder.feed`
+    completed before the long one: the peer sent them first.
+    """
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"frame longer than {limit} bytes")
         self.limit = limit
         self.code = FRAME_TOO_LONG
         self.reason = str(self)
+        self.frames: list[dict[str, Any] | BadFrame] = []
 
 
 _WHITESPACE = re.compile(rb"[ \t\r\n]*")
@@ -82,6 +87,15 @@ class FrameDecoder:
         buffer = self._buffer
         buffer += data
         frames: list[dict[str, Any] | BadFrame] = []
+        try:
+            self._cut(frames)
+        except FrameTooLong as error:
+            error.frames = frames
+            raise
+        return frames
+
+    def _cut(self, frames: list[dict[str, Any] | BadFrame]) -> None:
+        buffer = self._buffer
         while buffer:
             if self._scan_pos == 0:
                 skip = _WHITESPACE.match(buffer).end()
@@ -99,7 +113,6 @@ class FrameDecoder:
             if self.newline_framed is None and frames:
                 self._note_framing(end)
             del buffer[:end]
-        return frames
 
     def _take_object(self, frames: list[dict[str, Any] | BadFrame]) -> int | None:
         """Decode the object at the start of the buffer; return its end."""

@@ -65,3 +65,42 @@ class OriginalRosterParsingTests(unittest.TestCase):
             self.generator._on_original_roster(
                 client, b'{"CMD": "ACK", "TYPE": "FAIL"}{"CMD": "LIST", "DATA": []}'
             )
+
+
+class NativeRosterParsingTests(unittest.TestCase):
+    """The generator counts a presence client's roster wherever TCP splits it."""
+
+    STREAM = (
+        b'{"CMD":"ACK","TYPE":"OKAY"}\n'
+        b'{"CMD":"LIST","DATA":[{"UN":"n0","UID":"u0"},{"UN":"n1","UID":"u1"}]}\n'
+        b'{"CMD":"PRESENCE","JOINED":[{"UN":"n2","UID":"u2"}],"LEFT":[]}\n'
+    )
+
+    def setUp(self) -> None:
+        self.generator = LoadGenerator(port=1)
+        self.addCleanup(self.generator.close)
+
+    def test_every_split_point_counts_list_plus_deltas(self) -> None:
+        for cut in range(1, len(self.STREAM)):
+            client = Client(0, presence=True)
+            self.generator._on_native_roster(client, self.STREAM[:cut])
+            self.generator._on_native_roster(client, self.STREAM[cut:])
+            self.assertEqual((client.view, client.acked, client.kind), (3, True, 0))
+
+    def test_every_three_way_split_counts_the_same(self) -> None:
+        stream = self.STREAM
+        for first in range(1, len(stream), 3):
+            for second in range(first, len(stream), 2):
+                client = Client(0, presence=True)
+                for piece in stream[:first], stream[first:second], stream[second:]:
+                    if piece:
+                        self.generator._on_native_roster(client, piece)
+                self.assertEqual((client.view, client.kind), (3, 0), (first, second))
+
+    def test_a_leave_during_a_join_workload_fails_the_run(self) -> None:
+        client = Client(0, presence=True)
+        with self.assertRaises(BenchFailure):
+            self.generator._on_native_roster(
+                client,
+                self.STREAM + b'{"CMD":"PRESENCE","JOINED":[],"LEFT":["u1"]}\n',
+            )

@@ -320,6 +320,8 @@ class SendTests(ServerTestCase):
             + b"\n"
             for i in range(50)
         )
+        # A full token bucket (see muca.limits): 50 messages at once pass.
+        self.server.clock.advance(5)
         self.mary.send(data)
         self.assertEqual(
             [m["MSG"] for m in self.tony.take()], [f"m{i}" for i in range(50)]
@@ -635,6 +637,25 @@ class RosterCoalescingTests(SynchronousTestCase):
             got = peer.take()
             self.assertEqual(got[0], OKAY)
             self.assertEqual(got[-1], roster(("Obs", "obs"), *names))
+
+    def test_interval_grows_with_a_large_room(self) -> None:
+        self.server.factory.list_interval_members = 2
+        observer = self.server.connect()
+        observer.send_json(join("Obs", "obs"))
+        for i in range(5):
+            self.server.connect().send_json(join(f"U{i}", f"u{i}"))
+        self.server.clock.advance(10.0)
+        self.server.clock.advance(10.0)  # a quiet spell
+        observer.take()
+        # Eight members by then, two per interval: after an update, the next
+        # one waits 4 s instead of 1 s.
+        self.server.connect().send_json(join(*TONY))
+        self.assertEqual(observer.take()[-1]["CMD"], "LIST")
+        self.server.connect().send_json(join(*MARY))
+        self.server.clock.advance(3.9)
+        self.assertEqual(observer.take(), [])
+        self.server.clock.advance(0.1)
+        self.assertEqual(observer.take()[-1]["DATA"][-1]["UID"], MARY[1])
 
     def test_newcomer_gets_its_list_before_a_message_from_a_peer(self) -> None:
         tony = self.server.connect()
