@@ -195,8 +195,15 @@ class ChatWindow(ChatObserver):
         config = self.config
         where = f"{config.server}:{config.port}"
         self.log(f"connecting to {where}{' over TLS' if config.tls else ''} ...")
-        attempt = self.client.connect_tcp(
-            config.server, config.port, config.tls, config.ca_file
+        if self.client.connected:
+            # The connection of a refused JOIN may still be closing.
+            attempt = self.client.leave()
+        else:
+            attempt = defer.succeed(None)
+        attempt.addCallback(
+            lambda _: self.client.connect_tcp(
+                config.server, config.port, config.tls, config.ca_file
+            )
         )
         attempt.addCallback(lambda _: self.client.join(self._password))
         attempt.addCallbacks(self._joined_ok, self._join_failed)

@@ -507,6 +507,32 @@ class PasswordTests(GuiTestCase):
         self.assertEqual(passwords, ["open sesame"])
 
 
+class AuthWindowTests(GuiTestCase):
+    async def test_password_asked_in_the_window_joins_a_tls_server_with_auth(
+        self,
+    ) -> None:
+        files = make_certificates(temp_folder(self) / "tls")
+        port = await start_chat_server(
+            self, "--auth", "memory:Tony@hku.hk:open sesame", listen=tls_listen(files)
+        )
+        tony = self.window(TONY, port=port, tls=True, ca_file=files["ca"])
+        await tony.do_join()
+        self.assertIn(
+            "[ERROR] join refused: wrong or missing password", pane_text(tony.console)
+        )
+        self.assertEqual(tony.password_entry.winfo_manager(), "grid")
+        await self.until(lambda: not tony.client.connected, "refused client closes")
+        tony.password_entry.insert(0, "wrong")
+        await tony.do_join()
+        self.assertFalse(tony.client.joined)
+        tony.password_entry.delete(0, "end")
+        tony.password_entry.insert(0, "open sesame")
+        tony.join_button.invoke()
+        await self.until(lambda: tony.client.joined, "join with the password")
+        await self.until_in("Tony (Tony@hku.hk)", tony.peer_list)
+        self.assertEqual(tony.password_entry.winfo_manager(), "")
+
+
 class TlsWindowTests(GuiTestCase):
     async def test_window_joins_over_tls_with_the_configs_ca(self) -> None:
         files = make_certificates(temp_folder(self) / "tls")
