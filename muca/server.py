@@ -298,6 +298,11 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self._close_started = True
         self._closing = True
         self.setTimeout(None)
+        if self.member is not None:
+            # Out of the room now: nothing more is queued for a connection
+            # on its way out, and the others hear of it at once.
+            self.factory.leave(self.member, self.peer)
+            self.member = None
         transport = self.transport
         if self._registered:
             # A registered producer would keep the transport open after the
@@ -324,11 +329,6 @@ class ChatProtocol(Protocol, TimeoutMixin):
             peer=self.peer,
             limit=factory.max_outbound,
         )
-        # Out of the room at once, so that nothing more is queued for it and
-        # the others get the new list.
-        if self.member is not None:
-            factory.leave(self.member, self.peer)
-            self.member = None
         self._closing = True
         # Behind everything queued: it arrives only if the peer reads again
         # within the grace period.

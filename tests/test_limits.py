@@ -173,6 +173,24 @@ class SlowConsumerTests(SynchronousTestCase):
         self.assertEqual(len(self.tony.take()), 100)
 
 
+class ClosingTests(SynchronousTestCase):
+    def test_a_member_being_closed_leaves_the_room_at_once(self) -> None:
+        server = MemoryServer(max_frame=100)
+        self.addCleanup(server.stop)
+        tony, mary = join_peer(server, TONY), join_peer(server, MARY)
+        tony.take()
+        mary.take()
+        mary.protocol.pauseProducing()  # Mary does not read
+        mary.send(b"{" + b" " * 200)  # too long: ERROR and close
+        self.assertTrue(mary.closed_by_server)
+        self.assertNotIn(MARY[1], server.factory.room)
+        self.assertEqual(tony.take(), [roster(TONY)])
+        # Nothing more is written for her while the connection goes.
+        mary.take()
+        tony.send_json(send("x" * 50, [], TONY[1]))
+        self.assertEqual(mary.take(), [])
+
+
 class JoinTimeoutTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.server = MemoryServer(join_timeout=30)
