@@ -11,6 +11,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.error import ConnectionLost
+from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -107,6 +108,48 @@ class DecoderProperties(SynchronousTestCase):
     ) -> None:
         data = b"".join(encode(obj, framing) for obj in objects)
         self.assertEqual(decode(cut(data, points), 1 << 20), objects)
+
+
+class ServerFuzzProperties(SynchronousTestCase):
+    @FAST
+    @given(
+        st.lists(
+            st.one_of(
+                STREAMS,
+                st.sampled_from(
+                    [
+                        b'{"CMD":"JOIN","UN":"Fuzz","UID":"fuzz"}\n',
+                        b'{"CMD":"SEND","MSG":"m","TO":[],"FROM":"fuzz"}\n',
+                        b'{"CMD":"SEND","MSG":"m","TO":["tony","x"],"FROM":"fuzz"}',
+                    ]
+                ),
+            ),
+            max_size=8,
+        ),
+        st.lists(st.integers(0, 600), max_size=8),
+    )
+    def test_any_bytes_never_raise_nor_log_a_failure(
+        self, chunks: list[bytes], points: list[int]
+    ) -> None:
+        server = MemoryServer(max_frame=256, rate=None)
+        try:
+            tony = server.connect()
+            tony.send_json({"CMD": "JOIN", "UN": "Tony", "UID": "tony"})
+            tony.take()
+            fuzzer = server.connect()
+            with capturedLogs() as events:
+                for piece in cut(b"".join(chunks), points):
+                    fuzzer.send(piece)
+                fuzzer.take_bytes()
+                fuzzer.lose()
+            failures = [e for e in events if e.get("log_failure") is not None]
+            self.assertEqual(failures, [])
+            # Tony saw at most the fuzzer come and go, and its messages.
+            for obj in tony.take():
+                self.assertIn(obj["CMD"], ("LIST", "MSG"), obj)
+            self.assertEqual([m.uid for m in server.factory.room.members()], ["tony"])
+        finally:
+            server.stop()
 
 
 # The registry property: a small pool of names so that collisions happen.
