@@ -62,6 +62,8 @@ class ChatWindow(ChatObserver):
         )
         self._busy = False
         self._closing = False
+        self._quiet_close = False  # the connection of a refused JOIN
+        self._asking_password = False
         self._password = config.password
         self._build()
 
@@ -187,14 +189,21 @@ class ChatWindow(ChatObserver):
         if self._busy:
             self.log_error("already connecting: wait for the answer")
             return None
-        if self.password_entry.winfo_ismapped() and self.password_entry.get():
+        if self._asking_password and self.password_entry.get():
             self._password = self.password_entry.get()
         self._busy = True
         config = self.config
         where = f"{config.server}:{config.port}"
         self.log(f"connecting to {where}{' over TLS' if config.tls else ''} ...")
-        attempt = self.client.connect_tcp(
-            config.server, config.port, config.tls, config.ca_file
+        if self.client.connected:
+            # The connection of a refused JOIN may still be closing.
+            attempt = self.client.leave()
+        else:
+            attempt = defer.succeed(None)
+        attempt.addCallback(
+            lambda _: self.client.connect_tcp(
+                config.server, config.port, config.tls, config.ca_file
+            )
         )
         attempt.addCallback(lambda _: self.client.join(self._password))
         attempt.addCallbacks(self._joined_ok, self._join_failed)
@@ -216,6 +225,7 @@ class ChatWindow(ChatObserver):
             self.log_error(f"join refused: {error.reason}")
             if error.code == AUTH_FAILED:
                 self._ask_password()
+            self._quiet_close = True
             self.client.leave()
         elif failure.check(ClientError):
             self.log_error(str(failure.value))
@@ -223,6 +233,7 @@ class ChatWindow(ChatObserver):
             self.log_error(f"cannot join: {failure.getErrorMessage()}")
 
     def _ask_password(self) -> None:
+        self._asking_password = True
         self.password_label.grid(row=4, column=0, pady=2)
         self.password_entry.grid(row=4, column=1, sticky="ew", pady=2)
         self.password_entry.delete(0, "end")
@@ -230,12 +241,14 @@ class ChatWindow(ChatObserver):
         self.log("the server wants a password: type it below and press Enter")
 
     def _hide_password(self) -> None:
+        self._asking_password = False
         self.password_label.grid_remove()
         self.password_entry.grid_remove()
 
     def do_leave(self) -> defer.Deferred[None] | None:
-        """LEAVE: close the connection and clear the peer list."""
-        if not self.client.connected:
+        """LEAVE: close the connection (or stop connecting) and clear the peer
+        list; nothing happens when not connected."""
+        if not self.client.connected and not self._busy:
             return None
         return self.client.leave()
 
@@ -354,7 +367,8 @@ class ChatWindow(ChatObserver):
 
     def connection_lost(self, reason: str, requested: bool) -> None:
         """Tell the user; a lost connection can be joined again with JOIN."""
-        if self._closing or self._busy:
+        quiet, self._quiet_close = self._quiet_close, False
+        if self._closing or self._busy or quiet:
             return  # a failed JOIN reports its own reason
         if requested:
             self.log("left the chat room: connection closed")

@@ -54,10 +54,14 @@ class FrameTooLong(Exception):
 
 
 _WHITESPACE = re.compile(rb"[ \t\r\n]*")
+_BLANKS = re.compile(rb"[ \t\r]*")
 _OUTSIDE_STRING = re.compile(rb'[{}"\n]')
+_OUTSIDE_STRING_IN_VALUE = re.compile(rb'[{}\[\]"\n]')
 _INSIDE_STRING = re.compile(rb'["\\\n]')
 _GARBAGE_END = re.compile(rb"[\n{]")
 _OPEN, _CLOSE, _QUOTE, _NEWLINE = b'{}"\n'
+_OPEN_LIST, _CLOSE_LIST = b"[]"
+_OPENERS = (_OPEN, _OPEN_LIST)
 
 
 class FrameDecoder:
@@ -67,16 +71,26 @@ class FrameDecoder:
     for every object and a :class:`BadFrame` for every malformed one, and
     raises :class:`FrameTooLong` when a frame outgrows ``max_frame``. It
     never holds more than ``max_frame`` bytes of one frame between calls.
+    However the stream is cut into pieces, the frames are the same.
 
     After the first frame, :attr:`newline_framed` tells whether the peer
-    ended it with a newline (native framing) or not (original framing).
+    ended it with a newline (native framing) or not (original framing), as
+    far as the bytes received so far show: this is what decides a server's
+    output framing. Input is cut by the same rule once the byte after the
+    first frame has arrived: a newline-framed peer's garbage runs to the end
+    of its line and a raw newline inside its object breaks the object;
+    otherwise the stream resyncs at the next ``{``.
     """
 
     def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self.max_frame = max_frame
         self.newline_framed: bool | None = None
         self._buffer = bytearray()
-        # Where the scan of the object at the start of the buffer stopped,
+        # How input is cut: by lines once the peer has shown it frames by
+        # lines; decided by the first byte after the first frame.
+        self._lines = False
+        self._lines_pending = False
+        # Where the scan of the value at the start of the buffer stopped,
         # so that a frame arriving byte by byte is scanned once, not N times.
         self._scan_pos = 0
         self._depth = 0
@@ -98,6 +112,11 @@ class FrameDecoder:
         buffer = self._buffer
         while buffer:
             if self._scan_pos == 0:
+                if self._lines_pending:
+                    blanks = _BLANKS.match(buffer).end()
+                    if blanks < len(buffer):
+                        self._lines = buffer[blanks] == _NEWLINE
+                        self._lines_pending = False
                 skip = _WHITESPACE.match(buffer).end()
                 if skip:
                     del buffer[:skip]
@@ -110,7 +129,7 @@ class FrameDecoder:
             if end is None:
                 self._check_size(len(buffer))
                 break
-            if self.newline_framed is None and frames:
+            if self.newline_framed is None:
                 self._note_framing(end)
             del buffer[:end]
 
@@ -128,7 +147,7 @@ class FrameDecoder:
                     if isinstance(frame, dict):
                         frames.append(frame)
                         return newline + 1
-        end, broken = self._scan()
+        end, broken = self._scan(_OUTSIDE_STRING)
         if end is None:
             return None
         # A broken frame ends after the newline that broke it.
@@ -140,19 +159,21 @@ class FrameDecoder:
             frames.append(_decode(bytes(buffer[:end])))
         return end
 
-    def _scan(self) -> tuple[int | None, bool]:
-        """Find where the object at the start of the buffer ends.
+    def _scan(self, outside: re.Pattern[bytes]) -> tuple[int | None, bool]:
+        """Find where the value at the start of the buffer ends.
 
-        Returns ``(end, False)`` for a balanced object, ``(end, True)`` for
-        one broken by a raw newline inside a string (never valid JSON, and a
-        native peer's next line starts afresh), ``(None, False)`` when more
-        bytes are needed.
+        ``outside`` is what matters outside strings: braces only for an
+        object, braces and brackets for any other value. Returns ``(end,
+        False)`` for a balanced value, ``(end, True)`` for one broken by a
+        raw newline inside a string (never valid JSON, and a native peer's
+        next line starts afresh), ``(None, False)`` when more bytes are
+        needed.
         """
         buffer = self._buffer
         pos, depth, in_string = self._scan_pos, self._depth, self._in_string
         length = len(buffer)
         while True:
-            pattern = _INSIDE_STRING if in_string else _OUTSIDE_STRING
+            pattern = _INSIDE_STRING if in_string else outside
             match = pattern.search(buffer, pos)
             if match is None:
                 self._scan_pos, self._depth, self._in_string = length, depth, in_string
@@ -161,11 +182,13 @@ class FrameDecoder:
             char = buffer[at]
             pos = at + 1
             if char == _NEWLINE:
-                if in_string or (depth > 0 and self.newline_framed):
+                if in_string or (depth > 0 and self._lines):
                     return pos, True
             elif in_string:
                 if char == _QUOTE:
                     in_string = False
+                    if depth == 0:  # a string on its own
+                        return pos, False
                 elif pos >= length:  # a backslash whose escaped byte is yet to come
                     self._scan_pos, self._depth, self._in_string = at, depth, True
                     return None, False
@@ -173,39 +196,47 @@ class FrameDecoder:
                     pos += 1
             elif char == _QUOTE:
                 in_string = True
-            elif char == _OPEN:
+            elif char in _OPENERS:
                 depth += 1
             else:
                 depth -= 1
-                if depth == 0:
+                if depth <= 0:
                     return pos, False
 
     def _take_garbage(self, frames: list[dict[str, Any] | BadFrame]) -> int | None:
-        """Drop what is not an object: one line, or up to the next object.
+        """Drop what is not an object, as one frame.
 
-        A newline-framed peer's garbage runs to the end of its line, and so
-        does a line that is a JSON value other than an object (``[{…}]``):
-        objects inside it must not pass for commands. Otherwise (original
-        framing) the stream resyncs at the next ``{``.
+        A newline-framed peer's garbage runs to the end of its line.
+        Otherwise a JSON string or list is dropped whole (objects inside a
+        list must not pass for commands), and anything else runs up to the
+        next newline or ``{``, where the stream resyncs.
         """
         buffer = self._buffer
-        newline = buffer.find(b"\n")
-        if newline >= 0 and (self.newline_framed or newline <= self.max_frame):
+        if self._lines:
+            newline = buffer.find(b"\n")
+            if newline < 0:
+                return None
             self._check_size(newline)
-            line = _decode(bytes(buffer[:newline]))
-            if self.newline_framed or line is _NOT_AN_OBJECT:
-                frames.append(line if isinstance(line, BadFrame) else _NOT_AN_OBJECT)
-                return newline + 1
-        elif self.newline_framed:
-            return None
+            frames.append(_not_an_object(bytes(buffer[:newline])))
+            return newline + 1
+        if buffer[0] in b'["':
+            end, broken = self._scan(_OUTSIDE_STRING_IN_VALUE)
+            if end is None:
+                return None
+            self._check_size(end - 1 if broken else end)
+            self._reset_scan()
+            if broken:
+                frames.append(BadFrame(BAD_JSON, "malformed JSON value"))
+            else:
+                frames.append(_not_an_object(bytes(buffer[:end])))
+            return end
         match = _GARBAGE_END.search(buffer)
         if match is None:
             return None
         newline_ended = match.group() == b"\n"
         end = match.end() if newline_ended else match.start()
         self._check_size(end - 1 if newline_ended else end)
-        frame = _decode(bytes(buffer[:end]))
-        frames.append(frame if isinstance(frame, BadFrame) else _NOT_AN_OBJECT)
+        frames.append(_not_an_object(bytes(buffer[:end])))
         return end
 
     def _check_size(self, size: int) -> None:
@@ -217,6 +248,10 @@ class FrameDecoder:
     def _note_framing(self, end: int) -> None:
         rest = self._buffer[end:].lstrip(b" \t\r")
         self.newline_framed = rest[:1] == b"\n" or self._buffer[end - 1] == _NEWLINE
+        if self._buffer[end - 1] == _NEWLINE:
+            self._lines = True
+        else:
+            self._lines_pending = True
 
     def _reset_scan(self) -> None:
         self._scan_pos, self._depth, self._in_string = 0, 0, False
@@ -227,6 +262,12 @@ class FrameDecoder:
 
 
 _NOT_AN_OBJECT = BadFrame(BAD_JSON, "expected a JSON object")
+
+
+def _not_an_object(raw: bytes) -> BadFrame:
+    """The error for a frame that cannot be a command."""
+    frame = _decode(raw)
+    return frame if isinstance(frame, BadFrame) else _NOT_AN_OBJECT
 
 
 def _decode(raw: bytes) -> dict[str, Any] | BadFrame:
