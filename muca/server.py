@@ -246,21 +246,29 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self.write_bytes(payload.native())
 
     def send(self, obj: dict[str, Any]) -> None:
-        """Encode and write one object to this connection only (a reply).
-
-        A reply goes straight to the socket when nothing is queued ahead of
-        it, instead of waiting in the transport for the next reactor turn.
-        That matters for ``ACK``: a roster update written while the ``ACK``
-        still waits would make the transport join the two into a private
-        copy of the whole ``LIST``, per new member (hundreds of MB during a
-        storm of joins). Fan-out keeps using ``transport.write``, which
-        coalesces one turn's messages to a connection into one ``send``.
-        """
+        """Encode and write one object to this connection only (a reply)."""
+        if self.factory._outbox:
+            # Behind what this turn's fan-out queued for us, not ahead of it.
+            self.factory.flush_connection(self)
         payload = Payload(obj)
         if self.framing is Framing.ORIGINAL:
-            data = payload.original()
+            self.write_now(payload.original())
         else:
-            data = payload.native()
+            self.write_now(payload.native())
+
+    def write_now(self, data: bytes) -> None:
+        """Write bytes straight to the socket when nothing is queued ahead.
+
+        One ``send`` instead of the transport's buffering, ``epoll_ctl`` to
+        watch for writability, a writable event, ``send`` and ``epoll_ctl``
+        again; what the kernel does not take goes to :meth:`write_bytes`.
+        For ``ACK`` it also matters that it leaves at once: a roster update
+        written while the ``ACK`` still waited would make the transport join
+        the two into a private copy of the whole ``LIST``, per new member
+        (hundreds of MB during a storm of joins). TLS, a paused or closing
+        transport, or one with bytes queued, always go through
+        :meth:`write_bytes`.
+        """
         transport = self.transport
         sock = self._socket
         if (
@@ -527,6 +535,9 @@ class ChatFactory(ServerFactory):
         self.stopping = False
         self._roster_call: DelayedCall | None = None
         self._last_roster = float("-inf")
+        # Fan-out queued during this reactor turn, per connection.
+        self._outbox: dict[ChatProtocol, list[bytes]] = {}
+        self._flush_call: DelayedCall | None = None
 
     # Connections
 
@@ -548,6 +559,7 @@ class ChatFactory(ServerFactory):
         """
         self.stopping = True
         self._cancel_roster()
+        self.flush_output()
         closing = list(self.connections)
         log.info("closing {count} connections", count=len(closing))
         if not closing:
@@ -610,7 +622,7 @@ class ChatFactory(ServerFactory):
                     route.kind, send.text, sender.uid, int(time.time() * 1000), to
                 )
             )
-            _write_all(payload, route.recipients)
+            self.fan_out(payload, route.recipients)
         if route.unknown:
             names = ", ".join(route.unknown)
             sender.connection.send_error(
@@ -634,9 +646,11 @@ class ChatFactory(ServerFactory):
         if update is None:
             return
         if update.list_recipients:
-            _write_all(Payload(update.full_list), update.list_recipients)
+            self.fan_out(Payload(update.full_list), update.list_recipients)
         if update.delta is not None:
-            _write_all(Payload(update.delta), update.delta_recipients)
+            self.fan_out(Payload(update.delta), update.delta_recipients)
+        # A timer's turn: nothing to coalesce with, and no reason to wait.
+        self.flush_output()
 
     def _cancel_roster(self) -> None:
         if self._roster_call is not None and self._roster_call.active():
@@ -645,17 +659,48 @@ class ChatFactory(ServerFactory):
 
     def stopFactory(self) -> None:
         self._cancel_roster()
+        self.flush_output()
 
+    # Output
 
-def _write_all(payload: Payload, members: Iterable[Member]) -> None:
-    """Fan-out: the same encoded bytes to every member."""
-    native = payload.native()
-    for member in members:
-        connection = member.connection
-        if connection.framing is Framing.ORIGINAL:
-            connection.write_bytes(payload.original())
-        else:
-            connection.write_bytes(native)
+    def fan_out(self, payload: Payload, members: Iterable[Member]) -> None:
+        """Queue the same encoded bytes for every member, for this turn's end.
+
+        Everything one reactor turn fans out to a connection leaves in one
+        ``transport.write`` (see :meth:`flush_output`): with 20 senders
+        broadcasting, a member gets one write per turn instead of 20, and a
+        delivery costs a list append.
+        """
+        outbox = self._outbox
+        if self._flush_call is None:
+            self._flush_call = self.clock.callLater(0, self.flush_output)
+        native = payload.native()
+        for member in members:
+            connection = member.connection
+            if connection.framing is Framing.ORIGINAL:
+                data = payload.original()
+            else:
+                data = native
+            chunks = outbox.get(connection)
+            if chunks is None:
+                outbox[connection] = [data]
+            else:
+                chunks.append(data)
+
+    def flush_output(self) -> None:
+        """Write what :meth:`fan_out` queued: one write per connection."""
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
+        outbox, self._outbox = self._outbox, {}
+        for connection, chunks in outbox.items():
+            connection.write_now(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+    def flush_connection(self, connection: ChatProtocol) -> None:
+        """Write what is queued for one connection now, ahead of a reply."""
+        chunks = self._outbox.pop(connection, None)
+        if chunks:
+            connection.write_now(b"".join(chunks))
 
 
 def _describe(address: Any) -> str:

@@ -341,10 +341,28 @@ class SendTests(ServerTestCase):
         for peer in self.everyone:
             peer.transport.writes.clear()
         self.mary.send_json(send("shared", [], MARY[1]))
+        self.server.clock.advance(0)  # fan-out is written at the turn's end
         writes = [peer.transport.writes for peer in (self.tony, self.henry, self.peter)]
         self.assertEqual([len(w) for w in writes], [1, 1, 1])
         self.assertIs(writes[0][0], writes[1][0])
         self.assertIs(writes[0][0], writes[2][0])
+
+    def test_one_turns_fan_out_reaches_a_connection_in_one_write(self) -> None:
+        for peer in self.everyone:
+            peer.transport.writes.clear()
+        self.mary.send_json(send("one", [], MARY[1]))
+        self.henry.send_json(send("two", [], HENRY[1]))
+        self.server.clock.advance(0)  # the end of the reactor turn
+        self.assertEqual(len(self.tony.transport.writes), 1)
+        got = without_ts(self.tony.take())
+        self.assertEqual(got, [msg("ALL", "one", MARY[1]), msg("ALL", "two", HENRY[1])])
+
+    def test_a_reply_never_overtakes_fan_out_queued_in_the_same_turn(self) -> None:
+        self.mary.send_json(send("first", [], MARY[1]))
+        self.tony.send(b"not json\n")
+        got = without_ts(self.tony.take())
+        self.assertEqual(got[0], msg("ALL", "first", MARY[1]))
+        self.assertEqual(got[1]["CODE"], "BAD_JSON")
 
     def test_roster_fan_out_writes_the_same_bytes_object(self) -> None:
         for peer in self.everyone:
