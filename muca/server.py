@@ -667,9 +667,11 @@ class ChatFactory(ServerFactory):
         """Queue the same encoded bytes for every member, for this turn's end.
 
         Everything one reactor turn fans out to a connection leaves in one
-        ``transport.write`` (see :meth:`flush_output`): with 20 senders
-        broadcasting, a member gets one write per turn instead of 20, and a
-        delivery costs a list append.
+        write at the end of the turn (see :meth:`flush_output`): with 20
+        senders broadcasting, a member gets one ``send`` per turn instead of
+        20, and a delivery costs a list append. Until then, a reply to that
+        connection first flushes it (:meth:`flush_connection`), so order
+        per connection holds.
         """
         outbox = self._outbox
         if self._flush_call is None:
@@ -697,7 +699,7 @@ class ChatFactory(ServerFactory):
             connection.write_now(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
     def flush_connection(self, connection: ChatProtocol) -> None:
-        """Write what is queued for one connection now, ahead of a reply."""
+        """Write what is queued for one connection now, so a reply follows it."""
         chunks = self._outbox.pop(connection, None)
         if chunks:
             connection.write_now(b"".join(chunks))
