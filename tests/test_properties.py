@@ -181,6 +181,7 @@ class Client:
         self.open = True
 
     def read(self) -> None:
+        self.peer.server.clock.advance(0)  # fan-out is written at the turn's end
         objects, rest = split_objects(self.peer.transport.value().decode("utf-8"))
         assert rest == "", rest
         self.peer.transport.clear()
