@@ -7,12 +7,50 @@ nothing here touches a socket. The server (``muca.server``) applies them.
 
 from __future__ import annotations
 
+import ipaddress
+import resource
+
 from twisted.internet.interfaces import IReactorTime
 
 DEFAULT_RATE = 20.0
 DEFAULT_BURST = 50
-DEFAULT_MAX_CONNECTIONS = 10_000
 DEFAULT_MAX_PER_ADDRESS = 100
+# Descriptors kept back from --max-connections' default for listeners, logs,
+# and the files a server opens (TLS keys, password files).
+RESERVED_DESCRIPTORS = 64
+
+
+def raise_descriptor_limit() -> int:
+    """Raise this process's open-file limit to its hard limit; return it.
+
+    Many systems start processes at a soft limit of 1,024 descriptors, far
+    below what a room of thousands needs, while allowing much more.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def default_max_connections(descriptors: int) -> int:
+    """The connections a process with ``descriptors`` open files can hold."""
+    return max(1, descriptors - RESERVED_DESCRIPTORS)
+
+
+def is_loopback(address: str | None) -> bool:
+    """True for 127.0.0.0/8 and ::1 (also IPv4-mapped)."""
+    if address is None:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
 
 
 class TokenBucket:
@@ -53,14 +91,20 @@ class ConnectionCounter:
     :meth:`admit` counts a connection in (or says why not); every admitted
     connection must be :meth:`release`-d exactly once when it closes. A cap
     of ``None`` is no cap. Connections without an IP address (e.g. UNIX
-    sockets, ``address`` ``None``) count only towards the total.
+    sockets, ``address`` ``None``) count only towards the total. With
+    ``exempt_loopback``, connections from this machine are not held to the
+    per-address cap (bots and bridges run beside the server).
     """
 
     def __init__(
-        self, max_total: int | None = None, max_per_address: int | None = None
+        self,
+        max_total: int | None = None,
+        max_per_address: int | None = None,
+        exempt_loopback: bool = False,
     ) -> None:
         self.max_total = max_total
         self.max_per_address = max_per_address
+        self.exempt_loopback = exempt_loopback
         self.total = 0
         self._by_address: dict[str, int] = {}
 
@@ -74,7 +118,11 @@ class ConnectionCounter:
             return "the server has too many connections; try again later"
         if address is not None:
             held = self._by_address.get(address, 0)
-            if self.max_per_address is not None and held >= self.max_per_address:
+            if (
+                self.max_per_address is not None
+                and held >= self.max_per_address
+                and not (self.exempt_loopback and is_loopback(address))
+            ):
                 return f"too many connections from {address}"
             self._by_address[address] = held + 1
         self.total += 1

@@ -27,7 +27,6 @@ from muca import messages
 from muca.auth import check_password
 from muca.limits import (
     DEFAULT_BURST,
-    DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_PER_ADDRESS,
     DEFAULT_RATE,
     ConnectionCounter,
@@ -71,6 +70,9 @@ DEFAULT_JOIN_TIMEOUT = 30.0
 DEFAULT_CLOSE_GRACE = 1.0
 # Seconds a shutdown waits for the connections to close before dropping them.
 DEFAULT_SHUTDOWN_WAIT = 1.0
+# Seconds a connection over a cap may take to send its JOIN (or anything)
+# and be told the server is full.
+REFUSED_WAIT = 5.0
 
 # What ChatProtocol.send reads of a TCP transport to know that nothing is
 # queued ahead (twisted.internet.abstract.FileDescriptor's write buffers).
@@ -133,6 +135,8 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self._close_started = False
         # The socket under a plain TCP transport, for send()'s fast path.
         self._socket: Any = None
+        # Why the server cannot take this connection, when it is over a cap.
+        self._refusal: str | None = None
 
     # Twisted callbacks
 
@@ -160,9 +164,10 @@ class ChatProtocol(Protocol, TimeoutMixin):
                 peer=self.peer,
                 reason=refusal,
             )
-            self.framing = Framing.NATIVE
-            self.send_error(SERVER_FULL, refusal)
-            self.close()
+            # Answered at its first frame, so that a JOIN gets the ACK FAIL
+            # every client understands; one that says nothing is closed soon.
+            self._refusal = refusal
+            self.setTimeout(REFUSED_WAIT)
             return
         self._admitted = True
         if factory.rate is not None:
@@ -201,6 +206,11 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self.member = None
 
     def timeoutConnection(self) -> None:
+        if self._refusal is not None:
+            self._decide_framing()
+            self.send_error(SERVER_FULL, self._refusal)
+            self.close()
+            return
         log.info(
             "closing {peer}: no JOIN within {timeout} s",
             peer=self.peer,
@@ -368,6 +378,13 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self.send_error(frame.code, frame.reason)
             self.close()
             return
+        if self._refusal is not None:
+            if isinstance(frame, dict) and frame.get("CMD") == "JOIN":
+                self.send(messages.ack_fail_payload(SERVER_FULL, self._refusal))
+            else:
+                self.send_error(SERVER_FULL, self._refusal)
+            self.close()
+            return
         bucket = self._bucket
         if bucket is not None and not bucket.take():
             cmd = frame.get("CMD") if isinstance(frame, dict) else None
@@ -509,8 +526,9 @@ class ChatFactory(ServerFactory):
         join_timeout: float | None = DEFAULT_JOIN_TIMEOUT,
         rate: float | None = DEFAULT_RATE,
         burst: int = DEFAULT_BURST,
-        max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
+        max_connections: int | None = None,
         max_per_address: int | None = DEFAULT_MAX_PER_ADDRESS,
+        exempt_loopback: bool = False,
         portal: Portal | None = None,
         close_grace: float = DEFAULT_CLOSE_GRACE,
     ) -> None:
@@ -529,7 +547,9 @@ class ChatFactory(ServerFactory):
         self.portal = portal
         self.close_grace = close_grace
         self.room = Room(capacity)
-        self.counter = ConnectionCounter(max_connections, max_per_address)
+        self.counter = ConnectionCounter(
+            max_connections, max_per_address, exempt_loopback
+        )
         #: Every open connection, joined or not.
         self.connections: set[ChatProtocol] = set()
         self.stopping = False

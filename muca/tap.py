@@ -14,9 +14,10 @@ from twisted.python.filepath import FilePath
 from muca.auth import make_portal
 from muca.limits import (
     DEFAULT_BURST,
-    DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_PER_ADDRESS,
     DEFAULT_RATE,
+    default_max_connections,
+    raise_descriptor_limit,
 )
 from muca.server import (
     DEFAULT_JOIN_TIMEOUT,
@@ -124,17 +125,20 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         [
             "max-connections",
             None,
-            DEFAULT_MAX_CONNECTIONS,
-            "Open connections in total; more get ERROR SERVER_FULL and are "
-            "closed; 0: no limit.",
+            None,
+            "Open connections in total; past it a JOIN gets ACK FAIL "
+            "SERVER_FULL and the connection is closed; 0: no limit. Default: "
+            "what the open-file limit allows (raised to its hard limit at start).",
             _non_negative_int,
         ],
         [
             "max-per-address",
             None,
-            DEFAULT_MAX_PER_ADDRESS,
-            "Open connections from one IP address; more get ERROR SERVER_FULL "
-            "and are closed; 0: no limit.",
+            None,
+            "Open connections from one IP address; past it a JOIN gets ACK FAIL "
+            f"SERVER_FULL and the connection is closed; 0: no limit. Default: "
+            f"{DEFAULT_MAX_PER_ADDRESS}, loopback addresses exempt; a value "
+            "given here holds for every address.",
             _non_negative_int,
         ],
         [
@@ -198,6 +202,14 @@ class ChatService(service.MultiService):
 
 def makeService(options: Options) -> ChatService:
     """Build the chat service from parsed options."""
+    descriptors = raise_descriptor_limit()
+    max_connections = options["max-connections"]
+    if max_connections is None:
+        max_connections = default_max_connections(descriptors)
+    max_per_address = options["max-per-address"]
+    exempt_loopback = max_per_address is None
+    if max_per_address is None:
+        max_per_address = DEFAULT_MAX_PER_ADDRESS
     factory = ChatFactory(
         max_frame=options["max-frame"],
         list_interval=options["list-interval"],
@@ -206,8 +218,9 @@ def makeService(options: Options) -> ChatService:
         join_timeout=_off_when_zero(options["join-timeout"]),
         rate=_off_when_zero(options["rate-limit"]),
         burst=options["rate-burst"],
-        max_connections=options["max-connections"] or None,
-        max_per_address=options["max-per-address"] or None,
+        max_connections=max_connections or None,
+        max_per_address=max_per_address or None,
+        exempt_loopback=exempt_loopback,
         portal=make_portal(options.get("credCheckers", [])),
     )
     chat = ChatService(factory)

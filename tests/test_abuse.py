@@ -166,7 +166,9 @@ class MalformedInputTests(TestCase):
         port = await start_server(self, "--max-per-address", "3")
         kept = [await connect(self, port) for _ in range(3)]
         refused = await connect(self, port)
-        self.assertEqual(codes(await refused.next_objects(1)), ["SERVER_FULL"])
+        refused.send_json(join(*TONY))
+        (ack,) = await refused.next_objects(1)
+        self.assertEqual((ack["TYPE"], ack["CODE"]), ("FAIL", "SERVER_FULL"))
         await refused.closed()
         await kept[0].close()
         await deferLater(reactor, 0.05, lambda: None)

@@ -7,12 +7,14 @@ from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from muca.limits import ConnectionCounter, TokenBucket
+from muca.server import REFUSED_WAIT
 from tests.support import MemoryPeer, MemoryServer, join, roster, send
 
 OKAY = {"CMD": "ACK", "TYPE": "OKAY"}
 TONY = ("Tony", "tony@hku.hk")
 MARY = ("Mary", "mary@hku.hk")
 HENRY = ("Henry", "henry@hku.hk")
+PETER = ("Peter", "peter@hku.hk")
 
 
 class TokenBucketTests(SynchronousTestCase):
@@ -314,13 +316,49 @@ class ConnectionCapTests(SynchronousTestCase):
         self.addCleanup(server.stop)
         first, second = server.connect(), server.connect()
         third = server.connect()
-        (error,) = third.take()
-        self.assertEqual((error["CMD"], error["CODE"]), ("ERROR", "SERVER_FULL"))
+        self.assertEqual(third.take(), [])
+        third.send_json(join(*TONY))
+        (ack,) = third.take()
+        self.assertEqual((ack["TYPE"], ack["CODE"]), ("FAIL", "SERVER_FULL"))
         self.assertTrue(third.closed_by_server)
         self.assertFalse(first.closed_by_server or second.closed_by_server)
-        # Input from a refused connection is ignored.
-        third.send_json(join(*TONY))
+        self.assertNotIn(TONY[1], server.factory.room)
+        # Input after the refusal is ignored.
+        third.send_json(join(*MARY))
         self.assertEqual(third.take(), [])
+
+    def test_refused_connection_that_sends_anything_else_gets_error(self) -> None:
+        server = MemoryServer(max_per_address=1)
+        self.addCleanup(server.stop)
+        server.connect()
+        refused = server.connect()
+        refused.send(b"hello\n")
+        (error,) = refused.take()
+        self.assertEqual((error["CMD"], error["CODE"]), ("ERROR", "SERVER_FULL"))
+        self.assertTrue(refused.closed_by_server)
+
+    def test_refused_connection_that_says_nothing_is_closed_soon(self) -> None:
+        server = MemoryServer(max_per_address=1)
+        self.addCleanup(server.stop)
+        server.connect()
+        refused = server.connect()
+        server.clock.advance(REFUSED_WAIT + 0.1)
+        (error,) = refused.take()
+        self.assertEqual(error["CODE"], "SERVER_FULL")
+        self.assertTrue(refused.closed_by_server)
+
+    def test_loopback_is_exempt_from_the_per_address_cap_only_when_asked(
+        self,
+    ) -> None:
+        exempt = ConnectionCounter(max_per_address=1, exempt_loopback=True)
+        self.assertIsNone(exempt.admit("127.0.0.1"))
+        self.assertIsNone(exempt.admit("127.0.0.1"))
+        self.assertIsNone(exempt.admit("::1"))
+        self.assertIsNone(exempt.admit("10.0.0.1"))
+        self.assertIsNotNone(exempt.admit("10.0.0.1"))
+        strict = ConnectionCounter(max_per_address=1)
+        self.assertIsNone(strict.admit("127.0.0.1"))
+        self.assertIsNotNone(strict.admit("127.0.0.1"))
 
     def test_a_closed_connection_frees_its_place(self) -> None:
         server = MemoryServer(max_per_address=1)
@@ -338,6 +376,10 @@ class ConnectionCapTests(SynchronousTestCase):
         server = MemoryServer(max_connections=3, max_per_address=None)
         self.addCleanup(server.stop)
         peers = [server.connect() for _ in range(4)]
+        for peer, who in zip(peers, (TONY, MARY, HENRY, PETER), strict=True):
+            peer.send_json(join(*who))
+        acks = [peer.take()[0]["TYPE"] for peer in peers]
+        self.assertEqual(acks, ["OKAY"] * 3 + ["FAIL"])
         self.assertEqual([p.closed_by_server for p in peers], [False] * 3 + [True])
 
     def test_full_room_fails_join_with_server_full(self) -> None:

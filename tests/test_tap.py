@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import resource
 from pathlib import Path
 
 from twisted.python.usage import UsageError
@@ -26,8 +27,10 @@ class LimitOptionTests(SynchronousTestCase):
         self.assertEqual(factory.max_outbound, 4 * 1024 * 1024)
         self.assertEqual(factory.join_timeout, 30)
         self.assertEqual((factory.rate, factory.burst), (20, 50))
-        self.assertEqual(factory.counter.max_total, 10_000)
+        descriptors = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        self.assertEqual(factory.counter.max_total, descriptors - 64)
         self.assertEqual(factory.counter.max_per_address, 100)
+        self.assertTrue(factory.counter.exempt_loopback)
         self.assertIsNone(factory.room.capacity)
         self.assertIsNone(factory.portal)
 
@@ -42,6 +45,7 @@ class LimitOptionTests(SynchronousTestCase):
         self.assertEqual((factory.rate, factory.burst), (5, 7))
         self.assertEqual(factory.counter.max_total, 9)
         self.assertEqual(factory.counter.max_per_address, 3)
+        self.assertFalse(factory.counter.exempt_loopback)
         self.assertEqual(factory.room.capacity, 4)
 
     def test_zero_turns_a_limit_off(self) -> None:
