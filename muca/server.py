@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from twisted.cred.portal import Portal
-from twisted.internet import interfaces, tcp
+from twisted.internet import interfaces
 from twisted.internet.base import DelayedCall
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -48,6 +48,7 @@ from muca.messages import (
     ProtocolError,
     Send,
 )
+from muca.output import Outbox, Payload, plain_socket, transport_idle
 from muca.room import Member, Room
 from muca.wire import (
     DEFAULT_MAX_FRAME,
@@ -55,7 +56,6 @@ from muca.wire import (
     FrameDecoder,
     FrameTooLong,
     Framing,
-    encode,
 )
 
 DEFAULT_LIST_INTERVAL = 0.1
@@ -74,34 +74,7 @@ DEFAULT_SHUTDOWN_WAIT = 1.0
 # and be told the server is full.
 REFUSED_WAIT = 5.0
 
-# What ChatProtocol.send reads of a TCP transport to know that nothing is
-# queued ahead (twisted.internet.abstract.FileDescriptor's write buffers).
-_BUFFER_ATTRIBUTES = ("_tempDataLen", "dataBuffer", "TLS", "disconnecting")
-
 log = Logger()
-
-
-class Payload:
-    """One object to deliver, encoded at most once per output framing."""
-
-    __slots__ = ("obj", "_native", "_original")
-
-    def __init__(self, obj: dict[str, Any]) -> None:
-        self.obj = obj
-        self._native: bytes | None = None
-        self._original: bytes | None = None
-
-    def native(self) -> bytes:
-        """The object in native framing."""
-        if self._native is None:
-            self._native = encode(self.obj, Framing.NATIVE)
-        return self._native
-
-    def original(self) -> bytes:
-        """The object in original framing."""
-        if self._original is None:
-            self._original = encode(self.obj, Framing.ORIGINAL)
-        return self._original
 
 
 @implementer(interfaces.IPushProducer)
@@ -150,10 +123,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
             # Small messages must not wait for Nagle and delayed ACKs.
             self.transport.setTcpNoDelay(True)
             self.transport.setTcpKeepAlive(True)
-        if isinstance(self.transport, tcp.Connection) and all(
-            hasattr(self.transport, name) for name in _BUFFER_ATTRIBUTES
-        ):
-            self._socket = self.transport.getHandle()
+        self._socket = plain_socket(self.transport)
         self.transport.registerProducer(self, True)
         self._registered = True
         factory.connections.add(self)
@@ -248,23 +218,13 @@ class ChatProtocol(Protocol, TimeoutMixin):
                 return
         self.transport.write(data)
 
-    def write(self, payload: Payload) -> None:
-        """Write one payload in this connection's framing."""
-        if self.framing is Framing.ORIGINAL:
-            self.write_bytes(payload.original())
-        else:
-            self.write_bytes(payload.native())
-
     def send(self, obj: dict[str, Any]) -> None:
         """Encode and write one object to this connection only (a reply)."""
-        if self.factory._outbox:
+        outbox = self.factory.outbox
+        if outbox:
             # Behind what this turn's fan-out queued for us, not ahead of it.
-            self.factory.flush_connection(self)
-        payload = Payload(obj)
-        if self.framing is Framing.ORIGINAL:
-            self.write_now(payload.original())
-        else:
-            self.write_now(payload.native())
+            outbox.flush_one(self)
+        self.write_now(Payload(obj).for_framing(self.framing))
 
     def write_now(self, data: bytes) -> None:
         """Write bytes straight to the socket when nothing is queued ahead.
@@ -279,17 +239,8 @@ class ChatProtocol(Protocol, TimeoutMixin):
         transport, or one with bytes queued, always go through
         :meth:`write_bytes`.
         """
-        transport = self.transport
         sock = self._socket
-        if (
-            sock is None
-            or self._paused
-            or transport._tempDataLen
-            or transport.dataBuffer
-            or transport.TLS
-            or transport.disconnecting
-            or not transport.connected
-        ):
+        if sock is None or self._paused or not transport_idle(self.transport):
             self.write_bytes(data)
             return
         try:
@@ -355,8 +306,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
                 SLOW_CONSUMER, "you did not read fast enough; disconnecting"
             )
         )
-        native = self.framing is not Framing.ORIGINAL
-        self.transport.write(payload.native() if native else payload.original())
+        self.transport.write(payload.for_framing(self.framing))
         self.close()
 
     # Frames and commands
@@ -555,9 +505,8 @@ class ChatFactory(ServerFactory):
         self.stopping = False
         self._roster_call: DelayedCall | None = None
         self._last_roster = float("-inf")
-        # Fan-out queued during this reactor turn, per connection.
-        self._outbox: dict[ChatProtocol, list[bytes]] = {}
-        self._flush_call: DelayedCall | None = None
+        #: Fan-out waiting for the end of this reactor turn.
+        self.outbox = Outbox(self.clock)
 
     # Connections
 
@@ -684,45 +633,13 @@ class ChatFactory(ServerFactory):
     # Output
 
     def fan_out(self, payload: Payload, members: Iterable[Member]) -> None:
-        """Queue the same encoded bytes for every member, for this turn's end.
-
-        Everything one reactor turn fans out to a connection leaves in one
-        write at the end of the turn (see :meth:`flush_output`): with 20
-        senders broadcasting, a member gets one ``send`` per turn instead of
-        20, and a delivery costs a list append. Until then, a reply to that
-        connection first flushes it (:meth:`flush_connection`), so order
-        per connection holds.
-        """
-        outbox = self._outbox
-        if self._flush_call is None:
-            self._flush_call = self.clock.callLater(0, self.flush_output)
-        native = payload.native()
-        for member in members:
-            connection = member.connection
-            if connection.framing is Framing.ORIGINAL:
-                data = payload.original()
-            else:
-                data = native
-            chunks = outbox.get(connection)
-            if chunks is None:
-                outbox[connection] = [data]
-            else:
-                chunks.append(data)
+        """Queue the same encoded bytes for every member, written at the end
+        of this reactor turn (see :class:`muca.output.Outbox`)."""
+        self.outbox.add(payload, [member.connection for member in members])
 
     def flush_output(self) -> None:
-        """Write what :meth:`fan_out` queued: one write per connection."""
-        if self._flush_call is not None and self._flush_call.active():
-            self._flush_call.cancel()
-        self._flush_call = None
-        outbox, self._outbox = self._outbox, {}
-        for connection, chunks in outbox.items():
-            connection.write_now(chunks[0] if len(chunks) == 1 else b"".join(chunks))
-
-    def flush_connection(self, connection: ChatProtocol) -> None:
-        """Write what is queued for one connection now, so a reply follows it."""
-        chunks = self._outbox.pop(connection, None)
-        if chunks:
-            connection.write_now(b"".join(chunks))
+        """Write all queued fan-out now."""
+        self.outbox.flush()
 
 
 def _describe(address: Any) -> str:
