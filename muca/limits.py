@@ -8,7 +8,6 @@ nothing here touches a socket. The server (``muca.server``) applies them.
 from __future__ import annotations
 
 import ipaddress
-import resource
 
 from twisted.internet.interfaces import IReactorTime
 
@@ -18,22 +17,6 @@ DEFAULT_MAX_PER_ADDRESS = 100
 # Descriptors kept back from --max-connections' default for listeners, logs,
 # and the files a server opens (TLS keys, password files).
 RESERVED_DESCRIPTORS = 64
-
-
-def raise_descriptor_limit() -> int:
-    """Raise this process's open-file limit to its hard limit; return it.
-
-    Many systems start processes at a soft limit of 1,024 descriptors, far
-    below what a room of thousands needs, while allowing much more.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-        except (ValueError, OSError):
-            pass
-    return soft
 
 
 def default_max_connections(descriptors: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import sys
 
 from twisted.application import service, strports
@@ -17,7 +18,6 @@ from muca.limits import (
     DEFAULT_MAX_PER_ADDRESS,
     DEFAULT_RATE,
     default_max_connections,
-    raise_descriptor_limit,
 )
 from muca.server import (
     DEFAULT_JOIN_TIMEOUT,
@@ -54,6 +54,22 @@ def _non_negative_int(value: str) -> int:
 
 def _off_when_zero(value: float) -> float | None:
     return value or None
+
+
+def raise_descriptor_limit() -> int:
+    """Raise this process's open-file limit to its hard limit; return it.
+
+    Many systems start processes at a soft limit of 1,024 descriptors, far
+    below what a room of thousands needs, while allowing much more.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
 
 
 class Options(usage.Options, strcred.AuthOptionMixin):
