@@ -29,6 +29,7 @@ from muca.server import (
 from muca.wire import DEFAULT_MAX_FRAME
 
 DEFAULT_PORT = 40452
+DEFAULT_BACKLOG = 1024
 
 
 def _positive_int(value: str) -> int:
@@ -70,6 +71,19 @@ def raise_descriptor_limit() -> int:
         except (ValueError, OSError):
             pass
     return soft
+
+
+def with_backlog(description: str) -> str:
+    """Give a TCP or TLS listener a backlog of :data:`DEFAULT_BACKLOG` unless
+    the description names one.
+
+    Twisted's default of 50 pending connections makes a class of hundreds
+    connecting at once wait for SYN retries (a second or more each).
+    """
+    kind = description.split(":", 1)[0]
+    if kind in ("tcp", "tcp6", "ssl") and "backlog=" not in description:
+        return f"{description}:backlog={DEFAULT_BACKLOG}"
+    return description
 
 
 class Options(usage.Options, strcred.AuthOptionMixin):
@@ -189,6 +203,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             self["listen"].insert(0, f"tcp:{port}" if port.isdigit() else port)
         if not self["listen"]:
             self["listen"].append(f"tcp:{DEFAULT_PORT}")
+        self["listen"] = [with_backlog(d) for d in self["listen"]]
 
 
 class ChatService(service.MultiService):

@@ -113,14 +113,20 @@ class UsageTests(SynchronousTestCase):
 
     def test_default_is_tcp_port_40452_on_every_interface(self) -> None:
         options = self.parse()
-        self.assertEqual(options["listen"], ["tcp:40452"])
+        # A backlog for a class connecting at once (Twisted's default is 50).
+        self.assertEqual(options["listen"], ["tcp:40452:backlog=1024"])
         self.assertEqual(options["max-frame"], 65536)
 
     def test_port_number_and_descriptions_and_repeated_listen(self) -> None:
-        self.assertEqual(self.parse("--port", "4000")["listen"], ["tcp:4000"])
+        self.assertEqual(
+            self.parse("--port", "4000")["listen"], ["tcp:4000:backlog=1024"]
+        )
         self.assertEqual(
             self.parse("-p", "tcp:4000:interface=::1")["listen"],
-            ["tcp:4000:interface=::1"],
+            ["tcp:4000:interface=::1:backlog=1024"],
+        )
+        self.assertEqual(
+            self.parse("-p", "tcp:4000:backlog=7")["listen"], ["tcp:4000:backlog=7"]
         )
         options = self.parse(
             "--listen",
@@ -131,7 +137,8 @@ class UsageTests(SynchronousTestCase):
             "1000",
         )
         self.assertEqual(
-            options["listen"], ["tcp:1:interface=127.0.0.1", "unix:/tmp/x.sock"]
+            options["listen"],
+            ["tcp:1:interface=127.0.0.1:backlog=1024", "unix:/tmp/x.sock"],
         )
         self.assertEqual(options["max-frame"], 1000)
         self.assertEqual(len(list(tap.makeService(options))), 2)

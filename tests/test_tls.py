@@ -64,7 +64,7 @@ class TlsListenTests(TlsTestCase):
         description = tls_listen(self.files)
         options = tap.Options()
         options.parseOptions(["--port", description])
-        self.assertEqual(options["listen"], [description])
+        self.assertEqual(options["listen"], [f"{description}:backlog=1024"])
         self.assertEqual(len(list(tap.makeService(options))), 1)
 
     async def test_plain_bytes_on_the_tls_port_do_not_disturb_others(self) -> None:
