@@ -51,6 +51,9 @@ from muca.server import ChatFactory
 #: Seconds a test waits for something expected before failing.
 TIMEOUT = 10.0
 
+#: The ``ACK`` a server sends for an accepted ``JOIN``.
+OKAY = {"CMD": "ACK", "TYPE": "OKAY"}
+
 _JSON = json.JSONDecoder()
 _WHITESPACE = " \t\r\n"
 
@@ -94,6 +97,26 @@ async def connect(
     client = await connectProtocol(endpoint, (kind or RawClient)())
     testcase.addCleanup(client.close)
     return client
+
+
+async def join_all(
+    testcase: TestCase,
+    port: int,
+    who: Sequence[tuple[str, str]],
+    kind: type[RawClient] | None = None,
+) -> list[RawClient]:
+    """Connect and join each ``(nickname, uid)`` in order, checking every
+    ``ACK`` and ``LIST`` on the way; every client has read all it was sent."""
+    clients: list[RawClient] = []
+    for i, (nickname, uid) in enumerate(who):
+        client = await connect(testcase, port, kind)
+        client.send_json(join(nickname, uid))
+        expected = roster(*who[: i + 1])
+        testcase.assertEqual(await client.next_objects(2), [OKAY, expected])
+        for earlier in clients:
+            testcase.assertEqual(await earlier.next_object(), expected)
+        clients.append(client)
+    return clients
 
 
 class RawClient(Protocol):
@@ -296,6 +319,19 @@ def join(nickname: str, uid: str, **extra: Any) -> dict[str, Any]:
 def send(text: str, to: Sequence[str], sender: str) -> dict[str, Any]:
     """A ``SEND`` object."""
     return {"CMD": "SEND", "MSG": text, "TO": list(to), "FROM": sender}
+
+
+def msg(kind: str, text: str, sender: str, to: list[str] | None = None) -> dict:
+    """A delivered ``MSG`` without the optional ``TS``."""
+    obj = {"CMD": "MSG", "TYPE": kind, "MSG": text, "FROM": sender}
+    if to is not None:
+        obj["TO"] = to
+    return obj
+
+
+def strip_ts(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object without the optional ``TS`` extension."""
+    return {k: v for k, v in obj.items() if k != "TS"}
 
 
 class RecordingTransport(StringTransport):

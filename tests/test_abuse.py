@@ -15,7 +15,16 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
-from tests.support import RawClient, connect, join, roster, send, start_server
+from tests.support import (
+    OKAY,
+    RawClient,
+    connect,
+    join,
+    join_all,
+    roster,
+    send,
+    start_server,
+)
 from tests.twistdsupport import (
     WAIT,
     open_clients,
@@ -24,7 +33,6 @@ from tests.twistdsupport import (
 )
 
 log = Logger()
-OKAY = {"CMD": "ACK", "TYPE": "OKAY"}
 TONY = ("Tony", "tony@hku.hk")
 MARY = ("Mary", "mary@hku.hk")
 MB = 1024 * 1024
@@ -99,13 +107,7 @@ class MalformedInputTests(TestCase):
     ) -> None:
         errors = ErrorWatch(self)
         port = await start_server(self)
-        tony = await connect(self, port)
-        tony.send_json(join(*TONY))
-        await tony.next_objects(2)
-        mary = await connect(self, port)
-        mary.send_json(join(*MARY))
-        await mary.next_objects(2)
-        await tony.next_object()  # the list with Mary
+        tony, mary = await join_all(self, port, [TONY, MARY])
         for what, data, expected in ABUSES:
             abuser = await connect(self, port)
             abuser.send(data)
@@ -147,13 +149,7 @@ class MalformedInputTests(TestCase):
 
     async def test_flood_is_rate_limited_and_the_sender_told(self) -> None:
         port = await start_server(self)
-        tony = await connect(self, port)
-        tony.send_json(join(*TONY))
-        await tony.next_objects(2)
-        mary = await connect(self, port)
-        mary.send_json(join(*MARY))
-        await mary.next_objects(2)
-        await tony.next_object()
+        tony, mary = await join_all(self, port, [TONY, MARY])
         mary.send(b"".join(
             json.dumps(send(f"m{i}", [], MARY[1])).encode() + b"\n" for i in range(200)
         ))  # fmt: skip

@@ -14,9 +14,8 @@ from zope.interface import implementer
 
 from muca import tap
 from muca.auth import AnyPasswordChecker, check_password, make_portal
-from tests.support import MemoryServer, connect, join, send, start_server
+from tests.support import OKAY, MemoryServer, connect, join, send, start_server
 
-OKAY = {"CMD": "ACK", "TYPE": "OKAY"}
 SECRET = "s3cr3t-Pässwörd"
 
 

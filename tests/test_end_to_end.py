@@ -13,52 +13,27 @@ from twisted.trial.unittest import TestCase
 
 from muca.server import ChatFactory, ChatProtocol
 from tests.support import (
+    OKAY,
     OriginalClient,
     RawClient,
     connect,
     join,
+    join_all,
+    msg,
     roster,
     send,
     start_server,
+    strip_ts,
 )
 
-OKAY = {"CMD": "ACK", "TYPE": "OKAY"}
 TONY = ("Tony", "Tony@hku.hk")
 MARY = ("Mary", "mary@hku.hk")
 HENRY = ("Henry", "henry@hku.hk")
 PETER = ("Peter", "peter@hku.hk")
 
 
-def strip_ts(obj: dict[str, Any]) -> dict[str, Any]:
-    """The object without the optional ``TS`` extension."""
-    return {k: v for k, v in obj.items() if k != "TS"}
-
-
-def msg(kind: str, text: str, sender: str, to: list[str] | None = None) -> dict:
-    """A delivered ``MSG`` without ``TS``."""
-    obj = {"CMD": "MSG", "TYPE": kind, "MSG": text, "FROM": sender}
-    if to is not None:
-        obj["TO"] = to
-    return obj
-
-
 class EndToEndTestCase(TestCase):
     """A real server per test, on loopback."""
-
-    async def join_all(
-        self, port: int, who: list[tuple[str, str]], kind: type[RawClient] | None = None
-    ) -> list[RawClient]:
-        """Join each (nickname, uid) in order, checking every LIST on the way."""
-        clients: list[RawClient] = []
-        for i, (nickname, uid) in enumerate(who):
-            client = await connect(self, port, kind)
-            client.send_json(join(nickname, uid))
-            expected = roster(*who[: i + 1])
-            self.assertEqual(await client.next_objects(2), [OKAY, expected])
-            for earlier in clients:
-                self.assertEqual(await earlier.next_object(), expected)
-            clients.append(client)
-        return clients
 
     async def assertError(self, client: RawClient, code: str) -> dict[str, Any]:
         """The client's next object is an ERROR with this code."""
@@ -74,7 +49,7 @@ class SeedScenarioTests(EndToEndTestCase):
     async def test_four_users_chat_leave_rejoin_and_duplicates(self) -> None:
         port = await start_server(self)
         who = [TONY, MARY, HENRY, PETER]
-        tony, mary, henry, peter = await self.join_all(port, who)
+        tony, mary, henry, peter = await join_all(self, port, who)
 
         # Private, group and broadcast.
         mary.send_json(send("Where are you?", [TONY[1]], MARY[1]))
@@ -130,7 +105,7 @@ class ErrorTests(EndToEndTestCase):
 
     async def test_every_error_case(self) -> None:
         port = await start_server(self)
-        tony, mary = await self.join_all(port, [TONY, MARY])
+        tony, mary = await join_all(self, port, [TONY, MARY])
         lurker = await connect(self, port)
 
         lurker.send_json(send("hi", [], TONY[1]))
@@ -168,7 +143,7 @@ class ErrorTests(EndToEndTestCase):
 
     async def test_frame_too_long_gets_error_and_close(self) -> None:
         port = await start_server(self, "--max-frame", "1000")
-        (tony,) = await self.join_all(port, [TONY])
+        (tony,) = await join_all(self, port, [TONY])
         mary = await connect(self, port)
         mary.send_json(join(*MARY))
         self.assertEqual(await mary.next_objects(2), [OKAY, roster(TONY, MARY)])
@@ -185,7 +160,7 @@ class StreamTests(EndToEndTestCase):
 
     async def test_stream_sent_byte_by_byte(self) -> None:
         port = await start_server(self)
-        (tony,) = await self.join_all(port, [TONY])
+        (tony,) = await join_all(self, port, [TONY])
         mary = await connect(self, port)
         stream = (
             json.dumps(join(*MARY))
@@ -202,7 +177,7 @@ class StreamTests(EndToEndTestCase):
     async def test_frame_split_at_every_point(self) -> None:
         # Hundreds of frames at once: more than the default rate limit.
         port = await start_server(self, "--rate-limit", "0")
-        tony, mary = await self.join_all(port, [TONY, MARY])
+        tony, mary = await join_all(self, port, [TONY, MARY])
         frames = []
         for framing_newline in (True, False):
             frame = json.dumps(
@@ -219,7 +194,7 @@ class StreamTests(EndToEndTestCase):
 
     async def test_two_messages_in_one_segment(self) -> None:
         port = await start_server(self)
-        tony, mary = await self.join_all(port, [TONY, MARY])
+        tony, mary = await join_all(self, port, [TONY, MARY])
         mary.send(
             json.dumps(send("one", [], MARY[1])).encode()
             + b"\n"
@@ -241,7 +216,7 @@ class StreamTests(EndToEndTestCase):
 
     async def test_join_and_message_in_one_segment(self) -> None:
         port = await start_server(self)
-        (tony,) = await self.join_all(port, [TONY])
+        (tony,) = await join_all(self, port, [TONY])
         mary = await connect(self, port)
         mary.send(
             json.dumps(join(*MARY)).encode()

@@ -8,9 +8,17 @@ import json
 
 from twisted.trial.unittest import TestCase
 
-from tests.support import OriginalClient, connect, join, roster, send, start_server
+from tests.support import (
+    OKAY,
+    OriginalClient,
+    connect,
+    join,
+    join_all,
+    roster,
+    send,
+    start_server,
+)
 
-OKAY = {"CMD": "ACK", "TYPE": "OKAY"}
 TONY = ("Tony", "Tony@hku.hk")
 MARY = ("Mary", "mary@hku.hk")
 PETER = ("Peter", "peter@hku.hk")
@@ -45,11 +53,7 @@ class OriginalClientTests(TestCase):
 
     async def test_lists_and_all_three_message_types_with_tricky_text(self) -> None:
         port = await start_server(self)
-        tony = await self.original(port, TONY)
-        self.assertEqual(await tony.next_objects(2), [OKAY, roster(TONY)])
-        mary = await self.original(port, MARY)
-        self.assertEqual(await mary.next_objects(2), [OKAY, roster(TONY, MARY)])
-        self.assertEqual(await tony.next_object(), roster(TONY, MARY))
+        tony, mary = await join_all(self, port, [TONY, MARY], OriginalClient)
         peter = await self.original(port, PETER, separators=(",", ":"))
         everyone = roster(TONY, MARY, PETER)
         self.assertEqual(await peter.next_objects(2), [OKAY, everyone])
@@ -111,10 +115,6 @@ class OriginalClientTests(TestCase):
 
     async def test_leave_is_seen_by_original_clients(self) -> None:
         port = await start_server(self)
-        tony = await self.original(port, TONY)
-        self.assertEqual(await tony.next_objects(2), [OKAY, roster(TONY)])
-        mary = await self.original(port, MARY)
-        self.assertEqual(await mary.next_objects(2), [OKAY, roster(TONY, MARY)])
-        self.assertEqual(await tony.next_object(), roster(TONY, MARY))
+        tony, mary = await join_all(self, port, [TONY, MARY], OriginalClient)
         await mary.close()
         self.assertEqual(await tony.next_object(), roster(TONY))

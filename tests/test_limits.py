@@ -8,9 +8,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from muca.limits import ConnectionCounter, TokenBucket
 from muca.server import REFUSED_WAIT
-from tests.support import MemoryPeer, MemoryServer, join, roster, send
+from tests.support import OKAY, MemoryPeer, MemoryServer, join, roster, send
 
-OKAY = {"CMD": "ACK", "TYPE": "OKAY"}
 TONY = ("Tony", "tony@hku.hk")
 MARY = ("Mary", "mary@hku.hk")
 HENRY = ("Henry", "henry@hku.hk")

@@ -10,9 +10,17 @@ from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from muca.server import ChatProtocol
-from tests.support import MemoryPeer, MemoryServer, join, roster, send
+from tests.support import (
+    OKAY,
+    MemoryPeer,
+    MemoryServer,
+    join,
+    msg,
+    roster,
+    send,
+    strip_ts,
+)
 
-OKAY = {"CMD": "ACK", "TYPE": "OKAY"}
 TONY = ("Tony", "tony@hku.hk")
 MARY = ("Mary", "mary@hku.hk")
 HENRY = ("Henry", "henry@hku.hk")
@@ -21,15 +29,7 @@ PETER = ("Peter", "peter@hku.hk")
 
 def without_ts(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The objects with the optional ``TS`` extension removed."""
-    return [{k: v for k, v in obj.items() if k != "TS"} for obj in objects]
-
-
-def msg(kind: str, text: str, sender: str, to: list[str] | None = None) -> dict:
-    """A delivered ``MSG`` without ``TS``."""
-    obj = {"CMD": "MSG", "TYPE": kind, "MSG": text, "FROM": sender}
-    if to is not None:
-        obj["TO"] = to
-    return obj
+    return [strip_ts(obj) for obj in objects]
 
 
 class ServerTestCase(SynchronousTestCase):

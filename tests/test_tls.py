@@ -16,9 +16,17 @@ from twisted.trial.unittest import TestCase
 
 from muca import tap
 from tests.clientsupport import make_certificates, temp_folder, tls_listen
-from tests.support import TIMEOUT, RawClient, connect, join, roster, send, start_server
+from tests.support import (
+    OKAY,
+    TIMEOUT,
+    RawClient,
+    connect,
+    join,
+    roster,
+    send,
+    start_server,
+)
 
-OKAY = {"CMD": "ACK", "TYPE": "OKAY"}
 TONY = ("Tony", "tony@hku.hk")
 MARY = ("Mary", "mary@hku.hk")
 HENRY = ("Henry", "henry@hku.hk")
