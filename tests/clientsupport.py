@@ -17,24 +17,36 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from twisted.internet import reactor
+from twisted.internet import endpoints, reactor
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SkipTest, TestCase
 
 from muca.client import ChatObserver, ReceivedMessage
 from muca.messages import Peer
-from tests.support import start_server
 
 #: Seconds a test waits for something expected before failing.
 TIMEOUT = 5.0
 
 
-async def start_chat_server(testcase: TestCase, *args: str, listen: str = "") -> int:
-    """Start the ``twistd muca`` service on an OS-chosen loopback port (see
-    ``tests.support.start_server``); return the port."""
-    if listen:
-        return await start_server(testcase, *args, listen=listen)
-    return await start_server(testcase, *args)
+async def listen_loopback(testcase: TestCase, factory: Factory) -> int:
+    """Listen with ``factory`` on an OS-chosen loopback port until the test
+    ends; return the port."""
+    listening = await endpoints.TCP4ServerEndpoint(
+        reactor, 0, interface="127.0.0.1"
+    ).listen(factory)
+    testcase.addCleanup(listening.stopListening)
+    return listening.getHost().port
+
+
+async def closed_port() -> int:
+    """A loopback port that nobody listens on (it was open a moment ago)."""
+    listening = await endpoints.TCP4ServerEndpoint(
+        reactor, 0, interface="127.0.0.1"
+    ).listen(Factory.forProtocol(Protocol))
+    port = listening.getHost().port
+    await listening.stopListening()
+    return port
 
 
 async def wait_until(predicate: Any, timeout: float = TIMEOUT, what: str = "") -> None:

@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from twisted.internet import defer, endpoints, reactor
+from twisted.internet import defer, reactor
 from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import TestCase
 
@@ -29,12 +29,14 @@ from muca.messages import (
 )
 from tests.clientsupport import (
     RecordingObserver,
+    closed_port,
+    listen_loopback,
     make_certificates,
     settle,
-    start_chat_server,
     temp_folder,
     tls_listen,
 )
+from tests.support import start_server
 
 TONY = ("Tony", "Tony@hku.hk")
 MARY = ("Mary", "mary@hku.hk")
@@ -60,7 +62,7 @@ class ClientTestMixin:
 
 class ClientAgainstServerTests(ClientTestMixin, TestCase):
     async def setUp(self) -> None:
-        self.port = await start_chat_server(self)
+        self.port = await start_server(self)
 
     async def test_join_reports_joined_and_peer_list(self) -> None:
         client, observer = await self.client(TONY)
@@ -176,11 +178,7 @@ class ClientAgainstServerTests(ClientTestMixin, TestCase):
 
 class UnreachableServerTests(TestCase):
     async def test_closed_port_fails_with_clear_error(self) -> None:
-        listening = await endpoints.TCP4ServerEndpoint(
-            reactor, 0, interface="127.0.0.1"
-        ).listen(Factory.forProtocol(Protocol))
-        port = listening.getHost().port
-        await listening.stopListening()
+        port = await closed_port()
         client = ChatClient(reactor, *TONY)
         with self.assertRaises(ConnectFailed) as raised:
             await client.connect_tcp("127.0.0.1", port)
@@ -204,11 +202,7 @@ class UnreachableServerTests(TestCase):
         )
 
     async def test_silent_server_fails_join_after_two_seconds(self) -> None:
-        listening = await endpoints.TCP4ServerEndpoint(
-            reactor, 0, interface="127.0.0.1"
-        ).listen(Factory.forProtocol(Protocol))
-        self.addCleanup(listening.stopListening)
-        port = listening.getHost().port
+        port = await listen_loopback(self, Factory.forProtocol(Protocol))
         client = ChatClient(reactor, *TONY)
         await client.connect_tcp("127.0.0.1", port)
         started = time.monotonic()
@@ -260,14 +254,11 @@ class ClientAgainstOriginalServerTests(TestCase):
     async def test_unframed_objects_are_understood(self) -> None:
         factory = Factory.forProtocol(OriginalServer)
         factory.connections = []
-        listening = await endpoints.TCP4ServerEndpoint(
-            reactor, 0, interface="127.0.0.1"
-        ).listen(factory)
-        self.addCleanup(listening.stopListening)
+        port = await listen_loopback(self, factory)
         observer = RecordingObserver()
         client = ChatClient(reactor, *TONY, observer=observer)
         self.addCleanup(client.leave)
-        await client.connect_tcp("127.0.0.1", listening.getHost().port)
+        await client.connect_tcp("127.0.0.1", port)
         await client.join()
         message = await observer.next_of("message")
         self.assertEqual(
@@ -285,7 +276,7 @@ class ClientAgainstOriginalServerTests(TestCase):
 class TlsTests(TestCase):
     async def setUp(self) -> None:
         self.files = make_certificates(temp_folder(self) / "tls")
-        self.port = await start_chat_server(self, listen=tls_listen(self.files))
+        self.port = await start_server(self, listen=tls_listen(self.files))
 
     async def test_client_verifies_the_server_and_chats_over_tls(self) -> None:
         observers = []
@@ -347,9 +338,7 @@ class TlsTests(TestCase):
 
 class AuthTests(ClientTestMixin, TestCase):
     async def setUp(self) -> None:
-        self.port = await start_chat_server(
-            self, "--auth", "memory:Tony@hku.hk:open sesame"
-        )
+        self.port = await start_server(self, "--auth", "memory:Tony@hku.hk:open sesame")
 
     async def test_missing_or_wrong_password_fails_with_auth_failed(self) -> None:
         for password in (None, "open says me"):

@@ -12,7 +12,7 @@ import tkinter as tk
 from pathlib import Path
 from typing import Any
 
-from twisted.internet import endpoints, reactor, tksupport
+from twisted.internet import reactor, tksupport
 from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import TestCase
 from Xlib import X
@@ -23,14 +23,16 @@ from muca.client import ChatClient
 from muca.config import ClientConfig
 from muca.gui import ChatWindow, pane_text
 from tests.clientsupport import (
+    closed_port,
+    listen_loopback,
     make_certificates,
     settle,
-    start_chat_server,
     start_display,
     temp_folder,
     tls_listen,
     wait_until,
 )
+from tests.support import start_server
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
@@ -50,7 +52,7 @@ class GuiTestCase(TestCase):
 
     async def setUp(self) -> None:
         self.display = start_display(self)
-        self.port = await start_chat_server(self)
+        self.port = await start_server(self)
         self.root = tk.Tk(screenName=self.display)
         self.root.withdraw()
         self.addCleanup(self.root.destroy)
@@ -127,11 +129,7 @@ class JoinTests(GuiTestCase):
         self.assertIn("error", tags)
 
     async def test_closed_port_is_reported_in_the_console(self) -> None:
-        listening = await endpoints.TCP4ServerEndpoint(
-            reactor, 0, interface="127.0.0.1"
-        ).listen(Factory.forProtocol(Protocol))
-        closed = listening.getHost().port
-        await listening.stopListening()
+        closed = await closed_port()
         tony = self.window(TONY, port=closed)
         await tony.do_join()
         line, tags = first_line(tony.console)
@@ -141,11 +139,8 @@ class JoinTests(GuiTestCase):
         self.assertIn("error", tags)
 
     async def test_silent_server_is_reported_after_two_seconds(self) -> None:
-        listening = await endpoints.TCP4ServerEndpoint(
-            reactor, 0, interface="127.0.0.1"
-        ).listen(Factory.forProtocol(Protocol))
-        self.addCleanup(listening.stopListening)
-        tony = self.window(TONY, port=listening.getHost().port)
+        silent = await listen_loopback(self, Factory.forProtocol(Protocol))
+        tony = self.window(TONY, port=silent)
         started = time.monotonic()
         await tony.do_join()
         self.assertTrue(2.0 <= time.monotonic() - started < 3.0)
@@ -464,11 +459,8 @@ class PasswordTests(GuiTestCase):
     async def password_server(self) -> tuple[int, list[str | None]]:
         factory = Factory.forProtocol(PasswordServer)
         factory.passwords = []
-        listening = await endpoints.TCP4ServerEndpoint(
-            reactor, 0, interface="127.0.0.1"
-        ).listen(factory)
-        self.addCleanup(listening.stopListening)
-        return listening.getHost().port, factory.passwords
+        port = await listen_loopback(self, factory)
+        return port, factory.passwords
 
     async def test_auth_failure_asks_for_the_password_inside_the_window(
         self,
@@ -512,7 +504,7 @@ class AuthWindowTests(GuiTestCase):
         self,
     ) -> None:
         files = make_certificates(temp_folder(self) / "tls")
-        port = await start_chat_server(
+        port = await start_server(
             self, "--auth", "memory:Tony@hku.hk:open sesame", listen=tls_listen(files)
         )
         tony = self.window(TONY, port=port, tls=True, ca_file=files["ca"])
@@ -536,7 +528,7 @@ class AuthWindowTests(GuiTestCase):
 class TlsWindowTests(GuiTestCase):
     async def test_window_joins_over_tls_with_the_configs_ca(self) -> None:
         files = make_certificates(temp_folder(self) / "tls")
-        port = await start_chat_server(self, listen=tls_listen(files))
+        port = await start_server(self, listen=tls_listen(files))
         tony = self.window(TONY, port=port, tls=True, ca_file=files["ca"])
         await tony.do_join()
         self.assertTrue(tony.client.joined)
@@ -545,7 +537,7 @@ class TlsWindowTests(GuiTestCase):
     async def test_untrusted_certificate_is_reported_in_the_console(self) -> None:
         files = make_certificates(temp_folder(self) / "tls")
         other = make_certificates(temp_folder(self) / "tls")
-        port = await start_chat_server(self, listen=tls_listen(files))
+        port = await start_server(self, listen=tls_listen(files))
         tony = self.window(TONY, port=port, tls=True, ca_file=other["ca"])
         await tony.do_join()
         self.assertFalse(tony.client.joined)
