@@ -17,7 +17,6 @@ from OpenSSL import SSL
 from twisted.internet import defer, endpoints, error, ssl
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import ClientFactory, Protocol
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from muca import messages
@@ -41,8 +40,6 @@ from muca.wire import (
 )
 
 DEFAULT_TIMEOUT = 2.0
-
-log = Logger()
 
 
 class ClientError(Exception):
