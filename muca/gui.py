@@ -270,11 +270,7 @@ class ChatWindow(ChatObserver):
             return False
         uids = [peer.uid for peer in recipients]
         names = ", ".join(peer.nickname for peer in recipients) or ALL
-        try:
-            self.client.send(uids, text)
-        except ClientError as error:
-            self.log_error(str(error))
-            return False
+        self.client.send(uids, text)
         self._prepend(self.messages, f"[To: {names}] {text}", "own")
         self.message_entry.delete("1.0", "end")
         return True
