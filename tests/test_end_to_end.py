@@ -341,3 +341,27 @@ class ReplyWritingTests(TestCase):
         self.assertEqual(
             received, b'{"CMD":"LIST","DATA":[]}\n{"CMD":"ACK","TYPE":"OKAY"}\n'
         )
+
+
+class ServerSocketTests(TestCase):
+    """Options the server sets on every accepted TCP socket."""
+
+    async def test_accepted_connection_has_keepalive_and_nodelay_on(self) -> None:
+        factory = ChatFactory()
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        client = await connect(self, port.getHost().port)
+        for _ in range(100):
+            if factory.connections:
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+        (accepted,) = factory.connections
+        # Read back from the socket itself (getsockopt), not from our own flag.
+        self.assertTrue(accepted.transport.getTcpKeepAlive())
+        self.assertTrue(accepted.transport.getTcpNoDelay())
+        await client.close()
+        for _ in range(100):
+            if not factory.connections:
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(factory.connections, set())
