@@ -19,14 +19,14 @@ import venv
 from pathlib import Path
 
 from twisted.internet import defer, reactor
-from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.error import ProcessTerminated
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from muca import tap
-from tests.support import TIMEOUT, connect, join
+from tests.support import OKAY, TIMEOUT, connect, join
 
 PROJECT = Path(__file__).resolve().parent.parent
 # What a source checkout holds that is not part of the project's build input.
@@ -251,25 +251,29 @@ class TwistdTests(TestCase):
         self.assertEqual(len(naming), 1, process.output)
         self.assertRegex(naming[0], r"(?i)cannot listen|in use")
 
-    async def test_sigterm_stops_a_running_server_cleanly(self) -> None:
+    async def stop_by_signal(self, signum: int) -> None:
+        """A serving ``twistd -n muca`` sent ``signum`` shuts down in order and
+        exits by re-raising that signal (so a supervisor sees why it stopped)."""
         process = self.spawn("--listen", "tcp:0:interface=127.0.0.1")
         match = await process.wait_for(r"ChatFactory starting on (\d+)")
         port = int(match.group(1))
         # It serves: a JOIN gets its ACK.
         client = await connect(self, port)
         client.send_json(join("Tony", "tony@hku.hk"))
-        self.assertEqual(await client.next_object(), {"CMD": "ACK", "TYPE": "OKAY"})
-        os.kill(process_pid(process), signal.SIGTERM)
+        self.assertEqual(await client.next_object(), OKAY)
+        os.kill(process_pid(process), signum)
         (reason,) = await process.ended(TIMEOUT)
-        # twistd shuts down in order, then exits by the signal it got (so
-        # that a supervisor sees why it stopped).
-        if isinstance(reason.value, ProcessTerminated):
-            self.assertEqual(reason.value.signal, signal.SIGTERM, process.output)
-        else:
-            self.assertIsInstance(reason.value, ProcessDone)
+        self.assertIsInstance(reason.value, ProcessTerminated, process.output)
+        self.assertEqual(reason.value.signal, signum, process.output)
         self.assertNotIn("Traceback", process.output)
         self.assertIn("Server Shut Down.", process.output)
         await client.closed()
+
+    async def test_sigterm_stops_a_running_server_cleanly(self) -> None:
+        await self.stop_by_signal(signal.SIGTERM)
+
+    async def test_ctrl_c_stops_a_running_server_cleanly(self) -> None:
+        await self.stop_by_signal(signal.SIGINT)
 
 
 def process_pid(process: TwistdProcess) -> int:
