@@ -35,10 +35,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService
-from twisted.internet import defer, reactor
+from twisted.internet import defer, interfaces, reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -69,10 +70,18 @@ async def start_server(
     close. ``--list-interval 0`` is added unless ``args`` set it, so that
     every join or leave in its own reactor turn gets its own ``LIST``.
     """
+    (port,) = await start_service(testcase, "--listen", listen, *args)
+    return port.getHost().port
+
+
+async def start_service(testcase: TestCase, *args: str) -> list[IListeningPort]:
+    """Start the ``twistd muca`` service with these options (``--list-interval
+    0`` unless given); return its listening ports once they listen. The
+    test's cleanup stops it."""
     options = tap.Options()
     if not any(arg.startswith("--list-interval") for arg in args):
         args = ("--list-interval", "0", *args)
-    options.parseOptions(["--listen", listen, *args])
+    options.parseOptions(list(args))
     service = tap.makeService(options)
     service.privilegedStartService()
     service.startService()
@@ -84,8 +93,7 @@ async def start_server(
         for child in service
         if isinstance(child, StreamServerEndpointService)
     ]
-    port = await defer.gatherResults(listening)
-    return port[0].getHost().port
+    return await defer.gatherResults(listening)
 
 
 async def connect(
@@ -208,7 +216,8 @@ class RawClient(Protocol):
 
     def connectionMade(self) -> None:
         # Every write its own segment, so that split tests really split.
-        self.transport.setTcpNoDelay(True)
+        if interfaces.ITCPTransport.providedBy(self.transport):
+            self.transport.setTcpNoDelay(True)
 
     def dataReceived(self, data: bytes) -> None:
         self.received += data

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
+import tempfile
 from typing import Any
 
 from twisted.internet import reactor
+from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
@@ -23,6 +27,7 @@ from tests.support import (
     roster,
     send,
     start_server,
+    start_service,
     strip_ts,
 )
 
@@ -365,3 +370,25 @@ class ServerSocketTests(TestCase):
                 break
             await deferLater(reactor, 0.01, lambda: None)
         self.assertEqual(factory.connections, set())
+
+
+class UnixSocketTests(TestCase):
+    async def test_listen_unix_serves_as_tcp_does(self) -> None:
+        folder = tempfile.mkdtemp(prefix="muca-")  # short: socket paths are limited
+        self.addCleanup(shutil.rmtree, folder, ignore_errors=True)
+        path = os.path.join(folder, "chat.sock")
+        await start_service(self, "--listen", f"unix:{path}")
+        clients = []
+        for who in (TONY, MARY):
+            endpoint = UNIXClientEndpoint(reactor, path, timeout=10)
+            client = await connectProtocol(endpoint, RawClient())
+            self.addCleanup(client.close)
+            client.send_json(join(*who))
+            clients.append(client)
+        tony, mary = clients
+        self.assertEqual(await tony.next_objects(2), [OKAY, roster(TONY)])
+        self.assertEqual(await mary.next_objects(2), [OKAY, roster(TONY, MARY)])
+        self.assertEqual(await tony.next_object(), roster(TONY, MARY))
+        mary.send_json(send("over a UNIX socket", [TONY[1]], MARY[1]))
+        got = strip_ts(await tony.next_object())
+        self.assertEqual(got, msg("PRIVATE", "over a UNIX socket", MARY[1]))
