@@ -171,3 +171,16 @@ class CommandLineTests(SynchronousTestCase):
         result = self.run_chat(cwd=str(folder))
         self.assertEqual(result.returncode, 2)
         self.assertEqual(result.stderr, "muca-chat: config.txt: no such file\n")
+
+    def test_no_display_gives_one_line_and_status_1(self) -> None:
+        path = temp_folder(self) / "config.txt"
+        path.write_text(
+            '{"USERID": "tony@hku.hk", "NICKNAME": "Tony",'
+            ' "SERVER": "127.0.0.1", "SERVER_PORT": 40452}'
+        )
+        result = self.run_chat(str(path))
+        self.assertEqual(result.returncode, 1)
+        self.assertRegex(
+            result.stderr, r"\Amuca-chat: cannot open a window: [^\n]+\n\Z"
+        )
+        self.assertEqual(result.stdout, "")
