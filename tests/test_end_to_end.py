@@ -315,8 +315,8 @@ class MixedRoomTests(EndToEndTestCase):
             self.assertEqual(client.pending(), [])
 
 
-class ReplyWritingTests(TestCase):
-    """Replies (ACK, ERROR) leave at once, yet never overtake queued bytes."""
+class ServerSideTestCase(TestCase):
+    """Tests that look at the server's side of one real loopback connection."""
 
     async def connected(self) -> tuple[ChatProtocol, socket.socket]:
         """A real loopback connection: the server's protocol and a raw socket."""
@@ -343,6 +343,10 @@ class ReplyWritingTests(TestCase):
         client.settimeout(5)
         return protocols[0], client
 
+
+class ReplyWritingTests(ServerSideTestCase):
+    """Replies (ACK, ERROR) leave at once, yet never overtake queued bytes."""
+
     async def test_reply_is_on_the_wire_before_the_reactor_runs_again(self) -> None:
         protocol, client = await self.connected()
         protocol.send({"CMD": "ACK", "TYPE": "OKAY"})
@@ -366,3 +370,19 @@ class ReplyWritingTests(TestCase):
         self.assertEqual(
             received, b'{"CMD":"LIST","DATA":[]}\n{"CMD":"ACK","TYPE":"OKAY"}\n'
         )
+
+
+class SocketOptionTests(ServerSideTestCase):
+    """What the server sets on every TCP connection."""
+
+    async def test_nodelay_and_keepalive_that_finds_a_dead_peer_in_minutes(
+        self,
+    ) -> None:
+        protocol, _ = await self.connected()
+        sock = protocol.transport.getHandle()
+        self.assertTrue(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        self.assertTrue(sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE))
+        idle = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE)
+        interval = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL)
+        count = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT)
+        self.assertLessEqual(idle + interval * count, 180)
