@@ -7,6 +7,7 @@ and the coalescing of roster updates.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -124,6 +125,8 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self.transport.setTcpNoDelay(True)
             self.transport.setTcpKeepAlive(True)
         self._socket = plain_socket(self.transport)
+        if self._socket is not None:
+            _detect_dead_peers_sooner(self._socket)
         self.transport.registerProducer(self, True)
         self._registered = True
         factory.connections.add(self)
@@ -640,6 +643,23 @@ class ChatFactory(ServerFactory):
     def flush_output(self) -> None:
         """Write all queued fan-out now."""
         self.outbox.flush()
+
+
+# TCP keepalive probes: first after a minute of silence, then every 10 s; a
+# peer that answers none of 6 is gone (the kernel's default waits 2 hours).
+_KEEPALIVE = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6))
+
+
+def _detect_dead_peers_sooner(sock: socket.socket) -> None:
+    """Shorten the keepalive timers, so a half-open connection (a peer
+    whose machine vanished) leaves the room within about two minutes."""
+    for name, value in _KEEPALIVE:
+        option = getattr(socket, name, None)
+        if option is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+            except OSError:
+                return
 
 
 def _describe(address: Any) -> str:
