@@ -320,20 +320,14 @@ class ChatWindow(ChatObserver):
         if self._closing:
             return
         self._closing = True
-        finished = False
-
-        def finish(_: Any = None) -> None:
-            nonlocal finished
-            if not finished:
-                finished = True
-                if self.on_close is not None:
-                    self.on_close()
-
-        # A TLS close waits for the peer; never let the window hang on it.
-        fallback = self.reactor.callLater(1.0, finish)
         left = self.client.leave()
-        left.addBoth(lambda _: fallback.cancel() if fallback.active() else None)
-        left.addBoth(finish)
+        # A TLS close waits for the peer; never let the window hang on it.
+        left.addTimeout(1.0, self.reactor)
+        left.addBoth(self._closed)
+
+    def _closed(self, _: Any) -> None:
+        if self.on_close is not None:
+            self.on_close()
 
     # Client events
 
