@@ -200,7 +200,7 @@ class JoinTests(GuiTestCase):
         tony = await self.joined(TONY)
         closed: list[bool] = []
         tony.on_close = lambda: closed.append(True)
-        tony.master.protocol("WM_DELETE_WINDOW")  # the handler is registered
+        self.assertTrue(tony.master.protocol("WM_DELETE_WINDOW"))  # a handler is set
         self.root.tk.call(tony.master.protocol("WM_DELETE_WINDOW"))
         await self.until(lambda: closed == [True], "on_close")
         self.assertFalse(tony.client.connected)
