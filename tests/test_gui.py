@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet import reactor, tksupport
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import TestCase
 from Xlib import X
@@ -525,6 +526,22 @@ class AuthWindowTests(GuiTestCase):
         self.assertEqual(tony.password_entry.winfo_manager(), "")
 
 
+class DeafAfterJoin(Protocol):
+    """Answers the first JOIN, then stops reading: a TLS close_notify from the
+    client is never read, so the client's TLS close never completes."""
+
+    def connectionMade(self) -> None:
+        self.factory.connections.append(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        join = json.loads(data.split(b"\n")[0])
+        peers = [{"UN": join["UN"], "UID": join["UID"]}]
+        self.transport.write(b'{"CMD": "ACK", "TYPE": "OKAY"}\n')
+        self.transport.write(json.dumps({"CMD": "LIST", "DATA": peers}).encode())
+        self.transport.write(b"\n")
+        self.transport.pauseProducing()
+
+
 class TlsWindowTests(GuiTestCase):
     async def test_window_joins_over_tls_with_the_configs_ca(self) -> None:
         files = make_certificates(temp_folder(self) / "tls")
@@ -548,6 +565,30 @@ class TlsWindowTests(GuiTestCase):
             " TLS failed: certificate verify failed",
         )
         self.assertIn("error", tags)
+
+    async def test_closing_gives_up_on_a_tls_peer_that_never_answers(self) -> None:
+        files = make_certificates(temp_folder(self) / "tls")
+        factory = Factory.forProtocol(DeafAfterJoin)
+        factory.connections = []
+        endpoint = serverFromString(reactor, tls_listen(files))
+        listening = await endpoint.listen(factory)
+        self.addCleanup(listening.stopListening)
+        port = listening.getHost().port
+        tony = self.window(TONY, port=port, tls=True, ca_file=files["ca"])
+        # Cleanups run last first: the server drops the connection before
+        # the window's own cleanup waits for it to close.
+        self.addCleanup(
+            lambda: [c.transport.abortConnection() for c in factory.connections]
+        )
+        await tony.do_join()
+        self.assertTrue(tony.client.joined)
+        closed: list[float] = []
+        tony.on_close = lambda: closed.append(time.monotonic())
+        started = time.monotonic()
+        tony.close()
+        await self.until(lambda: closed, "on_close")
+        self.assertTrue(0.9 <= closed[0] - started < 3.0, closed[0] - started)
+        self.assertEqual(len(closed), 1)
 
 
 def _top_level(display: xdisplay.Display, title: str) -> Any:
