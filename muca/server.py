@@ -339,8 +339,10 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self.close()
             return
         bucket = self._bucket
-        if bucket is not None and not bucket.take():
-            cmd = frame.get("CMD") if isinstance(frame, dict) else None
+        cmd = frame.get("CMD") if isinstance(frame, dict) else None
+        # Every JOIN gets its one ACK (the protocol promises it); a JOIN
+        # flood is answered by ALREADY_JOINED or UID_TAKEN, not delivered.
+        if bucket is not None and cmd != "JOIN" and not bucket.take():
             self.send_error(
                 RATE_LIMITED,
                 "too many messages: this one was dropped",

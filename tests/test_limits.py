@@ -293,6 +293,13 @@ class RateLimitTests(SynchronousTestCase):
         codes = [error["CODE"] for error in self.mary.take()]
         self.assertEqual(codes, ["BAD_JSON"] * 50 + ["RATE_LIMITED"] * 10)
 
+    def test_every_join_gets_its_ack_even_past_the_limit(self) -> None:
+        self.flood(60)
+        self.mary.take()
+        self.mary.send_json(join(*MARY))
+        (ack,) = self.mary.take()
+        self.assertEqual((ack["CMD"], ack["CODE"]), ("ACK", "ALREADY_JOINED"))
+
     def test_no_limit_when_turned_off(self) -> None:
         server = MemoryServer(rate=None)
         self.addCleanup(server.stop)
