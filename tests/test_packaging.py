@@ -73,7 +73,15 @@ class InstallTests(SynchronousTestCase):
         fresh = work / "venv"
         venv.EnvBuilder(with_pip=False).create(fresh)
         pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-        run = {"check": True, "capture_output": True, "timeout": PROCESS_TIMEOUT}
+        # A PYTHONPATH naming the checkout (trial run from elsewhere) would
+        # leak it into the build and the fresh environment.
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        run = {
+            "check": True,
+            "capture_output": True,
+            "timeout": PROCESS_TIMEOUT,
+            "env": env,
+        }
         subprocess.run([*pip, "wheel", "--no-deps", "-w", work, source], **run)
         (wheel,) = work.glob("muca-*.whl")
         fresh_python = fresh / "bin" / "python"
