@@ -15,7 +15,8 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from muca.server import ChatFactory, ChatProtocol
+from muca.connection import ChatProtocol
+from muca.server import ChatFactory
 from tests.support import (
     OKAY,
     OriginalClient,

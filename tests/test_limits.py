@@ -6,8 +6,8 @@ from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
+from muca.connection import REFUSED_WAIT
 from muca.limits import ConnectionCounter, TokenBucket
-from muca.server import REFUSED_WAIT
 from tests.support import OKAY, MemoryPeer, MemoryServer, join, roster, send
 
 TONY = ("Tony", "tony@hku.hk")

@@ -9,7 +9,7 @@ from typing import Any
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from muca.server import ChatProtocol
+from muca.connection import ChatProtocol
 from tests.support import (
     OKAY,
     MemoryPeer,
