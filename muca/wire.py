@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,16 +148,29 @@ class FrameDecoder:
                     if isinstance(frame, dict):
                         frames.append(frame)
                         return newline + 1
-        end, broken = self._scan(_OUTSIDE_STRING)
+        return self._take_scanned(frames, _OUTSIDE_STRING, "object", _decode)
+
+    def _take_scanned(
+        self,
+        frames: list[dict[str, Any] | BadFrame],
+        outside: re.Pattern[bytes],
+        what: str,
+        decode: Callable[[bytes], dict[str, Any] | BadFrame],
+    ) -> int | None:
+        """Scan the value at the start of the buffer; decode it once whole.
+
+        Returns where it ends, or ``None`` when more bytes are needed.
+        """
+        end, broken = self._scan(outside)
         if end is None:
             return None
         # A broken frame ends after the newline that broke it.
         self._check_size(end - 1 if broken else end)
         self._reset_scan()
         if broken:
-            frames.append(BadFrame(BAD_JSON, "malformed JSON object"))
+            frames.append(BadFrame(BAD_JSON, f"malformed JSON {what}"))
         else:
-            frames.append(_decode(bytes(buffer[:end])))
+            frames.append(decode(bytes(self._buffer[:end])))
         return end
 
     def _scan(self, outside: re.Pattern[bytes]) -> tuple[int | None, bool]:
@@ -220,16 +234,9 @@ class FrameDecoder:
             frames.append(_not_an_object(bytes(buffer[:newline])))
             return newline + 1
         if buffer[0] in b'["':
-            end, broken = self._scan(_OUTSIDE_STRING_IN_VALUE)
-            if end is None:
-                return None
-            self._check_size(end - 1 if broken else end)
-            self._reset_scan()
-            if broken:
-                frames.append(BadFrame(BAD_JSON, "malformed JSON value"))
-            else:
-                frames.append(_not_an_object(bytes(buffer[:end])))
-            return end
+            return self._take_scanned(
+                frames, _OUTSIDE_STRING_IN_VALUE, "value", _not_an_object
+            )
         match = _GARBAGE_END.search(buffer)
         if match is None:
             return None
