@@ -8,25 +8,28 @@ module takes a few seconds (most of it building the wheel).
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import venv
 from pathlib import Path
 
-from twisted.internet import defer, reactor
+from twisted.internet import reactor
 from twisted.internet.error import ProcessTerminated
-from twisted.internet.protocol import ProcessProtocol
-from twisted.python.failure import Failure
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from muca import tap
+from muca.server import tap
 from tests.support import OKAY, TIMEOUT, connect, join
+from tests.support.twistd import (
+    PROCESS_TIMEOUT,
+    TWISTD,
+    TwistdProcess,
+    fresh_directory,
+    process_pid,
+)
 
 PROJECT = Path(__file__).resolve().parent.parent
 # What a source checkout holds that is not part of the project's build input.
@@ -34,19 +37,6 @@ NOT_SOURCE = shutil.ignore_patterns(
     ".git", ".venv", ".tox", "build", "dist", "*.egg-info", "_trial_temp*",
     "__pycache__", ".pytest_cache", ".hypothesis", "dropin.cache", "artifacts",
 )  # fmt: skip
-# twistd as its console script runs it, under this interpreter.
-TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
-PROCESS_TIMEOUT = 60
-
-
-def fresh_directory(testcase: SynchronousTestCase) -> str:
-    """A new empty directory, removed by the test's cleanup.
-
-    Not ``TestCase.mktemp``: under pytest that writes into the checkout.
-    """
-    path = tempfile.mkdtemp(prefix="muca-test-")
-    testcase.addCleanup(shutil.rmtree, path, ignore_errors=True)
-    return path
 
 
 def site_packages(prefix: Path) -> Path:
@@ -176,54 +166,6 @@ class UsageTests(SynchronousTestCase):
         return fresh_directory(self)
 
 
-class TwistdProcess(ProcessProtocol):
-    """Collects a twistd's output; fires when a pattern shows and when it ends."""
-
-    def __init__(self) -> None:
-        self.output = ""
-        self.reason: Failure | None = None
-        self._ended: list[defer.Deferred[Failure]] = []
-        self._watch: tuple[re.Pattern[str], defer.Deferred[re.Match[str]]] | None = None
-
-    def wait_for(self, pattern: str) -> defer.Deferred:
-        """Fire with the first match of ``pattern`` in the output."""
-        found: defer.Deferred[re.Match[str]] = defer.Deferred()
-        self._watch = (re.compile(pattern), found)
-        self._check()
-        return found.addTimeout(PROCESS_TIMEOUT, reactor)
-
-    def ended(self, timeout: float = PROCESS_TIMEOUT) -> defer.Deferred:
-        """Fire with ``[reason]``: why the process ended, as a value."""
-        if self.reason is not None:
-            return defer.succeed([self.reason])
-        done: defer.Deferred[Failure] = defer.Deferred()
-        self._ended.append(done)
-        return done.addTimeout(timeout, reactor)
-
-    def outReceived(self, data: bytes) -> None:
-        self.output += data.decode("utf-8", "replace")
-        self._check()
-
-    errReceived = outReceived
-
-    def processEnded(self, reason: Failure) -> None:
-        self.reason = reason
-        for done in self._ended:
-            if not done.called:
-                # Wrapped in a list: a Failure given to callback() would errback.
-                done.callback([reason])
-        if self._watch is not None and not self._watch[1].called:
-            self._watch[1].errback(reason)
-
-    def _check(self) -> None:
-        if self._watch is not None:
-            pattern, found = self._watch
-            match = pattern.search(self.output)
-            if match and not found.called:
-                self._watch = None
-                found.callback(match)
-
-
 class TwistdTests(TestCase):
     """``twistd -n muca`` started, refused and stopped as a user would."""
 
@@ -282,8 +224,3 @@ class TwistdTests(TestCase):
 
     async def test_ctrl_c_stops_a_running_server_cleanly(self) -> None:
         await self.stop_by_signal(signal.SIGINT)
-
-
-def process_pid(process: TwistdProcess) -> int:
-    """The PID of a process this test started."""
-    return process.transport.pid

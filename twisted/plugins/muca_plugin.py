@@ -1,7 +1,10 @@
-"""Makes ``twistd muca`` run the MUCA chat server (see ``muca.tap``)."""
+"""Makes ``twistd muca`` run the MUCA chat server (see ``muca.server.tap``)."""
 
 from twisted.application.service import ServiceMaker
 
 muca = ServiceMaker(
-    "MUCA chat server", "muca.tap", "Multi-user chat server (MUCA protocol).", "muca"
+    "MUCA chat server",
+    "muca.server.tap",
+    "Multi-user chat server (MUCA protocol).",
+    "muca",
 )

@@ -1,0 +1,406 @@
+"""The commands of ``PROTOCOL.md`` as small typed values.
+
+Parsing turns a decoded JSON object into one of these values or raises a
+:class:`ProtocolError` carrying the wire code and a readable reason. The
+``*_payload`` builders make the objects that a server sends. Nothing here
+touches a socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_NICKNAME = 64
+MAX_UID = 254
+
+# ERROR codes.
+BAD_JSON = "BAD_JSON"
+BAD_COMMAND = "BAD_COMMAND"
+FRAME_TOO_LONG = "FRAME_TOO_LONG"
+NOT_JOINED = "NOT_JOINED"
+NO_RECIPIENT = "NO_RECIPIENT"
+UNKNOWN_RECIPIENT = "UNKNOWN_RECIPIENT"
+FROM_MISMATCH = "FROM_MISMATCH"
+RATE_LIMITED = "RATE_LIMITED"
+SLOW_CONSUMER = "SLOW_CONSUMER"
+
+# ACK FAIL codes.
+UID_TAKEN = "UID_TAKEN"
+NICK_TAKEN = "NICK_TAKEN"
+BAD_JOIN = "BAD_JOIN"
+ALREADY_JOINED = "ALREADY_JOINED"
+AUTH_FAILED = "AUTH_FAILED"
+SERVER_FULL = "SERVER_FULL"
+
+# MSG types.
+ALL = "ALL"
+GROUP = "GROUP"
+PRIVATE = "PRIVATE"
+
+PRESENCE_DELTA = "presence-delta"
+
+
+class ProtocolError(Exception):
+    """A command the server refuses with ``ERROR``."""
+
+    def __init__(self, code: str, reason: str, ref: str | None = None) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+        self.ref = ref
+
+
+class JoinRefused(Exception):
+    """A ``JOIN`` the server refuses with ``ACK`` ``FAIL``."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """A client's request to join the room."""
+
+    nickname: str
+    uid: str
+    version: int = 1
+    password: str | None = None
+    caps: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """A chat message for the server to deliver; ``to`` empty is a broadcast."""
+
+    text: str
+    to: tuple[str, ...]
+    sender: str
+
+
+ClientCommand = Join | Send
+
+
+def is_text(value: object) -> bool:
+    """True for a ``str`` that can be sent as UTF-8 (no lone surrogates)."""
+    if not isinstance(value, str):
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def nickname_problem(nickname: object) -> str | None:
+    """Say what is wrong with a nickname, or ``None`` when it is valid."""
+    if not is_text(nickname):
+        return "UN must be a string"
+    assert isinstance(nickname, str)
+    if not nickname:
+        return "UN must not be empty"
+    if len(nickname) > MAX_NICKNAME:
+        return f"UN must be at most {MAX_NICKNAME} characters"
+    if nickname != nickname.strip():
+        return "UN must not start or end with a space"
+    if "," in nickname:
+        return "UN must not contain a comma"
+    if nickname == ALL:
+        return "UN 'ALL' is reserved for broadcasts"
+    return None
+
+
+def uid_problem(uid: object) -> str | None:
+    """Say what is wrong with a user id, or ``None`` when it is valid."""
+    if not is_text(uid):
+        return "UID must be a string"
+    assert isinstance(uid, str)
+    if not uid:
+        return "UID must not be empty"
+    if len(uid) > MAX_UID:
+        return f"UID must be at most {MAX_UID} characters"
+    return None
+
+
+def parse_client_command(obj: dict[str, Any]) -> ClientCommand:
+    """Turn an object a client sent into a command.
+
+    Raises :class:`JoinRefused` for an invalid ``JOIN`` and
+    :class:`ProtocolError` for anything else that is not a valid command.
+    """
+    cmd = obj.get("CMD")
+    if cmd == "SEND":
+        return _parse_send(obj)
+    if cmd == "JOIN":
+        return _parse_join(obj)
+    if cmd is None:
+        raise ProtocolError(BAD_COMMAND, "missing CMD")
+    if not isinstance(cmd, str):
+        raise ProtocolError(BAD_COMMAND, "CMD must be a string")
+    name = cmd[:40]
+    # REF echoes the command only when it can be written back as UTF-8.
+    ref = name if is_text(name) else None
+    raise ProtocolError(BAD_COMMAND, f"unknown command {name!r}", ref=ref)
+
+
+def _parse_join(obj: dict[str, Any]) -> Join:
+    problem = nickname_problem(obj.get("UN")) or uid_problem(obj.get("UID"))
+    if problem:
+        raise JoinRefused(BAD_JOIN, problem)
+    password = obj.get("PASS")
+    if password is not None and not is_text(password):
+        raise JoinRefused(BAD_JOIN, "PASS must be a string")
+    version = obj.get("V", 1)
+    if not isinstance(version, int) or isinstance(version, bool):
+        version = 1
+    caps = obj.get("CAPS", ())
+    if not isinstance(caps, list):
+        caps = ()
+    return Join(
+        nickname=obj["UN"],
+        uid=obj["UID"],
+        version=version,
+        password=password,
+        caps=frozenset(c for c in caps if isinstance(c, str)),
+    )
+
+
+def _parse_send(obj: dict[str, Any]) -> Send:
+    text = obj.get("MSG")
+    to = obj.get("TO")
+    sender = obj.get("FROM")
+    if not is_text(text):
+        raise ProtocolError(BAD_COMMAND, "SEND needs MSG, a string", ref="SEND")
+    # Ids are echoed back in UNKNOWN_RECIPIENT: they must be writable as UTF-8.
+    if not isinstance(to, list) or not all(is_text(uid) for uid in to):
+        raise ProtocolError(
+            BAD_COMMAND, "SEND needs TO, a list of user ids", ref="SEND"
+        )
+    if not isinstance(sender, str):
+        raise ProtocolError(BAD_COMMAND, "SEND needs FROM, a string", ref="SEND")
+    return Send(text=text, to=tuple(to), sender=sender)
+
+
+# What a server sends.
+
+
+def ack_okay_payload() -> dict[str, Any]:
+    """``ACK`` ``OKAY``."""
+    return {"CMD": "ACK", "TYPE": "OKAY"}
+
+
+def ack_fail_payload(code: str, reason: str) -> dict[str, Any]:
+    """``ACK`` ``FAIL`` with the extension's code and reason."""
+    return {"CMD": "ACK", "TYPE": "FAIL", "CODE": code, "REASON": reason}
+
+
+def error_payload(code: str, reason: str, ref: str | None = None) -> dict[str, Any]:
+    """``ERROR`` with a code, a readable reason and the command it answers."""
+    payload = {"CMD": "ERROR", "CODE": code, "REASON": reason}
+    if ref is not None:
+        payload["REF"] = ref
+    return payload
+
+
+def list_payload(entries: Iterable[dict[str, str]]) -> dict[str, Any]:
+    """``LIST`` of ``{"UN": …, "UID": …}`` entries, in join order."""
+    return {"CMD": "LIST", "DATA": list(entries)}
+
+
+def presence_payload(
+    joined: Sequence[dict[str, str]], left: Sequence[str]
+) -> dict[str, Any]:
+    """``PRESENCE`` delta: who joined and who left since the last one."""
+    return {"CMD": "PRESENCE", "JOINED": list(joined), "LEFT": list(left)}
+
+
+def message_payload(
+    kind: str,
+    text: str,
+    sender: str,
+    timestamp_ms: int | None = None,
+    to: Sequence[str] | None = None,
+    ident: int | None = None,
+) -> dict[str, Any]:
+    """``MSG`` as delivered; ``TS``, ``TO`` and ``ID`` are the optional
+    extensions."""
+    payload: dict[str, Any] = {"CMD": "MSG", "TYPE": kind, "MSG": text, "FROM": sender}
+    if timestamp_ms is not None:
+        payload["TS"] = timestamp_ms
+    if to is not None:
+        payload["TO"] = list(to)
+    if ident is not None:
+        payload["ID"] = ident
+    return payload
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """A message the server accepted: what is delivered, stored and replayed.
+
+    ``id`` is the room-wide id (0 in a draft that has none yet), ``ts``
+    the receive time in milliseconds since the epoch, ``recipients`` the
+    user ids it is for (empty for a broadcast, ``kind`` ``ALL``).
+    """
+
+    id: int
+    ts: int
+    sender: str
+    kind: str
+    recipients: tuple[str, ...]
+    text: str
+
+    def payload(self) -> dict[str, Any]:
+        """The ``MSG`` object delivered for this message."""
+        to = self.recipients if self.kind == GROUP else None
+        return message_payload(self.kind, self.text, self.sender, self.ts, to, self.id)
+
+
+# What a client receives.
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The answer to ``JOIN``: ``ok`` or a failure with code and reason."""
+
+    ok: bool
+    code: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """One entry of the peer list."""
+
+    nickname: str
+    uid: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerList:
+    """The full peer list, in join order."""
+
+    peers: tuple[Peer, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """A change of the peer list: who joined, whose user ids left."""
+
+    joined: tuple[Peer, ...]
+    left: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A delivered chat message."""
+
+    kind: str
+    text: str
+    sender: str
+    timestamp_ms: int | None = None
+    to: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class ServerError:
+    """An ``ERROR`` from the server."""
+
+    code: str
+    reason: str
+    ref: str | None = None
+
+
+ServerCommand = Ack | PeerList | Presence | Message | ServerError
+
+
+def _peers(data: object) -> tuple[Peer, ...]:
+    if not isinstance(data, list):
+        raise ProtocolError(BAD_COMMAND, "peer list must be a list")
+    peers = []
+    for entry in data:
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("UN"), str)
+            and isinstance(entry.get("UID"), str)
+        ):
+            raise ProtocolError(BAD_COMMAND, "peer entry needs UN and UID strings")
+        peers.append(Peer(entry["UN"], entry["UID"]))
+    return tuple(peers)
+
+
+def parse_server_command(obj: dict[str, Any]) -> ServerCommand | None:
+    """Turn an object a server sent into a command.
+
+    Returns ``None`` for a command this client does not know (a newer
+    server's extension); raises :class:`ProtocolError` for a known command
+    with missing or ill-typed fields.
+    """
+    cmd = obj.get("CMD")
+    if cmd == "MSG":
+        kind, text, sender = obj.get("TYPE"), obj.get("MSG"), obj.get("FROM")
+        if not (
+            isinstance(kind, str) and isinstance(text, str) and isinstance(sender, str)
+        ):
+            raise ProtocolError(BAD_COMMAND, "MSG needs TYPE, MSG and FROM strings")
+        timestamp = obj.get("TS")
+        to = obj.get("TO")
+        return Message(
+            kind=kind,
+            text=text,
+            sender=sender,
+            timestamp_ms=timestamp if isinstance(timestamp, int) else None,
+            to=tuple(u for u in to if isinstance(u, str))
+            if isinstance(to, list)
+            else (),
+        )
+    if cmd == "LIST":
+        return PeerList(_peers(obj.get("DATA")))
+    if cmd == "PRESENCE":
+        left = obj.get("LEFT", [])
+        if not isinstance(left, list) or not all(isinstance(u, str) for u in left):
+            raise ProtocolError(BAD_COMMAND, "PRESENCE LEFT must be a list of ids")
+        return Presence(_peers(obj.get("JOINED", [])), tuple(left))
+    if cmd == "ACK":
+        kind = obj.get("TYPE")
+        if kind not in ("OKAY", "FAIL"):
+            raise ProtocolError(BAD_COMMAND, "ACK needs TYPE OKAY or FAIL")
+        code, reason = obj.get("CODE"), obj.get("REASON")
+        return Ack(
+            ok=kind == "OKAY",
+            code=code if isinstance(code, str) else None,
+            reason=reason if isinstance(reason, str) else None,
+        )
+    if cmd == "ERROR":
+        code, reason, ref = obj.get("CODE"), obj.get("REASON"), obj.get("REF")
+        return ServerError(
+            code=code if isinstance(code, str) else "ERROR",
+            reason=reason if isinstance(reason, str) else "",
+            ref=ref if isinstance(ref, str) else None,
+        )
+    return None
+
+
+def join_payload(
+    nickname: str,
+    uid: str,
+    password: str | None = None,
+    caps: Sequence[str] = (PRESENCE_DELTA,),
+) -> dict[str, Any]:
+    """``JOIN`` as our client sends it: native framing and extensions."""
+    payload: dict[str, Any] = {"CMD": "JOIN", "UN": nickname, "UID": uid, "V": 2}
+    if caps:
+        payload["CAPS"] = list(caps)
+    if password is not None:
+        payload["PASS"] = password
+    return payload
+
+
+def send_payload(text: str, to: Sequence[str], sender: str) -> dict[str, Any]:
+    """``SEND``; an empty ``to`` is a broadcast."""
+    return {"CMD": "SEND", "MSG": text, "TO": list(to), "FROM": sender}

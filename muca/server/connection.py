@@ -1,0 +1,487 @@
+"""One client connection of the MUCA server: frames in, commands handled,
+frames out.
+
+How a client joins: ``ChatProtocol._join`` (password check, then the
+node's ``join``, then ``ACK``). Per-connection state (framing, the member it
+joined as, its limits), the producer signals of a slow consumer, timeouts
+and closing. What is shared by all connections (the room, roster updates,
+fan-out) is the node, known here only through the small :class:`Node`
+interface (``muca.server.node.ChatFactory`` implements it).
+"""
+
+from __future__ import annotations
+
+import socket
+import typing
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+from twisted.internet import interfaces
+from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from muca.protocol import messages
+from muca.protocol.messages import (
+    ALREADY_JOINED,
+    AUTH_FAILED,
+    FROM_MISMATCH,
+    NOT_JOINED,
+    RATE_LIMITED,
+    SERVER_FULL,
+    SLOW_CONSUMER,
+    Join,
+    JoinRefused,
+    ProtocolError,
+    Send,
+)
+from muca.protocol.wire import BadFrame, FrameDecoder, FrameTooLong, Framing
+from muca.server.auth import check_password
+from muca.server.limits import TokenBucket
+from muca.server.output import Outbox, Payload, plain_socket, transport_idle
+from muca.server.room import Member
+
+# Seconds a connection over a cap may take to send its JOIN (or anything)
+# and be told the server is full.
+REFUSED_WAIT = 5.0
+
+log = Logger()
+
+
+class Node(typing.Protocol):
+    """What a connection needs of the node it belongs to."""
+
+    clock: Any
+    max_frame: int
+    max_outbound: int
+    join_timeout: float | None
+    rate: float | None
+    burst: int
+    portal: Any
+    close_grace: float
+    connections: set[Any]
+    outbox: Outbox
+
+    def admit(self, connection: Any) -> str | None:
+        """Count a new connection in, or say why it is refused."""
+
+    def release(self, connection: Any) -> None:
+        """Count an admitted connection out."""
+
+    def join(self, connection: Any, join: Join) -> Member:
+        """Add a connection to the room; raises :class:`JoinRefused`."""
+
+    def leave(self, member: Member, peer: str) -> None:
+        """Remove a member whose connection has gone."""
+
+    def accept(self, sender: Member, send: Send) -> None:
+        """Route and publish one ``SEND``; raises :class:`ProtocolError`."""
+
+
+@implementer(interfaces.IPushProducer)
+class ChatProtocol(Protocol, TimeoutMixin):
+    """One client connection: frames in, commands handled, frames out.
+
+    It is also the push producer registered on its own transport: the
+    transport pauses it past its buffer threshold and resumes it once
+    drained. Bytes written while paused are counted; past the factory's
+    ``max_outbound`` the peer is a slow consumer and is disconnected.
+    """
+
+    factory: Node
+
+    def __init__(self) -> None:
+        self.member: Member | None = None
+        self.framing: Framing | None = None
+        self.peer = "?"
+        self.address: str | None = None
+        self._decoder: FrameDecoder | None = None
+        self._closing = False
+        self._admitted = False
+        self._paused = False
+        self._queued = 0
+        self._bucket: TokenBucket | None = None
+        # Frames waiting while a password check is under way.
+        self._backlog: deque[Any] = deque()
+        self._checking = False
+        self._abort_call: IDelayedCall | None = None
+        self._registered = False
+        self._close_started = False
+        # The socket under a plain TCP transport, for send()'s fast path.
+        self._socket: Any = None
+        # Why the server cannot take this connection, when it is over a cap.
+        self._refusal: str | None = None
+
+    # Twisted callbacks
+
+    def connectionMade(self) -> None:
+        factory = self.factory
+        self._decoder = FrameDecoder(factory.max_frame)
+        peer = self.transport.getPeer()
+        self.peer = _describe(peer)
+        self.address = getattr(peer, "host", None)
+        if interfaces.ITCPTransport.providedBy(self.transport):
+            # Small messages must not wait for Nagle and delayed ACKs.
+            self.transport.setTcpNoDelay(True)
+            self.transport.setTcpKeepAlive(True)
+        self._socket = plain_socket(self.transport)
+        if self._socket is not None:
+            _detect_dead_peers_sooner(self._socket)
+        self.transport.registerProducer(self, True)
+        self._registered = True
+        factory.connections.add(self)
+        refusal = factory.admit(self)
+        if refusal is not None:
+            log.info(
+                "refused connection from {peer}: {reason}",
+                peer=self.peer,
+                reason=refusal,
+            )
+            # Answered at its first frame, so that a JOIN gets the ACK FAIL
+            # every client understands; one that says nothing is closed soon.
+            self._refusal = refusal
+            self.setTimeout(REFUSED_WAIT)
+            return
+        self._admitted = True
+        if factory.rate is not None:
+            self._bucket = TokenBucket(factory.rate, factory.burst, factory.clock)
+        if factory.join_timeout is not None:
+            self.setTimeout(factory.join_timeout)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._closing:
+            return
+        assert self._decoder is not None
+        try:
+            frames = self._decoder.feed(data)
+        except FrameTooLong as error:
+            frames = [*error.frames, error]
+        if self._checking:
+            self._backlog.extend(frames)
+        else:
+            self._handle_frames(frames)
+
+    def connectionLost(self, reason: Failure = None) -> None:
+        self._closing = True
+        self._close_started = True
+        self.setTimeout(None)
+        if self._abort_call is not None and self._abort_call.active():
+            self._abort_call.cancel()
+        self._abort_call = None
+        self._backlog.clear()
+        factory = self.factory
+        factory.connections.discard(self)
+        if self._admitted:
+            self._admitted = False
+            factory.release(self)
+        if self.member is not None:
+            factory.leave(self.member, self.peer)
+            self.member = None
+
+    def timeoutConnection(self) -> None:
+        if self._refusal is not None:
+            self._decide_framing()
+            self.send_error(SERVER_FULL, self._refusal)
+            self.close()
+            return
+        log.info(
+            "closing {peer}: no JOIN within {timeout} s",
+            peer=self.peer,
+            timeout=self.factory.join_timeout,
+        )
+        self.close()
+
+    def callLater(self, period: float, func: Any) -> IDelayedCall:
+        """TimeoutMixin's timer, on the factory's clock."""
+        return self.factory.clock.callLater(period, func)
+
+    # IPushProducer: the transport's signals about our output
+
+    def pauseProducing(self) -> None:
+        """The transport's buffer is past its threshold."""
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        """The transport's buffer has drained."""
+        self._paused = False
+        self._queued = 0
+
+    def stopProducing(self) -> None:
+        """The connection is going away."""
+        self._closing = True
+
+    # Writing
+
+    def write_bytes(self, data: bytes) -> None:
+        """Write encoded bytes, minding the outbound limit."""
+        if self._paused:
+            self._queued += len(data)
+            if self._queued > self.factory.max_outbound:
+                self._too_slow()
+                return
+        self.transport.write(data)
+
+    def send(self, obj: dict[str, Any]) -> None:
+        """Encode and write one object to this connection only (a reply)."""
+        outbox = self.factory.outbox
+        if outbox:
+            # Behind what this turn's fan-out queued for us, not ahead of it.
+            outbox.flush_one(self)
+        self.write_now(Payload(obj).for_framing(self.framing))
+
+    def write_now(self, data: bytes) -> None:
+        """Write bytes straight to the socket when nothing is queued ahead.
+
+        One ``send`` instead of the transport's buffering, ``epoll_ctl`` to
+        watch for writability, a writable event, ``send`` and ``epoll_ctl``
+        again; what the kernel does not take goes to :meth:`write_bytes`.
+        For ``ACK`` it also matters that it leaves at once: a roster update
+        written while the ``ACK`` still waited would make the transport join
+        the two into a private copy of the whole ``LIST``, per new member
+        (hundreds of MB during a storm of joins). TLS, a paused or closing
+        transport, or one with bytes queued, always go through
+        :meth:`write_bytes`.
+        """
+        sock = self._socket
+        if sock is None or self._paused or not transport_idle(self.transport):
+            self.write_bytes(data)
+            return
+        try:
+            sent = sock.send(data)
+        except OSError:
+            # Full or broken: the transport buffers it, or reports the loss.
+            sent = 0
+        if sent < len(data):
+            self.write_bytes(data[sent:])
+
+    def send_error(self, code: str, reason: str, ref: str | None = None) -> None:
+        """Write an ``ERROR``."""
+        self.send(messages.error_payload(code, reason, ref))
+
+    def close(self, grace: float | None = None) -> None:
+        """Close after what is written has been sent; ignore further input.
+
+        A peer that does not read what is left within ``grace`` seconds (the
+        factory's ``close_grace`` by default) is cut off, so that a
+        connection being closed cannot hold its buffer and socket forever.
+        """
+        if self._close_started:
+            return
+        self._close_started = True
+        self._closing = True
+        self.setTimeout(None)
+        if self.member is not None:
+            # Out of the room now: nothing more is queued for a connection
+            # on its way out, and the others hear of it at once.
+            self.factory.leave(self.member, self.peer)
+            self.member = None
+        transport = self.transport
+        if self._registered:
+            # A registered producer would keep the transport open after the
+            # flush.
+            self._registered = False
+            transport.unregisterProducer()
+        transport.loseConnection()
+        if grace is None:
+            grace = self.factory.close_grace
+        self._abort_call = self.factory.clock.callLater(grace, self.abort)
+
+    def abort(self) -> None:
+        """Drop the connection now, and whatever is still buffered for it."""
+        self._closing = True
+        self._abort_call = None
+        self.transport.abortConnection()
+
+    def _too_slow(self) -> None:
+        if self._closing:
+            return
+        factory = self.factory
+        log.info(
+            "disconnecting {peer}: slow consumer, over {limit} bytes waiting",
+            peer=self.peer,
+            limit=factory.max_outbound,
+        )
+        self._closing = True
+        # Behind everything queued: it arrives only if the peer reads again
+        # within the grace period.
+        payload = Payload(
+            messages.error_payload(
+                SLOW_CONSUMER, "you did not read fast enough; disconnecting"
+            )
+        )
+        self.transport.write(payload.for_framing(self.framing))
+        self.close()
+
+    # Frames and commands
+
+    def _handle_frames(self, frames: Iterable[Any]) -> None:
+        for position, frame in enumerate(frames):
+            if self._closing:
+                return
+            if self._checking:
+                # A password check started: the rest waits for its answer.
+                self._backlog.extend(list(frames)[position:])
+                return
+            self._handle_frame(frame)
+
+    def _handle_frame(self, frame: Any) -> None:
+        if self.framing is None:
+            self._decide_framing()
+        if isinstance(frame, FrameTooLong):
+            self.send_error(frame.code, frame.reason)
+            self.close()
+            return
+        if self._refusal is not None:
+            if isinstance(frame, dict) and frame.get("CMD") == "JOIN":
+                self.send(messages.ack_fail_payload(SERVER_FULL, self._refusal))
+            else:
+                self.send_error(SERVER_FULL, self._refusal)
+            self.close()
+            return
+        bucket = self._bucket
+        cmd = frame.get("CMD") if isinstance(frame, dict) else None
+        # Every JOIN gets its one ACK (the protocol promises it); a JOIN
+        # flood is answered by ALREADY_JOINED or UID_TAKEN, not delivered.
+        if bucket is not None and cmd != "JOIN" and not bucket.take():
+            self.send_error(
+                RATE_LIMITED,
+                "too many messages: this one was dropped",
+                cmd if isinstance(cmd, str) and messages.is_text(cmd) else None,
+            )
+            return
+        if isinstance(frame, BadFrame):
+            self.send_error(frame.code, frame.reason)
+            return
+        try:
+            self._handle(frame)
+        except Exception:
+            log.failure("unexpected error handling a frame from {peer}", peer=self.peer)
+            self.send_error(messages.BAD_COMMAND, "the server could not handle this")
+
+    def _decide_framing(self) -> None:
+        assert self._decoder is not None
+        if self.framing is None:
+            native = self._decoder.newline_framed is not False
+            self.framing = Framing.NATIVE if native else Framing.ORIGINAL
+
+    def _handle(self, obj: dict[str, Any]) -> None:
+        if obj.get("CMD") == "JOIN" and self.member is not None:
+            self._refuse(obj, JoinRefused(ALREADY_JOINED, "you have already joined"))
+            return
+        try:
+            command = messages.parse_client_command(obj)
+        except JoinRefused as refusal:
+            self._refuse(obj, refusal)
+            return
+        except ProtocolError as error:
+            self.send_error(error.code, error.reason, error.ref)
+            return
+        if isinstance(command, Join):
+            self._join(command)
+        else:
+            self._send(command)
+
+    def _join(self, join: Join) -> None:
+        if join.version >= 2:
+            self.framing = Framing.NATIVE
+        portal = self.factory.portal
+        if portal is None:
+            self._admit_join(join)
+            return
+        checked = check_password(portal, join.uid, join.password)
+        if checked.called:
+            # The usual case (memory: and file: checkers answer at once).
+            self._password_checked(checked.result, join)
+            checked.addErrback(lambda _: None)
+            return
+        self._checking = True
+        self.transport.pauseProducing()
+        checked.addCallback(self._password_checked_later, join)
+
+    def _password_checked_later(self, right: bool, join: Join) -> None:
+        self._checking = False
+        if self._closing:
+            return
+        self.transport.resumeProducing()
+        self._password_checked(right, join)
+        backlog, self._backlog = self._backlog, deque()
+        self._handle_frames(backlog)
+
+    def _password_checked(self, right: bool, join: Join) -> None:
+        if right:
+            self._admit_join(join)
+        else:
+            refusal = JoinRefused(AUTH_FAILED, "wrong or missing password")
+            self._refuse({"UID": join.uid, "UN": join.nickname}, refusal)
+
+    def _admit_join(self, join: Join) -> None:
+        if self.member is not None:
+            # A second JOIN sent while the first one's password was checked.
+            self._refuse(
+                {"UID": join.uid, "UN": join.nickname},
+                JoinRefused(ALREADY_JOINED, "you have already joined"),
+            )
+            return
+        try:
+            self.member = self.factory.join(self, join)
+        except JoinRefused as refusal:
+            self._refuse({"UID": join.uid, "UN": join.nickname}, refusal)
+            return
+        self.setTimeout(None)
+        self.send(messages.ack_okay_payload())
+
+    def _refuse(self, obj: dict[str, Any], refusal: JoinRefused) -> None:
+        log.info(
+            "refused join of {uid!r} ({nickname!r}) from {peer}: {code} {reason}",
+            uid=obj.get("UID"),
+            nickname=obj.get("UN"),
+            peer=self.peer,
+            code=refusal.code,
+            reason=refusal.reason,
+        )
+        self.send(messages.ack_fail_payload(refusal.code, refusal.reason))
+
+    def _send(self, send: Send) -> None:
+        member = self.member
+        if member is None:
+            self.send_error(NOT_JOINED, "join the chat room before sending", "SEND")
+            return
+        if send.sender != member.uid:
+            self.send_error(
+                FROM_MISMATCH,
+                f"FROM must be your own user id {member.uid!r}",
+                "SEND",
+            )
+            return
+        try:
+            self.factory.accept(member, send)
+        except ProtocolError as error:
+            self.send_error(error.code, error.reason, error.ref)
+
+
+_KEEPALIVE = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6))
+
+
+def _detect_dead_peers_sooner(sock: socket.socket) -> None:
+    """Shorten the keepalive timers, so a half-open connection (a peer
+    whose machine vanished) leaves the room within about two minutes."""
+    for name, value in _KEEPALIVE:
+        option = getattr(socket, name, None)
+        if option is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+            except OSError:
+                return
+
+
+def _describe(address: Any) -> str:
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    if host is not None and port is not None:
+        return f"{host}:{port}"
+    name = getattr(address, "name", None)
+    return str(name) if name else "local"

@@ -1,0 +1,280 @@
+"""This server's node: the ``Factory`` holding the room and its peers.
+
+How a message reaches other users: a connection hands a ``SEND`` to
+:meth:`ChatFactory.accept`, which routes it through the room
+(``muca.server.room``) and publishes a draft on the bus
+(``muca.server.bus``); the bus gives it its id and calls back
+:meth:`ChatFactory.deliver` on every node, which queues the encoded ``MSG``
+for its own recipients (``muca.server.output``). Joins and leaves take the
+bus too, and become coalesced roster updates here. Also: connection caps
+and shutdown. One client connection is ``muca.server.connection.ChatProtocol``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+
+from twisted.cred.portal import Portal
+from twisted.internet.base import DelayedCall
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import ServerFactory
+from twisted.logger import Logger
+
+from muca.protocol.messages import (
+    ALL,
+    PRESENCE_DELTA,
+    UNKNOWN_RECIPIENT,
+    ChatMessage,
+    Join,
+    Send,
+)
+from muca.protocol.wire import DEFAULT_MAX_FRAME
+from muca.server.bus import Bus, LocalBus
+from muca.server.connection import ChatProtocol
+from muca.server.limits import (
+    DEFAULT_BURST,
+    DEFAULT_MAX_PER_ADDRESS,
+    DEFAULT_RATE,
+    ConnectionCounter,
+)
+from muca.server.output import Outbox, Payload
+from muca.server.room import Member, Room
+
+DEFAULT_LIST_INTERVAL = 0.1
+# A roster update costs a write to every member, and the members' clients as
+# much again: past this many members the interval grows with the room (0.5 s
+# at 10,000 with the default), so that a storm of joins keeps those costs to
+# a bounded share of the time instead of growing with N² per second.
+LIST_INTERVAL_MEMBERS = 2000
+DEFAULT_MAX_OUTBOUND = 4 * 1024 * 1024
+DEFAULT_JOIN_TIMEOUT = 30.0
+# Seconds a closed connection gets to take what is still buffered for it.
+DEFAULT_CLOSE_GRACE = 1.0
+# Seconds a shutdown waits for the connections to close before dropping them.
+DEFAULT_SHUTDOWN_WAIT = 1.0
+
+log = Logger()
+
+
+class ChatFactory(ServerFactory):
+    """The server's shared state: the room, the limits, roster coalescing.
+
+    A burst of joins and leaves becomes one roster update: the first change
+    after a quiet spell goes out at the end of the reactor turn, later ones
+    at most once per ``list_interval`` seconds, or per ``list_interval``
+    times members / ``list_interval_members`` in a larger room.
+    """
+
+    protocol = ChatProtocol
+
+    def __init__(
+        self,
+        clock: IReactorTime | None = None,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        list_interval: float = DEFAULT_LIST_INTERVAL,
+        capacity: int | None = None,
+        *,
+        max_outbound: int = DEFAULT_MAX_OUTBOUND,
+        join_timeout: float | None = DEFAULT_JOIN_TIMEOUT,
+        rate: float | None = DEFAULT_RATE,
+        burst: int = DEFAULT_BURST,
+        max_connections: int | None = None,
+        max_per_address: int | None = DEFAULT_MAX_PER_ADDRESS,
+        exempt_loopback: bool = False,
+        portal: Portal | None = None,
+        close_grace: float = DEFAULT_CLOSE_GRACE,
+        bus: Bus | None = None,
+    ) -> None:
+        """``None`` for ``join_timeout``, ``rate`` or a cap turns it off;
+        ``portal`` (see ``muca.server.auth``) turns password checks on;
+        ``bus`` is a :class:`LocalBus` unless given."""
+        if clock is None:
+            from twisted.internet import reactor as clock  # type: ignore[assignment]
+        self.clock = clock
+        self.max_frame = max_frame
+        self.list_interval = list_interval
+        self.list_interval_members = LIST_INTERVAL_MEMBERS
+        self.max_outbound = max_outbound
+        self.join_timeout = join_timeout
+        self.rate = rate
+        self.burst = burst
+        self.portal = portal
+        self.close_grace = close_grace
+        self.room = Room(capacity)
+        self.counter = ConnectionCounter(
+            max_connections, max_per_address, exempt_loopback
+        )
+        #: Every open connection, joined or not.
+        self.connections: set[ChatProtocol] = set()
+        self.stopping = False
+        self._roster_call: DelayedCall | None = None
+        self._last_roster = float("-inf")
+        #: Fan-out waiting for the end of this reactor turn.
+        self.outbox = Outbox(self.clock)
+        self.bus: Bus = LocalBus() if bus is None else bus
+        self.bus.attach(self)
+
+    # Connections
+
+    def admit(self, connection: ChatProtocol) -> str | None:
+        """Count a new connection in, or say why it is refused."""
+        if self.stopping:
+            return "the server is shutting down"
+        return self.counter.admit(connection.address)
+
+    def release(self, connection: ChatProtocol) -> None:
+        """Count an admitted connection out."""
+        self.counter.release(connection.address)
+
+    def close_all(self, timeout: float = DEFAULT_SHUTDOWN_WAIT) -> Deferred[None]:
+        """Close every connection; fire once all are gone.
+
+        What is buffered gets ``timeout`` seconds to go out, then the
+        remaining connections are dropped. No roster updates go out meanwhile.
+        """
+        self.stopping = True
+        self._cancel_roster()
+        self.flush_output()
+        closing = list(self.connections)
+        log.info("closing {count} connections", count=len(closing))
+        if not closing:
+            return succeed(None)
+        done: Deferred[None] = Deferred()
+        for connection in closing:
+            connection.close(grace=timeout)
+        self._check_closed(done, self.clock.seconds() + timeout + 1.0)
+        return done
+
+    def _check_closed(self, done: Deferred[None], deadline: float) -> None:
+        if not self.connections or self.clock.seconds() > deadline:
+            done.callback(None)
+        else:
+            self.clock.callLater(0.01, self._check_closed, done, deadline)
+
+    # Joins and leaves
+
+    def join(self, connection: ChatProtocol, join: Join) -> Member:
+        """Add a connection to the room; raises :class:`JoinRefused`."""
+        member = self.room.join(
+            connection, join.nickname, join.uid, PRESENCE_DELTA in join.caps
+        )
+        log.info(
+            "{uid!r} joined as {nickname!r} from {peer}",
+            uid=join.uid,
+            nickname=join.nickname,
+            peer=connection.peer,
+        )
+        self.bus.roster_changed()
+        return member
+
+    def leave(self, member: Member, peer: str) -> None:
+        """Remove a member whose connection has gone."""
+        if self.room.leave(member):
+            log.info("{uid!r} left from {peer}", uid=member.uid, peer=peer)
+            self.bus.roster_changed()
+
+    def roster_changed(self) -> None:
+        """The bus says somebody joined or left: schedule a roster update."""
+        self._schedule_roster()
+
+    # Messages
+
+    def accept(self, sender: Member, send: Send) -> None:
+        """Accept one ``SEND``: route it and publish it on the bus.
+
+        Raises :class:`ProtocolError` when nobody can receive it; reports
+        unknown recipients to the sender after publishing for the others.
+        """
+        route = self.room.route(sender, send.to)
+        pending = self.room.is_pending_join
+        if self._roster_call is not None and (
+            pending(sender) or any(pending(m) for m in route.recipients)
+        ):
+            # Recipients should know a sender's nickname before its first
+            # words, and a newcomer should have its list before any message.
+            self._roster_call.cancel()
+            self._send_roster()
+        if route.recipients:
+            recipients = (
+                () if route.kind == ALL else tuple(m.uid for m in route.recipients)
+            )
+            draft = ChatMessage(
+                0,
+                int(time.time() * 1000),
+                sender.uid,
+                route.kind,
+                recipients,
+                send.text,
+            )
+            self.bus.publish([draft]).addErrback(
+                lambda failure: log.failure("message not accepted", failure)
+            )
+        if route.unknown:
+            names = ", ".join(route.unknown)
+            sender.connection.send_error(
+                UNKNOWN_RECIPIENT, f"not delivered to unknown user ids: {names}", "SEND"
+            )
+
+    def deliver(self, accepted: Sequence[ChatMessage]) -> None:
+        """Queue accepted messages, in id order, for their recipients here."""
+        room = self.room
+        for message in accepted:
+            if message.kind == ALL:
+                sender = message.sender
+                members: Iterable[Member] = [
+                    m for m in room.members() if m.uid != sender
+                ]
+            else:
+                found = (room.member(uid) for uid in message.recipients)
+                members = [m for m in found if m is not None]
+            if members:
+                self.fan_out(Payload(message.payload()), members)
+
+    # Roster updates
+
+    def _schedule_roster(self) -> None:
+        if self._roster_call is None and not self.stopping:
+            interval = self.list_interval * max(
+                1.0, len(self.room) / self.list_interval_members
+            )
+            wait = self._last_roster + interval - self.clock.seconds()
+            self._roster_call = self.clock.callLater(max(0.0, wait), self._send_roster)
+
+    def _send_roster(self) -> None:
+        self._roster_call = None
+        self._last_roster = self.clock.seconds()
+        update = self.room.take_roster_update()
+        if update is None:
+            return
+        if update.list_recipients:
+            self.fan_out(Payload(update.full_list), update.list_recipients)
+        if update.delta is not None:
+            self.fan_out(Payload(update.delta), update.delta_recipients)
+        # A timer's turn: nothing to coalesce with, and no reason to wait.
+        self.flush_output()
+
+    def _cancel_roster(self) -> None:
+        if self._roster_call is not None and self._roster_call.active():
+            self._roster_call.cancel()
+        self._roster_call = None
+
+    def stopFactory(self) -> None:
+        self._cancel_roster()
+        self.flush_output()
+
+    # Output
+
+    def fan_out(self, payload: Payload, members: Iterable[Member]) -> None:
+        """Queue the same encoded bytes for every member, written at the end
+        of this reactor turn (see :class:`muca.server.output.Outbox`)."""
+        self.outbox.add(payload, [member.connection for member in members])
+
+    def flush_output(self) -> None:
+        """Write all queued fan-out now."""
+        self.outbox.flush()
+
+
+# TCP keepalive probes: first after a minute of silence, then every 10 s; a
+# peer that answers none of 6 is gone (the kernel's default waits 2 hours).

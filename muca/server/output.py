@@ -1,0 +1,133 @@
+"""What the server writes, and how it gets to the sockets cheaply.
+
+- :class:`Payload`: one object, encoded at most once per output framing, so
+  that a fan-out writes the same bytes to every recipient.
+- :class:`Outbox`: fan-out queued per connection during one reactor turn and
+  written at its end, one write per connection however many messages.
+- :func:`plain_socket` / :func:`transport_idle`: when a plain TCP transport
+  holds nothing, a write can go straight to its socket (see
+  ``ChatProtocol.write_now``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from twisted.internet import tcp
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITransport
+
+from muca.protocol.wire import Framing, encode
+
+# What transport_idle reads of a TCP transport to know that nothing is queued
+# (twisted.internet.abstract.FileDescriptor's write buffers). Transports
+# without them (TLS, UNIX sockets on other reactors, test transports) always
+# take the transport's own write path.
+_BUFFER_ATTRIBUTES = ("_tempDataLen", "dataBuffer", "TLS", "disconnecting")
+
+
+class Payload:
+    """One object to deliver, encoded at most once per output framing."""
+
+    __slots__ = ("obj", "_native", "_original")
+
+    def __init__(self, obj: dict[str, Any]) -> None:
+        self.obj = obj
+        self._native: bytes | None = None
+        self._original: bytes | None = None
+
+    def native(self) -> bytes:
+        """The object in native framing."""
+        if self._native is None:
+            self._native = encode(self.obj, Framing.NATIVE)
+        return self._native
+
+    def original(self) -> bytes:
+        """The object in original framing."""
+        if self._original is None:
+            self._original = encode(self.obj, Framing.ORIGINAL)
+        return self._original
+
+    def for_framing(self, framing: Framing | None) -> bytes:
+        """The bytes for a connection with this output framing."""
+        return self.original() if framing is Framing.ORIGINAL else self.native()
+
+
+class Writer(Protocol):
+    """A connection the outbox can write to."""
+
+    framing: Framing | None
+
+    def write_now(self, data: bytes) -> None:
+        """Write bytes behind everything written before."""
+
+
+class Outbox:
+    """Fan-out queued per connection until the end of the reactor turn.
+
+    With 20 senders broadcasting, a member gets one write per turn instead
+    of 20, and a delivery costs a list append. A reply to a connection must
+    first :meth:`flush_one` it, so that order per connection holds.
+    """
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self._clock = clock
+        self._queued: dict[Writer, list[bytes]] = {}
+        self._flush_call: IDelayedCall | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self._queued)
+
+    def add(self, payload: Payload, connections: Iterable[Writer]) -> None:
+        """Queue the same encoded bytes for every connection."""
+        queued = self._queued
+        if self._flush_call is None:
+            self._flush_call = self._clock.callLater(0, self.flush)
+        native = payload.native()
+        for connection in connections:
+            if connection.framing is Framing.ORIGINAL:
+                data = payload.original()
+            else:
+                data = native
+            chunks = queued.get(connection)
+            if chunks is None:
+                queued[connection] = [data]
+            else:
+                chunks.append(data)
+
+    def flush(self) -> None:
+        """Write everything queued: one write per connection."""
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
+        queued, self._queued = self._queued, {}
+        for connection, chunks in queued.items():
+            connection.write_now(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+    def flush_one(self, connection: Writer) -> None:
+        """Write what is queued for one connection now."""
+        chunks = self._queued.pop(connection, None)
+        if chunks:
+            connection.write_now(b"".join(chunks))
+
+
+def plain_socket(transport: ITransport) -> Any:
+    """The socket under a plain TCP transport whose buffers we can see, or
+    ``None`` when writes must always go through the transport."""
+    if isinstance(transport, tcp.Connection) and all(
+        hasattr(transport, name) for name in _BUFFER_ATTRIBUTES
+    ):
+        return transport.getHandle()
+    return None
+
+
+def transport_idle(transport: Any) -> bool:
+    """True when a transport given by :func:`plain_socket` holds nothing
+    unsent and is open and not TLS: a write may then go to the socket."""
+    return not (
+        transport._tempDataLen
+        or transport.dataBuffer
+        or transport.TLS
+        or transport.disconnecting
+        or not transport.connected
+    )

@@ -1,0 +1,260 @@
+"""``twistd muca``: command-line options and the service they build."""
+
+from __future__ import annotations
+
+import resource
+import sys
+
+from twisted.application import service, strports
+from twisted.cred import checkers, credentials, strcred
+from twisted.internet.defer import Deferred
+from twisted.internet.error import CannotListenError
+from twisted.python import usage
+from twisted.python.filepath import FilePath
+
+from muca.protocol.wire import DEFAULT_MAX_FRAME
+from muca.server.auth import make_portal
+from muca.server.limits import (
+    DEFAULT_BURST,
+    DEFAULT_MAX_PER_ADDRESS,
+    DEFAULT_RATE,
+    default_max_connections,
+)
+from muca.server.node import (
+    DEFAULT_JOIN_TIMEOUT,
+    DEFAULT_LIST_INTERVAL,
+    DEFAULT_MAX_OUTBOUND,
+    DEFAULT_SHUTDOWN_WAIT,
+    ChatFactory,
+)
+
+DEFAULT_PORT = 40452
+DEFAULT_BACKLOG = 1024
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("must be a positive whole number")
+    return number
+
+
+def _non_negative_float(value: str) -> float:
+    number = float(value)
+    if not number >= 0 or number == float("inf"):
+        raise ValueError("must be zero or more")
+    return number
+
+
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must be zero or a positive whole number")
+    return number
+
+
+def _off_when_zero(value: float) -> float | None:
+    return value or None
+
+
+def raise_descriptor_limit() -> int:
+    """Raise this process's open-file limit to its hard limit; return it.
+
+    Many systems start processes at a soft limit of 1,024 descriptors, far
+    below what a room of thousands needs, while allowing much more.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def with_backlog(description: str) -> str:
+    """Give a TCP or TLS listener a backlog of :data:`DEFAULT_BACKLOG` unless
+    the description names one.
+
+    Twisted's default of 50 pending connections makes a class of hundreds
+    connecting at once wait for SYN retries (a second or more each).
+    """
+    kind = description.split(":", 1)[0]
+    if kind in ("tcp", "tcp6", "ssl") and "backlog=" not in description:
+        return f"{description}:backlog={DEFAULT_BACKLOG}"
+    return description
+
+
+class Options(usage.Options, strcred.AuthOptionMixin):
+    """Options of ``twistd muca``."""
+
+    supportedInterfaces = (credentials.IUsernamePassword,)  # noqa: N815
+
+    synopsis = "[options]"
+    longdesc = (
+        "Run a MUCA chat server. With no --port or --listen it listens on "
+        f"TCP port {DEFAULT_PORT} on every interface. With --auth (e.g. "
+        "--auth memory:alice@hku.hk:secret or --auth file:users.txt, a file of "
+        "uid:password lines) every JOIN needs a PASS that is right for its UID; "
+        "without it no password is asked."
+    )
+    optParameters = [
+        [
+            "port",
+            "p",
+            None,
+            "Port to listen on: a number, or an endpoint description as for --listen.",
+        ],
+        [
+            "max-frame",
+            None,
+            DEFAULT_MAX_FRAME,
+            "Longest frame (one JSON object) accepted, in bytes.",
+            _positive_int,
+        ],
+        [
+            "list-interval",
+            None,
+            DEFAULT_LIST_INTERVAL,
+            "Seconds between two roster updates during a burst of joins and leaves;"
+            " grows in proportion past 2,000 members.",
+            _non_negative_float,
+        ],
+        [
+            "max-outbound",
+            None,
+            DEFAULT_MAX_OUTBOUND,
+            "Bytes that may wait for a client that does not read (past the "
+            "transport's own buffer) before it is disconnected as a slow consumer.",
+            _positive_int,
+        ],
+        [
+            "join-timeout",
+            None,
+            DEFAULT_JOIN_TIMEOUT,
+            "Seconds a connection may stay without joining before it is "
+            "closed; 0: no limit.",
+            _non_negative_float,
+        ],
+        [
+            "rate-limit",
+            None,
+            DEFAULT_RATE,
+            "Messages per second one connection may send on average (more get "
+            "ERROR RATE_LIMITED and are dropped); 0: no limit.",
+            _non_negative_float,
+        ],
+        [
+            "rate-burst",
+            None,
+            DEFAULT_BURST,
+            "Messages one connection may send at once before --rate-limit applies.",
+            _positive_int,
+        ],
+        [
+            "max-connections",
+            None,
+            None,
+            "Open connections in total; past it a JOIN gets ACK FAIL "
+            "SERVER_FULL and the connection is closed; 0: no limit. Default: "
+            "what the open-file limit allows (raised to its hard limit at start).",
+            _non_negative_int,
+        ],
+        [
+            "max-per-address",
+            None,
+            None,
+            "Open connections from one IP address; past it a JOIN gets ACK FAIL "
+            f"SERVER_FULL and the connection is closed; 0: no limit. Default: "
+            f"{DEFAULT_MAX_PER_ADDRESS}, loopback addresses exempt; a value "
+            "given here holds for every address.",
+            _non_negative_int,
+        ],
+        [
+            "max-members",
+            None,
+            0,
+            "Users in the chat room; a JOIN past it gets ACK FAIL SERVER_FULL; "
+            "0: no limit (but --max-connections).",
+            _non_negative_int,
+        ],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+
+    def opt_listen(self, description: str) -> None:
+        """Listen on an endpoint description, e.g. tcp:40452:interface=127.0.0.1,
+        unix:/tmp/muca.sock or ssl:40453:privateKey=key.pem:certKey=cert.pem.
+        Repeatable."""
+        self["listen"].append(description)
+
+    def postOptions(self) -> None:
+        for checker in self.get("credCheckers", []):
+            if isinstance(checker, checkers.FilePasswordDB):
+                if not FilePath(checker.filename).isfile():
+                    raise usage.UsageError(
+                        f"--auth file: no such file: {checker.filename}"
+                    )
+        port = self["port"]
+        if port is not None:
+            self["listen"].insert(0, f"tcp:{port}" if port.isdigit() else port)
+        if not self["listen"]:
+            self["listen"].append(f"tcp:{DEFAULT_PORT}")
+        self["listen"] = [with_backlog(d) for d in self["listen"]]
+
+
+class ChatService(service.MultiService):
+    """The listeners of one chat server; a listener that cannot start ends
+    the program with one readable line instead of a traceback. Stopping it
+    closes the listeners, then every connection (see
+    ``ChatFactory.close_all``)."""
+
+    def __init__(self, factory: ChatFactory) -> None:
+        super().__init__()
+        self.factory = factory
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except CannotListenError as error:
+            where = f"port {error.port}" if error.port else "the address given"
+            reason = getattr(error.socketError, "strerror", None) or error.socketError
+            sys.stderr.write(f"muca: cannot listen on {where}: {reason}\n")
+            raise SystemExit(1) from None
+
+    def stopService(self) -> Deferred[None]:
+        stopped = super().stopService()
+        stopped.addCallback(lambda _: self.factory.close_all(DEFAULT_SHUTDOWN_WAIT))
+        return stopped
+
+
+def makeService(options: Options) -> ChatService:
+    """Build the chat service from parsed options."""
+    descriptors = raise_descriptor_limit()
+    max_connections = options["max-connections"]
+    if max_connections is None:
+        max_connections = default_max_connections(descriptors)
+    max_per_address = options["max-per-address"]
+    exempt_loopback = max_per_address is None
+    if max_per_address is None:
+        max_per_address = DEFAULT_MAX_PER_ADDRESS
+    factory = ChatFactory(
+        max_frame=options["max-frame"],
+        list_interval=options["list-interval"],
+        capacity=options["max-members"] or None,
+        max_outbound=options["max-outbound"],
+        join_timeout=_off_when_zero(options["join-timeout"]),
+        rate=_off_when_zero(options["rate-limit"]),
+        burst=options["rate-burst"],
+        max_connections=max_connections or None,
+        max_per_address=max_per_address or None,
+        exempt_loopback=exempt_loopback,
+        portal=make_portal(options.get("credCheckers", [])),
+    )
+    chat = ChatService(factory)
+    for description in options["listen"]:
+        strports.service(description, factory).setServiceParent(chat)
+    return chat

@@ -1,0 +1,244 @@
+"""Tests of muca.protocol.messages: parsing client and server commands, payloads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from muca.protocol import messages
+from muca.protocol.messages import (
+    BAD_COMMAND,
+    BAD_JOIN,
+    Ack,
+    Join,
+    JoinRefused,
+    Message,
+    Peer,
+    PeerList,
+    Presence,
+    ProtocolError,
+    Send,
+    ServerError,
+    parse_client_command,
+    parse_server_command,
+)
+from muca.protocol.wire import Framing, encode
+
+LONE_SURROGATE = "\ud800"
+
+
+def join(**fields: Any) -> dict[str, Any]:
+    """A valid ``JOIN`` with some fields replaced (``None`` removes one)."""
+    obj = {"CMD": "JOIN", "UN": "Tony", "UID": "tony@hku.hk", **fields}
+    return {key: value for key, value in obj.items() if value is not None}
+
+
+def send(**fields: Any) -> dict[str, Any]:
+    """A valid ``SEND`` with some fields replaced (``None`` removes one)."""
+    obj = {"CMD": "SEND", "MSG": "hi", "TO": [], "FROM": "tony@hku.hk", **fields}
+    return {key: value for key, value in obj.items() if value is not None}
+
+
+class ParseJoinTests(SynchronousTestCase):
+    def test_original_join_parses_with_defaults(self) -> None:
+        self.assertEqual(
+            parse_client_command(join()), Join("Tony", "tony@hku.hk", version=1)
+        )
+
+    def test_extensions_are_read(self) -> None:
+        command = parse_client_command(
+            join(V=2, PASS="secret", CAPS=["presence-delta", 3, "x"])
+        )
+        self.assertEqual(command.version, 2)
+        self.assertEqual(command.password, "secret")
+        self.assertEqual(command.caps, frozenset({"presence-delta", "x"}))
+
+    def test_ill_typed_optional_extensions_fall_back_to_defaults(self) -> None:
+        command = parse_client_command(join(V="2", CAPS="presence-delta"))
+        self.assertEqual((command.version, command.caps), (1, frozenset()))
+        self.assertEqual(parse_client_command(join(V=True)).version, 1)
+
+    def test_every_invalid_field_is_bad_join(self) -> None:
+        cases = {
+            "missing UN": join(UN=None),
+            "missing UID": join(UID=None),
+            "empty UN": join(UN=""),
+            "empty UID": join(UID=""),
+            "UN not a string": join(UN=5),
+            "UN a list": join(UN=["Tony"]),
+            "UID not a string": join(UID=None) | {"UID": 12},
+            "UID null": join() | {"UID": None},
+            "UN too long": join(UN="x" * 65),
+            "UID too long": join(UID="x" * 255),
+            "UN leading space": join(UN=" Tony"),
+            "UN trailing space": join(UN="Tony "),
+            "UN comma": join(UN="To,ny"),
+            "UN reserved ALL": join(UN="ALL"),
+            "UN lone surrogate": join(UN="T" + LONE_SURROGATE),
+            "UID lone surrogate": join(UID="t" + LONE_SURROGATE),
+            "PASS not a string": join(PASS=1234),
+        }
+        for case, obj in cases.items():
+            with self.assertRaises(JoinRefused, msg=case) as caught:
+                parse_client_command(obj)
+            self.assertEqual(caught.exception.code, BAD_JOIN, case)
+            self.assertTrue(caught.exception.reason, case)
+
+    def test_longest_valid_fields_are_accepted(self) -> None:
+        command = parse_client_command(join(UN="é" * 64, UID="u" * 254))
+        self.assertEqual((len(command.nickname), len(command.uid)), (64, 254))
+
+    def test_nickname_with_inner_space_and_unicode_is_valid(self) -> None:
+        self.assertEqual(
+            parse_client_command(join(UN="Tony Ü 😀")).nickname, "Tony Ü 😀"
+        )
+
+
+class ParseSendTests(SynchronousTestCase):
+    def test_send_parses(self) -> None:
+        self.assertEqual(
+            parse_client_command(send(TO=["a", "b"], MSG="}{ ü")),
+            Send("}{ ü", ("a", "b"), "tony@hku.hk"),
+        )
+
+    def test_every_missing_or_ill_typed_field_is_bad_command(self) -> None:
+        cases = {
+            "missing MSG": send(MSG=None),
+            "MSG a number": send(MSG=3),
+            "MSG lone surrogate": send(MSG=LONE_SURROGATE),
+            "missing TO": send(TO=None),
+            "TO a string": send(TO="a"),
+            "TO with a number": send(TO=["a", 1]),
+            "TO with a list": send(TO=[["a"]]),
+            "TO with a lone surrogate": send(TO=[LONE_SURROGATE]),
+            "missing FROM": send(FROM=None),
+            "FROM a list": send(FROM=["a"]),
+        }
+        for case, obj in cases.items():
+            with self.assertRaises(ProtocolError, msg=case) as caught:
+                parse_client_command(obj)
+            self.assertEqual(caught.exception.code, BAD_COMMAND, case)
+            self.assertEqual(caught.exception.ref, "SEND", case)
+
+
+class ParseOtherCommandTests(SynchronousTestCase):
+    def test_missing_cmd_is_bad_command(self) -> None:
+        with self.assertRaises(ProtocolError) as caught:
+            parse_client_command({"UN": "Tony"})
+        self.assertEqual(caught.exception.code, BAD_COMMAND)
+
+    def test_cmd_not_a_string_is_bad_command(self) -> None:
+        for cmd in (1, ["JOIN"], {"a": 1}, True):
+            with self.assertRaises(ProtocolError, msg=cmd) as caught:
+                parse_client_command({"CMD": cmd})
+            self.assertEqual(caught.exception.code, BAD_COMMAND)
+
+    def test_unknown_cmd_is_bad_command_naming_it(self) -> None:
+        with self.assertRaises(ProtocolError) as caught:
+            parse_client_command({"CMD": "DANCE"})
+        self.assertEqual(caught.exception.code, BAD_COMMAND)
+        self.assertIn("DANCE", caught.exception.reason)
+        self.assertEqual(caught.exception.ref, "DANCE")
+
+    def test_commands_are_case_sensitive(self) -> None:
+        with self.assertRaises(ProtocolError):
+            parse_client_command({"CMD": "join", "UN": "Tony", "UID": "t"})
+
+    def test_server_commands_from_a_client_are_bad_commands(self) -> None:
+        for cmd in ("ACK", "LIST", "MSG", "ERROR", "PRESENCE"):
+            with self.assertRaises(ProtocolError, msg=cmd):
+                parse_client_command({"CMD": cmd})
+
+    def test_unknown_cmd_error_can_always_be_encoded(self) -> None:
+        # A lone surrogate cannot be written as UTF-8: the error must not echo it.
+        for cmd in (LONE_SURROGATE, "x" * 1000, "ü\n"):
+            with self.assertRaises(ProtocolError) as caught:
+                parse_client_command({"CMD": cmd})
+            error = caught.exception
+            payload = messages.error_payload(error.code, error.reason, error.ref)
+            for framing in Framing:
+                encode(payload, framing)
+            self.assertLessEqual(len(error.reason), 100)
+
+
+class PayloadTests(SynchronousTestCase):
+    def test_ack_payloads(self) -> None:
+        self.assertEqual(messages.ack_okay_payload(), {"CMD": "ACK", "TYPE": "OKAY"})
+        self.assertEqual(
+            messages.ack_fail_payload("UID_TAKEN", "taken"),
+            {"CMD": "ACK", "TYPE": "FAIL", "CODE": "UID_TAKEN", "REASON": "taken"},
+        )
+
+    def test_error_payload_has_ref_only_when_given(self) -> None:
+        self.assertEqual(
+            messages.error_payload("BAD_JSON", "bad"),
+            {"CMD": "ERROR", "CODE": "BAD_JSON", "REASON": "bad"},
+        )
+        self.assertEqual(messages.error_payload("X", "y", "SEND")["REF"], "SEND")
+
+    def test_message_payload_extensions_are_optional(self) -> None:
+        self.assertEqual(
+            messages.message_payload("PRIVATE", "hi", "a"),
+            {"CMD": "MSG", "TYPE": "PRIVATE", "MSG": "hi", "FROM": "a"},
+        )
+        group = messages.message_payload("GROUP", "hi", "a", 1234, ["b", "c"])
+        self.assertEqual((group["TS"], group["TO"]), (1234, ["b", "c"]))
+
+    def test_list_and_presence_payloads(self) -> None:
+        entry = {"UN": "Tony", "UID": "t"}
+        self.assertEqual(
+            messages.list_payload(iter([entry])), {"CMD": "LIST", "DATA": [entry]}
+        )
+        self.assertEqual(
+            messages.presence_payload([entry], ["m"]),
+            {"CMD": "PRESENCE", "JOINED": [entry], "LEFT": ["m"]},
+        )
+
+    def test_client_payloads_parse_as_client_commands(self) -> None:
+        self.assertEqual(
+            parse_client_command(messages.join_payload("Tony", "t", "pw")),
+            Join("Tony", "t", 2, "pw", frozenset({"presence-delta"})),
+        )
+        self.assertEqual(
+            parse_client_command(messages.send_payload("hi", ["m"], "t")),
+            Send("hi", ("m",), "t"),
+        )
+
+
+class ParseServerCommandTests(SynchronousTestCase):
+    def test_server_payloads_parse_back(self) -> None:
+        entry = {"UN": "Tony", "UID": "t"}
+        cases = [
+            (messages.ack_okay_payload(), Ack(True)),
+            (
+                messages.ack_fail_payload("NICK_TAKEN", "r"),
+                Ack(False, "NICK_TAKEN", "r"),
+            ),
+            (messages.list_payload([entry]), PeerList((Peer("Tony", "t"),))),
+            (
+                messages.presence_payload([entry], ["m"]),
+                Presence((Peer("Tony", "t"),), ("m",)),
+            ),
+            (
+                messages.message_payload("GROUP", "hi", "t", 5, ["m", "h"]),
+                Message("GROUP", "hi", "t", 5, ("m", "h")),
+            ),
+            (messages.error_payload("X", "y", "SEND"), ServerError("X", "y", "SEND")),
+        ]
+        for payload, expected in cases:
+            self.assertEqual(parse_server_command(payload), expected)
+
+    def test_unknown_server_command_is_ignored(self) -> None:
+        self.assertIsNone(parse_server_command({"CMD": "FUTURE", "X": 1}))
+
+    def test_malformed_known_server_commands_raise(self) -> None:
+        for obj in (
+            {"CMD": "MSG", "TYPE": "ALL", "MSG": 1, "FROM": "a"},
+            {"CMD": "LIST", "DATA": "x"},
+            {"CMD": "LIST", "DATA": [{"UN": "a"}]},
+            {"CMD": "ACK", "TYPE": "MAYBE"},
+            {"CMD": "PRESENCE", "LEFT": [1]},
+        ):
+            with self.assertRaises(ProtocolError, msg=obj):
+                parse_server_command(obj)

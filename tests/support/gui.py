@@ -1,0 +1,78 @@
+"""A display, a server and a Tk root per test (``GuiTestCase``); the GUI users."""
+
+from __future__ import annotations
+
+import tkinter as tk
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import reactor, tksupport
+from twisted.trial.unittest import TestCase
+
+from muca.client.config import ClientConfig
+from muca.client.gui import ChatWindow, pane_text
+from tests.support import start_server
+from tests.support.client import (
+    start_display,
+    wait_until,
+)
+
+ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "artifacts"
+
+TONY = ("Tony", "Tony@hku.hk")
+MARY = ("Mary", "mary@hku.hk")
+HENRY = ("Henry", "henry@hku.hk")
+PETER = ("Peter", "peter@hku.hk")
+
+
+def first_line(pane: tk.Text) -> tuple[str, tuple[str, ...]]:
+    """The top line of a pane and its tags."""
+    return pane.get("1.0", "1.end"), pane.tag_names("1.0")
+
+
+class GuiTestCase(TestCase):
+    """A display, a server and a Tk root driven by tksupport, for each test."""
+
+    async def setUp(self) -> None:
+        self.display = start_display(self)
+        self.port = await start_server(self)
+        self.root = tk.Tk(screenName=self.display)
+        self.root.withdraw()
+        self.addCleanup(self.root.destroy)
+        tksupport.install(self.root, ms=5)
+        self.addCleanup(tksupport.uninstall)
+
+    def window(
+        self,
+        user: tuple[str, str],
+        port: int | None = None,
+        geometry: str | None = None,
+        **options: Any,
+    ) -> ChatWindow:
+        top = tk.Toplevel(self.root)
+        if geometry:
+            top.geometry(geometry)
+        config = ClientConfig(
+            user[1], user[0], "127.0.0.1", port or self.port, **options
+        )
+        window = ChatWindow(top, config, reactor)
+        self.addCleanup(window.client.leave)
+        return window
+
+    async def joined(self, user: tuple[str, str], **options: Any) -> ChatWindow:
+        window = self.window(user, **options)
+        await window.do_join()
+        self.assertTrue(window.client.joined)
+        return window
+
+    async def until(self, predicate: Any, what: str) -> None:
+        await wait_until(predicate, what=what)
+
+    async def until_in(self, text: str, pane: tk.Text) -> None:
+        await wait_until(lambda: text in pane_text(pane), what=repr(text))
+
+    def type_into(self, window: ChatWindow, to: str, message: str) -> None:
+        window.to_entry.delete(0, "end")
+        window.to_entry.insert(0, to)
+        window.message_entry.delete("1.0", "end")
+        window.message_entry.insert("1.0", message)
