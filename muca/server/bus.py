@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, succeed
 
-from muca.protocol.messages import ChatMessage
+from muca.protocol.messages import PRESENCE_DELTA, ChatMessage, Join
+from muca.server.room import Member, Room
 
 
 class BusListener(Protocol):
@@ -45,6 +46,15 @@ class Bus(Protocol):
     def roster_changed(self) -> None:
         """Tell every node that somebody joined or left."""
 
+    def join(
+        self, room: Room, connection: Any, join: Join
+    ) -> Member | Deferred[Member]:
+        """Add a connection to the room, at once or once the bus agrees;
+        refusals raise (or fail with) :class:`JoinRefused`."""
+
+    def leave(self, room: Room, member: Member) -> bool:
+        """Remove a member; False when it was not (or no longer) here."""
+
 
 class LocalBus:
     """The bus of a server that runs alone: ids from a counter, delivery by
@@ -73,3 +83,18 @@ class LocalBus:
     def roster_changed(self) -> None:
         for listener in self._listeners:
             listener.roster_changed()
+
+    def join(self, room: Room, connection: Any, join: Join) -> Member:
+        """The room decides alone, at once."""
+        member = room.join(
+            connection, join.nickname, join.uid, PRESENCE_DELTA in join.caps
+        )
+        self.roster_changed()
+        return member
+
+    def leave(self, room: Room, member: Member) -> bool:
+        """Remove a member from the room, at once."""
+        if not room.leave(member):
+            return False
+        self.roster_changed()
+        return True

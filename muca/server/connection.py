@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from twisted.internet import interfaces
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -72,8 +73,9 @@ class Node(typing.Protocol):
     def release(self, connection: Any) -> None:
         """Count an admitted connection out."""
 
-    def join(self, connection: Any, join: Join) -> Member:
-        """Add a connection to the room; raises :class:`JoinRefused`."""
+    def join(self, connection: Any, join: Join) -> Member | Deferred[Member]:
+        """Add a connection to the room, at once or later; refusals raise or
+        fail with :class:`JoinRefused`."""
 
     def leave(self, member: Member, peer: str) -> None:
         """Remove a member whose connection has gone."""
@@ -398,21 +400,33 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self._password_checked(checked.result, join)
             checked.addErrback(lambda _: None)
             return
+        self._wait_for(checked, self._password_checked, join)
+
+    def _wait_for(self, d: Deferred[Any], then: Any, *args: Any) -> None:
+        """Hold this connection's input until ``d`` fires, then call
+        ``then(result, *args)`` and handle the frames that came meanwhile."""
         self._checking = True
         self.transport.pauseProducing()
-        checked.addCallback(self._password_checked_later, join)
 
-    def _password_checked_later(self, right: bool, join: Join) -> None:
-        self._checking = False
-        if self._closing:
-            return
-        self.transport.resumeProducing()
-        self._password_checked(right, join)
-        backlog, self._backlog = self._backlog, deque()
-        self._handle_frames(backlog)
+        def done(result: Any) -> None:
+            self._checking = False
+            if self._closing:
+                if isinstance(result, Member):
+                    # Joined while the connection went away: leave again.
+                    self.factory.leave(result, self.peer)
+                return
+            self.transport.resumeProducing()
+            then(result, *args)
+            if not self._checking:
+                backlog, self._backlog = self._backlog, deque()
+                self._handle_frames(backlog)
 
-    def _password_checked(self, right: bool, join: Join) -> None:
-        if right:
+        d.addBoth(done).addErrback(
+            lambda failure: log.failure("handling {peer}", failure, peer=self.peer)
+        )
+
+    def _password_checked(self, right: bool | Failure, join: Join) -> None:
+        if right is True:
             self._admit_join(join)
         else:
             refusal = JoinRefused(AUTH_FAILED, "wrong or missing password")
@@ -427,10 +441,25 @@ class ChatProtocol(Protocol, TimeoutMixin):
             )
             return
         try:
-            self.member = self.factory.join(self, join)
+            joined = self.factory.join(self, join)
         except JoinRefused as refusal:
             self._refuse({"UID": join.uid, "UN": join.nickname}, refusal)
             return
+        if isinstance(joined, Deferred):
+            # A cluster asks its shared registry: input waits for the answer.
+            self._wait_for(joined, self._joined, join)
+        else:
+            self._joined(joined, join)
+
+    def _joined(self, joined: Member | Failure, join: Join) -> None:
+        if isinstance(joined, Failure):
+            refusal = joined.value
+            if not isinstance(refusal, JoinRefused):
+                log.failure("join of {uid!r}", joined, uid=join.uid)
+                refusal = JoinRefused(SERVER_FULL, "the server could not take the join")
+            self._refuse({"UID": join.uid, "UN": join.nickname}, refusal)
+            return
+        self.member = joined
         self.setTimeout(None)
         self.send(messages.ack_okay_payload())
 

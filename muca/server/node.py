@@ -21,10 +21,11 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from muca.protocol.messages import (
     ALL,
-    PRESENCE_DELTA,
+    CLUSTER_UNAVAILABLE,
     UNKNOWN_RECIPIENT,
     ChatMessage,
     Join,
@@ -155,25 +156,27 @@ class ChatFactory(ServerFactory):
 
     # Joins and leaves
 
-    def join(self, connection: ChatProtocol, join: Join) -> Member:
-        """Add a connection to the room; raises :class:`JoinRefused`."""
-        member = self.room.join(
-            connection, join.nickname, join.uid, PRESENCE_DELTA in join.caps
-        )
+    def join(self, connection: ChatProtocol, join: Join) -> Member | Deferred[Member]:
+        """Add a connection to the room, at once or (in a cluster) once the
+        bus agrees; refusals raise or fail with :class:`JoinRefused`."""
+        joined = self.bus.join(self.room, connection, join)
+        if isinstance(joined, Deferred):
+            return joined.addCallback(self._joined, connection)
+        return self._joined(joined, connection)
+
+    def _joined(self, member: Member, connection: ChatProtocol) -> Member:
         log.info(
             "{uid!r} joined as {nickname!r} from {peer}",
-            uid=join.uid,
-            nickname=join.nickname,
+            uid=member.uid,
+            nickname=member.nickname,
             peer=connection.peer,
         )
-        self.bus.roster_changed()
         return member
 
     def leave(self, member: Member, peer: str) -> None:
         """Remove a member whose connection has gone."""
-        if self.room.leave(member):
+        if self.bus.leave(self.room, member):
             log.info("{uid!r} left from {peer}", uid=member.uid, peer=peer)
-            self.bus.roster_changed()
 
     def roster_changed(self) -> None:
         """The bus says somebody joined or left: schedule a roster update."""
@@ -208,13 +211,22 @@ class ChatFactory(ServerFactory):
                 recipients,
                 send.text,
             )
-            self.bus.publish([draft]).addErrback(
-                lambda failure: log.failure("message not accepted", failure)
-            )
+            self.bus.publish([draft]).addErrback(self._not_accepted, sender)
         if route.unknown:
             names = ", ".join(route.unknown)
             sender.connection.send_error(
                 UNKNOWN_RECIPIENT, f"not delivered to unknown user ids: {names}", "SEND"
+            )
+
+    def _not_accepted(self, failure: Failure, sender: Member) -> None:
+        # Nothing of it was delivered (the bus promises it): say so.
+        log.info("message not accepted: {error}", error=failure.getErrorMessage())
+        if sender.connection is not None:
+            sender.connection.send_error(
+                CLUSTER_UNAVAILABLE,
+                "the message could not be accepted (the cluster cannot be"
+                " reached); it was not delivered, send it again",
+                "SEND",
             )
 
     def deliver(self, accepted: Sequence[ChatMessage]) -> None:
@@ -269,7 +281,11 @@ class ChatFactory(ServerFactory):
     def fan_out(self, payload: Payload, members: Iterable[Member]) -> None:
         """Queue the same encoded bytes for every member, written at the end
         of this reactor turn (see :class:`muca.server.output.Outbox`)."""
-        self.outbox.add(payload, [member.connection for member in members])
+        # Members joined on other nodes of a cluster have no connection here.
+        self.outbox.add(
+            payload,
+            [member.connection for member in members if member.connection is not None],
+        )
 
     def flush_output(self) -> None:
         """Write all queued fan-out now."""

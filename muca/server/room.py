@@ -110,17 +110,29 @@ class Room:
         return self._pending_joined.get(member.uid) is member
 
     def join(
-        self, connection: Any, nickname: str, uid: str, presence: bool = False
+        self,
+        connection: Any,
+        nickname: str,
+        uid: str,
+        presence: bool = False,
+        *,
+        enforce_capacity: bool = True,
     ) -> Member:
         """Add a peer; raise :class:`JoinRefused` when the room says no.
 
         Fields must already be valid (see ``muca.protocol.messages``).
+        ``enforce_capacity=False``: the join was decided elsewhere (a
+        cluster's registry), only recorded here.
         """
         if uid in self._members:
             raise JoinRefused(UID_TAKEN, f"user id {uid!r} is already joined")
         if nickname in self._nicknames:
             raise JoinRefused(NICK_TAKEN, f"nickname {nickname!r} is already in use")
-        if self.capacity is not None and len(self._members) >= self.capacity:
+        if (
+            enforce_capacity
+            and self.capacity is not None
+            and len(self._members) >= self.capacity
+        ):
             raise JoinRefused(SERVER_FULL, "the chat room is full")
         member = Member(nickname, uid, connection, presence)
         self._members[uid] = member

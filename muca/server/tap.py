@@ -171,6 +171,16 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "given here holds for every address.",
             _non_negative_int,
         ],
+        # Cluster (see muca.cluster): one room over several servers.
+        [
+            "cluster",
+            None,
+            None,
+            "Share one room with the other servers started with the same "
+            "redis://host:port/db URL (a Redis server): one registry, one "
+            "order of messages, each server's users leave when it dies. "
+            "Requires --db none or a shared postgresql:// database.",
+        ],
         [
             "max-members",
             None,
@@ -204,6 +214,21 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         if not self["listen"]:
             self["listen"].append(f"tcp:{DEFAULT_PORT}")
         self["listen"] = [with_backlog(d) for d in self["listen"]]
+        if self["cluster"] is not None:
+            from muca.cluster.redisbus import BadClusterURL, parse_cluster_url
+
+            try:
+                self["cluster"] = parse_cluster_url(self["cluster"])
+            except BadClusterURL as error:
+                raise usage.UsageError(f"--cluster: {error}") from None
+            db = (self.get("db") or "none").strip()
+            if db.lower() != "none" and not db.lower().startswith(
+                ("postgresql://", "postgres://")
+            ):
+                raise usage.UsageError(
+                    "--cluster needs a history every server shares: use --db "
+                    "postgresql://... or --db none, not a local SQLite file"
+                )
 
 
 class ChatService(service.MultiService):
@@ -241,6 +266,11 @@ def makeService(options: Options) -> ChatService:
     exempt_loopback = max_per_address is None
     if max_per_address is None:
         max_per_address = DEFAULT_MAX_PER_ADDRESS
+    bus = None
+    if options["cluster"] is not None:
+        from muca.cluster.redisbus import RedisBus
+
+        bus = RedisBus(options["cluster"], capacity=options["max-members"] or None)
     factory = ChatFactory(
         max_frame=options["max-frame"],
         list_interval=options["list-interval"],
@@ -253,8 +283,12 @@ def makeService(options: Options) -> ChatService:
         max_per_address=max_per_address or None,
         exempt_loopback=exempt_loopback,
         portal=make_portal(options.get("credCheckers", [])),
+        bus=bus,
     )
     chat = ChatService(factory)
+    if bus is not None:
+        # First started, last stopped: the listeners open on a live bus.
+        bus.setServiceParent(chat)
     for description in options["listen"]:
         strports.service(description, factory).setServiceParent(chat)
     return chat

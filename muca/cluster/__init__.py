@@ -1,0 +1,1 @@
+"""Several servers sharing one room through Redis (``--cluster``)."""

@@ -1,0 +1,538 @@
+"""The cluster bus: one room over several servers, through Redis.
+
+Every node keeps a replica of the whole room in its own ``Room``: its own
+connections' members, and the other nodes' members with no connection
+(:data:`REMOTE`), so that routing and nickname checks see everyone while
+fan-out writes only to local connections. Who is in the room is decided in
+Redis by Lua scripts (``muca.cluster.scripts``); what happens in the room
+(joins, leaves, messages) is one Redis stream that every node reads from
+its last position, so every node applies the same events in the same order,
+and a short loss of the connection to Redis loses and repeats nothing.
+Message ids are given by the script that appends them to the stream (stream
+order is id order), and a node delivers a message only if its id is above
+the last one it delivered, which makes delivery exactly-once even when the
+stream is read again after Redis lost its data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import secrets
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import txredisapi
+from twisted.application.service import Service
+from twisted.internet import defer, task
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from muca.cluster import scripts
+from muca.protocol.messages import (
+    CLUSTER_UNAVAILABLE,
+    NICK_TAKEN,
+    PRESENCE_DELTA,
+    SERVER_FULL,
+    UID_TAKEN,
+    ChatMessage,
+    Join,
+    JoinRefused,
+)
+from muca.server.bus import BusListener
+from muca.server.room import Member, Room
+
+#: The connection of a member joined on another node.
+REMOTE = None
+
+#: Seconds between heartbeats; a node silent for HEARTBEAT_TTL is dead.
+HEARTBEAT_INTERVAL = 1.0
+HEARTBEAT_TTL = 5.0
+# No heartbeat from any node for this long: Redis was stopped, not a node.
+STALL = 2.0
+#: Seconds a command to Redis may take before the cluster counts as down.
+COMMAND_TIMEOUT = 2.0
+# XREAD waits this long for new entries (ms); its reply timeout adds margin.
+READ_BLOCK_MS = 1000
+READ_COUNT = 1000
+#: Stream entries kept (approximately): minutes of traffic, so a node that
+#: lost Redis for a while reads on from where it stopped.
+STREAM_MAXLEN = 200_000
+#: Seconds a joining connection waits for its join to come back on the stream.
+JOIN_WAIT = 10.0
+# After Redis lost its data, seconds the other nodes get to register their
+# members again before those that did not are dropped from the replica.
+RESYNC_GRACE = 3.0 * HEARTBEAT_INTERVAL
+
+log = Logger()
+
+
+class ClusterUnavailable(Exception):
+    """Redis cannot be reached: nothing was accepted."""
+
+
+class BadClusterURL(ValueError):
+    """A ``--cluster`` value that is not a ``redis://host:port/db`` URL."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RedisAddress:
+    """Where the cluster's Redis is."""
+
+    host: str
+    port: int
+    db: int
+
+    def __str__(self) -> str:
+        return f"redis://{self.host}:{self.port}/{self.db}"
+
+
+def parse_cluster_url(url: str) -> RedisAddress:
+    """Read ``redis://host[:port][/db]``; raise :class:`BadClusterURL`."""
+    parts = urlsplit(url)
+    if parts.scheme != "redis" or not parts.hostname:
+        raise BadClusterURL(f"not a redis://host:port/db URL: {url!r}")
+    try:
+        port = parts.port or 6379
+        path = parts.path.strip("/")
+        db = int(path) if path else 0
+    except ValueError:
+        raise BadClusterURL(f"bad port or database number in {url!r}") from None
+    return RedisAddress(parts.hostname, port, db)
+
+
+def _connect(
+    reactor: Any, address: RedisAddress, timeout: float
+) -> txredisapi.RedisFactory:
+    """A txredisapi factory keeping one connection to ``address`` open."""
+    factory = txredisapi.RedisFactory(
+        str(address),
+        address.db,
+        1,
+        isLazy=True,
+        replyTimeout=timeout,
+        # User ids that look like numbers must stay strings.
+        convertNumbers=False,
+    )
+    # Back within a second of Redis coming back, not after a growing backoff.
+    factory.initialDelay = 0.2
+    factory.maxDelay = 1.0
+    factory.startConnecting(HostnameEndpoint(reactor, address.host, address.port, 2))
+    return factory
+
+
+class RedisBus(Service):
+    """The bus of a cluster node (see the module's docstring).
+
+    It is also a service: started, it connects to Redis, registers this
+    node, loads the room's replica and follows the stream; stopped, it
+    removes this node's members and disconnects.
+    """
+
+    def __init__(
+        self,
+        address: RedisAddress,
+        clock: IReactorTime | None = None,
+        capacity: int | None = None,
+    ) -> None:
+        """``capacity``: members in the whole cluster's room (None: no limit)."""
+        if clock is None:
+            from twisted.internet import reactor as clock  # type: ignore[assignment]
+        self.clock = clock
+        self.address = address
+        self.capacity = capacity
+        #: A fresh id per start: a node that comes back is a new node.
+        self.node = secrets.token_hex(6)
+        self.listener: Any = None
+        self.ready = False
+        self.last_delivered = 0
+        self._epoch: str | None = None
+        self._position = "0-0"
+        self._generation = 0
+        self._commands: txredisapi.RedisFactory | None = None
+        self._reader: txredisapi.RedisFactory | None = None
+        self._heartbeat: task.LoopingCall | None = None
+        self._queue: list[tuple[list[ChatMessage], Deferred[list[ChatMessage]]]] = []
+        self._publishing = False
+        self._pending: dict[str, tuple[Any, Join, Deferred[Member]]] = {}
+        self._stale: set[str] = set()
+        self._lost = False
+        self._running = False
+
+    # Bus
+
+    def attach(self, listener: BusListener) -> None:
+        """Deliver to ``listener`` (a ChatFactory: it has the ``room``)."""
+        self.listener = listener
+
+    @property
+    def room(self) -> Room:
+        """The replica of the cluster's room."""
+        return self.listener.room
+
+    def roster_changed(self) -> None:
+        """Roster changes travel as stream events; this node's own are due."""
+        self.listener.roster_changed()
+
+    def join(self, room: Room, connection: Any, join: Join) -> Deferred[Member]:
+        """Register the member cluster-wide; fire when its join event is back."""
+        if not self.ready or join.uid in self._pending:
+            reason = (
+                f"user id {join.uid!r} is already joining"
+                if join.uid in self._pending
+                else "the cluster's shared registry (Redis) cannot be reached;"
+                " try again in a few seconds"
+            )
+            code = UID_TAKEN if join.uid in self._pending else CLUSTER_UNAVAILABLE
+            return defer.fail(JoinRefused(code, reason))
+        capacity = self.capacity or 0
+        d = self._run(scripts.JOIN, join.uid, join.nickname, self.node, str(capacity))
+        joined: Deferred[Member] = Deferred()
+        d.addCallbacks(
+            self._registered,
+            self._join_failed,
+            callbackArgs=(connection, join, joined),
+            errbackArgs=(joined,),
+        )
+        return joined
+
+    def _registered(
+        self, reply: list[Any], connection: Any, join: Join, joined: Deferred[Member]
+    ) -> None:
+        verdict = reply[0]
+        if verdict != "OK":
+            joined.errback(_refusal(verdict, join))
+            return
+        self._pending[join.uid] = (connection, join, joined)
+        # Completed by the join's own event on the stream (see _apply_join).
+        self.clock.callLater(JOIN_WAIT, self._join_timed_out, join.uid, joined)
+
+    def _join_failed(self, failure: Failure, joined: Deferred[Member]) -> None:
+        log.info("cluster: join failed: {error}", error=failure.getErrorMessage())
+        joined.errback(
+            JoinRefused(
+                CLUSTER_UNAVAILABLE,
+                "the cluster's shared registry (Redis) cannot be reached;"
+                " try again in a few seconds",
+            )
+        )
+
+    def _join_timed_out(self, uid: str, joined: Deferred[Member]) -> None:
+        entry = self._pending.get(uid)
+        if entry is None or entry[2] is not joined:
+            return
+        del self._pending[uid]
+        self._run(scripts.LEAVE, uid, self.node).addErrback(lambda _: None)
+        joined.errback(
+            JoinRefused(
+                CLUSTER_UNAVAILABLE,
+                "the cluster did not confirm the join in time; try again",
+            )
+        )
+
+    def leave(self, room: Room, member: Member) -> bool:
+        """Remove a local member here at once, and cluster-wide."""
+        if not room.leave(member):
+            return False
+        self.listener.roster_changed()
+        # A leave that fails (Redis down) is made good by the sync that
+        # follows the reconnection.
+        self._run(scripts.LEAVE, member.uid, self.node).addErrback(self._command_failed)
+        return True
+
+    def publish(self, drafts: Sequence[ChatMessage]) -> Deferred[list[ChatMessage]]:
+        """Queue drafts; all those queued while a batch is in flight go as the
+        next batch, one script call (group commit)."""
+        if not self.ready:
+            return defer.fail(
+                ClusterUnavailable("the cluster's Redis cannot be reached")
+            )
+        d: Deferred[list[ChatMessage]] = Deferred()
+        self._queue.append((list(drafts), d))
+        if not self._publishing:
+            self._publish_next()
+        return d
+
+    def _publish_next(self) -> None:
+        queue, self._queue = self._queue, []
+        if not queue:
+            self._publishing = False
+            return
+        self._publishing = True
+        drafts = [draft for batch, _ in queue for draft in batch]
+        data = json.dumps(
+            [[m.ts, m.sender, m.kind, list(m.recipients), m.text] for m in drafts],
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        d = self._run(
+            scripts.PUBLISH, str(self.last_delivered), str(len(drafts)), data, ""
+        )
+
+        def published(first: Any) -> None:
+            first = int(first)
+            offset = 0
+            for batch, done in queue:
+                accepted = [
+                    dataclasses.replace(draft, id=first + offset + index)
+                    for index, draft in enumerate(batch)
+                ]
+                offset += len(batch)
+                done.callback(accepted)
+
+        def failed(failure: Failure) -> None:
+            error = failure.getErrorMessage()
+            log.info("cluster: publish failed: {error}", error=error)
+            for _, done in queue:
+                done.errback(ClusterUnavailable(failure.getErrorMessage()))
+
+        d.addCallbacks(published, failed)
+        d.addBoth(lambda _: self._publish_next())
+
+    # Redis commands
+
+    def _run(self, script: str, *args: str) -> Deferred[Any]:
+        factory = self._commands
+        if factory is None or factory.size == 0:
+            return defer.fail(ClusterUnavailable("not connected to Redis"))
+        d = factory.handler.eval(script, scripts.KEYS, [str(STREAM_MAXLEN), *args])
+        return d.addTimeout(COMMAND_TIMEOUT + 0.5, self.clock)
+
+    def _command_failed(self, failure: Failure) -> None:
+        self._lost = True
+        error = failure.getErrorMessage()
+        log.info("cluster: Redis command failed: {error}", error=error)
+
+    # Service
+
+    def startService(self) -> None:
+        super().startService()
+        self._running = True
+        from twisted.internet import reactor
+
+        self._commands = _connect(reactor, self.address, COMMAND_TIMEOUT)
+        self._reader = _connect(
+            reactor, self.address, READ_BLOCK_MS / 1000 + COMMAND_TIMEOUT
+        )
+        self._heartbeat = task.LoopingCall(self._beat)
+        self._heartbeat.clock = self.clock
+        self._heartbeat.start(HEARTBEAT_INTERVAL, now=True).addErrback(
+            lambda f: log.failure("cluster heartbeat stopped", f)
+        )
+        self._read_loop()
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        self._running = False
+        self.ready = False
+        if self._heartbeat is not None and self._heartbeat.running:
+            self._heartbeat.stop()
+        # Our members leave with us (the others would wait for the heartbeat).
+        d = self._sync_members([]) if self._commands is not None else defer.succeed([])
+        d.addTimeout(COMMAND_TIMEOUT, self.clock)
+        d.addErrback(lambda _: None)
+
+        def disconnect(_: Any) -> Deferred[Any]:
+            factories = [f for f in (self._commands, self._reader) if f is not None]
+            return defer.gatherResults(
+                [f.disconnect() for f in factories], consumeErrors=True
+            ).addErrback(lambda _: None)
+
+        return d.addCallback(disconnect)
+
+    # Heartbeat, node liveness, Redis losing its data
+
+    @defer.inlineCallbacks
+    def _beat(self) -> Any:
+        try:
+            epoch, known, removed = yield self._run(
+                scripts.HEARTBEAT,
+                self.node,
+                secrets.token_hex(8),
+                str(int(HEARTBEAT_TTL * 1000)),
+                str(int(STALL * 1000)),
+            )
+            if int(removed):
+                log.info("cluster: removed {n} dead node(s)", n=removed)
+            if self._epoch is None:
+                yield self._load()
+                self._epoch = epoch
+                self.ready = True
+                log.info(
+                    "cluster: node {node} joined {address}",
+                    node=self.node,
+                    address=self.address,
+                )
+            elif epoch != self._epoch:
+                log.info("cluster: Redis lost its data; registering our members again")
+                self._epoch = epoch
+                self._replay_all()
+                yield self._resync()
+            elif not int(known) or self._lost:
+                log.info("cluster: registering our members again")
+                yield self._resync()
+            self._lost = False
+        except Exception as error:  # noqa: BLE001 (any failure: retry next beat)
+            if not self._lost:
+                log.info("cluster: Redis unreachable: {error}", error=error)
+            self._lost = True
+
+    @defer.inlineCallbacks
+    def _load(self) -> Any:
+        """Load the registry and follow the stream from where it was taken."""
+        reply = yield self._run(scripts.SNAPSHOT)
+        position = reply[1]
+        rows = [reply[i : i + 4] for i in range(2, len(reply), 4)]
+        rows.sort(key=lambda row: int(row[3]))
+        room = self.room
+        for uid, nickname, _node, _seq in rows:
+            if uid not in room:
+                room.join(REMOTE, nickname, uid, enforce_capacity=False)
+        self._position = position
+        self._generation += 1
+        if rows:
+            self.listener.roster_changed()
+
+    def _replay_all(self) -> None:
+        """Redis has a new, empty stream: read it from its start; the other
+        nodes' members that are not registered again soon are dropped."""
+        self._stale = {m.uid for m in self.room.members() if m.connection is REMOTE}
+        self._position = "0-0"
+        self._generation += 1
+        self.clock.callLater(RESYNC_GRACE, self._drop_stale)
+
+    def _drop_stale(self) -> None:
+        stale, self._stale = self._stale, set()
+        room = self.room
+        for uid in stale:
+            member = room.member(uid)
+            if member is not None and member.connection is REMOTE:
+                room.leave(member)
+                self.listener.roster_changed()
+
+    def _resync(self) -> Deferred[Any]:
+        local = [m for m in self.room.members() if m.connection is not REMOTE]
+        d = self._sync_members(local)
+        d.addCallback(self._conflicts)
+        return d
+
+    def _sync_members(self, members: Sequence[Member]) -> Deferred[Any]:
+        args = [self.node]
+        for member in members:
+            args += [member.uid, member.nickname]
+        return self._run(scripts.SYNC, *args)
+
+    def _conflicts(self, uids: list[str]) -> None:
+        for uid in uids or ():
+            member = self.room.member(uid)
+            if member is not None and member.connection is not REMOTE:
+                member.connection.send_error(
+                    UID_TAKEN,
+                    "your user id or nickname was taken while the"
+                    " cluster was cut off; join again",
+                )
+                member.connection.close()
+
+    # Following the stream
+
+    @defer.inlineCallbacks
+    def _read_loop(self) -> Any:
+        while self._running:
+            if self._epoch is None or self._reader is None:
+                yield task.deferLater(self.clock, 0.1, lambda: None)
+                continue
+            generation = self._generation
+            try:
+                reply = yield self._reader.handler.execute_command(
+                    "XREAD",
+                    "COUNT",
+                    READ_COUNT,
+                    "BLOCK",
+                    READ_BLOCK_MS,
+                    "STREAMS",
+                    scripts.KEYS[2],
+                    self._position,
+                )
+            except Exception as error:  # noqa: BLE001 (reconnects by itself)
+                if self._running:
+                    log.info("cluster: reading the stream: {error}", error=error)
+                    yield task.deferLater(self.clock, 0.2, lambda: None)
+                continue
+            if generation != self._generation or not reply:
+                continue
+            entries = reply[0][1]
+            for entry_id, fields in entries:
+                self._position = entry_id
+                self._apply(dict(zip(fields[::2], fields[1::2], strict=True)))
+
+    def _apply(self, fields: dict[str, str]) -> None:
+        kind = fields.get("t")
+        data = json.loads(fields["d"])
+        if kind == "m":
+            self._apply_messages(int(fields["f"]), data)
+        elif kind == "j":
+            self._apply_join(*data)
+        elif kind == "l":
+            self._apply_leave(*data)
+
+    def _apply_messages(self, first: int, rows: list[list[Any]]) -> None:
+        skip = self.last_delivered - first + 1
+        if skip >= len(rows):
+            return  # Delivered before (the stream is being read again).
+        accepted = [
+            ChatMessage(first + index, ts, sender, kind, tuple(to), text)
+            for index, (ts, sender, kind, to, text) in enumerate(rows)
+        ][max(0, skip) :]
+        self.last_delivered = accepted[-1].id
+        self.listener.deliver(accepted)
+
+    def _apply_join(self, uid: str, nickname: str, node: str, seq: int) -> None:
+        room = self.room
+        if node == self.node:
+            pending = self._pending.pop(uid, None)
+            if pending is None:
+                return
+            connection, join, joined = pending
+            member = room.join(
+                connection,
+                nickname,
+                uid,
+                PRESENCE_DELTA in join.caps,
+                enforce_capacity=False,
+            )
+            self.listener.roster_changed()
+            joined.callback(member)
+            return
+        self._stale.discard(uid)
+        current = room.member(uid)
+        if current is not None:
+            if current.connection is not REMOTE or current.nickname == nickname:
+                return
+            room.leave(current)
+        room.join(REMOTE, nickname, uid, enforce_capacity=False)
+        self.listener.roster_changed()
+
+    def _apply_leave(self, uid: str, node: str) -> None:
+        if node == self.node:
+            return  # Our own members leave here at once (see leave()).
+        member = self.room.member(uid)
+        if member is not None and member.connection is REMOTE:
+            self.room.leave(member)
+            self.listener.roster_changed()
+
+
+def _refusal(verdict: str, join: Join) -> JoinRefused:
+    if verdict == "UID_TAKEN":
+        return JoinRefused(UID_TAKEN, f"user id {join.uid!r} is already joined")
+    if verdict == "NICK_TAKEN":
+        return JoinRefused(NICK_TAKEN, f"nickname {join.nickname!r} is already in use")
+    if verdict == "SERVER_FULL":
+        return JoinRefused(SERVER_FULL, "the chat room is full")
+    return JoinRefused(
+        CLUSTER_UNAVAILABLE,
+        "this server is reconnecting to the cluster; try again in a few seconds",
+    )

@@ -1,0 +1,180 @@
+"""The Lua scripts that make each cluster decision atomic in Redis.
+
+Every script gets the same keys (:data:`KEYS`, in this order) so that one
+list serves them all. The stream ``events`` carries, in one order for every
+node, three kinds of entries: ``t=m`` (a batch of messages whose first id
+is ``f``; ``d`` is their JSON), ``t=j`` (a join, ``d`` = ``[uid, nickname,
+node, seq]``) and ``t=l`` (a leave, ``d`` = ``[uid, node]``).
+"""
+
+from __future__ import annotations
+
+PREFIX = "muca:"
+
+#: members: uid -> [nickname, node, join seq]; nicks: nickname -> uid;
+#: events: the stream; ids: the last message id given; joinseq: the last
+#: join sequence number; nodes: node id -> Redis time (ms) of its last
+#: heartbeat; epoch: changes when Redis lost its data; beat: Redis time of
+#: the last heartbeat of any node.
+_NAMES = ("members", "nicks", "events", "ids", "joinseq", "nodes", "epoch", "beat")
+KEYS = [PREFIX + name for name in _NAMES]
+
+# Shared helpers, prepended to the scripts that need them.
+_COMMON = """
+local function emit(kind, data)
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 't', kind,
+             'd', cjson.encode(data))
+end
+local function drop(uid, entry)
+  redis.call('HDEL', KEYS[1], uid)
+  redis.call('HDEL', KEYS[2], entry[1])
+  emit('l', {uid, entry[2]})
+end
+local function register(uid, nick, node)
+  local seq = redis.call('INCR', KEYS[5])
+  redis.call('HSET', KEYS[1], uid, cjson.encode({nick, node, seq}))
+  redis.call('HSET', KEYS[2], nick, uid)
+  emit('j', {uid, nick, node, seq})
+  return seq
+end
+"""
+
+#: ARGV: maxlen uid nickname node capacity (0: none).
+JOIN = (
+    _COMMON
+    + """
+local uid, nick, node = ARGV[2], ARGV[3], ARGV[4]
+if not redis.call('ZSCORE', KEYS[6], node) then return {'NODE_GONE'} end
+if redis.call('HEXISTS', KEYS[1], uid) == 1 then return {'UID_TAKEN'} end
+if redis.call('HEXISTS', KEYS[2], nick) == 1 then return {'NICK_TAKEN'} end
+local capacity = tonumber(ARGV[5])
+if capacity > 0 and redis.call('HLEN', KEYS[1]) >= capacity then
+  return {'SERVER_FULL'}
+end
+return {'OK', register(uid, nick, node)}
+"""
+)
+
+#: ARGV: maxlen uid node. Removes the member only if that node owns it.
+LEAVE = (
+    _COMMON
+    + """
+local raw = redis.call('HGET', KEYS[1], ARGV[2])
+if not raw then return 0 end
+local entry = cjson.decode(raw)
+if entry[2] ~= ARGV[3] then return 0 end
+drop(ARGV[2], entry)
+return 1
+"""
+)
+
+#: ARGV: maxlen floor count data expected. Gives ``count`` ids after
+#: max(last id, floor) and appends the batch; with ``expected`` (not empty)
+#: fails unless the first id is that one. Returns the first id.
+PUBLISH = """
+local last = tonumber(redis.call('GET', KEYS[4]) or '0')
+local floor = tonumber(ARGV[2])
+if floor > last then last = floor end
+local first = last + 1
+if ARGV[5] ~= '' and tonumber(ARGV[5]) ~= first then
+  return redis.error_reply('IDRACE ids moved: ' .. first)
+end
+redis.call('SET', KEYS[4], string.format('%d', last + tonumber(ARGV[3])))
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 't', 'm',
+           'f', string.format('%d', first), 'd', ARGV[4])
+return first
+"""
+
+#: ARGV: maxlen node new-epoch ttl-ms stall-ms. Refreshes this node's
+#: heartbeat and removes the members of nodes silent for ``ttl`` ms. When no
+#: node at all beat for ``stall`` ms, Redis itself was stopped or cut off:
+#: every node gets a fresh start instead of being declared dead. Returns
+#: [epoch, 1 if this node was registered before, nodes removed].
+HEARTBEAT = (
+    _COMMON
+    + """
+local node = ARGV[2]
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+if redis.call('EXISTS', KEYS[7]) == 0 then redis.call('SET', KEYS[7], ARGV[3]) end
+local epoch = redis.call('GET', KEYS[7])
+local last = tonumber(redis.call('GET', KEYS[8]) or '0')
+local known = redis.call('ZSCORE', KEYS[6], node) and 1 or 0
+redis.call('SET', KEYS[8], string.format('%d', now))
+local removed = 0
+if now - last > tonumber(ARGV[5]) then
+  local nodes = redis.call('ZRANGE', KEYS[6], 0, -1)
+  for _, other in ipairs(nodes) do
+    redis.call('ZADD', KEYS[6], now, other)
+  end
+else
+  local dead = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf',
+                          now - tonumber(ARGV[4]))
+  if #dead > 0 then
+    local gone = {}
+    for _, other in ipairs(dead) do
+      if other ~= node then
+        gone[other] = true
+        redis.call('ZREM', KEYS[6], other)
+        removed = removed + 1
+      end
+    end
+    local all = redis.call('HGETALL', KEYS[1])
+    for i = 1, #all, 2 do
+      local entry = cjson.decode(all[i + 1])
+      if gone[entry[2]] then drop(all[i], entry) end
+    end
+  end
+end
+redis.call('ZADD', KEYS[6], now, node)
+return {epoch, known, removed}
+"""
+)
+
+#: ARGV: maxlen node uid1 nick1 uid2 nick2 ... Makes the registry hold
+#: exactly these members for this node (after Redis lost its data, or after
+#: this node was taken for dead). Returns the uids somebody else holds now.
+SYNC = (
+    _COMMON
+    + """
+local node = ARGV[2]
+local keep = {}
+local conflicts = {}
+for i = 3, #ARGV, 2 do
+  local uid, nick = ARGV[i], ARGV[i + 1]
+  keep[uid] = true
+  local raw = redis.call('HGET', KEYS[1], uid)
+  if raw then
+    if cjson.decode(raw)[2] ~= node then table.insert(conflicts, uid) end
+  elseif redis.call('HEXISTS', KEYS[2], nick) == 1 then
+    table.insert(conflicts, uid)
+  else
+    register(uid, nick, node)
+  end
+end
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local entry = cjson.decode(all[i + 1])
+  if entry[2] == node and not keep[all[i]] then drop(all[i], entry) end
+end
+return conflicts
+"""
+)
+
+#: No ARGV. The registry and the stream position it is current at, at once:
+#: [epoch, last stream entry id, uid, nickname, node, seq, ...].
+SNAPSHOT = """
+local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+local position = '0-0'
+if #last > 0 then position = last[1][1] end
+local reply = {redis.call('GET', KEYS[7]) or '', position}
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local entry = cjson.decode(all[i + 1])
+  table.insert(reply, all[i])
+  table.insert(reply, entry[1])
+  table.insert(reply, entry[2])
+  table.insert(reply, string.format('%d', entry[3]))
+end
+return reply
+"""

@@ -1,0 +1,1 @@
+"""Tests of several servers sharing one room through Redis."""

@@ -1,0 +1,54 @@
+"""Cluster test pieces: nodes are real ``twistd -n muca --cluster`` processes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.trial.unittest import TestCase
+
+from tests.support import OKAY, RawClient, connect, join
+from tests.support.redis import RedisServer
+from tests.support.twistd import Twistd, start_twistd
+
+
+async def start_node(testcase: TestCase, redis: RedisServer, *args: str) -> Twistd:
+    """A cluster node on ``redis``, once it has joined the cluster."""
+    node = await start_twistd(
+        testcase, "--cluster", redis.url, "--rate-limit", "0", *args
+    )
+    await node.process.wait_for(r"cluster: node \w+ joined")
+    return node
+
+
+async def join_on(
+    testcase: TestCase, node: Twistd, nickname: str, uid: str, **extra: Any
+) -> RawClient:
+    """Connect to ``node`` and join; the ACK must be OKAY."""
+    client = await connect(testcase, node.port)
+    client.send_json(join(nickname, uid, **extra))
+    testcase.assertEqual(await client.next_object(), OKAY)
+    return client
+
+
+async def next_of(client: RawClient, cmd: str, timeout: float = 10.0) -> Any:
+    """The next object with this ``CMD``, skipping others (e.g. rosters)."""
+    for _ in range(1000):
+        obj = await client.next_object(timeout)
+        if obj.get("CMD") == cmd:
+            return obj
+    raise AssertionError(f"no {cmd} in 1000 objects")
+
+
+async def roster_becomes(
+    client: RawClient, peers: list[tuple[str, str]], timeout: float = 10.0
+) -> None:
+    """Read ``LIST``s until one is exactly ``peers``, in this order."""
+    want = [{"UN": un, "UID": uid} for un, uid in peers]
+    seen = None
+    for _ in range(1000):
+        obj = await client.next_object(timeout)
+        if obj.get("CMD") == "LIST":
+            seen = obj["DATA"]
+            if seen == want:
+                return
+    raise AssertionError(f"last LIST {seen} is not {want}")
