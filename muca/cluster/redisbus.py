@@ -71,6 +71,15 @@ RESYNC_GRACE = 3.0 * HEARTBEAT_INTERVAL
 log = Logger()
 
 
+_Queued = tuple[list[ChatMessage], Deferred[list[ChatMessage]]]
+
+
+def _stream_id(entry_id: str) -> tuple[int, int]:
+    """A stream entry id as a comparable pair."""
+    milliseconds, _, sequence = entry_id.partition("-")
+    return int(milliseconds), int(sequence or 0)
+
+
 class ClusterUnavailable(Exception):
     """Redis cannot be reached: nothing was accepted."""
 
@@ -156,8 +165,13 @@ class RedisBus(Service):
         self._commands: txredisapi.RedisFactory | None = None
         self._reader: txredisapi.RedisFactory | None = None
         self._heartbeat: task.LoopingCall | None = None
-        self._queue: list[tuple[list[ChatMessage], Deferred[list[ChatMessage]]]] = []
+        self._queue: list[_Queued] = []
         self._publishing = False
+        self._batches = 0
+        # Batches whose publishing got no answer: token -> their waiters.
+        self._unsure: dict[str, list[_Queued]] = {}
+        # (stream end, tokens): refused once the reader is past that end.
+        self._unsure_checks: list[tuple[tuple[int, int], set[str]]] = []
         self._pending: dict[str, tuple[Any, Join, Deferred[Member]]] = {}
         self._stale: set[str] = set()
         self._lost = False
@@ -190,29 +204,43 @@ class RedisBus(Service):
             code = UID_TAKEN if join.uid in self._pending else CLUSTER_UNAVAILABLE
             return defer.fail(JoinRefused(code, reason))
         capacity = self.capacity or 0
-        d = self._run(scripts.JOIN, join.uid, join.nickname, self.node, str(capacity))
         joined: Deferred[Member] = Deferred()
+        # Before the script runs: its event may come back on the reader's
+        # connection before its reply comes on this one.
+        self._pending[join.uid] = (connection, join, joined)
+        d = self._run(scripts.JOIN, join.uid, join.nickname, self.node, str(capacity))
         d.addCallbacks(
             self._registered,
             self._join_failed,
-            callbackArgs=(connection, join, joined),
-            errbackArgs=(joined,),
+            callbackArgs=(join, joined),
+            errbackArgs=(join, joined),
         )
         return joined
 
     def _registered(
-        self, reply: list[Any], connection: Any, join: Join, joined: Deferred[Member]
+        self, reply: list[Any], join: Join, joined: Deferred[Member]
     ) -> None:
         verdict = reply[0]
         if verdict != "OK":
+            self._forget_pending(join.uid, joined)
             joined.errback(_refusal(verdict, join))
             return
-        self._pending[join.uid] = (connection, join, joined)
         # Completed by the join's own event on the stream (see _apply_join).
         self.clock.callLater(JOIN_WAIT, self._join_timed_out, join.uid, joined)
 
-    def _join_failed(self, failure: Failure, joined: Deferred[Member]) -> None:
+    def _forget_pending(self, uid: str, joined: Deferred[Member]) -> bool:
+        entry = self._pending.get(uid)
+        if entry is None or entry[2] is not joined:
+            return False
+        del self._pending[uid]
+        return True
+
+    def _join_failed(
+        self, failure: Failure, join: Join, joined: Deferred[Member]
+    ) -> None:
         log.info("cluster: join failed: {error}", error=failure.getErrorMessage())
+        if not self._forget_pending(join.uid, joined):
+            return  # Its event came back after all: it is joined.
         joined.errback(
             JoinRefused(
                 CLUSTER_UNAVAILABLE,
@@ -222,10 +250,8 @@ class RedisBus(Service):
         )
 
     def _join_timed_out(self, uid: str, joined: Deferred[Member]) -> None:
-        entry = self._pending.get(uid)
-        if entry is None or entry[2] is not joined:
+        if not self._forget_pending(uid, joined):
             return
-        del self._pending[uid]
         self._run(scripts.LEAVE, uid, self.node).addErrback(lambda _: None)
         joined.errback(
             JoinRefused(
@@ -269,29 +295,80 @@ class RedisBus(Service):
             ensure_ascii=False,
             separators=(",", ":"),
         )
+        self._batches += 1
+        token = f"{self.node}:{self._batches}"
         d = self._run(
-            scripts.PUBLISH, str(self.last_delivered), str(len(drafts)), data, ""
+            scripts.PUBLISH,
+            str(self.last_delivered),
+            str(len(drafts)),
+            data,
+            "",
+            token,
         )
-
-        def published(first: Any) -> None:
-            first = int(first)
-            offset = 0
-            for batch, done in queue:
-                accepted = [
-                    dataclasses.replace(draft, id=first + offset + index)
-                    for index, draft in enumerate(batch)
-                ]
-                offset += len(batch)
-                done.callback(accepted)
-
-        def failed(failure: Failure) -> None:
-            error = failure.getErrorMessage()
-            log.info("cluster: publish failed: {error}", error=error)
-            for _, done in queue:
-                done.errback(ClusterUnavailable(failure.getErrorMessage()))
-
-        d.addCallbacks(published, failed)
+        d.addCallbacks(
+            self._published, self._publish_failed, (queue,), None, (queue, token)
+        )
         d.addBoth(lambda _: self._publish_next())
+
+    @staticmethod
+    def _published(first: Any, queue: list[_Queued]) -> None:
+        first = int(first)
+        offset = 0
+        for batch, done in queue:
+            accepted = [
+                dataclasses.replace(draft, id=first + offset + index)
+                for index, draft in enumerate(batch)
+            ]
+            offset += len(batch)
+            done.callback(accepted)
+
+    def _publish_failed(
+        self, failure: Failure, queue: list[_Queued], token: str
+    ) -> None:
+        log.info("cluster: publish failed: {error}", error=failure.getErrorMessage())
+        if failure.check(ClusterUnavailable):
+            # Never sent: surely not accepted.
+            self._refuse_batch(queue, failure)
+            return
+        # No answer in time: Redis may have run the script all the same (a
+        # paused Redis runs what it finds on resuming). The stream tells:
+        # the batch is in it or it is not, once the reader has caught up
+        # with the end of the stream as seen after the reconnection.
+        self._unsure[token] = queue
+
+    @staticmethod
+    def _refuse_batch(queue: list[_Queued], failure: Failure) -> None:
+        for _, done in queue:
+            done.errback(ClusterUnavailable(failure.getErrorMessage()))
+
+    def _settle_unsure(self, token: str, first: int) -> None:
+        """A batch whose publishing seemed to fail is on the stream."""
+        queue = self._unsure.pop(token, None)
+        if queue is not None:
+            self._published(first, queue)
+
+    @defer.inlineCallbacks
+    def _check_unsure(self) -> Any:
+        """After a reconnection: batches not on the stream by its current end
+        were not accepted."""
+        tokens = set(self._unsure)
+        last = yield self._commands.handler.execute_command(
+            "XREVRANGE", scripts.KEYS[2], "+", "-", "COUNT", 1
+        )
+        end = _stream_id(last[0][0]) if last else (0, 0)
+        self._unsure_checks.append((end, tokens))
+        self._unsure_caught_up()
+
+    def _unsure_caught_up(self) -> None:
+        position = _stream_id(self._position)
+        while self._unsure_checks and self._unsure_checks[0][0] <= position:
+            _, tokens = self._unsure_checks.pop(0)
+            for token in tokens:
+                queue = self._unsure.pop(token, None)
+                if queue is not None:
+                    self._refuse_batch(
+                        queue, Failure(ClusterUnavailable("Redis did not answer"))
+                    )
 
     # Redis commands
 
@@ -323,7 +400,9 @@ class RedisBus(Service):
         self._heartbeat.start(HEARTBEAT_INTERVAL, now=True).addErrback(
             lambda f: log.failure("cluster heartbeat stopped", f)
         )
-        self._read_loop()
+        self._read_loop().addErrback(
+            lambda f: log.failure("cluster: the stream reader stopped", f)
+        )
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
@@ -355,6 +434,8 @@ class RedisBus(Service):
                 secrets.token_hex(8),
                 str(int(HEARTBEAT_TTL * 1000)),
                 str(int(STALL * 1000)),
+                str(int(RESYNC_GRACE * 1000)),
+                self._epoch or "",
             )
             if int(removed):
                 log.info("cluster: removed {n} dead node(s)", n=removed)
@@ -376,6 +457,8 @@ class RedisBus(Service):
                 log.info("cluster: registering our members again")
                 yield self._resync()
             self._lost = False
+            if self._unsure:
+                yield self._check_unsure()
         except Exception as error:  # noqa: BLE001 (any failure: retry next beat)
             if not self._lost:
                 log.info("cluster: Redis unreachable: {error}", error=error)
@@ -462,18 +545,25 @@ class RedisBus(Service):
                     log.info("cluster: reading the stream: {error}", error=error)
                     yield task.deferLater(self.clock, 0.2, lambda: None)
                 continue
-            if generation != self._generation or not reply:
+            if generation != self._generation:
                 continue
-            entries = reply[0][1]
-            for entry_id, fields in entries:
+            for entry_id, fields in reply[0][1] if reply else ():
                 self._position = entry_id
-                self._apply(dict(zip(fields[::2], fields[1::2], strict=True)))
+                try:
+                    self._apply(dict(zip(fields[::2], fields[1::2], strict=True)))
+                except Exception:
+                    log.failure("cluster: bad stream entry {id}", id=entry_id)
+            if self._unsure_checks:
+                self._unsure_caught_up()
 
     def _apply(self, fields: dict[str, str]) -> None:
         kind = fields.get("t")
         data = json.loads(fields["d"])
         if kind == "m":
-            self._apply_messages(int(fields["f"]), data)
+            first = int(fields["f"])
+            if self._unsure:
+                self._settle_unsure(fields.get("k", ""), first)
+            self._apply_messages(first, data)
         elif kind == "j":
             self._apply_join(*data)
         elif kind == "l":
@@ -497,6 +587,11 @@ class RedisBus(Service):
             if pending is None:
                 return
             connection, join, joined = pending
+            # The registry gave us this id and nickname: whoever held them in
+            # this replica (left while Redis was losing its data) is gone.
+            for stale in (room.member(uid), self._by_nickname(nickname)):
+                if stale is not None and stale.connection is REMOTE:
+                    room.leave(stale)
             member = room.join(
                 connection,
                 nickname,
@@ -516,6 +611,12 @@ class RedisBus(Service):
         room.join(REMOTE, nickname, uid, enforce_capacity=False)
         self.listener.roster_changed()
 
+    def _by_nickname(self, nickname: str) -> Member | None:
+        for member in self.room.members():
+            if member.nickname == nickname:
+                return member
+        return None
+
     def _apply_leave(self, uid: str, node: str) -> None:
         if node == self.node:
             return  # Our own members leave here at once (see leave()).
@@ -532,6 +633,12 @@ def _refusal(verdict: str, join: Join) -> JoinRefused:
         return JoinRefused(NICK_TAKEN, f"nickname {join.nickname!r} is already in use")
     if verdict == "SERVER_FULL":
         return JoinRefused(SERVER_FULL, "the chat room is full")
+    if verdict == "SETTLING":
+        return JoinRefused(
+            CLUSTER_UNAVAILABLE,
+            "the cluster is recovering from a restart of its Redis; try again"
+            " in a few seconds",
+        )
     return JoinRefused(
         CLUSTER_UNAVAILABLE,
         "this server is reconnecting to the cluster; try again in a few seconds",

@@ -15,8 +15,19 @@ PREFIX = "muca:"
 #: events: the stream; ids: the last message id given; joinseq: the last
 #: join sequence number; nodes: node id -> Redis time (ms) of its last
 #: heartbeat; epoch: changes when Redis lost its data; beat: Redis time of
-#: the last heartbeat of any node.
-_NAMES = ("members", "nicks", "events", "ids", "joinseq", "nodes", "epoch", "beat")
+#: the last heartbeat of any node; settling: exists for a few seconds after
+#: Redis lost its data, while the nodes register their members again.
+_NAMES = (
+    "members",
+    "nicks",
+    "events",
+    "ids",
+    "joinseq",
+    "nodes",
+    "epoch",
+    "beat",
+    "settling",
+)
 KEYS = [PREFIX + name for name in _NAMES]
 
 # Shared helpers, prepended to the scripts that need them.
@@ -45,6 +56,7 @@ JOIN = (
     + """
 local uid, nick, node = ARGV[2], ARGV[3], ARGV[4]
 if not redis.call('ZSCORE', KEYS[6], node) then return {'NODE_GONE'} end
+if redis.call('EXISTS', KEYS[9]) == 1 then return {'SETTLING'} end
 if redis.call('HEXISTS', KEYS[1], uid) == 1 then return {'UID_TAKEN'} end
 if redis.call('HEXISTS', KEYS[2], nick) == 1 then return {'NICK_TAKEN'} end
 local capacity = tonumber(ARGV[5])
@@ -68,9 +80,10 @@ return 1
 """
 )
 
-#: ARGV: maxlen floor count data expected. Gives ``count`` ids after
+#: ARGV: maxlen floor count data expected token. Gives ``count`` ids after
 #: max(last id, floor) and appends the batch; with ``expected`` (not empty)
-#: fails unless the first id is that one. Returns the first id.
+#: fails unless the first id is that one. ``token`` names the batch on the
+#: stream (``k``). Returns the first id.
 PUBLISH = """
 local last = tonumber(redis.call('GET', KEYS[4]) or '0')
 local floor = tonumber(ARGV[2])
@@ -81,11 +94,12 @@ if ARGV[5] ~= '' and tonumber(ARGV[5]) ~= first then
 end
 redis.call('SET', KEYS[4], string.format('%d', last + tonumber(ARGV[3])))
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 't', 'm',
-           'f', string.format('%d', first), 'd', ARGV[4])
+           'f', string.format('%d', first), 'k', ARGV[6], 'd', ARGV[4])
 return first
 """
 
-#: ARGV: maxlen node new-epoch ttl-ms stall-ms. Refreshes this node's
+#: ARGV: maxlen node new-epoch ttl-ms stall-ms settle-ms known-epoch
+#: ('' for a node just started). Refreshes this node's
 #: heartbeat and removes the members of nodes silent for ``ttl`` ms. When no
 #: node at all beat for ``stall`` ms, Redis itself was stopped or cut off:
 #: every node gets a fresh start instead of being declared dead. Returns
@@ -96,7 +110,14 @@ HEARTBEAT = (
 local node = ARGV[2]
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-if redis.call('EXISTS', KEYS[7]) == 0 then redis.call('SET', KEYS[7], ARGV[3]) end
+if redis.call('EXISTS', KEYS[7]) == 0 then
+  redis.call('SET', KEYS[7], ARGV[3])
+  if ARGV[7] ~= '' then
+    -- Redis lost its data (this node knew an epoch): new joins wait until
+    -- every node had the time to register its own members again.
+    redis.call('SET', KEYS[9], '1', 'PX', ARGV[6])
+  end
+end
 local epoch = redis.call('GET', KEYS[7])
 local last = tonumber(redis.call('GET', KEYS[8]) or '0')
 local known = redis.call('ZSCORE', KEYS[6], node) and 1 or 0

@@ -107,3 +107,42 @@ class UniquenessTests(TestCase):
         other.send_json(join(TONY[0], "someone@hku.hk"))
         ack = await other.next_object()
         self.assertEqual((ack["TYPE"], ack["CODE"]), ("FAIL", "NICK_TAKEN"))
+
+
+class OneOrderTests(TestCase):
+    """Several senders on several nodes: one order for every recipient."""
+
+    async def test_every_recipient_sees_increasing_ids_exactly_once(self) -> None:
+        redis = start_redis(self)
+        nodes = [await start_node(self, redis) for _ in range(3)]
+        people = [(f"P{i}", f"p{i}@hku.hk") for i in range(6)]
+        clients = [
+            await join_on(self, nodes[i % 3], nickname, uid)
+            for i, (nickname, uid) in enumerate(people)
+        ]
+        for client in clients:
+            await roster_becomes(client, people)
+        count = 30
+        for round_ in range(count):
+            for (_, uid), client in zip(people, clients, strict=True):
+                client.send_json(send(f"{uid} {round_}", [], uid))
+        expected = count * (len(people) - 1)
+        ids_of: dict[str, int] = {}
+        for (_, uid), client in zip(people, clients, strict=True):
+            got = []
+            while len(got) < expected:
+                got.append(await next_of(client, "MSG"))
+            ids = [m["ID"] for m in got]
+            self.assertEqual(ids, sorted(set(ids)), f"{uid}: ids not increasing")
+            texts = [m["MSG"] for m in got]
+            self.assertEqual(len(set(texts)), expected, f"{uid}: lost or doubled")
+            self.assertNotIn(uid, {m["FROM"] for m in got})
+            for message in got:
+                # The same message has the same id everywhere: one order.
+                self.assertEqual(
+                    ids_of.setdefault(message["MSG"], message["ID"]), message["ID"]
+                )
+            # Each sender's own messages arrive in the order it sent them.
+            for _, other in people:
+                mine = [t for t in texts if t.startswith(other + " ")]
+                self.assertEqual(mine, sorted(mine, key=lambda t: int(t.split()[1])))

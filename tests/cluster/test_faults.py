@@ -1,0 +1,190 @@
+"""Faults: a node killed with SIGKILL, Redis killed and restarted empty,
+Redis paused (SIGSTOP) for a few seconds. Nothing accepted is lost or
+doubled; the rosters come right again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
+
+from tests.cluster.support import join_on, next_of, roster_becomes, start_node
+from tests.support import RawClient, connect, join, send
+from tests.support.redis import start_redis
+
+TONY = ("Tony", "tony@hku.hk")
+MARY = ("Mary", "mary@hku.hk")
+HENRY = ("Henry", "henry@hku.hk")
+PETER = ("Peter", "peter@hku.hk")
+
+
+async def pause(seconds: float) -> None:
+    """Let the reactor run for ``seconds``."""
+    await deferLater(reactor, seconds, lambda: None)
+
+
+def messages(client: RawClient) -> list[dict]:
+    """Every MSG the client has received so far (handed out or not)."""
+    return [o for o in client.objects if o.get("CMD") == "MSG"]
+
+
+def errors(client: RawClient, code: str) -> int:
+    """How many ERRORs with this code the client has received."""
+    return sum(
+        1 for o in client.objects if o.get("CMD") == "ERROR" and o["CODE"] == code
+    )
+
+
+async def received_all(
+    client: RawClient, texts: set[str], timeout: float = 15.0
+) -> None:
+    """Wait until the client has every one of ``texts``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if texts <= {m["MSG"] for m in messages(client)}:
+            return
+        await pause(0.05)
+    missing = texts - {m["MSG"] for m in messages(client)}
+    raise AssertionError(
+        f"{len(missing)} messages never arrived, e.g. {sorted(missing)[:3]}"
+    )
+
+
+class NodeDeathTests(TestCase):
+    """kill -9 of a node under load."""
+
+    async def test_killed_node_users_leave_everywhere_and_nothing_is_lost(self) -> None:
+        redis = start_redis(self)
+        one = await start_node(self, redis)
+        two = await start_node(self, redis)
+        three = await start_node(self, redis)
+        tony = await join_on(self, one, *TONY)
+        mary = await join_on(self, two, *MARY)
+        await join_on(self, three, *HENRY)
+        await join_on(self, three, *PETER)
+        for client in (tony, mary):
+            await roster_becomes(client, [TONY, MARY, HENRY, PETER])
+        sent: dict[str, set[str]] = {TONY[1]: set(), MARY[1]: set()}
+        for round_ in range(200):
+            if round_ == 50:
+                os.kill(three.pid, signal.SIGKILL)
+                killed_at = time.monotonic()
+            for sender, (_, uid) in ((tony, TONY), (mary, MARY)):
+                text = f"{uid} {round_}"
+                sender.send_json(send(text, [], uid))
+                sent[uid].add(text)
+            await pause(0.01)
+        # Henry and Peter leave for everyone else within 10 s of the kill.
+        for client in (tony, mary):
+            await roster_becomes(client, [TONY, MARY], timeout=10.0)
+        self.assertLess(time.monotonic() - killed_at, 10.0)
+        # Every message from the live nodes reached the other one, once.
+        await received_all(tony, sent[MARY[1]])
+        await received_all(mary, sent[TONY[1]])
+        for client in (tony, mary):
+            got = messages(client)
+            self.assertEqual(len(got), 200)
+            ids = [m["ID"] for m in got]
+            self.assertEqual(ids, sorted(set(ids)))
+
+    async def test_a_restarted_node_starts_clean(self) -> None:
+        redis = start_redis(self)
+        one = await start_node(self, redis)
+        two = await start_node(self, redis)
+        tony = await join_on(self, one, *TONY)
+        await join_on(self, two, *MARY)
+        await roster_becomes(tony, [TONY, MARY])
+        os.kill(two.pid, signal.SIGKILL)
+        await roster_becomes(tony, [TONY], timeout=10.0)
+        again = await start_node(self, redis)
+        # Mary's id is free again, on the new node.
+        mary = await join_on(self, again, *MARY)
+        await roster_becomes(mary, [TONY, MARY])
+
+
+class RedisFaultTests(TestCase):
+    """Redis killed and restarted empty; Redis paused for a few seconds."""
+
+    async def test_redis_restarted_empty(self) -> None:
+        redis = start_redis(self)
+        one = await start_node(self, redis)
+        two = await start_node(self, redis)
+        tony = await join_on(self, one, *TONY)
+        mary = await join_on(self, two, *MARY)
+        await roster_becomes(tony, [TONY, MARY])
+        await roster_becomes(mary, [TONY, MARY])
+        tony.send_json(send("before", [], TONY[1]))
+        before = await next_of(mary, "MSG")
+
+        redis.kill()
+        await pause(0.5)
+        # While Redis is down: SEND gets ERROR, JOIN gets ACK FAIL; no MSG.
+        tony.send_json(send("during", [], TONY[1]))
+        error = await next_of(tony, "ERROR")
+        self.assertEqual((error["CODE"], error["REF"]), ("CLUSTER_UNAVAILABLE", "SEND"))
+        newcomer = await connect(self, one.port)
+        newcomer.send_json(join(*HENRY))
+        ack = await newcomer.next_object()
+        self.assertEqual((ack["TYPE"], ack["CODE"]), ("FAIL", "CLUSTER_UNAVAILABLE"))
+        self.assertIn("cannot be reached", ack["REASON"])
+
+        redis.start()
+        # Within seconds the nodes registered their users again: a newcomer
+        # still cannot take Mary's id, and messages flow again.
+        deadline = time.monotonic() + 15
+        while True:
+            probe = await connect(self, one.port)
+            probe.send_json(join("Other", MARY[1]))
+            ack = await probe.next_object()
+            probe.close()
+            if ack.get("CODE") == "UID_TAKEN" or time.monotonic() > deadline:
+                break
+            await pause(0.3)
+        self.assertEqual(ack.get("CODE"), "UID_TAKEN")
+        tony.send_json(send("after", [], TONY[1]))
+        after = await next_of(mary, "MSG")
+        self.assertEqual(after["MSG"], "after")
+        self.assertGreater(after["ID"], before["ID"])
+        self.assertNotIn("during", {m["MSG"] for m in messages(mary)})
+        henry = await join_on(self, two, *HENRY)
+        for client in (tony, mary, henry):
+            await roster_becomes(client, [TONY, MARY, HENRY])
+
+    async def test_redis_paused_loses_and_doubles_nothing(self) -> None:
+        redis = start_redis(self)
+        one = await start_node(self, redis)
+        two = await start_node(self, redis)
+        tony = await join_on(self, one, *TONY)
+        mary = await join_on(self, two, *MARY)
+        await roster_becomes(tony, [TONY, MARY])
+        await roster_becomes(mary, [TONY, MARY])
+        sent = []
+        for round_ in range(120):
+            if round_ == 20:
+                redis.pause()
+            if round_ == 80:
+                redis.resume()
+            text = f"m{round_}"
+            tony.send_json(send(text, [], TONY[1]))
+            sent.append(text)
+            await pause(0.05)
+        # Every message was either delivered once or refused with ERROR.
+        await pause(3)
+        refused = errors(tony, "CLUSTER_UNAVAILABLE")
+        got = [m["MSG"] for m in messages(mary)]
+        self.assertEqual(len(got), len(set(got)), "a message came twice")
+        self.assertEqual(len(got) + refused, len(sent))
+        self.assertTrue({f"m{i}" for i in range(20)} <= set(got))
+        ids = [m["ID"] for m in messages(mary)]
+        self.assertEqual(ids, sorted(set(ids)))
+        # Nobody left the room for it, and messages flow again.
+        tony.send_json(send("later", [], TONY[1]))
+        await received_all(mary, {"later"})
+        self.assertNotIn(
+            [{"UN": TONY[0], "UID": TONY[1]}],
+            [o["DATA"] for o in mary.objects if o.get("CMD") == "LIST"],
+        )
