@@ -25,10 +25,12 @@ from urllib.parse import urlsplit
 
 import txredisapi
 from twisted.application.service import Service
+from twisted.enterprise import adbapi
 from twisted.internet import defer, task
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IReactorTime
+from twisted.internet.threads import blockingCallFromThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -45,6 +47,8 @@ from muca.protocol.messages import (
 )
 from muca.server.bus import BusListener
 from muca.server.room import Member, Room
+from muca.store import postgres, sql
+from muca.store.base import ChatMessage as StoredMessage
 
 #: The connection of a member joined on another node.
 REMOTE = None
@@ -82,6 +86,25 @@ def _stream_id(entry_id: str) -> tuple[int, int]:
 
 class ClusterUnavailable(Exception):
     """Redis cannot be reached: nothing was accepted."""
+
+
+class UnsureOutcome(Exception):
+    """Redis did not answer: the batch may or may not be on the stream."""
+
+
+#: The PostgreSQL advisory lock that makes appends one at a time.
+APPEND_LOCK = 0x4D55434B
+
+
+def _delete(cursor: Any, first: int, last: int) -> None:
+    """Delete stored messages ``first``..``last`` (not accepted after all)."""
+    cursor.execute(
+        "DELETE FROM muca_recipients WHERE message_id BETWEEN %s AND %s",
+        (first, last),
+    )
+    cursor.execute(
+        "DELETE FROM muca_messages WHERE id BETWEEN %s AND %s", (first, last)
+    )
 
 
 class BadClusterURL(ValueError):
@@ -147,8 +170,11 @@ class RedisBus(Service):
         address: RedisAddress,
         clock: IReactorTime | None = None,
         capacity: int | None = None,
+        database: str | None = None,
     ) -> None:
-        """``capacity``: members in the whole cluster's room (None: no limit)."""
+        """``capacity``: members in the whole cluster's room (None: no limit);
+        ``database``: the PostgreSQL conninfo every message is stored in
+        before any node delivers it (None: messages are not stored)."""
         if clock is None:
             from twisted.internet import reactor as clock  # type: ignore[assignment]
         self.clock = clock
@@ -157,6 +183,11 @@ class RedisBus(Service):
         #: A fresh id per start: a node that comes back is a new node.
         self.node = secrets.token_hex(6)
         self.listener: Any = None
+        self.database = database
+        #: The message store (history reads); opened by startService.
+        self.store: Any = None
+        # One connection that holds the append lock (see _append_locked).
+        self._writer: adbapi.ConnectionPool | None = None
         self.ready = False
         self.last_delivered = 0
         self._epoch: str | None = None
@@ -170,6 +201,8 @@ class RedisBus(Service):
         self._batches = 0
         # Batches whose publishing got no answer: token -> their waiters.
         self._unsure: dict[str, list[_Queued]] = {}
+        # Their stored rows (first id, last id), with a database.
+        self._unsure_rows: dict[str, tuple[int, int]] = {}
         # (stream end, tokens): refused once the reader is past that end.
         self._unsure_checks: list[tuple[tuple[int, int], set[str]]] = []
         self._pending: dict[str, tuple[Any, Join, Deferred[Member]]] = {}
@@ -297,18 +330,79 @@ class RedisBus(Service):
         )
         self._batches += 1
         token = f"{self.node}:{self._batches}"
-        d = self._run(
-            scripts.PUBLISH,
-            str(self.last_delivered),
-            str(len(drafts)),
-            data,
-            "",
-            token,
-        )
+        if self._writer is not None:
+            d = self._writer.runWithConnection(self._append_locked, drafts, data, token)
+        else:
+            d = self._run(
+                scripts.PUBLISH,
+                str(self.last_delivered),
+                str(len(drafts)),
+                data,
+                "",
+                token,
+            )
         d.addCallbacks(
             self._published, self._publish_failed, (queue,), None, (queue, token)
         )
         d.addBoth(lambda _: self._publish_next())
+
+    def _append_locked(
+        self, connection: Any, drafts: list[ChatMessage], data: str, token: str
+    ) -> int:
+        """Store a batch in PostgreSQL, then append it to the stream; in a
+        pool thread. Returns its first id.
+
+        A session-level advisory lock makes this whole step one at a time
+        cluster-wide, so ids follow the stream's order and a message is
+        committed before any node can read it; a node that dies holding the
+        lock loses its session, and the lock with it.
+        """
+        from twisted.internet import reactor
+
+        cursor = connection.cursor()
+        cursor.execute("SELECT pg_advisory_lock(%s)", (APPEND_LOCK,))
+        try:
+            highest = sql.read_last_id(cursor, postgres.DIALECT)
+            connection.commit()
+            first = int(
+                blockingCallFromThread(
+                    reactor, self._run, scripts.NEXT_ID, str(highest)
+                )
+            )
+            rows = [
+                StoredMessage(
+                    first + index, m.ts, m.sender, m.kind, m.recipients, m.text
+                )
+                for index, m in enumerate(drafts)
+            ]
+            sql.insert(cursor, postgres.DIALECT, rows)
+            connection.commit()
+            try:
+                blockingCallFromThread(
+                    reactor,
+                    self._run,
+                    scripts.PUBLISH,
+                    str(first - 1),
+                    str(len(drafts)),
+                    data,
+                    str(first),
+                    token,
+                )
+            except ClusterUnavailable:
+                # Never sent: not accepted, so not kept either.
+                _delete(cursor, first, first + len(drafts) - 1)
+                connection.commit()
+                raise
+            except Exception as error:
+                # No answer: the stream decides (see _publish_failed); the
+                # rows stay until it has, then go if it was not accepted.
+                self._unsure_rows[token] = (first, first + len(drafts) - 1)
+                raise UnsureOutcome(str(error)) from None
+            return first
+        finally:
+            connection.rollback()
+            cursor.execute("SELECT pg_advisory_unlock(%s)", (APPEND_LOCK,))
+            connection.commit()
 
     @staticmethod
     def _published(first: Any, queue: list[_Queued]) -> None:
@@ -326,8 +420,11 @@ class RedisBus(Service):
         self, failure: Failure, queue: list[_Queued], token: str
     ) -> None:
         log.info("cluster: publish failed: {error}", error=failure.getErrorMessage())
-        if failure.check(ClusterUnavailable):
-            # Never sent: surely not accepted.
+        unsure = failure.check(UnsureOutcome) or (
+            self._writer is None and not failure.check(ClusterUnavailable)
+        )
+        if not unsure:
+            # Never sent, or refused by the database: surely not accepted.
             self._refuse_batch(queue, failure)
             return
         # No answer in time: Redis may have run the script all the same (a
@@ -344,6 +441,7 @@ class RedisBus(Service):
     def _settle_unsure(self, token: str, first: int) -> None:
         """A batch whose publishing seemed to fail is on the stream."""
         queue = self._unsure.pop(token, None)
+        self._unsure_rows.pop(token, None)
         if queue is not None:
             self._published(first, queue)
 
@@ -365,6 +463,12 @@ class RedisBus(Service):
             _, tokens = self._unsure_checks.pop(0)
             for token in tokens:
                 queue = self._unsure.pop(token, None)
+                rows = self._unsure_rows.pop(token, None)
+                if rows is not None and self._writer is not None:
+                    # Stored but never accepted: not history either.
+                    self._writer.runInteraction(_delete, *rows).addErrback(
+                        lambda f: log.failure("deleting unaccepted rows", f)
+                    )
                 if queue is not None:
                     self._refuse_batch(
                         queue, Failure(ClusterUnavailable("Redis did not answer"))
@@ -395,6 +499,8 @@ class RedisBus(Service):
         self._reader = _connect(
             reactor, self.address, READ_BLOCK_MS / 1000 + COMMAND_TIMEOUT
         )
+        if self.database is not None:
+            self._open_database()
         self._heartbeat = task.LoopingCall(self._beat)
         self._heartbeat.clock = self.clock
         self._heartbeat.start(HEARTBEAT_INTERVAL, now=True).addErrback(
@@ -403,6 +509,30 @@ class RedisBus(Service):
         self._read_loop().addErrback(
             lambda f: log.failure("cluster: the stream reader stopped", f)
         )
+
+    def _open_database(self) -> None:
+        self.store = postgres.PostgresStore(self.database)
+        self._writer = adbapi.ConnectionPool(
+            "psycopg",
+            self.database,
+            cp_min=1,
+            cp_max=1,
+            cp_reconnect=True,
+            cp_noisy=False,
+            connect_timeout=postgres.CONNECT_TIMEOUT,
+            application_name="muca-cluster-writer",
+        )
+        self._writer.start()
+        # Not ready (no joins, no messages) until the schema exists.
+        self._database_open = self.store.open()
+
+        def failed(failure: Failure) -> None:
+            log.error(
+                "cluster: cannot use the database: {error}",
+                error=failure.getErrorMessage(),
+            )
+
+        self._database_open.addErrback(failed)
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
@@ -421,7 +551,12 @@ class RedisBus(Service):
                 [f.disconnect() for f in factories], consumeErrors=True
             ).addErrback(lambda _: None)
 
-        return d.addCallback(disconnect)
+        d.addCallback(disconnect)
+        if self._writer is not None:
+            d.addBoth(lambda _: self._writer.close())
+        if self.store is not None:
+            d.addBoth(lambda _: self.store.close())
+        return d
 
     # Heartbeat, node liveness, Redis losing its data
 
@@ -440,6 +575,8 @@ class RedisBus(Service):
             if int(removed):
                 log.info("cluster: removed {n} dead node(s)", n=removed)
             if self._epoch is None:
+                if self._database_open is not None:
+                    yield self._database_open
                 yield self._load()
                 self._epoch = epoch
                 self.ready = True

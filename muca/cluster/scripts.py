@@ -199,3 +199,11 @@ for i = 1, #all, 2 do
 end
 return reply
 """
+
+#: ARGV: maxlen floor. The id the next message would get (nothing changes).
+NEXT_ID = """
+local last = tonumber(redis.call('GET', KEYS[4]) or '0')
+local floor = tonumber(ARGV[2])
+if floor > last then last = floor end
+return last + 1
+"""

@@ -182,6 +182,14 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "Requires --db none or a shared postgresql:// database.",
         ],
         [
+            "db",
+            None,
+            None,
+            "Where messages are stored: a postgresql://user@host:port/dbname "
+            "URL every node of a --cluster shares (each message is committed "
+            "there before any node delivers it), or none.",
+        ],
+        [
             "max-members",
             None,
             0,
@@ -222,9 +230,12 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             except BadClusterURL as error:
                 raise usage.UsageError(f"--cluster: {error}") from None
             db = (self.get("db") or "none").strip()
-            if db.lower() != "none" and not db.lower().startswith(
+            # A URL or a libpq key=value string names PostgreSQL (as in
+            # muca.store.open_store); anything else is an SQLite file.
+            postgresql = "=" in db or db.lower().startswith(
                 ("postgresql://", "postgres://")
-            ):
+            )
+            if db.lower() != "none" and not postgresql:
                 raise usage.UsageError(
                     "--cluster needs a history every server shares: use --db "
                     "postgresql://... or --db none, not a local SQLite file"
@@ -270,7 +281,12 @@ def makeService(options: Options) -> ChatService:
     if options["cluster"] is not None:
         from muca.cluster.redisbus import RedisBus
 
-        bus = RedisBus(options["cluster"], capacity=options["max-members"] or None)
+        db = (options.get("db") or "none").strip()
+        bus = RedisBus(
+            options["cluster"],
+            capacity=options["max-members"] or None,
+            database=None if db.lower() == "none" else db,
+        )
     factory = ChatFactory(
         max_frame=options["max-frame"],
         list_interval=options["list-interval"],
