@@ -208,6 +208,8 @@ class RedisBus(Service):
         self._pending: dict[str, tuple[Any, Join, Deferred[Member]]] = {}
         self._stale: set[str] = set()
         self._lost = False
+        self._last_error = ""
+        self._database_open: Deferred[None] | None = None
         self._running = False
 
     # Bus
@@ -594,11 +596,14 @@ class RedisBus(Service):
                 log.info("cluster: registering our members again")
                 yield self._resync()
             self._lost = False
+            self._last_error = ""
             if self._unsure:
                 yield self._check_unsure()
         except Exception as error:  # noqa: BLE001 (any failure: retry next beat)
-            if not self._lost:
-                log.info("cluster: Redis unreachable: {error}", error=error)
+            if str(error) != self._last_error:
+                # Once per kind of failure, not every second.
+                log.info("cluster: Redis unreachable: {error!r}", error=error)
+                self._last_error = str(error)
             self._lost = True
 
     @defer.inlineCallbacks

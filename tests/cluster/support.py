@@ -16,7 +16,12 @@ async def start_node(testcase: TestCase, redis: RedisServer, *args: str) -> Twis
     node = await start_twistd(
         testcase, "--cluster", redis.url, "--rate-limit", "0", *args
     )
-    await node.process.wait_for(r"cluster: node \w+ joined")
+    try:
+        await node.process.wait_for(r"cluster: node \w+ joined")
+    except Exception:
+        raise AssertionError(
+            f"node did not join the cluster:\n{node.process.output[-3000:]}"
+        ) from None
     return node
 
 

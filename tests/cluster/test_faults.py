@@ -8,10 +8,12 @@ import os
 import signal
 import time
 
+import psycopg
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
+from tests import pgsupport
 from tests.cluster.support import join_on, next_of, roster_becomes, start_node
 from tests.support import RawClient, connect, join, send
 from tests.support.redis import start_redis
@@ -58,10 +60,23 @@ class NodeDeathTests(TestCase):
     """kill -9 of a node under load."""
 
     async def test_killed_node_users_leave_everywhere_and_nothing_is_lost(self) -> None:
+        await self.kill_under_load()
+
+    async def test_with_a_database_every_delivered_message_is_stored(self) -> None:
+        database = pgsupport.fresh_database(self)
+        delivered = await self.kill_under_load("--db", database)
+        with psycopg.connect(database) as connection:
+            rows = connection.execute("SELECT id, text FROM muca_messages").fetchall()
+        stored = {(id_, bytes(text).decode()) for id_, text in rows}
+        self.assertEqual(stored, delivered)
+
+    async def kill_under_load(self, *args: str) -> set[tuple[int, str]]:
+        """Kill node three while nodes one and two send; return the (id,
+        text) of every message delivered."""
         redis = start_redis(self)
-        one = await start_node(self, redis)
-        two = await start_node(self, redis)
-        three = await start_node(self, redis)
+        one = await start_node(self, redis, *args)
+        two = await start_node(self, redis, *args)
+        three = await start_node(self, redis, *args)
         tony = await join_on(self, one, *TONY)
         mary = await join_on(self, two, *MARY)
         await join_on(self, three, *HENRY)
@@ -90,6 +105,7 @@ class NodeDeathTests(TestCase):
             self.assertEqual(len(got), 200)
             ids = [m["ID"] for m in got]
             self.assertEqual(ids, sorted(set(ids)))
+        return {(m["ID"], m["MSG"]) for c in (tony, mary) for m in messages(c)}
 
     async def test_a_restarted_node_starts_clean(self) -> None:
         redis = start_redis(self)
