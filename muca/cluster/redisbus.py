@@ -505,7 +505,9 @@ class RedisBus(Service):
             self._open_database()
         self._heartbeat = task.LoopingCall(self._beat)
         self._heartbeat.clock = self.clock
-        self._heartbeat.start(HEARTBEAT_INTERVAL, now=True).addErrback(
+        log.info("cluster: connecting to {address}", address=self.address)
+        # The first beat a little later: the connections are being made.
+        self._heartbeat.start(HEARTBEAT_INTERVAL, now=False).addErrback(
             lambda f: log.failure("cluster heartbeat stopped", f)
         )
         self._read_loop().addErrback(
