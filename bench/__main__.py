@@ -3,6 +3,7 @@
     .venv/bin/python -m bench                        # every workload
     .venv/bin/python -m bench --workload broadcast --clients 500 --window 16
     .venv/bin/python -m bench --workload join-presence --clients 10000
+    .venv/bin/python -m bench --cluster 2            # one node, then two nodes
 
 Prints a table and then the same figures as JSON; exits 1 when any message
 was lost, duplicated, reordered or misdelivered, or a roster ended wrong.
@@ -11,6 +12,7 @@ was lost, duplicated, reordered or misdelivered, or a roster ended wrong.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -28,8 +30,24 @@ from bench.workloads import (
 WORKLOADS = ("all", "broadcast", "private", "join-original", "join-presence")
 
 
+def cluster_plan(
+    args: argparse.Namespace, settings: Settings
+) -> list[Callable[[], Result]]:
+    """``--cluster N``: broadcast w16 to 1,000 clients, private w1 at 200,
+    10,000 presence joins; each on one node, then on N nodes of a cluster."""
+    runs: list[Callable[[], Result]] = []
+    for nodes in (0, args.cluster):
+        s = dataclasses.replace(settings, nodes=nodes)
+        runs.append(lambda s=s: broadcast(1000, args.senders, 16, s))
+        runs.append(lambda s=s: private(200, 1, s))
+        runs.append(lambda s=s: join_presence(10000, s))
+    return runs
+
+
 def plan(args: argparse.Namespace, settings: Settings) -> list[Callable[[], Result]]:
     """The runs that the command line asks for, in order."""
+    if args.cluster:
+        return cluster_plan(args, settings)
     runs: list[Callable[[], Result]] = []
     windows = [args.window] if args.window else [1, 16]
     if args.workload in ("all", "broadcast"):
@@ -50,6 +68,7 @@ def plan(args: argparse.Namespace, settings: Settings) -> list[Callable[[], Resu
 
 _COLUMNS = [
     ("workload", "workload", "{}"),
+    ("nodes", "nodes", "{}"),
     ("clients", "clients", "{}"),
     ("senders", "send", "{}"),
     ("deliveries_per_s", "deliv/s", "{:,.0f}"),
@@ -62,6 +81,7 @@ _COLUMNS = [
     ("server_peak_rss_mb", "peak MB", "{:.1f}"),
     ("kb_per_connection", "kB/conn", "{:.1f}"),
     ("generator_cpu_s", "gen CPU s", "{:.1f}"),
+    ("redis_cpu_s", "redis CPU s", "{:.2f}"),
 ]
 
 
@@ -114,6 +134,13 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=1000,
         help="joining clients between connect and ACK at a time",
+    )
+    parser.add_argument(
+        "--cluster",
+        type=int,
+        metavar="N",
+        help="the cluster workloads on one node, then on N nodes sharing a "
+        "private redis-server (needs redis-server on the PATH)",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the JSON here")
     parser.add_argument(

@@ -116,8 +116,13 @@ class Exchange:
 class LoadGenerator:
     """Clients of one server, all in this process, on one ``epoll``."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1", check=None) -> None:
+    def __init__(
+        self, port: int, host: str = "127.0.0.1", check=None, ports=None
+    ) -> None:
+        """``ports``: several servers (a cluster); client i goes to the
+        ``i % len(ports)``-th."""
         self.address = (host, port)
+        self.addresses = [(host, p) for p in ports] if ports else [self.address]
         self.epoll = select.epoll()
         self.clients: list[Client] = []
         self._by_fd: dict[int, Client] = {}
@@ -293,7 +298,8 @@ class LoadGenerator:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        error = sock.connect_ex(self.address)
+        addresses = self.addresses
+        error = sock.connect_ex(addresses[client.index % len(addresses)])
         if error not in (0, errno.EINPROGRESS):
             sock.close()
             raise BenchFailure(

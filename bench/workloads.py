@@ -7,6 +7,7 @@ import resource
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from bench.cluster import Cluster
 from bench.load import Exchange, LoadGenerator, raise_fd_limit
 from bench.server import ServerProcess
 
@@ -31,6 +32,8 @@ class Result:
     server_peak_rss_mb: float | None = None
     kb_per_connection: float | None = None
     generator_cpu_s: float | None = None
+    nodes: int | None = None  # None: one plain server, no cluster
+    redis_cpu_s: float | None = None
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -52,6 +55,7 @@ class Settings:
     timeout: float = 120.0
     server_args: tuple[str, ...] = ()
     profile_dir: str | None = None  # py-spy profiles of the server go here
+    nodes: int = 0  # > 0: a cluster of this many nodes on a private Redis
 
 
 def _percentile(ordered: list[int], fraction: float) -> float:
@@ -74,7 +78,8 @@ def _generator_cpu() -> float:
 
 
 class _Run:
-    """A server and a generator for one workload, cleaned up on exit."""
+    """A server (or a cluster of ``settings.nodes``) and a generator for one
+    workload, cleaned up on exit."""
 
     def __init__(self, settings: Settings, result: Result) -> None:
         raise_fd_limit(result.clients * 2 + 200)
@@ -83,15 +88,58 @@ class _Run:
         if settings.profile_dir:
             name = f"{result.workload}-{result.clients}".replace(" ", "-")
             profile = os.path.join(settings.profile_dir, name + ".txt")
-        self.server = ServerProcess(
-            settings.list_interval, settings.server_args, profile
-        )
+        self.cluster: Cluster | None = None
+        self.server: Any
+        if settings.nodes:
+            result.nodes = settings.nodes
+            self.cluster = self.server = Cluster(
+                settings.nodes, settings.list_interval, settings.server_args
+            )
+        else:
+            self.server = ServerProcess(
+                settings.list_interval, settings.server_args, profile
+            )
         self.generator: LoadGenerator | None = None
 
     def __enter__(self) -> _Run:
         self.server.start()
-        self.generator = LoadGenerator(self.server.port, check=self.server.check_alive)
+        ports = self.cluster.ports if self.cluster is not None else None
+        self.generator = LoadGenerator(
+            self.server.port, check=self.server.check_alive, ports=ports
+        )
         return self
+
+    def per_node(
+        self,
+        result: Result,
+        cpu_before: list[float],
+        redis_before: float,
+        deliveries: int | None,
+    ) -> None:
+        """Cluster runs: each node's share, and Redis's CPU, as notes."""
+        cluster = self.cluster
+        if cluster is None:
+            return
+        result.redis_cpu_s = cluster.redis.cpu_seconds() - redis_before
+        count = len(cluster.nodes)
+        for index, (node, before) in enumerate(
+            zip(cluster.nodes, cpu_before, strict=True)
+        ):
+            cpu = node.cpu_seconds() - before
+            note = f"node {index + 1}: {cpu:.2f} s CPU"
+            if deliveries:
+                # Client i is on node i % count: each node writes its share.
+                share = deliveries / count
+                note += f", {cpu * 1e6 / share:.2f} µs/delivery"
+            note += f", peak {node.memory().peak_kb / 1024:.1f} MB"
+            result.notes.append(note)
+        result.notes.append(f"redis-server: {result.redis_cpu_s:.2f} s CPU")
+
+    def cpu_marks(self) -> tuple[list[float], float]:
+        """Each node's and Redis's CPU so far (cluster runs)."""
+        if self.cluster is None:
+            return [], 0.0
+        return self.cluster.node_cpu_seconds(), self.cluster.redis.cpu_seconds()
 
     def __exit__(self, *exc_info: object) -> None:
         try:
@@ -106,6 +154,7 @@ class _Run:
         assert generator is not None
         before = server.memory().rss_kb
         cpu = server.cpu_seconds()
+        marks = self.cpu_marks()
         result.join_s = generator.join(
             count, presence, self.settings.max_pending, self.settings.timeout
         )
@@ -118,12 +167,17 @@ class _Run:
         generator.verify_rosters()
         result.kb_per_connection = (after.rss_kb - before) / count
         result.server_peak_rss_mb = after.peak_kb / 1024
+        self.per_node(result, *marks, None)
 
-    def exchange(self, result: Result, senders, private: bool, **kwargs) -> None:
-        """Run a message phase; record throughput, latency and CPU."""
+    def exchange(
+        self, result: Result, senders, private: bool, node_notes=True, **kwargs
+    ) -> None:
+        """Run a message phase; record throughput, latency and CPU (and, in
+        a cluster with ``node_notes``, each node's)."""
         server, generator = self.server, self.generator
         assert generator is not None
         cpu = server.cpu_seconds()
+        marks = self.cpu_marks()
         exchange = generator.exchange(senders, private, **kwargs)
         result.server_cpu_s = server.cpu_seconds() - cpu
         result.messages = exchange.messages
@@ -133,6 +187,8 @@ class _Run:
             result.cpu_us_per_delivery = result.server_cpu_s * 1e6 / exchange.deliveries
         _fill_latency(result, exchange)
         result.server_peak_rss_mb = server.memory().peak_kb / 1024
+        if node_notes:
+            self.per_node(result, *marks, exchange.deliveries)
 
 
 def broadcast(clients: int, senders: int, window: int, settings: Settings) -> Result:
@@ -188,7 +244,14 @@ def join_presence(clients: int, settings: Settings) -> Result:
     with _Run(settings, result) as run:
         run.join(result, clients, presence=True)
         join_cpu = result.server_cpu_s
-        run.exchange(result, run.generator.clients[:1], False, window=1, per_sender=1)
+        run.exchange(
+            result,
+            run.generator.clients[:1],
+            False,
+            node_notes=False,
+            window=1,
+            per_sender=1,
+        )
         result.notes.append(
             f"one broadcast reached all {clients - 1} others "
             f"in {result.latency_max_ms:.0f} ms"

@@ -731,18 +731,20 @@ class RedisBus(Service):
             if pending is None:
                 return
             connection, join, joined = pending
-            # The registry gave us this id and nickname: whoever held them in
-            # this replica (left while Redis was losing its data) is gone.
-            for stale in (room.member(uid), self._by_nickname(nickname)):
-                if stale is not None and stale.connection is REMOTE:
-                    room.leave(stale)
-            member = room.join(
-                connection,
-                nickname,
-                uid,
-                PRESENCE_DELTA in join.caps,
-                enforce_capacity=False,
-            )
+            presence = PRESENCE_DELTA in join.caps
+            try:
+                member = room.join(
+                    connection, nickname, uid, presence, enforce_capacity=False
+                )
+            except JoinRefused:
+                # The registry gave us this id and nickname: whoever held
+                # them in this replica left while Redis was losing its data.
+                for stale in (room.member(uid), self._by_nickname(nickname)):
+                    if stale is not None and stale.connection is REMOTE:
+                        room.leave(stale)
+                member = room.join(
+                    connection, nickname, uid, presence, enforce_capacity=False
+                )
             self.listener.roster_changed()
             joined.callback(member)
             return
@@ -752,7 +754,15 @@ class RedisBus(Service):
             if current.connection is not REMOTE or current.nickname == nickname:
                 return
             room.leave(current)
-        room.join(REMOTE, nickname, uid, enforce_capacity=False)
+        try:
+            room.join(REMOTE, nickname, uid, enforce_capacity=False)
+        except JoinRefused:
+            # A stale holder of the nickname (see _replay_all) gives way.
+            holder = self._by_nickname(nickname)
+            if holder is None or holder.connection is not REMOTE:
+                raise
+            room.leave(holder)
+            room.join(REMOTE, nickname, uid, enforce_capacity=False)
         self.listener.roster_changed()
 
     def _by_nickname(self, nickname: str) -> Member | None:
