@@ -1,0 +1,127 @@
+"""The message store's values and interface, shared by every backend."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from twisted.internet.defer import Deferred
+
+#: The schema version this release writes; a database with a newer one is
+#: refused rather than misread.
+SCHEMA_VERSION = 1
+
+#: Message kinds, as on the wire.
+KIND_ALL = "ALL"
+KIND_GROUP = "GROUP"
+KIND_PRIVATE = "PRIVATE"
+KINDS = frozenset({KIND_ALL, KIND_GROUP, KIND_PRIVATE})
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked; ``str()`` is one readable line."""
+
+    def __init__(self, message: str) -> None:
+        # Driver messages may span lines (libpq adds hints); the server logs
+        # and prints this, so it is folded into one line here.
+        super().__init__(one_line(message))
+
+
+def one_line(text: str) -> str:
+    """Fold ``text`` into one line of single-spaced words."""
+    return " ".join(text.split())
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One stored chat message; ``id`` is given by the caller, not the store.
+
+    ``ts`` is milliseconds since the epoch, ``sender`` and ``recipients`` are
+    user ids, ``kind`` is ``"ALL"``, ``"GROUP"`` or ``"PRIVATE"``, and
+    ``recipients`` is empty for ``"ALL"``.
+    """
+
+    id: int
+    ts: int
+    sender: str
+    kind: str
+    recipients: tuple[str, ...]
+    text: str
+
+
+@dataclass(slots=True)
+class Page:
+    """Messages a reader may see, oldest first; ``more``: older ones exist."""
+
+    messages: list[ChatMessage] = field(default_factory=list)
+    more: bool = False
+
+
+def may_read(message: ChatMessage, reader: str | None, private: bool) -> bool:
+    """The visibility rule, in Python: the SQL of every backend must agree.
+
+    Every broadcast; and, only when ``private`` (servers with --auth), the
+    group and private messages that ``reader`` sent or received.
+    """
+    if message.kind == KIND_ALL:
+        return True
+    if not private or reader is None:
+        return False
+    return message.sender == reader or reader in message.recipients
+
+
+@runtime_checkable
+class MessageStore(Protocol):
+    """Where accepted messages are kept, and read back per reader.
+
+    Every method but ``last_id`` returns a Deferred that fires on the reactor
+    thread; failures are ``StoreError``.  The caller keeps at most one
+    ``append`` in flight and gives strictly increasing ids.
+    """
+
+    def open(self) -> Deferred[None]:
+        """Create the schema, or check an existing one (refusing foreign data)."""
+        ...
+
+    def last_id(self) -> int:
+        """The highest id ever stored (0 if none); valid after ``open``."""
+        ...
+
+    def append(self, messages: Sequence[ChatMessage]) -> Deferred[None]:
+        """Store ``messages`` in one transaction; fires once they are durable."""
+        ...
+
+    def latest(self, reader: str | None, private: bool, limit: int) -> Deferred[Page]:
+        """The newest ``limit`` messages ``reader`` may see."""
+        ...
+
+    def since(
+        self, reader: str | None, private: bool, after_id: int, limit: int = 1000
+    ) -> Deferred[Page]:
+        """Visible messages with an id above ``after_id``: the newest ``limit``."""
+        ...
+
+    def before(
+        self, reader: str | None, private: bool, before_id: int, limit: int
+    ) -> Deferred[Page]:
+        """The newest ``limit`` visible messages with an id below ``before_id``."""
+        ...
+
+    def remember_user(self, uid: str) -> Deferred[None]:
+        """Record that ``uid`` has joined (it becomes known for offline delivery)."""
+        ...
+
+    def known_users(self) -> Deferred[set[str]]:
+        """Every user id ever remembered."""
+        ...
+
+    def prune(
+        self, max_age_days: float | None, max_count: int | None, now_ms: int
+    ) -> Deferred[int]:
+        """Delete messages older than the age or beyond the newest count."""
+        ...
+
+    def close(self) -> Deferred[None]:
+        """Release the database; the store cannot be used afterwards."""
+        ...

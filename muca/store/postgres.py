@@ -1,0 +1,204 @@
+"""The message store in a PostgreSQL database (``--db postgresql://…``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from twisted.enterprise import adbapi
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IReactorThreads
+from twisted.python.failure import Failure
+
+from muca.store import sql
+from muca.store.base import ChatMessage, Page, StoreError
+
+T = TypeVar("T")
+
+# PostgreSQL's TEXT cannot hold U+0000, which JSON can carry; BYTEA keeps
+# every message exactly, one bad character never fails a whole batch.
+DIALECT = sql.Dialect(
+    placeholder="%s",
+    id_type="BIGINT",
+    text_type="BYTEA",
+    encode_text=lambda text: text.encode("utf-8"),
+    decode_text=lambda value: bytes(value).decode("utf-8"),
+)
+
+#: Serialises schema creation between servers of a cluster opening at once
+#: (CREATE TABLE IF NOT EXISTS races otherwise).  "MUCA" in ASCII.
+SCHEMA_LOCK = 0x4D554341
+
+#: Seconds to wait for the server when the conninfo does not say.
+CONNECT_TIMEOUT = 10
+
+
+def describe(conninfo: str) -> str:
+    """Where ``conninfo`` points, without its password, for messages."""
+    try:
+        params = conninfo_to_dict(conninfo)
+    except psycopg.Error:
+        return "(unreadable connection string)"
+    host = params.get("host") or params.get("hostaddr") or "localhost"
+    port = params.get("port") or "5432"
+    dbname = params.get("dbname") or params.get("user") or "(default)"
+    return f"database {dbname} on {host}:{port}"
+
+
+class PostgresStore:
+    """A ``MessageStore`` in the PostgreSQL database named by ``conninfo``.
+
+    ``conninfo`` is a ``postgresql://`` URL or a libpq ``key=value`` string.
+    Tables are created if absent (all named ``muca_*``); queries run on the
+    threads of an ``adbapi.ConnectionPool`` of psycopg 3 connections.
+    """
+
+    def __init__(
+        self,
+        conninfo: str,
+        reactor: IReactorThreads | None = None,
+        max_connections: int = 3,
+    ) -> None:
+        self.conninfo = conninfo
+        self.where = describe(conninfo)
+        self._reactor = reactor
+        self._max_connections = max_connections
+        self._pool: adbapi.ConnectionPool | None = None
+        self._last_id = 0
+
+    def _run(self, work: Callable[..., T], *args: Any) -> Deferred[T]:
+        if self._pool is None:
+            return fail(StoreError(f"PostgreSQL {self.where} is not open"))
+        d = self._pool.runInteraction(work, *args)
+        d.addErrback(self._readable)
+        return d
+
+    def _readable(self, failure: Failure) -> Failure:
+        if failure.check(StoreError):
+            return failure
+        if failure.check(psycopg.Error):
+            return Failure(StoreError(f"PostgreSQL {self.where}: {failure.value}"))
+        return failure
+
+    def open(self) -> Deferred[None]:
+        """Connect, then create the schema or check an existing one."""
+        if self._pool is not None:
+            return fail(StoreError(f"PostgreSQL {self.where} is already open"))
+        try:
+            params = conninfo_to_dict(self.conninfo)
+        except psycopg.Error as exc:
+            return fail(StoreError(f"bad PostgreSQL connection string: {exc}"))
+        extra: dict[str, Any] = {}
+        # Without a timeout an unreachable host would hang the open forever.
+        if "connect_timeout" not in params:
+            extra["connect_timeout"] = CONNECT_TIMEOUT
+        if "application_name" not in params:
+            extra["application_name"] = "muca"
+        if self._reactor is not None:
+            extra["cp_reactor"] = self._reactor
+        # adbapi calls psycopg.connect(conninfo, **extra) minus the cp_ keys;
+        # psycopg merges keyword arguments into the conninfo.
+        self._pool = adbapi.ConnectionPool(
+            "psycopg",
+            self.conninfo,
+            cp_min=1,
+            cp_max=self._max_connections,
+            # A connection broken by a server restart is dropped and the next
+            # call reconnects, rather than failing forever.
+            cp_reconnect=True,
+            cp_noisy=False,
+            **extra,
+        )
+        # Started here rather than when the reactor starts, so that a store
+        # opened before reactor.run() (or under pytest) works as well.
+        self._pool.start()
+        d = self._run(self._open)
+
+        def opened(last_id: int) -> None:
+            self._last_id = last_id
+
+        def failed(failure: Failure) -> Failure:
+            self._close_pool()
+            if failure.check(StoreError):
+                message = str(failure.value).replace(
+                    f"PostgreSQL {self.where}:", f"cannot open PostgreSQL {self.where}:"
+                )
+                return Failure(StoreError(message))
+            return failure
+
+        d.addCallbacks(opened, failed)
+        return d
+
+    @staticmethod
+    def _open(cursor: Any) -> int:
+        cursor.execute(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
+        return sql.create_or_check(cursor, DIALECT)
+
+    def last_id(self) -> int:
+        """The highest id ever stored (0 if none); valid after ``open``."""
+        return self._last_id
+
+    def append(self, messages: Sequence[ChatMessage]) -> Deferred[None]:
+        """Store ``messages`` in one transaction; fires after the commit."""
+        messages = list(messages)
+        try:
+            sql.check_batch(messages, self._last_id)
+        except StoreError:
+            return fail()
+        if not messages:
+            return succeed(None)
+        d = self._run(sql.insert, DIALECT, messages)
+        newest = messages[-1].id
+
+        def stored(_: object) -> None:
+            self._last_id = max(self._last_id, newest)
+
+        d.addCallback(stored)
+        return d
+
+    def latest(self, reader: str | None, private: bool, limit: int) -> Deferred[Page]:
+        """The newest ``limit`` messages ``reader`` may see, oldest first."""
+        return self._page(reader, private, 0, sql.NO_UPPER_BOUND, limit)
+
+    def since(
+        self, reader: str | None, private: bool, after_id: int, limit: int = 1000
+    ) -> Deferred[Page]:
+        """Visible messages with an id above ``after_id``: the newest ``limit``."""
+        return self._page(reader, private, after_id, sql.NO_UPPER_BOUND, limit)
+
+    def before(
+        self, reader: str | None, private: bool, before_id: int, limit: int
+    ) -> Deferred[Page]:
+        """The newest ``limit`` visible messages with an id below ``before_id``."""
+        return self._page(reader, private, 0, before_id, limit)
+
+    def _page(
+        self, reader: str | None, private: bool, lower: int, upper: int, limit: int
+    ) -> Deferred[Page]:
+        return self._run(sql.read_page, DIALECT, reader, private, lower, upper, limit)
+
+    def remember_user(self, uid: str) -> Deferred[None]:
+        """Record that ``uid`` has joined."""
+        return self._run(sql.remember_user, DIALECT, uid)
+
+    def known_users(self) -> Deferred[set[str]]:
+        """Every user id ever remembered."""
+        return self._run(sql.known_users)
+
+    def prune(
+        self, max_age_days: float | None, max_count: int | None, now_ms: int
+    ) -> Deferred[int]:
+        """Delete messages older than the age or beyond the newest count."""
+        return self._run(sql.prune, DIALECT, max_age_days, max_count, now_ms)
+
+    def close(self) -> Deferred[None]:
+        """Close every connection and stop the pool's threads."""
+        self._close_pool()
+        return succeed(None)
+
+    def _close_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()

@@ -1,0 +1,321 @@
+"""The store's SQL and row logic, shared by SQLite and PostgreSQL.
+
+Every function here takes a DB-API cursor (a ``sqlite3`` cursor or an
+``adbapi`` transaction) and runs on a database thread, never on the reactor.
+The caller owns the transaction around it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from muca.store.base import (
+    KIND_ALL,
+    KINDS,
+    SCHEMA_VERSION,
+    ChatMessage,
+    Page,
+    StoreError,
+)
+
+#: Larger than any id a caller can give (ids are 64-bit in PostgreSQL).
+NO_UPPER_BOUND = 2**63 - 1
+
+MS_PER_DAY = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What differs between the backends' SQL: placeholders and two types."""
+
+    placeholder: str
+    id_type: str
+    text_type: str
+    encode_text: Callable[[str], Any]
+    decode_text: Callable[[Any], str]
+
+    def sql(self, text: str) -> str:
+        """``text`` written with ``?`` placeholders, in this dialect's style."""
+        return text.replace("?", self.placeholder)
+
+
+def _schema(dialect: Dialect) -> list[str]:
+    # Recipients live in their own table so that "messages this uid
+    # received" is an index range scan rather than a search inside a list.
+    # ``position`` keeps the recipients' order as the sender gave it.
+    return [
+        f"""CREATE TABLE IF NOT EXISTS muca_messages (
+            id {dialect.id_type} PRIMARY KEY,
+            ts BIGINT NOT NULL,
+            sender TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('ALL', 'GROUP', 'PRIVATE')),
+            text {dialect.text_type} NOT NULL)""",
+        """CREATE INDEX IF NOT EXISTS muca_messages_kind_id
+            ON muca_messages (kind, id)""",
+        """CREATE INDEX IF NOT EXISTS muca_messages_sender_id
+            ON muca_messages (sender, id)""",
+        """CREATE TABLE IF NOT EXISTS muca_recipients (
+            message_id BIGINT NOT NULL REFERENCES muca_messages (id),
+            position INTEGER NOT NULL,
+            uid TEXT NOT NULL,
+            PRIMARY KEY (message_id, position))""",
+        """CREATE INDEX IF NOT EXISTS muca_recipients_uid_id
+            ON muca_recipients (uid, message_id)""",
+        "CREATE TABLE IF NOT EXISTS muca_users (uid TEXT PRIMARY KEY)",
+    ]
+
+
+META_TABLE = """CREATE TABLE IF NOT EXISTS muca_meta (
+    key TEXT PRIMARY KEY, value TEXT NOT NULL)"""
+
+
+def _meta(cursor: Any, dialect: Dialect, key: str) -> str | None:
+    cursor.execute(dialect.sql("SELECT value FROM muca_meta WHERE key = ?"), (key,))
+    rows = cursor.fetchall()
+    return rows[0][0] if rows else None
+
+
+def _set_meta(cursor: Any, dialect: Dialect, key: str, value: str) -> None:
+    cursor.execute(dialect.sql("DELETE FROM muca_meta WHERE key = ?"), (key,))
+    cursor.execute(
+        dialect.sql("INSERT INTO muca_meta (key, value) VALUES (?, ?)"), (key, value)
+    )
+
+
+def create_or_check(cursor: Any, dialect: Dialect) -> int:
+    """Create the schema or check its version; return the last id ever stored.
+
+    The version is checked before any other DDL so that a newer release's
+    schema is never touched by this one.
+    """
+    cursor.execute(META_TABLE)
+    version = _meta(cursor, dialect, "schema_version")
+    if version is None:
+        _set_meta(cursor, dialect, "schema_version", str(SCHEMA_VERSION))
+    else:
+        try:
+            number = int(version)
+        except ValueError:
+            raise StoreError(
+                f"not a MUCA database (schema version {version!r})"
+            ) from None
+        if number > SCHEMA_VERSION:
+            raise StoreError(
+                f"schema version {number} is newer than this release "
+                f"(which knows version {SCHEMA_VERSION}); upgrade MUCA"
+            )
+        if number < 1:
+            raise StoreError(f"not a MUCA database (schema version {number})")
+    for statement in _schema(dialect):
+        cursor.execute(statement)
+    return read_last_id(cursor, dialect)
+
+
+def read_last_id(cursor: Any, dialect: Dialect) -> int:
+    """The highest id stored now or ever pruned away (0 if none)."""
+    cursor.execute("SELECT MAX(id) FROM muca_messages")
+    highest = cursor.fetchall()[0][0] or 0
+    # Pruning may delete the newest messages too; the high-water mark keeps
+    # ids from being reused after a restart.
+    high_water = int(_meta(cursor, dialect, "high_water") or 0)
+    return max(int(highest), high_water)
+
+
+def check_batch(messages: Sequence[ChatMessage], last_id: int) -> None:
+    """Refuse a batch the schema would store wrongly or a caller bug made."""
+    previous = last_id
+    for message in messages:
+        if message.id <= previous:
+            raise StoreError(
+                f"message id {message.id} is not above the previous id {previous}"
+            )
+        if message.kind not in KINDS:
+            raise StoreError(f"unknown message kind {message.kind!r}")
+        if message.kind == KIND_ALL and message.recipients:
+            raise StoreError(f"broadcast {message.id} has recipients")
+        previous = message.id
+
+
+def insert(cursor: Any, dialect: Dialect, messages: Sequence[ChatMessage]) -> None:
+    """Insert ``messages`` and their recipients (inside the caller's transaction)."""
+    # executemany binds a fixed number of parameters per row, which keeps
+    # SQLite's limit on variables per statement out of the picture.
+    cursor.executemany(
+        dialect.sql(
+            "INSERT INTO muca_messages (id, ts, sender, kind, text)"
+            " VALUES (?, ?, ?, ?, ?)"
+        ),
+        [(m.id, m.ts, m.sender, m.kind, dialect.encode_text(m.text)) for m in messages],
+    )
+    recipients = [
+        (m.id, position, uid)
+        for m in messages
+        for position, uid in enumerate(m.recipients)
+    ]
+    if recipients:
+        cursor.executemany(
+            dialect.sql(
+                "INSERT INTO muca_recipients (message_id, position, uid)"
+                " VALUES (?, ?, ?)"
+            ),
+            recipients,
+        )
+
+
+def _page_sql(private: bool) -> str:
+    # Each branch takes at most limit + 1 ids through its own index, newest
+    # first, so a page costs O(limit) whatever the table's size; UNION then
+    # merges them and drops the duplicates (a reader's own broadcasts).
+    branches = [
+        "SELECT id FROM (SELECT id FROM muca_messages"
+        " WHERE kind = 'ALL' AND id > ? AND id < ?"
+        " ORDER BY id DESC LIMIT ?) AS b"
+    ]
+    if private:
+        branches += [
+            "SELECT id FROM (SELECT id FROM muca_messages"
+            " WHERE sender = ? AND id > ? AND id < ?"
+            " ORDER BY id DESC LIMIT ?) AS s",
+            "SELECT id FROM (SELECT message_id AS id FROM muca_recipients"
+            " WHERE uid = ? AND message_id > ? AND message_id < ?"
+            " ORDER BY message_id DESC LIMIT ?) AS r",
+        ]
+    return (
+        "WITH page (id) AS (SELECT id FROM ("
+        + " UNION ".join(branches)
+        + ") AS visible ORDER BY id DESC LIMIT ?)"
+        " SELECT m.id, m.ts, m.sender, m.kind, m.text, r.uid"
+        " FROM page JOIN muca_messages AS m ON m.id = page.id"
+        " LEFT JOIN muca_recipients AS r ON r.message_id = m.id"
+        " ORDER BY m.id, r.position"
+    )
+
+
+def read_page(
+    cursor: Any,
+    dialect: Dialect,
+    reader: str | None,
+    private: bool,
+    lower: int,
+    upper: int,
+    limit: int,
+) -> Page:
+    """The newest ``limit`` messages visible to ``reader`` with
+    ``lower < id < upper``, oldest first; ``more`` if older ones exist there."""
+    if limit < 0:
+        raise StoreError(f"a page limit cannot be negative ({limit})")
+    # Without authentication a uid proves nothing: only broadcasts.
+    private = private and reader is not None
+    # One id past the limit tells whether older visible messages remain.
+    fetch = limit + 1
+    params: list[Any] = [lower, upper, fetch]
+    if private:
+        params += [reader, lower, upper, fetch, reader, lower, upper, fetch]
+    params.append(fetch)
+    cursor.execute(dialect.sql(_page_sql(private)), params)
+    messages = rows_to_messages(cursor.fetchall(), dialect)
+    more = len(messages) > limit
+    if more:
+        # The extra one is the oldest: it only served to set ``more``.
+        messages = messages[len(messages) - limit :]
+    return Page(messages, more)
+
+
+def rows_to_messages(
+    rows: Sequence[Sequence[Any]], dialect: Dialect
+) -> list[ChatMessage]:
+    """Fold rows of (id, ts, sender, kind, text, recipient uid or NULL),
+    ordered by id then recipient position, into messages."""
+    messages: list[ChatMessage] = []
+    current: list[Any] | None = None
+    recipients: list[str] = []
+
+    def finish() -> None:
+        if current is not None:
+            id_, ts, sender, kind, text = current
+            messages.append(
+                ChatMessage(
+                    int(id_),
+                    int(ts),
+                    sender,
+                    kind,
+                    tuple(recipients),
+                    dialect.decode_text(text),
+                )
+            )
+
+    for id_, ts, sender, kind, text, uid in rows:
+        if current is None or current[0] != id_:
+            finish()
+            current = [id_, ts, sender, kind, text]
+            recipients = []
+        if uid is not None:
+            recipients.append(uid)
+    finish()
+    return messages
+
+
+def remember_user(cursor: Any, dialect: Dialect, uid: str) -> None:
+    """Record ``uid`` as known; a second call changes nothing."""
+    cursor.execute(
+        dialect.sql("INSERT INTO muca_users (uid) VALUES (?) ON CONFLICT DO NOTHING"),
+        (uid,),
+    )
+
+
+def known_users(cursor: Any) -> set[str]:
+    """Every remembered uid."""
+    cursor.execute("SELECT uid FROM muca_users")
+    return {row[0] for row in cursor.fetchall()}
+
+
+def prune(
+    cursor: Any,
+    dialect: Dialect,
+    max_age_days: float | None,
+    max_count: int | None,
+    now_ms: int,
+) -> int:
+    """Delete messages older than ``max_age_days`` or beyond the newest
+    ``max_count``; return how many went."""
+    if max_count is not None and max_count < 0:
+        raise StoreError(f"cannot keep a negative number of messages ({max_count})")
+    # Recorded first: if every message goes, the next open must still not
+    # hand out an id that clients have already seen.
+    high_water = read_last_id(cursor, dialect)
+    if high_water:
+        _set_meta(cursor, dialect, "high_water", str(high_water))
+    deleted = 0
+    if max_age_days is not None:
+        cutoff = now_ms - int(max_age_days * MS_PER_DAY)
+        cursor.execute(
+            dialect.sql(
+                "DELETE FROM muca_recipients WHERE message_id IN"
+                " (SELECT id FROM muca_messages WHERE ts < ?)"
+            ),
+            (cutoff,),
+        )
+        cursor.execute(dialect.sql("DELETE FROM muca_messages WHERE ts < ?"), (cutoff,))
+        deleted += max(cursor.rowcount, 0)
+    if max_count is not None:
+        cursor.execute(
+            dialect.sql(
+                "SELECT id FROM muca_messages ORDER BY id DESC LIMIT 1 OFFSET ?"
+            ),
+            (max_count,),
+        )
+        rows = cursor.fetchall()
+        if rows:
+            newest_to_delete = rows[0][0]
+            cursor.execute(
+                dialect.sql("DELETE FROM muca_recipients WHERE message_id <= ?"),
+                (newest_to_delete,),
+            )
+            cursor.execute(
+                dialect.sql("DELETE FROM muca_messages WHERE id <= ?"),
+                (newest_to_delete,),
+            )
+            deleted += max(cursor.rowcount, 0)
+    return deleted

@@ -1,0 +1,288 @@
+"""The message store in one SQLite file (the default backend)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IReactorThreads
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+
+from muca.store import sql
+from muca.store.base import ChatMessage, Page, StoreError
+
+T = TypeVar("T")
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+DIALECT = sql.Dialect(
+    placeholder="?",
+    # INTEGER PRIMARY KEY makes the id the rowid: no second index for it.
+    id_type="INTEGER",
+    text_type="TEXT",
+    encode_text=lambda text: text,
+    decode_text=lambda value: value,
+)
+
+
+def _reactor() -> Any:
+    from twisted.internet import reactor
+
+    return reactor
+
+
+class SQLiteStore:
+    """A ``MessageStore`` in the SQLite file at ``path``, created if absent.
+
+    All database work runs on one dedicated thread, in call order; the reactor
+    thread never blocks on the file.  A file that is not a MUCA database is
+    refused and left exactly as it was.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], reactor: IReactorThreads | None = None
+    ) -> None:
+        self.path = os.fspath(path)
+        self._reactor: Any = reactor if reactor is not None else _reactor()
+        self._pool: ThreadPool | None = None
+        self._connection: sqlite3.Connection | None = None
+        self._shutdown_trigger: Any = None
+        self._last_id = 0
+
+    # -- the reactor side ------------------------------------------------
+
+    def _run(self, work: Callable[..., T], *args: Any) -> Deferred[T]:
+        if self._pool is None:
+            return fail(StoreError(f"message database {self.path} is not open"))
+        return deferToThreadPool(self._reactor, self._pool, self._guarded, work, *args)
+
+    def open(self) -> Deferred[None]:
+        """Create the schema in a new file, or check an existing MUCA file."""
+        if self._pool is not None:
+            return fail(StoreError(f"message database {self.path} is already open"))
+        # One thread: SQLite connections are not for sharing, and one writer
+        # thread also keeps the appends in their order.
+        self._pool = ThreadPool(minthreads=1, maxthreads=1, name="muca-sqlite-store")
+        self._pool.start()
+        if hasattr(self._reactor, "addSystemEventTrigger"):
+            # A store nobody closed must not keep the process alive at exit.
+            self._shutdown_trigger = self._reactor.addSystemEventTrigger(
+                "during", "shutdown", self._stop_pool
+            )
+        d = self._run(self._open)
+
+        def opened(last_id: int) -> None:
+            self._last_id = last_id
+
+        def failed(failure: Any) -> Any:
+            self._stop_pool()
+            return failure
+
+        d.addCallbacks(opened, failed)
+        return d
+
+    def last_id(self) -> int:
+        """The highest id ever stored (0 if none); valid after ``open``."""
+        return self._last_id
+
+    def append(self, messages: Sequence[ChatMessage]) -> Deferred[None]:
+        """Store ``messages`` in one transaction; fires after a durable commit."""
+        messages = list(messages)
+        try:
+            sql.check_batch(messages, self._last_id)
+        except StoreError:
+            return fail()
+        if not messages:
+            return succeed(None)
+        d = self._run(self._transaction, sql.insert, DIALECT, messages)
+        newest = messages[-1].id
+
+        def stored(_: object) -> None:
+            self._last_id = max(self._last_id, newest)
+
+        d.addCallback(stored)
+        return d
+
+    def latest(self, reader: str | None, private: bool, limit: int) -> Deferred[Page]:
+        """The newest ``limit`` messages ``reader`` may see, oldest first."""
+        return self._page(reader, private, 0, sql.NO_UPPER_BOUND, limit)
+
+    def since(
+        self, reader: str | None, private: bool, after_id: int, limit: int = 1000
+    ) -> Deferred[Page]:
+        """Visible messages with an id above ``after_id``: the newest ``limit``."""
+        return self._page(reader, private, after_id, sql.NO_UPPER_BOUND, limit)
+
+    def before(
+        self, reader: str | None, private: bool, before_id: int, limit: int
+    ) -> Deferred[Page]:
+        """The newest ``limit`` visible messages with an id below ``before_id``."""
+        return self._page(reader, private, 0, before_id, limit)
+
+    def _page(
+        self, reader: str | None, private: bool, lower: int, upper: int, limit: int
+    ) -> Deferred[Page]:
+        return self._run(
+            self._read, sql.read_page, DIALECT, reader, private, lower, upper, limit
+        )
+
+    def remember_user(self, uid: str) -> Deferred[None]:
+        """Record that ``uid`` has joined."""
+        return self._run(self._transaction, sql.remember_user, DIALECT, uid)
+
+    def known_users(self) -> Deferred[set[str]]:
+        """Every user id ever remembered."""
+        return self._run(self._read, sql.known_users)
+
+    def prune(
+        self, max_age_days: float | None, max_count: int | None, now_ms: int
+    ) -> Deferred[int]:
+        """Delete messages older than the age or beyond the newest count."""
+        return self._run(
+            self._transaction, sql.prune, DIALECT, max_age_days, max_count, now_ms
+        )
+
+    def close(self) -> Deferred[None]:
+        """Close the file and stop the thread; closing twice is harmless."""
+        if self._pool is None:
+            return succeed(None)
+        d = self._run(self._close)
+
+        def stop(result: Any) -> Any:
+            self._stop_pool()
+            return result
+
+        d.addBoth(stop)
+        return d
+
+    def _stop_pool(self) -> None:
+        if self._shutdown_trigger is not None:
+            try:
+                self._reactor.removeSystemEventTrigger(self._shutdown_trigger)
+            except (ValueError, KeyError):
+                pass  # Already fired: we are the shutdown.
+            self._shutdown_trigger = None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.stop()
+
+    # -- the database thread ---------------------------------------------
+
+    def _guarded(self, work: Callable[..., T], *args: Any) -> T:
+        try:
+            return work(*args)
+        except StoreError:
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"message database {self.path}: {exc}") from None
+
+    def _open(self) -> int:
+        self._refuse_foreign_file()
+        try:
+            connection = sqlite3.connect(
+                self.path,
+                isolation_level=None,  # We issue BEGIN and COMMIT ourselves.
+                check_same_thread=False,  # One thread anyway; see open().
+                timeout=10.0,
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot open message database {self.path}: {exc}"
+            ) from None
+        try:
+            self._refuse_foreign_tables(connection)
+            # WAL: readers do not block the writer and a commit is one append
+            # to the log.  FULL syncs the log at every commit, so a commit
+            # survives a power cut too, not only a killed process (NORMAL
+            # would suffice for kill -9); group commit amortises the fsync.
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")
+            self._connection = connection
+            return self._transaction(sql.create_or_check, DIALECT)
+        except BaseException as exc:
+            self._connection = None
+            connection.close()
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(
+                    f"cannot open message database {self.path}: {exc}"
+                ) from None
+            raise
+
+    def _refuse_foreign_file(self) -> None:
+        # Checked before SQLite sees the file: SQLite would happily turn an
+        # empty-looking path into a database, and we must never write to
+        # someone else's file.
+        if os.path.isdir(self.path):
+            raise StoreError(f"cannot open message database {self.path}: a directory")
+        parent = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(parent):
+            raise StoreError(
+                f"cannot open message database {self.path}: "
+                f"directory {parent} does not exist"
+            )
+        try:
+            with open(self.path, "rb") as existing:
+                header = existing.read(len(SQLITE_HEADER))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StoreError(
+                f"cannot open message database {self.path}: {exc.strerror}"
+            ) from None
+        if header and header != SQLITE_HEADER:
+            raise StoreError(
+                f"{self.path} is not a MUCA database (not an SQLite file);"
+                " left untouched"
+            )
+
+    def _refuse_foreign_tables(self, connection: sqlite3.Connection) -> None:
+        # A read only: SQLite writes nothing to the file for it.
+        try:
+            tables = {
+                row[0]
+                for row in connection.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"
+                )
+            }
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{self.path} is not a MUCA database ({exc}); left untouched"
+            ) from None
+        if tables and "muca_meta" not in tables:
+            names = ", ".join(sorted(tables)[:5])
+            raise StoreError(
+                f"{self.path} is not a MUCA database (it holds other tables: "
+                f"{names}); left untouched"
+            )
+
+    def _transaction(self, work: Callable[..., T], *args: Any) -> T:
+        connection = self._require_connection()
+        # IMMEDIATE takes the write lock up front, so a second process on the
+        # same file waits (busy timeout) instead of failing mid-transaction.
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(connection.cursor(), *args)
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        return result
+
+    def _read(self, work: Callable[..., T], *args: Any) -> T:
+        # One SELECT outside a transaction sees one consistent snapshot.
+        return work(self._require_connection().cursor(), *args)
+
+    def _require_connection(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise StoreError(f"message database {self.path} is not open")
+        return self._connection
+
+    def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()

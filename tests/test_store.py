@@ -1,0 +1,480 @@
+"""Tests of muca.store: the same behaviour on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from twisted.trial.unittest import TestCase
+
+from muca.store import ChatMessage, MessageStore, StoreError, may_read, open_store
+from muca.store.postgres import PostgresStore
+from muca.store.sqlite import SQLiteStore
+from tests import pgsupport
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: A writer process for the kill -9 test: appends, reports, then waits.
+KILLED_WRITER = """
+import sys, time
+from twisted.internet import reactor
+from muca.store import ChatMessage
+from muca.store.sqlite import SQLiteStore
+
+async def main():
+    store = SQLiteStore(sys.argv[1])
+    await store.open()
+    for start in (1, 101, 201):
+        await store.append([
+            ChatMessage(i, i, "alice", "PRIVATE", ("bob",), f"m{i}")
+            for i in range(start, start + 100)
+        ])
+    print("stored", flush=True)
+    time.sleep(60)
+
+def failed(failure):
+    # Ends the child, so that the test reads end of file instead of waiting.
+    print("failed:", failure.getErrorMessage(), flush=True)
+    reactor.stop()
+
+from twisted.internet.defer import ensureDeferred
+reactor.callWhenRunning(lambda: ensureDeferred(main()).addErrback(failed))
+reactor.run()
+"""
+
+DAY_MS = 86_400_000
+NOW_MS = 1_800_000_000_000
+
+
+def message(
+    id: int,
+    sender: str = "alice",
+    kind: str = "ALL",
+    to: tuple[str, ...] = (),
+    text: str | None = None,
+    ts: int | None = None,
+) -> ChatMessage:
+    """A message with defaults that keep the tests short."""
+    return ChatMessage(
+        id=id,
+        ts=NOW_MS + id if ts is None else ts,
+        sender=sender,
+        kind=kind,
+        recipients=to,
+        text=f"message {id}" if text is None else text,
+    )
+
+
+#: A small conversation with every kind of message and five users.
+CONVERSATION = [
+    message(1, "alice"),
+    message(2, "alice", "PRIVATE", ("bob",)),
+    message(3, "bob", "GROUP", ("carol", "alice")),
+    message(4, "carol"),
+    message(5, "carol", "PRIVATE", ("dave",)),
+    message(6, "dave", "GROUP", ("bob", "carol")),
+]
+
+
+def ids(page: Any) -> list[int]:
+    """The ids of a page's messages, in page order."""
+    return [m.id for m in page.messages]
+
+
+if TYPE_CHECKING:
+    _Mixin = TestCase
+else:
+    # Not a TestCase itself, or trial and pytest would run it with no backend.
+    _Mixin = object
+
+
+class StoreBehaviour(_Mixin):
+    """What every backend must do; mixed into one TestCase per backend."""
+
+    def new_store(self) -> MessageStore:
+        """An unopened store on this test's database (the same one each call)."""
+        raise NotImplementedError
+
+    def set_schema_version(self, version: int) -> None:
+        """Write ``version`` into the database's muca_meta, behind the store."""
+        raise NotImplementedError
+
+    async def opened(self) -> MessageStore:
+        """A new store on this test's database, opened; closed at the end."""
+        store = self.new_store()
+        await store.open()
+        self.addCleanup(store.close)
+        return store
+
+    async def test_a_new_database_is_empty(self) -> None:
+        store = await self.opened()
+        self.assertEqual(store.last_id(), 0)
+        page = await store.latest("alice", True, 50)
+        self.assertEqual((page.messages, page.more), ([], False))
+        self.assertEqual(await store.known_users(), set())
+
+    async def test_broadcasts_are_for_everyone_private_only_for_its_parties(
+        self,
+    ) -> None:
+        store = await self.opened()
+        await store.append(CONVERSATION)
+        expected = {
+            "alice": [1, 2, 3, 4],
+            "bob": [1, 2, 3, 4, 6],
+            "carol": [1, 3, 4, 5, 6],
+            "dave": [1, 4, 5, 6],
+            # A third user sees nobody else's private or group messages.
+            "eve": [1, 4],
+        }
+        for reader, visible in expected.items():
+            page = await store.latest(reader, True, 50)
+            self.assertEqual(ids(page), visible, reader)
+            self.assertFalse(page.more)
+            # The SQL and the rule written in Python agree.
+            self.assertEqual(
+                visible, [m.id for m in CONVERSATION if may_read(m, reader, True)]
+            )
+            # Without authentication: broadcasts only, even one's own private.
+            page = await store.latest(reader, False, 50)
+            self.assertEqual(ids(page), [1, 4], reader)
+        page = await store.latest(None, True, 50)
+        self.assertEqual(ids(page), [1, 4])
+
+    async def test_messages_come_back_whole_with_recipients_in_order(self) -> None:
+        store = await self.opened()
+        await store.append(CONVERSATION)
+        page = await store.latest("carol", True, 50)
+        self.assertEqual(
+            page.messages, [m for m in CONVERSATION if m.id in (1, 3, 4, 5, 6)]
+        )
+        self.assertEqual(page.messages[1].recipients, ("carol", "alice"))
+
+    async def test_latest_is_the_newest_visible_oldest_first(self) -> None:
+        store = await self.opened()
+        broadcasts = [message(i) for i in range(10, 101, 10)]
+        secret = message(55, "alice", "PRIVATE", ("bob",))
+        await store.append(sorted([*broadcasts, secret], key=lambda m: m.id))
+        page = await store.latest("eve", True, 3)
+        self.assertEqual((ids(page), page.more), ([80, 90, 100], True))
+        page = await store.latest("eve", True, 10)
+        self.assertEqual(
+            (ids(page), page.more), ([10, 20, 30, 40, 50, 60, 70, 80, 90, 100], False)
+        )
+        page = await store.latest("bob", True, 6)
+        self.assertEqual((ids(page), page.more), ([55, 60, 70, 80, 90, 100], True))
+        page = await store.latest("bob", True, 11)
+        self.assertEqual((len(page.messages), page.more), (11, False))
+        page = await store.latest("eve", True, 0)
+        self.assertEqual((ids(page), page.more), ([], True))
+
+    async def test_since_gives_the_newest_after_an_id_and_says_more(self) -> None:
+        store = await self.opened()
+        await store.append([message(i) for i in range(10, 101, 10)])
+        page = await store.since("eve", True, 70)
+        self.assertEqual((ids(page), page.more), ([80, 90, 100], False))
+        page = await store.since("eve", True, 30, limit=2)
+        self.assertEqual((ids(page), page.more), ([90, 100], True))
+        page = await store.since("eve", True, 75, limit=3)
+        self.assertEqual((ids(page), page.more), ([80, 90, 100], False))
+        page = await store.since("eve", True, 100)
+        self.assertEqual((ids(page), page.more), ([], False))
+
+    async def test_since_counts_only_what_the_reader_may_see(self) -> None:
+        store = await self.opened()
+        await store.append(CONVERSATION)
+        page = await store.since("eve", True, 1, limit=1)
+        self.assertEqual((ids(page), page.more), ([4], False))
+        page = await store.since("bob", True, 1, limit=2)
+        self.assertEqual((ids(page), page.more), ([4, 6], True))
+
+    async def test_before_scrolls_back_page_by_page(self) -> None:
+        store = await self.opened()
+        await store.append(
+            [
+                message(5, "alice", "PRIVATE", ("bob",)),
+                *[message(i) for i in range(10, 101, 10)],
+            ]
+        )
+        page = await store.before("eve", True, 40, 2)
+        self.assertEqual((ids(page), page.more), ([20, 30], True))
+        page = await store.before("eve", True, 40, 3)
+        self.assertEqual((ids(page), page.more), ([10, 20, 30], False))
+        # The private message at 5 is "more" for bob, nothing for eve.
+        page = await store.before("eve", True, 20, 1)
+        self.assertEqual((ids(page), page.more), ([10], False))
+        page = await store.before("bob", True, 20, 1)
+        self.assertEqual((ids(page), page.more), ([10], True))
+        page = await store.before("bob", True, 10, 200)
+        self.assertEqual((ids(page), page.more), ([5], False))
+        page = await store.before("eve", True, 10, 200)
+        self.assertEqual((ids(page), page.more), ([], False))
+
+    async def test_messages_and_last_id_survive_a_reopen(self) -> None:
+        store = await self.opened()
+        odd = message(7, "alice", "PRIVATE", ("bob",), text="nul\x00 é ✓ 🎉 \n end")
+        await store.append([*CONVERSATION, odd])
+        self.assertEqual(store.last_id(), 7)
+        await store.close()
+        again = await self.opened()
+        self.assertEqual(again.last_id(), 7)
+        page = await again.latest("bob", True, 50)
+        self.assertEqual(
+            page.messages, [m for m in [*CONVERSATION, odd] if may_read(m, "bob", True)]
+        )
+        await again.append([message(8)])
+        self.assertEqual(again.last_id(), 8)
+
+    async def test_many_messages_go_in_one_append(self) -> None:
+        store = await self.opened()
+        # More rows and recipients than SQLite's 999/32766 variables.
+        batch = [
+            message(i, "alice", "GROUP", ("bob", "carol", f"user{i}"))
+            for i in range(1, 12_001)
+        ]
+        await store.append(batch)
+        self.assertEqual(store.last_id(), 12_000)
+        page = await store.latest("carol", True, 20_000)
+        self.assertEqual(page.messages, batch)
+        page = await store.latest("user77", True, 20_000)
+        self.assertEqual(ids(page), [77])
+
+    async def test_a_failed_append_stores_nothing_of_its_batch(self) -> None:
+        first = await self.opened()
+        second = await self.opened()  # Its last_id (0) is out of date.
+        await first.append([message(1), message(2)])
+        with self.assertRaises(StoreError):
+            await second.append([message(2), message(3)])
+        page = await first.latest("eve", True, 50)
+        self.assertEqual(ids(page), [1, 2])
+
+    async def test_ids_must_increase(self) -> None:
+        store = await self.opened()
+        await store.append([message(3)])
+        for bad in ([message(3)], [message(5), message(4)], [message(9, kind="X")]):
+            with self.assertRaises(StoreError):
+                await store.append(bad)
+        self.assertEqual(store.last_id(), 3)
+
+    async def test_prune_by_count_keeps_the_newest(self) -> None:
+        store = await self.opened()
+        await store.append(CONVERSATION + [message(i) for i in range(7, 11)])
+        self.assertEqual(await store.prune(None, 3, NOW_MS), 7)
+        page = await store.latest("carol", True, 50)
+        self.assertEqual((ids(page), page.more), ([8, 9, 10], False))
+        self.assertEqual(await store.prune(None, 3, NOW_MS), 0)
+
+    async def test_prune_by_age_deletes_the_old(self) -> None:
+        store = await self.opened()
+        await store.append(
+            [
+                message(1, ts=NOW_MS - 10 * DAY_MS),
+                message(2, "bob", "PRIVATE", ("alice",), ts=NOW_MS - 3 * DAY_MS),
+                message(3, ts=NOW_MS - 1 * DAY_MS),
+                message(4, ts=NOW_MS),
+            ]
+        )
+        self.assertEqual(await store.prune(2.5, None, NOW_MS), 2)
+        page = await store.latest("alice", True, 50)
+        self.assertEqual((ids(page), page.more), ([3, 4], False))
+        self.assertEqual(await store.prune(0.5, 1, NOW_MS), 1)
+        self.assertEqual(ids(await store.latest("alice", True, 50)), [4])
+
+    async def test_ids_are_not_reused_after_pruning_everything(self) -> None:
+        store = await self.opened()
+        await store.append([message(1), message(2)])
+        self.assertEqual(await store.prune(None, 0, NOW_MS), 2)
+        await store.close()
+        again = await self.opened()
+        self.assertEqual(again.last_id(), 2)
+
+    async def test_known_users_are_remembered_across_a_reopen(self) -> None:
+        store = await self.opened()
+        for uid in ("alice", "bob", "alice"):
+            await store.remember_user(uid)
+        self.assertEqual(await store.known_users(), {"alice", "bob"})
+        await store.close()
+        again = await self.opened()
+        self.assertEqual(await again.known_users(), {"alice", "bob"})
+
+    async def test_a_newer_schema_is_refused(self) -> None:
+        store = await self.opened()
+        await store.close()
+        self.set_schema_version(99)
+        with self.assertRaises(StoreError) as caught:
+            await self.new_store().open()
+        self.assertIn("schema version 99 is newer", str(caught.exception))
+
+
+class SQLiteStoreTests(StoreBehaviour, TestCase):
+    """The store behaviour on an SQLite file, and SQLite's own refusals."""
+
+    def setUp(self) -> None:
+        self.directory = self.mktemp()
+        os.makedirs(self.directory)
+        self.path = os.path.abspath(os.path.join(self.directory, "muca.db"))
+
+    def new_store(self) -> MessageStore:
+        return SQLiteStore(self.path)
+
+    def set_schema_version(self, version: int) -> None:
+        with sqlite3.connect(self.path) as db:
+            db.execute(
+                "UPDATE muca_meta SET value = ? WHERE key = 'schema_version'",
+                (str(version),),
+            )
+        db.close()
+
+    async def assert_refused_untouched(self, content: bytes, words: str) -> None:
+        """Opening a file holding ``content`` fails and leaves it as it was."""
+        with open(self.path, "wb") as f:
+            f.write(content)
+        before = sorted(os.listdir(self.directory))
+        with self.assertRaises(StoreError) as caught:
+            await self.new_store().open()
+        self.assertIn(words, str(caught.exception))
+        self.assertNotIn("\n", str(caught.exception))
+        with open(self.path, "rb") as f:
+            self.assertEqual(f.read(), content)
+        self.assertEqual(sorted(os.listdir(self.directory)), before)
+
+    async def test_another_programs_sqlite_file_is_refused_untouched(self) -> None:
+        other = os.path.join(self.directory, "other.db")
+        with sqlite3.connect(other) as db:
+            db.execute("CREATE TABLE invoices (n INTEGER, total REAL)")
+            db.execute("INSERT INTO invoices VALUES (1, 9.5)")
+        db.close()
+        with open(other, "rb") as f:
+            content = f.read()
+        os.remove(other)
+        await self.assert_refused_untouched(content, "not a MUCA database")
+
+    async def test_a_file_of_random_bytes_is_refused_untouched(self) -> None:
+        await self.assert_refused_untouched(os.urandom(8192), "not a MUCA database")
+
+    async def test_a_corrupted_sqlite_file_is_refused_untouched(self) -> None:
+        content = b"SQLite format 3\x00" + os.urandom(4080)
+        await self.assert_refused_untouched(content, "not a MUCA database")
+
+    async def test_a_missing_directory_is_a_readable_error(self) -> None:
+        store = SQLiteStore(os.path.join(self.directory, "nowhere", "muca.db"))
+        with self.assertRaises(StoreError) as caught:
+            await store.open()
+        self.assertIn("does not exist", str(caught.exception))
+        self.assertNotIn("\n", str(caught.exception))
+
+    async def test_a_directory_where_no_file_can_be_made_is_a_readable_error(
+        self,
+    ) -> None:
+        os.chmod(self.directory, 0o555)
+        self.addCleanup(os.chmod, self.directory, 0o755)
+        # Root ignores mode bits; /proc refuses new files to root as well.
+        path = "/proc/muca.db" if os.geteuid() == 0 else self.path
+        with self.assertRaises(StoreError) as caught:
+            await SQLiteStore(path).open()
+        self.assertEqual(
+            str(caught.exception),
+            f"cannot open message database {path}: unable to open database file",
+        )
+
+    async def test_a_directory_as_the_path_is_a_readable_error(self) -> None:
+        with self.assertRaises(StoreError) as caught:
+            await SQLiteStore(self.directory).open()
+        self.assertIn("a directory", str(caught.exception))
+
+    async def test_what_append_reported_stored_survives_kill_9(self) -> None:
+        # A child appends, says so once the Deferred fired, and is killed
+        # before it can close anything.
+        child = subprocess.Popen(
+            [sys.executable, "-c", KILLED_WRITER, self.path],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        try:
+            self.assertEqual(
+                child.stdout.readline() if child.stdout else "", "stored\n"
+            )
+        finally:
+            child.kill()  # SIGKILL, by the child's own pid.
+            child.wait()
+            if child.stdout:
+                child.stdout.close()
+        store = await self.opened()
+        self.assertEqual(store.last_id(), 300)
+        page = await store.latest("bob", True, 1000)
+        self.assertEqual((len(page.messages), page.messages[-1].text), (300, "m300"))
+
+    async def test_the_file_is_in_wal_mode(self) -> None:
+        await self.opened()
+        with sqlite3.connect(self.path) as db:
+            mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+        db.close()
+        self.assertEqual(mode, "wal")
+
+
+class PostgresStoreTests(StoreBehaviour, TestCase):
+    """The store behaviour on a real PostgreSQL server started by the tests."""
+
+    def setUp(self) -> None:
+        self.conninfo = pgsupport.fresh_database(self)
+
+    def new_store(self) -> MessageStore:
+        return PostgresStore(self.conninfo)
+
+    def set_schema_version(self, version: int) -> None:
+        with psycopg.connect(self.conninfo, autocommit=True) as db:
+            db.execute(
+                "UPDATE muca_meta SET value = %s WHERE key = 'schema_version'",
+                (str(version),),
+            )
+
+    async def test_a_url_names_the_same_database(self) -> None:
+        store = await self.opened()
+        await store.append([message(1)])
+        dbname = psycopg.conninfo.conninfo_to_dict(self.conninfo)["dbname"]
+        url = pgsupport.postgres_server().url(str(dbname))
+        by_url = PostgresStore(url)
+        await by_url.open()
+        self.addCleanup(by_url.close)
+        self.assertEqual(by_url.last_id(), 1)
+
+    async def test_an_unreachable_server_is_a_readable_error(self) -> None:
+        port = pgsupport.free_port()
+        store = PostgresStore(f"postgresql://muca@127.0.0.1:{port}/muca")
+        with self.assertRaises(StoreError) as caught:
+            await store.open()
+        text = str(caught.exception)
+        self.assertTrue(
+            text.startswith(
+                f"cannot open PostgreSQL database muca on 127.0.0.1:{port}:"
+            ),
+            text,
+        )
+        self.assertIn("refused", text)
+        self.assertNotIn("\n", text)
+
+
+class OpenStoreTests(TestCase):
+    """``open_store`` picks the backend from the --db value."""
+
+    def test_none_means_no_store(self) -> None:
+        self.assertIsNone(open_store("none"))
+
+    def test_urls_and_key_value_strings_mean_postgresql(self) -> None:
+        for spec in (
+            "postgresql://muca@db.example/chat",
+            "postgres://db.example/chat",
+            "host=db.example dbname=chat",
+        ):
+            store = open_store(spec)
+            self.assertIsInstance(store, PostgresStore, spec)
+
+    def test_anything_else_is_an_sqlite_path(self) -> None:
+        store = open_store("/var/lib/muca/history.db")
+        self.assertIsInstance(store, SQLiteStore)
+        assert isinstance(store, SQLiteStore)
+        self.assertEqual(store.path, "/var/lib/muca/history.db")
