@@ -366,8 +366,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self.transport.resumeProducing()
 
     def _handle_frame(self, frame: Any) -> None:
-        if self.framing is None:
-            self._decide_framing()
+        self._decide_framing()
         if isinstance(frame, FrameTooLong):
             self.send_error(frame.code, frame.reason)
             self.close()
@@ -389,9 +388,20 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self.send_error(messages.BAD_COMMAND, "the server could not handle this")
 
     def _decide_framing(self) -> None:
-        assert self._decoder is not None
-        if self.framing is None:
-            native = self._decoder.newline_framed is not False
+        """Fix the output framing once the input has shown it.
+
+        Until then (e.g. garbage with no end yet) replies are native: a
+        lone object, with or without a newline after it, is read by every
+        kind of peer.
+        """
+        decoder = self._decoder
+        assert decoder is not None
+        if self.framing is not None:
+            return
+        if decoder.length_prefixed:
+            self.framing = Framing.PREFIXED
+        elif decoder.newline_framed is not None:
+            native = decoder.newline_framed
             self.framing = Framing.NATIVE if native else Framing.ORIGINAL
 
     def _handle(self, obj: dict[str, Any]) -> None:
@@ -412,7 +422,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self._send(command)
 
     def _join(self, join: Join) -> None:
-        if join.version >= 2:
+        if join.version >= 2 and self.framing is not Framing.PREFIXED:
             self.framing = Framing.NATIVE
         portal = self.factory.portal
         if portal is None:
@@ -456,7 +466,10 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self._refuse({"UID": join.uid, "UN": join.nickname}, refusal)
             return
         self.setTimeout(None)
-        self.send(messages.ack_okay_payload())
+        # MAX_FRAME for clients of the extensions; an original client's
+        # stream stays byte for byte what it expects.
+        max_frame = self.factory.max_frame if join.version >= 2 else None
+        self.send(messages.ack_okay_payload(max_frame))
 
     def _refuse(self, obj: dict[str, Any], refusal: JoinRefused) -> None:
         log.info(

@@ -200,11 +200,13 @@ class ClosingTests(SynchronousTestCase):
     def test_a_member_being_closed_leaves_the_room_at_once(self) -> None:
         server = MemoryServer(max_frame=100)
         self.addCleanup(server.stop)
-        tony, mary = join_peer(server, TONY), join_peer(server, MARY)
+        tony = join_peer(server, TONY)
+        mary = server.connect()
+        mary.send_json(join(*MARY), newline=False)  # original framing
         tony.take()
         mary.take()
         mary.protocol.pauseProducing()  # Mary does not read
-        mary.send(b"{" + b" " * 200)  # too long: ERROR and close
+        mary.send(b"{" + b" " * 200)  # too long in original framing: ERROR and close
         self.assertTrue(mary.closed_by_server)
         self.assertNotIn(MARY[1], server.factory.room)
         self.assertEqual(tony.take(), [roster(TONY)])
