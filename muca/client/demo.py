@@ -32,8 +32,8 @@ PLACES = ("640x480+0+0", "640x480+660+0", "640x480+0+510", "640x480+660+510")
 STARTUP_LIMIT = 15.0
 STOP_LIMIT = 5.0
 
-# twistd -n logs "ChatFactory starting on 40452" once the port is open.
-_LISTENING = re.compile(r"starting on (\d+)")
+# The server logs "muca: listening on 127.0.0.1:40452" once the port is open.
+_LISTENING = re.compile(r"muca: listening on [^ ]*:(\d+)")
 
 
 def _say(text: str) -> None:
