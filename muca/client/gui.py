@@ -81,6 +81,7 @@ class ChatWindow(ChatObserver):
         self.unread = 0
         #: Times the bell rang (once per burst of unread messages).
         self.bells = 0
+        self.burst_gap = BURST_GAP
         self._last_unread_at = float("-inf")
         self._build()
         self._update_buttons()
@@ -478,7 +479,7 @@ class ChatWindow(ChatObserver):
 
     def _unread_message(self) -> None:
         now = self.reactor.seconds()
-        if now - self._last_unread_at > BURST_GAP:
+        if now - self._last_unread_at > self.burst_gap:
             self.bells += 1
             self.master.bell()
         self._last_unread_at = now
