@@ -8,6 +8,9 @@ from typing import Protocol, runtime_checkable
 
 from twisted.internet.defer import Deferred
 
+# One message type for the wire, the bus and the store (re-exported here).
+from muca.protocol.messages import ChatMessage
+
 #: The schema version this release writes; a database with a newer one is
 #: refused rather than misread.
 SCHEMA_VERSION = 1
@@ -31,23 +34,6 @@ class StoreError(Exception):
 def one_line(text: str) -> str:
     """Fold ``text`` into one line of single-spaced words."""
     return " ".join(text.split())
-
-
-@dataclass(frozen=True, slots=True)
-class ChatMessage:
-    """One stored chat message; ``id`` is given by the caller, not the store.
-
-    ``ts`` is milliseconds since the epoch, ``sender`` and ``recipients`` are
-    user ids, ``kind`` is ``"ALL"``, ``"GROUP"`` or ``"PRIVATE"``, and
-    ``recipients`` is empty for ``"ALL"``.
-    """
-
-    id: int
-    ts: int
-    sender: str
-    kind: str
-    recipients: tuple[str, ...]
-    text: str
 
 
 @dataclass(slots=True)
