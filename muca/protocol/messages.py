@@ -24,6 +24,7 @@ NO_RECIPIENT = "NO_RECIPIENT"
 UNKNOWN_RECIPIENT = "UNKNOWN_RECIPIENT"
 FROM_MISMATCH = "FROM_MISMATCH"
 SLOW_CONSUMER = "SLOW_CONSUMER"
+STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
 
 # ACK FAIL codes.
 UID_TAKEN = "UID_TAKEN"
@@ -39,6 +40,14 @@ GROUP = "GROUP"
 PRIVATE = "PRIVATE"
 
 PRESENCE_DELTA = "presence-delta"
+HISTORY = "history"
+
+#: Most messages one ``HISTORY BEFORE`` may ask for.
+MAX_HISTORY_LIMIT = 200
+#: ``LIMIT`` when a ``HISTORY BEFORE`` gives none.
+DEFAULT_HISTORY_LIMIT = 50
+#: Most messages a ``JOIN`` with ``SINCE`` catches up on (the newest).
+MAX_SINCE = 1000
 
 
 class ProtocolError(Exception):
@@ -69,6 +78,7 @@ class Join:
     version: int = 1
     password: str | None = None
     caps: frozenset[str] = frozenset()
+    since: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +90,19 @@ class Send:
     sender: str
 
 
-ClientCommand = Join | Send
+@dataclass(frozen=True, slots=True)
+class History:
+    """Scroll-back: up to ``limit`` readable messages with an id below ``before``."""
+
+    before: int
+    limit: int = DEFAULT_HISTORY_LIMIT
+
+
+ClientCommand = Join | Send | History
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def is_text(value: object) -> bool:
@@ -139,6 +161,8 @@ def parse_client_command(obj: dict[str, Any]) -> ClientCommand:
         return _parse_send(obj)
     if cmd == "JOIN":
         return _parse_join(obj)
+    if cmd == "HISTORY":
+        return _parse_history(obj)
     if cmd is None:
         raise ProtocolError(BAD_COMMAND, "missing CMD")
     if not isinstance(cmd, str):
@@ -162,13 +186,35 @@ def _parse_join(obj: dict[str, Any]) -> Join:
     caps = obj.get("CAPS", ())
     if not isinstance(caps, list):
         caps = ()
+    since = obj.get("SINCE")
+    if since is not None and not (_whole(since) and since >= 0):
+        raise JoinRefused(BAD_JOIN, "SINCE must be a message id (a whole number >= 0)")
     return Join(
         nickname=obj["UN"],
         uid=obj["UID"],
         version=version,
         password=password,
         caps=frozenset(c for c in caps if isinstance(c, str)),
+        since=since,
     )
+
+
+def _parse_history(obj: dict[str, Any]) -> History:
+    before = obj.get("BEFORE")
+    limit = obj.get("LIMIT", DEFAULT_HISTORY_LIMIT)
+    if not (_whole(before) and before > 0):
+        raise ProtocolError(
+            BAD_COMMAND,
+            "HISTORY needs BEFORE, a message id (a whole number > 0)",
+            ref="HISTORY",
+        )
+    if not (_whole(limit) and 1 <= limit <= MAX_HISTORY_LIMIT):
+        raise ProtocolError(
+            BAD_COMMAND,
+            f"HISTORY LIMIT must be a whole number from 1 to {MAX_HISTORY_LIMIT}",
+            ref="HISTORY",
+        )
+    return History(before=before, limit=limit)
 
 
 def _parse_send(obj: dict[str, Any]) -> Send:
@@ -222,6 +268,11 @@ def presence_payload(
     return {"CMD": "PRESENCE", "JOINED": list(joined), "LEFT": list(left)}
 
 
+def history_payload(more: bool) -> dict[str, Any]:
+    """``HISTORY``: the end of a replay or scroll-back; ``MORE``: older exist."""
+    return {"CMD": "HISTORY", "MORE": more}
+
+
 def message_payload(
     kind: str,
     text: str,
@@ -262,6 +313,12 @@ class ChatMessage:
         """The ``MSG`` object delivered for this message."""
         to = self.recipients if self.kind == GROUP else None
         return message_payload(self.kind, self.text, self.sender, self.ts, to, self.id)
+
+    def history_payload(self) -> dict[str, Any]:
+        """The ``MSG`` object replayed from the history (``HIST``)."""
+        payload = self.payload()
+        payload["HIST"] = True
+        return payload
 
 
 # What a client receives.
@@ -310,6 +367,15 @@ class Message:
     sender: str
     timestamp_ms: int | None = None
     to: tuple[str, ...] = field(default=())
+    ident: int | None = None
+    history: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEnd:
+    """The end of a replay or scroll-back; ``more``: older messages exist."""
+
+    more: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,7 +387,7 @@ class ServerError:
     ref: str | None = None
 
 
-ServerCommand = Ack | PeerList | Presence | Message | ServerError
+ServerCommand = Ack | PeerList | Presence | Message | ServerError | HistoryEnd
 
 
 def _peers(data: object) -> tuple[Peer, ...]:
@@ -355,6 +421,7 @@ def parse_server_command(obj: dict[str, Any]) -> ServerCommand | None:
             raise ProtocolError(BAD_COMMAND, "MSG needs TYPE, MSG and FROM strings")
         timestamp = obj.get("TS")
         to = obj.get("TO")
+        ident = obj.get("ID")
         return Message(
             kind=kind,
             text=text,
@@ -363,7 +430,11 @@ def parse_server_command(obj: dict[str, Any]) -> ServerCommand | None:
             to=tuple(u for u in to if isinstance(u, str))
             if isinstance(to, list)
             else (),
+            ident=ident if _whole(ident) else None,
+            history=obj.get("HIST") is True,
         )
+    if cmd == "HISTORY":
+        return HistoryEnd(more=obj.get("MORE") is True)
     if cmd == "LIST":
         return PeerList(_peers(obj.get("DATA")))
     if cmd == "PRESENCE":
@@ -398,15 +469,24 @@ def join_payload(
     nickname: str,
     uid: str,
     password: str | None = None,
-    caps: Sequence[str] = (PRESENCE_DELTA,),
+    caps: Sequence[str] = (PRESENCE_DELTA, HISTORY),
+    since: int | None = None,
 ) -> dict[str, Any]:
-    """``JOIN`` as our client sends it: native framing and extensions."""
+    """``JOIN`` as our client sends it: native framing and extensions;
+    ``since``: catch up on what came after that message id."""
     payload: dict[str, Any] = {"CMD": "JOIN", "UN": nickname, "UID": uid, "V": 2}
     if caps:
         payload["CAPS"] = list(caps)
     if password is not None:
         payload["PASS"] = password
+    if since is not None:
+        payload["SINCE"] = since
     return payload
+
+
+def history_request_payload(before: int, limit: int) -> dict[str, Any]:
+    """``HISTORY BEFORE``: ask for older messages."""
+    return {"CMD": "HISTORY", "BEFORE": before, "LIMIT": limit}
 
 
 def send_payload(text: str, to: Sequence[str], sender: str) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from muca.protocol.messages import (
     NOT_JOINED,
     SERVER_FULL,
     SLOW_CONSUMER,
+    History,
     Join,
     JoinRefused,
     ProtocolError,
@@ -78,6 +79,12 @@ class Node(typing.Protocol):
 
     def accept(self, sender: Member, send: Send) -> None:
         """Route and publish one ``SEND``; raises :class:`ProtocolError`."""
+
+    def joined(self, member: Member, join: Join) -> None:
+        """The ``ACK`` of this join is written: replay its history if asked."""
+
+    def scroll_back(self, member: Member, request: History) -> None:
+        """Answer ``HISTORY BEFORE``."""
 
 
 @implementer(interfaces.IPushProducer)
@@ -260,6 +267,14 @@ class ChatProtocol(Protocol, TimeoutMixin):
         if sent < len(data):
             self.write_bytes(data[sent:])
 
+    def send_many(self, objs: list[dict[str, Any]]) -> None:
+        """Write several objects to this connection only, in one write."""
+        outbox = self.factory.outbox
+        if outbox:
+            outbox.flush_one(self)
+        framing = self.framing
+        self.write_now(b"".join(Payload(obj).for_framing(framing) for obj in objs))
+
     def send_error(self, code: str, reason: str, ref: str | None = None) -> None:
         """Write an ``ERROR``."""
         self.send(messages.error_payload(code, reason, ref))
@@ -418,6 +433,11 @@ class ChatProtocol(Protocol, TimeoutMixin):
             return
         if isinstance(command, Join):
             self._join(command)
+        elif isinstance(command, History):
+            if self.member is None:
+                self.send_error(NOT_JOINED, "join the chat room first", "HISTORY")
+            else:
+                self.factory.scroll_back(self.member, command)
         else:
             self._send(command)
 
@@ -470,6 +490,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
         # stream stays byte for byte what it expects.
         max_frame = self.factory.max_frame if join.version >= 2 else None
         self.send(messages.ack_okay_payload(max_frame))
+        self.factory.joined(self.member, join)
 
     def _refuse(self, obj: dict[str, Any], refusal: JoinRefused) -> None:
         log.info(

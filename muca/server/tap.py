@@ -17,6 +17,7 @@ from twisted.internet.interfaces import (
     IProtocolFactory,
     IStreamServerEndpoint,
 )
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.filepath import FilePath
@@ -32,18 +33,23 @@ from muca.server.limits import (
     default_max_connections,
 )
 from muca.server.node import (
+    DEFAULT_HISTORY_REPLAY,
     DEFAULT_JOIN_TIMEOUT,
     DEFAULT_LIST_INTERVAL,
     DEFAULT_MAX_OUTBOUND,
     DEFAULT_SHUTDOWN_WAIT,
     ChatFactory,
 )
+from muca.store import MessageStore, StoreError, open_store
 from twisted import copyright
 
 log = Logger()
 
 DEFAULT_PORT = 40452
 DEFAULT_BACKLOG = 1024
+DEFAULT_DB = "muca.db"
+# Seconds between two prunings of the history (--history-days/--history-max).
+PRUNE_INTERVAL = 600.0
 MAX_PORT = 65535
 
 
@@ -248,6 +254,36 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "0: no limit (but --max-connections).",
             _named("max-members", _non_negative_int),
         ],
+        [
+            "db",
+            None,
+            DEFAULT_DB,
+            "Where the history is kept: an SQLite file (created if absent), "
+            "a postgresql:// URL or libpq conninfo, or 'none' (no history).",
+        ],
+        [
+            "history-replay",
+            None,
+            DEFAULT_HISTORY_REPLAY,
+            "Messages replayed to a client joining with the history capability.",
+            _named("history-replay", _non_negative_int),
+        ],
+        [
+            "history-days",
+            None,
+            None,
+            "Delete messages older than this many days (in the background); "
+            "default: kept forever.",
+            _named("history-days", _non_negative_float),
+        ],
+        [
+            "history-max",
+            None,
+            None,
+            "Keep at most this many messages, deleting the oldest (in the "
+            "background); default: no limit.",
+            _named("history-max", _positive_int),
+        ],
     ]
 
     def __init__(self) -> None:
@@ -297,6 +333,11 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         if not self["listen"]:
             self["listen"].append(f"tcp:{DEFAULT_PORT}")
         self["listen"] = [with_backlog(d) for d in self["listen"]]
+        try:
+            # Chosen (not opened) here: opening happens at the service's start.
+            self["store"] = open_store(self["db"])
+        except StoreError as error:
+            raise usage.UsageError(f"--db: {error}") from None
 
 
 class ChatService(service.MultiService):
@@ -305,11 +346,30 @@ class ChatService(service.MultiService):
     closes the listeners, then every connection (see
     ``ChatFactory.close_all``)."""
 
-    def __init__(self, factory: ChatFactory) -> None:
+    def __init__(
+        self,
+        factory: ChatFactory,
+        history_days: float | None = None,
+        history_max: int | None = None,
+    ) -> None:
         super().__init__()
         self.factory = factory
+        self.history_days = history_days
+        self.history_max = history_max
+        self._pruning: LoopingCall | None = None
 
     def privilegedStartService(self) -> None:
+        store = self.factory.store
+        if store is not None:
+            # Before anything listens: nobody is served yet, so a blocking
+            # open costs nothing, and a database that cannot be used ends
+            # the program with one line.
+            try:
+                store.open_blocking()
+            except StoreError as error:
+                sys.stderr.write(f"muca: {error}\n")
+                raise SystemExit(1) from None
+            self.factory.store_opened()
         try:
             super().privilegedStartService()
         except CannotListenError as error:
@@ -318,9 +378,38 @@ class ChatService(service.MultiService):
             sys.stderr.write(f"muca: cannot listen on {where}: {reason}\n")
             raise SystemExit(1) from None
 
+    def startService(self) -> None:
+        super().startService()
+        store = self.factory.store
+        if store is not None and (self.history_days or self.history_max):
+            self._pruning = LoopingCall(self._prune, store)
+            self._pruning.clock = self.factory.clock
+            self._pruning.start(PRUNE_INTERVAL, now=True)
+
+    def _prune(self, store: MessageStore) -> Deferred[None]:
+        now_ms = int(self.factory.clock.seconds() * 1000)
+        pruning = store.prune(self.history_days or None, self.history_max, now_ms)
+
+        def pruned(count: int) -> None:
+            if count:
+                log.info("muca: pruned {count} old messages", count=count)
+
+        def failed(failure: Any) -> None:
+            # Retried at the next interval; the loop must not stop.
+            log.error(
+                "muca: pruning failed: {reason}", reason=failure.getErrorMessage()
+            )
+
+        return pruning.addCallbacks(pruned, failed)
+
     def stopService(self) -> Deferred[None]:
+        if self._pruning is not None and self._pruning.running:
+            self._pruning.stop()
         stopped = super().stopService()
         stopped.addCallback(lambda _: self.factory.close_all(DEFAULT_SHUTDOWN_WAIT))
+        store = self.factory.store
+        if store is not None:
+            stopped.addCallback(lambda _: store.close())
         return stopped
 
 
@@ -346,8 +435,10 @@ def makeService(options: Options) -> ChatService:
         max_per_address=max_per_address or None,
         exempt_loopback=exempt_loopback,
         portal=make_portal(options.get("credCheckers", [])),
+        store=options["store"],
+        history_replay=options["history-replay"],
     )
-    chat = ChatService(factory)
+    chat = ChatService(factory, options["history-days"], options["history-max"])
     for description in options["listen"]:
         listener = strports.service(description, factory)
         listener.endpoint = AnnouncedEndpoint(listener.endpoint)

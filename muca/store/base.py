@@ -70,6 +70,11 @@ class MessageStore(Protocol):
         """Create the schema, or check an existing one (refusing foreign data)."""
         ...
 
+    def open_blocking(self) -> None:
+        """``open`` on the calling thread, for a server's start; raises
+        ``StoreError``."""
+        ...
+
     def last_id(self) -> int:
         """The highest id ever stored (0 if none); valid after ``open``."""
         ...

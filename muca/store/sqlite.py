@@ -64,15 +64,7 @@ class SQLiteStore:
         """Create the schema in a new file, or check an existing MUCA file."""
         if self._pool is not None:
             return fail(StoreError(f"message database {self.path} is already open"))
-        # One thread: SQLite connections are not for sharing, and one writer
-        # thread also keeps the appends in their order.
-        self._pool = ThreadPool(minthreads=1, maxthreads=1, name="muca-sqlite-store")
-        self._pool.start()
-        if hasattr(self._reactor, "addSystemEventTrigger"):
-            # A store nobody closed must not keep the process alive at exit.
-            self._shutdown_trigger = self._reactor.addSystemEventTrigger(
-                "during", "shutdown", self._stop_pool
-            )
+        self._start_pool()
         d = self._run(self._open)
 
         def opened(last_id: int) -> None:
@@ -84,6 +76,31 @@ class SQLiteStore:
 
         d.addCallbacks(opened, failed)
         return d
+
+    def open_blocking(self) -> None:
+        """Open as ``open`` does, on the calling thread, before the reactor
+        serves anyone (a server's start); raises ``StoreError``."""
+        if self._pool is not None:
+            raise StoreError(f"message database {self.path} is already open")
+        self._start_pool()
+        try:
+            # The connection is made here and used by the pool's one thread
+            # afterwards: check_same_thread is off for that (see _open).
+            self._last_id = self._guarded(self._open)
+        except BaseException:
+            self._stop_pool()
+            raise
+
+    def _start_pool(self) -> None:
+        # One thread: SQLite connections are not for sharing, and one writer
+        # thread also keeps the appends in their order.
+        self._pool = ThreadPool(minthreads=1, maxthreads=1, name="muca-sqlite-store")
+        self._pool.start()
+        if hasattr(self._reactor, "addSystemEventTrigger"):
+            # A store nobody closed must not keep the process alive at exit.
+            self._shutdown_trigger = self._reactor.addSystemEventTrigger(
+                "during", "shutdown", self._stop_pool
+            )
 
     def last_id(self) -> int:
         """The highest id ever stored (0 if none); valid after ``open``."""

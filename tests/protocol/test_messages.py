@@ -199,7 +199,10 @@ class PayloadTests(SynchronousTestCase):
     def test_client_payloads_parse_as_client_commands(self) -> None:
         self.assertEqual(
             parse_client_command(messages.join_payload("Tony", "t", "pw")),
-            Join("Tony", "t", 2, "pw", frozenset({"presence-delta"})),
+            Join("Tony", "t", 2, "pw", frozenset({"presence-delta", "history"})),
+        )
+        self.assertEqual(
+            parse_client_command(messages.join_payload("Tony", "t", since=7)).since, 7
         )
         self.assertEqual(
             parse_client_command(messages.send_payload("hi", ["m"], "t")),
@@ -243,3 +246,58 @@ class ParseServerCommandTests(SynchronousTestCase):
         ):
             with self.assertRaises(ProtocolError, msg=obj):
                 parse_server_command(obj)
+
+
+class HistoryCommandTests(SynchronousTestCase):
+    """``HISTORY BEFORE`` and ``JOIN SINCE`` as the server parses them, and
+    the replayed ``MSG`` and ``HISTORY`` as the client does."""
+
+    def test_history_before_parses_with_its_limit(self) -> None:
+        self.assertEqual(
+            parse_client_command(messages.history_request_payload(40, 200)),
+            messages.History(40, 200),
+        )
+        self.assertEqual(
+            parse_client_command({"CMD": "HISTORY", "BEFORE": 9}),
+            messages.History(9, 50),
+        )
+
+    def test_bad_history_requests_say_what_is_wrong(self) -> None:
+        cases = [
+            ({"CMD": "HISTORY"}, "HISTORY needs BEFORE"),
+            ({"CMD": "HISTORY", "BEFORE": "5"}, "HISTORY needs BEFORE"),
+            ({"CMD": "HISTORY", "BEFORE": 0}, "HISTORY needs BEFORE"),
+            ({"CMD": "HISTORY", "BEFORE": True}, "HISTORY needs BEFORE"),
+            ({"CMD": "HISTORY", "BEFORE": 5, "LIMIT": 201}, "from 1 to 200"),
+            ({"CMD": "HISTORY", "BEFORE": 5, "LIMIT": 0}, "from 1 to 200"),
+            ({"CMD": "HISTORY", "BEFORE": 5, "LIMIT": 2.5}, "from 1 to 200"),
+        ]
+        for obj, reason in cases:
+            with self.assertRaises(ProtocolError) as raised:
+                parse_client_command(obj)
+            self.assertEqual(raised.exception.code, "BAD_COMMAND")
+            self.assertEqual(raised.exception.ref, "HISTORY")
+            self.assertIn(reason, raised.exception.reason)
+
+    def test_a_bad_since_refuses_the_join(self) -> None:
+        for since in (-1, "3", 1.5, True):
+            obj = {"CMD": "JOIN", "UN": "T", "UID": "t", "SINCE": since}
+            with self.assertRaises(JoinRefused) as raised:
+                parse_client_command(obj)
+            self.assertEqual(raised.exception.code, "BAD_JOIN")
+            self.assertIn("SINCE", raised.exception.reason)
+
+    def test_replayed_messages_and_the_end_marker_parse_back(self) -> None:
+        stored = messages.ChatMessage(12, 1_700_000_000_000, "t", "ALL", (), "hi")
+        self.assertEqual(
+            messages.parse_server_command(stored.history_payload()),
+            messages.Message("ALL", "hi", "t", 1_700_000_000_000, (), 12, True),
+        )
+        self.assertEqual(
+            messages.parse_server_command(stored.payload()),
+            messages.Message("ALL", "hi", "t", 1_700_000_000_000, (), 12, False),
+        )
+        self.assertEqual(
+            messages.parse_server_command(messages.history_payload(True)),
+            messages.HistoryEnd(True),
+        )

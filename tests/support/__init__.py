@@ -80,11 +80,15 @@ async def start_server(
 
 async def start_service(testcase: TestCase, *args: str) -> list[IListeningPort]:
     """Start the ``twistd muca`` service with these options (``--list-interval
-    0`` unless given); return its listening ports once they listen. The
-    test's cleanup stops it."""
+    0`` and ``--db none`` unless given); return its listening ports once they
+    listen. The test's cleanup stops it."""
     options = tap.Options()
     if not any(arg.startswith("--list-interval") for arg in args):
         args = ("--list-interval", "0", *args)
+    if not any(arg.startswith("--db") for arg in args):
+        # The history's own tests name their database; the others need none
+        # (and must not share one muca.db in the working directory).
+        args = ("--db", "none", *args)
     options.parseOptions(list(args))
     service = tap.makeService(options)
     service.privilegedStartService()
