@@ -369,7 +369,10 @@ class ChatFactory(ServerFactory):
             # the message in its history.
             offline = tuple(name for name in unknown if name in self.known)
             unknown = tuple(name for name in unknown if name not in self.known)
-        if route.recipients or offline:
+        # With a history, a broadcast to an empty room is still kept for
+        # those who join later.
+        stored_anyway = self.store is not None and route.kind == ALL
+        if route.recipients or offline or stored_anyway:
             recipients = (
                 ()
                 if route.kind == ALL

@@ -80,6 +80,10 @@ class PostgresStore:
             return failure
         if failure.check(psycopg.Error):
             return Failure(StoreError(f"PostgreSQL {self.where}: {failure.value}"))
+        if failure.check(adbapi.ConnectionLost):
+            # adbapi's word for a connection broken under a query (a restart
+            # of the server): the next call reconnects.
+            return Failure(StoreError(f"PostgreSQL {self.where}: connection lost"))
         return failure
 
     def open(self) -> Deferred[None]:
