@@ -220,7 +220,8 @@ class HistoryTestsMixin:
         for _ in range(200):
             obj = await bob.next_object()
             got.append(obj)
-            if obj.get("MSG") == "late 59":
+            seen = {o.get("MSG") for o in got} | {o["CMD"] for o in got}
+            if {"late 59", "HISTORY"} <= seen:
                 break
         msgs = [o for o in got if o["CMD"] == "MSG"]
         ids = [o["ID"] for o in msgs]
