@@ -43,6 +43,7 @@ from zope.interface import implementer
 from muca.protocol import messages
 from muca.protocol.messages import (
     Ack,
+    HistoryEnd,
     JoinRefused,
     Message,
     Peer,
@@ -106,6 +107,11 @@ class ReceivedMessage:
     sender_nickname: str
     text: str
     to: tuple[str, ...] = ()
+    #: The server's message id and receive time (ms since the epoch), if sent.
+    ident: int | None = None
+    timestamp_ms: int | None = None
+    #: True for a message replayed from the history (sent before we joined).
+    history: bool = False
 
 
 class ChatObserver:
@@ -125,6 +131,9 @@ class ChatObserver:
 
     def server_error(self, code: str, reason: str) -> None:
         """The server sent ``ERROR`` (or something this client cannot read)."""
+
+    def history_end(self, more: bool) -> None:
+        """A replay or scroll-back is complete; ``more``: older messages exist."""
 
     def connection_lost(self, reason: str, requested: bool) -> None:
         """The connection ended; ``requested`` when we asked for it (leave)."""
@@ -333,6 +342,15 @@ class ChatClient:
         # Why we closed the connection ourselves; None while we have not.
         self._closed_by_us: str | None = None
         self._where = "the server"
+        #: The highest and lowest message ids seen (None before any).
+        self.last_id: int | None = None
+        self.oldest_id: int | None = None
+        #: The server said older messages exist (``HISTORY MORE``).
+        self.more_history = False
+        # Set when the connection broke without our asking: the next JOIN
+        # catches up with SINCE instead of a fresh replay.
+        self._catch_up = False
+        self._catching_up = False
 
     @property
     def connected(self) -> bool:
@@ -411,8 +429,23 @@ class ChatClient:
 
         waiter.addTimeout(self.timeout, self.reactor)
         waiter.addErrback(timed_out)
-        proto.send_object(messages.join_payload(self.nickname, self.uid, password))
+        since = self.last_id if self._catch_up else None
+        self._catching_up = since is not None
+        proto.send_object(
+            messages.join_payload(self.nickname, self.uid, password, since=since)
+        )
         return waiter
+
+    def load_older(self, limit: int = messages.DEFAULT_HISTORY_LIMIT) -> bool:
+        """Ask for up to ``limit`` messages older than the oldest seen; False
+        when there is nothing to ask for (not joined, or none older)."""
+        proto = self._protocol
+        if proto is None or not self.joined or self.oldest_id is None:
+            return False
+        if not self.more_history:
+            return False
+        proto.send_object(messages.history_request_payload(self.oldest_id, limit))
+        return True
 
     def send(self, recipients: Sequence[str], text: str) -> None:
         """Send a message to these user ids; no ids is a broadcast.
@@ -453,6 +486,9 @@ class ChatClient:
         """Close the connection; fires once it is closed (at once if none)."""
         if self._connecting is not None:
             self._connecting.cancel()
+        if self.joined:
+            # Leaving the room: the next JOIN gets a fresh replay.
+            self._catch_up = False
         if self._protocol is None:
             return defer.succeed(None)
         done: defer.Deferred[None] = defer.Deferred()
@@ -478,6 +514,12 @@ class ChatClient:
 
     def _handle(self, command: messages.ServerCommand) -> None:
         if isinstance(command, Message):
+            ident = command.ident
+            if ident is not None:
+                if self.last_id is None or ident > self.last_id:
+                    self.last_id = ident
+                if self.oldest_id is None or ident < self.oldest_id:
+                    self.oldest_id = ident
             self.observer.message_received(
                 ReceivedMessage(
                     kind=command.kind,
@@ -485,8 +527,20 @@ class ChatClient:
                     sender_nickname=self.nickname_of(command.sender),
                     text=command.text,
                     to=command.to,
+                    ident=ident,
+                    timestamp_ms=command.timestamp_ms,
+                    history=command.history,
                 )
             )
+        elif isinstance(command, HistoryEnd):
+            if self._catching_up:
+                # The end of a SINCE catch-up: whether older messages exist
+                # was known before it.
+                self._catching_up = False
+                self.more_history = self.more_history or command.more
+            else:
+                self.more_history = command.more
+            self.observer.history_end(self.more_history)
         elif isinstance(command, PeerList):
             self._set_peers(command.peers)
         elif isinstance(command, Presence):
@@ -537,6 +591,9 @@ class ChatClient:
             return
         text = self._closed_by_us or _describe(reason)
         requested = self._closed_by_us is not None
+        if not requested:
+            # A broken connection is caught up on at the next JOIN.
+            self._catch_up = self.last_id is not None
         self._protocol = None
         self._closed_by_us = None
         self.joined = False
