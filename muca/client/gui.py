@@ -10,7 +10,9 @@ password, are asked inside the window.
 from __future__ import annotations
 
 import argparse
+import bisect
 import dataclasses
+import datetime
 import re
 import sys
 import tkinter as tk
@@ -42,6 +44,13 @@ TAG_COLOURS = {
     "error": "#b00000",
     "note": "#8a4b00",
     "info": "black",
+}
+# Replayed messages: the colour of their type, dimmed (Tk has no alpha, so
+# a paler shade of each).
+HISTORY_COLOURS = {
+    "private": "#e89090",
+    "group": "#80b080",
+    "broadcast": "#8080e0",
 }
 # Messages closer together than this are one burst: one bell for them all.
 BURST_GAP = 5.0
@@ -83,6 +92,10 @@ class ChatWindow(ChatObserver):
         self.bells = 0
         self.burst_gap = BURST_GAP
         self._last_unread_at = float("-inf")
+        # Ids of the messages shown, ascending, and the pane's mark at the
+        # start of each (``m<id>``), so that replayed and older messages go
+        # in their place: the pane shows the newest at the top.
+        self._shown_ids: list[int] = []
         self._build()
         self._update_buttons()
         self.log(
@@ -113,6 +126,11 @@ class ChatWindow(ChatObserver):
             tk.Label(
                 top, text=value, fg=VALUE_COLOUR, font=("TkDefaultFont", 10, "bold")
             ).grid(row=0, column=2 * index + 1, padx=(1, 5))
+        top.columnconfigure(2 * len(fields), weight=1)
+        self.older_button = tk.Button(
+            top, text="Load older", command=self.load_older, state="disabled"
+        )
+        self.older_button.grid(row=0, column=2 * len(fields) + 1, sticky="e")
 
         self.messages = self._pane(master, row=1, height=10)
         master.rowconfigure(1, weight=3)
@@ -201,6 +219,8 @@ class ChatWindow(ChatObserver):
             text.tag_configure(tag, foreground=colour)
         for tag in KIND_TAGS.values():
             text.tag_configure(tag, justify="right")
+        for tag, colour in HISTORY_COLOURS.items():
+            text.tag_configure(f"{tag}-history", foreground=colour, justify="right")
         text.tag_configure("own", justify="left")
         text.configure(state="disabled")
         return text
@@ -252,8 +272,17 @@ class ChatWindow(ChatObserver):
             return
         can_join = not self.client.joined and not self._busy
         can_leave = self.client.connected or self._busy
+        can_load = self.client.joined and self.client.more_history
         self.join_button.configure(state="normal" if can_join else "disabled")
         self.leave_button.configure(state="normal" if can_leave else "disabled")
+        self.older_button.configure(state="normal" if can_load else "disabled")
+
+    def load_older(self) -> bool:
+        """Load older: ask the server for the messages before the oldest shown."""
+        if self.client.load_older():
+            self.older_button.configure(state="disabled")  # until the answer
+            return True
+        return False
 
     # The buttons
 
@@ -358,7 +387,7 @@ class ChatWindow(ChatObserver):
         except MessageTooLong as too_long:
             self.log_error(str(too_long))  # the text stays for the user to cut
             return False
-        self._prepend(self.messages, f"[To: {names}] {text}", "own")
+        self._prepend(self.messages, f"{clock_time(None)} [To: {names}] {text}", "own")
         self.message_entry.delete("1.0", "end")
         if left_out:
             kind = PRIVATE if len(chosen) == 1 else GROUP
@@ -463,11 +492,53 @@ class ChatWindow(ChatObserver):
         """Show a message, right-aligned, coloured by its type; count it in
         the title (and ring once per burst) while the window is not focused."""
         tag = KIND_TAGS.get(message.kind, "broadcast")
-        self._prepend(
-            self.messages, f"[From: {message.sender_nickname}] {message.text}", tag
+        line = (
+            f"{clock_time(message.timestamp_ms)} [From: {message.sender_nickname}]"
+            f" {message.text}"
         )
+        ident = message.ident
+        if ident is None:
+            self._prepend(self.messages, line, tag)
+        elif not self._place(ident, line, tag, message.history):
+            return  # already shown (a replay after LEAVE and JOIN)
+        if message.history:
+            return  # said before we came: nothing unread
         if self.master.winfo_exists() and not self.has_focus():
             self._unread_message()
+
+    def _place(self, ident: int, line: str, tag: str, history: bool) -> bool:
+        """Show a message with an id in id order; False if it is shown."""
+        pane = self.messages
+        if not pane.winfo_exists():
+            return False
+        shown = self._shown_ids
+        at = bisect.bisect_left(shown, ident)
+        if at < len(shown) and shown[at] == ident:
+            return False
+        # Live messages come in id order: the newest, at the top (above what
+        # we sent since, which has no id). Replayed and older ones go right
+        # below the next newer one shown.
+        index = "1.0" if not history else self._below(at)
+        if history:
+            tag = f"{tag}-history"
+        pane.configure(state="normal")
+        index = pane.index(index)
+        pane.insert(index, line + "\n", (tag,))
+        pane.mark_set(f"m{ident}", index)
+        pane.configure(state="disabled")
+        shown.insert(at, ident)
+        return True
+
+    def _below(self, at: int) -> str:
+        """Where a message goes whose next newer shown one is ``at``: at the
+        start of the next older one, or at the end."""
+        if at == 0:
+            return "end-1c"
+        return f"m{self._shown_ids[at - 1]}"
+
+    def history_end(self, more: bool) -> None:
+        """A replay or scroll-back is in: Load older works if more exist."""
+        self._update_buttons()
 
     def has_focus(self) -> bool:
         """True when the keyboard focus is in this window."""
@@ -508,6 +579,19 @@ class ChatWindow(ChatObserver):
                 self.log(f"left the chat room: {reason}")
         else:
             self.log_error(f"{reason}: press JOIN to join again")
+
+
+def clock_time(timestamp_ms: int | None, now: datetime.datetime | None = None) -> str:
+    """``HH:MM`` of a message's time in local time, with the date unless it
+    is today; the time now when the server sent none."""
+    now = now or datetime.datetime.now()
+    if timestamp_ms is None:
+        when = now
+    else:
+        when = datetime.datetime.fromtimestamp(timestamp_ms / 1000)
+    if when.date() == now.date():
+        return when.strftime("%H:%M")
+    return when.strftime("%Y-%m-%d %H:%M")
 
 
 def _listed(names: list[str]) -> str:

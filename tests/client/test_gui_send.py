@@ -17,6 +17,7 @@ from tests.support.gui import (
     TONY,
     GuiTestCase,
     first_line,
+    message_text,
 )
 
 
@@ -43,7 +44,7 @@ class SendTests(GuiTestCase):
         self.type_into(self.tony, "Mary", "  \n ")
         self.assertFalse(self.tony.do_send())
         self.assertIn("the message is empty", first_line(self.tony.console)[0])
-        self.assertEqual(pane_text(self.tony.messages), "")
+        self.assertEqual(message_text(self.tony.messages), "")
 
     async def test_all_is_a_broadcast_shown_blue_and_right_aligned(self) -> None:
         self.type_into(self.tony, "ALL", "hello everyone")
@@ -80,7 +81,7 @@ class SendTests(GuiTestCase):
         self.assertEqual(self.mary.messages.tag_cget("private", "foreground"), "red")
         self.assertEqual(self.mary.messages.tag_cget("private", "justify"), "right")
         await settle()
-        self.assertEqual(pane_text(self.henry.messages), "")
+        self.assertEqual(message_text(self.henry.messages), "")
 
     async def test_group_message_is_green_with_either_separator(self) -> None:
         for to, text in (("Mary, Henry", "first"), ("Henry,Mary", "second")):
@@ -90,7 +91,7 @@ class SendTests(GuiTestCase):
         for window in (self.mary, self.henry):
             await self.until_in("second", window.messages)
             self.assertEqual(
-                pane_text(window.messages),
+                message_text(window.messages),
                 "[From: Tony] second\n[From: Tony] first\n",
             )
             self.assertEqual(first_line(window.messages)[1], ("group",))
@@ -102,7 +103,7 @@ class SendTests(GuiTestCase):
         line, tags = first_line(self.tony.console)
         self.assertIn("cannot send a private message to yourself", line)
         self.assertIn("error", tags)
-        self.assertEqual(pane_text(self.tony.messages), "")
+        self.assertEqual(message_text(self.tony.messages), "")
         self.assertEqual(self.tony.message_entry.get("1.0", "end-1c"), "me, myself")
 
     async def test_private_to_unknown_nickname_is_an_error_and_nothing_sent(
@@ -116,7 +117,7 @@ class SendTests(GuiTestCase):
         )
         await settle()
         for window in (self.tony, self.mary, self.henry):
-            self.assertEqual(pane_text(window.messages), "")
+            self.assertEqual(message_text(window.messages), "")
 
     async def test_group_drops_self_and_unknown_names_and_sends_the_rest(
         self,
@@ -158,7 +159,7 @@ class SendTests(GuiTestCase):
             first_line(self.tony.console)[0],
             "[ERROR] Zoe, Bob are not in the chat room: nothing sent",
         )
-        self.assertEqual(pane_text(self.tony.messages), "")
+        self.assertEqual(message_text(self.tony.messages), "")
 
     async def test_message_too_long_is_refused_and_kept_in_the_box(self) -> None:
         text = "x" * 72_000
@@ -173,12 +174,12 @@ class SendTests(GuiTestCase):
             + (("error",),),
         )
         self.assertEqual(self.tony.message_entry.get("1.0", "end-1c"), text)
-        self.assertEqual(pane_text(self.tony.messages), "")
+        self.assertEqual(message_text(self.tony.messages), "")
         self.assertTrue(self.tony.client.joined)
         self.type_into(self.tony, "Mary", "short one")
         self.assertTrue(self.tony.do_send())
         await self.until_in("short one", self.mary.messages)
-        self.assertEqual(pane_text(self.mary.messages), "[From: Tony] short one\n")
+        self.assertEqual(message_text(self.mary.messages), "[From: Tony] short one\n")
 
     async def test_enter_sends_and_shift_enter_inserts_a_newline(self) -> None:
         entry = self.tony.message_entry
@@ -194,7 +195,7 @@ class SendTests(GuiTestCase):
         self.assertEqual(entry.get("1.0", "end-1c"), "")
         await self.until_in("line two", self.mary.messages)
         self.assertEqual(
-            pane_text(self.mary.messages), "[From: Tony] line one\nline two\n"
+            message_text(self.mary.messages), "[From: Tony] line one\nline two\n"
         )
 
     async def test_newest_message_and_console_line_are_on_top(self) -> None:
@@ -203,7 +204,7 @@ class SendTests(GuiTestCase):
             self.tony.do_send()
         await self.until_in("three", self.mary.messages)
         self.assertEqual(
-            pane_text(self.mary.messages).splitlines(),
+            message_text(self.mary.messages).splitlines(),
             ["[From: Tony] three", "[From: Tony] two", "[From: Tony] one"],
         )
         self.type_into(self.tony, "", "x")
@@ -244,7 +245,7 @@ class ConversationScreenshotTests(GuiTestCase):
         await self.until_in("See you all at lunch.", tony.messages)
         await self.until_in("See you all at lunch.", henry.messages)
         self.assertEqual(
-            pane_text(tony.messages).splitlines(),
+            message_text(tony.messages).splitlines(),
             [
                 "[From: Mary] See you all at lunch.",
                 "[To: Mary] In the library, come over.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tkinter as tk
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,19 @@ HENRY = ("Henry", "henry@hku.hk")
 PETER = ("Peter", "peter@hku.hk")
 
 
+#: The time in front of every line of the messages pane (HH:MM, with the
+#: date when not today).
+TIME_PREFIX = re.compile(r"(?m)^(\d{4}-\d\d-\d\d )?\d\d:\d\d ")
+
+
 def first_line(pane: tk.Text) -> tuple[str, tuple[str, ...]]:
-    """The top line of a pane and its tags."""
-    return pane.get("1.0", "1.end"), pane.tag_names("1.0")
+    """The top line of a pane and its tags (without a message's time)."""
+    return TIME_PREFIX.sub("", pane.get("1.0", "1.end"), count=1), pane.tag_names("1.0")
+
+
+def message_text(pane: tk.Text) -> str:
+    """The messages pane's text with the time in front of each line removed."""
+    return TIME_PREFIX.sub("", pane_text(pane))
 
 
 class GuiTestCase(TestCase):
