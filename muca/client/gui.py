@@ -126,11 +126,6 @@ class ChatWindow(ChatObserver):
             tk.Label(
                 top, text=value, fg=VALUE_COLOUR, font=("TkDefaultFont", 10, "bold")
             ).grid(row=0, column=2 * index + 1, padx=(1, 5))
-        top.columnconfigure(2 * len(fields), weight=1)
-        self.older_button = tk.Button(
-            top, text="Load older", command=self.load_older, state="disabled"
-        )
-        self.older_button.grid(row=0, column=2 * len(fields) + 1, sticky="e")
 
         self.messages = self._pane(master, row=1, height=10)
         master.rowconfigure(1, weight=3)
@@ -142,13 +137,26 @@ class ChatWindow(ChatObserver):
         self.leave_button = tk.Button(
             middle, text="LEAVE", width=8, command=self.do_leave
         )
-        self.send_button = tk.Button(middle, text="SEND", width=8, command=self.do_send)
+        actions = tk.Frame(middle)
+        self.send_button = tk.Button(
+            actions, text="SEND", width=8, command=self.do_send
+        )
+        self.send_button.grid(row=0, column=0, pady=1)
+        # Scroll-back: the history's older messages, below the oldest shown.
+        self.older_button = tk.Button(
+            actions,
+            text="Load older",
+            width=8,
+            command=self.load_older,
+            state="disabled",
+        )
+        self.older_button.grid(row=1, column=0, pady=1)
         self.join_button.grid(row=0, column=0, padx=2, pady=1, sticky="n")
         self.leave_button.grid(row=1, column=0, padx=2, pady=1, sticky="n")
         tk.Label(middle, text="TO:", font=("TkDefaultFont", 10, "bold")).grid(
             row=2, column=0
         )
-        self.send_button.grid(row=3, column=0, padx=2, pady=1, sticky="n")
+        actions.grid(row=3, column=0, padx=2, sticky="n")
         peers = tk.Frame(middle)
         peers.grid(row=0, column=1, rowspan=2, sticky="nsew", pady=1)
         peers.columnconfigure(0, weight=1)

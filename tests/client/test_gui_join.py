@@ -33,7 +33,7 @@ class LayoutTests(GuiTestCase):
         self.assertEqual(
             labels,
             ["NICKNAME", "Tony", "USERID", "Tony@hku.hk", "SERVER", "127.0.0.1"]
-            + ["SERVER_PORT", str(self.port), "Load older"],
+            + ["SERVER_PORT", str(self.port)],
         )
         buttons = [window.join_button, window.leave_button, window.send_button]
         self.assertEqual([b.cget("text") for b in buttons], ["JOIN", "LEAVE", "SEND"])

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 from muca.client.gui import pane_text
 from tests.support.client import (
     settle,
 )
 from tests.support.gui import (
-    ARTIFACTS,
     HENRY,
     MARY,
     PETER,
@@ -259,16 +255,3 @@ class ConversationScreenshotTests(GuiTestCase):
         )
         self.root.update()
         self.save_screenshot("four-users.png")
-
-    def save_screenshot(self, name: str) -> None:
-        grab = shutil.which("import")
-        if grab is None:
-            self.fail("ImageMagick's import is missing (scripts/test installs it)")
-        ARTIFACTS.mkdir(exist_ok=True)
-        target = ARTIFACTS / name
-        subprocess.run(
-            [grab, "-display", self.display, "-window", "root", str(target)],
-            check=True,
-            timeout=30,
-        )
-        self.assertGreater(target.stat().st_size, 10_000)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import tkinter as tk
 from pathlib import Path
 from typing import Any
@@ -44,10 +46,13 @@ def message_text(pane: tk.Text) -> str:
 class GuiTestCase(TestCase):
     """A display, a server and a Tk root driven by tksupport, for each test."""
 
+    #: Extra ``twistd muca`` options for the test's server.
+    server_args: tuple[str, ...] = ()
+
     async def setUp(self) -> None:
         self.display = start_display(self)
         (listening,) = await start_service(
-            self, "--listen", "tcp:0:interface=127.0.0.1"
+            self, "--listen", "tcp:0:interface=127.0.0.1", *self.server_args
         )
         self.port = listening.getHost().port
         #: The server's ChatFactory, to make it hang up on a client.
@@ -92,3 +97,17 @@ class GuiTestCase(TestCase):
         window.to_entry.insert(0, to)
         window.message_entry.delete("1.0", "end")
         window.message_entry.insert("1.0", message)
+
+    def save_screenshot(self, name: str) -> None:
+        """Save the whole display as artifacts/NAME (ImageMagick's import)."""
+        grab = shutil.which("import")
+        if grab is None:
+            self.fail("ImageMagick's import is missing (scripts/test installs it)")
+        ARTIFACTS.mkdir(exist_ok=True)
+        target = ARTIFACTS / name
+        subprocess.run(
+            [grab, "-display", self.display, "-window", "root", str(target)],
+            check=True,
+            timeout=30,
+        )
+        self.assertGreater(target.stat().st_size, 10_000)
