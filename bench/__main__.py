@@ -11,6 +11,7 @@ was lost, duplicated, reordered or misdelivered, or a roster ended wrong.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -22,10 +23,59 @@ from bench.workloads import (
     broadcast,
     join_original,
     join_presence,
+    join_replay,
     private,
 )
 
-WORKLOADS = ("all", "broadcast", "private", "join-original", "join-presence")
+WORKLOADS = (
+    "all",
+    "broadcast",
+    "private",
+    "join-original",
+    "join-presence",
+    "history",
+)
+
+
+def _labelled(run: Callable[[], Result], label: str) -> Callable[[], Result]:
+    def labelled() -> Result:
+        result = run()
+        result.workload = f"{result.workload} {label}"
+        return result
+
+    return labelled
+
+
+def history_runs(settings: Settings) -> list[Callable[[], Result]]:
+    """History on (SQLite, the default) against --db none, in one run."""
+    off = dataclasses.replace(
+        settings, server_args=(*settings.server_args, "--db", "none")
+    )
+    runs: list[Callable[[], Result]] = []
+    for storage, chosen in (("db=none", off), ("sqlite", settings)):
+        runs.append(_labelled(lambda s=chosen: private(100, 1, s), storage))
+        runs.append(_labelled(lambda s=chosen: broadcast(500, 20, 16, s), storage))
+    runs.append(lambda: join_replay(1000, settings))
+    return runs
+
+
+def history_notes(results: list[Result]) -> list[str]:
+    """History on against off: the ratios and the CPU per stored message."""
+    by_name = {result.workload: result for result in results}
+    notes = []
+    for name in ("private w1", "broadcast w16"):
+        off, on = by_name.get(f"{name} db=none"), by_name.get(f"{name} sqlite")
+        if not (off and on and off.deliveries_per_s and on.messages):
+            continue
+        ratio = on.deliveries_per_s / off.deliveries_per_s
+        per_message = on.server_cpu_s * 1e6 / on.messages
+        extra = per_message - off.server_cpu_s * 1e6 / max(1, off.messages or 1)
+        notes.append(
+            f"{name}: history on gives {ratio:.0%} of the deliveries/s of --db none;"
+            f" server CPU {per_message:.1f} µs per stored message"
+            f" ({extra:+.1f} µs against --db none)"
+        )
+    return notes
 
 
 def plan(args: argparse.Namespace, settings: Settings) -> list[Callable[[], Result]]:
@@ -45,13 +95,15 @@ def plan(args: argparse.Namespace, settings: Settings) -> list[Callable[[], Resu
         runs.append(lambda: join_original(args.clients or 1000, settings))
     if args.workload in ("all", "join-presence"):
         runs.append(lambda: join_presence(args.clients or 10000, settings))
+    if args.workload in ("all", "history"):
+        runs.extend(history_runs(settings))
     return runs
 
 
 # (Result field, title, format, width wide enough for any run's figure, so
 # that progress rows printed one by one line up with the header.)
 _COLUMNS = [
-    ("workload", "workload", "{}", 16),
+    ("workload", "workload", "{}", 22),
     ("clients", "clients", "{}", 7),
     ("senders", "send", "{}", 4),
     ("deliveries_per_s", "deliv/s", "{:,.0f}", 9),
@@ -119,6 +171,7 @@ def format_table(results: list[Result]) -> str:
     for result in results:
         for note in result.notes:
             lines.append(f"  {result.workload} {result.clients}: {note}")
+    lines.extend(f"  {note}" for note in history_notes(results))
     lines.append("")
     lines.extend(LEGEND)
     return "\n".join(lines)

@@ -71,6 +71,8 @@ class Client:
         "expect",
         "last_list",
         "transcript",
+        "history",
+        "received",
     )
 
     def __init__(self, index: int, presence: bool) -> None:
@@ -91,9 +93,16 @@ class Client:
         self.expect: list[int] = []  # last sequence seen, per sender slot
         self.last_list = b""  # original framing: the last complete LIST
         self.transcript: list[bytes] | None = None  # kept for a sample only
+        self.history = False  # asks for the history's replay
+        self.received: list[bytes] = []  # join with replay: all bytes so far
 
     def join_frame(self) -> bytes:
         """The JOIN this client sends: native with presence, or original."""
+        if self.history:
+            return (
+                b'{"CMD":"JOIN","UN":"n%d","UID":"u%d","V":2,'
+                b'"CAPS":["presence-delta","history"]}\n' % (self.index, self.index)
+            )
         if self.presence:
             return (
                 b'{"CMD":"JOIN","UN":"n%d","UID":"u%d","V":2,'
@@ -269,6 +278,55 @@ class LoadGenerator:
             self.all_acked_s = time.monotonic() - started
         elapsed = time.monotonic() - started
         return elapsed
+
+    def join_with_replay(
+        self, count: int, replay: int, max_pending: int = 1000, timeout: float = 120.0
+    ) -> float:
+        """Connect ``count`` history clients at once; return the seconds from
+        the first connect until every one has its replay (the ``HISTORY``
+        marker), checking that each got ``replay`` replayed messages."""
+        if self.clients:
+            raise ValueError("join_with_replay() runs once per generator")
+        self._incomplete = count
+        for index in range(count):
+            client = Client(index, True)
+            client.history = True
+            self.clients.append(client)
+
+        def on_data(client: Client, data: bytes) -> None:
+            client.received.append(data)
+            seen = (
+                client.received[-2][-20:] + data if len(client.received) > 1 else data
+            )
+            if b'{"CMD":"HISTORY"' not in seen:
+                return
+            whole = b"".join(client.received)
+            client.received = []
+            replayed = whole.count(b'"HIST":true')
+            if replayed != replay or client.done:
+                raise BenchFailure(
+                    f"client {client.uid}: {replayed} messages replayed, not {replay}"
+                )
+            client.done = True
+            self._pending -= 1
+            self._incomplete -= 1
+
+        self._handler = on_data
+        started = time.monotonic()
+        deadline = started + timeout
+        next_index = 0
+        while self._incomplete:
+            while next_index < count and self._pending < max_pending:
+                self._connect(self.clients[next_index])
+                next_index += 1
+            now = time.monotonic()
+            if now >= deadline:
+                raise BenchFailure(
+                    f"join with replay: {self._incomplete} of {count} clients "
+                    f"without their replay after {timeout:g} s"
+                )
+            self._poll(min(0.05, deadline - now))
+        return time.monotonic() - started
 
     def verify_rosters(self, settle: float = 0.3) -> None:
         """After a join: every roster still shows exactly everyone, and the

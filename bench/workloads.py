@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import resource
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -196,5 +198,43 @@ def join_presence(clients: int, settings: Settings) -> Result:
         result.server_cpu_s = join_cpu
         result.cpu_us_per_delivery = None
         result.deliveries_per_s = None
+    result.generator_cpu_s = _generator_cpu() - cpu
+    return result
+
+
+def join_replay(clients: int, settings: Settings, replay: int = 50) -> Result:
+    """History clients join at once after ``2 * replay`` broadcasts were
+    stored; done when every one has its replay of ``replay`` messages."""
+    result = Result("join replay", clients)
+    cpu = _generator_cpu()
+    settings = dataclasses.replace(
+        settings,
+        server_args=(*settings.server_args, "--history-replay", str(replay)),
+    )
+    with _Run(settings, result) as run:
+        seed = LoadGenerator(run.server.port, check=run.server.check_alive)
+        try:
+            seed.join(1, True, timeout=settings.timeout)
+            # Broadcasts to an empty room: stored for whoever comes later.
+            frames = b"".join(
+                b'{"CMD":"SEND","MSG":"seed %d","TO":[],"FROM":"u0"}\n' % i
+                for i in range(2 * replay)
+            )
+            seed._write(seed.clients[0], frames)
+            seed._settle(1.0)
+        finally:
+            seed.close()
+        time.sleep(0.3)  # the seed's u0 has left before u0 joins again
+        server, generator = run.server, run.generator
+        before = server.cpu_seconds()
+        result.join_s = generator.join_with_replay(
+            clients, replay, settings.max_pending, settings.timeout
+        )
+        result.server_cpu_s = server.cpu_seconds() - before
+        result.server_peak_rss_mb = server.memory().peak_kb / 1024
+        result.notes.append(
+            f"all {clients} clients had their replay of {replay} messages after "
+            f"{result.join_s:.2f} s"
+        )
     result.generator_cpu_s = _generator_cpu() - cpu
     return result
