@@ -33,6 +33,7 @@ from muca.protocol.messages import (
 from muca.protocol.wire import DEFAULT_MAX_FRAME
 from muca.server.bus import Bus, LocalBus
 from muca.server.connection import ChatProtocol
+from muca.server.counters import Counters
 from muca.server.limits import (
     DEFAULT_BURST,
     DEFAULT_MAX_PER_ADDRESS,
@@ -113,6 +114,8 @@ class ChatFactory(ServerFactory):
         self._last_roster = float("-inf")
         #: Fan-out waiting for the end of this reactor turn.
         self.outbox = Outbox(self.clock)
+        #: Totals for /metrics.
+        self.counters = Counters()
         self.bus: Bus = LocalBus() if bus is None else bus
         self.bus.attach(self)
 
@@ -197,6 +200,7 @@ class ChatFactory(ServerFactory):
             self._roster_call.cancel()
             self._send_roster()
         if route.recipients:
+            self.counters.accepted += 1
             recipients = (
                 () if route.kind == ALL else tuple(m.uid for m in route.recipients)
             )
@@ -230,6 +234,7 @@ class ChatFactory(ServerFactory):
                 found = (room.member(uid) for uid in message.recipients)
                 members = [m for m in found if m is not None]
             if members:
+                self.counters.delivered += len(members)
                 self.fan_out(Payload(message.payload()), members)
 
     # Roster updates

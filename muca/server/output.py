@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from twisted.internet import tcp
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITransport
 
-from muca.protocol.wire import Framing, encode
+from muca.protocol.wire import Framing, encode, websocket_text_frame
 
 # What transport_idle reads of a TCP transport to know that nothing is queued
 # (twisted.internet.abstract.FileDescriptor's write buffers). Transports
@@ -29,12 +29,13 @@ _BUFFER_ATTRIBUTES = ("_tempDataLen", "dataBuffer", "TLS", "disconnecting")
 class Payload:
     """One object to deliver, encoded at most once per output framing."""
 
-    __slots__ = ("obj", "_native", "_original")
+    __slots__ = ("obj", "_native", "_original", "_websocket")
 
     def __init__(self, obj: dict[str, Any]) -> None:
         self.obj = obj
         self._native: bytes | None = None
         self._original: bytes | None = None
+        self._websocket: bytes | None = None
 
     def native(self) -> bytes:
         """The object in native framing."""
@@ -48,9 +49,20 @@ class Payload:
             self._original = encode(self.obj, Framing.ORIGINAL)
         return self._original
 
+    def websocket(self) -> bytes:
+        """The object as one WebSocket text frame."""
+        if self._websocket is None:
+            # The native encoding without its newline: the frame delimits it.
+            self._websocket = websocket_text_frame(self.native()[:-1])
+        return self._websocket
+
     def for_framing(self, framing: Framing | None) -> bytes:
         """The bytes for a connection with this output framing."""
-        return self.original() if framing is Framing.ORIGINAL else self.native()
+        if framing is Framing.ORIGINAL:
+            return self.original()
+        if framing is Framing.WEBSOCKET:
+            return self.websocket()
+        return self.native()
 
 
 class Writer(Protocol):
@@ -85,10 +97,11 @@ class Outbox:
             self._flush_call = self._clock.callLater(0, self.flush)
         native = payload.native()
         for connection in connections:
-            if connection.framing is Framing.ORIGINAL:
-                data = payload.original()
-            else:
+            framing = connection.framing
+            if framing is Framing.NATIVE or framing is None:
                 data = native
+            else:
+                data = payload.for_framing(framing)
             chunks = queued.get(connection)
             if chunks is None:
                 queued[connection] = [data]

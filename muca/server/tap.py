@@ -29,6 +29,8 @@ from muca.server.node import (
 )
 
 DEFAULT_PORT = 40452
+#: The web listener (browser client, WebSocket, health, metrics) by default.
+DEFAULT_WEB = "tcp:40080"
 DEFAULT_BACKLOG = 1024
 
 
@@ -94,7 +96,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
     synopsis = "[options]"
     longdesc = (
         "Run a MUCA chat server. With no --port or --listen it listens on "
-        f"TCP port {DEFAULT_PORT} on every interface. With --auth (e.g. "
+        f"TCP port {DEFAULT_PORT} on every interface, and serves the browser "
+        "client on http://HOST:40080/ (--web). With --auth (e.g. "
         "--auth memory:alice@hku.hk:secret or --auth file:users.txt, a file of "
         "uid:password lines) every JOIN needs a PASS that is right for its UID; "
         "without it no password is asked."
@@ -184,12 +187,25 @@ class Options(usage.Options, strcred.AuthOptionMixin):
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
+        self["web"] = []
+        self["web-origin"] = []
 
     def opt_listen(self, description: str) -> None:
         """Listen on an endpoint description, e.g. tcp:40452:interface=127.0.0.1,
         unix:/tmp/muca.sock or ssl:40453:privateKey=key.pem:certKey=cert.pem.
         Repeatable."""
         self["listen"].append(description)
+
+    def opt_web(self, description: str) -> None:
+        """Serve the browser client, the protocol over WebSocket (/ws),
+        /healthz and /metrics on an endpoint description (ssl: for https and
+        wss); "none": no web listener. Repeatable. Default: tcp:40080."""
+        self["web"].append(description)
+
+    def opt_web_origin(self, origin: str) -> None:
+        """Let pages from this origin (e.g. https://chat.example.org) use the
+        WebSocket, besides the web listener's own. Repeatable."""
+        self["web-origin"].append(origin)
 
     def postOptions(self) -> None:
         for checker in self.get("credCheckers", []):
@@ -204,6 +220,12 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         if not self["listen"]:
             self["listen"].append(f"tcp:{DEFAULT_PORT}")
         self["listen"] = [with_backlog(d) for d in self["listen"]]
+        web = self["web"] or [DEFAULT_WEB]
+        if "none" in web:
+            if len(web) > 1:
+                raise usage.UsageError("--web none cannot go with other --web")
+            web = []
+        self["web"] = [with_backlog(d) for d in web]
 
 
 class ChatService(service.MultiService):
@@ -226,6 +248,8 @@ class ChatService(service.MultiService):
             raise SystemExit(1) from None
 
     def stopService(self) -> Deferred[None]:
+        # /healthz says 503 from now on, to a load balancer still connected.
+        self.factory.stopping = True
         stopped = super().stopService()
         stopped.addCallback(lambda _: self.factory.close_all(DEFAULT_SHUTDOWN_WAIT))
         return stopped
@@ -257,4 +281,11 @@ def makeService(options: Options) -> ChatService:
     chat = ChatService(factory)
     for description in options["listen"]:
         strports.service(description, factory).setServiceParent(chat)
+    if options["web"]:
+        # Imported only when used: the web listener needs twisted[websocket].
+        from muca.web.gateway import make_site
+
+        site = make_site(factory, options["web-origin"])
+        for description in options["web"]:
+            strports.service(description, site).setServiceParent(chat)
     return chat

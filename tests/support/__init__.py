@@ -81,6 +81,9 @@ async def start_service(testcase: TestCase, *args: str) -> list[IListeningPort]:
     options = tap.Options()
     if not any(arg.startswith("--list-interval") for arg in args):
         args = ("--list-interval", "0", *args)
+    if not any(arg.startswith("--web") for arg in args):
+        # Not the default web port 40080: tests run side by side.
+        args = ("--web", "none", *args)
     options.parseOptions(list(args))
     service = tap.makeService(options)
     service.privilegedStartService()
