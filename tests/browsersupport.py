@@ -44,7 +44,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from twisted.internet import defer
+from twisted.internet import defer, endpoints
+from twisted.internet.task import deferLater
+from twisted.protocols.policies import WrappingFactory
+from twisted.trial.unittest import TestCase
+from twisted.web.server import Site
 
 #: Debian's Chromium; override with MUCA_CHROMIUM.
 CHROMIUM = os.environ.get("MUCA_CHROMIUM", "/usr/bin/chromium")
@@ -80,6 +84,48 @@ def skip_reason() -> str | None:
     if not os.access(CHROMIUM, os.X_OK):
         return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
     return None
+
+
+async def listen_site(testcase: TestCase, site: Site) -> str:
+    """Serve ``site`` on a free loopback port for one test; its ``http://`` URL.
+
+    At cleanup it stops listening and ends every connection the browser
+    still holds (HTTP keep-alive, WebSockets), so trial finds a clean
+    reactor.  It also cancels the idle timer of every channel: a
+    ``twisted.web`` channel upgraded to a WebSocket no longer reaches
+    ``HTTPChannel.connectionLost``, so its timer would outlive the test."""
+    from twisted.internet import reactor
+
+    tracker = WrappingFactory(site)
+    channels: list[Any] = []  # every connection's HTTP channel, closed or not
+    build = tracker.buildProtocol
+
+    def build_and_remember(addr: Any) -> Any:
+        wrapper = build(addr)
+        if wrapper is not None:
+            channels.append(wrapper.wrappedProtocol)
+        return wrapper
+
+    tracker.buildProtocol = build_and_remember  # type: ignore[method-assign]
+    port = await endpoints.TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+        tracker
+    )
+
+    async def cleanup() -> None:
+        await port.stopListening()
+        for wrapper in list(tracker.protocols):
+            wrapper.transport.abortConnection()
+        for _ in range(100):
+            if not tracker.protocols:
+                break
+            await deferLater(reactor, 0.02)
+        for channel in channels:
+            channel = getattr(channel, "_channel", channel)
+            if hasattr(channel, "setTimeout"):
+                channel.setTimeout(None)
+
+    testcase.addCleanup(lambda: defer.ensureDeferred(cleanup()))
+    return f"http://127.0.0.1:{port.getHost().port}/"
 
 
 @dataclass
