@@ -61,7 +61,10 @@ function togglePeer(uid) {
 
 session.addEventListener('state', () => {
   view.showState(session.state, session.me);
-  if (session.state === 'joined') view.text.focus();
+  if (session.state === 'joined') {
+    view.text.focus();
+    if (window.matchMedia('(max-width: 700px)').matches) view.foldConsole();
+  }
   refreshControls();
 });
 

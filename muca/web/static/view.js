@@ -66,6 +66,8 @@ export class View {
     this.text = $('text');
     this.sendBtn = $('send');
     this.console = $('console');
+    this.consolePanel = $('console-panel');
+    this.consoleLast = $('console-last');
   }
 
   // --- status and controls ---------------------------------------------
@@ -80,6 +82,9 @@ export class View {
     };
     this.status.textContent = labels[state] || state;
     this.status.className = `status ${state}`;
+    this.empty.textContent = state === 'idle'
+      ? 'Join the room to see the conversation.'
+      : 'No messages yet. Say hello!';
   }
 
   showPassword(focus = false) {
@@ -255,6 +260,14 @@ export class View {
     // Keep the console bounded: a long session must not grow the DOM forever.
     while (this.console.children.length > 200) this.console.firstElementChild.remove();
     this.console.scrollTop = this.console.scrollHeight;
-    if (level === 'error') this.console.closest('details').open = true;
+    // The collapsed panel still shows its latest line in its summary.
+    this.consoleLast.textContent = text;
+    this.consoleLast.className = `console-last ${level}`;
+    if (level === 'error') this.consolePanel.open = true;
+  }
+
+  /** Fold the console away (phones, once joined): the chat needs the room. */
+  foldConsole() {
+    this.consolePanel.open = false;
   }
 }
