@@ -1,6 +1,6 @@
 // Wiring: user input -> Session (protocol.js), Session events -> View (view.js).
 
-import { Session } from './protocol.js';
+import { Session, typeFor } from './protocol.js';
 import { View, recipientsText } from './view.js';
 
 const STORE_KEY = 'muca.identity';
@@ -44,7 +44,7 @@ function refreshControls() {
 
 function refreshRecipients() {
   const uids = [...selected];
-  view.showRecipients(recipientsText(uids, (u) => session.nameOf(u)), uids.length > 0);
+  view.showRecipients(recipientsText(uids, (u) => session.nameOf(u)), typeFor(uids));
 }
 
 function refreshPeers() {

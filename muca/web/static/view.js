@@ -108,8 +108,10 @@ export class View {
       btn.title = p.UID;
       const avatar = el('span', `avatar ${hueClass(p.UID)}`, initials(p.UN));
       avatar.setAttribute('aria-hidden', 'true');
-      const name = el('span', 'peer-name', p.UN);
-      btn.append(avatar, name);
+      // Name over user id, as the Tk client's "Nick (uid)".
+      const label = el('span', 'peer-label');
+      label.append(el('span', 'peer-name', p.UN), el('span', 'peer-uid', p.UID));
+      btn.append(avatar, label);
       if (mine) {
         li.classList.add('me');
         btn.disabled = true;
@@ -135,10 +137,11 @@ export class View {
     this.peerCount.textContent = peers.length ? String(peers.length) : '';
   }
 
-  showRecipients(text, anySelected) {
+  /** The "To:" line, coloured like the message it will make (ALL/GROUP/PRIVATE). */
+  showRecipients(text, type) {
     this.recipients.textContent = text;
-    this.recipients.classList.toggle('some', anySelected);
-    this.everyoneBtn.disabled = !anySelected;
+    this.recipients.className = `recipients ${type.toLowerCase()}`;
+    this.everyoneBtn.disabled = type === 'ALL';
   }
 
   // --- messages --------------------------------------------------------
