@@ -59,11 +59,9 @@ class StaticFiles(static.File):
                 request.setHeader(b"cache-control", b"no-cache")
             else:
                 request.setHeader(b"cache-control", f"max-age={ASSET_MAX_AGE}")
-            stat = self.getsize(), self.getModificationTime()
-            if (
-                request.setETag(f'W/"{stat[0]:x}-{int(stat[1] * 1000):x}"')
-                is http.CACHED
-            ):
+            size, modified = self.getsize(), self.getModificationTime()
+            etag = f'W/"{size:x}-{int(modified * 1000):x}"'.encode("ascii")
+            if request.setETag(etag) is http.CACHED:
                 return b""
         return super().render(request)
 
