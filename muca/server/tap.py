@@ -186,6 +186,12 @@ class Options(usage.Options, strcred.AuthOptionMixin):
 
     def __init__(self) -> None:
         super().__init__()
+        # The opt_ methods' docstrings as --help shows them: one paragraph
+        # each, not the source's line breaks and indentation.
+        self.docs = {
+            name: " ".join(doc.split()) if isinstance(doc, str) else doc
+            for name, doc in self.docs.items()
+        }
         self["listen"] = []
         self["web"] = []
         self["web-origin"] = []

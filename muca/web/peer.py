@@ -62,6 +62,10 @@ class CappedBuffer:
         else:
             self._chunks.append(new)
 
+    def held(self) -> int:
+        """How much of the message being received is kept (at most the limit)."""
+        return sum(len(chunk) for chunk in self._chunks)
+
     def done(self) -> Any:
         """The whole message, or :class:`TooLong`; ready for the next one."""
         over, chunks = self._over, self._chunks
@@ -82,7 +86,8 @@ class MessageChannel:
     """
 
     def __init__(self, websocket: WebSocketTransport, stream: Any) -> None:
-        self._websocket = websocket
+        #: The WebSocket (``twisted.web.websocket``'s transport).
+        self.websocket = websocket
         #: The byte transport under the WebSocket.
         self.stream = stream
 
@@ -97,7 +102,7 @@ class MessageChannel:
     def loseConnection(self) -> None:  # noqa: N802
         """Close with a WebSocket close frame, after what is buffered."""
         try:
-            self._websocket.loseConnection()
+            self.websocket.loseConnection()
         except LocalProtocolError:
             # The WebSocket is already closing (the peer sent its close).
             self.stream.loseConnection()
@@ -116,11 +121,11 @@ class MessageChannel:
 
     def registerProducer(self, producer: Any, streaming: bool) -> None:  # noqa: N802
         """Take the TCP connection's buffer signals, as a WebSocket producer."""
-        self._websocket.attachProducer(producer)
+        self.websocket.attachProducer(producer)
 
     def unregisterProducer(self) -> None:  # noqa: N802
         """Stop taking the buffer signals."""
-        self._websocket.detachProducer()
+        self.websocket.detachProducer()
 
     def pauseProducing(self) -> None:  # noqa: N802
         """Stop reading from the peer."""

@@ -16,17 +16,27 @@ from wsproto.events import (
     BytesMessage,
     CloseConnection,
     Ping,
+    Pong,
     RejectConnection,
     Request,
     TextMessage,
 )
 
+from muca.server.node import ChatFactory
 from tests.support import TIMEOUT, RawClient, start_service
 
 
 async def start_web_server(testcase: TestCase, *args: str) -> tuple[int, int]:
     """Start the ``twistd muca`` service with a TCP and a web listener on
     loopback; return ``(tcp_port, web_port)``."""
+    _, tcp_port, web_port = await start_web_service(testcase, *args)
+    return tcp_port, web_port
+
+
+async def start_web_service(
+    testcase: TestCase, *args: str
+) -> tuple[ChatFactory, int, int]:
+    """As :func:`start_web_server`; also the service's chat factory."""
     tcp, web = await start_service(
         testcase,
         "--listen",
@@ -35,7 +45,7 @@ async def start_web_server(testcase: TestCase, *args: str) -> tuple[int, int]:
         "tcp:0:interface=127.0.0.1",
         *args,
     )
-    return tcp.getHost().port, web.getHost().port
+    return tcp.factory, tcp.getHost().port, web.getHost().port
 
 
 class WebSocketClient(RawClient):
@@ -56,6 +66,7 @@ class WebSocketClient(RawClient):
         self.status: int | None = None
         self.close_code: int | None = None
         self.answered: defer.Deferred[int] = defer.Deferred()
+        self._pongs: list[defer.Deferred[None]] = []
         self._partial: list[str] = []
 
     def connectionMade(self) -> None:
@@ -65,9 +76,19 @@ class WebSocketClient(RawClient):
             self._ws.send(Request(host=self._host, target="/ws", extra_headers=headers))
         )
 
-    def send_text(self, text: str) -> None:
-        """Send one text message."""
-        self.transport.write(self._ws.send(TextMessage(text)))
+    def send_text(self, text: str, finished: bool = True) -> None:
+        """Send one text message, or a part of one when not ``finished``."""
+        self.transport.write(
+            self._ws.send(TextMessage(text, message_finished=finished))
+        )
+
+    def ping(self) -> defer.Deferred[None]:
+        """Send a ping; fire when its pong comes, i.e. once the server has
+        read everything sent before it."""
+        pong: defer.Deferred[None] = defer.Deferred()
+        self._pongs.append(pong)
+        self.transport.write(self._ws.send(Ping(b"?")))
+        return pong.addTimeout(TIMEOUT, reactor)
 
     def send_bytes(self, data: bytes) -> None:
         """Send one binary message."""
@@ -101,6 +122,9 @@ class WebSocketClient(RawClient):
             self.messages.append(bytes(event.data))
         elif isinstance(event, Ping):
             self.transport.write(self._ws.send(event.response()))
+        elif isinstance(event, Pong):
+            if self._pongs:
+                self._pongs.pop(0).callback(None)
         elif isinstance(event, CloseConnection):
             self.close_code = event.code
             self.transport.loseConnection()

@@ -26,7 +26,11 @@ from tests.support import (
     send,
     strip_ts,
 )
-from tests.support.websocket import connect_websocket, start_web_server
+from tests.support.websocket import (
+    connect_websocket,
+    start_web_server,
+    start_web_service,
+)
 
 MARY = ("Mary", "mary@hku.hk")
 TONY = ("Tony", "tony@hku.hk")
@@ -118,10 +122,15 @@ class ChatOverWebSocketTests(TestCase):
         self.assertEqual(await mary.next_objects(2), [OKAY, roster(MARY)])
 
     async def test_a_long_message_is_not_buffered_past_the_limit(self) -> None:
-        _, web_port = await start_web_server(self, "--max-frame", "1000")
+        factory, _, web_port = await start_web_service(self, "--max-frame", "1000")
         mary = await connect_websocket(self, web_port)
-        # 4 MB: held whole, the server's buffer would grow by as much.
-        mary.send_text("x" * 4_000_000)
+        # 4 MB of a message that is not finished yet, then a ping: its pong
+        # says the server has read them.
+        mary.send_text("x" * 4_000_000, finished=False)
+        await mary.ping()
+        (peer,) = factory.connections
+        self.assertLessEqual(peer.transport.websocket._textBuffer.held(), 1000)
+        mary.send_text("the end", finished=True)
         (error,) = await mary.next_objects(1)
         self.assertEqual(error["CODE"], "FRAME_TOO_LONG")
         mary.send_json(join(*MARY))
