@@ -96,10 +96,18 @@ class Outbox:
         if self._flush_call is None:
             self._flush_call = self._clock.callLater(0, self.flush)
         native = payload.native()
+        native_framing, websocket_framing = Framing.NATIVE, Framing.WEBSOCKET
+        # Local names, not a call or an Enum hash per recipient: a room of
+        # browsers is all WebSocket.
+        websocket: bytes | None = None
         for connection in connections:
             framing = connection.framing
-            if framing is Framing.NATIVE or framing is None:
+            if framing is native_framing or framing is None:
                 data = native
+            elif framing is websocket_framing:
+                if websocket is None:
+                    websocket = payload.websocket()
+                data = websocket
             else:
                 data = payload.for_framing(framing)
             chunks = queued.get(connection)
