@@ -29,13 +29,12 @@ _BUFFER_ATTRIBUTES = ("_tempDataLen", "dataBuffer", "TLS", "disconnecting")
 class Payload:
     """One object to deliver, encoded at most once per output framing."""
 
-    __slots__ = ("obj", "_native", "_original", "_websocket")
+    __slots__ = ("obj", "_native", "_others")
 
     def __init__(self, obj: dict[str, Any]) -> None:
         self.obj = obj
         self._native: bytes | None = None
-        self._original: bytes | None = None
-        self._websocket: bytes | None = None
+        self._others: dict[Framing, bytes] = {}
 
     def native(self) -> bytes:
         """The object in native framing."""
@@ -43,26 +42,20 @@ class Payload:
             self._native = encode(self.obj, Framing.NATIVE)
         return self._native
 
-    def original(self) -> bytes:
-        """The object in original framing."""
-        if self._original is None:
-            self._original = encode(self.obj, Framing.ORIGINAL)
-        return self._original
-
-    def websocket(self) -> bytes:
-        """The object as one WebSocket text frame."""
-        if self._websocket is None:
-            # The native encoding without its newline: the frame delimits it.
-            self._websocket = websocket_text_frame(self.native()[:-1])
-        return self._websocket
-
     def for_framing(self, framing: Framing | None) -> bytes:
-        """The bytes for a connection with this output framing."""
-        if framing is Framing.ORIGINAL:
-            return self.original()
-        if framing is Framing.WEBSOCKET:
-            return self.websocket()
-        return self.native()
+        """The bytes for a connection with this output framing (native
+        while it is not known yet)."""
+        if framing is None or framing is Framing.NATIVE:
+            return self.native()
+        data = self._others.get(framing)
+        if data is None:
+            if framing is Framing.WEBSOCKET:
+                # The native encoding without its newline: the frame delimits it.
+                data = websocket_text_frame(self.native()[:-1])
+            else:
+                data = encode(self.obj, framing)
+            self._others[framing] = data
+        return data
 
 
 class Writer(Protocol):
@@ -106,7 +99,7 @@ class Outbox:
                 data = native
             elif framing is websocket_framing:
                 if websocket is None:
-                    websocket = payload.websocket()
+                    websocket = payload.for_framing(websocket_framing)
                 data = websocket
             else:
                 data = payload.for_framing(framing)

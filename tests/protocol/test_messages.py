@@ -75,6 +75,7 @@ class ParseJoinTests(SynchronousTestCase):
             "UN trailing space": join(UN="Tony "),
             "UN comma": join(UN="To,ny"),
             "UN reserved ALL": join(UN="ALL"),
+            "UID reserved ALL": join(UID="ALL"),
             "UN lone surrogate": join(UN="T" + LONE_SURROGATE),
             "UID lone surrogate": join(UID="t" + LONE_SURROGATE),
             "PASS not a string": join(PASS=1234),

@@ -32,13 +32,19 @@ class WebOptionTests(SynchronousTestCase):
     def test_web_none_turns_it_off_and_web_repeats(self) -> None:
         self.assertEqual(parse("--web", "none")["web"], [])
         self.assertEqual(len(list(tap.makeService(parse("--web", "none")))), 1)
-        options = parse("--web", "tcp:8080", "--web", "ssl:8443:privateKey=k.pem")
+        options = parse("--web", "tcp:8080", "--web", "tcp6:8081:interface=\\:\\:1")
         self.assertEqual(
             options["web"],
-            ["tcp:8080:backlog=1024", "ssl:8443:privateKey=k.pem:backlog=1024"],
+            ["tcp:8080:backlog=1024", "tcp6:8081:interface=\\:\\:1:backlog=1024"],
         )
         with self.assertRaises(UsageError):
             parse("--web", "none", "--web", "tcp:8080")
+
+    def test_a_web_description_that_cannot_listen_is_a_usage_error(self) -> None:
+        for description in ("tcp:99999", "nonsense:1", "ssl:8443:privateKey=no.pem"):
+            with self.assertRaises(UsageError) as raised:
+                parse("--web", description)
+            self.assertIn("--web", str(raised.exception))
 
     def test_web_origin_repeats(self) -> None:
         options = parse(
