@@ -154,7 +154,7 @@ class WebSocketPeer:
         # chat connection has its own join timeout and takes the TCP
         # connection's buffer signals itself (a transport has one producer).
         channel.setTimeout(None)
-        channel._networkProducer.unregisterProducer()
+        channel.transport.unregisterProducer()
 
     def negotiationStarted(self, transport: WebSocketTransport) -> None:  # noqa: N802
         """The WebSocket's wire protocol is connected: cap its buffers."""
