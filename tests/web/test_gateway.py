@@ -121,6 +121,17 @@ class ChatOverWebSocketTests(TestCase):
         mary.send_json(join(*MARY))
         self.assertEqual(await mary.next_objects(2), [OKAY, roster(MARY)])
 
+    async def test_a_version_2_join_keeps_one_object_per_text_message(
+        self,
+    ) -> None:
+        _, web_port = await start_web_server(self)
+        mary = await connect_websocket(self, web_port)
+        mary.send_json(join(*MARY, V=2, CAPS=["presence-delta"]))
+        ack, roster_now = await mary.next_objects(2)
+        self.assertEqual((ack["CMD"], ack["TYPE"]), ("ACK", "OKAY"))
+        self.assertEqual(roster_now, roster(MARY))
+        self.assertEqual(len(mary.messages), 2)
+
     async def test_a_long_message_is_not_buffered_past_the_limit(self) -> None:
         factory, _, web_port = await start_web_service(self, "--max-frame", "1000")
         mary = await connect_websocket(self, web_port)
