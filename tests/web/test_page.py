@@ -14,9 +14,8 @@ from twisted.trial.unittest import TestCase
 
 from muca.client.client import ChatClient
 from muca.web.gateway import make_site
-from tests import browsersupport
-from tests.browsersupport import BROWSER, LAPTOP, PHONE, Tab
-from tests.support import start_service
+from tests.support import browser, start_service
+from tests.support.browser import BROWSER, LAPTOP, PHONE, Tab
 from tests.support.client import RecordingObserver, wait_until
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
@@ -74,7 +73,7 @@ class PageTests(TestCase):
         self,
     ) -> None:
         (tcp,) = await start_service(self, "--listen", "tcp:0:interface=127.0.0.1")
-        url = await browsersupport.listen_site(self, make_site(tcp.factory))
+        url = await browser.listen_site(self, make_site(tcp.factory))
         observer = RecordingObserver()
         bot = ChatClient(reactor, *BOT, observer)
         self.addCleanup(bot.leave)

@@ -7,19 +7,17 @@ answer: the reactor's thread pool may run two calls on two different
 threads.  So all Playwright work runs on one dedicated thread that this
 module owns, and a test hands it whole scenarios as plain functions:
 
-    from tests import browsersupport
+    from tests.support import browser
 
     class PageTests(TestCase):
-        skip = browsersupport.skip_reason()
-
         async def test_join(self) -> None:
             url = ...  # the gateway, listening in this process's reactor
             def scenario() -> str:
-                with browsersupport.BROWSER.tab(url) as tab:
+                with browser.BROWSER.tab(url) as tab:
                     tab.page.fill("#nickname", "Mary")
                     ...
                     return tab.page.inner_text("#console")
-            console = await browsersupport.BROWSER.deferred(scenario)
+            console = await browser.BROWSER.deferred(scenario)
 
 The scenario blocks the browser thread, never the reactor, so the server
 under test keeps answering the page.  A tab may also outlive one call (open
@@ -71,19 +69,6 @@ PHONE = {"width": 390, "height": 844}
 TIMEOUT_MS = 10_000
 
 T = TypeVar("T")
-
-
-def skip_reason() -> str | None:
-    """Why browser tests cannot run here, or None when they can.
-
-    Use as a trial ``skip`` class attribute."""
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the playwright Python package is not installed"
-    if not os.access(CHROMIUM, os.X_OK):
-        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
-    return None
 
 
 async def listen_site(testcase: TestCase, site: Site) -> str:
