@@ -269,11 +269,13 @@ class ChatMessage:
 
 @dataclass(frozen=True, slots=True)
 class Ack:
-    """The answer to ``JOIN``: ``ok`` or a failure with code and reason."""
+    """The answer to ``JOIN``: ``ok`` or a failure with code and reason;
+    ``max_frame`` is the server's frame limit when it says (``MAX_FRAME``)."""
 
     ok: bool
     code: str | None = None
     reason: str | None = None
+    max_frame: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,10 +376,13 @@ def parse_server_command(obj: dict[str, Any]) -> ServerCommand | None:
         if kind not in ("OKAY", "FAIL"):
             raise ProtocolError(BAD_COMMAND, "ACK needs TYPE OKAY or FAIL")
         code, reason = obj.get("CODE"), obj.get("REASON")
+        limit = obj.get("MAX_FRAME")
+        usable = isinstance(limit, int) and not isinstance(limit, bool) and limit > 0
         return Ack(
             ok=kind == "OKAY",
             code=code if isinstance(code, str) else None,
             reason=reason if isinstance(reason, str) else None,
+            max_frame=limit if usable else None,
         )
     if cmd == "ERROR":
         code, reason, ref = obj.get("CODE"), obj.get("REASON"), obj.get("REF")

@@ -123,14 +123,15 @@ class SendTests(GuiTestCase):
     ) -> None:
         self.type_into(self.tony, "Mary, Tony, Zoe, Henry", "to the rest")
         self.assertTrue(self.tony.do_send())
-        console = pane_text(self.tony.console).splitlines()
         self.assertEqual(
-            console[:2],
-            [
-                "[ERROR] removed unknown recipients: Zoe",
-                "[ERROR] removed yourself from the recipients",
-            ],
+            first_line(self.tony.console),
+            (
+                "note: you are not sent your own message; Zoe is not in the room;"
+                " sent to Mary, Henry as GROUP",
+                ("note",),
+            ),
         )
+        self.assertNotIn("[ERROR]", pane_text(self.tony.console))
         self.assertEqual(
             first_line(self.tony.messages)[0], "[To: Mary, Henry] to the rest"
         )
@@ -138,13 +139,46 @@ class SendTests(GuiTestCase):
             await self.until_in("[From: Tony] to the rest", window.messages)
             self.assertEqual(first_line(window.messages)[1], ("group",))
 
+    async def test_unknown_name_left_out_of_two_is_a_note_saying_what_was_sent(
+        self,
+    ) -> None:
+        self.type_into(self.tony, "Mary, Bob", "are you there?")
+        self.assertTrue(self.tony.do_send())
+        self.assertEqual(
+            first_line(self.tony.console),
+            ("note: Bob is not in the room; sent to Mary as PRIVATE", ("note",)),
+        )
+        await self.until_in("[From: Tony] are you there?", self.mary.messages)
+        self.assertEqual(first_line(self.mary.messages)[1], ("private",))
+
     async def test_group_of_only_unknown_names_sends_nothing(self) -> None:
-        self.type_into(self.tony, "Zoe, Tony", "nobody")
+        self.type_into(self.tony, "Zoe, Tony, Bob", "nobody")
         self.assertFalse(self.tony.do_send())
         self.assertEqual(
-            first_line(self.tony.console)[0], "[ERROR] no recipients left: nothing sent"
+            first_line(self.tony.console)[0],
+            "[ERROR] Zoe, Bob are not in the chat room: nothing sent",
         )
         self.assertEqual(pane_text(self.tony.messages), "")
+
+    async def test_message_too_long_is_refused_and_kept_in_the_box(self) -> None:
+        text = "x" * 72_000
+        self.type_into(self.tony, "Mary", text)
+        self.assertFalse(self.tony.do_send())
+        most = 65536 - len(
+            '{"CMD":"SEND","MSG":"","TO":["mary@hku.hk"],"FROM":"Tony@hku.hk"}'
+        )
+        self.assertEqual(
+            first_line(self.tony.console),
+            (f"[ERROR] message too long (72,000 characters, at most {most:,})",)
+            + (("error",),),
+        )
+        self.assertEqual(self.tony.message_entry.get("1.0", "end-1c"), text)
+        self.assertEqual(pane_text(self.tony.messages), "")
+        self.assertTrue(self.tony.client.joined)
+        self.type_into(self.tony, "Mary", "short one")
+        self.assertTrue(self.tony.do_send())
+        await self.until_in("short one", self.mary.messages)
+        self.assertEqual(pane_text(self.mary.messages), "[From: Tony] short one\n")
 
     async def test_enter_sends_and_shift_enter_inserts_a_newline(self) -> None:
         entry = self.tony.message_entry

@@ -73,7 +73,7 @@ class GuiTestCase(TestCase):
     async def until(self, predicate: Any, what: str) -> None:
         await wait_until(predicate, what=what)
 
-    async def until_in(self, text: str, pane: tk.Text) -> None:
+    async def until_in(self, text: str, pane: tk.Text | tk.Listbox) -> None:
         await wait_until(lambda: text in pane_text(pane), what=repr(text))
 
     def type_into(self, window: ChatWindow, to: str, message: str) -> None:
