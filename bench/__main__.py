@@ -34,6 +34,7 @@ WORKLOADS = (
     "join-original",
     "join-presence",
     "history",
+    "websocket",
 )
 
 
@@ -97,6 +98,19 @@ def plan(args: argparse.Namespace, settings: Settings) -> list[Callable[[], Resu
         runs.append(lambda: join_presence(args.clients or 10000, settings))
     if args.workload in ("all", "history"):
         runs.extend(history_runs(settings))
+    if args.workload in ("all", "websocket"):
+        # Each WebSocket row beside the same TCP row, in the same run.
+        window = args.window or 16
+        broadcasters = args.clients or 500
+        joiners = args.clients or 1000
+        for websocket in (False, True):
+            runs.append(
+                lambda ws=websocket: broadcast(
+                    broadcasters, args.senders, window, settings, ws
+                )
+            )
+        for websocket in (False, True):
+            runs.append(lambda ws=websocket: join_presence(joiners, settings, ws))
     return runs
 
 

@@ -78,7 +78,9 @@ def _generator_cpu() -> float:
 class _Run:
     """A server and a generator for one workload, cleaned up on exit."""
 
-    def __init__(self, settings: Settings, result: Result) -> None:
+    def __init__(
+        self, settings: Settings, result: Result, websocket: bool = False
+    ) -> None:
         raise_fd_limit(result.clients * 2 + 200)
         self.settings = settings
         profile = None
@@ -89,10 +91,14 @@ class _Run:
             settings.list_interval, settings.server_args, profile
         )
         self.generator: LoadGenerator | None = None
+        self.websocket = websocket
 
     def __enter__(self) -> _Run:
         self.server.start()
-        self.generator = LoadGenerator(self.server.port, check=self.server.check_alive)
+        port = self.server.web_port if self.websocket else self.server.port
+        self.generator = LoadGenerator(
+            port, check=self.server.check_alive, websocket=self.websocket
+        )
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -137,12 +143,23 @@ class _Run:
         result.server_peak_rss_mb = server.memory().peak_kb / 1024
 
 
-def broadcast(clients: int, senders: int, window: int, settings: Settings) -> Result:
-    """``senders`` clients broadcast to all, ``window`` messages in flight each."""
+def _named(workload: str, websocket: bool) -> str:
+    return f"{workload} ws" if websocket else workload
+
+
+def broadcast(
+    clients: int,
+    senders: int,
+    window: int,
+    settings: Settings,
+    websocket: bool = False,
+) -> Result:
+    """``senders`` clients broadcast to all, ``window`` messages in flight each;
+    over WebSocket when ``websocket``."""
     senders = min(senders, clients)
-    result = Result(f"broadcast w{window}", clients, senders, window)
+    result = Result(_named(f"broadcast w{window}", websocket), clients, senders, window)
     cpu = _generator_cpu()
-    with _Run(settings, result) as run:
+    with _Run(settings, result, websocket) as run:
         run.join(result, clients, presence=True)
         result.notes.clear()  # the join is set-up here, not the measure
         run.exchange(
@@ -179,15 +196,16 @@ def join_original(clients: int, settings: Settings) -> Result:
     return result
 
 
-def join_presence(clients: int, settings: Settings) -> Result:
+def join_presence(clients: int, settings: Settings, websocket: bool = False) -> Result:
     """Presence-capable clients join at once, then one broadcast reaches all.
 
     Done when every client's LIST plus PRESENCE deltas shows all of them;
-    the latency columns are those of the one broadcast.
+    the latency columns are those of the one broadcast. Over WebSocket when
+    ``websocket``.
     """
-    result = Result("join presence", clients, 1, 1)
+    result = Result(_named("join presence", websocket), clients, 1, 1)
     cpu = _generator_cpu()
-    with _Run(settings, result) as run:
+    with _Run(settings, result, websocket) as run:
         run.join(result, clients, presence=True)
         join_cpu = result.server_cpu_s
         run.exchange(result, run.generator.clients[:1], False, window=1, per_sender=1)

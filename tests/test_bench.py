@@ -12,7 +12,7 @@ import re
 from twisted.trial import unittest
 
 from bench import __main__ as bench_main
-from bench.load import Client, LoadGenerator
+from bench.load import Client, LoadGenerator, unframe
 from bench.server import BenchFailure
 from bench.workloads import (
     Result,
@@ -23,6 +23,7 @@ from bench.workloads import (
     join_replay,
     private,
 )
+from muca.protocol.wire import websocket_text_frame
 
 TINY = Settings(duration=0.3, timeout=30.0)
 
@@ -75,6 +76,41 @@ class BenchSmokeTests(unittest.TestCase):
                 " server CPU 100.0 µs per stored message (+50.0 µs against --db none)"
             ],
         )
+
+
+class WebSocketBenchTests(unittest.TestCase):
+    """The WebSocket rows: clients on the web listener, the same checks."""
+
+    def test_websocket_broadcast_delivers_every_message_to_every_other_client(
+        self,
+    ) -> None:
+        result = broadcast(
+            clients=6, senders=3, window=4, settings=TINY, websocket=True
+        )
+        self.assertEqual(result.workload, "broadcast w4 ws")
+        self.assertGreater(result.messages, 0)
+        self.assertEqual(result.deliveries, result.messages * 5)
+
+    def test_websocket_clients_join_then_one_broadcast_reaches_all(self) -> None:
+        result = join_presence(clients=30, settings=TINY, websocket=True)
+        self.assertEqual(result.deliveries, 29)
+
+    def test_unframe_cuts_frames_of_every_length_wherever_tcp_splits(self) -> None:
+        texts = [
+            b"{}",
+            b'{"A":"' + b"x" * 200 + b'"}',
+            b'{"B":"' + b"y" * 70000 + b'"}',
+        ]
+        stream = b"".join(websocket_text_frame(text) for text in texts)
+        for cut in (1, 2, 3, 9, 150, 70000, len(stream) - 1):
+            lines, rest = unframe(stream[:cut])
+            more, rest = unframe(rest + stream[cut:])
+            self.assertEqual((lines or b"") + more, b"\n".join(texts) + b"\n", cut)
+            self.assertEqual(rest, b"")
+
+    def test_unframe_refuses_what_the_server_never_sends(self) -> None:
+        self.assertIsNone(unframe(b"\x82\x02{}")[0])  # binary
+        self.assertIsNone(unframe(b"\x81\x82abcd{}")[0])  # masked
 
 
 class OriginalRosterParsingTests(unittest.TestCase):

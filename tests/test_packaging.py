@@ -133,6 +133,8 @@ class UsageTests(SynchronousTestCase):
             "unix:/tmp/x.sock",
             "--max-frame",
             "1000",
+            "--web",
+            "none",
         )
         self.assertEqual(
             options["listen"],

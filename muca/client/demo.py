@@ -82,6 +82,9 @@ def _start_server(port: int) -> tuple[subprocess.Popen[str], int] | None:
         "muca",
         "--listen",
         f"tcp:{port}:interface=127.0.0.1",
+        # The demo's windows are Tk clients; no web port to collide on.
+        "--web",
+        "none",
     ]
     server = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -214,8 +214,16 @@ class ChatWindow(ChatObserver):
         frame.columnconfigure(0, weight=1)
         frame.rowconfigure(0, weight=1)
         text = tk.Text(
-            frame, height=height, width=70, wrap="word", relief="flat", pady=2
+            frame,
+            height=height,
+            width=70,
+            wrap="word",
+            relief="flat",
+            pady=2,
+            highlightthickness=0,  # read-only: no focus ring under the last line
         )
+        # The padding under the last whole line looks like part of the pane.
+        frame.configure(background=text.cget("background"))
         # A pane stretched by the window shows whole lines only: a last line
         # cut in half is hard to read and looks like a drawing fault.
         frame.bind("<Configure>", lambda event: self._whole_lines(text, event))
@@ -223,6 +231,16 @@ class ChatWindow(ChatObserver):
         text.configure(yscrollcommand=scroll.set)
         text.grid(row=0, column=0, sticky="nsew")
         scroll.grid(row=0, column=1, sticky="ns")
+        # The frame asks for the size of its contents as first built, and
+        # keeps asking for it: the padding of _whole_lines must not change
+        # what the window asks of the frame, or each change would resize
+        # the frame again.
+        border = 2 * int(frame.cget("borderwidth"))
+        frame.configure(
+            width=text.winfo_reqwidth() + scroll.winfo_reqwidth() + border,
+            height=text.winfo_reqheight() + border,
+        )
+        frame.grid_propagate(False)
         for tag, colour in TAG_COLOURS.items():
             text.tag_configure(tag, foreground=colour)
         for tag in KIND_TAGS.values():
@@ -238,8 +256,7 @@ class ChatWindow(ChatObserver):
         """Pad below ``text`` so that it shows whole lines only.
 
         The padding is what is left of the frame's height under the most
-        whole lines that fit; it never changes the number of lines, so a
-        window sized by its contents keeps its size.
+        whole lines that fit.
         """
         line = int(text.tk.call("font", "metrics", text.cget("font"), "-linespace"))
         chrome = 2 * (
@@ -447,6 +464,8 @@ class ChatWindow(ChatObserver):
         if not 0 <= index < len(self._shown_peers):
             return
         self.add_recipient(self._shown_peers[index].nickname)
+        # The list is not a selection: TO is what counts, and it shows it.
+        self.peer_list.selection_clear(0, "end")
 
     def add_recipient(self, nickname: str) -> None:
         """Add a nickname to the TO field (once; never our own)."""

@@ -7,7 +7,8 @@ big-endian length (length-prefixed). Output framing is chosen per connection
 with :class:`Framing`.
 
 This module knows nothing of commands or reactors: it cuts frames, decodes
-them as UTF-8 JSON, and encodes objects for each framing.
+them as UTF-8 JSON, and encodes objects for each framing (those of a TCP
+stream, and WebSocket text messages).
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ class Framing(enum.Enum):
     NATIVE = "native"  # one object per line, UTF-8
     ORIGINAL = "original"  # objects back to back, ASCII
     PREFIXED = "prefixed"  # 4-byte big-endian length, then the object (UTF-8)
+    WEBSOCKET = "websocket"  # one object per WebSocket text message, UTF-8
+
+
+#: The framings of a TCP byte stream, which :class:`FrameDecoder` cuts;
+#: WebSocket messages are cut by the WebSocket library.
+STREAM_FRAMINGS = (Framing.NATIVE, Framing.ORIGINAL, Framing.PREFIXED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,13 +331,34 @@ def encode(obj: dict[str, Any], framing: Framing) -> bytes:
     in 4 bytes, big-endian, then compact UTF-8 JSON. Original: ASCII JSON with no
     separator, as the original MUCA peers write it; ``}{`` inside a string
     is escaped so that a peer splitting its input on ``}{`` still cuts
-    between objects only.
+    between objects only. WebSocket: the native JSON, without the newline,
+    as one text frame.
     """
     if framing is Framing.NATIVE:
         return _NATIVE_ENCODER.encode(obj).encode("utf-8") + b"\n"
     if framing is Framing.PREFIXED:
         body = _NATIVE_ENCODER.encode(obj).encode("utf-8")
         return _LENGTH.pack(len(body)) + body
+    if framing is Framing.WEBSOCKET:
+        return websocket_text_frame(_NATIVE_ENCODER.encode(obj).encode("utf-8"))
     # Inside one object, "}{" can only stand in a string: structural braces
     # are always separated by ',' or ':'.
     return json.dumps(obj).replace("}{", "}\\u007b").encode("ascii")
+
+
+def websocket_text_frame(text: bytes) -> bytes:
+    """One unfragmented, unmasked WebSocket text frame (RFC 6455 section 5.2)
+    holding ``text``, UTF-8: what a server sends when no extension was agreed.
+
+    Built here rather than by the WebSocket library per connection, so that
+    a fan-out frames each message once and writes the same bytes to every
+    recipient, as for TCP.
+    """
+    size = len(text)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 0x10000:
+        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return header + text

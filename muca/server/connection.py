@@ -40,6 +40,7 @@ from muca.protocol.messages import (
 )
 from muca.protocol.wire import BadFrame, FrameDecoder, FrameTooLong, Framing
 from muca.server.auth import check_password
+from muca.server.counters import Counters
 from muca.server.limits import TokenBucket
 from muca.server.output import Outbox, Payload, plain_socket, transport_idle
 from muca.server.room import Member
@@ -64,6 +65,7 @@ class Node(typing.Protocol):
     close_grace: float
     connections: set[Any]
     outbox: Outbox
+    counters: Counters
 
     def admit(self, connection: Any) -> str | None:
         """Count a new connection in, or say why it is refused."""
@@ -121,6 +123,8 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self._close_started = False
         # The socket under a plain TCP transport, for send()'s fast path.
         self._socket: Any = None
+        # The byte stream under the transport (see connectionMade).
+        self._stream: Any = None
         # Why the server cannot take this connection, when it is over a cap.
         self._refusal: str | None = None
 
@@ -132,11 +136,16 @@ class ChatProtocol(Protocol, TimeoutMixin):
         peer = self.transport.getPeer()
         self.peer = _describe(peer)
         self.address = getattr(peer, "host", None)
-        if interfaces.ITCPTransport.providedBy(self.transport):
+        # A transport of whole messages (a WebSocket) names the byte stream
+        # it runs on: output is framed for it already, so it may take the
+        # same socket fast path and TCP options as a TCP peer.
+        stream = getattr(self.transport, "stream", self.transport)
+        self._stream = stream
+        if interfaces.ITCPTransport.providedBy(stream):
             # Small messages must not wait for Nagle and delayed ACKs.
-            self.transport.setTcpNoDelay(True)
-            self.transport.setTcpKeepAlive(True)
-        self._socket = plain_socket(self.transport)
+            stream.setTcpNoDelay(True)
+            stream.setTcpKeepAlive(True)
+        self._socket = plain_socket(stream)
         if self._socket is not None:
             _detect_dead_peers_sooner(self._socket)
         self.transport.registerProducer(self, True)
@@ -168,6 +177,13 @@ class ChatProtocol(Protocol, TimeoutMixin):
             frames = self._decoder.feed(data)
         except FrameTooLong as error:
             frames = [*error.frames, error]
+        self.frames_received(frames)
+
+    def frames_received(self, frames: list[Any]) -> None:
+        """Handle decoded frames (objects, :class:`BadFrame`, or
+        :class:`FrameTooLong`), from the byte stream or a message transport."""
+        if self._closing:
+            return
         self._waiting.extend(frames)
         self._handle_waiting()
 
@@ -255,8 +271,9 @@ class ChatProtocol(Protocol, TimeoutMixin):
         transport, or one with bytes queued, always go through
         :meth:`write_bytes`.
         """
+        self.factory.counters.bytes_out += len(data)
         sock = self._socket
-        if sock is None or self._paused or not transport_idle(self.transport):
+        if sock is None or self._paused or not transport_idle(self._stream):
             self.write_bytes(data)
             return
         try:
@@ -323,6 +340,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
             limit=factory.max_outbound,
         )
         self._closing = True
+        factory.counters.slow_consumers += 1
         # Behind everything queued: it arrives only if the peer reads again
         # within the grace period.
         payload = Payload(
@@ -442,7 +460,9 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self._send(command)
 
     def _join(self, join: Join) -> None:
-        if join.version >= 2 and self.framing is not Framing.PREFIXED:
+        # A version 2 JOIN makes a stream's output native; the framings of
+        # a transport that delimits messages itself stay.
+        if join.version >= 2 and self.framing not in _SELF_DELIMITED:
             self.framing = Framing.NATIVE
         portal = self.factory.portal
         if portal is None:
@@ -524,6 +544,9 @@ class ChatProtocol(Protocol, TimeoutMixin):
 def _is_join(frame: Any) -> bool:
     return isinstance(frame, dict) and frame.get("CMD") == "JOIN"
 
+
+#: Output framings that a JOIN never changes.
+_SELF_DELIMITED = (Framing.PREFIXED, Framing.WEBSOCKET)
 
 _KEEPALIVE = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6))
 

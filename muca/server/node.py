@@ -42,6 +42,7 @@ from muca.protocol.messages import (
 from muca.protocol.wire import DEFAULT_MAX_FRAME
 from muca.server.bus import Bus, LocalBus
 from muca.server.connection import ChatProtocol
+from muca.server.counters import Counters
 from muca.server.limits import (
     DEFAULT_BURST,
     DEFAULT_MAX_PER_ADDRESS,
@@ -140,6 +141,8 @@ class ChatFactory(ServerFactory):
         self._last_roster = float("-inf")
         #: Fan-out waiting for the end of this reactor turn.
         self.outbox = Outbox(self.clock)
+        #: Totals for /metrics.
+        self.counters = Counters()
         self.store = store
         self.history_replay = history_replay
         #: User ids that have joined before (offline delivery, --auth only).
@@ -373,6 +376,7 @@ class ChatFactory(ServerFactory):
         # those who join later.
         stored_anyway = self.store is not None and route.kind == ALL
         if route.recipients or offline or stored_anyway:
+            self.counters.accepted += 1
             recipients = (
                 ()
                 if route.kind == ALL
@@ -424,6 +428,7 @@ class ChatFactory(ServerFactory):
             if replays:
                 members = [m for m in members if not self._hold(m, message)]
             if members:
+                self.counters.delivered += len(members)
                 self.fan_out(Payload(message.payload()), members)
 
     def _hold(self, member: Member, message: ChatMessage) -> bool:

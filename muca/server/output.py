@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from twisted.internet import tcp
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITransport
 
-from muca.protocol.wire import Framing, encode
+from muca.protocol.wire import Framing, encode, websocket_text_frame
 
 # What transport_idle reads of a TCP transport to know that nothing is queued
 # (twisted.internet.abstract.FileDescriptor's write buffers). Transports
@@ -49,7 +49,12 @@ class Payload:
             return self.native()
         data = self._others.get(framing)
         if data is None:
-            data = self._others[framing] = encode(self.obj, framing)
+            if framing is Framing.WEBSOCKET:
+                # The native encoding without its newline: the frame delimits it.
+                data = websocket_text_frame(self.native()[:-1])
+            else:
+                data = encode(self.obj, framing)
+            self._others[framing] = data
         return data
 
 
@@ -84,10 +89,18 @@ class Outbox:
         if self._flush_call is None:
             self._flush_call = self._clock.callLater(0, self.flush)
         native = payload.native()
+        native_framing, websocket_framing = Framing.NATIVE, Framing.WEBSOCKET
+        # Local names, not a call or an Enum hash per recipient: a room of
+        # browsers is all WebSocket.
+        websocket: bytes | None = None
         for connection in connections:
             framing = connection.framing
-            if framing is Framing.NATIVE or framing is None:
+            if framing is native_framing or framing is None:
                 data = native
+            elif framing is websocket_framing:
+                if websocket is None:
+                    websocket = payload.for_framing(websocket_framing)
+                data = websocket
             else:
                 data = payload.for_framing(framing)
             chunks = queued.get(connection)

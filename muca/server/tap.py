@@ -46,6 +46,8 @@ from twisted import copyright
 log = Logger()
 
 DEFAULT_PORT = 40452
+#: The web listener (browser client, WebSocket, health, metrics) by default.
+DEFAULT_WEB = "tcp:40080"
 DEFAULT_BACKLOG = 1024
 DEFAULT_DB = "muca.db"
 # Seconds between two prunings of the history (--history-days/--history-max).
@@ -169,7 +171,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
     synopsis = "[options]"
     longdesc = (
         "Run a MUCA chat server. With no --port or --listen it listens on "
-        f"TCP port {DEFAULT_PORT} on every interface. With --auth (e.g. "
+        f"TCP port {DEFAULT_PORT} on every interface, and serves the browser "
+        "client on http://HOST:40080/ (--web). With --auth (e.g. "
         "--auth memory:alice@hku.hk:secret or --auth file:users.txt, a file of "
         "uid:password lines) every JOIN needs a PASS that is right for its UID; "
         "without it no password is asked."
@@ -288,7 +291,15 @@ class Options(usage.Options, strcred.AuthOptionMixin):
 
     def __init__(self) -> None:
         super().__init__()
+        # The opt_ methods' docstrings as --help shows them: one paragraph
+        # each, not the source's line breaks and indentation.
+        self.docs = {
+            name: " ".join(doc.split()) if isinstance(doc, str) else doc
+            for name, doc in self.docs.items()
+        }
         self["listen"] = []
+        self["web"] = []
+        self["web-origin"] = []
 
     def opt_listen(self, description: str) -> None:
         """Listen on an endpoint description, e.g. tcp:40452:interface=127.0.0.1,
@@ -296,6 +307,19 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         Repeatable."""
         check_listen("listen", description)
         self["listen"].append(description)
+
+    def opt_web(self, description: str) -> None:
+        """Serve the browser client, the protocol over WebSocket (/ws),
+        /healthz and /metrics on an endpoint description (ssl: for https and
+        wss); "none": no web listener. Repeatable. Default: tcp:40080."""
+        if description != "none":
+            check_listen("web", description)
+        self["web"].append(description)
+
+    def opt_web_origin(self, origin: str) -> None:
+        """Let pages from this origin (e.g. https://chat.example.org) use the
+        WebSocket, besides the web listener's own. Repeatable."""
+        self["web-origin"].append(origin)
 
     def opt_version(self) -> None:
         """Show MUCA's version (and Twisted's) and exit."""
@@ -338,6 +362,12 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             self["store"] = open_store(self["db"])
         except StoreError as error:
             raise usage.UsageError(f"--db: {error}") from None
+        web = self["web"] or [DEFAULT_WEB]
+        if "none" in web:
+            if len(web) > 1:
+                raise usage.UsageError("--web none cannot go with other --web")
+            web = []
+        self["web"] = [with_backlog(d) for d in web]
 
 
 class ChatService(service.MultiService):
@@ -405,6 +435,8 @@ class ChatService(service.MultiService):
     def stopService(self) -> Deferred[None]:
         if self._pruning is not None and self._pruning.running:
             self._pruning.stop()
+        # /healthz says 503 from now on, to a load balancer still connected.
+        self.factory.stopping = True
         stopped = super().stopService()
         stopped.addCallback(lambda _: self.factory.close_all(DEFAULT_SHUTDOWN_WAIT))
         store = self.factory.store
@@ -443,6 +475,13 @@ def makeService(options: Options) -> ChatService:
         listener = strports.service(description, factory)
         listener.endpoint = AnnouncedEndpoint(listener.endpoint)
         listener.setServiceParent(chat)
+    if options["web"]:
+        # Imported only when used: the web listener needs twisted[websocket].
+        from muca.web.gateway import make_site
+
+        site = make_site(factory, options["web-origin"])
+        for description in options["web"]:
+            strports.service(description, site).setServiceParent(chat)
     return chat
 
 

@@ -40,6 +40,7 @@ from tests.support.client import (
     tls_listen,
     wait_until,
 )
+from tests.support.peers import AsciiOnlyReader, BraceDepthReader
 from tests.support.servers import PickyRoom, RecordingRelay
 
 TONY = ("Tony", "Tony@hku.hk")
@@ -331,6 +332,10 @@ class FramingTests(TestCase):
         self.assertNotIn(b"\n", tony_bytes)
         self.assertTrue(tony_bytes.startswith(b'{"CMD": "JOIN", "UN": "Tony"'))
         self.assertEqual(tony.framing, Framing.ORIGINAL)
+        # The other developer's readers of those peers take every byte too.
+        for reader in (BraceDepthReader(), AsciiOnlyReader()):
+            commands = [obj["CMD"] for obj in reader.feed(bytes(tony_bytes))]
+            self.assertEqual(commands, ["JOIN", "SEND", "SEND"], reader)
 
     async def test_ascii_only_server_gets_escapes_and_text_arrives_intact(
         self,

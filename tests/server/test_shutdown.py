@@ -64,7 +64,7 @@ class StopServiceTests(TestCase):
         self,
     ) -> None:
         options = tap.Options()
-        options.parseOptions(["--listen", "tcp:0:interface=127.0.0.1"])
+        options.parseOptions(["--listen", "tcp:0:interface=127.0.0.1", "--web", "none"])
         service = tap.makeService(options)
         service.privilegedStartService()
         service.startService()

@@ -138,7 +138,12 @@ class DocumentationTests(SynchronousTestCase):
         server_section = table[
             table.index("## The server") : table.index("## The client")
         ]
-        names = [row[0] for row in tap.Options.optParameters] + ["listen", "auth"]
+        names = [row[0] for row in tap.Options.optParameters] + [
+            "listen",
+            "auth",
+            "web",
+            "web-origin",
+        ]
         for name in names:
             self.assertIn(f"--{name}", usage)
             self.assertRegex(server_section, rf"(?m)^\| `--{re.escape(name)}\b", name)

@@ -89,6 +89,9 @@ async def start_service(testcase: TestCase, *args: str) -> list[IListeningPort]:
         # The history's own tests name their database; the others need none
         # (and must not share one muca.db in the working directory).
         args = ("--db", "none", *args)
+    if not any(arg.startswith("--web") for arg in args):
+        # Not the default web port 40080: tests run side by side.
+        args = ("--web", "none", *args)
     options.parseOptions(list(args))
     service = tap.makeService(options)
     service.privilegedStartService()
