@@ -403,6 +403,9 @@ class ChatService(service.MultiService):
         try:
             super().privilegedStartService()
         except CannotListenError as error:
+            if store is not None:
+                # Its thread would keep the process from exiting.
+                store.close_blocking()
             where = f"port {error.port}" if error.port else "the address given"
             reason = getattr(error.socketError, "strerror", None) or error.socketError
             sys.stderr.write(f"muca: cannot listen on {where}: {reason}\n")

@@ -113,6 +113,10 @@ class MessageStore(Protocol):
         """Delete messages older than the age or beyond the newest count."""
         ...
 
+    def close_blocking(self) -> None:
+        """``close`` on the calling thread, when the reactor will not run."""
+        ...
+
     def close(self) -> Deferred[None]:
         """Release the database; the store cannot be used afterwards."""
         ...

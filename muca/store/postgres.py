@@ -227,6 +227,10 @@ class PostgresStore:
         self._close_pool()
         return succeed(None)
 
+    def close_blocking(self) -> None:
+        """Close every connection now (the reactor will not run)."""
+        self._close_pool()
+
     def _close_pool(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:

@@ -176,6 +176,12 @@ class SQLiteStore:
         d.addBoth(stop)
         return d
 
+    def close_blocking(self) -> None:
+        """Close on the calling thread (the reactor will not run): the
+        thread is stopped first, so nothing else uses the connection."""
+        self._stop_pool()
+        self._close()
+
     def _stop_pool(self) -> None:
         if self._shutdown_trigger is not None:
             try:
