@@ -281,7 +281,8 @@ class ChatFactory(ServerFactory):
         if not replay.listed or replay.page is None:
             return
         member = replay.member
-        del self._replays[member]
+        if self._replays.pop(member, None) is not replay:
+            return  # the member left meanwhile
         if self.room.member(member.uid) is not member:
             return
         page = replay.page
@@ -340,6 +341,8 @@ class ChatFactory(ServerFactory):
 
     def leave(self, member: Member, peer: str) -> None:
         """Remove a member whose connection has gone."""
+        # A replay on its way has nobody to go to any more.
+        self._replays.pop(member, None)
         if self.room.leave(member):
             log.info("{uid!r} left from {peer}", uid=member.uid, peer=peer)
             self.bus.roster_changed()

@@ -14,8 +14,10 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
+from muca.store.sqlite import SQLiteStore
 from tests.support import (
     OKAY,
+    MemoryServer,
     RawClient,
     connect,
     join,
@@ -306,3 +308,23 @@ async def until_marker(client: RawClient) -> list[dict[str, Any]]:
         if obj.get("CMD") == "HISTORY":
             break
     return received
+
+
+class ReplayBookkeepingTests(TestCase):
+    """A newcomer that leaves before its replay is written leaves nothing
+    behind (live messages would otherwise be held for it for ever)."""
+
+    async def test_leaving_before_the_replay_forgets_it(self) -> None:
+        store = SQLiteStore(os.path.join(fresh_directory(self), "h.db"))
+        await store.open()
+        self.addCleanup(store.close)
+        server = MemoryServer(store=store)
+        server.factory.store_opened()
+        newcomer = server.connect()
+        newcomer.send_json(history_join(BOB))
+        # ACK is out; the LIST (end of this turn) and the replay are not.
+        self.assertEqual(len(server.factory._replays), 1)
+        newcomer.lose()
+        server.clock.advance(0)
+        self.assertEqual(server.factory._replays, {})
+        server.stop()
