@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 import shutil
 import subprocess
@@ -59,9 +60,21 @@ class GuiTestCase(TestCase):
         self.server = listening.factory
         self.root = tk.Tk(screenName=self.display)
         self.root.withdraw()
-        self.addCleanup(self.root.destroy)
+        self.addCleanup(self._forget_tk)
         tksupport.install(self.root, ms=5)
         self.addCleanup(tksupport.uninstall)
+
+    def _forget_tk(self) -> None:
+        """Destroy the Tk root and free it here, on the main thread.
+
+        Trial keeps every test case until the run ends: a Tk object left to a
+        later garbage collection might be freed on a worker thread (a
+        store's), which aborts the process ("Tcl_AsyncDelete: async handler
+        deleted by the wrong thread").
+        """
+        self.root.destroy()
+        del self.root
+        gc.collect()
 
     def window(
         self,
