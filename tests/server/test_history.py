@@ -12,6 +12,7 @@ import psycopg
 from twisted.enterprise import adbapi
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from muca.store.sqlite import SQLiteStore
@@ -260,6 +261,14 @@ class StoreFailureTests(TestCase):
 
     async def test_postgres_stopped_then_started_again(self) -> None:
         server = pgsupport.private_server(self)
+        logged: list[str] = []
+
+        def observe(event: dict[str, Any]) -> None:
+            if event.get("log_namespace") == "muca.server.bus":
+                logged.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
         port = await start_server(self, "--db", server.conninfo())
         alice = await connect(self, port)
         alice.send_json(join(*ALICE))
@@ -295,6 +304,11 @@ class StoreFailureTests(TestCase):
         # What was refused was never delivered.
         await deferLater(reactor, 0.2)
         self.assertFalse(any(o.get("MSG") == "lost?" for o in bob.objects))
+        # The outage is logged once, however many messages it refused, and
+        # so is the recovery.
+        self.assertEqual(len(logged), 2, logged)
+        self.assertIn("cannot store messages", logged[0])
+        self.assertIn("works again", logged[1])
         # adbapi logs the broken connection's failed rollback itself.
         self.flushLoggedErrors(psycopg.OperationalError, adbapi.ConnectionLost)
 
