@@ -23,7 +23,6 @@ NOT_JOINED = "NOT_JOINED"
 NO_RECIPIENT = "NO_RECIPIENT"
 UNKNOWN_RECIPIENT = "UNKNOWN_RECIPIENT"
 FROM_MISMATCH = "FROM_MISMATCH"
-RATE_LIMITED = "RATE_LIMITED"
 SLOW_CONSUMER = "SLOW_CONSUMER"
 
 # ACK FAIL codes.
@@ -124,6 +123,8 @@ def uid_problem(uid: object) -> str | None:
         return "UID must not be empty"
     if len(uid) > MAX_UID:
         return f"UID must be at most {MAX_UID} characters"
+    if uid == ALL:
+        return "UID 'ALL' is reserved for broadcasts"
     return None
 
 
@@ -189,9 +190,11 @@ def _parse_send(obj: dict[str, Any]) -> Send:
 # What a server sends.
 
 
-def ack_okay_payload() -> dict[str, Any]:
-    """``ACK`` ``OKAY``."""
-    return {"CMD": "ACK", "TYPE": "OKAY"}
+def ack_okay_payload(max_frame: int | None = None) -> dict[str, Any]:
+    """``ACK`` ``OKAY``, with the longest frame accepted when given."""
+    if max_frame is None:
+        return {"CMD": "ACK", "TYPE": "OKAY"}
+    return {"CMD": "ACK", "TYPE": "OKAY", "MAX_FRAME": max_frame}
 
 
 def ack_fail_payload(code: str, reason: str) -> dict[str, Any]:

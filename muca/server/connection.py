@@ -14,7 +14,6 @@ from __future__ import annotations
 import socket
 import typing
 from collections import deque
-from collections.abc import Iterable
 from typing import Any
 
 from twisted.internet import interfaces
@@ -31,7 +30,6 @@ from muca.protocol.messages import (
     AUTH_FAILED,
     FROM_MISMATCH,
     NOT_JOINED,
-    RATE_LIMITED,
     SERVER_FULL,
     SLOW_CONSUMER,
     Join,
@@ -105,9 +103,12 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self._paused = False
         self._queued = 0
         self._bucket: TokenBucket | None = None
-        # Frames waiting while a password check is under way.
-        self._backlog: deque[Any] = deque()
+        # Frames read but not handled yet: they wait for a password check
+        # or for the rate limit, while reading from the peer is paused.
+        self._waiting: deque[Any] = deque()
         self._checking = False
+        self._reading_paused = False
+        self._rate_call: IDelayedCall | None = None
         self._abort_call: IDelayedCall | None = None
         self._registered = False
         self._close_started = False
@@ -160,10 +161,8 @@ class ChatProtocol(Protocol, TimeoutMixin):
             frames = self._decoder.feed(data)
         except FrameTooLong as error:
             frames = [*error.frames, error]
-        if self._checking:
-            self._backlog.extend(frames)
-        else:
-            self._handle_frames(frames)
+        self._waiting.extend(frames)
+        self._handle_waiting()
 
     def connectionLost(self, reason: Failure = None) -> None:
         self._closing = True
@@ -172,7 +171,10 @@ class ChatProtocol(Protocol, TimeoutMixin):
         if self._abort_call is not None and self._abort_call.active():
             self._abort_call.cancel()
         self._abort_call = None
-        self._backlog.clear()
+        if self._rate_call is not None and self._rate_call.active():
+            self._rate_call.cancel()
+        self._rate_call = None
+        self._waiting.clear()
         factory = self.factory
         factory.connections.discard(self)
         if self._admitted:
@@ -318,19 +320,53 @@ class ChatProtocol(Protocol, TimeoutMixin):
 
     # Frames and commands
 
-    def _handle_frames(self, frames: Iterable[Any]) -> None:
-        for position, frame in enumerate(frames):
-            if self._closing:
-                return
+    def _handle_waiting(self) -> None:
+        """Handle the frames read so far, in order, as far as allowed.
+
+        A frame waits (and reading from the peer is paused, so that what
+        waits is at most one read; the kernel's buffers and TCP hold the
+        rest back) while a password check is under way, or while the rate
+        limit has no token for it: then it is handled when the bucket has
+        one. Nothing read is dropped ("fake lag", as IRC servers do).
+        """
+        waiting = self._waiting
+        bucket = self._bucket
+        while waiting and not self._closing:
             if self._checking:
-                # A password check started: the rest waits for its answer.
-                self._backlog.extend(list(frames)[position:])
+                self._pause_reading()
                 return
+            frame = waiting[0]
+            # Every JOIN gets its one ACK at once (the protocol promises
+            # it); a JOIN flood is answered by ALREADY_JOINED or UID_TAKEN.
+            if bucket is not None and not _is_join(frame) and not bucket.take():
+                self._pause_reading()
+                if self._rate_call is None:
+                    self._rate_call = self.factory.clock.callLater(
+                        bucket.wait(), self._rate_allows
+                    )
+                return
+            waiting.popleft()
             self._handle_frame(frame)
+        if not self._checking and self._rate_call is None:
+            self._resume_reading()
+
+    def _rate_allows(self) -> None:
+        """The bucket has a token again: go on with the waiting frames."""
+        self._rate_call = None
+        self._handle_waiting()
+
+    def _pause_reading(self) -> None:
+        if not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pauseProducing()
+
+    def _resume_reading(self) -> None:
+        if self._reading_paused and not self._closing:
+            self._reading_paused = False
+            self.transport.resumeProducing()
 
     def _handle_frame(self, frame: Any) -> None:
-        if self.framing is None:
-            self._decide_framing()
+        self._decide_framing()
         if isinstance(frame, FrameTooLong):
             self.send_error(frame.code, frame.reason)
             self.close()
@@ -342,17 +378,6 @@ class ChatProtocol(Protocol, TimeoutMixin):
                 self.send_error(SERVER_FULL, self._refusal)
             self.close()
             return
-        bucket = self._bucket
-        cmd = frame.get("CMD") if isinstance(frame, dict) else None
-        # Every JOIN gets its one ACK (the protocol promises it); a JOIN
-        # flood is answered by ALREADY_JOINED or UID_TAKEN, not delivered.
-        if bucket is not None and cmd != "JOIN" and not bucket.take():
-            self.send_error(
-                RATE_LIMITED,
-                "too many messages: this one was dropped",
-                cmd if isinstance(cmd, str) and messages.is_text(cmd) else None,
-            )
-            return
         if isinstance(frame, BadFrame):
             self.send_error(frame.code, frame.reason)
             return
@@ -363,9 +388,20 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self.send_error(messages.BAD_COMMAND, "the server could not handle this")
 
     def _decide_framing(self) -> None:
-        assert self._decoder is not None
-        if self.framing is None:
-            native = self._decoder.newline_framed is not False
+        """Fix the output framing once the input has shown it.
+
+        Until then (e.g. garbage with no end yet) replies are native: a
+        lone object, with or without a newline after it, is read by every
+        kind of peer.
+        """
+        decoder = self._decoder
+        assert decoder is not None
+        if self.framing is not None:
+            return
+        if decoder.length_prefixed:
+            self.framing = Framing.PREFIXED
+        elif decoder.newline_framed is not None:
+            native = decoder.newline_framed
             self.framing = Framing.NATIVE if native else Framing.ORIGINAL
 
     def _handle(self, obj: dict[str, Any]) -> None:
@@ -386,7 +422,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self._send(command)
 
     def _join(self, join: Join) -> None:
-        if join.version >= 2:
+        if join.version >= 2 and self.framing is not Framing.PREFIXED:
             self.framing = Framing.NATIVE
         portal = self.factory.portal
         if portal is None:
@@ -398,18 +434,16 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self._password_checked(checked.result, join)
             checked.addErrback(lambda _: None)
             return
+        # The frames after this JOIN wait for its answer (_handle_waiting).
         self._checking = True
-        self.transport.pauseProducing()
         checked.addCallback(self._password_checked_later, join)
 
     def _password_checked_later(self, right: bool, join: Join) -> None:
         self._checking = False
         if self._closing:
             return
-        self.transport.resumeProducing()
         self._password_checked(right, join)
-        backlog, self._backlog = self._backlog, deque()
-        self._handle_frames(backlog)
+        self._handle_waiting()
 
     def _password_checked(self, right: bool, join: Join) -> None:
         if right:
@@ -432,7 +466,10 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self._refuse({"UID": join.uid, "UN": join.nickname}, refusal)
             return
         self.setTimeout(None)
-        self.send(messages.ack_okay_payload())
+        # MAX_FRAME for clients of the extensions; an original client's
+        # stream stays byte for byte what it expects.
+        max_frame = self.factory.max_frame if join.version >= 2 else None
+        self.send(messages.ack_okay_payload(max_frame))
 
     def _refuse(self, obj: dict[str, Any], refusal: JoinRefused) -> None:
         log.info(
@@ -461,6 +498,10 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self.factory.accept(member, send)
         except ProtocolError as error:
             self.send_error(error.code, error.reason, error.ref)
+
+
+def _is_join(frame: Any) -> bool:
+    return isinstance(frame, dict) and frame.get("CMD") == "JOIN"
 
 
 _KEEPALIVE = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6))

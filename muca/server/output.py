@@ -29,12 +29,12 @@ _BUFFER_ATTRIBUTES = ("_tempDataLen", "dataBuffer", "TLS", "disconnecting")
 class Payload:
     """One object to deliver, encoded at most once per output framing."""
 
-    __slots__ = ("obj", "_native", "_original")
+    __slots__ = ("obj", "_native", "_others")
 
     def __init__(self, obj: dict[str, Any]) -> None:
         self.obj = obj
         self._native: bytes | None = None
-        self._original: bytes | None = None
+        self._others: dict[Framing, bytes] = {}
 
     def native(self) -> bytes:
         """The object in native framing."""
@@ -42,15 +42,15 @@ class Payload:
             self._native = encode(self.obj, Framing.NATIVE)
         return self._native
 
-    def original(self) -> bytes:
-        """The object in original framing."""
-        if self._original is None:
-            self._original = encode(self.obj, Framing.ORIGINAL)
-        return self._original
-
     def for_framing(self, framing: Framing | None) -> bytes:
-        """The bytes for a connection with this output framing."""
-        return self.original() if framing is Framing.ORIGINAL else self.native()
+        """The bytes for a connection with this output framing (native
+        while it is not known yet)."""
+        if framing is None or framing is Framing.NATIVE:
+            return self.native()
+        data = self._others.get(framing)
+        if data is None:
+            data = self._others[framing] = encode(self.obj, framing)
+        return data
 
 
 class Writer(Protocol):
@@ -85,10 +85,11 @@ class Outbox:
             self._flush_call = self._clock.callLater(0, self.flush)
         native = payload.native()
         for connection in connections:
-            if connection.framing is Framing.ORIGINAL:
-                data = payload.original()
-            else:
+            framing = connection.framing
+            if framing is Framing.NATIVE or framing is None:
                 data = native
+            else:
+                data = payload.for_framing(framing)
             chunks = queued.get(connection)
             if chunks is None:
                 queued[connection] = [data]

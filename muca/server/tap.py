@@ -141,8 +141,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "rate-limit",
             None,
             DEFAULT_RATE,
-            "Messages per second one connection may send on average (more get "
-            "ERROR RATE_LIMITED and are dropped); 0: no limit.",
+            "Messages per second one connection may send on average; past it "
+            "the server reads the rest more slowly (nothing is dropped); 0: no limit.",
             _non_negative_float,
         ],
         [

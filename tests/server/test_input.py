@@ -61,7 +61,9 @@ class FramingTests(ServerTestCase):
         peer.send(json.dumps(join(*TONY, V=2)).encode())
         data = peer.take_bytes()
         self.assertEqual(data.count(b"\n"), 2)
-        self.assertTrue(data.startswith(b'{"CMD":"ACK","TYPE":"OKAY"}\n'))
+        self.assertTrue(
+            data.startswith(b'{"CMD":"ACK","TYPE":"OKAY","MAX_FRAME":65536}\n')
+        )
 
     def test_framing_is_decided_once_per_connection(self) -> None:
         peer = self.server.connect()
@@ -164,11 +166,25 @@ class BadInputTests(ServerTestCase):
             peer.send(raw)
             self.assertError(peer.take(), "BAD_JSON")
 
-    def test_array_of_commands_is_one_error_and_not_executed(self) -> None:
+    def test_what_cannot_begin_an_object_is_bad_json_up_to_the_next_brace(
+        self,
+    ) -> None:
         peer = self.server.connect()
-        peer.send(b"[" + json.dumps(join(*TONY)).encode() + b"]\n")
-        self.assertError(peer.take(), "BAD_JSON")
-        self.assertEqual(len(self.server.factory.room), 0)
+        peer.send(b'[{"CMD": "NOPE"}]\n')
+        codes = [obj["CODE"] for obj in peer.take()]
+        self.assertEqual(codes, ["BAD_JSON", "BAD_COMMAND", "BAD_JSON"])
+
+    def test_garbage_is_answered_at_once_without_a_newline(self) -> None:
+        for garbage in (b"hello", b"42", b"null", b'"JOIN"'):
+            peer = self.server.connect()
+            peer.send(garbage)
+            self.assertError(peer.take(), "BAD_JSON")
+            # Dropped once: the rest of it is no second error.
+            peer.send(b" more garbage")
+            self.assertEqual(peer.take(), [])
+            peer.send_json(join(*TONY), newline=False)
+            self.assertEqual(peer.take()[0], OKAY)
+            peer.lose()
 
     def test_unknown_or_missing_cmd_is_bad_command(self) -> None:
         (tony,) = self.joined(TONY)
@@ -208,7 +224,7 @@ class BadInputTests(ServerTestCase):
         server = MemoryServer(max_frame=200)
         self.addCleanup(server.stop)
         tony, mary = server.connect(), server.connect()
-        tony.send_json(join(*TONY))
+        tony.send_json(join(*TONY), newline=False)  # original framing
         mary.send_json(join(*MARY))
         tony.take(), mary.take()
         tony.send(b'{"CMD": "SEND", "MSG": "' + b"x" * 300)
@@ -253,7 +269,7 @@ class BadInputTests(ServerTestCase):
             data = bytes(rng.choice(alphabet) for _ in range(rng.randrange(1, 200)))
             for start in range(0, len(data), 17):
                 peer.send(data[start : start + 17])
-            peer.take()
+            peer.take_bytes()  # in any framing, a leading NUL included
             peer.lose()
         tony.send_json(send("still here", [], TONY[1]))
         self.assertEqual(without_ts(mary.take()), [msg("ALL", "still here", TONY[1])])

@@ -38,7 +38,7 @@ class SigtermTests(TestCase):
         acks = await defer.gatherResults([c.acked for c in clients]).addTimeout(
             WAIT, reactor
         )
-        self.assertEqual(set(acks), {b'{"CMD":"ACK","TYPE":"OKAY"}'})
+        self.assertEqual(set(acks), {b'{"CMD":"ACK","TYPE":"OKAY","MAX_FRAME":65536}'})
 
         started = time.monotonic()
         server.terminate()

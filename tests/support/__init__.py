@@ -55,6 +55,10 @@ TIMEOUT = 10.0
 #: The ``ACK`` a server sends for an accepted ``JOIN``.
 OKAY = {"CMD": "ACK", "TYPE": "OKAY"}
 
+#: The ``ACK`` for an accepted ``"V": 2`` ``JOIN``: with the longest frame
+#: the server takes (the default).
+OKAY_V2 = {"CMD": "ACK", "TYPE": "OKAY", "MAX_FRAME": 65536}
+
 _JSON = json.JSONDecoder()
 _WHITESPACE = " \t\r\n"
 
