@@ -19,9 +19,11 @@ HELLO_NATIVE = '{"CMD":"MSG","TYPE":"ALL","MSG":"héllo }{","FROM":"u1"}\n'.enco
 HELLO_ORIGINAL = (
     b'{"CMD": "MSG", "TYPE": "ALL", "MSG": "h\\u00e9llo }\\u007b", "FROM": "u1"}'
 )
+HELLO_PREFIXED = b"\x00\x00\x00\x38" + HELLO_NATIVE[:-1]
 BYE = {"CMD": "MSG", "TYPE": "ALL", "MSG": "bye", "FROM": "u2"}
 BYE_NATIVE = b'{"CMD":"MSG","TYPE":"ALL","MSG":"bye","FROM":"u2"}\n'
 BYE_ORIGINAL = b'{"CMD": "MSG", "TYPE": "ALL", "MSG": "bye", "FROM": "u2"}'
+BYE_PREFIXED = b"\x00\x00\x00\x32" + BYE_NATIVE[:-1]
 
 
 class Recorder:
@@ -40,13 +42,18 @@ class PayloadTests(TestCase):
         payload = Payload(HELLO)
         self.assertEqual(payload.for_framing(Framing.NATIVE), HELLO_NATIVE)
         self.assertEqual(payload.for_framing(Framing.ORIGINAL), HELLO_ORIGINAL)
+        self.assertEqual(payload.for_framing(Framing.PREFIXED), HELLO_PREFIXED)
         # A connection whose framing is not known yet is answered natively.
         self.assertEqual(payload.for_framing(None), HELLO_NATIVE)
 
     def test_bytes_are_encoded_once_and_shared(self) -> None:
         payload = Payload(HELLO)
-        self.assertIs(payload.native(), payload.native())
-        self.assertIs(payload.original(), payload.original())
+        for framing in (None, *Framing):
+            with self.subTest(framing=framing):
+                self.assertIs(
+                    payload.for_framing(framing), payload.for_framing(framing)
+                )
+        self.assertIs(payload.for_framing(None), payload.native())
 
 
 class OutboxTests(TestCase):
@@ -56,13 +63,16 @@ class OutboxTests(TestCase):
 
     def test_queued_messages_leave_together_at_the_end_of_the_turn(self) -> None:
         native, original = Recorder(), Recorder(Framing.ORIGINAL)
-        self.outbox.add(Payload(HELLO), [native, original])
-        self.outbox.add(Payload(BYE), [native, original])
+        prefixed = Recorder(Framing.PREFIXED)
+        everyone = [native, original, prefixed]
+        self.outbox.add(Payload(HELLO), everyone)
+        self.outbox.add(Payload(BYE), everyone)
         self.assertTrue(self.outbox)
-        self.assertEqual((native.writes, original.writes), ([], []))
+        self.assertEqual([c.writes for c in everyone], [[], [], []])
         self.clock.advance(0)
         self.assertEqual(native.writes, [HELLO_NATIVE + BYE_NATIVE])
         self.assertEqual(original.writes, [HELLO_ORIGINAL + BYE_ORIGINAL])
+        self.assertEqual(prefixed.writes, [HELLO_PREFIXED + BYE_PREFIXED])
         self.assertFalse(self.outbox)
 
     def test_one_queued_message_is_written_as_encoded(self) -> None:
