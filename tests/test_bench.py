@@ -4,11 +4,24 @@ checked here (see bench/README.md for the figures)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+import re
+
 from twisted.trial import unittest
 
+from bench import __main__ as bench_main
 from bench.load import Client, LoadGenerator
 from bench.server import BenchFailure
-from bench.workloads import Settings, broadcast, join_original, join_presence, private
+from bench.workloads import (
+    Result,
+    Settings,
+    broadcast,
+    join_original,
+    join_presence,
+    private,
+)
 
 TINY = Settings(duration=0.3, timeout=30.0)
 
@@ -106,3 +119,57 @@ class NativeRosterParsingTests(unittest.TestCase):
                 client,
                 self.STREAM + b'{"CMD":"PRESENCE","JOINED":[],"LEFT":["u1"]}\n',
             )
+
+
+class OutputTests(unittest.TestCase):
+    """The progress rows line up with the header; a legend follows the table."""
+
+    def assert_aligned(self, header: str, rows: list[str]) -> None:
+        """Every cell of every row ends where its column title ends."""
+        # Titles are two spaces apart at least ("p50 ms" has one inside).
+        ends = [m.end() for m in re.finditer(r"\S(?=  |$)", header)]
+        self.assertEqual(len(ends), 13, header)
+        for row in rows:
+            self.assertEqual(len(row), len(header), f"\n{header}\n{row}")
+            for end in ends[1:]:  # the first column is left-aligned
+                self.assertNotEqual(row[end - 1], " ", f"\n{header}\n{row}")
+                self.assertTrue(end == len(row) or row[end] == " ")
+
+    def test_rows_of_very_different_runs_line_up_with_the_header(self) -> None:
+        small = Result("private w1", 4, senders=None, deliveries_per_s=12.0,
+                       latency_p50_ms=0.1, latency_p99_ms=0.2, latency_max_ms=0.3,
+                       server_cpu_s=0.01, cpu_us_per_delivery=1.0,
+                       server_peak_rss_mb=30.0, generator_cpu_s=0.1)  # fmt: skip
+        large = Result("join presence", 10000, senders=20, deliveries_per_s=1234567.0,
+                       latency_p50_ms=123.45, latency_p99_ms=4567.89,
+                       latency_max_ms=12345.6, join_s=12.34, server_cpu_s=123.45,
+                       cpu_us_per_delivery=12.34, server_peak_rss_mb=1234.5,
+                       kb_per_connection=123.4, generator_cpu_s=123.4)  # fmt: skip
+        header = bench_main.format_header()
+        self.assert_aligned(header, [bench_main.format_row(r) for r in (small, large)])
+        table = bench_main.format_table([small, large]).splitlines()
+        self.assertEqual(
+            table[:3], [header, *map(bench_main.format_row, (small, large))]
+        )
+
+    def test_a_run_prints_aligned_progress_and_a_legend_under_the_table(self) -> None:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = bench_main.main(
+                ["--workload", "private", "--clients", "4", "--window", "1",
+                 "--duration", "0.2"]
+            )  # fmt: skip
+        self.assertEqual(status, 0)
+        progress = err.getvalue().splitlines()
+        self.assertEqual(len(progress), 2, progress)
+        self.assert_aligned(progress[0], progress[1:])
+        self.assertTrue(progress[1].startswith("private"))
+        printed = out.getvalue()
+        table = printed[: printed.index("[")].splitlines()
+        self.assertEqual(table[:2], progress)
+        legend = table[table.index("") + 1 :]
+        self.assertEqual(legend, list(bench_main.LEGEND))
+        for title in ("deliv/s", "p50/p99/max ms", "join s", "srv CPU s",
+                      "µs/deliv", "peak MB", "kB/conn", "gen CPU s"):  # fmt: skip
+            self.assertTrue(any(line.startswith(title + ":") for line in legend), title)
+        self.assertEqual(json.loads(printed[printed.index("[") :])[0]["clients"], 4)

@@ -1,4 +1,4 @@
-"""The commands of ``PROTOCOL.md`` as small typed values.
+"""The commands of ``docs/protocol.md`` as small typed values.
 
 Parsing turns a decoded JSON object into one of these values or raises a
 :class:`ProtocolError` carrying the wire code and a readable reason. The

@@ -214,7 +214,9 @@ class ChatFactory(ServerFactory):
         if route.unknown:
             names = ", ".join(route.unknown)
             sender.connection.send_error(
-                UNKNOWN_RECIPIENT, f"not delivered to unknown user ids: {names}", "SEND"
+                UNKNOWN_RECIPIENT,
+                f"not delivered to unknown user ids or nicknames: {names}",
+                "SEND",
             )
 
     def deliver(self, accepted: Sequence[ChatMessage]) -> None:

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import resource
 import sys
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from twisted.application import service, strports
 from twisted.cred import checkers, credentials, strcred
+from twisted.internet import endpoints
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IProtocolFactory,
+    IStreamServerEndpoint,
+)
+from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.filepath import FilePath
+from zope.interface import implementer
 
+import muca
 from muca.protocol.wire import DEFAULT_MAX_FRAME
 from muca.server.auth import make_portal
 from muca.server.limits import (
@@ -27,30 +38,88 @@ from muca.server.node import (
     DEFAULT_SHUTDOWN_WAIT,
     ChatFactory,
 )
+from twisted import copyright
+
+log = Logger()
 
 DEFAULT_PORT = 40452
 DEFAULT_BACKLOG = 1024
+MAX_PORT = 65535
 
 
 def _positive_int(value: str) -> int:
-    number = int(value)
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
     if number <= 0:
-        raise ValueError("must be a positive whole number")
+        raise ValueError(f"{value!r} is not a positive whole number")
     return number
 
 
 def _non_negative_float(value: str) -> float:
-    number = float(value)
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
     if not number >= 0 or number == float("inf"):
-        raise ValueError("must be zero or more")
+        raise ValueError(f"{value!r} is not a number of zero or more")
     return number
 
 
 def _non_negative_int(value: str) -> int:
-    number = int(value)
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
     if number < 0:
-        raise ValueError("must be zero or a positive whole number")
+        raise ValueError(f"{value!r} is not zero or a positive whole number")
     return number
+
+
+def _named(option: str, coerce: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``coerce`` whose errors name the option: usage.Options says only
+    "Parameter type enforcement failed" for a ValueError, so raise the
+    UsageError here (it passes through)."""
+
+    def checked(value: str) -> Any:
+        try:
+            return coerce(value)
+        except ValueError as error:
+            raise usage.UsageError(f"--{option}: {error}") from None
+
+    return checked
+
+
+def _port_number(option: str, value: str) -> int:
+    """A TCP port number (0: any free one), or a UsageError naming ``option``."""
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= MAX_PORT:
+        raise usage.UsageError(
+            f"--{option}: {value!r} is not a port number (0-{MAX_PORT})"
+        )
+    return port
+
+
+def check_listen(option: str, description: str) -> None:
+    """Raise a UsageError naming ``option`` when ``description`` is no
+    endpoint this server can listen on; nothing listens yet."""
+    kind, _, rest = description.partition(":")
+    if kind in ("tcp", "tcp6", "ssl"):
+        fields = rest.split(":")
+        named = [f.partition("=")[2] for f in fields if f.startswith("port=")]
+        port = named[0] if named else fields[0]
+        _port_number(option, port)
+    try:
+        # Only parses the description (and, for ssl:, reads the key and
+        # certificate): the endpoint is never asked to listen.
+        endpoints.serverFromString(None, description)
+    except Exception as error:
+        reason = getattr(error, "strerror", None) or error
+        raise usage.UsageError(f"--{option}: {description}: {reason}") from None
 
 
 def _off_when_zero(value: float) -> float | None:
@@ -111,7 +180,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             None,
             DEFAULT_MAX_FRAME,
             "Longest frame (one JSON object) accepted, in bytes.",
-            _positive_int,
+            _named("max-frame", _positive_int),
         ],
         [
             "list-interval",
@@ -119,7 +188,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             DEFAULT_LIST_INTERVAL,
             "Seconds between two roster updates during a burst of joins and leaves;"
             " grows in proportion past 2,000 members.",
-            _non_negative_float,
+            _named("list-interval", _non_negative_float),
         ],
         [
             "max-outbound",
@@ -127,7 +196,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             DEFAULT_MAX_OUTBOUND,
             "Bytes that may wait for a client that does not read (past the "
             "transport's own buffer) before it is disconnected as a slow consumer.",
-            _positive_int,
+            _named("max-outbound", _positive_int),
         ],
         [
             "join-timeout",
@@ -135,7 +204,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             DEFAULT_JOIN_TIMEOUT,
             "Seconds a connection may stay without joining before it is "
             "closed; 0: no limit.",
-            _non_negative_float,
+            _named("join-timeout", _non_negative_float),
         ],
         [
             "rate-limit",
@@ -143,14 +212,14 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             DEFAULT_RATE,
             "Messages per second one connection may send on average; past it "
             "the server reads the rest more slowly (nothing is dropped); 0: no limit.",
-            _non_negative_float,
+            _named("rate-limit", _non_negative_float),
         ],
         [
             "rate-burst",
             None,
             DEFAULT_BURST,
             "Messages one connection may send at once before --rate-limit applies.",
-            _positive_int,
+            _named("rate-burst", _positive_int),
         ],
         [
             "max-connections",
@@ -159,7 +228,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "Open connections in total; past it a JOIN gets ACK FAIL "
             "SERVER_FULL and the connection is closed; 0: no limit. Default: "
             "what the open-file limit allows (raised to its hard limit at start).",
-            _non_negative_int,
+            _named("max-connections", _non_negative_int),
         ],
         [
             "max-per-address",
@@ -169,7 +238,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             f"SERVER_FULL and the connection is closed; 0: no limit. Default: "
             f"{DEFAULT_MAX_PER_ADDRESS}, loopback addresses exempt; a value "
             "given here holds for every address.",
-            _non_negative_int,
+            _named("max-per-address", _non_negative_int),
         ],
         [
             "max-members",
@@ -177,7 +246,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             0,
             "Users in the chat room; a JOIN past it gets ACK FAIL SERVER_FULL; "
             "0: no limit (but --max-connections).",
-            _non_negative_int,
+            _named("max-members", _non_negative_int),
         ],
     ]
 
@@ -189,7 +258,27 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         """Listen on an endpoint description, e.g. tcp:40452:interface=127.0.0.1,
         unix:/tmp/muca.sock or ssl:40453:privateKey=key.pem:certKey=cert.pem.
         Repeatable."""
+        check_listen("listen", description)
         self["listen"].append(description)
+
+    def opt_version(self) -> None:
+        """Show MUCA's version (and Twisted's) and exit."""
+        print(f"MUCA version {muca.__version__} (Twisted {copyright.version})")
+        sys.exit(0)
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """Parse; after a mistake, twistd shows a short usage, not all options."""
+        try:
+            super().parseOptions(options)
+        except usage.UsageError:
+            self._failed = True
+            raise
+
+    def getUsage(self, width: int | None = None) -> str:
+        """All the options, or after a mistake where to find them."""
+        if getattr(self, "_failed", False):
+            return 'Run "twistd muca --help" for the options.'
+        return super().getUsage(width)
 
     def postOptions(self) -> None:
         for checker in self.get("credCheckers", []):
@@ -200,7 +289,11 @@ class Options(usage.Options, strcred.AuthOptionMixin):
                     )
         port = self["port"]
         if port is not None:
-            self["listen"].insert(0, f"tcp:{port}" if port.isdigit() else port)
+            if port.lstrip("+-").isdigit() or ":" not in port:
+                # A number, or what was meant as one ("abc", "-5").
+                port = f"tcp:{_port_number('port', port)}"
+            check_listen("port", port)
+            self["listen"].insert(0, port)
         if not self["listen"]:
             self["listen"].append(f"tcp:{DEFAULT_PORT}")
         self["listen"] = [with_backlog(d) for d in self["listen"]]
@@ -256,5 +349,34 @@ def makeService(options: Options) -> ChatService:
     )
     chat = ChatService(factory)
     for description in options["listen"]:
-        strports.service(description, factory).setServiceParent(chat)
+        listener = strports.service(description, factory)
+        listener.endpoint = AnnouncedEndpoint(listener.endpoint)
+        listener.setServiceParent(chat)
     return chat
+
+
+@implementer(IStreamServerEndpoint)
+class AnnouncedEndpoint:
+    """An endpoint that logs where it listens once it does: with port 0 the
+    operator learns which port the system gave."""
+
+    def __init__(self, endpoint: IStreamServerEndpoint) -> None:
+        self._endpoint = endpoint
+
+    def listen(self, factory: IProtocolFactory) -> Deferred[IListeningPort]:
+        """Listen as the wrapped endpoint does, then log the address."""
+        return self._endpoint.listen(factory).addCallback(self._announce)
+
+    def _announce(self, port: IListeningPort) -> IListeningPort:
+        log.info("muca: listening on {where}", where=describe_address(port.getHost()))
+        return port
+
+
+def describe_address(address: Any) -> str:
+    """``host:port`` for an IP address, the path for a UNIX socket."""
+    port = getattr(address, "port", None)
+    if port is not None:
+        host = address.host
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    name = getattr(address, "name", None)
+    return name.decode() if isinstance(name, bytes) else str(name)

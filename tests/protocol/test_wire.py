@@ -95,7 +95,7 @@ class FramingTests(SynchronousTestCase):
             decoder = FrameDecoder()
             self.assertEqual(feed_in_pieces(decoder, self.native, [cut]), whole, cut)
             # Cut between the first object and its newline, the object is
-            # followed by nothing: PROTOCOL.md calls that original framing.
+            # followed by nothing: docs/protocol.md calls that original framing.
             first_end = self.native.index(b"\n")
             self.assertEqual(decoder.newline_framed, cut != first_end, cut)
 

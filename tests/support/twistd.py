@@ -139,7 +139,7 @@ async def start_twistd(testcase: TestCase, *args: str) -> Twistd:
             await process.ended()
 
     testcase.addCleanup(reap)
-    match = await process.wait_for(r"ChatFactory starting on (\d+)")
+    match = await process.wait_for(r"muca: listening on 127\.0\.0\.1:(\d+)")
     return Twistd(process, transport, int(match.group(1)))
 
 
