@@ -139,6 +139,57 @@ class RouteTests(SynchronousTestCase):
         )
 
 
+class RouteByNicknameTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.room = Room()
+        self.tony = self.room.join("c1", "Tony", "t")
+        self.mary = self.room.join("c2", "Mary", "m")
+        # A nickname that is also another member's user id.
+        self.hugo = self.room.join("c3", "t", "h")
+
+    def test_a_nickname_names_its_member(self) -> None:
+        route = self.room.route(self.tony, ["Mary"])
+        self.assertEqual((route.kind, route.recipients), (PRIVATE, [self.mary]))
+
+    def test_a_member_named_by_id_and_nickname_gets_it_once(self) -> None:
+        route = self.room.route(self.tony, ["m", "Mary", "Tony"])
+        self.assertEqual(
+            (route.kind, route.recipients, route.unknown), (PRIVATE, [self.mary], ())
+        )
+
+    def test_a_user_id_wins_over_a_nickname(self) -> None:
+        with self.assertRaises(ProtocolError) as caught:
+            self.room.route(self.tony, ["t"])
+        self.assertEqual(caught.exception.code, NO_RECIPIENT)
+        route = self.room.route(self.mary, ["t"])
+        self.assertEqual(route.recipients, [self.tony])
+
+    def test_own_nickname_only_is_no_recipient(self) -> None:
+        with self.assertRaises(ProtocolError) as caught:
+            self.room.route(self.mary, ["Mary"])
+        self.assertEqual(
+            (caught.exception.code, caught.exception.reason),
+            (NO_RECIPIENT, "you cannot send a message to yourself only"),
+        )
+
+    def test_all_anywhere_in_to_is_a_broadcast(self) -> None:
+        for to in (["ALL"], ["m", "ALL"], ["x", "ALL", "t"]):
+            with self.subTest(to=to):
+                route = self.room.route(self.mary, to)
+                self.assertEqual(
+                    (route.kind, route.recipients, route.unknown),
+                    (ALL, [self.tony, self.hugo], ()),
+                )
+
+    def test_a_nickname_that_left_is_unknown(self) -> None:
+        self.room.leave(self.mary)
+        route = self.room.route(self.tony, ["Mary", "h"])
+        self.assertEqual(
+            (route.kind, route.recipients, route.unknown),
+            (GROUP, [self.hugo], ("Mary",)),
+        )
+
+
 class RosterUpdateTests(SynchronousTestCase):
     def test_the_first_update_lists_everyone_to_everyone(self) -> None:
         room = Room()
