@@ -77,8 +77,10 @@ class NativeFramingTests(SynchronousTestCase):
         self.assertIs(decoder.newline_framed, True)
 
     def test_garbage_is_one_error_up_to_the_next_brace(self) -> None:
-        frames, _ = frames_of([b'{"A":1}\nhello {"B":2}\n'])
+        frames, decoder = frames_of([b'{"A":1}\n', b'hello {"B":2}\n'])
         self.assertEqual(frames, [{"A": 1}, NOT_AN_OBJECT, {"B": 2}])
+        # The first frame decided the framing; later garbage does not undo it.
+        self.assertIs(decoder.newline_framed, True)
 
     def test_undecodable_lines_say_why(self) -> None:
         frames, _ = frames_of([b'{"A":}\n{"A":"\xff"}\n{"A":1}\n'])
