@@ -3,10 +3,12 @@ of ``muca.server.limits``, with the exact reasons a refused peer is told."""
 
 from __future__ import annotations
 
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from muca.server.limits import (
     ConnectionCounter,
+    TokenBucket,
     default_max_connections,
     is_loopback,
 )
@@ -100,3 +102,29 @@ class TotalCapTests(SynchronousTestCase):
         counter = ConnectionCounter(max_total=1, exempt_loopback=True)
         self.assertIsNone(counter.admit("127.0.0.1"))
         self.assertEqual(counter.admit("127.0.0.1"), SERVER_BUSY)
+
+
+class TokenBucketBoundaryTests(SynchronousTestCase):
+    def test_a_token_due_by_the_clock_is_given_despite_float_rounding(self) -> None:
+        clock = Clock()
+        bucket = TokenBucket(1.0, 1, clock)
+        self.assertTrue(bucket.take())
+        self.assertFalse(bucket.take())
+        # A hair short of one token: float steps of a clock can leave that.
+        clock.advance(1.0 - 1e-9)
+        self.assertTrue(bucket.take())
+        self.assertFalse(bucket.take())
+
+    def test_wait_says_when_the_next_token_is_due(self) -> None:
+        clock = Clock()
+        bucket = TokenBucket(4.0, 2, clock)
+        self.assertEqual(bucket.wait(), 0.0)
+        self.assertTrue(bucket.take())
+        self.assertTrue(bucket.take())
+        self.assertEqual(bucket.wait(), 0.25)
+        clock.advance(0.125)
+        self.assertEqual(bucket.wait(), 0.125)
+        clock.advance(10)
+        self.assertEqual(bucket.wait(), 0.0)
+        # A full bucket holds burst tokens, no more.
+        self.assertEqual([bucket.take() for _ in range(3)], [True, True, False])
