@@ -82,6 +82,18 @@ class NativeFramingTests(SynchronousTestCase):
         # The first frame decided the framing; later garbage does not undo it.
         self.assertIs(decoder.newline_framed, True)
 
+    def test_a_bad_first_frame_still_shows_the_framing(self) -> None:
+        frames, decoder = frames_of([b'{"A":} \t\n{"B":2}\n'])
+        self.assertEqual(frames, [NOT_JSON, {"B": 2}])
+        self.assertIs(decoder.newline_framed, True)
+
+    def test_a_first_frame_followed_by_other_bytes_is_not_newline_framed(
+        self,
+    ) -> None:
+        frames, decoder = frames_of([b'{"A":}X\n'])
+        self.assertEqual(frames, [NOT_JSON, NOT_AN_OBJECT])
+        self.assertIs(decoder.newline_framed, False)
+
     def test_undecodable_lines_say_why(self) -> None:
         frames, _ = frames_of([b'{"A":}\n{"A":"\xff"}\n{"A":1}\n'])
         self.assertEqual(frames, [NOT_JSON, NOT_UTF8, {"A": 1}])

@@ -105,6 +105,16 @@ class TotalCapTests(SynchronousTestCase):
 
 
 class TokenBucketBoundaryTests(SynchronousTestCase):
+    def test_nonsense_settings_are_refused_saying_why(self) -> None:
+        for rate, burst in ((0.0, 5), (-1.0, 5), (1.0, 0)):
+            with self.subTest(rate=rate, burst=burst):
+                with self.assertRaises(ValueError) as caught:
+                    TokenBucket(rate, burst, Clock())
+                self.assertEqual(
+                    str(caught.exception),
+                    "a token bucket needs a positive rate and burst",
+                )
+
     def test_a_token_due_by_the_clock_is_given_despite_float_rounding(self) -> None:
         clock = Clock()
         bucket = TokenBucket(1.0, 1, clock)

@@ -83,7 +83,7 @@ class RegistryViewTests(SynchronousTestCase):
         self.assertTrue(room.roster_changed)
         self.assertTrue(room.is_pending_join(tony))
         room.take_roster_update()
-        self.assertFalse(room.roster_changed)
+        self.assertIs(room.roster_changed, False)
         self.assertFalse(room.is_pending_join(tony))
 
     def test_a_leave_is_a_roster_change(self) -> None:
@@ -201,6 +201,7 @@ class RosterUpdateTests(SynchronousTestCase):
         self.assertIsNone(update.delta)
         self.assertEqual(update.delta_recipients, [])
         self.assertEqual((tony.synced, mary.synced), (False, True))
+        self.assertEqual((tony.presence, mary.presence), (False, True))
 
     def test_a_synced_presence_member_gets_who_joined_and_who_left(self) -> None:
         room = Room()
