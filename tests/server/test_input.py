@@ -295,6 +295,39 @@ class BadInputTests(ServerTestCase):
         self.assertEqual(got[1]["MSG"], "first")
 
 
+class MaxFrameTests(SynchronousTestCase):
+    def test_a_v2_client_is_told_the_longest_frame_and_an_original_one_is_not(
+        self,
+    ) -> None:
+        server = MemoryServer(max_frame=1000)
+        self.addCleanup(server.stop)
+        native = server.connect()
+        native.send_json(join(*TONY, V=2))
+        self.assertEqual(
+            native.take()[0], {"CMD": "ACK", "TYPE": "OKAY", "MAX_FRAME": 1000}
+        )
+        original = server.connect()
+        original.send_json(join(*MARY), newline=False)
+        self.assertTrue(
+            original.take_bytes().startswith(b'{"CMD": "ACK", "TYPE": "OKAY"}{')
+        )
+
+    def test_a_native_line_up_to_max_frame_passes_and_one_byte_more_is_refused(
+        self,
+    ) -> None:
+        server = MemoryServer(max_frame=100)
+        self.addCleanup(server.stop)
+        tony = server.connect()
+        tony.send_json(join(*TONY, V=2))
+        tony.take()
+        head = b'{"CMD":"NOPE","X":"'
+        for size, code in ((100, "BAD_COMMAND"), (101, "FRAME_TOO_LONG")):
+            tony.send(head + b"x" * (size - len(head) - 2) + b'"}\n')
+            (error,) = tony.take()
+            self.assertEqual(error["CODE"], code, size)
+        self.assertFalse(tony.closed_by_server)
+
+
 class ProtocolClassTests(SynchronousTestCase):
     def test_factory_builds_chat_protocols(self) -> None:
         server = MemoryServer()

@@ -11,7 +11,7 @@ from twisted.trial.unittest import TestCase
 
 from muca.client.config import ClientConfig
 from muca.client.gui import ChatWindow, pane_text
-from tests.support import start_server
+from tests.support import start_service
 from tests.support.client import (
     start_display,
     wait_until,
@@ -35,7 +35,12 @@ class GuiTestCase(TestCase):
 
     async def setUp(self) -> None:
         self.display = start_display(self)
-        self.port = await start_server(self)
+        (listening,) = await start_service(
+            self, "--listen", "tcp:0:interface=127.0.0.1"
+        )
+        self.port = listening.getHost().port
+        #: The server's ChatFactory, to make it hang up on a client.
+        self.server = listening.factory
         self.root = tk.Tk(screenName=self.display)
         self.root.withdraw()
         self.addCleanup(self.root.destroy)
