@@ -115,6 +115,18 @@ class NativeFramingTests(SynchronousTestCase):
         frames, _ = frames_of([b"{}\n", line + b"\n", b'{"B":2}\n'], max_frame=10)
         self.assertEqual(frames, [{}, MALFORMED, {"B": 2}])
 
+    def test_a_broken_line_one_byte_over_the_limit_is_too_long(self) -> None:
+        line = b'{"A":"vwxyz'
+        frames, _ = frames_of([b"{}\n", line + b"\n", b'{"B":2}\n'], max_frame=10)
+        self.assertEqual(frames, [{}, too_long(10), {"B": 2}])
+
+    def test_only_json_whitespace_may_follow_an_object_on_its_line(self) -> None:
+        frames, _ = frames_of([b'{"A":1}\n{"B":2}\x0c\n{"C":3}X\n{"D":4} \t\r\n'])
+        self.assertEqual(
+            frames,
+            [{"A": 1}, {"B": 2}, NOT_AN_OBJECT, {"C": 3}, NOT_AN_OBJECT, {"D": 4}],
+        )
+
     def test_an_object_of_exactly_the_limit_passes(self) -> None:
         frames, _ = frames_of(
             [b'{"A":"xyz"}\n', b'{"A":"wxyz"}\n', b'{"B":"xy"} \r\n'], max_frame=11
