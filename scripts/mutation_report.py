@@ -112,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     tried, killed, _, equivalent = totals
     scored = tried - equivalent
     score = 100.0 * killed / scored if scored else 100.0
+    if unchecked:
+        print(f"FAIL: {len(unchecked)} mutants were not checked (an interrupted run?)")
+        return 1
     if score < BAR:
         print(f"FAIL: {score:.1f}% of non-equivalent mutants killed, bar {BAR}%")
         return 1
