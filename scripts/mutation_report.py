@@ -81,12 +81,13 @@ def main(argv: list[str] | None = None) -> int:
                 equivalent += 1
             elif code in _KILLED:
                 killed += 1
-            elif code in _SURVIVED:
+            elif code is None:
                 survived += 1
-                survivors.append(name)
+                unchecked.append(name)
             else:
+                # 0, or no test reached it, or a result mutmut cannot trust.
                 survived += 1
-                unchecked.append(f"{name} (exit code {code})")
+                survivors.append(name if code in _SURVIVED else f"{name} ({code})")
         rows.append((module, tried, killed, survived, equivalent))
         for i, value in enumerate((tried, killed, survived, equivalent)):
             totals[i] += value
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in survivors:
         print(f"survived: {name}")
     for name in unchecked:
-        print(f"not killed: {name}")
+        print(f"not checked: {name}")
     for name in sorted(set(equivalents) - seen):
         print(f"stale entry in {args.equivalents.name}: {name}")
 
