@@ -271,13 +271,27 @@ class ParseServerCommandTests(SynchronousTestCase):
     def test_unknown_server_command_is_ignored(self) -> None:
         self.assertIsNone(parse_server_command({"CMD": "FUTURE", "X": 1}))
 
-    def test_malformed_known_server_commands_raise(self) -> None:
-        for obj in (
-            {"CMD": "MSG", "TYPE": "ALL", "MSG": 1, "FROM": "a"},
-            {"CMD": "LIST", "DATA": "x"},
-            {"CMD": "LIST", "DATA": [{"UN": "a"}]},
-            {"CMD": "ACK", "TYPE": "MAYBE"},
-            {"CMD": "PRESENCE", "LEFT": [1]},
-        ):
-            with self.assertRaises(ProtocolError, msg=obj):
-                parse_server_command(obj)
+    def test_malformed_known_server_commands_raise_saying_what_is_wrong(
+        self,
+    ) -> None:
+        cases = [
+            (
+                {"CMD": "MSG", "TYPE": "ALL", "MSG": 1, "FROM": "a"},
+                "MSG needs TYPE, MSG and FROM strings",
+            ),
+            ({"CMD": "LIST", "DATA": "x"}, "peer list must be a list"),
+            (
+                {"CMD": "LIST", "DATA": [{"UN": "a"}]},
+                "peer entry needs UN and UID strings",
+            ),
+            ({"CMD": "ACK", "TYPE": "MAYBE"}, "ACK needs TYPE OKAY or FAIL"),
+            ({"CMD": "PRESENCE", "LEFT": [1]}, "PRESENCE LEFT must be a list of ids"),
+        ]
+        for obj, reason in cases:
+            with self.subTest(obj=obj):
+                with self.assertRaises(ProtocolError) as caught:
+                    parse_server_command(obj)
+                self.assertEqual(
+                    (caught.exception.code, caught.exception.reason),
+                    (BAD_COMMAND, reason),
+                )
