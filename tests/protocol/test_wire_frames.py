@@ -67,6 +67,10 @@ class NativeFramingTests(SynchronousTestCase):
         frames, _ = frames_of([b'{"A":1}', b" \n", b'{"B":\n2}\n{"C":3}\n'])
         self.assertEqual(frames, [{"A": 1}, MALFORMED, NOT_AN_OBJECT, {"C": 3}])
 
+    def test_an_object_broken_over_the_last_lines_of_a_read(self) -> None:
+        frames, _ = frames_of([b'{"A":1}\n', b'{"B":\n2}\n'])
+        self.assertEqual(frames, [{"A": 1}, MALFORMED, NOT_AN_OBJECT])
+
     def test_a_raw_newline_in_a_string_breaks_the_object(self) -> None:
         frames, _ = frames_of([b'{"A":1}\n{"B":"x\n', b'"}\n{"C":3}\n'])
         self.assertEqual(frames, [{"A": 1}, MALFORMED, NOT_AN_OBJECT, {"C": 3}])

@@ -77,6 +77,11 @@ class RegistryViewTests(SynchronousTestCase):
         room.leave(tony)
         self.assertEqual((len(room), room.member("t"), "t" in room), (0, None, False))
 
+    def test_a_new_room_has_no_roster_change(self) -> None:
+        room = Room()
+        self.assertIs(room.roster_changed, False)
+        self.assertIsNone(room.take_roster_update())
+
     def test_a_join_is_pending_until_the_next_update(self) -> None:
         room = Room()
         tony = room.join("c1", "Tony", "t")
