@@ -153,6 +153,11 @@ class OriginalFramingTests(SynchronousTestCase):
         frames, _ = frames_of([b'{"A":1}{\n"B":\n2\n}', b'{"C":\n3}'])
         self.assertEqual(frames, [{"A": 1}, {"B": 2}, {"C": 3}])
 
+    def test_blank_lines_before_the_first_object_decide_nothing(self) -> None:
+        frames, decoder = frames_of([b' \n\n{"A":\n1}', b'{"B":\n2}'])
+        self.assertEqual(frames, [{"A": 1}, {"B": 2}])
+        self.assertIs(decoder.newline_framed, False)
+
     def test_garbage_before_an_object_without_a_newline(self) -> None:
         frames, decoder = frames_of([b'xx{"CMD":"JOIN"}'])
         self.assertEqual(frames, [NOT_AN_OBJECT, {"CMD": "JOIN"}])
