@@ -24,10 +24,60 @@ from bench.workloads import (
     broadcast,
     join_original,
     join_presence,
+    join_replay,
     private,
 )
 
-WORKLOADS = ("all", "broadcast", "private", "join-original", "join-presence")
+WORKLOADS = (
+    "all",
+    "broadcast",
+    "private",
+    "join-original",
+    "join-presence",
+    "history",
+    "websocket",
+)
+
+
+def _labelled(run: Callable[[], Result], label: str) -> Callable[[], Result]:
+    def labelled() -> Result:
+        result = run()
+        result.workload = f"{result.workload} {label}"
+        return result
+
+    return labelled
+
+
+def history_runs(settings: Settings) -> list[Callable[[], Result]]:
+    """History on (SQLite, the default) against --db none, in one run."""
+    off = dataclasses.replace(
+        settings, server_args=(*settings.server_args, "--db", "none")
+    )
+    runs: list[Callable[[], Result]] = []
+    for storage, chosen in (("db=none", off), ("sqlite", settings)):
+        runs.append(_labelled(lambda s=chosen: private(100, 1, s), storage))
+        runs.append(_labelled(lambda s=chosen: broadcast(500, 20, 16, s), storage))
+    runs.append(lambda: join_replay(1000, settings))
+    return runs
+
+
+def history_notes(results: list[Result]) -> list[str]:
+    """History on against off: the ratios and the CPU per stored message."""
+    by_name = {result.workload: result for result in results}
+    notes = []
+    for name in ("private w1", "broadcast w16"):
+        off, on = by_name.get(f"{name} db=none"), by_name.get(f"{name} sqlite")
+        if not (off and on and off.deliveries_per_s and on.messages):
+            continue
+        ratio = on.deliveries_per_s / off.deliveries_per_s
+        per_message = on.server_cpu_s * 1e6 / on.messages
+        extra = per_message - off.server_cpu_s * 1e6 / max(1, off.messages or 1)
+        notes.append(
+            f"{name}: history on gives {ratio:.0%} of the deliveries/s of --db none;"
+            f" server CPU {per_message:.1f} µs per stored message"
+            f" ({extra:+.1f} µs against --db none)"
+        )
+    return notes
 
 
 def cluster_plan(
@@ -63,48 +113,102 @@ def plan(args: argparse.Namespace, settings: Settings) -> list[Callable[[], Resu
         runs.append(lambda: join_original(args.clients or 1000, settings))
     if args.workload in ("all", "join-presence"):
         runs.append(lambda: join_presence(args.clients or 10000, settings))
+    if args.workload in ("all", "history"):
+        runs.extend(history_runs(settings))
+    if args.workload in ("all", "websocket"):
+        # Each WebSocket row beside the same TCP row, in the same run.
+        window = args.window or 16
+        broadcasters = args.clients or 500
+        joiners = args.clients or 1000
+        for websocket in (False, True):
+            runs.append(
+                lambda ws=websocket: broadcast(
+                    broadcasters, args.senders, window, settings, ws
+                )
+            )
+        for websocket in (False, True):
+            runs.append(lambda ws=websocket: join_presence(joiners, settings, ws))
     return runs
 
 
+# (Result field, title, format, width wide enough for any run's figure, so
+# that progress rows printed one by one line up with the header.)
 _COLUMNS = [
-    ("workload", "workload", "{}"),
-    ("nodes", "nodes", "{}"),
-    ("clients", "clients", "{}"),
-    ("senders", "send", "{}"),
-    ("deliveries_per_s", "deliv/s", "{:,.0f}"),
-    ("latency_p50_ms", "p50 ms", "{:.2f}"),
-    ("latency_p99_ms", "p99 ms", "{:.2f}"),
-    ("latency_max_ms", "max ms", "{:.1f}"),
-    ("join_s", "join s", "{:.2f}"),
-    ("server_cpu_s", "srv CPU s", "{:.2f}"),
-    ("cpu_us_per_delivery", "µs/deliv", "{:.2f}"),
-    ("server_peak_rss_mb", "peak MB", "{:.1f}"),
-    ("kb_per_connection", "kB/conn", "{:.1f}"),
-    ("generator_cpu_s", "gen CPU s", "{:.1f}"),
-    ("redis_cpu_s", "redis CPU s", "{:.2f}"),
+    ("workload", "workload", "{}", 22),
+    ("nodes", "nodes", "{}", 5),
+    ("clients", "clients", "{}", 7),
+    ("senders", "send", "{}", 4),
+    ("deliveries_per_s", "deliv/s", "{:,.0f}", 9),
+    ("latency_p50_ms", "p50 ms", "{:.2f}", 8),
+    ("latency_p99_ms", "p99 ms", "{:.2f}", 8),
+    ("latency_max_ms", "max ms", "{:.1f}", 8),
+    ("join_s", "join s", "{:.2f}", 7),
+    ("server_cpu_s", "srv CPU s", "{:.2f}", 9),
+    ("cpu_us_per_delivery", "µs/deliv", "{:.2f}", 8),
+    ("server_peak_rss_mb", "peak MB", "{:.1f}", 8),
+    ("kb_per_connection", "kB/conn", "{:.1f}", 7),
+    ("generator_cpu_s", "gen CPU s", "{:.1f}", 9),
+    ("redis_cpu_s", "redis CPU s", "{:.2f}", 11),
 ]
+
+#: What the columns mean, printed under the table (bench/README.md has more).
+LEGEND = (
+    "nodes: cluster nodes sharing one redis-server (-: a single server)",
+    "clients: clients connected; send: those of them sending",
+    "deliv/s: messages received by clients per second of the message run",
+    "p50/p99/max ms: send to receive, per delivery",
+    "join s: first connect until every client's roster is complete",
+    "srv CPU s: server CPU during the message run (the join, for join workloads)",
+    "µs/deliv: server CPU per delivery",
+    "peak MB: server peak RSS (VmHWM) at the end of the run",
+    "kB/conn: server RSS growth over the join, per client",
+    "gen CPU s: the load generator's own CPU for the whole workload",
+    "redis CPU s: the redis-server's CPU during the message run (clusters)",
+)
+
+
+def _cells(result: Result) -> list[str]:
+    cells = []
+    for key, _, form, _ in _COLUMNS:
+        value = getattr(result, key)
+        cells.append("-" if value is None else form.format(value))
+    return cells
+
+
+def _line(cells: list[str], widths: list[int]) -> str:
+    return "  ".join(
+        cell.ljust(width) if i == 0 else cell.rjust(width)
+        for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+    ).rstrip()
+
+
+_TITLES = [title for _, title, _, _ in _COLUMNS]
+_WIDTHS = [max(len(title), width) for _, title, _, width in _COLUMNS]
+
+
+def format_header() -> str:
+    """The table's header, in the columns of :func:`format_row`."""
+    return _line(_TITLES, _WIDTHS)
+
+
+def format_row(result: Result) -> str:
+    """One result as a row under :func:`format_header` (a progress line)."""
+    return _line(_cells(result), _WIDTHS)
 
 
 def format_table(results: list[Result]) -> str:
-    """The results as an aligned text table, notes below it."""
-    rows = [[title for _, title, _ in _COLUMNS]]
-    for result in results:
-        row = []
-        for key, _, form in _COLUMNS:
-            value = getattr(result, key)
-            row.append("-" if value is None else form.format(value))
-        rows.append(row)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
-    lines = []
-    for row in rows:
-        cells = [
-            cell.ljust(width) if i == 0 else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  ".join(cells))
+    """The results as an aligned text table, notes and legend below it."""
+    rows = [_TITLES, *(_cells(result) for result in results)]
+    widths = [
+        max(width, *(len(row[i]) for row in rows)) for i, width in enumerate(_WIDTHS)
+    ]
+    lines = [_line(row, widths) for row in rows]
     for result in results:
         for note in result.notes:
             lines.append(f"  {result.workload} {result.clients}: {note}")
+    lines.extend(f"  {note}" for note in history_notes(results))
+    lines.append("")
+    lines.extend(LEGEND)
     return "\n".join(lines)
 
 
@@ -157,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     results: list[Result] = []
     status = 0
+    print(format_header(), file=sys.stderr, flush=True)
     for run in plan(args, settings):
         try:
             result = run()
@@ -165,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             status = 1
             break
         results.append(result)
-        print(format_table([result]).splitlines()[1], file=sys.stderr, flush=True)
+        print(format_row(result), file=sys.stderr, flush=True)
     print(format_table(results))
     document = json.dumps([result.as_dict() for result in results], indent=1)
     print(document)

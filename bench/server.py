@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _PORT_LINE = re.compile(r"ChatFactory starting on (\d+)")
+_WEB_PORT_LINE = re.compile(r"Site starting on (\d+)")
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -64,6 +65,8 @@ class ServerProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self._profiler: subprocess.Popen[bytes] | None = None
         self.port = 0
+        #: The web listener's port (the protocol over WebSocket at /ws).
+        self.web_port = 0
         self._dir: str | None = None
 
     @property
@@ -90,6 +93,8 @@ class ServerProcess:
             # A listen queue deep enough for a storm of connects.
             "--listen",
             "tcp:0:interface=127.0.0.1:backlog=1024",
+            "--web",
+            "tcp:0:interface=127.0.0.1:backlog=1024",
             # Thousands of fast clients from one address: no abuse limits.
             "--rate-limit=0",
             "--max-per-address=0",
@@ -112,11 +117,16 @@ class ServerProcess:
                     f"the server exited with status {self.process.returncode}: "
                     + self._tail()
                 )
-            match = self.log_path.exists() and _PORT_LINE.search(
+            log = (
                 self.log_path.read_text(errors="replace")
+                if self.log_path.exists()
+                else ""
             )
-            if match:
+            match = _PORT_LINE.search(log)
+            web = _WEB_PORT_LINE.search(log)
+            if match and web:
                 self.port = int(match.group(1))
+                self.web_port = int(web.group(1))
                 if self.profile_path:
                     self._start_profiler()
                 return

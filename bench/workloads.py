@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import resource
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -81,7 +83,9 @@ class _Run:
     """A server (or a cluster of ``settings.nodes``) and a generator for one
     workload, cleaned up on exit."""
 
-    def __init__(self, settings: Settings, result: Result) -> None:
+    def __init__(
+        self, settings: Settings, result: Result, websocket: bool = False
+    ) -> None:
         raise_fd_limit(result.clients * 2 + 200)
         self.settings = settings
         profile = None
@@ -100,12 +104,17 @@ class _Run:
                 settings.list_interval, settings.server_args, profile
             )
         self.generator: LoadGenerator | None = None
+        self.websocket = websocket
 
     def __enter__(self) -> _Run:
         self.server.start()
         ports = self.cluster.ports if self.cluster is not None else None
+        port = self.server.web_port if self.websocket else self.server.port
         self.generator = LoadGenerator(
-            self.server.port, check=self.server.check_alive, ports=ports
+            port,
+            check=self.server.check_alive,
+            websocket=self.websocket,
+            ports=ports,
         )
         return self
 
@@ -191,12 +200,23 @@ class _Run:
             self.per_node(result, *marks, exchange.deliveries)
 
 
-def broadcast(clients: int, senders: int, window: int, settings: Settings) -> Result:
-    """``senders`` clients broadcast to all, ``window`` messages in flight each."""
+def _named(workload: str, websocket: bool) -> str:
+    return f"{workload} ws" if websocket else workload
+
+
+def broadcast(
+    clients: int,
+    senders: int,
+    window: int,
+    settings: Settings,
+    websocket: bool = False,
+) -> Result:
+    """``senders`` clients broadcast to all, ``window`` messages in flight each;
+    over WebSocket when ``websocket``."""
     senders = min(senders, clients)
-    result = Result(f"broadcast w{window}", clients, senders, window)
+    result = Result(_named(f"broadcast w{window}", websocket), clients, senders, window)
     cpu = _generator_cpu()
-    with _Run(settings, result) as run:
+    with _Run(settings, result, websocket) as run:
         run.join(result, clients, presence=True)
         result.notes.clear()  # the join is set-up here, not the measure
         run.exchange(
@@ -233,15 +253,16 @@ def join_original(clients: int, settings: Settings) -> Result:
     return result
 
 
-def join_presence(clients: int, settings: Settings) -> Result:
+def join_presence(clients: int, settings: Settings, websocket: bool = False) -> Result:
     """Presence-capable clients join at once, then one broadcast reaches all.
 
     Done when every client's LIST plus PRESENCE deltas shows all of them;
-    the latency columns are those of the one broadcast.
+    the latency columns are those of the one broadcast. Over WebSocket when
+    ``websocket``.
     """
-    result = Result("join presence", clients, 1, 1)
+    result = Result(_named("join presence", websocket), clients, 1, 1)
     cpu = _generator_cpu()
-    with _Run(settings, result) as run:
+    with _Run(settings, result, websocket) as run:
         run.join(result, clients, presence=True)
         join_cpu = result.server_cpu_s
         run.exchange(
@@ -259,5 +280,43 @@ def join_presence(clients: int, settings: Settings) -> Result:
         result.server_cpu_s = join_cpu
         result.cpu_us_per_delivery = None
         result.deliveries_per_s = None
+    result.generator_cpu_s = _generator_cpu() - cpu
+    return result
+
+
+def join_replay(clients: int, settings: Settings, replay: int = 50) -> Result:
+    """History clients join at once after ``2 * replay`` broadcasts were
+    stored; done when every one has its replay of ``replay`` messages."""
+    result = Result("join replay", clients)
+    cpu = _generator_cpu()
+    settings = dataclasses.replace(
+        settings,
+        server_args=(*settings.server_args, "--history-replay", str(replay)),
+    )
+    with _Run(settings, result) as run:
+        seed = LoadGenerator(run.server.port, check=run.server.check_alive)
+        try:
+            seed.join(1, True, timeout=settings.timeout)
+            # Broadcasts to an empty room: stored for whoever comes later.
+            frames = b"".join(
+                b'{"CMD":"SEND","MSG":"seed %d","TO":[],"FROM":"u0"}\n' % i
+                for i in range(2 * replay)
+            )
+            seed._write(seed.clients[0], frames)
+            seed._settle(1.0)
+        finally:
+            seed.close()
+        time.sleep(0.3)  # the seed's u0 has left before u0 joins again
+        server, generator = run.server, run.generator
+        before = server.cpu_seconds()
+        result.join_s = generator.join_with_replay(
+            clients, replay, settings.max_pending, settings.timeout
+        )
+        result.server_cpu_s = server.cpu_seconds() - before
+        result.server_peak_rss_mb = server.memory().peak_kb / 1024
+        result.notes.append(
+            f"all {clients} clients had their replay of {replay} messages after "
+            f"{result.join_s:.2f} s"
+        )
     result.generator_cpu_s = _generator_cpu() - cpu
     return result

@@ -4,11 +4,26 @@ checked here (see bench/README.md for the figures)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+import re
+
 from twisted.trial import unittest
 
-from bench.load import Client, LoadGenerator
+from bench import __main__ as bench_main
+from bench.load import Client, LoadGenerator, unframe
 from bench.server import BenchFailure
-from bench.workloads import Settings, broadcast, join_original, join_presence, private
+from bench.workloads import (
+    Result,
+    Settings,
+    broadcast,
+    join_original,
+    join_presence,
+    join_replay,
+    private,
+)
+from muca.protocol.wire import websocket_text_frame
 
 TINY = Settings(duration=0.3, timeout=30.0)
 
@@ -37,6 +52,65 @@ class BenchSmokeTests(unittest.TestCase):
     def test_presence_clients_join_then_one_broadcast_reaches_all(self) -> None:
         result = join_presence(clients=30, settings=TINY)
         self.assertEqual(result.deliveries, 29)
+
+    def test_history_clients_join_and_each_gets_its_replay(self) -> None:
+        result = join_replay(clients=20, settings=TINY, replay=5)
+        self.assertIsNotNone(result.join_s)
+        self.assertEqual(
+            result.notes,
+            [
+                f"all 20 clients had their replay of 5 messages after "
+                f"{result.join_s:.2f} s"
+            ],
+        )
+
+    def test_history_notes_compare_history_on_with_off(self) -> None:
+        off = Result("private w1 db=none", 100, 100, 1, 1000, 1000, 10_000.0)
+        off.server_cpu_s = 0.05
+        on = Result("private w1 sqlite", 100, 100, 1, 800, 800, 8_000.0)
+        on.server_cpu_s = 0.08
+        self.assertEqual(
+            bench_main.history_notes([off, on]),
+            [
+                "private w1: history on gives 80% of the deliveries/s of --db none;"
+                " server CPU 100.0 µs per stored message (+50.0 µs against --db none)"
+            ],
+        )
+
+
+class WebSocketBenchTests(unittest.TestCase):
+    """The WebSocket rows: clients on the web listener, the same checks."""
+
+    def test_websocket_broadcast_delivers_every_message_to_every_other_client(
+        self,
+    ) -> None:
+        result = broadcast(
+            clients=6, senders=3, window=4, settings=TINY, websocket=True
+        )
+        self.assertEqual(result.workload, "broadcast w4 ws")
+        self.assertGreater(result.messages, 0)
+        self.assertEqual(result.deliveries, result.messages * 5)
+
+    def test_websocket_clients_join_then_one_broadcast_reaches_all(self) -> None:
+        result = join_presence(clients=30, settings=TINY, websocket=True)
+        self.assertEqual(result.deliveries, 29)
+
+    def test_unframe_cuts_frames_of_every_length_wherever_tcp_splits(self) -> None:
+        texts = [
+            b"{}",
+            b'{"A":"' + b"x" * 200 + b'"}',
+            b'{"B":"' + b"y" * 70000 + b'"}',
+        ]
+        stream = b"".join(websocket_text_frame(text) for text in texts)
+        for cut in (1, 2, 3, 9, 150, 70000, len(stream) - 1):
+            lines, rest = unframe(stream[:cut])
+            more, rest = unframe(rest + stream[cut:])
+            self.assertEqual((lines or b"") + more, b"\n".join(texts) + b"\n", cut)
+            self.assertEqual(rest, b"")
+
+    def test_unframe_refuses_what_the_server_never_sends(self) -> None:
+        self.assertIsNone(unframe(b"\x82\x02{}")[0])  # binary
+        self.assertIsNone(unframe(b"\x81\x82abcd{}")[0])  # masked
 
 
 class OriginalRosterParsingTests(unittest.TestCase):
@@ -106,3 +180,57 @@ class NativeRosterParsingTests(unittest.TestCase):
                 client,
                 self.STREAM + b'{"CMD":"PRESENCE","JOINED":[],"LEFT":["u1"]}\n',
             )
+
+
+class OutputTests(unittest.TestCase):
+    """The progress rows line up with the header; a legend follows the table."""
+
+    def assert_aligned(self, header: str, rows: list[str]) -> None:
+        """Every cell of every row ends where its column title ends."""
+        # Titles are two spaces apart at least ("p50 ms" has one inside).
+        ends = [m.end() for m in re.finditer(r"\S(?=  |$)", header)]
+        self.assertEqual(len(ends), len(bench_main._COLUMNS), header)
+        for row in rows:
+            self.assertEqual(len(row), len(header), f"\n{header}\n{row}")
+            for end in ends[1:]:  # the first column is left-aligned
+                self.assertNotEqual(row[end - 1], " ", f"\n{header}\n{row}")
+                self.assertTrue(end == len(row) or row[end] == " ")
+
+    def test_rows_of_very_different_runs_line_up_with_the_header(self) -> None:
+        small = Result("private w1", 4, senders=None, deliveries_per_s=12.0,
+                       latency_p50_ms=0.1, latency_p99_ms=0.2, latency_max_ms=0.3,
+                       server_cpu_s=0.01, cpu_us_per_delivery=1.0,
+                       server_peak_rss_mb=30.0, generator_cpu_s=0.1)  # fmt: skip
+        large = Result("join presence", 10000, senders=20, deliveries_per_s=1234567.0,
+                       latency_p50_ms=123.45, latency_p99_ms=4567.89,
+                       latency_max_ms=12345.6, join_s=12.34, server_cpu_s=123.45,
+                       cpu_us_per_delivery=12.34, server_peak_rss_mb=1234.5,
+                       kb_per_connection=123.4, generator_cpu_s=123.4)  # fmt: skip
+        header = bench_main.format_header()
+        self.assert_aligned(header, [bench_main.format_row(r) for r in (small, large)])
+        table = bench_main.format_table([small, large]).splitlines()
+        self.assertEqual(
+            table[:3], [header, *map(bench_main.format_row, (small, large))]
+        )
+
+    def test_a_run_prints_aligned_progress_and_a_legend_under_the_table(self) -> None:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = bench_main.main(
+                ["--workload", "private", "--clients", "4", "--window", "1",
+                 "--duration", "0.2"]
+            )  # fmt: skip
+        self.assertEqual(status, 0)
+        progress = err.getvalue().splitlines()
+        self.assertEqual(len(progress), 2, progress)
+        self.assert_aligned(progress[0], progress[1:])
+        self.assertTrue(progress[1].startswith("private"))
+        printed = out.getvalue()
+        table = printed[: printed.index("[")].splitlines()
+        self.assertEqual(table[:2], progress)
+        legend = table[table.index("") + 1 :]
+        self.assertEqual(legend, list(bench_main.LEGEND))
+        for title in ("deliv/s", "p50/p99/max ms", "join s", "srv CPU s",
+                      "µs/deliv", "peak MB", "kB/conn", "gen CPU s"):  # fmt: skip
+            self.assertTrue(any(line.startswith(title + ":") for line in legend), title)
+        self.assertEqual(json.loads(printed[printed.index("[") :])[0]["clients"], 4)

@@ -97,6 +97,18 @@ class ImportTests(SynchronousTestCase):
                 outside = {t for t in targets if not t.startswith("muca.protocol")}
                 self.assertEqual(outside, set(), name)
 
+    def test_the_web_room_sits_above_the_server(self) -> None:
+        # Only the twistd service (tap) puts a web listener beside the TCP
+        # ones; the web room reuses the server's connection, never the client.
+        for name, targets in import_graph().items():
+            web = {t for t in targets if t.startswith("muca.web")}
+            if name.startswith(("muca.server", "muca.protocol", "muca.client")):
+                expected = {"muca.web.gateway"} if name == "muca.server.tap" else set()
+                self.assertEqual(web, expected, name)
+            if name.startswith("muca.web"):
+                client = {t for t in targets if t.startswith("muca.client")}
+                self.assertEqual(client, set(), name)
+
     def test_the_client_knows_nothing_of_the_server(self) -> None:
         for name, targets in import_graph().items():
             if name.startswith("muca.client"):

@@ -120,8 +120,8 @@ class UsageTests(SynchronousTestCase):
             self.parse("--port", "4000")["listen"], ["tcp:4000:backlog=1024"]
         )
         self.assertEqual(
-            self.parse("-p", "tcp:4000:interface=::1")["listen"],
-            ["tcp:4000:interface=::1:backlog=1024"],
+            self.parse("-p", r"tcp:4000:interface=\:\:1")["listen"],
+            [r"tcp:4000:interface=\:\:1:backlog=1024"],
         )
         self.assertEqual(
             self.parse("-p", "tcp:4000:backlog=7")["listen"], ["tcp:4000:backlog=7"]
@@ -133,6 +133,8 @@ class UsageTests(SynchronousTestCase):
             "unix:/tmp/x.sock",
             "--max-frame",
             "1000",
+            "--web",
+            "none",
         )
         self.assertEqual(
             options["listen"],

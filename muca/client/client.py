@@ -3,25 +3,47 @@
 :class:`ChatClient` connects (giving up after a time limit), joins, sends and
 leaves; everything the server says arrives as calls on a
 :class:`ChatObserver`. It accepts both framings on input (so it works against
-the original MUCA server too) and sends native framing with ``"V": 2``.
-Nothing here knows Tk.
+the original MUCA server too). Toward a server whose framing is not known
+yet it writes as the original client does (ASCII JSON objects back to back,
+no separator; the ``JOIN`` carries ``"V": 2`` all the same), and switches to
+native framing (UTF-8, one object per line) once the server's first reply
+ends with a newline. Nothing here knows Tk.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ipaddress
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
+from OpenSSL.crypto import X509
+from service_identity.hazmat import (
+    DNS_ID,
+    IPAddress_ID,
+    ServiceID,
+    verify_service_identity,
+)
+from service_identity.pyopenssl import extract_patterns
 from twisted.internet import defer, endpoints, error, ssl
-from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IOpenSSLClientConnectionCreator,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
 from twisted.internet.protocol import ClientFactory, Protocol
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from muca.protocol import messages
 from muca.protocol.messages import (
     Ack,
+    HistoryEnd,
     JoinRefused,
     Message,
     Peer,
@@ -41,6 +63,11 @@ from muca.protocol.wire import (
 
 DEFAULT_TIMEOUT = 2.0
 
+# A message the server took in one frame reaches us with more around it
+# (TYPE, FROM, TO, TS) and, toward some peers, with escapes: accept frames
+# this many times the server's limit.
+RECEIVE_FACTOR = 4
+
 
 class ClientError(Exception):
     """A client operation that cannot be done; ``str()`` is a readable line."""
@@ -58,6 +85,19 @@ class ConnectionClosed(ClientError):
     """The connection closed before the answer that was waited for."""
 
 
+class MessageTooLong(ClientError):
+    """A message that cannot fit in one frame of the server's; nothing was sent."""
+
+    def __init__(self, length: int, most: int) -> None:
+        super().__init__(f"message too long ({length:,} characters, at most {most:,})")
+        self.length = length
+        self.most = most
+
+
+class CertificateRefused(ClientError):
+    """The server's TLS certificate does not name the server we asked for."""
+
+
 @dataclass(frozen=True, slots=True)
 class ReceivedMessage:
     """A chat message as the observer sees it: ``kind`` is ALL, GROUP or PRIVATE."""
@@ -67,6 +107,11 @@ class ReceivedMessage:
     sender_nickname: str
     text: str
     to: tuple[str, ...] = ()
+    #: The server's message id and receive time (ms since the epoch), if sent.
+    ident: int | None = None
+    timestamp_ms: int | None = None
+    #: True for a message replayed from the history (sent before we joined).
+    history: bool = False
 
 
 class ChatObserver:
@@ -87,6 +132,9 @@ class ChatObserver:
     def server_error(self, code: str, reason: str) -> None:
         """The server sent ``ERROR`` (or something this client cannot read)."""
 
+    def history_end(self, more: bool) -> None:
+        """A replay or scroll-back is complete; ``more``: older messages exist."""
+
     def connection_lost(self, reason: str, requested: bool) -> None:
         """The connection ended; ``requested`` when we asked for it (leave)."""
 
@@ -99,6 +147,10 @@ class ChatClientProtocol(Protocol):
     def __init__(self, client: ChatClient, max_frame: int) -> None:
         self.client = client
         self._decoder = FrameDecoder(max_frame)
+        # Original framing until the server shows it reads lines: a server
+        # that splits by brace depth takes a stray "\n" for a command, and
+        # an ASCII-only one dies on a UTF-8 byte.
+        self.framing = Framing.ORIGINAL
 
     def connectionMade(self) -> None:
         self.client._connection_made(self)
@@ -108,8 +160,10 @@ class ChatClientProtocol(Protocol):
             frames = self._decoder.feed(data)
         except FrameTooLong as too_long:
             self.client._report_error(too_long.code, f"server sent a {too_long.reason}")
-            self.transport.loseConnection()
+            self.client._close("we closed the connection after a frame over the limit")
             return
+        if self.framing is Framing.ORIGINAL and self._decoder.newline_framed:
+            self.framing = Framing.NATIVE
         for frame in frames:
             if isinstance(frame, BadFrame):
                 self.client._report_error(frame.code, f"server sent {frame.reason}")
@@ -126,8 +180,16 @@ class ChatClientProtocol(Protocol):
         self.client._connection_lost(self, reason)
 
     def send_object(self, obj: dict[str, Any]) -> None:
-        """Write one object in native framing."""
-        self.transport.write(encode(obj, Framing.NATIVE))
+        """Write one object in this connection's framing."""
+        self.transport.write(encode(obj, self.framing))
+
+    def accept_frames(self, limit: int) -> None:
+        """Take frames up to ``limit`` bytes from now on (never fewer than now)."""
+        self._decoder.max_frame = max(self._decoder.max_frame, limit)
+
+    def frame_size(self, obj: dict[str, Any]) -> int:
+        """The size of ``obj`` as the server counts it (without a newline)."""
+        return len(encode(obj, self.framing).rstrip(b"\n"))
 
 
 class ChatClientFactory(ClientFactory):
@@ -171,8 +233,78 @@ def client_endpoint(
             ) from None
         except Exception:
             raise ClientError(f"CA file {ca_file} is not a PEM certificate") from None
-    options = ssl.optionsForClientTLS(host, trustRoot=trust)
-    return endpoints.wrapClientTLS(options, tcp)
+    return endpoints.wrapClientTLS(NamedServerTLS(host, trust), tcp)
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class NamedServerTLS:
+    """TLS toward ``host`` that refuses any certificate not naming ``host``.
+
+    ``optionsForClientTLS`` alone lets a certificate with no subjectAltName
+    through: ``service_identity`` raises ``CertificateError`` there, which
+    Twisted's check logs as a traceback and then ignores. Here every failure
+    of the name check refuses the server, with a readable
+    :class:`CertificateRefused` as the connection's reason.
+    """
+
+    def __init__(self, host: str, trust: ssl.Certificate | None) -> None:
+        self.host = host
+        self._options = ssl.optionsForClientTLS(host, trustRoot=trust)
+
+    def clientConnectionForTLS(self, tls: TLSMemoryBIOProtocol) -> SSL.Connection:
+        """The connection from ``optionsForClientTLS``, with our name check."""
+        connection = self._options.clientConnectionForTLS(tls)
+        connection.set_verify(
+            SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, self._checker(tls)
+        )
+        return connection
+
+    def _checker(
+        self, tls: TLSMemoryBIOProtocol
+    ) -> Callable[[SSL.Connection, X509, int, int, int], bool]:
+        def check(
+            connection: SSL.Connection, cert: X509, errno: int, depth: int, ok: int
+        ) -> bool:
+            if not ok or depth != 0:
+                return bool(ok)  # OpenSSL's chain check decides, and says why
+            try:
+                verify_service_identity(extract_patterns(cert), [self._wanted()], [])
+            except Exception:
+                # VerificationError (a wrong name), CertificateError (no
+                # subjectAltName at all) or anything else: never go on.
+                tls.failVerification(Failure(CertificateRefused(self._refusal(cert))))
+                return False
+            return True
+
+        return check
+
+    def _wanted(self) -> ServiceID:
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            return DNS_ID(self.host)
+        return IPAddress_ID(self.host)
+
+    def _refusal(self, cert: X509) -> str:
+        """One line saying whom the certificate names instead."""
+        certificate = cert.to_cryptography()
+        try:
+            names = certificate.extensions.get_extension_for_class(
+                x509.SubjectAlternativeName
+            ).value
+        except x509.ExtensionNotFound:
+            common = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            cn = f"CN={common[0].value}" if common else "no name at all"
+            return (
+                f"TLS failed: the server's certificate is not for {self.host}"
+                f" (it has no subjectAltName, only {cn})"
+            )
+        named = [str(n) for n in names.get_values_for_type(x509.DNSName)]
+        named += [str(n) for n in names.get_values_for_type(x509.IPAddress)]
+        return (
+            f"TLS failed: the server's certificate is not for {self.host}"
+            f" (it names {', '.join(named) or 'no host'})"
+        )
 
 
 class ChatClient:
@@ -191,7 +323,7 @@ class ChatClient:
         uid: str,
         observer: ChatObserver | None = None,
         timeout: float = DEFAULT_TIMEOUT,
-        max_frame: int = DEFAULT_MAX_FRAME,
+        max_frame: int = RECEIVE_FACTOR * DEFAULT_MAX_FRAME,
     ) -> None:
         self.reactor = reactor
         self.nickname = nickname
@@ -199,19 +331,36 @@ class ChatClient:
         self.observer = observer if observer is not None else ChatObserver()
         self.timeout = timeout
         self.max_frame = max_frame
+        #: The longest frame the server takes: its ACK's MAX_FRAME, or the default.
+        self.server_max_frame = DEFAULT_MAX_FRAME
         self.peers: tuple[Peer, ...] = ()
         self.joined = False
         self._protocol: ChatClientProtocol | None = None
         self._connecting: defer.Deferred[Any] | None = None
         self._join_waiter: defer.Deferred[None] | None = None
         self._leave_waiters: list[defer.Deferred[None]] = []
-        self._leaving = False
+        # Why we closed the connection ourselves; None while we have not.
+        self._closed_by_us: str | None = None
         self._where = "the server"
+        #: The highest and lowest message ids seen (None before any).
+        self.last_id: int | None = None
+        self.oldest_id: int | None = None
+        #: The server said older messages exist (``HISTORY MORE``).
+        self.more_history = False
+        # Set when the connection broke without our asking: the next JOIN
+        # catches up with SINCE instead of a fresh replay.
+        self._catch_up = False
+        self._catching_up = False
 
     @property
     def connected(self) -> bool:
         """True while a connection to the server is open."""
         return self._protocol is not None
+
+    @property
+    def framing(self) -> Framing | None:
+        """How we write to the server now (None when not connected)."""
+        return self._protocol.framing if self._protocol is not None else None
 
     # Connecting
 
@@ -272,7 +421,7 @@ class ChatClient:
             if failure.check(defer.TimeoutError):
                 if self._join_waiter is waiter:
                     self._join_waiter = None
-                self._close()
+                self._close("we closed the connection: no answer to JOIN")
                 raise ConnectFailed(
                     f"{self._where} did not answer JOIN within {self.timeout:g} s"
                 )
@@ -280,30 +429,71 @@ class ChatClient:
 
         waiter.addTimeout(self.timeout, self.reactor)
         waiter.addErrback(timed_out)
-        proto.send_object(messages.join_payload(self.nickname, self.uid, password))
+        since = self.last_id if self._catch_up else None
+        self._catching_up = since is not None
+        proto.send_object(
+            messages.join_payload(self.nickname, self.uid, password, since=since)
+        )
         return waiter
+
+    def load_older(self, limit: int = messages.DEFAULT_HISTORY_LIMIT) -> bool:
+        """Ask for up to ``limit`` messages older than the oldest seen; False
+        when there is nothing to ask for (not joined, or none older)."""
+        proto = self._protocol
+        if proto is None or not self.joined or self.oldest_id is None:
+            return False
+        if not self.more_history:
+            return False
+        proto.send_object(messages.history_request_payload(self.oldest_id, limit))
+        return True
 
     def send(self, recipients: Sequence[str], text: str) -> None:
         """Send a message to these user ids; no ids is a broadcast.
 
-        Raises :class:`NotConnected` before a successful join.
+        Raises :class:`NotConnected` before a successful join, and
+        :class:`MessageTooLong` (sending nothing) when the frame would be
+        longer than the server takes.
         """
-        if self._protocol is None or not self.joined:
+        proto = self._protocol
+        if proto is None or not self.joined:
             raise NotConnected("join the chat room before sending")
-        self._protocol.send_object(
-            messages.send_payload(text, list(recipients), self.uid)
-        )
+        payload = messages.send_payload(text, list(recipients), self.uid)
+        if proto.frame_size(payload) > self.server_max_frame:
+            raise MessageTooLong(len(text), self._most_characters(proto, payload))
+        proto.send_object(payload)
+
+    def _most_characters(
+        self, proto: ChatClientProtocol, payload: dict[str, Any]
+    ) -> int:
+        """How many of the message's first characters would fit in one frame."""
+        text = payload["MSG"]
+        room = self.server_max_frame - proto.frame_size({**payload, "MSG": ""})
+        ascii_only = proto.framing is Framing.ORIGINAL
+        sizes: dict[str, int] = {}
+        count = 0
+        for char in text:
+            size = sizes.get(char)
+            if size is None:
+                escaped = json.dumps(char, ensure_ascii=ascii_only)[1:-1]
+                size = sizes[char] = len(escaped.encode("utf-8"))
+            room -= size
+            if room < 0:
+                break
+            count += 1
+        return count
 
     def leave(self) -> defer.Deferred[None]:
         """Close the connection; fires once it is closed (at once if none)."""
         if self._connecting is not None:
             self._connecting.cancel()
+        if self.joined:
+            # Leaving the room: the next JOIN gets a fresh replay.
+            self._catch_up = False
         if self._protocol is None:
             return defer.succeed(None)
         done: defer.Deferred[None] = defer.Deferred()
         self._leave_waiters.append(done)
-        self._leaving = True
-        self._close()
+        self._close("we closed the connection")
         return done
 
     def nickname_of(self, uid: str) -> str:
@@ -317,12 +507,19 @@ class ChatClient:
 
     def _connection_made(self, proto: ChatClientProtocol) -> None:
         self._protocol = proto
-        self._leaving = False
+        self._closed_by_us = None
+        self.server_max_frame = DEFAULT_MAX_FRAME
         if hasattr(proto.transport, "setTcpNoDelay"):
             proto.transport.setTcpNoDelay(True)
 
     def _handle(self, command: messages.ServerCommand) -> None:
         if isinstance(command, Message):
+            ident = command.ident
+            if ident is not None:
+                if self.last_id is None or ident > self.last_id:
+                    self.last_id = ident
+                if self.oldest_id is None or ident < self.oldest_id:
+                    self.oldest_id = ident
             self.observer.message_received(
                 ReceivedMessage(
                     kind=command.kind,
@@ -330,8 +527,20 @@ class ChatClient:
                     sender_nickname=self.nickname_of(command.sender),
                     text=command.text,
                     to=command.to,
+                    ident=ident,
+                    timestamp_ms=command.timestamp_ms,
+                    history=command.history,
                 )
             )
+        elif isinstance(command, HistoryEnd):
+            if self._catching_up:
+                # The end of a SINCE catch-up: whether older messages exist
+                # was known before it.
+                self._catching_up = False
+                self.more_history = self.more_history or command.more
+            else:
+                self.more_history = command.more
+            self.observer.history_end(self.more_history)
         elif isinstance(command, PeerList):
             self._set_peers(command.peers)
         elif isinstance(command, Presence):
@@ -348,6 +557,10 @@ class ChatClient:
     def _acked(self, ack: Ack) -> None:
         waiter, self._join_waiter = self._join_waiter, None
         if ack.ok:
+            if ack.max_frame is not None:
+                self.server_max_frame = ack.max_frame
+                if self._protocol is not None:
+                    self._protocol.accept_frames(RECEIVE_FACTOR * ack.max_frame)
             self.joined = True
             self.observer.joined()
             if waiter is not None:
@@ -366,28 +579,36 @@ class ChatClient:
     def _report_error(self, code: str, reason: str) -> None:
         self.observer.server_error(code, reason)
 
-    def _close(self) -> None:
+    def _close(self, why: str) -> None:
+        """Close the connection ourselves; ``why`` is what the loss will say."""
         if self._protocol is not None:
+            if self._closed_by_us is None:
+                self._closed_by_us = why
             self._protocol.transport.loseConnection()
 
     def _connection_lost(self, proto: ChatClientProtocol, reason: Failure) -> None:
         if proto is not self._protocol:
             return
-        requested = self._leaving
+        text = self._closed_by_us or _describe(reason)
+        requested = self._closed_by_us is not None
+        if not requested:
+            # A broken connection is caught up on at the next JOIN.
+            self._catch_up = self.last_id is not None
         self._protocol = None
-        self._leaving = False
+        self._closed_by_us = None
         self.joined = False
         had_peers = bool(self.peers)
         self.peers = ()
-        text = "connection closed" if requested else _describe(reason)
         waiter, self._join_waiter = self._join_waiter, None
+        if had_peers:
+            self.observer.peers_changed(())
+        # The observer hears of the loss before a pending JOIN fails, so that
+        # whoever waits on that JOIN can tell the loss is its own to report.
+        self.observer.connection_lost(text, requested)
         if waiter is not None:
             waiter.errback(
                 ConnectionClosed(f"connection closed before JOIN was answered: {text}")
             )
-        if had_peers:
-            self.observer.peers_changed(())
-        self.observer.connection_lost(text, requested)
         waiters, self._leave_waiters = self._leave_waiters, []
         for done in waiters:
             done.callback(None)
@@ -398,7 +619,7 @@ def _describe(failure: Failure | None) -> str:
     if failure is None or failure.check(error.ConnectionDone):
         return "the server closed the connection"
     if failure.check(error.ConnectionLost):
-        return "the connection to the server was lost"
+        return "the network broke: the connection was lost"
     if failure.check(error.ConnectionRefusedError):
         return "connection refused"
     if failure.check(SSL.Error):

@@ -1,8 +1,9 @@
 """``muca-demo``: a server and four chat windows, as the original's start-OSX.sh.
 
 Starts ``twistd -n muca`` on loopback and one ``muca-chat`` window per config
-(``configs/config.txt`` and ``config1.txt``-``config3.txt`` by default), tiled
-two by two. Ctrl+C, or closing the last window, stops everything.
+(by default the four users shipped in the package, ``muca/client/configs/``,
+which the checkout's ``configs/`` links to), tiled two by two. Ctrl+C, or
+closing the last window, stops everything.
 """
 
 from __future__ import annotations
@@ -17,23 +18,28 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 from typing import IO
 
 from muca.client.config import ConfigError, load_config
 
-DEFAULT_CONFIGS = (
-    "configs/config.txt",
-    "configs/config1.txt",
-    "configs/config2.txt",
-    "configs/config3.txt",
-)
+DEFAULT_CONFIGS = ("config.txt", "config1.txt", "config2.txt", "config3.txt")
 PLACES = ("640x480+0+0", "640x480+660+0", "640x480+0+510", "640x480+660+510")
 STARTUP_LIMIT = 15.0
 STOP_LIMIT = 5.0
 
-# twistd -n logs "ChatFactory starting on 40452" once the port is open.
-_LISTENING = re.compile(r"starting on (\d+)")
+# The server logs "muca: listening on 127.0.0.1:40452" once the port is open.
+_LISTENING = re.compile(r"muca: listening on [^ ]*:(\d+)")
+
+
+def default_configs() -> list[str]:
+    """The paths of the four demo users' configs shipped in the package,
+    wherever the program is run from."""
+    folder = resources.files("muca.client").joinpath("configs")
+    # An installed or checked-out package is a folder on disk: its files
+    # have paths that the window processes can open.
+    return [str(folder.joinpath(name)) for name in DEFAULT_CONFIGS]
 
 
 def _say(text: str) -> None:
@@ -76,6 +82,9 @@ def _start_server(port: int) -> tuple[subprocess.Popen[str], int] | None:
         "muca",
         "--listen",
         f"tcp:{port}:interface=127.0.0.1",
+        # The demo's windows are Tk clients; no web port to collide on.
+        "--web",
+        "none",
     ]
     server = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -109,8 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "configs",
         nargs="*",
-        default=list(DEFAULT_CONFIGS),
-        help="config files (default: the four in ./configs)",
+        help="config files (default: the four demo users shipped with MUCA: "
+        "Tony, Mary, Henry and Peter)",
     )
     parser.add_argument(
         "--port",
@@ -118,8 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="server port (default: the first config's SERVER_PORT; 0: any free one)",
     )
     args = parser.parse_args(argv)
+    paths = args.configs or default_configs()
     try:
-        configs = [load_config(path) for path in args.configs]
+        configs = [load_config(path) for path in paths]
     except ConfigError as error:
         print(f"muca-demo: {error}", file=sys.stderr)
         return 2
@@ -138,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     windows: list[subprocess.Popen[bytes]] = []
     try:
-        for index, path in enumerate(args.configs):
+        for index, path in enumerate(paths):
             place = PLACES[index % len(PLACES)]
             command = [
                 sys.executable,
@@ -153,11 +163,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             windows.append(window)
             _say(f"window for {configs[index].nickname} (pid {window.pid})")
         # The program's main loop: it ends with the windows or the server.
-        while any(w.poll() is None for w in windows):
+        # Every window is polled on every round, so that each one closed is
+        # reaped at once, not left a zombie until the others close.
+        live = dict(zip(windows, configs, strict=False))
+        while live:
+            for window, config in list(live.items()):
+                if window.poll() is not None:
+                    del live[window]
+                    _say(f"window for {config.nickname} closed")
             if server.poll() is not None:
                 _say("the server stopped; closing the windows")
                 break
-            time.sleep(0.2)
+            if live:
+                time.sleep(0.2)
         else:
             _say("all windows closed; stopping the server")
     except KeyboardInterrupt:

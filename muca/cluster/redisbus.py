@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+import psycopg
 import txredisapi
 from twisted.application.service import Service
 from twisted.enterprise import adbapi
@@ -45,10 +46,11 @@ from muca.protocol.messages import (
     Join,
     JoinRefused,
 )
-from muca.server.bus import BusListener
+from muca.server.bus import BusListener, ClusterUnavailable
 from muca.server.room import Member, Room
 from muca.store import postgres, sql
 from muca.store.base import ChatMessage as StoredMessage
+from muca.store.base import StoreError
 
 #: The connection of a member joined on another node.
 REMOTE = None
@@ -82,10 +84,6 @@ def _stream_id(entry_id: str) -> tuple[int, int]:
     """A stream entry id as a comparable pair."""
     milliseconds, _, sequence = entry_id.partition("-")
     return int(milliseconds), int(sequence or 0)
-
-
-class ClusterUnavailable(Exception):
-    """Redis cannot be reached: nothing was accepted."""
 
 
 class UnsureOutcome(Exception):
@@ -174,7 +172,9 @@ class RedisBus(Service):
     ) -> None:
         """``capacity``: members in the whole cluster's room (None: no limit);
         ``database``: the PostgreSQL conninfo every message is stored in
-        before any node delivers it (None: messages are not stored)."""
+        before any node delivers it (None: messages are not stored); its
+        schema exists already (the node's store, opened before the bus
+        starts, made it), and the node reads the history from that store."""
         if clock is None:
             from twisted.internet import reactor as clock  # type: ignore[assignment]
         self.clock = clock
@@ -184,8 +184,6 @@ class RedisBus(Service):
         self.node = secrets.token_hex(6)
         self.listener: Any = None
         self.database = database
-        #: The message store (history reads); opened by startService.
-        self.store: Any = None
         # One connection that holds the append lock (see _append_locked).
         self._writer: adbapi.ConnectionPool | None = None
         self.ready = False
@@ -209,7 +207,6 @@ class RedisBus(Service):
         self._stale: set[str] = set()
         self._lost = False
         self._last_error = ""
-        self._database_open: Deferred[None] | None = None
         self._running = False
 
     # Bus
@@ -437,8 +434,14 @@ class RedisBus(Service):
 
     @staticmethod
     def _refuse_batch(queue: list[_Queued], failure: Failure) -> None:
+        error: Exception
+        if failure.check(psycopg.Error, adbapi.ConnectionLost, StoreError):
+            # The database refused it: the sender hears STORE_UNAVAILABLE.
+            error = StoreError(failure.getErrorMessage())
+        else:
+            error = ClusterUnavailable(failure.getErrorMessage())
         for _, done in queue:
-            done.errback(ClusterUnavailable(failure.getErrorMessage()))
+            done.errback(error)
 
     def _settle_unsure(self, token: str, first: int) -> None:
         """A batch whose publishing seemed to fail is on the stream."""
@@ -502,7 +505,7 @@ class RedisBus(Service):
             reactor, self.address, READ_BLOCK_MS / 1000 + COMMAND_TIMEOUT
         )
         if self.database is not None:
-            self._open_database()
+            self._open_writer(self.database)
         self._heartbeat = task.LoopingCall(self._beat)
         self._heartbeat.clock = self.clock
         log.info("cluster: connecting to {address}", address=self.address)
@@ -514,11 +517,10 @@ class RedisBus(Service):
             lambda f: log.failure("cluster: the stream reader stopped", f)
         )
 
-    def _open_database(self) -> None:
-        self.store = postgres.PostgresStore(self.database)
+    def _open_writer(self, database: str) -> None:
         self._writer = adbapi.ConnectionPool(
             "psycopg",
-            self.database,
+            database,
             cp_min=1,
             cp_max=1,
             cp_reconnect=True,
@@ -527,16 +529,6 @@ class RedisBus(Service):
             application_name="muca-cluster-writer",
         )
         self._writer.start()
-        # Not ready (no joins, no messages) until the schema exists.
-        self._database_open = self.store.open()
-
-        def failed(failure: Failure) -> None:
-            log.error(
-                "cluster: cannot use the database: {error}",
-                error=failure.getErrorMessage(),
-            )
-
-        self._database_open.addErrback(failed)
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
@@ -558,8 +550,6 @@ class RedisBus(Service):
         d.addCallback(disconnect)
         if self._writer is not None:
             d.addBoth(lambda _: self._writer.close())
-        if self.store is not None:
-            d.addBoth(lambda _: self.store.close())
         return d
 
     # Heartbeat, node liveness, Redis losing its data
@@ -579,8 +569,6 @@ class RedisBus(Service):
             if int(removed):
                 log.info("cluster: removed {n} dead node(s)", n=removed)
             if self._epoch is None:
-                if self._database_open is not None:
-                    yield self._database_open
                 yield self._load()
                 self._epoch = epoch
                 self.ready = True
@@ -617,6 +605,7 @@ class RedisBus(Service):
         rows.sort(key=lambda row: int(row[3]))
         room = self.room
         for uid, nickname, _node, _seq in rows:
+            self.listener.remember(uid)
             if uid not in room:
                 room.join(REMOTE, nickname, uid, enforce_capacity=False)
         self._position = position
@@ -749,6 +738,7 @@ class RedisBus(Service):
             joined.callback(member)
             return
         self._stale.discard(uid)
+        self.listener.remember(uid)
         current = room.member(uid)
         if current is not None:
             if current.connection is not REMOTE or current.nickname == nickname:

@@ -1,4 +1,4 @@
-"""The commands of ``PROTOCOL.md`` as small typed values.
+"""The commands of ``docs/protocol.md`` as small typed values.
 
 Parsing turns a decoded JSON object into one of these values or raises a
 :class:`ProtocolError` carrying the wire code and a readable reason. The
@@ -23,8 +23,8 @@ NOT_JOINED = "NOT_JOINED"
 NO_RECIPIENT = "NO_RECIPIENT"
 UNKNOWN_RECIPIENT = "UNKNOWN_RECIPIENT"
 FROM_MISMATCH = "FROM_MISMATCH"
-RATE_LIMITED = "RATE_LIMITED"
 SLOW_CONSUMER = "SLOW_CONSUMER"
+STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
 # A cluster node cannot reach the shared broker: nothing was accepted.
 CLUSTER_UNAVAILABLE = "CLUSTER_UNAVAILABLE"
 
@@ -42,6 +42,14 @@ GROUP = "GROUP"
 PRIVATE = "PRIVATE"
 
 PRESENCE_DELTA = "presence-delta"
+HISTORY = "history"
+
+#: Most messages one ``HISTORY BEFORE`` may ask for.
+MAX_HISTORY_LIMIT = 200
+#: ``LIMIT`` when a ``HISTORY BEFORE`` gives none.
+DEFAULT_HISTORY_LIMIT = 50
+#: Most messages a ``JOIN`` with ``SINCE`` catches up on (the newest).
+MAX_SINCE = 1000
 
 
 class ProtocolError(Exception):
@@ -72,6 +80,7 @@ class Join:
     version: int = 1
     password: str | None = None
     caps: frozenset[str] = frozenset()
+    since: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +92,19 @@ class Send:
     sender: str
 
 
-ClientCommand = Join | Send
+@dataclass(frozen=True, slots=True)
+class History:
+    """Scroll-back: up to ``limit`` readable messages with an id below ``before``."""
+
+    before: int
+    limit: int = DEFAULT_HISTORY_LIMIT
+
+
+ClientCommand = Join | Send | History
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def is_text(value: object) -> bool:
@@ -126,6 +147,8 @@ def uid_problem(uid: object) -> str | None:
         return "UID must not be empty"
     if len(uid) > MAX_UID:
         return f"UID must be at most {MAX_UID} characters"
+    if uid == ALL:
+        return "UID 'ALL' is reserved for broadcasts"
     return None
 
 
@@ -140,6 +163,8 @@ def parse_client_command(obj: dict[str, Any]) -> ClientCommand:
         return _parse_send(obj)
     if cmd == "JOIN":
         return _parse_join(obj)
+    if cmd == "HISTORY":
+        return _parse_history(obj)
     if cmd is None:
         raise ProtocolError(BAD_COMMAND, "missing CMD")
     if not isinstance(cmd, str):
@@ -163,13 +188,35 @@ def _parse_join(obj: dict[str, Any]) -> Join:
     caps = obj.get("CAPS", ())
     if not isinstance(caps, list):
         caps = ()
+    since = obj.get("SINCE")
+    if since is not None and not (_whole(since) and since >= 0):
+        raise JoinRefused(BAD_JOIN, "SINCE must be a message id (a whole number >= 0)")
     return Join(
         nickname=obj["UN"],
         uid=obj["UID"],
         version=version,
         password=password,
         caps=frozenset(c for c in caps if isinstance(c, str)),
+        since=since,
     )
+
+
+def _parse_history(obj: dict[str, Any]) -> History:
+    before = obj.get("BEFORE")
+    limit = obj.get("LIMIT", DEFAULT_HISTORY_LIMIT)
+    if not (_whole(before) and before > 0):
+        raise ProtocolError(
+            BAD_COMMAND,
+            "HISTORY needs BEFORE, a message id (a whole number > 0)",
+            ref="HISTORY",
+        )
+    if not (_whole(limit) and 1 <= limit <= MAX_HISTORY_LIMIT):
+        raise ProtocolError(
+            BAD_COMMAND,
+            f"HISTORY LIMIT must be a whole number from 1 to {MAX_HISTORY_LIMIT}",
+            ref="HISTORY",
+        )
+    return History(before=before, limit=limit)
 
 
 def _parse_send(obj: dict[str, Any]) -> Send:
@@ -191,9 +238,11 @@ def _parse_send(obj: dict[str, Any]) -> Send:
 # What a server sends.
 
 
-def ack_okay_payload() -> dict[str, Any]:
-    """``ACK`` ``OKAY``."""
-    return {"CMD": "ACK", "TYPE": "OKAY"}
+def ack_okay_payload(max_frame: int | None = None) -> dict[str, Any]:
+    """``ACK`` ``OKAY``, with the longest frame accepted when given."""
+    if max_frame is None:
+        return {"CMD": "ACK", "TYPE": "OKAY"}
+    return {"CMD": "ACK", "TYPE": "OKAY", "MAX_FRAME": max_frame}
 
 
 def ack_fail_payload(code: str, reason: str) -> dict[str, Any]:
@@ -219,6 +268,11 @@ def presence_payload(
 ) -> dict[str, Any]:
     """``PRESENCE`` delta: who joined and who left since the last one."""
     return {"CMD": "PRESENCE", "JOINED": list(joined), "LEFT": list(left)}
+
+
+def history_payload(more: bool) -> dict[str, Any]:
+    """``HISTORY``: the end of a replay or scroll-back; ``MORE``: older exist."""
+    return {"CMD": "HISTORY", "MORE": more}
 
 
 def message_payload(
@@ -262,17 +316,25 @@ class ChatMessage:
         to = self.recipients if self.kind == GROUP else None
         return message_payload(self.kind, self.text, self.sender, self.ts, to, self.id)
 
+    def history_payload(self) -> dict[str, Any]:
+        """The ``MSG`` object replayed from the history (``HIST``)."""
+        payload = self.payload()
+        payload["HIST"] = True
+        return payload
+
 
 # What a client receives.
 
 
 @dataclass(frozen=True, slots=True)
 class Ack:
-    """The answer to ``JOIN``: ``ok`` or a failure with code and reason."""
+    """The answer to ``JOIN``: ``ok`` or a failure with code and reason;
+    ``max_frame`` is the server's frame limit when it says (``MAX_FRAME``)."""
 
     ok: bool
     code: str | None = None
     reason: str | None = None
+    max_frame: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +369,15 @@ class Message:
     sender: str
     timestamp_ms: int | None = None
     to: tuple[str, ...] = field(default=())
+    ident: int | None = None
+    history: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEnd:
+    """The end of a replay or scroll-back; ``more``: older messages exist."""
+
+    more: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,7 +389,7 @@ class ServerError:
     ref: str | None = None
 
 
-ServerCommand = Ack | PeerList | Presence | Message | ServerError
+ServerCommand = Ack | PeerList | Presence | Message | ServerError | HistoryEnd
 
 
 def _peers(data: object) -> tuple[Peer, ...]:
@@ -352,6 +423,7 @@ def parse_server_command(obj: dict[str, Any]) -> ServerCommand | None:
             raise ProtocolError(BAD_COMMAND, "MSG needs TYPE, MSG and FROM strings")
         timestamp = obj.get("TS")
         to = obj.get("TO")
+        ident = obj.get("ID")
         return Message(
             kind=kind,
             text=text,
@@ -360,7 +432,11 @@ def parse_server_command(obj: dict[str, Any]) -> ServerCommand | None:
             to=tuple(u for u in to if isinstance(u, str))
             if isinstance(to, list)
             else (),
+            ident=ident if _whole(ident) else None,
+            history=obj.get("HIST") is True,
         )
+    if cmd == "HISTORY":
+        return HistoryEnd(more=obj.get("MORE") is True)
     if cmd == "LIST":
         return PeerList(_peers(obj.get("DATA")))
     if cmd == "PRESENCE":
@@ -373,10 +449,13 @@ def parse_server_command(obj: dict[str, Any]) -> ServerCommand | None:
         if kind not in ("OKAY", "FAIL"):
             raise ProtocolError(BAD_COMMAND, "ACK needs TYPE OKAY or FAIL")
         code, reason = obj.get("CODE"), obj.get("REASON")
+        limit = obj.get("MAX_FRAME")
+        usable = isinstance(limit, int) and not isinstance(limit, bool) and limit > 0
         return Ack(
             ok=kind == "OKAY",
             code=code if isinstance(code, str) else None,
             reason=reason if isinstance(reason, str) else None,
+            max_frame=limit if usable else None,
         )
     if cmd == "ERROR":
         code, reason, ref = obj.get("CODE"), obj.get("REASON"), obj.get("REF")
@@ -392,15 +471,24 @@ def join_payload(
     nickname: str,
     uid: str,
     password: str | None = None,
-    caps: Sequence[str] = (PRESENCE_DELTA,),
+    caps: Sequence[str] = (PRESENCE_DELTA, HISTORY),
+    since: int | None = None,
 ) -> dict[str, Any]:
-    """``JOIN`` as our client sends it: native framing and extensions."""
+    """``JOIN`` as our client sends it: native framing and extensions;
+    ``since``: catch up on what came after that message id."""
     payload: dict[str, Any] = {"CMD": "JOIN", "UN": nickname, "UID": uid, "V": 2}
     if caps:
         payload["CAPS"] = list(caps)
     if password is not None:
         payload["PASS"] = password
+    if since is not None:
+        payload["SINCE"] = since
     return payload
+
+
+def history_request_payload(before: int, limit: int) -> dict[str, Any]:
+    """``HISTORY BEFORE``: ask for older messages."""
+    return {"CMD": "HISTORY", "BEFORE": before, "LIMIT": limit}
 
 
 def send_payload(text: str, to: Sequence[str], sender: str) -> dict[str, Any]:

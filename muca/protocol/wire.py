@@ -1,11 +1,14 @@
 """The byte stream on a MUCA connection, turned into JSON objects and back.
 
-Both framings of ``PROTOCOL.md`` are accepted on input, always: objects one
-per line (native) and objects back to back with no separator (original).
-Output framing is chosen per connection with :class:`Framing`.
+Every framing of ``docs/protocol.md`` is accepted on input: objects one per
+line (native), objects back to back with no separator (original), and, on a
+connection whose first byte is ``0x00``, each object after its 4-byte
+big-endian length (length-prefixed). Output framing is chosen per connection
+with :class:`Framing`.
 
 This module knows nothing of commands or reactors: it cuts frames, decodes
-them as UTF-8 JSON, and encodes objects for the two framings.
+them as UTF-8 JSON, and encodes objects for each framing (those of a TCP
+stream, and WebSocket text messages).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import enum
 import json
 import re
-from collections.abc import Callable
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +32,13 @@ class Framing(enum.Enum):
 
     NATIVE = "native"  # one object per line, UTF-8
     ORIGINAL = "original"  # objects back to back, ASCII
+    PREFIXED = "prefixed"  # 4-byte big-endian length, then the object (UTF-8)
+    WEBSOCKET = "websocket"  # one object per WebSocket text message, UTF-8
+
+
+#: The framings of a TCP byte stream, which :class:`FrameDecoder` cuts;
+#: WebSocket messages are cut by the WebSocket library.
+STREAM_FRAMINGS = (Framing.NATIVE, Framing.ORIGINAL, Framing.PREFIXED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,58 +50,78 @@ class BadFrame:
 
 
 class FrameTooLong(Exception):
-    """A frame exceeds the size limit: the caller answers ``ERROR`` and closes.
+    """A frame exceeds the size limit where its end cannot be found: the
+    caller answers ``ERROR`` and closes.
 
     :attr:`frames` holds the frames that the same :meth:`FrameDecoder.feed`
     completed before the long one: the peer sent them first.
     """
 
     def __init__(self, limit: int) -> None:
-        super().__init__(f"frame longer than {limit} bytes")
+        super().__init__(too_long_reason(limit))
         self.limit = limit
         self.code = FRAME_TOO_LONG
         self.reason = str(self)
         self.frames: list[dict[str, Any] | BadFrame] = []
 
 
+def too_long_reason(limit: int) -> str:
+    """The ``REASON`` of ``FRAME_TOO_LONG``."""
+    return f"frame longer than {limit} bytes"
+
+
 _WHITESPACE = re.compile(rb"[ \t\r\n]*")
 _BLANKS = re.compile(rb"[ \t\r]*")
 _OUTSIDE_STRING = re.compile(rb'[{}"\n]')
-_OUTSIDE_STRING_IN_VALUE = re.compile(rb'[{}\[\]"\n]')
 _INSIDE_STRING = re.compile(rb'["\\\n]')
 _GARBAGE_END = re.compile(rb"[\n{]")
-_OPEN, _CLOSE, _QUOTE, _NEWLINE = b'{}"\n'
-_OPEN_LIST, _CLOSE_LIST = b"[]"
-_OPENERS = (_OPEN, _OPEN_LIST)
+_OPEN, _QUOTE, _NEWLINE = b'{"\n'
+_LENGTH = struct.Struct(">I")
+# The first byte of a length-prefixed connection (a length under 16 MiB).
+_PREFIX_MARK = 0
 
 
 class FrameDecoder:
     """Cut a byte stream into JSON objects, whatever the peer's framing.
 
     Feed it bytes as they arrive; :meth:`feed` returns, in order, a ``dict``
-    for every object and a :class:`BadFrame` for every malformed one, and
-    raises :class:`FrameTooLong` when a frame outgrows ``max_frame``. It
+    for every object and a :class:`BadFrame` for every malformed one. It
     never holds more than ``max_frame`` bytes of one frame between calls.
     However the stream is cut into pieces, the frames are the same.
+
+    A frame over ``max_frame`` is a :class:`BadFrame` ``FRAME_TOO_LONG`` on a
+    newline-framed connection, whose bytes up to the next newline are then
+    dropped as they come; elsewhere (original or length-prefixed framing,
+    or before the first frame has shown the framing) :meth:`feed` raises
+    :class:`FrameTooLong`, and the caller closes the connection.
+
+    What cannot begin an object (anything but whitespace and ``{``) is one
+    ``BAD_JSON`` at once, and the bytes up to the next ``{`` or newline are
+    dropped: an original peer that sends ``hello`` never sends the newline
+    that would end it.
 
     After the first frame, :attr:`newline_framed` tells whether the peer
     ended it with a newline (native framing) or not (original framing), as
     far as the bytes received so far show: this is what decides a server's
-    output framing. Input is cut by the same rule once the byte after the
-    first frame has arrived: a newline-framed peer's garbage runs to the end
-    of its line and a raw newline inside its object breaks the object;
-    otherwise the stream resyncs at the next ``{``.
+    output framing. :attr:`length_prefixed` is set when the first byte was
+    ``0x00``. Input is cut by the same rule once the byte after the first
+    frame has arrived: a raw newline inside a newline-framed peer's object
+    breaks the object.
     """
 
     def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self.max_frame = max_frame
         self.newline_framed: bool | None = None
+        self.length_prefixed: bool | None = None
         self._buffer = bytearray()
         # How input is cut: by lines once the peer has shown it frames by
         # lines; decided by the first byte after the first frame.
         self._lines = False
         self._lines_pending = False
-        # Where the scan of the value at the start of the buffer stopped,
+        # Dropping the rest of a too-long line, or of garbage.
+        self._dropping_line = False
+        self._dropping_garbage = False
+        # Where the scan of the object at the start of the buffer stopped,
         # so that a frame arriving byte by byte is scanned once, not N times.
         self._scan_pos = 0
         self._depth = 0
@@ -99,19 +129,40 @@ class FrameDecoder:
 
     def feed(self, data: bytes) -> list[dict[str, Any] | BadFrame]:
         """Take more bytes; return the frames they complete."""
-        buffer = self._buffer
-        buffer += data
+        if self.length_prefixed is None and data:
+            self.length_prefixed = data[0] == _PREFIX_MARK
+        self._buffer += data
         frames: list[dict[str, Any] | BadFrame] = []
         try:
-            self._cut(frames)
+            if self.length_prefixed:
+                self._cut_prefixed(frames)
+            else:
+                self._cut(frames)
         except FrameTooLong as error:
+            self._reset()
             error.frames = frames
             raise
         return frames
 
+    def _cut_prefixed(self, frames: list[dict[str, Any] | BadFrame]) -> None:
+        buffer = self._buffer
+        while len(buffer) >= _LENGTH.size:
+            (length,) = _LENGTH.unpack_from(buffer)
+            if length > self.max_frame:
+                raise FrameTooLong(self.max_frame)
+            end = _LENGTH.size + length
+            if len(buffer) < end:
+                return
+            frames.append(_decode(bytes(buffer[_LENGTH.size : end])))
+            del buffer[:end]
+
     def _cut(self, frames: list[dict[str, Any] | BadFrame]) -> None:
         buffer = self._buffer
         while buffer:
+            if self._dropping_line or self._dropping_garbage:
+                if not self._drop():
+                    break
+                continue
             if self._scan_pos == 0:
                 if self._lines_pending:
                     blanks = _BLANKS.match(buffer).end()
@@ -123,16 +174,46 @@ class FrameDecoder:
                     del buffer[:skip]
                     if not buffer:
                         break
-            if buffer[0] == _OPEN:
+            if buffer[0] != _OPEN:
+                frames.append(_NOT_AN_OBJECT)
+                self._dropping_garbage = True
+                continue
+            try:
                 end = self._take_object(frames)
-            else:
-                end = self._take_garbage(frames)
-            if end is None:
-                self._check_size(len(buffer))
-                break
+                if end is None:
+                    self._check_size(len(buffer))
+                    break
+            except FrameTooLong:
+                if not self._lines:
+                    raise
+                # The line's end can be found without holding it: say so and
+                # drop it as it comes, and the connection goes on.
+                self._reset_scan()
+                frames.append(BadFrame(FRAME_TOO_LONG, too_long_reason(self.max_frame)))
+                self._dropping_line = True
+                continue
             if self.newline_framed is None:
                 self._note_framing(end)
             del buffer[:end]
+
+    def _drop(self) -> bool:
+        """Drop a too-long line up to its newline, or garbage up to the next
+        newline or ``{``; return False when more bytes are needed."""
+        buffer = self._buffer
+        pattern = _NEWLINE_ONLY if self._dropping_line else _GARBAGE_END
+        match = pattern.search(buffer)
+        if match is None:
+            buffer.clear()
+            return False
+        newline_ended = match.group() == b"\n"
+        del buffer[: match.end() if newline_ended else match.start()]
+        if self._dropping_garbage and self.newline_framed is None:
+            # Garbage first: what ends it shows the framing, as an object would.
+            self.newline_framed = newline_ended
+            if newline_ended:
+                self._lines = True
+        self._dropping_line = self._dropping_garbage = False
+        return True
 
     def _take_object(self, frames: list[dict[str, Any] | BadFrame]) -> int | None:
         """Decode the object at the start of the buffer; return its end."""
@@ -148,46 +229,31 @@ class FrameDecoder:
                     if isinstance(frame, dict):
                         frames.append(frame)
                         return newline + 1
-        return self._take_scanned(frames, _OUTSIDE_STRING, "object", _decode)
-
-    def _take_scanned(
-        self,
-        frames: list[dict[str, Any] | BadFrame],
-        outside: re.Pattern[bytes],
-        what: str,
-        decode: Callable[[bytes], dict[str, Any] | BadFrame],
-    ) -> int | None:
-        """Scan the value at the start of the buffer; decode it once whole.
-
-        Returns where it ends, or ``None`` when more bytes are needed.
-        """
-        end, broken = self._scan(outside)
+        end, broken = self._scan()
         if end is None:
             return None
         # A broken frame ends after the newline that broke it.
         self._check_size(end - 1 if broken else end)
         self._reset_scan()
         if broken:
-            frames.append(BadFrame(BAD_JSON, f"malformed JSON {what}"))
+            frames.append(BadFrame(BAD_JSON, "malformed JSON object"))
         else:
-            frames.append(decode(bytes(self._buffer[:end])))
+            frames.append(_decode(bytes(self._buffer[:end])))
         return end
 
-    def _scan(self, outside: re.Pattern[bytes]) -> tuple[int | None, bool]:
-        """Find where the value at the start of the buffer ends.
+    def _scan(self) -> tuple[int | None, bool]:
+        """Find where the object at the start of the buffer ends.
 
-        ``outside`` is what matters outside strings: braces only for an
-        object, braces and brackets for any other value. Returns ``(end,
-        False)`` for a balanced value, ``(end, True)`` for one broken by a
-        raw newline inside a string (never valid JSON, and a native peer's
-        next line starts afresh), ``(None, False)`` when more bytes are
-        needed.
+        Returns ``(end, False)`` for a balanced object, ``(end, True)`` for
+        one broken by a raw newline inside a string (never valid JSON, and a
+        native peer's next line starts afresh), ``(None, False)`` when more
+        bytes are needed.
         """
         buffer = self._buffer
         pos, depth, in_string = self._scan_pos, self._depth, self._in_string
         length = len(buffer)
         while True:
-            pattern = _INSIDE_STRING if in_string else outside
+            pattern = _INSIDE_STRING if in_string else _OUTSIDE_STRING
             match = pattern.search(buffer, pos)
             if match is None:
                 self._scan_pos, self._depth, self._in_string = length, depth, in_string
@@ -196,13 +262,11 @@ class FrameDecoder:
             char = buffer[at]
             pos = at + 1
             if char == _NEWLINE:
-                if in_string or (depth > 0 and self._lines):
+                if in_string or self._lines:
                     return pos, True
             elif in_string:
                 if char == _QUOTE:
                     in_string = False
-                    if depth == 0:  # a string on its own
-                        return pos, False
                 elif pos >= length:  # a backslash whose escaped byte is yet to come
                     self._scan_pos, self._depth, self._in_string = at, depth, True
                     return None, False
@@ -210,46 +274,16 @@ class FrameDecoder:
                     pos += 1
             elif char == _QUOTE:
                 in_string = True
-            elif char in _OPENERS:
+            elif char == _OPEN:
                 depth += 1
             else:
                 depth -= 1
                 if depth <= 0:
                     return pos, False
 
-    def _take_garbage(self, frames: list[dict[str, Any] | BadFrame]) -> int | None:
-        """Drop what is not an object, as one frame.
-
-        A newline-framed peer's garbage runs to the end of its line.
-        Otherwise a JSON string or list is dropped whole (objects inside a
-        list must not pass for commands), and anything else runs up to the
-        next newline or ``{``, where the stream resyncs.
-        """
-        buffer = self._buffer
-        if self._lines:
-            newline = buffer.find(b"\n")
-            if newline < 0:
-                return None
-            self._check_size(newline)
-            frames.append(_not_an_object(bytes(buffer[:newline])))
-            return newline + 1
-        if buffer[0] in b'["':
-            return self._take_scanned(
-                frames, _OUTSIDE_STRING_IN_VALUE, "value", _not_an_object
-            )
-        match = _GARBAGE_END.search(buffer)
-        if match is None:
-            return None
-        newline_ended = match.group() == b"\n"
-        end = match.end() if newline_ended else match.start()
-        self._check_size(end - 1 if newline_ended else end)
-        frames.append(_not_an_object(bytes(buffer[:end])))
-        return end
-
     def _check_size(self, size: int) -> None:
-        """Raise :class:`FrameTooLong` (and drop the buffer) past the limit."""
+        """Raise :class:`FrameTooLong` past the limit."""
         if size > self.max_frame:
-            self._reset()
             raise FrameTooLong(self.max_frame)
 
     def _note_framing(self, end: int) -> None:
@@ -268,13 +302,8 @@ class FrameDecoder:
         self._buffer.clear()
 
 
+_NEWLINE_ONLY = re.compile(rb"\n")
 _NOT_AN_OBJECT = BadFrame(BAD_JSON, "expected a JSON object")
-
-
-def _not_an_object(raw: bytes) -> BadFrame:
-    """The error for a frame that cannot be a command."""
-    frame = _decode(raw)
-    return frame if isinstance(frame, BadFrame) else _NOT_AN_OBJECT
 
 
 def _decode(raw: bytes) -> dict[str, Any] | BadFrame:
@@ -298,13 +327,38 @@ _NATIVE_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 def encode(obj: dict[str, Any], framing: Framing) -> bytes:
     """Encode one object for a connection with the given output framing.
 
-    Native: compact UTF-8 JSON and a newline. Original: ASCII JSON with no
+    Native: compact UTF-8 JSON and a newline. Length-prefixed: its length
+    in 4 bytes, big-endian, then compact UTF-8 JSON. Original: ASCII JSON with no
     separator, as the original MUCA peers write it; ``}{`` inside a string
     is escaped so that a peer splitting its input on ``}{`` still cuts
-    between objects only.
+    between objects only. WebSocket: the native JSON, without the newline,
+    as one text frame.
     """
     if framing is Framing.NATIVE:
         return _NATIVE_ENCODER.encode(obj).encode("utf-8") + b"\n"
+    if framing is Framing.PREFIXED:
+        body = _NATIVE_ENCODER.encode(obj).encode("utf-8")
+        return _LENGTH.pack(len(body)) + body
+    if framing is Framing.WEBSOCKET:
+        return websocket_text_frame(_NATIVE_ENCODER.encode(obj).encode("utf-8"))
     # Inside one object, "}{" can only stand in a string: structural braces
     # are always separated by ',' or ':'.
     return json.dumps(obj).replace("}{", "}\\u007b").encode("ascii")
+
+
+def websocket_text_frame(text: bytes) -> bytes:
+    """One unfragmented, unmasked WebSocket text frame (RFC 6455 section 5.2)
+    holding ``text``, UTF-8: what a server sends when no extension was agreed.
+
+    Built here rather than by the WebSocket library per connection, so that
+    a fan-out frames each message once and writes the same bytes to every
+    recipient, as for TCP.
+    """
+    size = len(text)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 0x10000:
+        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return header + text

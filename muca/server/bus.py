@@ -14,9 +14,19 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from muca.protocol.messages import PRESENCE_DELTA, ChatMessage, Join
 from muca.server.room import Member, Room
+from muca.store.base import MessageStore
+
+log = Logger()
+
+
+class ClusterUnavailable(Exception):
+    """A cluster's bus cannot reach its broker: nothing was accepted."""
 
 
 class BusListener(Protocol):
@@ -28,6 +38,9 @@ class BusListener(Protocol):
 
     def roster_changed(self) -> None:
         """Somebody joined or left: a roster update is due."""
+
+    def remember(self, uid: str) -> None:
+        """``uid`` joined on another node: a known user (offline delivery)."""
 
 
 class Bus(Protocol):
@@ -57,14 +70,38 @@ class Bus(Protocol):
 
 
 class LocalBus:
-    """The bus of a server that runs alone: ids from a counter, delivery by
-    a direct call, so that a message reaches the recipients' queues in the
-    same reactor turn that accepted it."""
+    """The bus of a server that runs alone: ids from a counter.
 
-    def __init__(self, last_id: int = 0) -> None:
-        """``last_id``: the highest id given before (ids keep increasing)."""
-        self.last_id = last_id
+    Without a store, delivery is a direct call, so that a message reaches
+    the recipients' queues in the same reactor turn that accepted it. With
+    a store (``muca.store``), messages are stored before they are delivered:
+    what is published during one reactor turn, or while the previous batch
+    is being written, is one batch and one transaction (group commit; at
+    most one append in flight); once it is committed it is delivered in id
+    order. When an append fails, nothing of that batch is delivered and its
+    publishes fail with the ``StoreError``; the next batch tries again.
+    """
+
+    def __init__(
+        self,
+        last_id: int = 0,
+        store: MessageStore | None = None,
+        clock: IReactorTime | None = None,
+    ) -> None:
+        """``last_id``: the highest id given before (ids keep increasing);
+        ``store``: where messages are kept (opened already), or ``None``."""
+        self.store = store
+        self.last_id = last_id if store is None else max(last_id, store.last_id())
         self._listeners: list[BusListener] = []
+        if clock is None:
+            from twisted.internet import reactor as clock  # type: ignore[assignment]
+        self._clock: Any = clock
+        # Publishes waiting for the next append: (messages, their Deferred).
+        self._queued: list[tuple[list[ChatMessage], Deferred[list[ChatMessage]]]] = []
+        self._writing = False
+        self._write_call: Any = None
+        #: True from a failed append until one succeeds (logged once each way).
+        self.failing = False
 
     def attach(self, listener: BusListener) -> None:
         self._listeners.append(listener)
@@ -76,9 +113,59 @@ class LocalBus:
             for offset, draft in enumerate(drafts)
         ]
         self.last_id += len(accepted)
+        if self.store is None:
+            self._deliver(accepted)
+            return succeed(accepted)
+        done: Deferred[list[ChatMessage]] = Deferred()
+        self._queued.append((accepted, done))
+        if not self._writing and self._write_call is None:
+            # At the end of this turn: everything it accepts is one batch.
+            self._write_call = self._clock.callLater(0, self._write)
+        return done
+
+    def _write(self) -> None:
+        self._write_call = None
+        batch, self._queued = self._queued, []
+        if not batch:
+            return
+        assert self.store is not None
+        self._writing = True
+        messages = [message for accepted, _ in batch for message in accepted]
+        self.store.append(messages).addCallbacks(
+            self._stored, self._not_stored, (batch,), None, (batch,)
+        )
+
+    def _stored(self, _: object, batch: list[Any]) -> None:
+        self._writing = False
+        if self.failing:
+            self.failing = False
+            log.info("muca: the message database works again")
+        self._deliver([message for accepted, _ in batch for message in accepted])
+        for accepted, done in batch:
+            done.callback(accepted)
+        self._next()
+
+    def _not_stored(self, failure: Failure, batch: list[Any]) -> None:
+        self._writing = False
+        if not self.failing:
+            # Once per outage, not once per message.
+            self.failing = True
+            log.error(
+                "muca: cannot store messages, refusing them until the "
+                "message database works again: {reason}",
+                reason=failure.getErrorMessage(),
+            )
+        for _, done in batch:
+            done.errback(failure)
+        self._next()
+
+    def _next(self) -> None:
+        if self._queued and self._write_call is None:
+            self._write()
+
+    def _deliver(self, accepted: list[ChatMessage]) -> None:
         for listener in self._listeners:
             listener.deliver(accepted)
-        return succeed(accepted)
 
     def roster_changed(self) -> None:
         for listener in self._listeners:

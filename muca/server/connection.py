@@ -14,7 +14,6 @@ from __future__ import annotations
 import socket
 import typing
 from collections import deque
-from collections.abc import Iterable
 from typing import Any
 
 from twisted.internet import interfaces
@@ -32,9 +31,9 @@ from muca.protocol.messages import (
     AUTH_FAILED,
     FROM_MISMATCH,
     NOT_JOINED,
-    RATE_LIMITED,
     SERVER_FULL,
     SLOW_CONSUMER,
+    History,
     Join,
     JoinRefused,
     ProtocolError,
@@ -42,6 +41,7 @@ from muca.protocol.messages import (
 )
 from muca.protocol.wire import BadFrame, FrameDecoder, FrameTooLong, Framing
 from muca.server.auth import check_password
+from muca.server.counters import Counters
 from muca.server.limits import TokenBucket
 from muca.server.output import Outbox, Payload, plain_socket, transport_idle
 from muca.server.room import Member
@@ -66,6 +66,7 @@ class Node(typing.Protocol):
     close_grace: float
     connections: set[Any]
     outbox: Outbox
+    counters: Counters
 
     def admit(self, connection: Any) -> str | None:
         """Count a new connection in, or say why it is refused."""
@@ -82,6 +83,12 @@ class Node(typing.Protocol):
 
     def accept(self, sender: Member, send: Send) -> None:
         """Route and publish one ``SEND``; raises :class:`ProtocolError`."""
+
+    def joined(self, member: Member, join: Join) -> None:
+        """The ``ACK`` of this join is written: replay its history if asked."""
+
+    def scroll_back(self, member: Member, request: History) -> None:
+        """Answer ``HISTORY BEFORE``."""
 
 
 @implementer(interfaces.IPushProducer)
@@ -107,14 +114,19 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self._paused = False
         self._queued = 0
         self._bucket: TokenBucket | None = None
-        # Frames waiting while a password check is under way.
-        self._backlog: deque[Any] = deque()
+        # Frames read but not handled yet: they wait for a password check
+        # or for the rate limit, while reading from the peer is paused.
+        self._waiting: deque[Any] = deque()
         self._checking = False
+        self._reading_paused = False
+        self._rate_call: IDelayedCall | None = None
         self._abort_call: IDelayedCall | None = None
         self._registered = False
         self._close_started = False
         # The socket under a plain TCP transport, for send()'s fast path.
         self._socket: Any = None
+        # The byte stream under the transport (see connectionMade).
+        self._stream: Any = None
         # Why the server cannot take this connection, when it is over a cap.
         self._refusal: str | None = None
 
@@ -126,11 +138,16 @@ class ChatProtocol(Protocol, TimeoutMixin):
         peer = self.transport.getPeer()
         self.peer = _describe(peer)
         self.address = getattr(peer, "host", None)
-        if interfaces.ITCPTransport.providedBy(self.transport):
+        # A transport of whole messages (a WebSocket) names the byte stream
+        # it runs on: output is framed for it already, so it may take the
+        # same socket fast path and TCP options as a TCP peer.
+        stream = getattr(self.transport, "stream", self.transport)
+        self._stream = stream
+        if interfaces.ITCPTransport.providedBy(stream):
             # Small messages must not wait for Nagle and delayed ACKs.
-            self.transport.setTcpNoDelay(True)
-            self.transport.setTcpKeepAlive(True)
-        self._socket = plain_socket(self.transport)
+            stream.setTcpNoDelay(True)
+            stream.setTcpKeepAlive(True)
+        self._socket = plain_socket(stream)
         if self._socket is not None:
             _detect_dead_peers_sooner(self._socket)
         self.transport.registerProducer(self, True)
@@ -162,10 +179,15 @@ class ChatProtocol(Protocol, TimeoutMixin):
             frames = self._decoder.feed(data)
         except FrameTooLong as error:
             frames = [*error.frames, error]
-        if self._checking:
-            self._backlog.extend(frames)
-        else:
-            self._handle_frames(frames)
+        self.frames_received(frames)
+
+    def frames_received(self, frames: list[Any]) -> None:
+        """Handle decoded frames (objects, :class:`BadFrame`, or
+        :class:`FrameTooLong`), from the byte stream or a message transport."""
+        if self._closing:
+            return
+        self._waiting.extend(frames)
+        self._handle_waiting()
 
     def connectionLost(self, reason: Failure = None) -> None:
         self._closing = True
@@ -174,7 +196,10 @@ class ChatProtocol(Protocol, TimeoutMixin):
         if self._abort_call is not None and self._abort_call.active():
             self._abort_call.cancel()
         self._abort_call = None
-        self._backlog.clear()
+        if self._rate_call is not None and self._rate_call.active():
+            self._rate_call.cancel()
+        self._rate_call = None
+        self._waiting.clear()
         factory = self.factory
         factory.connections.discard(self)
         if self._admitted:
@@ -248,8 +273,9 @@ class ChatProtocol(Protocol, TimeoutMixin):
         transport, or one with bytes queued, always go through
         :meth:`write_bytes`.
         """
+        self.factory.counters.bytes_out += len(data)
         sock = self._socket
-        if sock is None or self._paused or not transport_idle(self.transport):
+        if sock is None or self._paused or not transport_idle(self._stream):
             self.write_bytes(data)
             return
         try:
@@ -259,6 +285,14 @@ class ChatProtocol(Protocol, TimeoutMixin):
             sent = 0
         if sent < len(data):
             self.write_bytes(data[sent:])
+
+    def send_many(self, objs: list[dict[str, Any]]) -> None:
+        """Write several objects to this connection only, in one write."""
+        outbox = self.factory.outbox
+        if outbox:
+            outbox.flush_one(self)
+        framing = self.framing
+        self.write_now(b"".join(Payload(obj).for_framing(framing) for obj in objs))
 
     def send_error(self, code: str, reason: str, ref: str | None = None) -> None:
         """Write an ``ERROR``."""
@@ -308,6 +342,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
             limit=factory.max_outbound,
         )
         self._closing = True
+        factory.counters.slow_consumers += 1
         # Behind everything queued: it arrives only if the peer reads again
         # within the grace period.
         payload = Payload(
@@ -320,19 +355,53 @@ class ChatProtocol(Protocol, TimeoutMixin):
 
     # Frames and commands
 
-    def _handle_frames(self, frames: Iterable[Any]) -> None:
-        for position, frame in enumerate(frames):
-            if self._closing:
-                return
+    def _handle_waiting(self) -> None:
+        """Handle the frames read so far, in order, as far as allowed.
+
+        A frame waits (and reading from the peer is paused, so that what
+        waits is at most one read; the kernel's buffers and TCP hold the
+        rest back) while a password check is under way, or while the rate
+        limit has no token for it: then it is handled when the bucket has
+        one. Nothing read is dropped ("fake lag", as IRC servers do).
+        """
+        waiting = self._waiting
+        bucket = self._bucket
+        while waiting and not self._closing:
             if self._checking:
-                # A password check started: the rest waits for its answer.
-                self._backlog.extend(list(frames)[position:])
+                self._pause_reading()
                 return
+            frame = waiting[0]
+            # Every JOIN gets its one ACK at once (the protocol promises
+            # it); a JOIN flood is answered by ALREADY_JOINED or UID_TAKEN.
+            if bucket is not None and not _is_join(frame) and not bucket.take():
+                self._pause_reading()
+                if self._rate_call is None:
+                    self._rate_call = self.factory.clock.callLater(
+                        bucket.wait(), self._rate_allows
+                    )
+                return
+            waiting.popleft()
             self._handle_frame(frame)
+        if not self._checking and self._rate_call is None:
+            self._resume_reading()
+
+    def _rate_allows(self) -> None:
+        """The bucket has a token again: go on with the waiting frames."""
+        self._rate_call = None
+        self._handle_waiting()
+
+    def _pause_reading(self) -> None:
+        if not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pauseProducing()
+
+    def _resume_reading(self) -> None:
+        if self._reading_paused and not self._closing:
+            self._reading_paused = False
+            self.transport.resumeProducing()
 
     def _handle_frame(self, frame: Any) -> None:
-        if self.framing is None:
-            self._decide_framing()
+        self._decide_framing()
         if isinstance(frame, FrameTooLong):
             self.send_error(frame.code, frame.reason)
             self.close()
@@ -344,17 +413,6 @@ class ChatProtocol(Protocol, TimeoutMixin):
                 self.send_error(SERVER_FULL, self._refusal)
             self.close()
             return
-        bucket = self._bucket
-        cmd = frame.get("CMD") if isinstance(frame, dict) else None
-        # Every JOIN gets its one ACK (the protocol promises it); a JOIN
-        # flood is answered by ALREADY_JOINED or UID_TAKEN, not delivered.
-        if bucket is not None and cmd != "JOIN" and not bucket.take():
-            self.send_error(
-                RATE_LIMITED,
-                "too many messages: this one was dropped",
-                cmd if isinstance(cmd, str) and messages.is_text(cmd) else None,
-            )
-            return
         if isinstance(frame, BadFrame):
             self.send_error(frame.code, frame.reason)
             return
@@ -365,9 +423,20 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self.send_error(messages.BAD_COMMAND, "the server could not handle this")
 
     def _decide_framing(self) -> None:
-        assert self._decoder is not None
-        if self.framing is None:
-            native = self._decoder.newline_framed is not False
+        """Fix the output framing once the input has shown it.
+
+        Until then (e.g. garbage with no end yet) replies are native: a
+        lone object, with or without a newline after it, is read by every
+        kind of peer.
+        """
+        decoder = self._decoder
+        assert decoder is not None
+        if self.framing is not None:
+            return
+        if decoder.length_prefixed:
+            self.framing = Framing.PREFIXED
+        elif decoder.newline_framed is not None:
+            native = decoder.newline_framed
             self.framing = Framing.NATIVE if native else Framing.ORIGINAL
 
     def _handle(self, obj: dict[str, Any]) -> None:
@@ -384,11 +453,18 @@ class ChatProtocol(Protocol, TimeoutMixin):
             return
         if isinstance(command, Join):
             self._join(command)
+        elif isinstance(command, History):
+            if self.member is None:
+                self.send_error(NOT_JOINED, "join the chat room first", "HISTORY")
+            else:
+                self.factory.scroll_back(self.member, command)
         else:
             self._send(command)
 
     def _join(self, join: Join) -> None:
-        if join.version >= 2:
+        # A version 2 JOIN makes a stream's output native; the framings of
+        # a transport that delimits messages itself stay.
+        if join.version >= 2 and self.framing not in _SELF_DELIMITED:
             self.framing = Framing.NATIVE
         portal = self.factory.portal
         if portal is None:
@@ -403,10 +479,10 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self._wait_for(checked, self._password_checked, join)
 
     def _wait_for(self, d: Deferred[Any], then: Any, *args: Any) -> None:
-        """Hold this connection's input until ``d`` fires, then call
-        ``then(result, *args)`` and handle the frames that came meanwhile."""
+        """The frames after this JOIN wait (in ``_waiting``, see
+        :meth:`_handle_waiting`) until ``d`` fires; then ``then(result,
+        *args)`` runs and the waiting frames go on."""
         self._checking = True
-        self.transport.pauseProducing()
 
         def done(result: Any) -> None:
             self._checking = False
@@ -415,11 +491,8 @@ class ChatProtocol(Protocol, TimeoutMixin):
                     # Joined while the connection went away: leave again.
                     self.factory.leave(result, self.peer)
                 return
-            self.transport.resumeProducing()
             then(result, *args)
-            if not self._checking:
-                backlog, self._backlog = self._backlog, deque()
-                self._handle_frames(backlog)
+            self._handle_waiting()
 
         d.addBoth(done).addErrback(
             lambda failure: log.failure("handling {peer}", failure, peer=self.peer)
@@ -461,7 +534,11 @@ class ChatProtocol(Protocol, TimeoutMixin):
             return
         self.member = joined
         self.setTimeout(None)
-        self.send(messages.ack_okay_payload())
+        # MAX_FRAME for clients of the extensions; an original client's
+        # stream stays byte for byte what it expects.
+        max_frame = self.factory.max_frame if join.version >= 2 else None
+        self.send(messages.ack_okay_payload(max_frame))
+        self.factory.joined(self.member, join)
 
     def _refuse(self, obj: dict[str, Any], refusal: JoinRefused) -> None:
         log.info(
@@ -491,6 +568,13 @@ class ChatProtocol(Protocol, TimeoutMixin):
         except ProtocolError as error:
             self.send_error(error.code, error.reason, error.ref)
 
+
+def _is_join(frame: Any) -> bool:
+    return isinstance(frame, dict) and frame.get("CMD") == "JOIN"
+
+
+#: Output framings that a JOIN never changes.
+_SELF_DELIMITED = (Framing.PREFIXED, Framing.WEBSOCKET)
 
 _KEEPALIVE = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6))
 

@@ -17,6 +17,8 @@ DEFAULT_MAX_PER_ADDRESS = 100
 # Descriptors kept back from --max-connections' default for listeners, logs,
 # and the files a server opens (TLS keys, password files).
 RESERVED_DESCRIPTORS = 64
+# Tokens a bucket may lack and still give one: float rounding of the clock.
+_ROUNDING = 1e-9
 
 
 def default_max_connections(descriptors: int) -> int:
@@ -40,7 +42,7 @@ class TokenBucket:
     """Allows ``rate`` events per second on average and ``burst`` at once.
 
     The bucket starts full. :meth:`take` is called once per event and says
-    whether that event may go ahead.
+    whether that event may go ahead; :meth:`wait` says when one may.
     """
 
     __slots__ = ("rate", "burst", "_clock", "_tokens", "_stamp")
@@ -56,16 +58,26 @@ class TokenBucket:
 
     def take(self) -> bool:
         """Spend one token; False (and nothing spent) when the bucket is empty."""
+        tokens = self._refill()
+        # A token due now by the clock counts even when summing the clock's
+        # float steps left it a hair short.
+        if tokens >= 1.0 - _ROUNDING:
+            self._tokens = max(tokens - 1.0, 0.0)
+            return True
+        return False
+
+    def wait(self) -> float:
+        """Seconds until the bucket holds a token (0 when it holds one)."""
+        return max(0.0, (1.0 - self._refill()) / self.rate)
+
+    def _refill(self) -> float:
         now = self._clock.seconds()
         tokens = self._tokens + (now - self._stamp) * self.rate
         if tokens > self.burst:
             tokens = self.burst
         self._stamp = now
-        if tokens >= 1.0:
-            self._tokens = tokens - 1.0
-            return True
         self._tokens = tokens
-        return False
+        return tokens
 
 
 class ConnectionCounter:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from twisted.cred.portal import Portal
 from twisted.internet.base import DelayedCall
@@ -25,15 +26,23 @@ from twisted.python.failure import Failure
 
 from muca.protocol.messages import (
     ALL,
+    BAD_COMMAND,
     CLUSTER_UNAVAILABLE,
+    HISTORY,
+    MAX_SINCE,
+    STORE_UNAVAILABLE,
     UNKNOWN_RECIPIENT,
     ChatMessage,
+    History,
     Join,
     Send,
+    error_payload,
+    history_payload,
 )
 from muca.protocol.wire import DEFAULT_MAX_FRAME
-from muca.server.bus import Bus, LocalBus
+from muca.server.bus import Bus, ClusterUnavailable, LocalBus
 from muca.server.connection import ChatProtocol
+from muca.server.counters import Counters
 from muca.server.limits import (
     DEFAULT_BURST,
     DEFAULT_MAX_PER_ADDRESS,
@@ -42,6 +51,7 @@ from muca.server.limits import (
 )
 from muca.server.output import Outbox, Payload
 from muca.server.room import Member, Room
+from muca.store.base import MessageStore, Page, StoreError
 
 DEFAULT_LIST_INTERVAL = 0.1
 # A roster update costs a write to every member, and the members' clients as
@@ -55,8 +65,22 @@ DEFAULT_JOIN_TIMEOUT = 30.0
 DEFAULT_CLOSE_GRACE = 1.0
 # Seconds a shutdown waits for the connections to close before dropping them.
 DEFAULT_SHUTDOWN_WAIT = 1.0
+# Messages replayed at a JOIN with the history capability.
+DEFAULT_HISTORY_REPLAY = 50
 
 log = Logger()
+
+
+@dataclass(eq=False)
+class Replay:
+    """A newcomer's history on its way: live messages for it wait in
+    ``held`` until its first ``LIST`` is out and ``page`` has been read."""
+
+    member: Member
+    held: list[ChatMessage] = field(default_factory=list)
+    page: Page | None = None
+    listed: bool = False
+    failed: bool = False
 
 
 class ChatFactory(ServerFactory):
@@ -87,10 +111,13 @@ class ChatFactory(ServerFactory):
         portal: Portal | None = None,
         close_grace: float = DEFAULT_CLOSE_GRACE,
         bus: Bus | None = None,
+        store: MessageStore | None = None,
+        history_replay: int = DEFAULT_HISTORY_REPLAY,
     ) -> None:
         """``None`` for ``join_timeout``, ``rate`` or a cap turns it off;
         ``portal`` (see ``muca.server.auth``) turns password checks on;
-        ``bus`` is a :class:`LocalBus` unless given."""
+        ``store`` (opened, or opened by :meth:`store_opened` time) keeps the
+        history; ``bus`` is a :class:`LocalBus` on that store unless given."""
         if clock is None:
             from twisted.internet import reactor as clock  # type: ignore[assignment]
         self.clock = clock
@@ -114,8 +141,46 @@ class ChatFactory(ServerFactory):
         self._last_roster = float("-inf")
         #: Fan-out waiting for the end of this reactor turn.
         self.outbox = Outbox(self.clock)
-        self.bus: Bus = LocalBus() if bus is None else bus
+        #: Totals for /metrics.
+        self.counters = Counters()
+        self.store = store
+        self.history_replay = history_replay
+        #: User ids that have joined before (offline delivery, --auth only).
+        self.known: set[str] = set()
+        # Newcomers whose replay is on its way (see Replay).
+        self._replays: dict[Member, Replay] = {}
+        # Newcomers whose replay went past the last message delivered here:
+        # the newest id they have (see _not_replayed).
+        self._replayed: dict[Member, int] = {}
+        #: The id of the last message the bus delivered here.
+        self.last_delivered = 0
+        self.bus: Bus = bus if bus is not None else self._local_bus()
         self.bus.attach(self)
+
+    def _local_bus(self) -> LocalBus:
+        return LocalBus(store=self.store, clock=self.clock)
+
+    @property
+    def private_history(self) -> bool:
+        """Private and group messages are read back only when ids are
+        authenticated (``--auth``)."""
+        return self.portal is not None
+
+    def store_opened(self) -> None:
+        """The store has been opened: ids go on from its last one, and the
+        known users are loaded."""
+        assert self.store is not None
+        bus = self.bus
+        if isinstance(bus, LocalBus):
+            bus.last_id = max(bus.last_id, self.store.last_id())
+        if self.private_history:
+            self.store.known_users().addCallbacks(
+                self.known.update,
+                lambda failure: log.error(
+                    "muca: cannot read the known users: {reason}",
+                    reason=failure.getErrorMessage(),
+                ),
+            )
 
     # Connections
 
@@ -171,10 +236,132 @@ class ChatFactory(ServerFactory):
             nickname=member.nickname,
             peer=connection.peer,
         )
+        if self.store is not None and self.private_history:
+            if member.uid not in self.known:
+                self.known.add(member.uid)
+                self.store.remember_user(member.uid).addErrback(
+                    lambda failure: log.error(
+                        "muca: cannot remember user {uid!r}: {reason}",
+                        uid=member.uid,
+                        reason=failure.getErrorMessage(),
+                    )
+                )
         return member
+
+    def remember(self, uid: str) -> None:
+        """``uid`` joined on another node of the cluster (which stored it as
+        a known user): offline delivery to it works here too."""
+        if self.store is not None and self.private_history:
+            self.known.add(uid)
+
+    # History
+
+    def joined(self, member: Member, join: Join) -> None:
+        """The ``ACK`` is out: start the replay a history client asked for.
+
+        The replay is read now and written once the member's first ``LIST``
+        is out; what is delivered to it meanwhile waits behind the replay.
+        """
+        store = self.store
+        if store is None or HISTORY not in join.caps:
+            return
+        replay = Replay(member)
+        self._replays[member] = replay
+        private = self.private_history
+        if join.since is not None:
+            reading = store.since(member.uid, private, join.since, MAX_SINCE)
+        else:
+            reading = store.latest(member.uid, private, self.history_replay)
+        reading.addCallbacks(
+            self._replay_read, self._replay_failed, (replay,), None, (replay,)
+        )
+
+    def _replay_read(self, page: Page, replay: Replay) -> None:
+        replay.page = page
+        self._finish_replay(replay)
+
+    def _replay_failed(self, failure: Failure, replay: Replay) -> None:
+        log.error(
+            "muca: cannot read the history of {uid!r}: {reason}",
+            uid=replay.member.uid,
+            reason=failure.getErrorMessage(),
+        )
+        replay.failed = True
+        replay.page = Page()
+        self._finish_replay(replay)
+
+    def _finish_replay(self, replay: Replay) -> None:
+        """Write the replay, then what was held, once each, in id order."""
+        if not replay.listed or replay.page is None:
+            return
+        member = replay.member
+        if self._replays.pop(member, None) is not replay:
+            return  # the member left meanwhile
+        if self.room.member(member.uid) is not member:
+            return
+        page = replay.page
+        replayed = {m.id for m in page.messages}
+        last = page.messages[-1].id if page.messages else 0
+        held = [m for m in replay.held if m.id not in replayed]
+        # A held message older than the newest replayed one (one the member
+        # may not read back, e.g. a private one without --auth) goes in its
+        # place, so that the member sees ids increasing.
+        early = [(m.id, m.payload()) for m in held if m.id < last]
+        late = [m.payload() for m in held if m.id > last]
+        merged = sorted(
+            [(m.id, m.history_payload()) for m in page.messages] + early,
+            key=lambda pair: pair[0],
+        )
+        objs = [obj for _, obj in merged]
+        if replay.failed:
+            objs.append(
+                error_payload(
+                    STORE_UNAVAILABLE, "the history cannot be read now", "JOIN"
+                )
+            )
+        else:
+            objs.append(history_payload(page.more))
+        objs.extend(late)
+        member.connection.send_many(objs)
+        if last > self.last_delivered:
+            # Read back before the bus delivered it here (a cluster's store
+            # has a message before every node does): not again live.
+            self._replayed[member] = last
+
+    def scroll_back(self, member: Member, request: History) -> None:
+        """Answer ``HISTORY BEFORE``: older messages, then ``HISTORY MORE``."""
+        connection = member.connection
+        if self.store is None:
+            connection.send_error(
+                BAD_COMMAND, "this server keeps no history", "HISTORY"
+            )
+            return
+        reading = self.store.before(
+            member.uid, self.private_history, request.before, request.limit
+        )
+
+        def read(page: Page) -> None:
+            if self.room.member(member.uid) is member:
+                objs = [m.history_payload() for m in page.messages]
+                connection.send_many([*objs, history_payload(page.more)])
+
+        def failed(failure: Failure) -> None:
+            log.error(
+                "muca: cannot read history: {reason}",
+                reason=failure.getErrorMessage(),
+            )
+            if self.room.member(member.uid) is member:
+                connection.send_error(
+                    STORE_UNAVAILABLE, "the history cannot be read now", "HISTORY"
+                )
+
+        reading.addCallbacks(read, failed)
 
     def leave(self, member: Member, peer: str) -> None:
         """Remove a member whose connection has gone."""
+        # A replay on its way has nobody to go to any more.
+        self._replays.pop(member, None)
+        self._replayed.pop(member, None)
         if self.bus.leave(self.room, member):
             log.info("{uid!r} left from {peer}", uid=member.uid, peer=peer)
 
@@ -199,9 +386,22 @@ class ChatFactory(ServerFactory):
             # words, and a newcomer should have its list before any message.
             self._roster_call.cancel()
             self._send_roster()
-        if route.recipients:
+        unknown = route.unknown
+        offline: tuple[str, ...] = ()
+        if unknown and self.known and self.store is not None:
+            # Offline delivery (--auth): a known id that is not joined gets
+            # the message in its history.
+            offline = tuple(name for name in unknown if name in self.known)
+            unknown = tuple(name for name in unknown if name not in self.known)
+        # With a history, a broadcast to an empty room is still kept for
+        # those who join later.
+        stored_anyway = self.store is not None and route.kind == ALL
+        if route.recipients or offline or stored_anyway:
+            self.counters.accepted += 1
             recipients = (
-                () if route.kind == ALL else tuple(m.uid for m in route.recipients)
+                ()
+                if route.kind == ALL
+                else tuple(m.uid for m in route.recipients) + offline
             )
             draft = ChatMessage(
                 0,
@@ -212,16 +412,31 @@ class ChatFactory(ServerFactory):
                 send.text,
             )
             self.bus.publish([draft]).addErrback(self._not_accepted, sender)
-        if route.unknown:
-            names = ", ".join(route.unknown)
+        if unknown:
+            names = ", ".join(unknown)
             sender.connection.send_error(
-                UNKNOWN_RECIPIENT, f"not delivered to unknown user ids: {names}", "SEND"
+                UNKNOWN_RECIPIENT,
+                f"not delivered to unknown user ids or nicknames: {names}",
+                "SEND",
             )
 
     def _not_accepted(self, failure: Failure, sender: Member) -> None:
         # Nothing of it was delivered (the bus promises it): say so.
-        log.info("message not accepted: {error}", error=failure.getErrorMessage())
-        if sender.connection is not None:
+        if not failure.check(StoreError, ClusterUnavailable):
+            log.failure("message not accepted", failure)
+            return
+        if self.room.member(sender.uid) is not sender:
+            return
+        if failure.check(StoreError):
+            # The bus logs the outage once; the sender hears of every message.
+            sender.connection.send_error(
+                STORE_UNAVAILABLE,
+                "the message could not be stored, so it was not delivered;"
+                " try again later",
+                "SEND",
+            )
+        else:
+            log.info("message not accepted: {error}", error=failure.getErrorMessage())
             sender.connection.send_error(
                 CLUSTER_UNAVAILABLE,
                 "the message could not be accepted (the cluster cannot be"
@@ -232,17 +447,53 @@ class ChatFactory(ServerFactory):
     def deliver(self, accepted: Sequence[ChatMessage]) -> None:
         """Queue accepted messages, in id order, for their recipients here."""
         room = self.room
+        replays = self._replays
         for message in accepted:
+            # Members joined on other nodes of a cluster have no connection
+            # here: their own node writes to them.
             if message.kind == ALL:
                 sender = message.sender
                 members: Iterable[Member] = [
-                    m for m in room.members() if m.uid != sender
+                    m
+                    for m in room.members()
+                    if m.uid != sender and m.connection is not None
                 ]
             else:
                 found = (room.member(uid) for uid in message.recipients)
-                members = [m for m in found if m is not None]
+                members = [
+                    m for m in found if m is not None and m.connection is not None
+                ]
+            if replays:
+                members = [m for m in members if not self._hold(m, message)]
+            if self._replayed:
+                members = self._not_replayed(members, message.id)
             if members:
+                self.counters.delivered += len(members)
                 self.fan_out(Payload(message.payload()), members)
+            self.last_delivered = message.id
+
+    def _not_replayed(self, members: Iterable[Member], ident: int) -> list[Member]:
+        """Leave out the members whose replay had this message already: a
+        cluster's store can show a message before the bus delivers it here."""
+        replayed = self._replayed
+        kept = []
+        for member in members:
+            upto = replayed.get(member)
+            if upto is None:
+                kept.append(member)
+            elif ident > upto:
+                del replayed[member]
+                kept.append(member)
+        if ident >= max(replayed.values(), default=0):
+            replayed.clear()
+        return kept
+
+    def _hold(self, member: Member, message: ChatMessage) -> bool:
+        replay = self._replays.get(member)
+        if replay is None:
+            return False
+        replay.held.append(message)
+        return True
 
     # Roster updates
 
@@ -266,6 +517,13 @@ class ChatFactory(ServerFactory):
             self.fan_out(Payload(update.delta), update.delta_recipients)
         # A timer's turn: nothing to coalesce with, and no reason to wait.
         self.flush_output()
+        if self._replays:
+            # Their first LIST is out: their replays may follow.
+            for member in update.list_recipients:
+                replay = self._replays.get(member)
+                if replay is not None and not replay.listed:
+                    replay.listed = True
+                    self._finish_replay(replay)
 
     def _cancel_roster(self) -> None:
         if self._roster_call is not None and self._roster_call.active():

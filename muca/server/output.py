@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from twisted.internet import tcp
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITransport
 
-from muca.protocol.wire import Framing, encode
+from muca.protocol.wire import Framing, encode, websocket_text_frame
 
 # What transport_idle reads of a TCP transport to know that nothing is queued
 # (twisted.internet.abstract.FileDescriptor's write buffers). Transports
@@ -29,12 +29,12 @@ _BUFFER_ATTRIBUTES = ("_tempDataLen", "dataBuffer", "TLS", "disconnecting")
 class Payload:
     """One object to deliver, encoded at most once per output framing."""
 
-    __slots__ = ("obj", "_native", "_original")
+    __slots__ = ("obj", "_native", "_others")
 
     def __init__(self, obj: dict[str, Any]) -> None:
         self.obj = obj
         self._native: bytes | None = None
-        self._original: bytes | None = None
+        self._others: dict[Framing, bytes] = {}
 
     def native(self) -> bytes:
         """The object in native framing."""
@@ -42,15 +42,20 @@ class Payload:
             self._native = encode(self.obj, Framing.NATIVE)
         return self._native
 
-    def original(self) -> bytes:
-        """The object in original framing."""
-        if self._original is None:
-            self._original = encode(self.obj, Framing.ORIGINAL)
-        return self._original
-
     def for_framing(self, framing: Framing | None) -> bytes:
-        """The bytes for a connection with this output framing."""
-        return self.original() if framing is Framing.ORIGINAL else self.native()
+        """The bytes for a connection with this output framing (native
+        while it is not known yet)."""
+        if framing is None or framing is Framing.NATIVE:
+            return self.native()
+        data = self._others.get(framing)
+        if data is None:
+            if framing is Framing.WEBSOCKET:
+                # The native encoding without its newline: the frame delimits it.
+                data = websocket_text_frame(self.native()[:-1])
+            else:
+                data = encode(self.obj, framing)
+            self._others[framing] = data
+        return data
 
 
 class Writer(Protocol):
@@ -84,11 +89,20 @@ class Outbox:
         if self._flush_call is None:
             self._flush_call = self._clock.callLater(0, self.flush)
         native = payload.native()
+        native_framing, websocket_framing = Framing.NATIVE, Framing.WEBSOCKET
+        # Local names, not a call or an Enum hash per recipient: a room of
+        # browsers is all WebSocket.
+        websocket: bytes | None = None
         for connection in connections:
-            if connection.framing is Framing.ORIGINAL:
-                data = payload.original()
-            else:
+            framing = connection.framing
+            if framing is native_framing or framing is None:
                 data = native
+            elif framing is websocket_framing:
+                if websocket is None:
+                    websocket = payload.for_framing(websocket_framing)
+                data = websocket
+            else:
+                data = payload.for_framing(framing)
             chunks = queued.get(connection)
             if chunks is None:
                 queued[connection] = [data]

@@ -80,7 +80,7 @@ class Room:
     def __init__(self, capacity: int | None = None) -> None:
         self.capacity = capacity
         self._members: dict[str, Member] = {}
-        self._nicknames: set[str] = set()
+        self._nicknames: dict[str, Member] = {}
         self._pending_joined: dict[str, Member] = {}
         self._pending_left: list[str] = []
         self._unsynced: dict[str, Member] = {}
@@ -136,7 +136,7 @@ class Room:
             raise JoinRefused(SERVER_FULL, "the chat room is full")
         member = Member(nickname, uid, connection, presence)
         self._members[uid] = member
-        self._nicknames.add(nickname)
+        self._nicknames[nickname] = member
         self._pending_joined[uid] = member
         if presence:
             self._unsynced[uid] = member
@@ -148,7 +148,7 @@ class Room:
         if self._members.get(member.uid) is not member:
             return False
         del self._members[member.uid]
-        self._nicknames.discard(member.nickname)
+        del self._nicknames[member.nickname]
         if self._pending_joined.get(member.uid) is member:
             # Joined and left between two updates: nobody needs to hear of it.
             del self._pending_joined[member.uid]
@@ -161,30 +161,33 @@ class Room:
     def route(self, sender: Member, to: Sequence[str]) -> Route:
         """Resolve a ``SEND``'s ``TO`` list from ``sender``.
 
-        Empty ``to`` is a broadcast to every other member. Otherwise the
-        sender's own id is dropped, then one distinct id is ``PRIVATE`` and
-        several are ``GROUP``; unknown ids are returned in ``unknown`` and the
-        known ones still get the message. Raises :class:`ProtocolError`
-        ``NO_RECIPIENT`` when ``to`` names only the sender.
+        Empty ``to``, or ``to`` naming ``ALL``, is a broadcast to every
+        other member. Otherwise each entry is a user id or, failing that, a
+        joined user's nickname (some clients address by nickname); the
+        sender is dropped, then one distinct member is ``PRIVATE`` and
+        several are ``GROUP``; unknown entries are returned in ``unknown``
+        and the known ones still get the message. Raises
+        :class:`ProtocolError` ``NO_RECIPIENT`` when ``to`` names only the
+        sender.
         """
-        if not to:
+        if not to or ALL in to:
             members = self._members.values()
             return Route(ALL, [m for m in members if m is not sender], ())
-        targets = dict.fromkeys(uid for uid in to if uid != sender.uid)
+        recipients: dict[str, Member] = {}
+        unknown: dict[str, None] = {}
+        for name in to:
+            member = self._members.get(name) or self._nicknames.get(name)
+            if member is None:
+                unknown[name] = None
+            elif member is not sender:
+                recipients[member.uid] = member
+        targets = len(recipients) + len(unknown)
         if not targets:
             raise ProtocolError(
                 NO_RECIPIENT, "you cannot send a message to yourself only", ref="SEND"
             )
-        kind = PRIVATE if len(targets) == 1 else GROUP
-        recipients = []
-        unknown = []
-        for uid in targets:
-            member = self._members.get(uid)
-            if member is None:
-                unknown.append(uid)
-            else:
-                recipients.append(member)
-        return Route(kind, recipients, tuple(unknown))
+        kind = PRIVATE if targets == 1 else GROUP
+        return Route(kind, list(recipients.values()), tuple(unknown))
 
     def take_roster_update(self) -> RosterUpdate | None:
         """Turn the pending joins and leaves into the messages now due.

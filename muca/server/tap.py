@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import resource
 import sys
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from twisted.application import service, strports
 from twisted.cred import checkers, credentials, strcred
+from twisted.internet import endpoints
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IProtocolFactory,
+    IStreamServerEndpoint,
+)
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.filepath import FilePath
+from zope.interface import implementer
 
+import muca
 from muca.protocol.wire import DEFAULT_MAX_FRAME
 from muca.server.auth import make_portal
 from muca.server.limits import (
@@ -21,36 +33,101 @@ from muca.server.limits import (
     default_max_connections,
 )
 from muca.server.node import (
+    DEFAULT_HISTORY_REPLAY,
     DEFAULT_JOIN_TIMEOUT,
     DEFAULT_LIST_INTERVAL,
     DEFAULT_MAX_OUTBOUND,
     DEFAULT_SHUTDOWN_WAIT,
     ChatFactory,
 )
+from muca.store import MessageStore, StoreError, open_store
+from twisted import copyright
+
+log = Logger()
 
 DEFAULT_PORT = 40452
+#: The web listener (browser client, WebSocket, health, metrics) by default.
+DEFAULT_WEB = "tcp:40080"
 DEFAULT_BACKLOG = 1024
+DEFAULT_DB = "muca.db"
+# Seconds between two prunings of the history (--history-days/--history-max).
+PRUNE_INTERVAL = 600.0
+MAX_PORT = 65535
 
 
 def _positive_int(value: str) -> int:
-    number = int(value)
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
     if number <= 0:
-        raise ValueError("must be a positive whole number")
+        raise ValueError(f"{value!r} is not a positive whole number")
     return number
 
 
 def _non_negative_float(value: str) -> float:
-    number = float(value)
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
     if not number >= 0 or number == float("inf"):
-        raise ValueError("must be zero or more")
+        raise ValueError(f"{value!r} is not a number of zero or more")
     return number
 
 
 def _non_negative_int(value: str) -> int:
-    number = int(value)
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
     if number < 0:
-        raise ValueError("must be zero or a positive whole number")
+        raise ValueError(f"{value!r} is not zero or a positive whole number")
     return number
+
+
+def _named(option: str, coerce: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``coerce`` whose errors name the option: usage.Options says only
+    "Parameter type enforcement failed" for a ValueError, so raise the
+    UsageError here (it passes through)."""
+
+    def checked(value: str) -> Any:
+        try:
+            return coerce(value)
+        except ValueError as error:
+            raise usage.UsageError(f"--{option}: {error}") from None
+
+    return checked
+
+
+def _port_number(option: str, value: str) -> int:
+    """A TCP port number (0: any free one), or a UsageError naming ``option``."""
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= MAX_PORT:
+        raise usage.UsageError(
+            f"--{option}: {value!r} is not a port number (0-{MAX_PORT})"
+        )
+    return port
+
+
+def check_listen(option: str, description: str) -> None:
+    """Raise a UsageError naming ``option`` when ``description`` is no
+    endpoint this server can listen on; nothing listens yet."""
+    kind, _, rest = description.partition(":")
+    if kind in ("tcp", "tcp6", "ssl"):
+        fields = rest.split(":")
+        named = [f.partition("=")[2] for f in fields if f.startswith("port=")]
+        port = named[0] if named else fields[0]
+        _port_number(option, port)
+    try:
+        # Only parses the description (and, for ssl:, reads the key and
+        # certificate): the endpoint is never asked to listen.
+        endpoints.serverFromString(None, description)
+    except Exception as error:
+        reason = getattr(error, "strerror", None) or error
+        raise usage.UsageError(f"--{option}: {description}: {reason}") from None
 
 
 def _off_when_zero(value: float) -> float | None:
@@ -94,7 +171,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
     synopsis = "[options]"
     longdesc = (
         "Run a MUCA chat server. With no --port or --listen it listens on "
-        f"TCP port {DEFAULT_PORT} on every interface. With --auth (e.g. "
+        f"TCP port {DEFAULT_PORT} on every interface, and serves the browser "
+        "client on http://HOST:40080/ (--web). With --auth (e.g. "
         "--auth memory:alice@hku.hk:secret or --auth file:users.txt, a file of "
         "uid:password lines) every JOIN needs a PASS that is right for its UID; "
         "without it no password is asked."
@@ -111,7 +189,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             None,
             DEFAULT_MAX_FRAME,
             "Longest frame (one JSON object) accepted, in bytes.",
-            _positive_int,
+            _named("max-frame", _positive_int),
         ],
         [
             "list-interval",
@@ -119,7 +197,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             DEFAULT_LIST_INTERVAL,
             "Seconds between two roster updates during a burst of joins and leaves;"
             " grows in proportion past 2,000 members.",
-            _non_negative_float,
+            _named("list-interval", _non_negative_float),
         ],
         [
             "max-outbound",
@@ -127,7 +205,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             DEFAULT_MAX_OUTBOUND,
             "Bytes that may wait for a client that does not read (past the "
             "transport's own buffer) before it is disconnected as a slow consumer.",
-            _positive_int,
+            _named("max-outbound", _positive_int),
         ],
         [
             "join-timeout",
@@ -135,22 +213,22 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             DEFAULT_JOIN_TIMEOUT,
             "Seconds a connection may stay without joining before it is "
             "closed; 0: no limit.",
-            _non_negative_float,
+            _named("join-timeout", _non_negative_float),
         ],
         [
             "rate-limit",
             None,
             DEFAULT_RATE,
-            "Messages per second one connection may send on average (more get "
-            "ERROR RATE_LIMITED and are dropped); 0: no limit.",
-            _non_negative_float,
+            "Messages per second one connection may send on average; past it "
+            "the server reads the rest more slowly (nothing is dropped); 0: no limit.",
+            _named("rate-limit", _non_negative_float),
         ],
         [
             "rate-burst",
             None,
             DEFAULT_BURST,
             "Messages one connection may send at once before --rate-limit applies.",
-            _positive_int,
+            _named("rate-burst", _positive_int),
         ],
         [
             "max-connections",
@@ -159,7 +237,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "Open connections in total; past it a JOIN gets ACK FAIL "
             "SERVER_FULL and the connection is closed; 0: no limit. Default: "
             "what the open-file limit allows (raised to its hard limit at start).",
-            _non_negative_int,
+            _named("max-connections", _non_negative_int),
         ],
         [
             "max-per-address",
@@ -169,7 +247,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             f"SERVER_FULL and the connection is closed; 0: no limit. Default: "
             f"{DEFAULT_MAX_PER_ADDRESS}, loopback addresses exempt; a value "
             "given here holds for every address.",
-            _non_negative_int,
+            _named("max-per-address", _non_negative_int),
         ],
         # Cluster (see muca.cluster): one room over several servers.
         [
@@ -182,32 +260,98 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "Requires --db none or a shared postgresql:// database.",
         ],
         [
-            "db",
-            None,
-            None,
-            "Where messages are stored: a postgresql://user@host:port/dbname "
-            "URL every node of a --cluster shares (each message is committed "
-            "there before any node delivers it), or none.",
-        ],
-        [
             "max-members",
             None,
             0,
             "Users in the chat room; a JOIN past it gets ACK FAIL SERVER_FULL; "
             "0: no limit (but --max-connections).",
-            _non_negative_int,
+            _named("max-members", _non_negative_int),
+        ],
+        [
+            "db",
+            None,
+            None,
+            "Where the history is kept: an SQLite file (created if absent), "
+            "a postgresql:// URL or libpq conninfo, or 'none' (no history). "
+            f"Default: {DEFAULT_DB}; with --cluster, none (a --cluster needs "
+            "a postgresql:// database every node shares, where each message "
+            "is committed before any node delivers it).",
+        ],
+        [
+            "history-replay",
+            None,
+            DEFAULT_HISTORY_REPLAY,
+            "Messages replayed to a client joining with the history capability.",
+            _named("history-replay", _non_negative_int),
+        ],
+        [
+            "history-days",
+            None,
+            None,
+            "Delete messages older than this many days (in the background); "
+            "default: kept forever.",
+            _named("history-days", _non_negative_float),
+        ],
+        [
+            "history-max",
+            None,
+            None,
+            "Keep at most this many messages, deleting the oldest (in the "
+            "background); default: no limit.",
+            _named("history-max", _positive_int),
         ],
     ]
 
     def __init__(self) -> None:
         super().__init__()
+        # The opt_ methods' docstrings as --help shows them: one paragraph
+        # each, not the source's line breaks and indentation.
+        self.docs = {
+            name: " ".join(doc.split()) if isinstance(doc, str) else doc
+            for name, doc in self.docs.items()
+        }
         self["listen"] = []
+        self["web"] = []
+        self["web-origin"] = []
 
     def opt_listen(self, description: str) -> None:
         """Listen on an endpoint description, e.g. tcp:40452:interface=127.0.0.1,
         unix:/tmp/muca.sock or ssl:40453:privateKey=key.pem:certKey=cert.pem.
         Repeatable."""
+        check_listen("listen", description)
         self["listen"].append(description)
+
+    def opt_web(self, description: str) -> None:
+        """Serve the browser client, the protocol over WebSocket (/ws),
+        /healthz and /metrics on an endpoint description (ssl: for https and
+        wss); "none": no web listener. Repeatable. Default: tcp:40080."""
+        if description != "none":
+            check_listen("web", description)
+        self["web"].append(description)
+
+    def opt_web_origin(self, origin: str) -> None:
+        """Let pages from this origin (e.g. https://chat.example.org) use the
+        WebSocket, besides the web listener's own. Repeatable."""
+        self["web-origin"].append(origin)
+
+    def opt_version(self) -> None:
+        """Show MUCA's version (and Twisted's) and exit."""
+        print(f"MUCA version {muca.__version__} (Twisted {copyright.version})")
+        sys.exit(0)
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """Parse; after a mistake, twistd shows a short usage, not all options."""
+        try:
+            super().parseOptions(options)
+        except usage.UsageError:
+            self._failed = True
+            raise
+
+    def getUsage(self, width: int | None = None) -> str:
+        """All the options, or after a mistake where to find them."""
+        if getattr(self, "_failed", False):
+            return 'Run "twistd muca --help" for the options.'
+        return super().getUsage(width)
 
     def postOptions(self) -> None:
         for checker in self.get("credCheckers", []):
@@ -218,10 +362,16 @@ class Options(usage.Options, strcred.AuthOptionMixin):
                     )
         port = self["port"]
         if port is not None:
-            self["listen"].insert(0, f"tcp:{port}" if port.isdigit() else port)
+            if port.lstrip("+-").isdigit() or ":" not in port:
+                # A number, or what was meant as one ("abc", "-5").
+                port = f"tcp:{_port_number('port', port)}"
+            check_listen("port", port)
+            self["listen"].insert(0, port)
         if not self["listen"]:
             self["listen"].append(f"tcp:{DEFAULT_PORT}")
         self["listen"] = [with_backlog(d) for d in self["listen"]]
+        if self["db"] is None:
+            self["db"] = "none" if self["cluster"] is not None else DEFAULT_DB
         if self["cluster"] is not None:
             from muca.cluster.redisbus import BadClusterURL, parse_cluster_url
 
@@ -229,17 +379,25 @@ class Options(usage.Options, strcred.AuthOptionMixin):
                 self["cluster"] = parse_cluster_url(self["cluster"])
             except BadClusterURL as error:
                 raise usage.UsageError(f"--cluster: {error}") from None
-            db = (self.get("db") or "none").strip()
-            # A URL or a libpq key=value string names PostgreSQL (as in
-            # muca.store.open_store); anything else is an SQLite file.
-            postgresql = "=" in db or db.lower().startswith(
-                ("postgresql://", "postgres://")
-            )
-            if db.lower() != "none" and not postgresql:
+        try:
+            # Chosen (not opened) here: opening happens at the service's start.
+            self["store"] = open_store(self["db"])
+        except StoreError as error:
+            raise usage.UsageError(f"--db: {error}") from None
+        if self["cluster"] is not None and self["store"] is not None:
+            from muca.store.postgres import PostgresStore
+
+            if not isinstance(self["store"], PostgresStore):
                 raise usage.UsageError(
                     "--cluster needs a history every server shares: use --db "
                     "postgresql://... or --db none, not a local SQLite file"
                 )
+        web = self["web"] or [DEFAULT_WEB]
+        if "none" in web:
+            if len(web) > 1:
+                raise usage.UsageError("--web none cannot go with other --web")
+            web = []
+        self["web"] = [with_backlog(d) for d in web]
 
 
 class ChatService(service.MultiService):
@@ -248,22 +406,75 @@ class ChatService(service.MultiService):
     closes the listeners, then every connection (see
     ``ChatFactory.close_all``)."""
 
-    def __init__(self, factory: ChatFactory) -> None:
+    def __init__(
+        self,
+        factory: ChatFactory,
+        history_days: float | None = None,
+        history_max: int | None = None,
+    ) -> None:
         super().__init__()
         self.factory = factory
+        self.history_days = history_days
+        self.history_max = history_max
+        self._pruning: LoopingCall | None = None
 
     def privilegedStartService(self) -> None:
+        store = self.factory.store
+        if store is not None:
+            # Before anything listens: nobody is served yet, so a blocking
+            # open costs nothing, and a database that cannot be used ends
+            # the program with one line.
+            try:
+                store.open_blocking()
+            except StoreError as error:
+                sys.stderr.write(f"muca: {error}\n")
+                raise SystemExit(1) from None
+            self.factory.store_opened()
         try:
             super().privilegedStartService()
         except CannotListenError as error:
+            if store is not None:
+                # Its thread would keep the process from exiting.
+                store.close_blocking()
             where = f"port {error.port}" if error.port else "the address given"
             reason = getattr(error.socketError, "strerror", None) or error.socketError
             sys.stderr.write(f"muca: cannot listen on {where}: {reason}\n")
             raise SystemExit(1) from None
 
+    def startService(self) -> None:
+        super().startService()
+        store = self.factory.store
+        if store is not None and (self.history_days or self.history_max):
+            self._pruning = LoopingCall(self._prune, store)
+            self._pruning.clock = self.factory.clock
+            self._pruning.start(PRUNE_INTERVAL, now=True)
+
+    def _prune(self, store: MessageStore) -> Deferred[None]:
+        now_ms = int(self.factory.clock.seconds() * 1000)
+        pruning = store.prune(self.history_days or None, self.history_max, now_ms)
+
+        def pruned(count: int) -> None:
+            if count:
+                log.info("muca: pruned {count} old messages", count=count)
+
+        def failed(failure: Any) -> None:
+            # Retried at the next interval; the loop must not stop.
+            log.error(
+                "muca: pruning failed: {reason}", reason=failure.getErrorMessage()
+            )
+
+        return pruning.addCallbacks(pruned, failed)
+
     def stopService(self) -> Deferred[None]:
+        if self._pruning is not None and self._pruning.running:
+            self._pruning.stop()
+        # /healthz says 503 from now on, to a load balancer still connected.
+        self.factory.stopping = True
         stopped = super().stopService()
         stopped.addCallback(lambda _: self.factory.close_all(DEFAULT_SHUTDOWN_WAIT))
+        store = self.factory.store
+        if store is not None:
+            stopped.addCallback(lambda _: store.close())
         return stopped
 
 
@@ -281,11 +492,13 @@ def makeService(options: Options) -> ChatService:
     if options["cluster"] is not None:
         from muca.cluster.redisbus import RedisBus
 
-        db = (options.get("db") or "none").strip()
+        store = options["store"]
         bus = RedisBus(
             options["cluster"],
             capacity=options["max-members"] or None,
-            database=None if db.lower() == "none" else db,
+            # The history's own store (opened by ChatService) is the one the
+            # bus writes to: every node reads what any node stored.
+            database=None if store is None else store.conninfo,
         )
     factory = ChatFactory(
         max_frame=options["max-frame"],
@@ -299,12 +512,50 @@ def makeService(options: Options) -> ChatService:
         max_per_address=max_per_address or None,
         exempt_loopback=exempt_loopback,
         portal=make_portal(options.get("credCheckers", [])),
+        store=options["store"],
+        history_replay=options["history-replay"],
         bus=bus,
     )
-    chat = ChatService(factory)
+    chat = ChatService(factory, options["history-days"], options["history-max"])
     if bus is not None:
         # First started, last stopped: the listeners open on a live bus.
         bus.setServiceParent(chat)
     for description in options["listen"]:
-        strports.service(description, factory).setServiceParent(chat)
+        listener = strports.service(description, factory)
+        listener.endpoint = AnnouncedEndpoint(listener.endpoint)
+        listener.setServiceParent(chat)
+    if options["web"]:
+        # Imported only when used: the web listener needs twisted[websocket].
+        from muca.web.gateway import make_site
+
+        site = make_site(factory, options["web-origin"])
+        for description in options["web"]:
+            strports.service(description, site).setServiceParent(chat)
     return chat
+
+
+@implementer(IStreamServerEndpoint)
+class AnnouncedEndpoint:
+    """An endpoint that logs where it listens once it does: with port 0 the
+    operator learns which port the system gave."""
+
+    def __init__(self, endpoint: IStreamServerEndpoint) -> None:
+        self._endpoint = endpoint
+
+    def listen(self, factory: IProtocolFactory) -> Deferred[IListeningPort]:
+        """Listen as the wrapped endpoint does, then log the address."""
+        return self._endpoint.listen(factory).addCallback(self._announce)
+
+    def _announce(self, port: IListeningPort) -> IListeningPort:
+        log.info("muca: listening on {where}", where=describe_address(port.getHost()))
+        return port
+
+
+def describe_address(address: Any) -> str:
+    """``host:port`` for an IP address, the path for a UNIX socket."""
+    port = getattr(address, "port", None)
+    if port is not None:
+        host = address.host
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    name = getattr(address, "name", None)
+    return name.decode() if isinstance(name, bytes) else str(name)

@@ -8,6 +8,9 @@ from typing import Protocol, runtime_checkable
 
 from twisted.internet.defer import Deferred
 
+# One message type for the wire, the bus and the store (re-exported here).
+from muca.protocol.messages import ChatMessage
+
 #: The schema version this release writes; a database with a newer one is
 #: refused rather than misread.
 SCHEMA_VERSION = 1
@@ -31,23 +34,6 @@ class StoreError(Exception):
 def one_line(text: str) -> str:
     """Fold ``text`` into one line of single-spaced words."""
     return " ".join(text.split())
-
-
-@dataclass(frozen=True, slots=True)
-class ChatMessage:
-    """One stored chat message; ``id`` is given by the caller, not the store.
-
-    ``ts`` is milliseconds since the epoch, ``sender`` and ``recipients`` are
-    user ids, ``kind`` is ``"ALL"``, ``"GROUP"`` or ``"PRIVATE"``, and
-    ``recipients`` is empty for ``"ALL"``.
-    """
-
-    id: int
-    ts: int
-    sender: str
-    kind: str
-    recipients: tuple[str, ...]
-    text: str
 
 
 @dataclass(slots=True)
@@ -82,6 +68,11 @@ class MessageStore(Protocol):
 
     def open(self) -> Deferred[None]:
         """Create the schema, or check an existing one (refusing foreign data)."""
+        ...
+
+    def open_blocking(self) -> None:
+        """``open`` on the calling thread, for a server's start; raises
+        ``StoreError``."""
         ...
 
     def last_id(self) -> int:
@@ -120,6 +111,10 @@ class MessageStore(Protocol):
         self, max_age_days: float | None, max_count: int | None, now_ms: int
     ) -> Deferred[int]:
         """Delete messages older than the age or beyond the newest count."""
+        ...
+
+    def close_blocking(self) -> None:
+        """``close`` on the calling thread, when the reactor will not run."""
         ...
 
     def close(self) -> Deferred[None]:

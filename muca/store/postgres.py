@@ -80,6 +80,10 @@ class PostgresStore:
             return failure
         if failure.check(psycopg.Error):
             return Failure(StoreError(f"PostgreSQL {self.where}: {failure.value}"))
+        if failure.check(adbapi.ConnectionLost):
+            # adbapi's word for a connection broken under a query (a restart
+            # of the server): the next call reconnects.
+            return Failure(StoreError(f"PostgreSQL {self.where}: connection lost"))
         return failure
 
     def open(self) -> Deferred[None]:
@@ -87,33 +91,10 @@ class PostgresStore:
         if self._pool is not None:
             return fail(StoreError(f"PostgreSQL {self.where} is already open"))
         try:
-            params = conninfo_to_dict(self.conninfo)
-        except psycopg.Error as exc:
-            return fail(StoreError(f"bad PostgreSQL connection string: {exc}"))
-        extra: dict[str, Any] = {}
-        # Without a timeout an unreachable host would hang the open forever.
-        if "connect_timeout" not in params:
-            extra["connect_timeout"] = CONNECT_TIMEOUT
-        if "application_name" not in params:
-            extra["application_name"] = "muca"
-        if self._reactor is not None:
-            extra["cp_reactor"] = self._reactor
-        # adbapi calls psycopg.connect(conninfo, **extra) minus the cp_ keys;
-        # psycopg merges keyword arguments into the conninfo.
-        self._pool = adbapi.ConnectionPool(
-            "psycopg",
-            self.conninfo,
-            cp_min=1,
-            cp_max=self._max_connections,
-            # A connection broken by a server restart is dropped and the next
-            # call reconnects, rather than failing forever.
-            cp_reconnect=True,
-            cp_noisy=False,
-            **extra,
-        )
-        # Started here rather than when the reactor starts, so that a store
-        # opened before reactor.run() (or under pytest) works as well.
-        self._pool.start()
+            extra = self._connect_arguments()
+        except StoreError:
+            return fail()
+        self._start_pool(extra)
         d = self._run(self._open)
 
         def opened(last_id: int) -> None:
@@ -130,6 +111,54 @@ class PostgresStore:
 
         d.addCallbacks(opened, failed)
         return d
+
+    def open_blocking(self) -> None:
+        """Open as ``open`` does, on the calling thread, before the reactor
+        serves anyone (a server's start); raises ``StoreError``."""
+        if self._pool is not None:
+            raise StoreError(f"PostgreSQL {self.where} is already open")
+        extra = self._connect_arguments()
+        try:
+            with psycopg.connect(self.conninfo, **extra) as connection:
+                with connection.cursor() as cursor:
+                    last_id = self._open(cursor)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open PostgreSQL {self.where}: {exc}") from None
+        self._start_pool(extra)
+        self._last_id = last_id
+
+    def _connect_arguments(self) -> dict[str, Any]:
+        try:
+            params = conninfo_to_dict(self.conninfo)
+        except psycopg.Error as exc:
+            raise StoreError(f"bad PostgreSQL connection string: {exc}") from None
+        extra: dict[str, Any] = {}
+        # Without a timeout an unreachable host would hang the open forever.
+        if "connect_timeout" not in params:
+            extra["connect_timeout"] = CONNECT_TIMEOUT
+        if "application_name" not in params:
+            extra["application_name"] = "muca"
+        return extra
+
+    def _start_pool(self, extra: dict[str, Any]) -> None:
+        reactor = {} if self._reactor is None else {"cp_reactor": self._reactor}
+        # adbapi calls psycopg.connect(conninfo, **extra) minus the cp_ keys;
+        # psycopg merges keyword arguments into the conninfo.
+        self._pool = adbapi.ConnectionPool(
+            "psycopg",
+            self.conninfo,
+            cp_min=1,
+            cp_max=self._max_connections,
+            # A connection broken by a server restart is dropped and the next
+            # call reconnects, rather than failing forever.
+            cp_reconnect=True,
+            cp_noisy=False,
+            **reactor,
+            **extra,
+        )
+        # Started here rather than when the reactor starts, so that a store
+        # opened before reactor.run() (or under pytest) works as well.
+        self._pool.start()
 
     @staticmethod
     def _open(cursor: Any) -> int:
@@ -197,6 +226,10 @@ class PostgresStore:
         """Close every connection and stop the pool's threads."""
         self._close_pool()
         return succeed(None)
+
+    def close_blocking(self) -> None:
+        """Close every connection now (the reactor will not run)."""
+        self._close_pool()
 
     def _close_pool(self) -> None:
         pool, self._pool = self._pool, None

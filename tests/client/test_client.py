@@ -14,6 +14,7 @@ from muca.client.client import (
     ChatClient,
     ClientError,
     ConnectFailed,
+    MessageTooLong,
     NotConnected,
     ReceivedMessage,
 )
@@ -27,7 +28,8 @@ from muca.protocol.messages import (
     JoinRefused,
     Peer,
 )
-from tests.support import start_server
+from muca.protocol.wire import Framing
+from tests.support import start_server, start_service
 from tests.support.client import (
     RecordingObserver,
     closed_port,
@@ -36,7 +38,10 @@ from tests.support.client import (
     settle,
     temp_folder,
     tls_listen,
+    wait_until,
 )
+from tests.support.peers import AsciiOnlyReader, BraceDepthReader
+from tests.support.servers import PickyRoom, RecordingRelay
 
 TONY = ("Tony", "Tony@hku.hk")
 MARY = ("Mary", "mary@hku.hk")
@@ -62,7 +67,11 @@ class ClientTestMixin:
 
 class ClientAgainstServerTests(ClientTestMixin, TestCase):
     async def setUp(self) -> None:
-        self.port = await start_server(self)
+        (listening,) = await start_service(
+            self, "--listen", "tcp:0:interface=127.0.0.1"
+        )
+        self.port = listening.getHost().port
+        self.server = listening.factory
 
     async def test_join_reports_joined_and_peer_list(self) -> None:
         client, observer = await self.client(TONY)
@@ -146,21 +155,22 @@ class ClientAgainstServerTests(ClientTestMixin, TestCase):
         self.assertFalse(tony.connected)
         self.assertEqual(tony.peers, ())
         self.assertEqual(observer.of("peers")[-1], ())
-        self.assertEqual(observer.of("lost"), [("connection closed", True)])
+        self.assertEqual(observer.of("lost"), [("we closed the connection", True)])
         self.assertEqual(await mary_seen.next_of("peers", 2), (Peer(*MARY),))
 
     async def test_server_dropping_connection_is_reported_and_rejoin_works(
         self,
     ) -> None:
+        relay = RecordingRelay("127.0.0.1", self.port)
+        self.port = await listen_loopback(self, relay)
         tony, observer = await self.client(TONY)
         await observer.next_of("peers")
-        # A frame over the server's limit makes it answer and hang up.
-        tony.send([], "x" * 70_000)
-        code, _ = await observer.next_of("error")
-        self.assertEqual(code, "FRAME_TOO_LONG")
+        relay.connections[0].transport.loseConnection()  # the server side hangs up
         reason, requested = await observer.next_of("lost")
-        self.assertFalse(requested)
-        self.assertIn("closed", reason)
+        await settle()
+        self.assertEqual(
+            observer.of("lost"), [("the server closed the connection", False)]
+        )
         self.assertFalse(tony.joined)
         await tony.connect_tcp("127.0.0.1", self.port)
         await tony.join()
@@ -214,6 +224,20 @@ class UnreachableServerTests(TestCase):
         await settle()
         self.assertFalse(client.connected)
 
+    async def test_giving_up_on_join_reports_that_we_closed_once(self) -> None:
+        port = await listen_loopback(self, Factory.forProtocol(Protocol))
+        observer = RecordingObserver()
+        client = ChatClient(reactor, *TONY, observer=observer, timeout=0.3)
+        await client.connect_tcp("127.0.0.1", port)
+        with self.assertRaises(ConnectFailed):
+            await client.join()
+        await observer.next_of("lost")
+        await settle()
+        self.assertEqual(
+            observer.of("lost"),
+            [("we closed the connection: no answer to JOIN", True)],
+        )
+
 
 class OriginalServer(Protocol):
     """A server in the original's manner: objects back to back, no newline,
@@ -266,11 +290,139 @@ class ClientAgainstOriginalServerTests(TestCase):
         )
         self.assertEqual(client.peers, (Peer("Mary", "mary@hku.hk"), Peer(*TONY)))
         sent = b"".join(factory.connections[0].received)
-        self.assertTrue(sent.endswith(b"\n"))
+        # Its replies are not newline-framed: the JOIN goes out as the
+        # original client writes it, and so does everything after it.
+        self.assertFalse(sent.endswith(b"\n"))
+        self.assertEqual(client.framing, Framing.ORIGINAL)
         join = json.loads(sent)
         self.assertEqual(join["V"], 2)
-        self.assertEqual(join["CAPS"], ["presence-delta"])
+        self.assertEqual(join["CAPS"], ["presence-delta", "history"])
         self.assertEqual((join["UN"], join["UID"]), TONY)
+
+
+class FramingTests(TestCase):
+    """What the client writes to servers it did not meet before."""
+
+    async def room(self, room: PickyRoom) -> tuple[ChatClient, RecordingObserver]:
+        port = await listen_loopback(self, room)
+        clients = []
+        for user in (TONY, MARY):
+            observer = RecordingObserver()
+            client = ChatClient(reactor, *user, observer=observer)
+            self.addCleanup(client.leave)
+            await client.connect_tcp("127.0.0.1", port)
+            await client.join()
+            clients.append((client, observer))
+        (tony, _), (_, mary_seen) = clients
+        await mary_seen.next_of("peers")
+        return tony, mary_seen
+
+    async def test_brace_depth_server_keeps_us_past_ack_and_list(self) -> None:
+        room = PickyRoom()
+        tony, mary_seen = await self.room(room)
+        tony.send([MARY[1]], "still here?")
+        tony.send([], "and everyone")
+        await mary_seen.next_of("message", 2)
+        self.assertEqual(
+            [m.text for m in mary_seen.of("message")], ["still here?", "and everyone"]
+        )
+        self.assertEqual(room.drops, [])
+        self.assertEqual(len(room.joined()), 2)
+        tony_bytes = room.peers[0].received
+        self.assertNotIn(b"\n", tony_bytes)
+        self.assertTrue(tony_bytes.startswith(b'{"CMD": "JOIN", "UN": "Tony"'))
+        self.assertEqual(tony.framing, Framing.ORIGINAL)
+        # The other developer's readers of those peers take every byte too.
+        for reader in (BraceDepthReader(), AsciiOnlyReader()):
+            commands = [obj["CMD"] for obj in reader.feed(bytes(tony_bytes))]
+            self.assertEqual(commands, ["JOIN", "SEND", "SEND"], reader)
+
+    async def test_ascii_only_server_gets_escapes_and_text_arrives_intact(
+        self,
+    ) -> None:
+        room = PickyRoom(ascii_only=True)
+        tony, mary_seen = await self.room(room)
+        tony.send([MARY[1]], "café ☕")
+        message = await mary_seen.next_of("message")
+        self.assertEqual(message.text, "café ☕")
+        self.assertIsNone(room.dead)
+        self.assertIn(b'"MSG": "caf\\u00e9 \\u2615"', room.peers[0].received)
+        room.peers[0].received.decode("ascii")  # nothing but ASCII
+
+    async def test_our_server_is_written_to_natively_after_its_first_reply(
+        self,
+    ) -> None:
+        server_port = await start_server(self)
+        relay = RecordingRelay("127.0.0.1", server_port)
+        port = await listen_loopback(self, relay)
+        observer = RecordingObserver()
+        mary = ChatClient(reactor, *MARY, observer=observer)
+        self.addCleanup(mary.leave)
+        await mary.connect_tcp("127.0.0.1", server_port)
+        await mary.join()
+        tony = ChatClient(reactor, *TONY)
+        self.addCleanup(tony.leave)
+        await tony.connect_tcp("127.0.0.1", port)
+        await tony.join()
+        join_bytes = bytes(relay.sent)
+        self.assertEqual(json.loads(join_bytes)["V"], 2)
+        self.assertFalse(join_bytes.endswith(b"\n"))  # no framing known yet
+        self.assertEqual(tony.framing, Framing.NATIVE)
+        tony.send([], "café ☕")
+        await wait_until(lambda: relay.sent.endswith(b"\n"), what="the SEND")
+        self.assertEqual(
+            bytes(relay.sent[len(join_bytes) :]),
+            '{"CMD":"SEND","MSG":"café ☕","TO":[],"FROM":"Tony@hku.hk"}\n'.encode(),
+        )
+        message = await observer.next_of("message")
+        self.assertEqual(message.text, "café ☕")
+
+
+class MessageSizeTests(ClientTestMixin, TestCase):
+    async def setUp(self) -> None:
+        self.port = await start_server(self)
+
+    async def test_message_over_the_default_limit_is_refused_and_nothing_sent(
+        self,
+    ) -> None:
+        tony, _ = await self.client(TONY)
+        mary, mary_seen = await self.client(MARY)
+        with self.assertRaises(MessageTooLong) as raised:
+            tony.send([MARY[1]], "x" * 72_000)
+        self.assertIsInstance(raised.exception, ClientError)
+        # 65536 bytes, less the SEND object around the text.
+        overhead = len(
+            '{"CMD":"SEND","MSG":"","TO":["mary@hku.hk"],"FROM":"Tony@hku.hk"}'
+        )
+        self.assertEqual(
+            str(raised.exception),
+            f"message too long (72,000 characters, at most {65536 - overhead:,})",
+        )
+        tony.send([MARY[1]], "x" * (65536 - overhead))  # the longest that fits
+        tony.send([MARY[1]], "after")
+        await mary_seen.next_of("message", 2)
+        texts = [m.text for m in mary_seen.of("message")]
+        self.assertEqual([len(t) for t in texts], [65536 - overhead, 5])
+        self.assertTrue(tony.joined)
+
+    async def test_the_servers_max_frame_from_ack_is_the_limit(self) -> None:
+        room = PickyRoom(max_frame=200)
+        self.port = await listen_loopback(self, room)
+        tony, _ = await self.client(TONY)
+        self.assertEqual(tony.server_max_frame, 200)
+        # Original framing (the server does not frame by lines): ASCII
+        # escapes count six bytes for "é".
+        overhead = len('{"CMD": "SEND", "MSG": "", "TO": [], "FROM": "Tony@hku.hk"}')
+        most = (200 - overhead) // 6
+        with self.assertRaises(MessageTooLong) as raised:
+            tony.send([], "é" * (most + 1))
+        self.assertEqual(
+            str(raised.exception),
+            f"message too long ({most + 1} characters, at most {most})",
+        )
+        before = bytes(room.peers[0].received)
+        tony.send([], "é" * most)
+        await wait_until(lambda: room.peers[0].received != before, what="send")
 
 
 class TlsTests(TestCase):
@@ -310,6 +462,39 @@ class TlsTests(TestCase):
             " TLS failed: certificate verify failed",
         )
         self.assertFalse(client.joined)
+
+    async def refused_line(self, **certificate: Any) -> tuple[str, RecordingObserver]:
+        """Join a server with this certificate from our CA; the refusal's line."""
+        files = make_certificates(temp_folder(self) / "evil", **certificate)
+        port = await start_server(self, listen=tls_listen(files))
+        observer = RecordingObserver()
+        client = ChatClient(reactor, *TONY, observer=observer)
+        self.addCleanup(client.leave)
+        with self.assertRaises(ClientError) as raised:
+            await client.connect_tcp("127.0.0.1", port, tls=True, ca_file=files["ca"])
+            await client.join()
+        self.assertFalse(client.joined)
+        self.assertFalse(client.connected)
+        self.assertEqual(observer.of("joined"), [])
+        return str(raised.exception), observer
+
+    async def test_certificate_without_subject_alt_name_is_refused(self) -> None:
+        line, observer = await self.refused_line(names=[], subject="evil.example.com")
+        self.assertEqual(
+            line,
+            "connection closed before JOIN was answered: TLS failed: the server's"
+            " certificate is not for 127.0.0.1 (it has no subjectAltName, only"
+            " CN=evil.example.com)",
+        )
+        self.assertEqual(len(observer.of("lost")), 1)
+
+    async def test_certificate_naming_another_host_is_refused(self) -> None:
+        line, _ = await self.refused_line(names=["evil.example.com", "10.9.9.9"])
+        self.assertEqual(
+            line,
+            "connection closed before JOIN was answered: TLS failed: the server's"
+            " certificate is not for 127.0.0.1 (it names evil.example.com, 10.9.9.9)",
+        )
 
     async def test_unusable_ca_file_is_a_clear_error(self) -> None:
         bad = temp_folder(self) / "ca.pem"

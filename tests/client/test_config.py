@@ -190,3 +190,44 @@ class CommandLineTests(SynchronousTestCase):
             result.stderr, r"\Amuca-chat: cannot open a window: [^\n]+\n\Z"
         )
         self.assertEqual(result.stdout, "")
+
+    # Bad options: one line and status 2, before any window opens.
+
+    def run_with_config(self, *options: str) -> subprocess.CompletedProcess[str]:
+        path = temp_folder(self) / "config.txt"
+        path.write_text(
+            '{"USERID": "tony@hku.hk", "NICKNAME": "Tony",'
+            ' "SERVER": "127.0.0.1", "SERVER_PORT": 40452}'
+        )
+        return self.run_chat(str(path), *options)
+
+    def assertUsageLine(
+        self, result: subprocess.CompletedProcess[str], line: str
+    ) -> None:
+        self.assertEqual(
+            (result.returncode, result.stderr), (2, f"muca-chat: {line}\n")
+        )
+        self.assertEqual(result.stdout, "")
+
+    def test_garbage_geometry_is_one_line(self) -> None:
+        self.assertUsageLine(
+            self.run_with_config("--geometry", "garbage"),
+            "argument --geometry: 'garbage' is not WIDTHxHEIGHT[+X+Y],"
+            " e.g. 640x500+0+0",
+        )
+
+    def test_port_out_of_range_or_not_a_number_is_one_line(self) -> None:
+        for port, problem in (
+            ("99999", "99999 is not between 1 and 65535"),
+            ("0", "0 is not between 1 and 65535"),
+            ("abc", "'abc' is not a port number"),
+        ):
+            self.assertUsageLine(
+                self.run_with_config("--port", port), f"argument --port: {problem}"
+            )
+
+    def test_unknown_option_is_one_line(self) -> None:
+        self.assertUsageLine(
+            self.run_with_config("--colour", "red"),
+            "unrecognized arguments: --colour red",
+        )

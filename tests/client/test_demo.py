@@ -11,12 +11,32 @@ import sys
 import time
 from pathlib import Path
 
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from muca.client.config import load_config
+from muca.client.demo import default_configs
 from tests.support.client import start_display
+from tests.support.twistd import fresh_directory
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 LIMIT = 60.0
+
+
+class DefaultConfigTests(SynchronousTestCase):
+    def test_the_four_demo_users_are_found_from_any_folder(self) -> None:
+        elsewhere = fresh_directory(self)
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(elsewhere)
+        self.assertFalse(Path("configs").exists())
+        users = [load_config(path).nickname for path in default_configs()]
+        self.assertEqual(users, ["Tony", "Mary", "Henry", "Peter"])
+
+    def test_the_checkouts_configs_folder_is_the_packages(self) -> None:
+        for path in default_configs():
+            shipped = Path(path)
+            self.assertEqual(
+                (ROOT / "configs" / shipped.name).read_bytes(), shipped.read_bytes()
+            )
 
 
 class DemoTests(TestCase):
@@ -24,7 +44,8 @@ class DemoTests(TestCase):
         env = dict(os.environ, DISPLAY=start_display(self))
         demo = subprocess.Popen(
             [sys.executable, "-m", "muca.client.demo", "--port", "0"],
-            cwd=ROOT,
+            # Anywhere, not only in the checkout: the configs are package data.
+            cwd=fresh_directory(self),
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -78,6 +99,19 @@ class DemoTests(TestCase):
         self.output += demo.stdout.read()
         self.assertIn("all windows closed; stopping the server", self.output)
         self.assert_all_gone([server, *windows])
+
+    def test_a_closed_window_is_reaped_while_the_others_stay_open(self) -> None:
+        demo = self.start_demo()
+        self.read_until(demo, r"(?s)(joined as.*){4}")
+        server, *windows = self.pids()
+        # The last window: the first ones are still open when it goes.
+        os.kill(windows[-1], signal.SIGTERM)
+        self.read_until(demo, r"window for Peter closed")
+        # Reaped: no zombie left in the process table.
+        self.assertFalse(Path(f"/proc/{windows[-1]}").exists())
+        for pid in [server, *windows[:-1]]:
+            self.assertTrue(Path(f"/proc/{pid}").exists(), pid)
+        self.assertIsNone(demo.poll())
 
     def test_ctrl_c_stops_the_server_and_every_window(self) -> None:
         demo = self.start_demo()

@@ -28,13 +28,17 @@ class PasswordServer(Protocol):
     """A server that wants the password 'open sesame' in JOIN's PASS."""
 
     def connectionMade(self) -> None:
-        self.buffer = b""
+        self.buffer = ""
 
     def dataReceived(self, data: bytes) -> None:
-        self.buffer += data
-        while b"\n" in self.buffer:
-            line, self.buffer = self.buffer.split(b"\n", 1)
-            join = json.loads(line)
+        # The client writes objects back to back until it knows our framing.
+        self.buffer += data.decode("ascii")
+        while self.buffer.strip():
+            try:
+                join, end = json.JSONDecoder().raw_decode(self.buffer.lstrip())
+            except ValueError:
+                return  # the rest of the object is yet to come
+            self.buffer = self.buffer.lstrip()[end:]
             self.factory.passwords.append(join.get("PASS"))
             if join.get("PASS") == "open sesame":
                 answers = [
@@ -68,13 +72,16 @@ class PasswordTests(GuiTestCase):
         tony = self.window(TONY, port=port)
         tony.master.deiconify()
         await tony.do_join()
-        self.root.update()
-        self.assertTrue(tony.password_entry.winfo_ismapped())
+        await self.until(tony.password_entry.winfo_ismapped, "the password field")
+        # The field is between the message box and the console: above the
+        # console's newest line, and the prompt says so.
+        self.assertLess(tony.password_entry.winfo_rooty(), tony.console.winfo_rooty())
         console = pane_text(tony.console).splitlines()
         self.assertEqual(
             console[:2],
             [
-                "the server wants a password: type it below and press Enter",
+                "the server wants a password: type it in the PASSWORD field"
+                " above and press Enter",
                 "[ERROR] join refused: wrong or missing password",
             ],
         )

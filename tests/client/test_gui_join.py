@@ -21,6 +21,7 @@ from tests.support.gui import (
     GuiTestCase,
     first_line,
 )
+from tests.support.servers import RecordingRelay
 
 
 class LayoutTests(GuiTestCase):
@@ -46,7 +47,7 @@ class JoinTests(GuiTestCase):
     async def test_join_shows_peer_list_and_console_line(self) -> None:
         tony = await self.joined(TONY)
         await self.joined(MARY)
-        await self.until_in("Tony (Tony@hku.hk), Mary (mary@hku.hk)", tony.peer_list)
+        await self.until_in("Tony (Tony@hku.hk)\nMary (mary@hku.hk)", tony.peer_list)
         self.assertIn("joined the chat room as Tony", pane_text(tony.console))
 
     async def test_join_while_connected_says_already_connected(self) -> None:
@@ -66,15 +67,22 @@ class JoinTests(GuiTestCase):
         )
         self.assertIn("error", tags)
 
-    async def test_silent_server_is_reported_after_two_seconds(self) -> None:
+    async def test_silent_server_is_reported_after_two_seconds_once(self) -> None:
         silent = await listen_loopback(self, Factory.forProtocol(Protocol))
         tony = self.window(TONY, port=silent)
         started = time.monotonic()
         await tony.do_join()
         self.assertTrue(2.0 <= time.monotonic() - started < 3.0)
-        line, _ = first_line(tony.console)
-        self.assertIn("did not answer JOIN within 2 s", line)
         await self.until(lambda: not tony.client.connected, "close after timeout")
+        await settle()
+        errors = [
+            line
+            for line in pane_text(tony.console).splitlines()
+            if line.startswith("[ERROR]")
+        ]
+        self.assertEqual(
+            errors, [f"[ERROR] 127.0.0.1:{silent} did not answer JOIN within 2 s"]
+        )
 
     async def test_refused_join_shows_the_servers_reason(self) -> None:
         first = ChatClient(reactor, "Tony", TONY[1])
@@ -97,28 +105,59 @@ class JoinTests(GuiTestCase):
         await self.until(lambda: not tony.client.connected, "leave")
         self.assertEqual(pane_text(tony.peer_list), "")
         self.assertEqual(
-            first_line(tony.console)[0], "left the chat room: connection closed"
+            first_line(tony.console)[0], "left the chat room: we closed the connection"
         )
 
-    async def test_leave_when_not_connected_does_nothing(self) -> None:
+    async def test_leave_when_not_connected_says_so(self) -> None:
         tony = self.window(TONY)
-        before = pane_text(tony.console)
-        tony.leave_button.invoke()
-        await settle()
-        self.assertEqual(pane_text(tony.console), before)
+        self.assertIsNone(tony.do_leave())
+        self.assertEqual(
+            first_line(tony.console),
+            ("[ERROR] not connected: there is nothing to leave", ("error",)),
+        )
         self.assertFalse(tony.client.connected)
 
+    async def test_join_and_leave_are_enabled_only_when_they_can_act(self) -> None:
+        tony = self.window(TONY)
+        states = lambda: (  # noqa: E731
+            tony.join_button.cget("state"),
+            tony.leave_button.cget("state"),
+        )
+        self.assertEqual(states(), ("normal", "disabled"))
+        joining = tony.do_join()
+        self.assertEqual(states(), ("disabled", "normal"))  # LEAVE stops it
+        await joining
+        self.assertEqual(states(), ("disabled", "normal"))
+        await tony.do_leave()
+        self.assertEqual(states(), ("normal", "disabled"))
+
+    async def test_new_window_tells_what_to_do_first(self) -> None:
+        tony = self.window(TONY)
+        self.assertEqual(
+            pane_text(tony.console),
+            f"Press JOIN to enter the chat room at 127.0.0.1:{self.port}. Then fill"
+            " TO (click names in the list, or type ALL for everyone), type a"
+            " message and press Enter.\n",
+        )
+
     async def test_join_again_after_leave_and_after_server_went_away(self) -> None:
-        tony = await self.joined(TONY)
+        relay = RecordingRelay("127.0.0.1", self.port)
+        tony = self.window(TONY, port=await listen_loopback(self, relay))
+        await tony.do_join()
         await tony.do_leave()
         await tony.do_join()
         self.assertTrue(tony.client.joined)
-        # A frame over the server's limit makes it answer and hang up.
-        tony.client.send([], "x" * 70_000)
+        relay.connections[-1].transport.loseConnection()  # the server hangs up
         await self.until(lambda: not tony.client.connected, "server drop")
-        line, tags = first_line(tony.console)
-        self.assertIn("connection to the server lost", line)
-        self.assertIn("error", tags)
+        await settle()
+        self.assertEqual(
+            first_line(tony.console),
+            (
+                "[ERROR] the server closed the connection: press JOIN to join again",
+                ("error",),
+            ),
+        )
+        self.assertEqual(pane_text(tony.console).count("[ERROR]"), 1)
         self.assertEqual(pane_text(tony.peer_list), "")
         tony.join_button.invoke()
         await self.until(lambda: tony.client.joined, "rejoin")

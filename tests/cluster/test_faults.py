@@ -13,9 +13,9 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from tests import pgsupport
 from tests.cluster.support import join_on, next_of, roster_becomes, start_node
 from tests.support import RawClient, connect, join, send
+from tests.support import postgres as pgsupport
 from tests.support.redis import start_redis
 
 TONY = ("Tony", "tony@hku.hk")

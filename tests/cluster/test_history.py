@@ -3,18 +3,71 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import psycopg
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from tests import pgsupport
 from tests.cluster.support import join_on, next_of, roster_becomes, start_node
-from tests.support import send
+from tests.support import OKAY, RawClient, connect, join, send
+from tests.support import postgres as pgsupport
 from tests.support.redis import start_redis
 from tests.support.twistd import TWISTD, fresh_directory
 
 TONY = ("Tony", "tony@hku.hk")
 MARY = ("Mary", "mary@hku.hk")
+CAROL = ("Carol", "carol@hku.hk")
+AUTH = ("--auth", "memory:tony@hku.hk:t:mary@hku.hk:m:carol@hku.hk:c")
+PASSWORDS = {"tony@hku.hk": "t", "mary@hku.hk": "m", "carol@hku.hk": "c"}
+
+
+def history_join(who: tuple[str, str], **extra: Any) -> dict[str, Any]:
+    """A JOIN asking for the history, with the password AUTH wants."""
+    return join(*who, CAPS=["history"], PASS=PASSWORDS[who[1]], **extra)
+
+
+def plain(obj: dict[str, Any]) -> tuple[Any, ...]:
+    """A MSG as (TYPE, MSG, FROM, HIST); anything else as (CMD, MORE or CODE)."""
+    if obj.get("CMD") != "MSG":
+        return (obj.get("CMD"), obj.get("MORE", obj.get("CODE")))
+    return (obj["TYPE"], obj["MSG"], obj["FROM"], obj.get("HIST", False))
+
+
+async def until_marker(client: RawClient) -> list[dict[str, Any]]:
+    """What ``client`` receives up to its HISTORY marker (or a refusal)."""
+    received = []
+    for _ in range(1100):
+        obj = await client.next_object(30.0)
+        received.append(obj)
+        if obj.get("CMD") in ("HISTORY", "ERROR") or obj.get("TYPE") == "FAIL":
+            break
+    return received
+
+
+async def history_on(
+    testcase: TestCase, port: int, who: tuple[str, str], **extra: Any
+) -> tuple[RawClient, list[dict[str, Any]]]:
+    """Join with the history; the client and what came up to its marker."""
+    client = await connect(testcase, port)
+    client.send_json(history_join(who, **extra))
+    return client, await until_marker(client)
+
+
+async def stored(
+    testcase: TestCase, client: RawClient, count: int
+) -> list[dict[str, Any]]:
+    """Wait (bounded) until ``client``'s scroll-back shows ``count`` messages;
+    that page, with its marker."""
+    page: list[dict[str, Any]] = []
+    for _ in range(300):
+        client.send_json({"CMD": "HISTORY", "BEFORE": 10**12, "LIMIT": 200})
+        page = await until_marker(client)
+        if len(page) - 1 >= count or page[-1].get("CMD") != "HISTORY":
+            return page
+        await deferLater(reactor, 0.1)
+    testcase.fail(f"{count} messages were not stored: {page}")
 
 
 class SharedHistoryTests(TestCase):
@@ -45,6 +98,99 @@ class SharedHistoryTests(TestCase):
             ).fetchall()
         stored = [(id_, sender, bytes(text).decode()) for id_, sender, text in rows]
         self.assertEqual(stored, sorted(delivered))
+
+
+class ClusterHistoryTests(TestCase):
+    """Replay, SINCE, HISTORY BEFORE and offline delivery read the shared
+    PostgreSQL history, whichever node the messages were sent on."""
+
+    async def test_replay_scroll_back_and_since_across_nodes(self) -> None:
+        redis = start_redis(self)
+        database = pgsupport.fresh_database(self)
+        one = await start_node(self, redis, "--db", database, *AUTH)
+        two = await start_node(self, redis, "--db", database, *AUTH)
+        tony, _ = await history_on(self, one.port, TONY)
+        for i in range(1, 4):
+            tony.send_json(send(f"m{i}", [], TONY[1]))
+        await stored(self, tony, 3)
+        # Mary joins on the other node: Tony's words as her replay.
+        mary, got = await history_on(self, two.port, MARY)
+        self.assertEqual(got[0], OKAY)
+        self.assertEqual(got[1]["CMD"], "LIST")
+        self.assertEqual(
+            [plain(o) for o in got[2:]],
+            [
+                ("ALL", "m1", TONY[1], True),
+                ("ALL", "m2", TONY[1], True),
+                ("ALL", "m3", TONY[1], True),
+                ("HISTORY", False),
+            ],
+        )
+        ids = [o["ID"] for o in got[2:5]]
+        self.assertEqual(ids, sorted(ids))
+        # Scroll-back on node two: what is older than m2.
+        mary.send_json({"CMD": "HISTORY", "BEFORE": ids[1], "LIMIT": 10})
+        older = await until_marker(mary)
+        self.assertEqual(
+            [plain(o) for o in older],
+            [("ALL", "m1", TONY[1], True), ("HISTORY", False)],
+        )
+        # Mary goes; Tony says more on node one; Mary comes back on node one
+        # and catches up from the last id she saw on node two.
+        await mary.close()
+        await roster_becomes(tony, [TONY], timeout=30.0)
+        for i in range(4, 6):
+            tony.send_json(send(f"m{i}", [], TONY[1]))
+        await stored(self, tony, 5)
+        again, got = await history_on(self, one.port, MARY, SINCE=ids[2])
+        self.assertEqual(
+            [plain(o) for o in got[2:]],
+            [
+                ("ALL", "m4", TONY[1], True),
+                ("ALL", "m5", TONY[1], True),
+                ("HISTORY", False),
+            ],
+        )
+        # And live messages go on after the replay, once each.
+        tony.send_json(send("m6", [], TONY[1]))
+        self.assertEqual(
+            plain(await next_of(again, "MSG", 30.0)), ("ALL", "m6", TONY[1], False)
+        )
+
+    async def test_offline_delivery_to_a_user_known_on_another_node(self) -> None:
+        redis = start_redis(self)
+        database = pgsupport.fresh_database(self)
+        one = await start_node(self, redis, "--db", database, *AUTH)
+        two = await start_node(self, redis, "--db", database, *AUTH)
+        tony, _ = await history_on(self, two.port, TONY)
+        # Carol has been here once, on node one, while node two ran.
+        carol, _ = await history_on(self, one.port, CAROL)
+        await roster_becomes(tony, [TONY, CAROL], timeout=30.0)
+        await carol.close()
+        await roster_becomes(tony, [TONY], timeout=30.0)
+        # Node two knows her: a private message to her is kept, not refused.
+        tony.send_json(send("while you were out", [CAROL[1]], TONY[1]))
+        self.assertEqual(
+            [plain(o) for o in await stored(self, tony, 1)],
+            [("PRIVATE", "while you were out", TONY[1], True), ("HISTORY", False)],
+        )
+        # A node started later knows her from the database.
+        three = await start_node(self, redis, "--db", database, *AUTH)
+        mary, _ = await history_on(self, three.port, MARY)
+        mary.send_json(send("from three", [CAROL[1]], MARY[1]))
+        self.assertEqual(
+            [plain(o) for o in await stored(self, mary, 1)],
+            [("PRIVATE", "from three", MARY[1], True), ("HISTORY", False)],
+        )
+        carol, got = await history_on(self, one.port, CAROL)
+        self.assertEqual(
+            [plain(o) for o in got[2:]],
+            [
+                ("PRIVATE", "while you were out", TONY[1], True),
+                ("PRIVATE", "from three", MARY[1], True),
+                ("HISTORY", False),
+            ],
+        )
 
 
 class OptionTests(TestCase):

@@ -59,31 +59,39 @@ class ParseJoinTests(SynchronousTestCase):
         self.assertEqual((command.version, command.caps), (1, frozenset()))
         self.assertEqual(parse_client_command(join(V=True)).version, 1)
 
-    def test_every_invalid_field_is_bad_join(self) -> None:
-        cases = {
-            "missing UN": join(UN=None),
-            "missing UID": join(UID=None),
-            "empty UN": join(UN=""),
-            "empty UID": join(UID=""),
-            "UN not a string": join(UN=5),
-            "UN a list": join(UN=["Tony"]),
-            "UID not a string": join(UID=None) | {"UID": 12},
-            "UID null": join() | {"UID": None},
-            "UN too long": join(UN="x" * 65),
-            "UID too long": join(UID="x" * 255),
-            "UN leading space": join(UN=" Tony"),
-            "UN trailing space": join(UN="Tony "),
-            "UN comma": join(UN="To,ny"),
-            "UN reserved ALL": join(UN="ALL"),
-            "UN lone surrogate": join(UN="T" + LONE_SURROGATE),
-            "UID lone surrogate": join(UID="t" + LONE_SURROGATE),
-            "PASS not a string": join(PASS=1234),
-        }
-        for case, obj in cases.items():
-            with self.assertRaises(JoinRefused, msg=case) as caught:
-                parse_client_command(obj)
-            self.assertEqual(caught.exception.code, BAD_JOIN, case)
-            self.assertTrue(caught.exception.reason, case)
+    def test_every_invalid_field_is_bad_join_saying_what_is_wrong(self) -> None:
+        cases = [
+            (join(UN=None), "UN must be a string"),
+            (join(UID=None), "UID must be a string"),
+            (join(UN=""), "UN must not be empty"),
+            (join(UID=""), "UID must not be empty"),
+            (join(UN=5), "UN must be a string"),
+            (join(UN=["Tony"]), "UN must be a string"),
+            (join(UID=None) | {"UID": 12}, "UID must be a string"),
+            (join() | {"UID": None}, "UID must be a string"),
+            (join(UN="x" * 65), "UN must be at most 64 characters"),
+            (join(UID="x" * 255), "UID must be at most 254 characters"),
+            (join(UN=" Tony"), "UN must not start or end with a space"),
+            (join(UN="Tony "), "UN must not start or end with a space"),
+            (join(UN="To,ny"), "UN must not contain a comma"),
+            (join(UN="ALL"), "UN 'ALL' is reserved for broadcasts"),
+            (join(UID="ALL"), "UID 'ALL' is reserved for broadcasts"),
+            (join(UN="T" + LONE_SURROGATE), "UN must be a string"),
+            (join(UID="t" + LONE_SURROGATE), "UID must be a string"),
+            (join(PASS=1234), "PASS must be a string"),
+            (join(PASS=LONE_SURROGATE), "PASS must be a string"),
+            # The nickname is checked first.
+            (join(UN="", UID=""), "UN must not be empty"),
+        ]
+        for obj, reason in cases:
+            with self.subTest(obj=obj):
+                with self.assertRaises(JoinRefused) as caught:
+                    parse_client_command(obj)
+                self.assertEqual(
+                    (caught.exception.code, caught.exception.reason),
+                    (BAD_JOIN, reason),
+                )
+                self.assertEqual(str(caught.exception), f"BAD_JOIN: {reason}")
 
     def test_longest_valid_fields_are_accepted(self) -> None:
         command = parse_client_command(join(UN="é" * 64, UID="u" * 254))
@@ -102,53 +110,84 @@ class ParseSendTests(SynchronousTestCase):
             Send("}{ ü", ("a", "b"), "tony@hku.hk"),
         )
 
-    def test_every_missing_or_ill_typed_field_is_bad_command(self) -> None:
-        cases = {
-            "missing MSG": send(MSG=None),
-            "MSG a number": send(MSG=3),
-            "MSG lone surrogate": send(MSG=LONE_SURROGATE),
-            "missing TO": send(TO=None),
-            "TO a string": send(TO="a"),
-            "TO with a number": send(TO=["a", 1]),
-            "TO with a list": send(TO=[["a"]]),
-            "TO with a lone surrogate": send(TO=[LONE_SURROGATE]),
-            "missing FROM": send(FROM=None),
-            "FROM a list": send(FROM=["a"]),
-        }
-        for case, obj in cases.items():
-            with self.assertRaises(ProtocolError, msg=case) as caught:
-                parse_client_command(obj)
-            self.assertEqual(caught.exception.code, BAD_COMMAND, case)
-            self.assertEqual(caught.exception.ref, "SEND", case)
+    def test_every_missing_or_ill_typed_field_is_bad_command_naming_it(
+        self,
+    ) -> None:
+        needs_msg = "SEND needs MSG, a string"
+        needs_to = "SEND needs TO, a list of user ids"
+        needs_from = "SEND needs FROM, a string"
+        cases = [
+            (send(MSG=None), needs_msg),
+            (send(MSG=3), needs_msg),
+            (send(MSG=LONE_SURROGATE), needs_msg),
+            (send(TO=None), needs_to),
+            (send(TO="a"), needs_to),
+            (send(TO=["a", 1]), needs_to),
+            (send(TO=[["a"]]), needs_to),
+            (send(TO=[LONE_SURROGATE]), needs_to),
+            (send(FROM=None), needs_from),
+            (send(FROM=["a"]), needs_from),
+            # MSG is checked first, then TO.
+            (send(MSG=None, TO=None, FROM=None), needs_msg),
+            (send(TO=None, FROM=None), needs_to),
+        ]
+        for obj, reason in cases:
+            with self.subTest(obj=obj):
+                with self.assertRaises(ProtocolError) as caught:
+                    parse_client_command(obj)
+                error = caught.exception
+                self.assertEqual(
+                    (error.code, error.reason, error.ref), (BAD_COMMAND, reason, "SEND")
+                )
+                self.assertEqual(str(error), f"BAD_COMMAND: {reason}")
 
 
 class ParseOtherCommandTests(SynchronousTestCase):
-    def test_missing_cmd_is_bad_command(self) -> None:
+    def refusal(self, obj: dict[str, Any]) -> tuple[str, str, str | None]:
+        """The code, reason and ``REF`` with which ``obj`` is refused."""
         with self.assertRaises(ProtocolError) as caught:
-            parse_client_command({"UN": "Tony"})
-        self.assertEqual(caught.exception.code, BAD_COMMAND)
+            parse_client_command(obj)
+        return caught.exception.code, caught.exception.reason, caught.exception.ref
+
+    def test_missing_cmd_is_bad_command(self) -> None:
+        self.assertEqual(
+            self.refusal({"UN": "Tony"}), (BAD_COMMAND, "missing CMD", None)
+        )
 
     def test_cmd_not_a_string_is_bad_command(self) -> None:
         for cmd in (1, ["JOIN"], {"a": 1}, True):
-            with self.assertRaises(ProtocolError, msg=cmd) as caught:
-                parse_client_command({"CMD": cmd})
-            self.assertEqual(caught.exception.code, BAD_COMMAND)
+            with self.subTest(cmd=cmd):
+                self.assertEqual(
+                    self.refusal({"CMD": cmd}),
+                    (BAD_COMMAND, "CMD must be a string", None),
+                )
 
     def test_unknown_cmd_is_bad_command_naming_it(self) -> None:
-        with self.assertRaises(ProtocolError) as caught:
-            parse_client_command({"CMD": "DANCE"})
-        self.assertEqual(caught.exception.code, BAD_COMMAND)
-        self.assertIn("DANCE", caught.exception.reason)
-        self.assertEqual(caught.exception.ref, "DANCE")
+        self.assertEqual(
+            self.refusal({"CMD": "DANCE"}),
+            (BAD_COMMAND, "unknown command 'DANCE'", "DANCE"),
+        )
+
+    def test_a_long_unknown_cmd_is_named_by_its_first_40_characters(self) -> None:
+        name = "X" * 40
+        self.assertEqual(
+            self.refusal({"CMD": name + "YZ"}),
+            (BAD_COMMAND, f"unknown command '{name}'", name),
+        )
 
     def test_commands_are_case_sensitive(self) -> None:
-        with self.assertRaises(ProtocolError):
-            parse_client_command({"CMD": "join", "UN": "Tony", "UID": "t"})
+        self.assertEqual(
+            self.refusal({"CMD": "join", "UN": "Tony", "UID": "t"}),
+            (BAD_COMMAND, "unknown command 'join'", "join"),
+        )
 
     def test_server_commands_from_a_client_are_bad_commands(self) -> None:
         for cmd in ("ACK", "LIST", "MSG", "ERROR", "PRESENCE"):
-            with self.assertRaises(ProtocolError, msg=cmd):
-                parse_client_command({"CMD": cmd})
+            with self.subTest(cmd=cmd):
+                self.assertEqual(
+                    self.refusal({"CMD": cmd}),
+                    (BAD_COMMAND, f"unknown command {cmd!r}", cmd),
+                )
 
     def test_unknown_cmd_error_can_always_be_encoded(self) -> None:
         # A lone surrogate cannot be written as UTF-8: the error must not echo it.
@@ -198,7 +237,10 @@ class PayloadTests(SynchronousTestCase):
     def test_client_payloads_parse_as_client_commands(self) -> None:
         self.assertEqual(
             parse_client_command(messages.join_payload("Tony", "t", "pw")),
-            Join("Tony", "t", 2, "pw", frozenset({"presence-delta"})),
+            Join("Tony", "t", 2, "pw", frozenset({"presence-delta", "history"})),
+        )
+        self.assertEqual(
+            parse_client_command(messages.join_payload("Tony", "t", since=7)).since, 7
         )
         self.assertEqual(
             parse_client_command(messages.send_payload("hi", ["m"], "t")),
@@ -232,13 +274,82 @@ class ParseServerCommandTests(SynchronousTestCase):
     def test_unknown_server_command_is_ignored(self) -> None:
         self.assertIsNone(parse_server_command({"CMD": "FUTURE", "X": 1}))
 
-    def test_malformed_known_server_commands_raise(self) -> None:
-        for obj in (
-            {"CMD": "MSG", "TYPE": "ALL", "MSG": 1, "FROM": "a"},
-            {"CMD": "LIST", "DATA": "x"},
-            {"CMD": "LIST", "DATA": [{"UN": "a"}]},
-            {"CMD": "ACK", "TYPE": "MAYBE"},
-            {"CMD": "PRESENCE", "LEFT": [1]},
-        ):
-            with self.assertRaises(ProtocolError, msg=obj):
-                parse_server_command(obj)
+    def test_malformed_known_server_commands_raise_saying_what_is_wrong(
+        self,
+    ) -> None:
+        cases = [
+            (
+                {"CMD": "MSG", "TYPE": "ALL", "MSG": 1, "FROM": "a"},
+                "MSG needs TYPE, MSG and FROM strings",
+            ),
+            ({"CMD": "LIST", "DATA": "x"}, "peer list must be a list"),
+            (
+                {"CMD": "LIST", "DATA": [{"UN": "a"}]},
+                "peer entry needs UN and UID strings",
+            ),
+            ({"CMD": "ACK", "TYPE": "MAYBE"}, "ACK needs TYPE OKAY or FAIL"),
+            ({"CMD": "PRESENCE", "LEFT": [1]}, "PRESENCE LEFT must be a list of ids"),
+        ]
+        for obj, reason in cases:
+            with self.subTest(obj=obj):
+                with self.assertRaises(ProtocolError) as caught:
+                    parse_server_command(obj)
+                self.assertEqual(
+                    (caught.exception.code, caught.exception.reason),
+                    (BAD_COMMAND, reason),
+                )
+
+
+class HistoryCommandTests(SynchronousTestCase):
+    """``HISTORY BEFORE`` and ``JOIN SINCE`` as the server parses them, and
+    the replayed ``MSG`` and ``HISTORY`` as the client does."""
+
+    def test_history_before_parses_with_its_limit(self) -> None:
+        self.assertEqual(
+            parse_client_command(messages.history_request_payload(40, 200)),
+            messages.History(40, 200),
+        )
+        self.assertEqual(
+            parse_client_command({"CMD": "HISTORY", "BEFORE": 9}),
+            messages.History(9, 50),
+        )
+
+    def test_bad_history_requests_say_what_is_wrong(self) -> None:
+        cases = [
+            ({"CMD": "HISTORY"}, "HISTORY needs BEFORE"),
+            ({"CMD": "HISTORY", "BEFORE": "5"}, "HISTORY needs BEFORE"),
+            ({"CMD": "HISTORY", "BEFORE": 0}, "HISTORY needs BEFORE"),
+            ({"CMD": "HISTORY", "BEFORE": True}, "HISTORY needs BEFORE"),
+            ({"CMD": "HISTORY", "BEFORE": 5, "LIMIT": 201}, "from 1 to 200"),
+            ({"CMD": "HISTORY", "BEFORE": 5, "LIMIT": 0}, "from 1 to 200"),
+            ({"CMD": "HISTORY", "BEFORE": 5, "LIMIT": 2.5}, "from 1 to 200"),
+        ]
+        for obj, reason in cases:
+            with self.assertRaises(ProtocolError) as raised:
+                parse_client_command(obj)
+            self.assertEqual(raised.exception.code, "BAD_COMMAND")
+            self.assertEqual(raised.exception.ref, "HISTORY")
+            self.assertIn(reason, raised.exception.reason)
+
+    def test_a_bad_since_refuses_the_join(self) -> None:
+        for since in (-1, "3", 1.5, True):
+            obj = {"CMD": "JOIN", "UN": "T", "UID": "t", "SINCE": since}
+            with self.assertRaises(JoinRefused) as raised:
+                parse_client_command(obj)
+            self.assertEqual(raised.exception.code, "BAD_JOIN")
+            self.assertIn("SINCE", raised.exception.reason)
+
+    def test_replayed_messages_and_the_end_marker_parse_back(self) -> None:
+        stored = messages.ChatMessage(12, 1_700_000_000_000, "t", "ALL", (), "hi")
+        self.assertEqual(
+            messages.parse_server_command(stored.history_payload()),
+            messages.Message("ALL", "hi", "t", 1_700_000_000_000, (), 12, True),
+        )
+        self.assertEqual(
+            messages.parse_server_command(stored.payload()),
+            messages.Message("ALL", "hi", "t", 1_700_000_000_000, (), 12, False),
+        )
+        self.assertEqual(
+            messages.parse_server_command(messages.history_payload(True)),
+            messages.HistoryEnd(True),
+        )

@@ -8,6 +8,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from muca.protocol.wire import (
     BAD_JSON,
     FRAME_TOO_LONG,
+    STREAM_FRAMINGS,
     BadFrame,
     FrameDecoder,
     FrameTooLong,
@@ -95,7 +96,7 @@ class FramingTests(SynchronousTestCase):
             decoder = FrameDecoder()
             self.assertEqual(feed_in_pieces(decoder, self.native, [cut]), whole, cut)
             # Cut between the first object and its newline, the object is
-            # followed by nothing: PROTOCOL.md calls that original framing.
+            # followed by nothing: docs/protocol.md calls that original framing.
             first_end = self.native.index(b"\n")
             self.assertEqual(decoder.newline_framed, cut != first_end, cut)
 
@@ -184,20 +185,31 @@ class BadInputTests(SynchronousTestCase):
                 frames, [BadFrame(BAD_JSON, "expected a JSON object"), {"ok": 1}], value
             )
 
-    def test_array_of_objects_on_a_line_is_one_error(self) -> None:
-        # The objects inside must not be taken for commands of their own.
+    def test_what_cannot_begin_an_object_is_dropped_up_to_the_next_brace(
+        self,
+    ) -> None:
         decoder = FrameDecoder()
         self.assertEqual(decoder.feed(b'{"ok": 0}\n'), [{"ok": 0}])
         frames = decoder.feed(b'[{"CMD": "SEND"}, {"CMD": "JOIN"}]\n{"ok": 1}\n')
+        bad = BadFrame(BAD_JSON, "expected a JSON object")
         self.assertEqual(
-            frames, [BadFrame(BAD_JSON, "expected a JSON object"), {"ok": 1}]
+            frames, [bad, {"CMD": "SEND"}, bad, {"CMD": "JOIN"}, bad, {"ok": 1}]
         )
 
-    def test_array_of_objects_as_first_line_is_one_error(self) -> None:
-        frames = FrameDecoder().feed(b'[{"CMD": "SEND"}]\n{"ok": 1}\n')
-        self.assertEqual(
-            frames, [BadFrame(BAD_JSON, "expected a JSON object"), {"ok": 1}]
-        )
+    def test_garbage_is_one_error_at_once_without_waiting_for_its_end(self) -> None:
+        bad = BadFrame(BAD_JSON, "expected a JSON object")
+        for first in (b"hello", b"42", b"null", b'"text', b"\x01"):
+            decoder = FrameDecoder()
+            self.assertEqual(decoder.feed(first), [bad], first)
+            self.assertEqual(decoder.feed(b" still garbage " * 100), [], first)
+            self.assertEqual(len(decoder._buffer), 0)  # dropped, not held
+            self.assertEqual(decoder.feed(b'{"ok": 1}'), [{"ok": 1}], first)
+            self.assertFalse(decoder.newline_framed)
+
+    def test_garbage_ended_by_a_newline_shows_native_framing(self) -> None:
+        decoder = FrameDecoder()
+        self.assertEqual(len(decoder.feed(b"hello\n")), 1)
+        self.assertTrue(decoder.newline_framed)
 
     def test_garbage_between_original_objects_resyncs_at_next_object(self) -> None:
         frames = FrameDecoder().feed(b'{"a": 1}garbage{"b": 2}')
@@ -264,11 +276,42 @@ class FrameLimitTests(SynchronousTestCase):
             decoder.feed(stream[start : start + 7])
             self.assertLessEqual(len(decoder._buffer), self.limit)
 
-    def test_garbage_without_end_over_the_limit_raises(self) -> None:
+    def test_garbage_without_end_is_one_error_and_never_held(self) -> None:
         decoder = FrameDecoder(self.limit)
+        frames = []
+        for _ in range(100):
+            frames += decoder.feed(b"x" * 10)
+            self.assertEqual(len(decoder._buffer), 0)
+        self.assertEqual(frames, [BadFrame(BAD_JSON, "expected a JSON object")])
+
+    def test_native_line_over_the_limit_is_an_error_and_the_stream_goes_on(
+        self,
+    ) -> None:
+        decoder = FrameDecoder(self.limit)
+        self.assertEqual(decoder.feed(b'{"a": 1}\n'), [{"a": 1}])
+        frames = []
+        long_line = self.frame_of(10 * self.limit) + b"\n"
+        for start in range(0, len(long_line), 30):
+            frames += decoder.feed(long_line[start : start + 30])
+            self.assertLessEqual(len(decoder._buffer), self.limit)
+        frames += decoder.feed(b'{"b": 2}\n')
+        too_long = BadFrame(FRAME_TOO_LONG, "frame longer than 100 bytes")
+        self.assertEqual(frames, [too_long, {"b": 2}])
+
+    def test_native_line_over_the_limit_in_one_piece_keeps_what_follows(
+        self,
+    ) -> None:
+        decoder = FrameDecoder(self.limit)
+        decoder.feed(b'{"a": 1}\n')
+        frames = decoder.feed(self.frame_of(300) + b'\n{"b": 2}\n{"c": 3}')
+        self.assertEqual([type(f) for f in frames], [BadFrame, dict, dict])
+        self.assertEqual(frames[0].code, FRAME_TOO_LONG)
+
+    def test_original_frame_over_the_limit_raises(self) -> None:
+        decoder = FrameDecoder(self.limit)
+        decoder.feed(b'{"a": 1}{"b": 2}')
         with self.assertRaises(FrameTooLong):
-            for _ in range(20):
-                decoder.feed(b"x" * 10)
+            decoder.feed(self.frame_of(300))
 
     def test_many_small_frames_in_one_chunk_are_not_too_long(self) -> None:
         for separator in (b"\n", b""):
@@ -308,7 +351,7 @@ class EncodeRoundTripTests(SynchronousTestCase):
 
     def test_both_framings_decode_back_with_our_decoder(self) -> None:
         objects = [{"MSG": t} for t in self.texts]
-        for framing in Framing:
+        for framing in STREAM_FRAMINGS:
             stream = b"".join(encode(obj, framing) for obj in objects)
             self.assertEqual(FrameDecoder().feed(stream), objects, framing)
 
@@ -329,15 +372,56 @@ class RandomStreamTests(SynchronousTestCase):
                 }
                 for _ in range(rng.randrange(1, 6))
             ]
-            framing = rng.choice(list(Framing))
+            framing = rng.choice(STREAM_FRAMINGS)
             stream = b""
             for obj in objects:
                 if framing is Framing.NATIVE:
                     stream += encode(obj, framing).replace(
                         b"\n", rng.choice([b"\n", b"\r\n"])
                     )
+                elif framing is Framing.PREFIXED:
+                    stream += encode(obj, framing)
                 else:
                     stream += rng.choice([b"", b" ", b"\t"]) + encode(obj, framing)
             cuts = sorted(rng.sample(range(len(stream) + 1), min(4, len(stream))))
             decoder = FrameDecoder()
             self.assertEqual(feed_in_pieces(decoder, stream, cuts), objects, stream)
+
+
+class LengthPrefixedTests(SynchronousTestCase):
+    """A connection whose first byte is 0x00: 4-byte big-endian lengths."""
+
+    def test_prefixed_frames_decode_however_cut(self) -> None:
+        objects = [{"CMD": "JOIN", "UN": "Tønÿ\n"}, {"MSG": "}{\n"}]
+        stream = b"".join(encode(obj, Framing.PREFIXED) for obj in objects)
+        for cut in range(len(stream) + 1):
+            decoder = FrameDecoder()
+            frames = decoder.feed(stream[:cut]) + decoder.feed(stream[cut:])
+            self.assertEqual(frames, objects, cut)
+            self.assertTrue(decoder.length_prefixed)
+
+    def test_encode_writes_the_length_then_compact_utf8(self) -> None:
+        body = '{"MSG":"é"}'.encode()
+        self.assertEqual(
+            encode({"MSG": "é"}, Framing.PREFIXED), len(body).to_bytes(4, "big") + body
+        )
+
+    def test_a_body_that_is_no_object_is_bad_json_and_the_stream_goes_on(self) -> None:
+        stream = b"\x00\x00\x00\x02[]" + encode({"ok": 1}, Framing.PREFIXED)
+        frames = FrameDecoder().feed(stream)
+        self.assertEqual(
+            frames, [BadFrame(BAD_JSON, "expected a JSON object"), {"ok": 1}]
+        )
+
+    def test_a_length_over_the_limit_raises_before_the_body_comes(self) -> None:
+        decoder = FrameDecoder(100)
+        self.assertEqual(decoder.feed(b"\x00\x00\x00\x64"), [])
+        decoder = FrameDecoder(100)
+        with self.assertRaises(FrameTooLong):
+            decoder.feed(b"\x00\x00\x00\x65{")
+
+    def test_only_a_first_nul_byte_selects_it(self) -> None:
+        decoder = FrameDecoder()
+        decoder.feed(b'{"a": 1}\n')
+        self.assertFalse(decoder.length_prefixed)
+        self.assertEqual(decoder.feed(b"\x00\n")[0].code, BAD_JSON)

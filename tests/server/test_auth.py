@@ -262,6 +262,32 @@ class SlowCheckerTests(SynchronousTestCase):
         fail, error_ = tony.take()
         self.assertEqual((fail["CODE"], error_["CODE"]), ("AUTH_FAILED", "NOT_JOINED"))
 
+    def test_frames_behind_a_password_check_then_wait_for_the_rate(self) -> None:
+        server = MemoryServer(portal=make_portal([self.checker]), rate=20, burst=50)
+        self.addCleanup(server.stop)
+        mary = server.connect()
+        mary.send_json(join("Mary", "mary@hku.hk", PASS="pw"))
+        self.checker.answer()
+        mary.take()
+        tony = server.connect()
+        tony.send(
+            b'{"CMD":"JOIN","UN":"Tony","UID":"tony@hku.hk","PASS":"pw"}\n'
+            + b"".join(
+                b'{"CMD":"SEND","MSG":"m%d","TO":[],"FROM":"tony@hku.hk"}\n' % i
+                for i in range(70)
+            )
+        )
+        self.assertEqual(tony.take(), [])
+        self.checker.answer()
+        self.assertEqual(tony.take()[0], OKAY)
+        self.assertEqual(tony.transport.producerState, "paused")  # now the rate
+        texts = [o["MSG"] for o in mary.take() if o["CMD"] == "MSG"]
+        self.assertEqual(len(texts), 50)
+        server.clock.advance(1)
+        texts += [o["MSG"] for o in mary.take() if o["CMD"] == "MSG"]
+        self.assertEqual(texts, [f"m{i}" for i in range(70)])
+        self.assertEqual(tony.transport.producerState, "producing")
+
     def test_connection_lost_during_the_check(self) -> None:
         tony = self.server.connect()
         tony.send_json(join("Tony", "tony@hku.hk", PASS="pw"))

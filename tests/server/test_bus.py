@@ -4,14 +4,20 @@ reaches the node through the bus."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Sequence
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from muca.protocol.messages import ALL, PRIVATE, ChatMessage
 from muca.server.bus import LocalBus
+from muca.store import StoreError
+from muca.store.sqlite import SQLiteStore
 from tests.support import MemoryServer, send
 from tests.support.server import HENRY, MARY, TONY, ServerTestCase
+from tests.support.twistd import fresh_directory
 
 
 class Recorder:
@@ -97,3 +103,60 @@ class MessageIdTests(ServerTestCase):
         self.server.factory.bus.attach(recorder)
         self.joined(TONY)
         self.assertEqual(recorder.roster_changes, 1)
+
+
+class BatchRecorder(Recorder):
+    """A listener that also keeps each delivery call (one per batch)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[str]] = []
+
+    def deliver(self, messages: Sequence[ChatMessage]) -> None:
+        super().deliver(messages)
+        self.batches.append([m.text for m in messages])
+
+
+class StoringBusTests(TestCase):
+    """The bus with a store (a real SQLite file): stored before delivered,
+    one transaction per batch, nothing delivered of a batch not stored."""
+
+    async def setUp(self) -> None:
+        self.store = SQLiteStore(os.path.join(fresh_directory(self), "bus.db"))
+        await self.store.open()
+        self.addCleanup(self.store.close)
+        self.clock = MemoryReactorClock()
+        self.bus = LocalBus(store=self.store, clock=self.clock)
+        self.recorder = BatchRecorder()
+        self.bus.attach(self.recorder)
+
+    async def test_one_turns_messages_are_one_batch_delivered_once_stored(
+        self,
+    ) -> None:
+        first = self.bus.publish([draft("a")])
+        second = self.bus.publish([draft("b"), draft("c")])
+        self.clock.advance(0)  # the end of the turn: the batch goes out
+        third = self.bus.publish([draft("d")])  # while the first is written
+        self.assertEqual(self.recorder.batches, [])  # not before it is stored
+        self.assertEqual([m.id for m in await second], [2, 3])
+        self.assertEqual([m.id for m in await first], [1])
+        self.assertEqual([m.id for m in await third], [4])
+        self.assertEqual(self.recorder.batches, [["a", "b", "c"], ["d"]])
+        page = await self.store.latest(None, False, 10)
+        self.assertEqual([m.text for m in page.messages], ["a", "b", "c", "d"])
+
+    async def test_a_batch_not_stored_is_not_delivered_and_fails(self) -> None:
+        await self.store.close()
+        refused = self.bus.publish([draft("lost")])
+        self.clock.advance(0)
+        with self.assertRaises(StoreError):
+            await refused
+        self.assertEqual(self.recorder.delivered, [])
+        self.assertTrue(self.bus.failing)
+
+    async def test_ids_go_on_from_the_stores_last_one(self) -> None:
+        await self.store.append([dataclasses.replace(draft("old"), id=7)])
+        bus = LocalBus(store=self.store, clock=self.clock)
+        published = bus.publish([draft("new")])
+        self.clock.advance(0)
+        self.assertEqual([m.id for m in await published], [8])

@@ -19,6 +19,7 @@ from muca.server.connection import ChatProtocol
 from muca.server.node import ChatFactory
 from tests.support import (
     OKAY,
+    OKAY_V2,
     OriginalClient,
     RawClient,
     connect,
@@ -147,11 +148,13 @@ class ErrorTests(EndToEndTestCase):
         for client in (tony, mary, lurker):
             self.assertIsNone(client.lost)
 
-    async def test_frame_too_long_gets_error_and_close(self) -> None:
+    async def test_frame_too_long_in_original_framing_gets_error_and_close(
+        self,
+    ) -> None:
         port = await start_server(self, "--max-frame", "1000")
         (tony,) = await join_all(self, port, [TONY])
         mary = await connect(self, port)
-        mary.send_json(join(*MARY))
+        mary.send_json(join(*MARY), newline=False)
         self.assertEqual(await mary.next_objects(2), [OKAY, roster(TONY, MARY)])
         self.assertEqual(await tony.next_object(), roster(TONY, MARY))
         mary.send(b'{"CMD": "SEND", "MSG": "' + b"x" * 5000)
@@ -159,6 +162,21 @@ class ErrorTests(EndToEndTestCase):
         await mary.closed()
         self.assertTrue(mary.lost.check(ConnectionDone))
         self.assertEqual(await tony.next_object(), roster(TONY))
+
+    async def test_native_line_too_long_gets_error_and_the_connection_goes_on(
+        self,
+    ) -> None:
+        port = await start_server(self, "--max-frame", "1000")
+        tony, mary = await join_all(self, port, [TONY, MARY])
+        # Sent in pieces: the server drops it as it comes, never holding it.
+        await mary.send_slowly(
+            b'{"CMD": "SEND", "MSG": "' + b"x" * 5000 + b'", "TO": []}\n', chunk=700
+        )
+        await self.assertError(mary, "FRAME_TOO_LONG")
+        mary.send_json(send("after", [], MARY[1]))
+        self.assertEqual((await tony.next_object())["MSG"], "after")
+        self.assertEqual(mary.pending(), [])
+        self.assertIsNone(mary.lost)
 
 
 class StreamTests(EndToEndTestCase):
@@ -253,7 +271,8 @@ class MixedRoomTests(EndToEndTestCase):
                 join(nickname, uid) if original else join(nickname, uid, V=2)
             )
             expected = roster(*who[: i + 1])
-            self.assertEqual(await client.next_objects(2), [OKAY, expected])
+            ack = OKAY if original else OKAY_V2
+            self.assertEqual(await client.next_objects(2), [ack, expected])
             for earlier in clients:
                 self.assertEqual(await earlier.next_object(), expected)
             clients.append(client)

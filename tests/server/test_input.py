@@ -61,7 +61,9 @@ class FramingTests(ServerTestCase):
         peer.send(json.dumps(join(*TONY, V=2)).encode())
         data = peer.take_bytes()
         self.assertEqual(data.count(b"\n"), 2)
-        self.assertTrue(data.startswith(b'{"CMD":"ACK","TYPE":"OKAY"}\n'))
+        self.assertTrue(
+            data.startswith(b'{"CMD":"ACK","TYPE":"OKAY","MAX_FRAME":65536}\n')
+        )
 
     def test_framing_is_decided_once_per_connection(self) -> None:
         peer = self.server.connect()
@@ -164,11 +166,25 @@ class BadInputTests(ServerTestCase):
             peer.send(raw)
             self.assertError(peer.take(), "BAD_JSON")
 
-    def test_array_of_commands_is_one_error_and_not_executed(self) -> None:
+    def test_what_cannot_begin_an_object_is_bad_json_up_to_the_next_brace(
+        self,
+    ) -> None:
         peer = self.server.connect()
-        peer.send(b"[" + json.dumps(join(*TONY)).encode() + b"]\n")
-        self.assertError(peer.take(), "BAD_JSON")
-        self.assertEqual(len(self.server.factory.room), 0)
+        peer.send(b'[{"CMD": "NOPE"}]\n')
+        codes = [obj["CODE"] for obj in peer.take()]
+        self.assertEqual(codes, ["BAD_JSON", "BAD_COMMAND", "BAD_JSON"])
+
+    def test_garbage_is_answered_at_once_without_a_newline(self) -> None:
+        for garbage in (b"hello", b"42", b"null", b'"JOIN"'):
+            peer = self.server.connect()
+            peer.send(garbage)
+            self.assertError(peer.take(), "BAD_JSON")
+            # Dropped once: the rest of it is no second error.
+            peer.send(b" more garbage")
+            self.assertEqual(peer.take(), [])
+            peer.send_json(join(*TONY), newline=False)
+            self.assertEqual(peer.take()[0], OKAY)
+            peer.lose()
 
     def test_unknown_or_missing_cmd_is_bad_command(self) -> None:
         (tony,) = self.joined(TONY)
@@ -208,7 +224,7 @@ class BadInputTests(ServerTestCase):
         server = MemoryServer(max_frame=200)
         self.addCleanup(server.stop)
         tony, mary = server.connect(), server.connect()
-        tony.send_json(join(*TONY))
+        tony.send_json(join(*TONY), newline=False)  # original framing
         mary.send_json(join(*MARY))
         tony.take(), mary.take()
         tony.send(b'{"CMD": "SEND", "MSG": "' + b"x" * 300)
@@ -253,7 +269,7 @@ class BadInputTests(ServerTestCase):
             data = bytes(rng.choice(alphabet) for _ in range(rng.randrange(1, 200)))
             for start in range(0, len(data), 17):
                 peer.send(data[start : start + 17])
-            peer.take()
+            peer.take_bytes()  # in any framing, a leading NUL included
             peer.lose()
         tony.send_json(send("still here", [], TONY[1]))
         self.assertEqual(without_ts(mary.take()), [msg("ALL", "still here", TONY[1])])
@@ -277,6 +293,39 @@ class BadInputTests(ServerTestCase):
         got = mary.take()
         self.assertEqual(got[0], roster(MARY, TONY))
         self.assertEqual(got[1]["MSG"], "first")
+
+
+class MaxFrameTests(SynchronousTestCase):
+    def test_a_v2_client_is_told_the_longest_frame_and_an_original_one_is_not(
+        self,
+    ) -> None:
+        server = MemoryServer(max_frame=1000)
+        self.addCleanup(server.stop)
+        native = server.connect()
+        native.send_json(join(*TONY, V=2))
+        self.assertEqual(
+            native.take()[0], {"CMD": "ACK", "TYPE": "OKAY", "MAX_FRAME": 1000}
+        )
+        original = server.connect()
+        original.send_json(join(*MARY), newline=False)
+        self.assertTrue(
+            original.take_bytes().startswith(b'{"CMD": "ACK", "TYPE": "OKAY"}{')
+        )
+
+    def test_a_native_line_up_to_max_frame_passes_and_one_byte_more_is_refused(
+        self,
+    ) -> None:
+        server = MemoryServer(max_frame=100)
+        self.addCleanup(server.stop)
+        tony = server.connect()
+        tony.send_json(join(*TONY, V=2))
+        tony.take()
+        head = b'{"CMD":"NOPE","X":"'
+        for size, code in ((100, "BAD_COMMAND"), (101, "FRAME_TOO_LONG")):
+            tony.send(head + b"x" * (size - len(head) - 2) + b'"}\n')
+            (error,) = tony.take()
+            self.assertEqual(error["CODE"], code, size)
+        self.assertFalse(tony.closed_by_server)
 
 
 class ProtocolClassTests(SynchronousTestCase):

@@ -10,6 +10,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.support import (
     OKAY,
+    OKAY_V2,
     OriginalClient,
     connect,
     join,
@@ -93,7 +94,7 @@ class OriginalClientTests(TestCase):
         self.assertEqual(await tony.next_objects(2), [OKAY, roster(TONY)])
         mary = await connect(self, port)
         mary.send_json(join(*MARY, V=2))
-        self.assertEqual(await mary.next_objects(2), [OKAY, roster(TONY, MARY)])
+        self.assertEqual(await mary.next_objects(2), [OKAY_V2, roster(TONY, MARY)])
         self.assertEqual(await tony.next_object(), roster(TONY, MARY))
         mary.send_json(send(TRICKY, [TONY[1]], MARY[1]))
         self.assertEqual((await tony.next_object())["MSG"], TRICKY)

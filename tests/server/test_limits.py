@@ -7,7 +7,12 @@ from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from muca.server.connection import REFUSED_WAIT
-from muca.server.limits import ConnectionCounter, TokenBucket
+from muca.server.limits import (
+    DEFAULT_BURST,
+    DEFAULT_RATE,
+    ConnectionCounter,
+    TokenBucket,
+)
 from tests.support import OKAY, MemoryPeer, MemoryServer, join, roster, send
 
 TONY = ("Tony", "tony@hku.hk")
@@ -42,6 +47,16 @@ class TokenBucketTests(SynchronousTestCase):
         for _ in range(100):
             self.assertFalse(bucket.take())
         clock.advance(1)
+        self.assertTrue(bucket.take())
+
+    def test_wait_says_when_the_next_token_comes(self) -> None:
+        clock = Clock()
+        bucket = TokenBucket(rate=20, burst=2, clock=clock)
+        self.assertEqual(bucket.wait(), 0)
+        bucket.take()
+        bucket.take()
+        self.assertAlmostEqual(bucket.wait(), 0.05)
+        clock.advance(0.05)
         self.assertTrue(bucket.take())
 
     def test_nonsense_settings_are_refused(self) -> None:
@@ -90,6 +105,11 @@ class ConnectionCounterTests(SynchronousTestCase):
         counter = ConnectionCounter()
         for _ in range(1000):
             self.assertIsNone(counter.admit("a"))
+
+
+def codes(objects: list[dict]) -> list[str]:
+    """The CODE of each object."""
+    return [obj.get("CODE") for obj in objects]
 
 
 def join_peer(server: MemoryServer, who: tuple[str, str]) -> MemoryPeer:
@@ -180,11 +200,13 @@ class ClosingTests(SynchronousTestCase):
     def test_a_member_being_closed_leaves_the_room_at_once(self) -> None:
         server = MemoryServer(max_frame=100)
         self.addCleanup(server.stop)
-        tony, mary = join_peer(server, TONY), join_peer(server, MARY)
+        tony = join_peer(server, TONY)
+        mary = server.connect()
+        mary.send_json(join(*MARY), newline=False)  # original framing
         tony.take()
         mary.take()
         mary.protocol.pauseProducing()  # Mary does not read
-        mary.send(b"{" + b" " * 200)  # too long: ERROR and close
+        mary.send(b"{" + b" " * 200)  # too long in original framing: ERROR and close
         self.assertTrue(mary.closed_by_server)
         self.assertNotIn(MARY[1], server.factory.room)
         self.assertEqual(tony.take(), [roster(TONY)])
@@ -244,33 +266,53 @@ class JoinTimeoutTests(SynchronousTestCase):
 
 
 class RateLimitTests(SynchronousTestCase):
+    """Past its rate a peer is slowed, never dropped (default settings)."""
+
     def setUp(self) -> None:
-        self.server = MemoryServer(rate=20, burst=50)
+        self.server = MemoryServer(rate=DEFAULT_RATE, burst=DEFAULT_BURST)
         self.addCleanup(self.server.stop)
         self.tony = join_peer(self.server, TONY)
         self.mary = join_peer(self.server, MARY)
+        self.henry = join_peer(self.server, HENRY)
         self.server.clock.advance(10)  # buckets full again
-        self.tony.take()
-        self.mary.take()
+        for peer in (self.tony, self.mary, self.henry):
+            peer.take()
 
-    def flood(self, count: int) -> None:
+    def flood(self, count: int, start: int = 0) -> None:
         data = b"".join(
             b'{"CMD":"SEND","MSG":"m%d","TO":[],"FROM":"mary@hku.hk"}\n' % i
-            for i in range(count)
+            for i in range(start, start + count)
         )
         self.mary.send(data)
 
-    def test_burst_passes_and_the_rest_is_dropped_with_an_error_each(self) -> None:
+    def texts(self, peer: MemoryPeer) -> list[str]:
+        return [m["MSG"] for m in peer.take() if m["CMD"] == "MSG"]
+
+    def test_a_flood_is_delivered_whole_at_the_rate_after_the_burst(self) -> None:
+        self.flood(300)
+        clock = self.server.clock
+        delivered = self.texts(self.tony)
+        self.assertEqual(len(delivered), 50)
+        for second in range(1, 14):
+            clock.advance(1)
+            delivered += self.texts(self.tony)
+            self.assertEqual(len(delivered), min(300, 50 + 20 * second), second)
+        self.assertEqual(delivered, [f"m{i}" for i in range(300)])
+        self.assertEqual(self.mary.take(), [])  # no error: nothing was dropped
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_reading_is_paused_while_frames_wait_and_resumed_after(self) -> None:
+        self.flood(51)
+        self.assertEqual(self.mary.transport.producerState, "paused")
+        self.server.clock.advance(0.05)
+        self.assertEqual(len(self.texts(self.tony)), 51)
+        self.assertEqual(self.mary.transport.producerState, "producing")
+
+    def test_what_arrives_while_paused_waits_behind_the_rest(self) -> None:
         self.flood(60)
-        received = self.tony.take()
-        self.assertEqual([m["MSG"] for m in received], [f"m{i}" for i in range(50)])
-        errors = self.mary.take()
-        self.assertEqual(len(errors), 10)
-        for error in errors:
-            self.assertEqual(
-                (error["CMD"], error["CODE"], error["REF"]),
-                ("ERROR", "RATE_LIMITED", "SEND"),
-            )
+        self.flood(5, start=60)  # bytes already on their way when paused
+        self.server.clock.advance(1)
+        self.assertEqual(self.texts(self.tony), [f"m{i}" for i in range(65)])
 
     def test_sender_may_go_on_at_the_rate(self) -> None:
         self.flood(50)
@@ -280,25 +322,38 @@ class RateLimitTests(SynchronousTestCase):
             self.flood(1)
         self.assertEqual(len(self.tony.take()), 40)
         self.assertEqual(self.mary.take(), [])
+        self.assertEqual(self.mary.transport.producerState, "producing")
 
-    def test_flooder_stays_joined_and_others_are_untouched(self) -> None:
+    def test_others_chat_on_while_a_flooder_is_slowed(self) -> None:
         self.flood(500)
         self.assertFalse(self.mary.closed_by_server)
         self.assertIn(MARY[1], self.server.factory.room)
-        self.tony.send_json(send("hi", [MARY[1]], TONY[1]))
-        self.assertEqual(self.mary.take()[-1]["MSG"], "hi")
+        self.tony.send_json(send("hi", [HENRY[1]], TONY[1]))
+        self.henry.send_json(send("hello", [TONY[1]], HENRY[1]))
+        self.assertEqual(self.texts(self.henry)[-1], "hi")
+        self.assertEqual(self.texts(self.tony)[-1], "hello")
 
-    def test_garbage_counts_too(self) -> None:
+    def test_garbage_counts_too_and_is_answered_late(self) -> None:
         self.mary.send(b"x\n" * 60)
-        codes = [error["CODE"] for error in self.mary.take()]
-        self.assertEqual(codes, ["BAD_JSON"] * 50 + ["RATE_LIMITED"] * 10)
+        self.assertEqual(codes(self.mary.take()), ["BAD_JSON"] * 50)
+        self.server.clock.advance(0.5)
+        self.assertEqual(codes(self.mary.take()), ["BAD_JSON"] * 10)
 
-    def test_every_join_gets_its_ack_even_past_the_limit(self) -> None:
+    def test_every_join_gets_its_ack_in_order_past_the_limit(self) -> None:
         self.flood(60)
-        self.mary.take()
         self.mary.send_json(join(*MARY))
+        self.assertEqual(len(self.texts(self.tony)), 50)
+        self.assertEqual(self.mary.take(), [])  # the JOIN waits its turn
+        self.server.clock.advance(0.5)
         (ack,) = self.mary.take()
         self.assertEqual((ack["CMD"], ack["CODE"]), ("ACK", "ALREADY_JOINED"))
+
+    def test_a_slowed_peer_that_leaves_leaves_nothing_behind(self) -> None:
+        self.flood(100)
+        self.mary.lose()
+        self.server.clock.advance(10)
+        self.assertEqual(len(self.texts(self.tony)), 50)
+        self.assertEqual(self.server.clock.getDelayedCalls(), [])
 
     def test_no_limit_when_turned_off(self) -> None:
         server = MemoryServer(rate=None)

@@ -157,9 +157,47 @@ class RouteTests(SynchronousTestCase):
         self.assertEqual((route.recipients, route.unknown), ([self.henry], ("tony",)))
         self.assertNotIn(self.tony, self.room.route(self.mary, []).recipients)
 
-    def test_ids_are_case_sensitive(self) -> None:
+    def test_ids_and_nicknames_are_case_sensitive(self) -> None:
+        route = self.room.route(self.mary, ["TONY"])
+        self.assertEqual(route.unknown, ("TONY",))
+
+    def test_a_nickname_that_is_no_user_id_means_its_member(self) -> None:
         route = self.room.route(self.mary, ["Tony"])
-        self.assertEqual(route.unknown, ("Tony",))
+        self.assertEqual((route.kind, route.recipients), (PRIVATE, [self.tony]))
+        route = self.room.route(self.mary, ["Peter", "henry"])
+        self.assertEqual(
+            (route.kind, route.recipients, route.unknown),
+            (GROUP, [self.peter, self.henry], ()),
+        )
+
+    def test_a_member_named_by_id_and_nickname_counts_once(self) -> None:
+        route = self.room.route(self.mary, ["tony", "Tony"])
+        self.assertEqual((route.kind, route.recipients), (PRIVATE, [self.tony]))
+
+    def test_a_user_id_wins_over_a_nickname(self) -> None:
+        room = Room()
+        sender = room.join("c0", "S", "s")
+        named = room.join("c1", "bob", "robert")
+        bob = room.join("c2", "Bobby", "bob")
+        route = room.route(sender, ["bob"])
+        self.assertEqual(route.recipients, [bob])
+        self.assertNotEqual(route.recipients, [named])
+
+    def test_own_nickname_is_dropped_like_own_id(self) -> None:
+        with self.assertRaises(ProtocolError) as caught:
+            self.room.route(self.mary, ["Mary"])
+        self.assertEqual(caught.exception.code, NO_RECIPIENT)
+
+    def test_all_means_everyone(self) -> None:
+        for to in (["ALL"], ["ALL", "tony"]):
+            route = self.room.route(self.mary, to)
+            self.assertEqual(route.kind, ALL)
+            self.assertEqual(route.recipients, [self.tony, self.henry, self.peter])
+            self.assertEqual(route.unknown, ())
+
+    def test_a_nickname_that_left_is_unknown(self) -> None:
+        self.room.leave(self.tony)
+        self.assertEqual(self.room.route(self.mary, ["Tony"]).unknown, ("Tony",))
 
 
 class RosterUpdateTests(SynchronousTestCase):

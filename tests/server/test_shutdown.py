@@ -38,7 +38,7 @@ class SigtermTests(TestCase):
         acks = await defer.gatherResults([c.acked for c in clients]).addTimeout(
             WAIT, reactor
         )
-        self.assertEqual(set(acks), {b'{"CMD":"ACK","TYPE":"OKAY"}'})
+        self.assertEqual(set(acks), {b'{"CMD":"ACK","TYPE":"OKAY","MAX_FRAME":65536}'})
 
         started = time.monotonic()
         server.terminate()
@@ -64,7 +64,7 @@ class StopServiceTests(TestCase):
         self,
     ) -> None:
         options = tap.Options()
-        options.parseOptions(["--listen", "tcp:0:interface=127.0.0.1"])
+        options.parseOptions(["--listen", "tcp:0:interface=127.0.0.1", "--web", "none"])
         service = tap.makeService(options)
         service.privilegedStartService()
         service.startService()

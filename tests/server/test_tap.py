@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 import resource
+import subprocess
 from pathlib import Path
 
 from twisted.python.usage import UsageError
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+import muca
 from muca.server import tap
+from tests.support.twistd import TWISTD, fresh_directory, start_twistd
 
 README = Path(__file__).resolve().parent.parent.parent / "README.md"
 
@@ -75,6 +78,59 @@ class LimitOptionTests(SynchronousTestCase):
                 tap.Options().parseOptions(args)
 
 
+class CommandLineTests(SynchronousTestCase):
+    """``twistd muca`` as run from a shell: mistakes are one line, no traceback."""
+
+    def twistd(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*TWISTD, "-n", "--pidfile=", "muca", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=fresh_directory(self),
+        )
+
+    def test_bad_ports_and_endpoints_are_one_line_naming_the_option(self) -> None:
+        cases = {
+            ("--port", "abc"): "--port: 'abc' is not a port number (0-65535)",
+            ("--port", "-5"): "--port: '-5' is not a port number (0-65535)",
+            ("--port", "99999"): "--port: '99999' is not a port number (0-65535)",
+            ("--listen", "bogus:xyz"): "--listen: bogus:xyz: Unknown endpoint type",
+            ("--listen", "tcp:notaport"): "--listen: 'notaport' is not a port number",
+            ("--max-frame", "abc"): "--max-frame: 'abc' is not a positive whole",
+        }
+        for args, message in cases.items():
+            ran = self.twistd(*args)
+            self.assertNotEqual(ran.returncode, 0, args)
+            output = ran.stdout + ran.stderr
+            self.assertNotIn("Traceback", output, args)
+            self.assertNotIn("listening", output, args)  # nothing listened
+            errors = [line for line in output.splitlines() if message in line]
+            self.assertEqual(len(errors), 1, output)
+            # twistd's usage line, a pointer to --help, and the mistake.
+            self.assertLessEqual(len(output.splitlines()), 3, output)
+
+    def test_version_shows_mucas_version(self) -> None:
+        ran = self.twistd("--version")
+        self.assertEqual(ran.returncode, 0)
+        self.assertIn(f"MUCA version {muca.__version__}", ran.stdout)
+
+    def test_port_zero_is_accepted(self) -> None:
+        options = tap.Options()
+        options.parseOptions(["--port", "0"])
+        self.assertEqual(options["listen"][0], "tcp:0:backlog=1024")
+
+
+class ListeningLogTests(TestCase):
+    async def test_the_port_the_system_gave_is_logged(self) -> None:
+        server = await start_twistd(self, "--port", "0")
+        lines = re.findall(r"muca: listening on ([^ \n]+)", server.process.output)
+        self.assertEqual(len(lines), 2, server.process.output)
+        self.assertIn(f"127.0.0.1:{server.port}", lines)
+        other = next(line for line in lines if line != f"127.0.0.1:{server.port}")
+        self.assertRegex(other, r"^0\.0\.0\.0:[1-9]\d*$")
+
+
 class DocumentationTests(SynchronousTestCase):
     def test_help_and_readme_document_every_option(self) -> None:
         usage = str(tap.Options())
@@ -82,7 +138,12 @@ class DocumentationTests(SynchronousTestCase):
         server_section = table[
             table.index("## The server") : table.index("## The client")
         ]
-        names = [row[0] for row in tap.Options.optParameters] + ["listen", "auth"]
+        names = [row[0] for row in tap.Options.optParameters] + [
+            "listen",
+            "auth",
+            "web",
+            "web-origin",
+        ]
         for name in names:
             self.assertIn(f"--{name}", usage)
             self.assertRegex(server_section, rf"(?m)^\| `--{re.escape(name)}\b", name)

@@ -71,7 +71,7 @@ class TlsListenTests(TlsTestCase):
     def test_port_option_takes_an_ssl_description(self) -> None:
         description = tls_listen(self.files)
         options = tap.Options()
-        options.parseOptions(["--port", description])
+        options.parseOptions(["--port", description, "--web", "none"])
         self.assertEqual(options["listen"], [f"{description}:backlog=1024"])
         self.assertEqual(len(list(tap.makeService(options))), 1)
 

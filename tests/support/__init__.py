@@ -55,6 +55,10 @@ TIMEOUT = 10.0
 #: The ``ACK`` a server sends for an accepted ``JOIN``.
 OKAY = {"CMD": "ACK", "TYPE": "OKAY"}
 
+#: The ``ACK`` for an accepted ``"V": 2`` ``JOIN``: with the longest frame
+#: the server takes (the default).
+OKAY_V2 = {"CMD": "ACK", "TYPE": "OKAY", "MAX_FRAME": 65536}
+
 _JSON = json.JSONDecoder()
 _WHITESPACE = " \t\r\n"
 
@@ -76,11 +80,18 @@ async def start_server(
 
 async def start_service(testcase: TestCase, *args: str) -> list[IListeningPort]:
     """Start the ``twistd muca`` service with these options (``--list-interval
-    0`` unless given); return its listening ports once they listen. The
-    test's cleanup stops it."""
+    0`` and ``--db none`` unless given); return its listening ports once they
+    listen. The test's cleanup stops it."""
     options = tap.Options()
     if not any(arg.startswith("--list-interval") for arg in args):
         args = ("--list-interval", "0", *args)
+    if not any(arg.startswith("--db") for arg in args):
+        # The history's own tests name their database; the others need none
+        # (and must not share one muca.db in the working directory).
+        args = ("--db", "none", *args)
+    if not any(arg.startswith("--web") for arg in args):
+        # Not the default web port 40080: tests run side by side.
+        args = ("--web", "none", *args)
     options.parseOptions(list(args))
     service = tap.makeService(options)
     service.privilegedStartService()

@@ -166,12 +166,23 @@ def _stop_process(process: subprocess.Popen[bytes]) -> None:
         process.wait(5)
 
 
-def make_certificates(folder: Path, host: str = "127.0.0.1") -> dict[str, str]:
-    """Write a throwaway CA and a server certificate for ``host`` signed by it.
+def make_certificates(
+    folder: Path,
+    host: str = "127.0.0.1",
+    names: list[str] | None = None,
+    subject: str | None = None,
+) -> dict[str, str]:
+    """Write a throwaway CA and a server certificate signed by it.
 
-    Returns the paths of ``ca`` (the CA certificate, PEM), ``key`` and
-    ``cert`` (the server's private key and certificate, PEM).
+    The server certificate's subjectAltName holds ``names`` (IP addresses
+    or DNS names; by default ``host`` and ``localhost``); with ``names=[]``
+    it has no extensions at all, as a hand-made certificate often has. Its
+    subject is ``CN=subject`` (default: ``host``). Returns the paths of
+    ``ca`` (the CA certificate, PEM), ``key`` and ``cert`` (the server's
+    private key and certificate, PEM).
     """
+    if names is None:
+        names = [host, "localhost"]
     folder.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
 
@@ -193,18 +204,14 @@ def make_certificates(folder: Path, host: str = "127.0.0.1") -> dict[str, str]:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(
+        )
+        if ca or names:
+            builder = builder.add_extension(
                 x509.BasicConstraints(ca=ca, path_length=None), critical=True
             )
-        )
-        if not ca:
+        if not ca and names:
             builder = builder.add_extension(
-                x509.SubjectAlternativeName(
-                    [
-                        x509.IPAddress(ipaddress.ip_address(host)),
-                        x509.DNSName("localhost"),
-                    ]
-                ),
+                x509.SubjectAlternativeName([_general_name(n) for n in names]),
                 critical=False,
             )
         return builder.sign(issuer_key, hashes.SHA256())
@@ -212,7 +219,7 @@ def make_certificates(folder: Path, host: str = "127.0.0.1") -> dict[str, str]:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = certificate("MUCA test CA", ca_key, "MUCA test CA", ca_key, ca=True)
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = certificate(host, key, "MUCA test CA", ca_key, ca=False)
+    cert = certificate(subject or host, key, "MUCA test CA", ca_key, ca=False)
     paths = {name: str(folder / f"{name}.pem") for name in ("ca", "key", "cert")}
     pem = serialization.Encoding.PEM
     Path(paths["ca"]).write_bytes(ca_cert.public_bytes(pem))
@@ -225,6 +232,13 @@ def make_certificates(folder: Path, host: str = "127.0.0.1") -> dict[str, str]:
         )
     )
     return paths
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
 
 
 def tls_listen(paths: dict[str, str]) -> str:

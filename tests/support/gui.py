@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import re
+import shutil
+import subprocess
 import tkinter as tk
 from pathlib import Path
 from typing import Any
@@ -11,7 +15,7 @@ from twisted.trial.unittest import TestCase
 
 from muca.client.config import ClientConfig
 from muca.client.gui import ChatWindow, pane_text
-from tests.support import start_server
+from tests.support import start_service
 from tests.support.client import (
     start_display,
     wait_until,
@@ -25,22 +29,52 @@ HENRY = ("Henry", "henry@hku.hk")
 PETER = ("Peter", "peter@hku.hk")
 
 
+#: The time in front of every line of the messages pane (HH:MM, with the
+#: date when not today).
+TIME_PREFIX = re.compile(r"(?m)^(\d{4}-\d\d-\d\d )?\d\d:\d\d ")
+
+
 def first_line(pane: tk.Text) -> tuple[str, tuple[str, ...]]:
-    """The top line of a pane and its tags."""
-    return pane.get("1.0", "1.end"), pane.tag_names("1.0")
+    """The top line of a pane and its tags (without a message's time)."""
+    return TIME_PREFIX.sub("", pane.get("1.0", "1.end"), count=1), pane.tag_names("1.0")
+
+
+def message_text(pane: tk.Text) -> str:
+    """The messages pane's text with the time in front of each line removed."""
+    return TIME_PREFIX.sub("", pane_text(pane))
 
 
 class GuiTestCase(TestCase):
     """A display, a server and a Tk root driven by tksupport, for each test."""
 
+    #: Extra ``twistd muca`` options for the test's server.
+    server_args: tuple[str, ...] = ()
+
     async def setUp(self) -> None:
         self.display = start_display(self)
-        self.port = await start_server(self)
+        (listening,) = await start_service(
+            self, "--listen", "tcp:0:interface=127.0.0.1", *self.server_args
+        )
+        self.port = listening.getHost().port
+        #: The server's ChatFactory, to make it hang up on a client.
+        self.server = listening.factory
         self.root = tk.Tk(screenName=self.display)
         self.root.withdraw()
-        self.addCleanup(self.root.destroy)
+        self.addCleanup(self._forget_tk)
         tksupport.install(self.root, ms=5)
         self.addCleanup(tksupport.uninstall)
+
+    def _forget_tk(self) -> None:
+        """Destroy the Tk root and free it here, on the main thread.
+
+        Trial keeps every test case until the run ends: a Tk object left to a
+        later garbage collection might be freed on a worker thread (a
+        store's), which aborts the process ("Tcl_AsyncDelete: async handler
+        deleted by the wrong thread").
+        """
+        self.root.destroy()
+        del self.root
+        gc.collect()
 
     def window(
         self,
@@ -68,7 +102,7 @@ class GuiTestCase(TestCase):
     async def until(self, predicate: Any, what: str) -> None:
         await wait_until(predicate, what=what)
 
-    async def until_in(self, text: str, pane: tk.Text) -> None:
+    async def until_in(self, text: str, pane: tk.Text | tk.Listbox) -> None:
         await wait_until(lambda: text in pane_text(pane), what=repr(text))
 
     def type_into(self, window: ChatWindow, to: str, message: str) -> None:
@@ -76,3 +110,17 @@ class GuiTestCase(TestCase):
         window.to_entry.insert(0, to)
         window.message_entry.delete("1.0", "end")
         window.message_entry.insert("1.0", message)
+
+    def save_screenshot(self, name: str) -> None:
+        """Save the whole display as artifacts/NAME (ImageMagick's import)."""
+        grab = shutil.which("import")
+        if grab is None:
+            self.fail("ImageMagick's import is missing (scripts/test installs it)")
+        ARTIFACTS.mkdir(exist_ok=True)
+        target = ARTIFACTS / name
+        subprocess.run(
+            [grab, "-display", self.display, "-window", "root", str(target)],
+            check=True,
+            timeout=30,
+        )
+        self.assertGreater(target.stat().st_size, 10_000)

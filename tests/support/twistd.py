@@ -116,8 +116,9 @@ class Twistd:
 
 
 async def start_twistd(testcase: TestCase, *args: str) -> Twistd:
-    """Start ``twistd -n muca --listen tcp:0:interface=127.0.0.1 ARGS`` and
-    wait until it listens; the test's cleanup kills it if it still runs."""
+    """Start ``twistd -n muca --listen tcp:0:interface=127.0.0.1 ARGS`` (and
+    ``--web none`` unless ARGS has a ``--web``) and wait until it listens;
+    the test's cleanup kills it if it still runs."""
     process = TwistdProcess()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     argv = [
@@ -127,6 +128,7 @@ async def start_twistd(testcase: TestCase, *args: str) -> Twistd:
         "muca",
         "--listen",
         "tcp:0:interface=127.0.0.1:backlog=1024",
+        *(() if any(arg.startswith("--web") for arg in args) else ("--web", "none")),
         *args,
     ]
     transport = reactor.spawnProcess(
@@ -139,7 +141,7 @@ async def start_twistd(testcase: TestCase, *args: str) -> Twistd:
             await process.ended()
 
     testcase.addCleanup(reap)
-    match = await process.wait_for(r"ChatFactory starting on (\d+)")
+    match = await process.wait_for(r"muca: listening on 127\.0\.0\.1:(\d+)")
     return Twistd(process, transport, int(match.group(1)))
 
 

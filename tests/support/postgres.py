@@ -173,3 +173,61 @@ def fresh_database(testcase: TestCase) -> str:
 
     testcase.addCleanup(drop)
     return server.conninfo(name)
+
+
+def private_server(testcase: TestCase) -> PostgresServer:
+    """A PostgreSQL server of this test's own (one it may stop and start
+    again), stopped and deleted by the test's cleanup."""
+    server = _start()
+    testcase.addCleanup(_stop_any, server)
+    return server
+
+
+def _data(server: PostgresServer) -> str:
+    return os.path.join(server.base, "data")
+
+
+def stop(server: PostgresServer) -> None:
+    """Stop ``server`` (fast shutdown: connections are cut), and wait."""
+    _run(
+        [
+            os.path.join(_bindir(), "pg_ctl"),
+            "-D",
+            _data(server),
+            "-m",
+            "fast",
+            "-w",
+            "stop",
+        ]
+    )
+
+
+def start(server: PostgresServer) -> None:
+    """Start a stopped ``server`` again on its port, and wait."""
+    _run(
+        [
+            os.path.join(_bindir(), "pg_ctl"),
+            "-D",
+            _data(server),
+            "-l",
+            os.path.join(server.base, "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {server.port} -k {server.base} -c listen_addresses=127.0.0.1"
+            " -c fsync=off",
+            "start",
+        ]
+    )
+
+
+def _stop_any(server: PostgresServer) -> None:
+    """Stop ``server`` whatever its postmaster's pid is now, and delete it."""
+    pidfile = os.path.join(_data(server), "postmaster.pid")
+    if os.path.exists(pidfile):
+        with open(pidfile) as opened:
+            pid = int(opened.readline())
+        _stop(PostgresServer(server.host, server.port, pid, server.base))
+    else:
+        shutil.rmtree(server.base, ignore_errors=True)

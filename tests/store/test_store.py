@@ -14,9 +14,9 @@ from twisted.trial.unittest import TestCase
 from muca.store import ChatMessage, MessageStore, StoreError, may_read, open_store
 from muca.store.postgres import PostgresStore
 from muca.store.sqlite import SQLiteStore
-from tests import pgsupport
+from tests.support import postgres as pgsupport
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 #: A writer process for the kill -9 test: appends, reports, then waits.
 KILLED_WRITER = """

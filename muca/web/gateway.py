@@ -1,0 +1,229 @@
+"""The web listener's site: the browser client at ``/``, the chat protocol
+over WebSocket at ``/ws``, ``/healthz`` and ``/metrics``.
+
+Every WebSocket connection is a :class:`muca.web.peer.WebSocketPeer`, a
+``ChatProtocol`` of the same chat factory as the TCP listeners: one room.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from twisted.logger import Logger
+from twisted.web import http, resource, static
+from twisted.web.server import Request, Site
+from twisted.web.websocket import WebSocketResource
+
+from muca.web.peer import MessageChannel, WebSocketPeer
+
+#: The browser client's files, shipped in the package.
+STATIC = Path(__file__).resolve().parent / "static"
+
+#: Nothing from another site, no inline script or style, never in a frame;
+#: the WebSocket may go to the page's own host (ws: or wss:).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+    "style-src 'self'; script-src 'self'; frame-ancestors 'none'"
+)
+
+#: Seconds a browser may use a script, style or image without asking again;
+#: short, so that an upgraded server's page is not mixed with old modules
+#: for long. The page itself is always revalidated.
+ASSET_MAX_AGE = 60
+
+log = Logger()
+
+
+def _security_headers(request: Request) -> None:
+    request.setHeader(b"x-content-type-options", b"nosniff")
+
+
+class StaticFiles(static.File):
+    """The browser client's files, with caching and security headers."""
+
+    def directoryListing(self) -> resource.Resource:  # noqa: N802
+        """No listing of the package's files."""
+        return resource.NoResource("File not found.")
+
+    def render(self, request: Request) -> bytes | int:
+        """Serve the file with its Content-Security-Policy and cache rules."""
+        _security_headers(request)
+        request.setHeader(b"content-security-policy", CONTENT_SECURITY_POLICY)
+        if self.isfile():
+            if self.basename().endswith(".html"):
+                # Asked again every time (a 304 when unchanged), so that a
+                # new version of the page shows at the next load.
+                request.setHeader(b"cache-control", b"no-cache")
+            else:
+                request.setHeader(b"cache-control", f"max-age={ASSET_MAX_AGE}")
+            size, modified = self.getsize(), self.getModificationTime()
+            etag = f'W/"{size:x}-{int(modified * 1000):x}"'.encode("ascii")
+            if request.setETag(etag) is http.CACHED:
+                return b""
+        return super().render(request)
+
+
+class WebSocketGateway(WebSocketResource):
+    """``/ws``: the chat protocol over WebSocket, for pages of allowed origins.
+
+    A browser sends the page's ``Origin`` with the handshake; one from a
+    foreign site is refused with 403, so that another page a user opens
+    cannot chat in their name (cross-site WebSocket hijacking). Allowed:
+    the web listener's own host (the ``Host`` the browser asked for), the
+    ``origins`` given, and no ``Origin`` at all (not a browser).
+    """
+
+    def __init__(self, chat: Any, origins: Iterable[str] = ()) -> None:
+        super().__init__(_PeerFactory(chat))
+        self.origins = {normalize_origin(origin) for origin in origins}
+
+    def render_GET(self, request: Request) -> bytes | int:  # noqa: N802
+        """Check the handshake's ``Origin``, then upgrade to a WebSocket."""
+        _security_headers(request)
+        origin = request.getHeader(b"origin")
+        if origin is not None and not self.allows(
+            origin.decode("latin-1"), request.getHeader(b"host")
+        ):
+            log.info(
+                "refused a WebSocket from {peer}: origin {origin!r} not allowed",
+                peer=request.getClientAddress(),
+                origin=origin,
+            )
+            request.setResponseCode(http.FORBIDDEN)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"this page's origin may not use the chat\n"
+        return super().render_GET(request)
+
+    def allows(self, origin: str, host: bytes | None) -> bool:
+        """Whether a page of ``origin`` may open a WebSocket through ``host``."""
+        normal = normalize_origin(origin)
+        if normal in self.origins:
+            return True
+        parts = urlsplit(normal)
+        return (
+            host is not None
+            and parts.scheme in ("http", "https")
+            and parts.netloc == host.decode("latin-1").lower()
+        )
+
+
+class _PeerFactory:
+    """Builds the peer of each accepted WebSocket handshake."""
+
+    def __init__(self, chat: Any) -> None:
+        self.chat = chat
+
+    def buildProtocol(self, request: Request) -> WebSocketPeer:  # noqa: N802
+        """A chat peer for this request's connection."""
+        return WebSocketPeer(self.chat, request)
+
+
+def normalize_origin(origin: str) -> str:
+    """An origin as browsers send it: lower case, no trailing slash."""
+    return origin.strip().rstrip("/").lower()
+
+
+class Health(resource.Resource):
+    """``/healthz``: 200 while the server accepts joins, 503 once it stops."""
+
+    isLeaf = True
+
+    def __init__(self, chat: Any) -> None:
+        super().__init__()
+        self.chat = chat
+
+    def render_GET(self, request: Request) -> bytes:  # noqa: N802
+        """``ok``, or why not."""
+        _plain(request)
+        if self.chat.stopping:
+            request.setResponseCode(http.SERVICE_UNAVAILABLE)
+            return b"shutting down\n"
+        return b"ok\n"
+
+
+class Metrics(resource.Resource):
+    """``/metrics``: the server's figures in Prometheus' text format.
+
+    Written by hand rather than with ``prometheus-client``: a handful of
+    figures, every one read from the server's own state when scraped, needs
+    no registry, no metric objects to keep in step, and no dependency.
+    """
+
+    isLeaf = True
+
+    def __init__(self, chat: Any) -> None:
+        super().__init__()
+        self.chat = chat
+
+    def render_GET(self, request: Request) -> bytes:  # noqa: N802
+        """The figures, one sample a line."""
+        _plain(request, b"text/plain; version=0.0.4; charset=utf-8")
+        return metrics_text(self.chat).encode("utf-8")
+
+
+def metrics_text(chat: Any) -> str:
+    """The chat factory's figures in Prometheus' text exposition format."""
+    websocket = sum(
+        1 for c in list(chat.connections) if isinstance(c.transport, MessageChannel)
+    )
+    tcp = len(chat.connections) - websocket
+    counters = chat.counters
+    rows = [
+        ("members", "gauge", "Users in the chat room.", [("", len(chat.room))]),
+        (
+            "connections",
+            "gauge",
+            "Open connections, joined or not, by transport.",
+            [('{transport="tcp"}', tcp), ('{transport="websocket"}', websocket)],
+        ),
+        (
+            "messages_accepted_total",
+            "counter",
+            "SENDs accepted for at least one recipient.",
+            [("", counters.accepted)],
+        ),
+        (
+            "messages_delivered_total",
+            "counter",
+            "Message copies delivered to recipients on this server.",
+            [("", counters.delivered)],
+        ),
+        (
+            "bytes_out_total",
+            "counter",
+            "Bytes written to the connections.",
+            [("", counters.bytes_out)],
+        ),
+        (
+            "slow_consumers_total",
+            "counter",
+            "Connections dropped for not reading what was sent to them.",
+            [("", counters.slow_consumers)],
+        ),
+    ]
+    lines = []
+    for name, kind, text, samples in rows:
+        lines += [f"# HELP muca_{name} {text}", f"# TYPE muca_{name} {kind}"]
+        lines += [f"muca_{name}{labels} {value}" for labels, value in samples]
+    return "\n".join(lines) + "\n"
+
+
+def _plain(
+    request: Request, content_type: bytes = b"text/plain; charset=utf-8"
+) -> None:
+    _security_headers(request)
+    request.setHeader(b"content-type", content_type)
+    request.setHeader(b"cache-control", b"no-store")
+
+
+def make_site(chat: Any, origins: Iterable[str] = ()) -> Site:
+    """The web listener's site for a chat factory; ``origins`` are the
+    pages' origins allowed besides the listener's own."""
+    root = StaticFiles(str(STATIC))
+    root.putChild(b"ws", WebSocketGateway(chat, origins))
+    root.putChild(b"healthz", Health(chat))
+    root.putChild(b"metrics", Metrics(chat))
+    return Site(root)

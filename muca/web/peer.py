@@ -1,0 +1,211 @@
+"""A WebSocket peer: the chat server's own ``ChatProtocol`` on a WebSocket.
+
+``twisted.web.websocket`` hands over whole text and binary messages; a
+:class:`WebSocketPeer` decodes each text message as one JSON object and
+gives it to a ``ChatProtocol`` exactly as a TCP connection's frames are
+given, so that the commands, checks, limits, flow control, slow-consumer
+handling and rosters are the same code. Output goes the other way through
+:class:`MessageChannel`, the ``ChatProtocol``'s transport: its writes are
+already whole WebSocket frames (``Framing.WEBSOCKET``, encoded once per
+fan-out), written to the TCP connection under the WebSocket.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from twisted.internet import interfaces
+from twisted.python.failure import Failure
+from twisted.web.server import Request
+from twisted.web.websocket import WebSocketTransport
+from wsproto.utilities import LocalProtocolError
+from zope.interface import implementer
+
+from muca.protocol.wire import BAD_JSON, FRAME_TOO_LONG, BadFrame, Framing
+from muca.server.connection import ChatProtocol
+
+_BINARY = BadFrame(BAD_JSON, "binary messages are not understood: send JSON as text")
+_NOT_JSON = BadFrame(BAD_JSON, "message is not valid JSON")
+_NOT_AN_OBJECT = BadFrame(BAD_JSON, "expected a JSON object")
+
+
+class TooLong(str):
+    """What a capped buffer delivers in place of a message over the limit."""
+
+
+class CappedBuffer:
+    """Reassembles one message's chunks, keeping at most ``limit`` of them.
+
+    Takes the place of ``twisted.web.websocket``'s own buffer, which keeps a
+    message however long: past the limit the chunks are dropped as they
+    come and the message is delivered as an empty :class:`TooLong`.
+    """
+
+    def __init__(self, empty: Any, limit: int) -> None:
+        self._empty = empty
+        self._chunks: list[Any] = []
+        self._size = 0
+        self._limit = limit
+        self._over = False
+
+    def add(self, new: Any) -> None:
+        """One more chunk of the message being received."""
+        if self._over:
+            return
+        # Characters for text: never more than its UTF-8 bytes, so a text
+        # counted over the limit is over it in bytes too.
+        self._size += len(new)
+        if self._size > self._limit:
+            self._over = True
+            self._chunks.clear()
+        else:
+            self._chunks.append(new)
+
+    def held(self) -> int:
+        """How much of the message being received is kept (at most the limit)."""
+        return sum(len(chunk) for chunk in self._chunks)
+
+    def done(self) -> Any:
+        """The whole message, or :class:`TooLong`; ready for the next one."""
+        over, chunks = self._over, self._chunks
+        self._chunks, self._size, self._over = [], 0, False
+        if over:
+            return TooLong()
+        return chunks[0] if len(chunks) == 1 else self._empty.join(chunks)
+
+
+@implementer(interfaces.ITransport, interfaces.IConsumer, interfaces.IPushProducer)
+class MessageChannel:
+    """A WebSocket as the transport of a ``ChatProtocol``.
+
+    ``write`` takes whole WebSocket frames and puts them on the TCP
+    connection (:attr:`stream`); reading is paused and resumed there too.
+    The ``ChatProtocol`` registers as the producer of the WebSocket, so the
+    TCP connection's full-buffer signal reaches it as for a TCP peer.
+    """
+
+    def __init__(self, websocket: WebSocketTransport, stream: Any) -> None:
+        #: The WebSocket (``twisted.web.websocket``'s transport).
+        self.websocket = websocket
+        #: The byte transport under the WebSocket.
+        self.stream = stream
+
+    def write(self, data: bytes) -> None:
+        """Write bytes that are whole WebSocket frames."""
+        self.stream.write(data)
+
+    def writeSequence(self, data: list[bytes]) -> None:  # noqa: N802
+        """Write several strings of whole frames."""
+        self.stream.writeSequence(data)
+
+    def loseConnection(self) -> None:  # noqa: N802
+        """Close with a WebSocket close frame, after what is buffered."""
+        try:
+            self.websocket.loseConnection()
+        except LocalProtocolError:
+            # The WebSocket is already closing (the peer sent its close).
+            self.stream.loseConnection()
+
+    def abortConnection(self) -> None:  # noqa: N802
+        """Drop the connection now."""
+        self.stream.abortConnection()
+
+    def getPeer(self) -> Any:  # noqa: N802
+        """The address of the browser (or other client)."""
+        return self.stream.getPeer()
+
+    def getHost(self) -> Any:  # noqa: N802
+        """The address of the web listener."""
+        return self.stream.getHost()
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:  # noqa: N802
+        """Take the TCP connection's buffer signals, as a WebSocket producer."""
+        self.websocket.attachProducer(producer)
+
+    def unregisterProducer(self) -> None:  # noqa: N802
+        """Stop taking the buffer signals."""
+        self.websocket.detachProducer()
+
+    def pauseProducing(self) -> None:  # noqa: N802
+        """Stop reading from the peer."""
+        self.stream.pauseProducing()
+
+    def resumeProducing(self) -> None:  # noqa: N802
+        """Read from the peer again."""
+        self.stream.resumeProducing()
+
+    def stopProducing(self) -> None:  # noqa: N802
+        """Drop the connection."""
+        self.stream.stopProducing()
+
+
+class WebSocketPeer:
+    """One WebSocket connection (a ``twisted.web.websocket`` protocol) that
+    is a ``ChatProtocol`` of the chat factory."""
+
+    def __init__(self, factory: Any, request: Request) -> None:
+        self.chat = ChatProtocol()
+        self.chat.factory = factory
+        self.chat.framing = Framing.WEBSOCKET
+        self._max_frame: int = factory.max_frame
+        channel = request.channel
+        # The HTTP channel's idle timer and producer were for HTTP: the
+        # chat connection has its own join timeout and takes the TCP
+        # connection's buffer signals itself (a transport has one producer).
+        channel.setTimeout(None)
+        channel.transport.unregisterProducer()
+
+    def negotiationStarted(self, transport: WebSocketTransport) -> None:  # noqa: N802
+        """The WebSocket's wire protocol is connected: cap its buffers."""
+        # twisted.web.websocket reassembles messages in these two buffers,
+        # without a limit; replacing them keeps a long message from being
+        # held past --max-frame. Checked, so that a Twisted that renames them
+        # fails the tests instead of silently buffering again.
+        for name, empty in (("_textBuffer", ""), ("_bytesBuffer", b"")):
+            if not hasattr(transport, name):
+                raise RuntimeError(f"twisted.web.websocket has no {name} to cap")
+            # Binary messages are refused whatever their content: keep none.
+            limit = self._max_frame if empty == "" else 0
+            setattr(transport, name, CappedBuffer(empty, limit))
+        stream = transport.transport  # type: ignore[attr-defined]
+        self.chat.makeConnection(MessageChannel(transport, stream))
+
+    def negotiationFinished(self) -> None:  # noqa: N802
+        """The handshake's answer is written: nothing more to do."""
+
+    def textMessageReceived(self, message: str) -> None:  # noqa: N802
+        """One text message: one JSON object, handled as a TCP frame is."""
+        if isinstance(message, TooLong):
+            frame: Any = BadFrame(
+                FRAME_TOO_LONG, f"message longer than {self._max_frame} bytes"
+            )
+        elif not message.isascii() and len(message.encode()) > self._max_frame:
+            frame = BadFrame(
+                FRAME_TOO_LONG, f"message longer than {self._max_frame} bytes"
+            )
+        else:
+            frame = _decode(message)
+        self.chat.frames_received([frame])
+
+    def bytesMessageReceived(self, data: bytes) -> None:  # noqa: N802
+        """A binary message: not part of the protocol."""
+        self.chat.frames_received([_BINARY])
+
+    def pongReceived(self, payload: bytes) -> None:  # noqa: N802
+        """An answer to a ping: the server sends none."""
+
+    def connectionLost(self, reason: Failure) -> None:  # noqa: N802
+        """The TCP connection is gone."""
+        self.chat.connectionLost(reason)
+
+
+def _decode(message: str) -> dict[str, Any] | BadFrame:
+    """A text message as a command object, or why it is not one."""
+    try:
+        value = json.loads(message)
+    except (ValueError, RecursionError):
+        return _NOT_JSON
+    if not isinstance(value, dict):
+        return _NOT_AN_OBJECT
+    return value

@@ -1,0 +1,212 @@
+// Wiring: user input -> Session (protocol.js), Session events -> View (view.js).
+
+import { Session, typeFor } from './protocol.js';
+import { View, recipientsText } from './view.js';
+
+const STORE_KEY = 'muca.identity';
+const BASE_TITLE = 'MUCA chat';
+
+const view = new View();
+const session = new Session();
+const selected = new Set(); // uids the next message goes to; empty = everyone
+let unread = 0;
+
+// --- remembered identity (never the password) ------------------------------
+
+function loadIdentity() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(STORE_KEY) || '{}');
+    if (typeof saved.un === 'string') view.nickname.value = saved.un;
+    if (typeof saved.uid === 'string') view.uid.value = saved.uid;
+  } catch (e) { /* storage unavailable or corrupt: start empty */ }
+}
+
+function saveIdentity(un, uid) {
+  try { localStorage.setItem(STORE_KEY, JSON.stringify({ un, uid })); } catch (e) { /* ignore */ }
+}
+
+// --- enabling controls -----------------------------------------------------
+
+function refreshControls() {
+  const state = session.state;
+  const idle = state === 'idle';
+  const filled = view.nickname.value.trim() !== '' && view.uid.value.trim() !== '';
+  view.joinBtn.disabled = !(idle && filled);
+  view.leaveBtn.disabled = idle;
+  view.nickname.readOnly = !idle;
+  view.uid.readOnly = !idle;
+  view.password.readOnly = !idle;
+  const joined = state === 'joined';
+  view.text.disabled = !joined;
+  view.sendBtn.disabled = !joined || view.text.value.trim() === '';
+  view.showLoadOlder(joined && session.more, session.historyPending);
+}
+
+function refreshRecipients() {
+  const uids = [...selected];
+  view.showRecipients(recipientsText(uids, (u) => session.nameOf(u)), typeFor(uids));
+}
+
+function refreshPeers() {
+  view.renderPeers(session.peers, session.me?.uid, selected, togglePeer);
+}
+
+function togglePeer(uid) {
+  if (selected.has(uid)) selected.delete(uid); else selected.add(uid);
+  refreshPeers();
+  refreshRecipients();
+}
+
+// --- session events ----------------------------------------------------------
+
+session.addEventListener('state', () => {
+  view.showState(session.state, session.me);
+  if (session.state === 'joined') {
+    view.text.focus();
+    if (window.matchMedia('(max-width: 700px)').matches) view.foldConsole();
+  }
+  refreshControls();
+});
+
+session.addEventListener('log', (e) => view.log(e.detail.level, e.detail.text));
+
+session.addEventListener('reset', () => {
+  view.clearMessages();
+  selected.clear();
+  refreshRecipients();
+});
+
+session.addEventListener('peers', () => {
+  // People who left cannot be written to any more: drop them from the selection.
+  const present = new Set(session.peers.map((p) => p.UID));
+  let dropped = false;
+  for (const uid of [...selected]) {
+    if (!present.has(uid)) { selected.delete(uid); dropped = true; }
+  }
+  if (dropped && session.state === 'joined') {
+    view.log('note', `Recipients changed: the message now goes to ${recipientsText([...selected], (u) => session.nameOf(u))}.`);
+  }
+  refreshPeers();
+  refreshRecipients();
+  view.refreshNames((u) => session.nameOf(u));
+});
+
+session.addEventListener('message', (e) => {
+  const msg = e.detail.msg;
+  view.addMessage(msg, (u) => session.nameOf(u), session.me?.uid);
+  if (!msg.hist && !msg.own && !pageIsSeen()) {
+    unread += 1;
+    updateTitle();
+  }
+});
+
+session.addEventListener('history', () => refreshControls());
+
+session.addEventListener('joinfailed', (e) => {
+  if (e.detail.code === 'AUTH_FAILED') {
+    view.showPassword(true);
+    view.log('info', 'This user id needs a password: enter it and press Join again.');
+  }
+  refreshControls();
+});
+
+// --- user actions --------------------------------------------------------------
+
+view.nickname.addEventListener('input', refreshControls);
+view.uid.addEventListener('input', refreshControls);
+
+document.getElementById('join-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  if (session.state !== 'idle') return;
+  const un = view.nickname.value.trim();
+  const uid = view.uid.value.trim();
+  if (!un || !uid) {
+    view.log('error', 'Enter a nickname and a user id first.');
+    return;
+  }
+  view.nickname.value = un;
+  view.uid.value = uid;
+  saveIdentity(un, uid);
+  view.log('info', `Joining as ${un} (${uid})…`);
+  session.join(un, uid, view.password.value);
+});
+
+view.leaveBtn.addEventListener('click', () => {
+  session.leave();
+  selected.clear();
+  refreshRecipients();
+});
+
+view.everyoneBtn.addEventListener('click', () => {
+  selected.clear();
+  refreshPeers();
+  refreshRecipients();
+});
+
+view.loadOlderBtn.addEventListener('click', () => {
+  if (session.loadOlder()) refreshControls();
+});
+
+function sendCurrent() {
+  const text = view.text.value;
+  if (text.trim() === '') return;
+  const to = [...selected];
+  const result = session.send(text, to);
+  if (!result.ok) {
+    view.log('error', result.reason); // the text stays in the box
+    return;
+  }
+  view.addMessage(result.msg, (u) => session.nameOf(u), session.me.uid);
+  view.text.value = '';
+  autosize();
+  refreshControls();
+}
+
+document.getElementById('composer').addEventListener('submit', (e) => {
+  e.preventDefault();
+  sendCurrent();
+});
+
+view.text.addEventListener('keydown', (e) => {
+  // Enter sends; Shift+Enter is a new line; never send mid IME composition.
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    sendCurrent();
+  }
+});
+
+// Grow the box with its text up to a few lines (CSS caps the height).
+function autosize() {
+  view.text.style.height = 'auto';
+  view.text.style.height = `${view.text.scrollHeight}px`;
+}
+view.text.addEventListener('input', () => { autosize(); refreshControls(); });
+
+// --- unread count in the tab title ------------------------------------------
+
+function pageIsSeen() {
+  return document.visibilityState === 'visible' && document.hasFocus();
+}
+
+function updateTitle() {
+  document.title = unread > 0 ? `(${unread}) ${BASE_TITLE}` : BASE_TITLE;
+}
+
+function clearUnread() {
+  if (!pageIsSeen()) return;
+  unread = 0;
+  updateTitle();
+}
+window.addEventListener('focus', clearUnread);
+document.addEventListener('visibilitychange', clearUnread);
+
+// --- start -------------------------------------------------------------------
+
+loadIdentity();
+view.showState(session.state, null);
+refreshControls();
+refreshRecipients();
+view.log('info', 'Enter a nickname and a user id, then press Join.');
+
+// For tests and debugging from the console; not used by the page itself.
+window.muca = { session, view };

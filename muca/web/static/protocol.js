@@ -1,0 +1,364 @@
+// The MUCA wire protocol over WebSocket, and the session state behind the page.
+//
+// This module knows nothing of the DOM: it turns user intents (join, send,
+// load older, leave) into protocol objects, and server objects into events
+// ("state", "peers", "message", "history", "log") that view code listens to.
+// See PROTOCOL.md for the contract; the comments here say why, not what.
+
+/** Frame limit when the server's ACK names none (PROTOCOL.md: 64 KiB). */
+export const DEFAULT_MAX_FRAME = 65536;
+/** Messages asked for per "Load older messages" click. */
+export const OLDER_PAGE = 50;
+/** Reconnect delays: 1 s, 2 s, 4 s ... capped at 10 s. */
+export const BACKOFF_FIRST_MS = 1000;
+export const BACKOFF_MAX_MS = 10000;
+
+/** The URL of the gateway's WebSocket: same host as the page, path /ws. */
+export function socketUrl(loc = window.location) {
+  return (loc.protocol === 'https:' ? 'wss://' : 'ws://') + loc.host + '/ws';
+}
+
+/** Size in bytes of a string once UTF-8 encoded (what the server counts). */
+export function utf8Length(text) {
+  return new TextEncoder().encode(text).length;
+}
+
+/** The TYPE the server will give a message sent to these recipients. */
+export function typeFor(toUids) {
+  if (toUids.length === 0) return 'ALL';
+  return toUids.length === 1 ? 'PRIVATE' : 'GROUP';
+}
+
+/** Delay before reconnect attempt number `attempt` (1-based). */
+export function backoffDelay(attempt) {
+  return Math.min(BACKOFF_FIRST_MS * 2 ** (attempt - 1), BACKOFF_MAX_MS);
+}
+
+/**
+ * One user's session with the room.  States:
+ *   idle          not connected, the user may join
+ *   connecting    socket opening or JOIN sent, waiting for ACK
+ *   joined        ACK OKAY received
+ *   reconnecting  the connection broke after a join; a retry is scheduled
+ * Listeners get CustomEvents whose `detail` carries the data.
+ */
+export class Session extends EventTarget {
+  constructor({ makeSocket = (url) => new WebSocket(url), url = null } = {}) {
+    super();
+    this.makeSocket = makeSocket;
+    this.url = url;
+    this.state = 'idle';
+    this.socket = null;
+    this.me = null;              // {un, uid, pass}
+    this.peers = [];             // [{UN, UID}] in join order, from LIST
+    this.names = new Map();      // uid -> latest nickname, kept after a peer leaves
+    this.seen = new Set();       // message ids shown, to never show one twice
+    this.maxId = 0;              // highest id seen: SINCE on reconnect
+    this.minId = 0;              // lowest id seen: BEFORE for older history
+    this.maxFrame = DEFAULT_MAX_FRAME;
+    this.more = false;           // the server has older messages for us
+    this.historyPending = false; // a HISTORY answer is still coming
+    this.wasJoined = false;      // this session got ACK OKAY at least once
+    this.attempt = 0;            // reconnect attempts since the last success
+    this.retryTimer = null;
+  }
+
+  emit(type, detail = {}) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  log(level, text) {
+    this.emit('log', { level, text });
+  }
+
+  setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    this.emit('state', { state });
+  }
+
+  /** Start a session: open the socket and JOIN.  `pass` may be empty. */
+  join(un, uid, pass = '') {
+    if (this.state !== 'idle') return;
+    // A new identity starts a new conversation; a rejoin as the same user
+    // keeps what is shown (ids dedupe the replay).
+    if (this.me && this.me.uid !== uid) {
+      this.seen.clear();
+      this.maxId = 0;
+      this.minId = 0;
+      this.more = false;
+      this.emit('reset');
+    }
+    this.me = { un, uid, pass };
+    this.wasJoined = false;
+    this.attempt = 0;
+    this.open();
+  }
+
+  /** Leave on purpose: close cleanly and never reconnect. */
+  leave() {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    const sock = this.socket;
+    this.socket = null;
+    this.wasJoined = false;
+    if (sock) {
+      this.detach(sock);
+      try { sock.close(1000, 'leave'); } catch (e) { /* already closed */ }
+    }
+    if (this.state !== 'idle') this.log('info', 'You left the room.');
+    this.peers = [];
+    this.emit('peers', { peers: this.peers });
+    this.historyPending = false;
+    this.setState('idle');
+  }
+
+  open() {
+    this.setState(this.wasJoined ? 'reconnecting' : 'connecting');
+    let sock;
+    try {
+      sock = this.makeSocket(this.url || socketUrl());
+    } catch (e) {
+      this.log('error', `Cannot open a connection: ${e.message}`);
+      this.onClosed(null);
+      return;
+    }
+    this.socket = sock;
+    sock.onopen = () => this.sendJoin();
+    sock.onmessage = (ev) => this.onFrame(ev.data);
+    sock.onclose = (ev) => this.onClosed(sock, ev);
+    sock.onerror = () => { /* a close event always follows; handled there */ };
+  }
+
+  detach(sock) {
+    sock.onopen = sock.onmessage = sock.onclose = sock.onerror = null;
+  }
+
+  sendJoin() {
+    const join = { CMD: 'JOIN', UN: this.me.un, UID: this.me.uid, V: 2, CAPS: ['history'] };
+    if (this.me.pass) join.PASS = this.me.pass;
+    // After a lost connection, ask only for what we missed.
+    if (this.wasJoined && this.maxId > 0) join.SINCE = this.maxId;
+    this.write(join);
+  }
+
+  write(obj) {
+    if (!this.socket || this.socket.readyState !== 1) return false;
+    this.socket.send(JSON.stringify(obj));
+    return true;
+  }
+
+  onFrame(data) {
+    if (typeof data !== 'string') return; // the server sends text only
+    let obj;
+    try {
+      obj = JSON.parse(data);
+    } catch (e) {
+      this.log('error', 'The server sent something that is not JSON; ignored.');
+      return;
+    }
+    if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) return;
+    switch (obj.CMD) {
+      case 'ACK': this.onAck(obj); break;
+      case 'LIST': this.onList(obj); break;
+      case 'PRESENCE': this.onPresence(obj); break;
+      case 'MSG': this.onMsg(obj); break;
+      case 'HISTORY': this.onHistoryEnd(obj); break;
+      case 'ERROR': this.onError(obj); break;
+      default: break; // unknown commands are ignored, as the protocol asks
+    }
+  }
+
+  onAck(obj) {
+    if (obj.TYPE === 'OKAY') {
+      const reconnected = this.wasJoined;
+      this.wasJoined = true;
+      this.attempt = 0;
+      this.maxFrame = Number.isInteger(obj.MAX_FRAME) && obj.MAX_FRAME > 0
+        ? obj.MAX_FRAME : DEFAULT_MAX_FRAME;
+      this.historyPending = true; // the replay (or catch-up) comes next
+      this.setState('joined');
+      if (reconnected) {
+        this.log('info', this.maxId > 0
+          ? `Reconnected. Catching up on messages after #${this.maxId}.`
+          : 'Reconnected.');
+      } else {
+        this.log('ok', `Joined as ${this.me.un} (${this.me.uid}).`);
+      }
+      return;
+    }
+    const code = obj.CODE || 'FAIL';
+    const reason = obj.REASON || 'the server refused to join';
+    const retryable = this.wasJoined && (code === 'UID_TAKEN' || code === 'NICK_TAKEN');
+    if (retryable) {
+      // Our old connection may not be gone on the server yet: try again soon.
+      this.log('info', `The server still holds the old session (${code}); retrying.`);
+      this.dropSocket();
+      this.scheduleRetry();
+      return;
+    }
+    this.log('error', `Join refused (${code}): ${reason}`);
+    this.emit('joinfailed', { code, reason });
+    this.dropSocket();
+    this.wasJoined = false;
+    this.setState('idle');
+  }
+
+  dropSocket() {
+    const sock = this.socket;
+    this.socket = null;
+    if (sock) {
+      this.detach(sock);
+      try { sock.close(1000); } catch (e) { /* ignore */ }
+    }
+  }
+
+  onList(obj) {
+    if (!Array.isArray(obj.DATA)) return;
+    const before = new Set(this.peers.map((p) => p.UID));
+    this.peers = obj.DATA.filter((p) => p && typeof p.UID === 'string')
+      .map((p) => ({ UN: String(p.UN ?? p.UID), UID: p.UID }));
+    for (const p of this.peers) this.names.set(p.UID, p.UN);
+    // Say who came and went, except on the first list of a connection.
+    if (before.size > 0) {
+      const now = new Set(this.peers.map((p) => p.UID));
+      for (const p of this.peers) {
+        if (!before.has(p.UID)) this.log('note', `${p.UN} joined.`);
+      }
+      for (const uid of before) {
+        if (!now.has(uid)) this.log('note', `${this.nameOf(uid)} left.`);
+      }
+    }
+    this.emit('peers', { peers: this.peers });
+  }
+
+  onPresence(obj) {
+    const left = new Set(Array.isArray(obj.LEFT) ? obj.LEFT : []);
+    const joined = Array.isArray(obj.JOINED) ? obj.JOINED : [];
+    for (const uid of left) this.log('note', `${this.nameOf(uid)} left.`);
+    this.peers = this.peers.filter((p) => !left.has(p.UID));
+    for (const p of joined) {
+      if (!p || typeof p.UID !== 'string') continue;
+      this.peers = this.peers.filter((q) => q.UID !== p.UID);
+      this.peers.push({ UN: String(p.UN ?? p.UID), UID: p.UID });
+      this.names.set(p.UID, String(p.UN ?? p.UID));
+      this.log('note', `${p.UN} joined.`);
+    }
+    this.emit('peers', { peers: this.peers });
+  }
+
+  nameOf(uid) {
+    return this.names.get(uid) ?? uid;
+  }
+
+  onMsg(obj) {
+    if (typeof obj.MSG !== 'string') return;
+    const id = Number.isInteger(obj.ID) ? obj.ID : null;
+    if (id !== null) {
+      if (this.seen.has(id)) return; // replay overlaps what we have: show once
+      this.seen.add(id);
+      if (id > this.maxId) this.maxId = id;
+      if (this.minId === 0 || id < this.minId) this.minId = id;
+    }
+    const msg = {
+      id,
+      type: ['ALL', 'GROUP', 'PRIVATE'].includes(obj.TYPE) ? obj.TYPE : 'ALL',
+      text: obj.MSG,
+      from: typeof obj.FROM === 'string' ? obj.FROM : '?',
+      to: Array.isArray(obj.TO) ? obj.TO.filter((u) => typeof u === 'string') : null,
+      ts: Number.isFinite(obj.TS) ? obj.TS : Date.now(),
+      hist: obj.HIST === true,
+      own: false,
+    };
+    // Our own messages read back from history (authenticated servers).
+    if (this.me && msg.from === this.me.uid) msg.own = true;
+    this.emit('message', { msg });
+  }
+
+  onHistoryEnd(obj) {
+    this.more = obj.MORE === true;
+    this.historyPending = false;
+    this.emit('history', { more: this.more });
+  }
+
+  onError(obj) {
+    const code = obj.CODE || 'ERROR';
+    const reason = obj.REASON || '';
+    // Some recipients were gone: the rest got the message, so not an error.
+    const level = code === 'UNKNOWN_RECIPIENT' ? 'note' : 'error';
+    const text = code === 'UNKNOWN_RECIPIENT'
+      ? `Not delivered to everyone: ${reason || 'some recipients are no longer here'}`
+      : `Server error ${code}${reason ? `: ${reason}` : ''}`;
+    this.log(level, text);
+    this.emit('servererror', { code, reason, ref: obj.REF });
+  }
+
+  onClosed(sock, ev) {
+    if (sock !== null && sock !== this.socket) return; // an old socket
+    this.socket = null;
+    this.historyPending = false;
+    if (!this.wasJoined) {
+      // Never got in: nothing to resume, the user tries again by hand.
+      if (this.state !== 'idle') {
+        this.log('error', 'Could not connect to the chat server.');
+      }
+      this.peers = [];
+      this.emit('peers', { peers: this.peers });
+      this.setState('idle');
+      return;
+    }
+    if (this.state === 'joined') {
+      const why = ev && ev.code && ev.code !== 1006 ? ` (code ${ev.code})` : '';
+      this.log('error', `Connection lost${why}.`);
+    }
+    this.scheduleRetry();
+  }
+
+  scheduleRetry() {
+    this.attempt += 1;
+    const delay = backoffDelay(this.attempt);
+    this.setState('reconnecting');
+    this.log('info', `Reconnecting in ${delay / 1000} s (attempt ${this.attempt})…`);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (this.state === 'reconnecting') this.open();
+    }, delay);
+  }
+
+  /**
+   * Send a chat message.  Returns {ok: true, msg} with the local copy to
+   * show (the server never echoes it back), or {ok: false, reason}.
+   */
+  send(text, toUids) {
+    if (this.state !== 'joined') {
+      return { ok: false, reason: 'You are not in the room: join first.' };
+    }
+    const cmd = { CMD: 'SEND', MSG: text, TO: [...toUids], FROM: this.me.uid };
+    const size = utf8Length(JSON.stringify(cmd));
+    if (size > this.maxFrame) {
+      return {
+        ok: false,
+        reason: `Message too long: ${size} bytes, the server accepts ${this.maxFrame}. ` +
+          'Shorten it and send again.',
+      };
+    }
+    if (!this.write(cmd)) {
+      return { ok: false, reason: 'The connection is not open; the message was not sent.' };
+    }
+    const msg = {
+      id: null, type: typeFor(toUids), text, from: this.me.uid,
+      to: [...toUids], ts: Date.now(), hist: false, own: true,
+    };
+    return { ok: true, msg };
+  }
+
+  /** Ask for up to OLDER_PAGE messages older than the oldest shown. */
+  loadOlder() {
+    if (this.state !== 'joined' || !this.more || this.historyPending || this.minId === 0) {
+      return false;
+    }
+    this.historyPending = true;
+    return this.write({ CMD: 'HISTORY', BEFORE: this.minId, LIMIT: OLDER_PAGE });
+  }
+}

@@ -1,0 +1,276 @@
+// DOM rendering for the MUCA page.  Every piece of text that comes from
+// another user goes in through textContent (never innerHTML), so a message
+// like "<img onerror=…>" is shown as typed and never runs.
+
+const $ = (id) => document.getElementById(id);
+
+/** Create an element with classes and optional text (as text, never HTML). */
+export function el(tag, className = '', text = null) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== null) node.textContent = text;
+  return node;
+}
+
+const pad = (n) => String(n).padStart(2, '0');
+
+/** "14:05" today; "3 Mar, 14:05" another day; with the year another year. */
+export function formatTime(ts, now = new Date()) {
+  const d = new Date(ts);
+  const hm = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  if (d.toDateString() === now.toDateString()) return hm;
+  const opts = { day: 'numeric', month: 'short' };
+  if (d.getFullYear() !== now.getFullYear()) opts.year = 'numeric';
+  return `${d.toLocaleDateString(undefined, opts)}, ${hm}`;
+}
+
+/** "everyone", "Mary", "Mary, Tony" for a list of user ids. */
+export function recipientsText(uids, nameOf) {
+  return uids.length === 0 ? 'everyone' : uids.map(nameOf).join(', ');
+}
+
+/** The two letters of a nickname's avatar. */
+function initials(name) {
+  const parts = name.trim().split(/\s+/).filter(Boolean);
+  if (parts.length === 0) return '?';
+  const first = [...parts[0]][0] || '?';
+  const second = parts.length > 1 ? [...parts[parts.length - 1]][0] : ([...parts[0]][1] || '');
+  return (first + second).toUpperCase();
+}
+
+/** A stable hue class (0-7) per user id, so avatars are told apart. */
+function hueClass(uid) {
+  let h = 0;
+  for (const ch of uid) h = (h * 31 + ch.codePointAt(0)) >>> 0;
+  return `hue-${h % 8}`;
+}
+
+export class View {
+  constructor() {
+    this.app = $('app');
+    this.status = $('status');
+    this.nickname = $('nickname');
+    this.uid = $('uid');
+    this.password = $('password');
+    this.passwordField = $('password-field');
+    this.joinBtn = $('join');
+    this.leaveBtn = $('leave');
+    this.peersList = $('peers');
+    this.peerCount = $('peer-count');
+    this.everyoneBtn = $('everyone');
+    this.messages = $('messages');
+    this.scroller = $('messages-scroll');
+    this.empty = $('empty');
+    this.loadOlderBtn = $('load-older');
+    this.recipients = $('recipients');
+    this.text = $('text');
+    this.sendBtn = $('send');
+    this.console = $('console');
+    this.consolePanel = $('console-panel');
+    this.consoleLast = $('console-last');
+  }
+
+  // --- status and controls ---------------------------------------------
+
+  showState(state, me) {
+    this.app.dataset.state = state;
+    const labels = {
+      idle: 'Offline',
+      connecting: 'Connecting…',
+      joined: me ? `Online as ${me.un}` : 'Online',
+      reconnecting: 'Reconnecting…',
+    };
+    this.status.textContent = labels[state] || state;
+    this.status.className = `status ${state}`;
+    this.empty.textContent = state === 'idle'
+      ? 'Join the room to see the conversation.'
+      : 'No messages yet. Say hello!';
+  }
+
+  showPassword(focus = false) {
+    this.passwordField.hidden = false;
+    if (focus) {
+      this.password.focus();
+      this.password.select();
+    }
+  }
+
+  // --- people ----------------------------------------------------------
+
+  /** Draw the peer list; `selected` is a Set of uids; `onToggle(uid)`. */
+  renderPeers(peers, myUid, selected, onToggle) {
+    const items = peers.map((p) => {
+      const li = el('li', 'peer');
+      li.dataset.uid = p.UID;
+      const mine = p.UID === myUid;
+      const btn = el('button', 'peer-btn');
+      btn.type = 'button';
+      btn.title = p.UID;
+      const avatar = el('span', `avatar ${hueClass(p.UID)}`, initials(p.UN));
+      avatar.setAttribute('aria-hidden', 'true');
+      // Name over user id, as the Tk client's "Nick (uid)".
+      const label = el('span', 'peer-label');
+      label.append(el('span', 'peer-name', p.UN), el('span', 'peer-uid', p.UID));
+      btn.append(avatar, label);
+      if (mine) {
+        li.classList.add('me');
+        btn.disabled = true;
+        btn.append(el('span', 'you-tag', 'you'));
+      } else {
+        const on = selected.has(p.UID);
+        li.classList.toggle('selected', on);
+        btn.setAttribute('aria-pressed', String(on));
+        const check = el('span', 'check', '✓');
+        check.setAttribute('aria-hidden', 'true');
+        btn.append(check);
+        btn.addEventListener('click', () => onToggle(p.UID));
+      }
+      li.append(btn);
+      return li;
+    });
+    // Keep keyboard focus on the same person across a redraw.
+    const focusedUid = document.activeElement?.closest?.('#peers li')?.dataset.uid;
+    this.peersList.replaceChildren(...items);
+    if (focusedUid) {
+      this.peersList.querySelector(`li[data-uid="${CSS.escape(focusedUid)}"] button`)?.focus();
+    }
+    this.peerCount.textContent = peers.length ? String(peers.length) : '';
+  }
+
+  /** The "To:" line, coloured like the message it will make (ALL/GROUP/PRIVATE). */
+  showRecipients(text, type) {
+    this.recipients.textContent = text;
+    this.recipients.className = `recipients ${type.toLowerCase()}`;
+    this.everyoneBtn.disabled = type === 'ALL';
+  }
+
+  // --- messages --------------------------------------------------------
+
+  clearMessages() {
+    this.messages.replaceChildren();
+    this.empty.hidden = false;
+  }
+
+  /** Build one message's element.  `nameOf(uid)` gives a nickname. */
+  messageElement(msg, nameOf, myUid) {
+    const kind = msg.type.toLowerCase();
+    const li = el('li', `msg ${kind}`);
+    if (msg.own) li.classList.add('own');
+    if (msg.hist) li.classList.add('hist');
+    if (msg.id !== null) li.dataset.id = String(msg.id);
+    li.dataset.from = msg.from;
+
+    const fromName = msg.own ? 'You' : nameOf(msg.from);
+    if (!msg.own) {
+      const avatar = el('span', `avatar ${hueClass(msg.from)}`, initials(fromName));
+      avatar.setAttribute('aria-hidden', 'true');
+      li.append(avatar);
+    }
+    const bubble = el('div', 'bubble');
+    const meta = el('div', 'meta');
+    const from = el('span', 'from', fromName);
+    from.title = msg.from;
+    meta.append(from);
+
+    let kindText;
+    if (msg.own || (msg.type === 'GROUP' && msg.to)) {
+      // Say who else it went to; "you" for ourselves in a received group.
+      const others = (msg.to || []).filter((u) => u !== msg.from)
+        .map((u) => (u === myUid ? 'you' : nameOf(u)));
+      kindText = msg.type === 'ALL' ? 'to everyone' : `to ${others.join(', ')}`;
+    } else {
+      kindText = { ALL: 'to everyone', GROUP: 'group', PRIVATE: 'private' }[msg.type];
+    }
+    meta.append(el('span', `kind ${kind}`, kindText));
+
+    const time = el('time', 'time', formatTime(msg.ts));
+    time.dateTime = new Date(msg.ts).toISOString();
+    time.title = new Date(msg.ts).toLocaleString();
+    meta.append(time);
+
+    const body = el('div', 'body', msg.text);
+    bubble.append(meta, body);
+    li.append(bubble);
+    return li;
+  }
+
+  nearBottom() {
+    const s = this.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight < 80;
+  }
+
+  scrollToBottom() {
+    this.scroller.scrollTop = this.scroller.scrollHeight;
+  }
+
+  /**
+   * Insert a message in id order: before the first shown message with a
+   * larger id, else at the end.  Own messages have no id (the server never
+   * echoes them) and stay where they were put, at the end when sent.  So
+   * older history lands at the top, a catch-up after a reconnect at the end.
+   */
+  addMessage(msg, nameOf, myUid) {
+    const node = this.messageElement(msg, nameOf, myUid);
+    const stick = this.nearBottom() || msg.own;
+    let before = null;
+    if (msg.id !== null) {
+      for (const other of this.messages.children) {
+        const oid = other.dataset.id;
+        if (oid !== undefined && Number(oid) > msg.id) { before = other; break; }
+      }
+    }
+    if (before) {
+      // Keep what the reader is looking at in place while the top grows.
+      const prevHeight = this.scroller.scrollHeight;
+      const prevTop = this.scroller.scrollTop;
+      this.messages.insertBefore(node, before);
+      if (!stick) this.scroller.scrollTop = prevTop + (this.scroller.scrollHeight - prevHeight);
+    } else {
+      this.messages.append(node);
+    }
+    this.empty.hidden = true;
+    if (stick && !before) this.scrollToBottom();
+    return node;
+  }
+
+  /** Re-render the sender names after the peer list taught us nicknames. */
+  refreshNames(nameOf) {
+    for (const li of this.messages.querySelectorAll('.msg:not(.own)')) {
+      const name = nameOf(li.dataset.from);
+      const from = li.querySelector('.from');
+      if (from && from.textContent !== name) {
+        from.textContent = name;
+        const avatar = li.querySelector('.avatar');
+        if (avatar) avatar.textContent = initials(name);
+      }
+    }
+  }
+
+  showLoadOlder(visible, busy = false) {
+    this.loadOlderBtn.hidden = !visible;
+    this.loadOlderBtn.disabled = busy;
+    this.loadOlderBtn.textContent = busy ? 'Loading…' : 'Load older messages';
+  }
+
+  // --- console -----------------------------------------------------------
+
+  /** One line of the activity console; level: info, ok, note, error. */
+  log(level, text) {
+    const li = el('li', `line ${level}`);
+    const t = el('time', 'time', formatTime(Date.now()));
+    li.append(t, el('span', 'text', text));
+    this.console.append(li);
+    // Keep the console bounded: a long session must not grow the DOM forever.
+    while (this.console.children.length > 200) this.console.firstElementChild.remove();
+    this.console.scrollTop = this.console.scrollHeight;
+    // The collapsed panel still shows its latest line in its summary.
+    this.consoleLast.textContent = text;
+    this.consoleLast.className = `console-last ${level}`;
+    if (level === 'error') this.consolePanel.open = true;
+  }
+
+  /** Fold the console away (phones, once joined): the chat needs the room. */
+  foldConsole() {
+    this.consolePanel.open = false;
+  }
+}
