@@ -193,6 +193,52 @@ class ClusterHistoryTests(TestCase):
         )
 
 
+class ClusterStoreFailureTests(TestCase):
+    """The shared database stops under a running cluster: senders hear
+    STORE_UNAVAILABLE (not CLUSTER_UNAVAILABLE: Redis is fine), and the
+    cluster works again once the database is back."""
+
+    async def test_postgres_stopped_then_started_again(self) -> None:
+        redis = start_redis(self)
+        server = pgsupport.private_server(self)
+        one = await start_node(self, redis, "--db", server.conninfo())
+        two = await start_node(self, redis, "--db", server.conninfo())
+        tony = await join_on(self, one, *TONY)
+        mary = await join_on(self, two, *MARY)
+        await roster_becomes(tony, [TONY, MARY], timeout=30.0)
+        tony.send_json(send("stored", [], TONY[1]))
+        self.assertEqual((await next_of(mary, "MSG", 30.0))["MSG"], "stored")
+        pgsupport.stop(server)
+        tony.send_json(send("lost?", [], TONY[1]))
+        error = await next_of(tony, "ERROR", 60.0)
+        self.assertEqual((error["CODE"], error["REF"]), ("STORE_UNAVAILABLE", "SEND"))
+        pgsupport.start(server)
+        for attempt in range(200):
+            tony.send_json(send(f"again {attempt}", [], TONY[1]))
+            got = await next_of_any(tony, mary)
+            if got.get("CMD") == "MSG":
+                self.assertEqual(got["MSG"], f"again {attempt}")
+                break
+            self.assertEqual(got["CODE"], "STORE_UNAVAILABLE")
+            await deferLater(reactor, 0.2)
+        else:
+            self.fail("the cluster did not recover")
+        # What was refused was never delivered.
+        self.assertFalse(any(o.get("MSG") == "lost?" for o in mary.objects))
+
+
+async def next_of_any(tony: RawClient, mary: RawClient) -> dict[str, Any]:
+    """Tony's next ERROR or Mary's next MSG, whichever comes first (bounded)."""
+    for _ in range(1200):
+        for client, cmd in ((tony, "ERROR"), (mary, "MSG")):
+            while client.pending():
+                obj = await client.next_object()
+                if obj.get("CMD") == cmd:
+                    return obj
+        await deferLater(reactor, 0.05)
+    raise AssertionError("neither an ERROR nor the MSG came in 60 s")
+
+
 class OptionTests(TestCase):
     """--cluster refuses what cannot work, in one line."""
 
