@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Any
 
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from tests.support import OKAY, RawClient, connect, join
 from tests.support.redis import RedisServer
 from tests.support.twistd import Twistd, start_twistd
+
+#: Seconds to wait for each expected object: generous, as a loaded 2-core
+#: machine can hold a node back for seconds; a passing test never waits it.
+WAIT = 30.0
 
 
 async def start_node(testcase: TestCase, redis: RedisServer, *args: str) -> Twistd:
@@ -25,17 +33,28 @@ async def start_node(testcase: TestCase, redis: RedisServer, *args: str) -> Twis
     return node
 
 
+async def logged(node: Twistd, pattern: str, since: int, timeout: float = WAIT) -> None:
+    """Wait (bounded) until ``node`` logs ``pattern`` after offset ``since``
+    of its output."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if re.search(pattern, node.process.output[since:]):
+            return
+        await deferLater(reactor, 0.05, lambda: None)
+    raise AssertionError(f"{pattern!r} not logged:\n{node.process.output[since:]}")
+
+
 async def join_on(
     testcase: TestCase, node: Twistd, nickname: str, uid: str, **extra: Any
 ) -> RawClient:
     """Connect to ``node`` and join; the ACK must be OKAY."""
     client = await connect(testcase, node.port)
     client.send_json(join(nickname, uid, **extra))
-    testcase.assertEqual(await client.next_object(), OKAY)
+    testcase.assertEqual(await client.next_object(WAIT), OKAY)
     return client
 
 
-async def next_of(client: RawClient, cmd: str, timeout: float = 10.0) -> Any:
+async def next_of(client: RawClient, cmd: str, timeout: float = WAIT) -> Any:
     """The next object with this ``CMD``, skipping others (e.g. rosters)."""
     for _ in range(1000):
         obj = await client.next_object(timeout)
@@ -45,7 +64,7 @@ async def next_of(client: RawClient, cmd: str, timeout: float = 10.0) -> Any:
 
 
 async def roster_becomes(
-    client: RawClient, peers: list[tuple[str, str]], timeout: float = 10.0
+    client: RawClient, peers: list[tuple[str, str]], timeout: float = WAIT
 ) -> None:
     """Read ``LIST``s until one is exactly ``peers``, in this order."""
     want = [{"UN": un, "UID": uid} for un, uid in peers]

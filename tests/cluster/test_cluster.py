@@ -6,7 +6,7 @@ from __future__ import annotations
 from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
-from tests.cluster.support import join_on, next_of, roster_becomes, start_node
+from tests.cluster.support import WAIT, join_on, next_of, roster_becomes, start_node
 from tests.support import connect, join, send
 from tests.support.redis import start_redis
 
@@ -105,7 +105,7 @@ class UniquenessTests(TestCase):
         await join_on(self, one, *TONY)
         other = await connect(self, two.port)
         other.send_json(join(TONY[0], "someone@hku.hk"))
-        ack = await other.next_object()
+        ack = await other.next_object(WAIT)
         self.assertEqual((ack["TYPE"], ack["CODE"]), ("FAIL", "NICK_TAKEN"))
 
 

@@ -13,7 +13,14 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from tests.cluster.support import join_on, next_of, roster_becomes, start_node
+from tests.cluster.support import (
+    WAIT,
+    join_on,
+    logged,
+    next_of,
+    roster_becomes,
+    start_node,
+)
 from tests.support import RawClient, connect, join, send
 from tests.support import postgres as pgsupport
 from tests.support.redis import start_redis
@@ -42,7 +49,7 @@ def errors(client: RawClient, code: str) -> int:
 
 
 async def received_all(
-    client: RawClient, texts: set[str], timeout: float = 15.0
+    client: RawClient, texts: set[str], timeout: float = 2 * WAIT
 ) -> None:
     """Wait until the client has every one of ``texts``."""
     deadline = time.monotonic() + timeout
@@ -93,10 +100,11 @@ class NodeDeathTests(TestCase):
                 sender.send_json(send(text, [], uid))
                 sent[uid].add(text)
             await pause(0.01)
-        # Henry and Peter leave for everyone else within 10 s of the kill.
+        # Henry and Peter leave for everyone else within seconds of the kill
+        # (a 5 s heartbeat timeout; the margin is for a loaded machine).
         for client in (tony, mary):
-            await roster_becomes(client, [TONY, MARY], timeout=10.0)
-        self.assertLess(time.monotonic() - killed_at, 10.0)
+            await roster_becomes(client, [TONY, MARY])
+        self.assertLess(time.monotonic() - killed_at, 20.0)
         # Every message from the live nodes reached the other one, once.
         await received_all(tony, sent[MARY[1]])
         await received_all(mary, sent[TONY[1]])
@@ -115,7 +123,7 @@ class NodeDeathTests(TestCase):
         await join_on(self, two, *MARY)
         await roster_becomes(tony, [TONY, MARY])
         os.kill(two.pid, signal.SIGKILL)
-        await roster_becomes(tony, [TONY], timeout=10.0)
+        await roster_becomes(tony, [TONY])
         again = await start_node(self, redis)
         # Mary's id is free again, on the new node.
         mary = await join_on(self, again, *MARY)
@@ -136,26 +144,29 @@ class RedisFaultTests(TestCase):
         tony.send_json(send("before", [], TONY[1]))
         before = await next_of(mary, "MSG")
 
+        since = len(one.process.output)
         redis.kill()
-        await pause(0.5)
+        # Node one has noticed (its heartbeat failed), so the SEND is refused
+        # at once rather than left waiting for an answer.
+        await logged(one, "cluster: Redis unreachable", since)
         # While Redis is down: SEND gets ERROR, JOIN gets ACK FAIL; no MSG.
         tony.send_json(send("during", [], TONY[1]))
         error = await next_of(tony, "ERROR")
         self.assertEqual((error["CODE"], error["REF"]), ("CLUSTER_UNAVAILABLE", "SEND"))
         newcomer = await connect(self, one.port)
         newcomer.send_json(join(*HENRY))
-        ack = await newcomer.next_object()
+        ack = await newcomer.next_object(WAIT)
         self.assertEqual((ack["TYPE"], ack["CODE"]), ("FAIL", "CLUSTER_UNAVAILABLE"))
         self.assertIn("cannot be reached", ack["REASON"])
 
         redis.start()
         # Within seconds the nodes registered their users again: a newcomer
         # still cannot take Mary's id, and messages flow again.
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 2 * WAIT
         while True:
             probe = await connect(self, one.port)
             probe.send_json(join("Other", MARY[1]))
-            ack = await probe.next_object()
+            ack = await probe.next_object(WAIT)
             probe.close()
             if ack.get("CODE") == "UID_TAKEN" or time.monotonic() > deadline:
                 break
@@ -190,7 +201,7 @@ class RedisFaultTests(TestCase):
             await pause(0.05)
         # Every message is either delivered once or refused with ERROR (one
         # whose script got no answer is settled from the stream, later).
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 2 * WAIT
         while time.monotonic() < deadline:
             refused = errors(tony, "CLUSTER_UNAVAILABLE")
             got = [m["MSG"] for m in messages(mary)]

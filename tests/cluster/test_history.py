@@ -10,7 +10,7 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from tests.cluster.support import join_on, next_of, roster_becomes, start_node
+from tests.cluster.support import WAIT, join_on, next_of, roster_becomes, start_node
 from tests.support import OKAY, RawClient, connect, join, send
 from tests.support import postgres as pgsupport
 from tests.support.redis import start_redis
@@ -39,7 +39,7 @@ async def until_marker(client: RawClient) -> list[dict[str, Any]]:
     """What ``client`` receives up to its HISTORY marker (or a refusal)."""
     received = []
     for _ in range(1100):
-        obj = await client.next_object(30.0)
+        obj = await client.next_object(WAIT)
         received.append(obj)
         if obj.get("CMD") in ("HISTORY", "ERROR") or obj.get("TYPE") == "FAIL":
             break
@@ -138,7 +138,7 @@ class ClusterHistoryTests(TestCase):
         # Mary goes; Tony says more on node one; Mary comes back on node one
         # and catches up from the last id she saw on node two.
         await mary.close()
-        await roster_becomes(tony, [TONY], timeout=30.0)
+        await roster_becomes(tony, [TONY])
         for i in range(4, 6):
             tony.send_json(send(f"m{i}", [], TONY[1]))
         await stored(self, tony, 5)
@@ -154,7 +154,7 @@ class ClusterHistoryTests(TestCase):
         # And live messages go on after the replay, once each.
         tony.send_json(send("m6", [], TONY[1]))
         self.assertEqual(
-            plain(await next_of(again, "MSG", 30.0)), ("ALL", "m6", TONY[1], False)
+            plain(await next_of(again, "MSG")), ("ALL", "m6", TONY[1], False)
         )
 
     async def test_offline_delivery_to_a_user_known_on_another_node(self) -> None:
@@ -165,9 +165,9 @@ class ClusterHistoryTests(TestCase):
         tony, _ = await history_on(self, two.port, TONY)
         # Carol has been here once, on node one, while node two ran.
         carol, _ = await history_on(self, one.port, CAROL)
-        await roster_becomes(tony, [TONY, CAROL], timeout=30.0)
+        await roster_becomes(tony, [TONY, CAROL])
         await carol.close()
-        await roster_becomes(tony, [TONY], timeout=30.0)
+        await roster_becomes(tony, [TONY])
         # Node two knows her: a private message to her is kept, not refused.
         tony.send_json(send("while you were out", [CAROL[1]], TONY[1]))
         self.assertEqual(
@@ -205,9 +205,9 @@ class ClusterStoreFailureTests(TestCase):
         two = await start_node(self, redis, "--db", server.conninfo())
         tony = await join_on(self, one, *TONY)
         mary = await join_on(self, two, *MARY)
-        await roster_becomes(tony, [TONY, MARY], timeout=30.0)
+        await roster_becomes(tony, [TONY, MARY])
         tony.send_json(send("stored", [], TONY[1]))
-        self.assertEqual((await next_of(mary, "MSG", 30.0))["MSG"], "stored")
+        self.assertEqual((await next_of(mary, "MSG"))["MSG"], "stored")
         pgsupport.stop(server)
         tony.send_json(send("lost?", [], TONY[1]))
         error = await next_of(tony, "ERROR", 60.0)
