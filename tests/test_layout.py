@@ -4,6 +4,7 @@ the rooms below it (protocol < server, client; nothing imports tests)."""
 from __future__ import annotations
 
 import ast
+import configparser
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -74,6 +75,17 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
             if cycle:
                 return cycle
     return None
+
+
+class PackagingTests(SynchronousTestCase):
+    """What a non-editable install (the README's first command) ships."""
+
+    def test_every_package_under_muca_is_listed_in_setup_cfg(self) -> None:
+        config = configparser.ConfigParser()
+        config.read(PACKAGE.parent / "setup.cfg")
+        listed = set(config["options"]["packages"].split())
+        packages = {module_name(p) for p in PACKAGE.rglob("__init__.py")}
+        self.assertEqual(packages - listed, set())
 
 
 class ImportTests(SynchronousTestCase):

@@ -194,7 +194,7 @@ class TwistdTests(TestCase):
         busy.bind(("0.0.0.0", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        process = self.spawn("--port", str(port))
+        process = self.spawn("--port", str(port), "--web", "none")
         (reason,) = await process.ended()
         self.assertIsInstance(reason.value, ProcessTerminated)
         self.assertNotEqual(reason.value.exitCode, 0)
@@ -206,7 +206,9 @@ class TwistdTests(TestCase):
     async def stop_by_signal(self, signum: int) -> None:
         """A serving ``twistd -n muca`` sent ``signum`` shuts down in order and
         exits by re-raising that signal (so a supervisor sees why it stopped)."""
-        process = self.spawn("--listen", "tcp:0:interface=127.0.0.1")
+        # No web listener: its default port may be taken by another server
+        # on this machine.
+        process = self.spawn("--listen", "tcp:0:interface=127.0.0.1", "--web", "none")
         match = await process.wait_for(r"ChatFactory starting on (\d+)")
         port = int(match.group(1))
         # It serves: a JOIN gets its ACK.

@@ -9,7 +9,6 @@ the same road. :class:`LocalBus` is the single-process bus, the default.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -108,9 +107,11 @@ class LocalBus:
 
     def publish(self, drafts: Sequence[ChatMessage]) -> Deferred[list[ChatMessage]]:
         first = self.last_id + 1
+        # The constructor, not dataclasses.replace: this runs per message and
+        # replace costs several times as much.
         accepted = [
-            dataclasses.replace(draft, id=first + offset)
-            for offset, draft in enumerate(drafts)
+            ChatMessage(first + n, d.ts, d.sender, d.kind, d.recipients, d.text)
+            for n, d in enumerate(drafts)
         ]
         self.last_id += len(accepted)
         if self.store is None:

@@ -411,7 +411,11 @@ class ChatFactory(ServerFactory):
                 recipients,
                 send.text,
             )
-            self.bus.publish([draft]).addErrback(self._not_accepted, sender)
+            published = self.bus.publish([draft])
+            # Without a store the bus has already delivered it: no errback
+            # to run for the usual case.
+            if not published.called or isinstance(published.result, Failure):
+                published.addErrback(self._not_accepted, sender)
         if unknown:
             names = ", ".join(unknown)
             sender.connection.send_error(
