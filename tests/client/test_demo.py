@@ -56,8 +56,14 @@ class DemoTests(TestCase):
         return demo
 
     def stop(self, demo: subprocess.Popen[str]) -> None:
+        """Stop the demo as a user would (SIGTERM: it stops its server and
+        windows); SIGKILL only if it does not, which would orphan them."""
         if demo.poll() is None:
-            demo.kill()
+            demo.terminate()
+            try:
+                demo.wait(LIMIT)
+            except subprocess.TimeoutExpired:
+                demo.kill()
         demo.wait(10)
         assert demo.stdout is not None
         demo.stdout.close()
