@@ -86,8 +86,13 @@ def cluster_plan(
     """``--cluster N``: broadcast w16 to 1,000 clients, private w1 at 200,
     10,000 presence joins; each on one node, then on N nodes of a cluster."""
     runs: list[Callable[[], Result]] = []
+    # Like for like: the cluster's nodes run with --db none (their default),
+    # so the single node does too (its default would be SQLite history).
+    single = dataclasses.replace(
+        settings, server_args=(*settings.server_args, "--db", "none")
+    )
     for nodes in (0, args.cluster):
-        s = dataclasses.replace(settings, nodes=nodes)
+        s = dataclasses.replace(single, nodes=nodes)
         runs.append(lambda s=s: broadcast(1000, args.senders, 16, s))
         runs.append(lambda s=s: private(200, 1, s))
         runs.append(lambda s=s: join_presence(10000, s))
