@@ -37,6 +37,7 @@ from twisted.python.failure import Failure
 
 from muca.cluster import scripts
 from muca.protocol.messages import (
+    ALL,
     CLUSTER_UNAVAILABLE,
     NICK_TAKEN,
     PRESENCE_DELTA,
@@ -135,6 +136,30 @@ def parse_cluster_url(url: str) -> RedisAddress:
     return RedisAddress(parts.hostname, port, db)
 
 
+class _RedisProtocol(txredisapi.RedisProtocol):
+    """txredisapi's protocol, parsing a whole reply in one go.
+
+    txredisapi hands what follows each bulk string to ``callLater(0)``: one
+    reactor turn per field of every stream entry. Here it is parsed in the
+    same call instead, in a loop (not recursively: a reply of a thousand
+    entries has ten thousand bulk strings).
+    """
+
+    _extra = b""
+
+    def setLineMode(self, extra: bytes = b"") -> None:
+        """Back to lines; ``extra`` is parsed by :meth:`dataReceived`."""
+        self.line_mode = 1
+        self._extra = extra
+
+    def dataReceived(self, data: bytes, unpause: bool = False) -> None:
+        """Parse ``data``, and what each bulk string leaves, at once."""
+        while data:
+            self._extra = b""
+            super().dataReceived(data, unpause)
+            data = self._extra
+
+
 def _connect(
     reactor: Any, address: RedisAddress, timeout: float
 ) -> txredisapi.RedisFactory:
@@ -148,6 +173,7 @@ def _connect(
         # User ids that look like numbers must stay strings.
         convertNumbers=False,
     )
+    factory.protocol = _RedisProtocol
     # Back within a second of Redis coming back, not after a growing backoff.
     factory.initialDelay = 0.2
     factory.maxDelay = 1.0
@@ -327,10 +353,19 @@ class RedisBus(Service):
             ensure_ascii=False,
             separators=(",", ":"),
         )
+        # Who each message is for, apart from ``data``: the nodes none of
+        # whose members are among them skip the batch undecoded.
+        routes = json.dumps(
+            [0 if m.kind == ALL else list(m.recipients) for m in drafts],
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
         self._batches += 1
         token = f"{self.node}:{self._batches}"
         if self._writer is not None:
-            d = self._writer.runWithConnection(self._append_locked, drafts, data, token)
+            d = self._writer.runWithConnection(
+                self._append_locked, drafts, data, routes, token
+            )
         else:
             d = self._run(
                 scripts.PUBLISH,
@@ -339,6 +374,7 @@ class RedisBus(Service):
                 data,
                 "",
                 token,
+                routes,
             )
         d.addCallbacks(
             self._published, self._publish_failed, (queue,), None, (queue, token)
@@ -346,7 +382,12 @@ class RedisBus(Service):
         d.addBoth(lambda _: self._publish_next())
 
     def _append_locked(
-        self, connection: Any, drafts: list[ChatMessage], data: str, token: str
+        self,
+        connection: Any,
+        drafts: list[ChatMessage],
+        data: str,
+        routes: str,
+        token: str,
     ) -> int:
         """Store a batch in PostgreSQL, then append it to the stream; in a
         pool thread. Returns its first id.
@@ -386,6 +427,7 @@ class RedisBus(Service):
                     data,
                     str(first),
                     token,
+                    routes,
                 )
             except ClusterUnavailable:
                 # Never sent: not accepted, so not kept either.
@@ -691,27 +733,55 @@ class RedisBus(Service):
 
     def _apply(self, fields: dict[str, str]) -> None:
         kind = fields.get("t")
-        data = json.loads(fields["d"])
         if kind == "m":
             first = int(fields["f"])
             if self._unsure:
                 self._settle_unsure(fields.get("k", ""), first)
-            self._apply_messages(first, data)
-        elif kind == "j":
+            self._apply_messages(first, fields)
+            return
+        data = json.loads(fields["d"])
+        if kind == "j":
             self._apply_join(*data)
         elif kind == "l":
             self._apply_leave(*data)
 
-    def _apply_messages(self, first: int, rows: list[list[Any]]) -> None:
-        skip = self.last_delivered - first + 1
-        if skip >= len(rows):
+    def _apply_messages(self, first: int, fields: dict[str, str]) -> None:
+        """Deliver a batch's messages that have a recipient connected here;
+        a batch with none is passed over without decoding its messages."""
+        routes = fields.get("r")
+        if routes is None:
+            # Appended without routes (by an older node): decode it all.
+            rows = json.loads(fields["d"])
+            count = len(rows)
+        else:
+            targets = json.loads(routes)
+            count = len(targets)
+        skip = max(0, self.last_delivered - first + 1)
+        if skip >= count:
             return  # Delivered before (the stream is being read again).
-        accepted = [
-            ChatMessage(first + index, ts, sender, kind, tuple(to), text)
-            for index, (ts, sender, kind, to, text) in enumerate(rows)
-        ][max(0, skip) :]
-        self.last_delivered = accepted[-1].id
-        self.listener.deliver(accepted)
+        if routes is None:
+            wanted: Sequence[int] = range(skip, count)
+        else:
+            room = self.room
+            wanted = [
+                index
+                for index in range(skip, count)
+                if targets[index] == 0
+                or any(_connected_here(room, uid) for uid in targets[index])
+            ]
+            rows = json.loads(fields["d"]) if wanted else []
+        accepted = []
+        for index in wanted:
+            ts, sender, kind, to, text = rows[index]
+            accepted.append(
+                ChatMessage(first + index, ts, sender, kind, tuple(to), text)
+            )
+        last = first + count - 1
+        self.last_delivered = last
+        if accepted:
+            self.listener.deliver(accepted)
+        # Also when nothing was for us: replays compare with the last id.
+        self.listener.passed(last)
 
     def _apply_join(self, uid: str, nickname: str, node: str, seq: int) -> None:
         room = self.room
@@ -768,6 +838,12 @@ class RedisBus(Service):
         if member is not None and member.connection is REMOTE:
             self.room.leave(member)
             self.listener.roster_changed()
+
+
+def _connected_here(room: Room, uid: str) -> bool:
+    """Whether ``uid`` is a member connected to this node."""
+    member = room.member(uid)
+    return member is not None and member.connection is not REMOTE
 
 
 def _refusal(verdict: str, join: Join) -> JoinRefused:

@@ -41,6 +41,10 @@ class BusListener(Protocol):
     def remember(self, uid: str) -> None:
         """``uid`` joined on another node: a known user (offline delivery)."""
 
+    def passed(self, upto: int) -> None:
+        """Every message up to id ``upto`` went by, including those a cluster
+        did not deliver here because none of their recipients is here."""
+
 
 class Bus(Protocol):
     """The road from acceptance to every node's connections."""

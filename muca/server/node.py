@@ -476,6 +476,14 @@ class ChatFactory(ServerFactory):
                 self.fan_out(Payload(message.payload()), members)
             self.last_delivered = message.id
 
+    def passed(self, upto: int) -> None:
+        """Messages up to ``upto`` went by (some with no recipient here)."""
+        if upto > self.last_delivered:
+            self.last_delivered = upto
+        replayed = self._replayed
+        if replayed and upto >= max(replayed.values()):
+            replayed.clear()
+
     def _not_replayed(self, members: Iterable[Member], ident: int) -> list[Member]:
         """Leave out the members whose replay had this message already: a
         cluster's store can show a message before the bus delivers it here."""
