@@ -9,6 +9,7 @@ import os
 from collections.abc import Sequence
 
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from muca.protocol.messages import ALL, PRIVATE, ChatMessage
@@ -153,6 +154,36 @@ class StoringBusTests(TestCase):
             await refused
         self.assertEqual(self.recorder.delivered, [])
         self.assertTrue(self.bus.failing)
+
+    async def test_an_outage_and_the_recovery_are_logged_once_each(self) -> None:
+        await self.store.close()
+        with capturedLogs() as events:
+            for text in ("lost 1", "lost 2"):
+                refused = self.bus.publish([draft(text)])
+                self.clock.advance(0)
+                with self.assertRaises(StoreError):
+                    await refused
+            self.assertTrue(self.bus.failing)
+            # The database works again (here: a store on the same file).
+            self.bus.store = SQLiteStore(self.store.path)
+            await self.bus.store.open()
+            self.addCleanup(self.bus.store.close)
+            for text in ("back 1", "back 2"):
+                published = self.bus.publish([draft(text)])
+                self.clock.advance(0)
+                await published
+        self.assertFalse(self.bus.failing)
+        said = [formatEvent(event) for event in events]
+        self.assertEqual(len(said), 2, said)
+        self.assertRegex(
+            said[0],
+            r"\Amuca: cannot store messages, refusing them until the message "
+            r"database works again: \S.*",
+        )
+        self.assertEqual(said[1], "muca: the message database works again")
+        self.assertEqual(
+            [m.text for m in self.recorder.delivered], ["back 1", "back 2"]
+        )
 
     async def test_ids_go_on_from_the_stores_last_one(self) -> None:
         await self.store.append([dataclasses.replace(draft("old"), id=7)])
