@@ -12,8 +12,9 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from muca.protocol.messages import ALL, PRIVATE, ChatMessage
+from muca.protocol.messages import ALL, PRIVATE, ChatMessage, Join
 from muca.server.bus import LocalBus
+from muca.server.room import Room
 from muca.store import StoreError
 from muca.store.sqlite import SQLiteStore
 from tests.support import MemoryServer, send
@@ -64,6 +65,20 @@ class LocalBusTests(SynchronousTestCase):
         for recorder in (first, second):
             self.assertEqual([m.text for m in recorder.delivered], ["hello"])
             self.assertEqual(recorder.roster_changes, 1)
+
+
+class LocalBusRosterTests(SynchronousTestCase):
+    """Joins and leaves through the single-process bus."""
+
+    def test_a_leave_is_announced_once_and_a_second_one_is_refused(self) -> None:
+        bus, room, recorder = LocalBus(), Room(), Recorder()
+        bus.attach(recorder)
+        member = bus.join(room, object(), Join("Tony", "tony@hku.hk"))
+        self.assertEqual(recorder.roster_changes, 1)
+        self.assertTrue(bus.leave(room, member))
+        self.assertFalse(bus.leave(room, member))
+        self.assertEqual(recorder.roster_changes, 2)
+        self.assertNotIn("tony@hku.hk", room)
 
 
 class MessageIdTests(ServerTestCase):

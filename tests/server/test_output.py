@@ -24,6 +24,9 @@ BYE = {"CMD": "MSG", "TYPE": "ALL", "MSG": "bye", "FROM": "u2"}
 BYE_NATIVE = b'{"CMD":"MSG","TYPE":"ALL","MSG":"bye","FROM":"u2"}\n'
 BYE_ORIGINAL = b'{"CMD": "MSG", "TYPE": "ALL", "MSG": "bye", "FROM": "u2"}'
 BYE_PREFIXED = b"\x00\x00\x00\x32" + BYE_NATIVE[:-1]
+# One unmasked text frame: FIN + text opcode, the length, the object (no \n).
+HELLO_WEBSOCKET = b"\x81\x38" + HELLO_NATIVE[:-1]
+BYE_WEBSOCKET = b"\x81\x32" + BYE_NATIVE[:-1]
 
 
 class Recorder:
@@ -43,6 +46,7 @@ class PayloadTests(TestCase):
         self.assertEqual(payload.for_framing(Framing.NATIVE), HELLO_NATIVE)
         self.assertEqual(payload.for_framing(Framing.ORIGINAL), HELLO_ORIGINAL)
         self.assertEqual(payload.for_framing(Framing.PREFIXED), HELLO_PREFIXED)
+        self.assertEqual(payload.for_framing(Framing.WEBSOCKET), HELLO_WEBSOCKET)
         # A connection whose framing is not known yet is answered natively.
         self.assertEqual(payload.for_framing(None), HELLO_NATIVE)
 
@@ -64,15 +68,18 @@ class OutboxTests(TestCase):
     def test_queued_messages_leave_together_at_the_end_of_the_turn(self) -> None:
         native, original = Recorder(), Recorder(Framing.ORIGINAL)
         prefixed = Recorder(Framing.PREFIXED)
-        everyone = [native, original, prefixed]
+        browsers = [Recorder(Framing.WEBSOCKET), Recorder(Framing.WEBSOCKET)]
+        everyone = [native, original, prefixed, *browsers]
         self.outbox.add(Payload(HELLO), everyone)
         self.outbox.add(Payload(BYE), everyone)
         self.assertTrue(self.outbox)
-        self.assertEqual([c.writes for c in everyone], [[], [], []])
+        self.assertEqual([c.writes for c in everyone], [[]] * len(everyone))
         self.clock.advance(0)
         self.assertEqual(native.writes, [HELLO_NATIVE + BYE_NATIVE])
         self.assertEqual(original.writes, [HELLO_ORIGINAL + BYE_ORIGINAL])
         self.assertEqual(prefixed.writes, [HELLO_PREFIXED + BYE_PREFIXED])
+        for browser in browsers:
+            self.assertEqual(browser.writes, [HELLO_WEBSOCKET + BYE_WEBSOCKET])
         self.assertFalse(self.outbox)
 
     def test_one_queued_message_is_written_as_encoded(self) -> None:
