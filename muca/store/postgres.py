@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import psycopg
@@ -13,7 +13,8 @@ from twisted.internet.interfaces import IReactorThreads
 from twisted.python.failure import Failure
 
 from muca.store import sql
-from muca.store.base import ChatMessage, Page, StoreError
+from muca.store.base import StoreError
+from muca.store.shared import SQLStoreOperations
 
 T = TypeVar("T")
 
@@ -47,13 +48,15 @@ def describe(conninfo: str) -> str:
     return f"database {dbname} on {host}:{port}"
 
 
-class PostgresStore:
+class PostgresStore(SQLStoreOperations):
     """A ``MessageStore`` in the PostgreSQL database named by ``conninfo``.
 
     ``conninfo`` is a ``postgresql://`` URL or a libpq ``key=value`` string.
     Tables are created if absent (all named ``muca_*``); queries run on the
     threads of an ``adbapi.ConnectionPool`` of psycopg 3 connections.
     """
+
+    dialect = DIALECT
 
     def __init__(
         self,
@@ -165,62 +168,11 @@ class PostgresStore:
         cursor.execute(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
         return sql.create_or_check(cursor, DIALECT)
 
-    def last_id(self) -> int:
-        """The highest id ever stored (0 if none); valid after ``open``."""
-        return self._last_id
+    def _write(self, work: Callable[..., T], *args: Any) -> Deferred[T]:
+        # adbapi's runInteraction commits when the work returns.
+        return self._run(work, *args)
 
-    def append(self, messages: Sequence[ChatMessage]) -> Deferred[None]:
-        """Store ``messages`` in one transaction; fires after the commit."""
-        messages = list(messages)
-        try:
-            sql.check_batch(messages, self._last_id)
-        except StoreError:
-            return fail()
-        if not messages:
-            return succeed(None)
-        d = self._run(sql.insert, DIALECT, messages)
-        newest = messages[-1].id
-
-        def stored(_: object) -> None:
-            self._last_id = max(self._last_id, newest)
-
-        d.addCallback(stored)
-        return d
-
-    def latest(self, reader: str | None, private: bool, limit: int) -> Deferred[Page]:
-        """The newest ``limit`` messages ``reader`` may see, oldest first."""
-        return self._page(reader, private, 0, sql.NO_UPPER_BOUND, limit)
-
-    def since(
-        self, reader: str | None, private: bool, after_id: int, limit: int = 1000
-    ) -> Deferred[Page]:
-        """Visible messages with an id above ``after_id``: the newest ``limit``."""
-        return self._page(reader, private, after_id, sql.NO_UPPER_BOUND, limit)
-
-    def before(
-        self, reader: str | None, private: bool, before_id: int, limit: int
-    ) -> Deferred[Page]:
-        """The newest ``limit`` visible messages with an id below ``before_id``."""
-        return self._page(reader, private, 0, before_id, limit)
-
-    def _page(
-        self, reader: str | None, private: bool, lower: int, upper: int, limit: int
-    ) -> Deferred[Page]:
-        return self._run(sql.read_page, DIALECT, reader, private, lower, upper, limit)
-
-    def remember_user(self, uid: str) -> Deferred[None]:
-        """Record that ``uid`` has joined."""
-        return self._run(sql.remember_user, DIALECT, uid)
-
-    def known_users(self) -> Deferred[set[str]]:
-        """Every user id ever remembered."""
-        return self._run(sql.known_users)
-
-    def prune(
-        self, max_age_days: float | None, max_count: int | None, now_ms: int
-    ) -> Deferred[int]:
-        """Delete messages older than the age or beyond the newest count."""
-        return self._run(sql.prune, DIALECT, max_age_days, max_count, now_ms)
+    _query = _write
 
     def close(self) -> Deferred[None]:
         """Close every connection and stop the pool's threads."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -13,7 +13,8 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 from muca.store import sql
-from muca.store.base import ChatMessage, Page, StoreError
+from muca.store.base import StoreError
+from muca.store.shared import SQLStoreOperations
 
 T = TypeVar("T")
 
@@ -35,13 +36,15 @@ def _reactor() -> Any:
     return reactor
 
 
-class SQLiteStore:
+class SQLiteStore(SQLStoreOperations):
     """A ``MessageStore`` in the SQLite file at ``path``, created if absent.
 
     All database work runs on one dedicated thread, in call order; the reactor
     thread never blocks on the file.  A file that is not a MUCA database is
     refused and left exactly as it was.
     """
+
+    dialect = DIALECT
 
     def __init__(
         self, path: str | os.PathLike[str], reactor: IReactorThreads | None = None
@@ -102,66 +105,11 @@ class SQLiteStore:
                 "during", "shutdown", self._stop_pool
             )
 
-    def last_id(self) -> int:
-        """The highest id ever stored (0 if none); valid after ``open``."""
-        return self._last_id
+    def _write(self, work: Callable[..., T], *args: Any) -> Deferred[T]:
+        return self._run(self._transaction, work, *args)
 
-    def append(self, messages: Sequence[ChatMessage]) -> Deferred[None]:
-        """Store ``messages`` in one transaction; fires after a durable commit."""
-        messages = list(messages)
-        try:
-            sql.check_batch(messages, self._last_id)
-        except StoreError:
-            return fail()
-        if not messages:
-            return succeed(None)
-        d = self._run(self._transaction, sql.insert, DIALECT, messages)
-        newest = messages[-1].id
-
-        def stored(_: object) -> None:
-            self._last_id = max(self._last_id, newest)
-
-        d.addCallback(stored)
-        return d
-
-    def latest(self, reader: str | None, private: bool, limit: int) -> Deferred[Page]:
-        """The newest ``limit`` messages ``reader`` may see, oldest first."""
-        return self._page(reader, private, 0, sql.NO_UPPER_BOUND, limit)
-
-    def since(
-        self, reader: str | None, private: bool, after_id: int, limit: int = 1000
-    ) -> Deferred[Page]:
-        """Visible messages with an id above ``after_id``: the newest ``limit``."""
-        return self._page(reader, private, after_id, sql.NO_UPPER_BOUND, limit)
-
-    def before(
-        self, reader: str | None, private: bool, before_id: int, limit: int
-    ) -> Deferred[Page]:
-        """The newest ``limit`` visible messages with an id below ``before_id``."""
-        return self._page(reader, private, 0, before_id, limit)
-
-    def _page(
-        self, reader: str | None, private: bool, lower: int, upper: int, limit: int
-    ) -> Deferred[Page]:
-        return self._run(
-            self._read, sql.read_page, DIALECT, reader, private, lower, upper, limit
-        )
-
-    def remember_user(self, uid: str) -> Deferred[None]:
-        """Record that ``uid`` has joined."""
-        return self._run(self._transaction, sql.remember_user, DIALECT, uid)
-
-    def known_users(self) -> Deferred[set[str]]:
-        """Every user id ever remembered."""
-        return self._run(self._read, sql.known_users)
-
-    def prune(
-        self, max_age_days: float | None, max_count: int | None, now_ms: int
-    ) -> Deferred[int]:
-        """Delete messages older than the age or beyond the newest count."""
-        return self._run(
-            self._transaction, sql.prune, DIALECT, max_age_days, max_count, now_ms
-        )
+    def _query(self, work: Callable[..., T], *args: Any) -> Deferred[T]:
+        return self._run(self._read, work, *args)
 
     def close(self) -> Deferred[None]:
         """Close the file and stop the thread; closing twice is harmless."""

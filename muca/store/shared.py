@@ -1,0 +1,90 @@
+"""What every SQL backend does the same way, written once: the store's
+operations over two hooks that say how a backend runs work on its database
+thread (in a write transaction, or as a read)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from twisted.internet.defer import Deferred, fail, succeed
+
+from muca.store import sql
+from muca.store.base import ChatMessage, Page, StoreError
+
+T = TypeVar("T")
+
+
+class SQLStoreOperations:
+    """The ``MessageStore`` operations of a backend with ``dialect``,
+    ``_last_id``, ``_write`` and ``_query``."""
+
+    dialect: sql.Dialect
+    _last_id: int
+
+    def _write(self, work: Callable[..., T], *args: Any) -> Deferred[T]:
+        """Run ``work(cursor, *args)`` in one committed transaction."""
+        raise NotImplementedError
+
+    def _query(self, work: Callable[..., T], *args: Any) -> Deferred[T]:
+        """Run ``work(cursor, *args)`` as a read."""
+        raise NotImplementedError
+
+    def last_id(self) -> int:
+        """The highest id ever stored (0 if none); valid after ``open``."""
+        return self._last_id
+
+    def append(self, messages: Sequence[ChatMessage]) -> Deferred[None]:
+        """Store ``messages`` in one transaction; fires after the commit."""
+        messages = list(messages)
+        try:
+            sql.check_batch(messages, self._last_id)
+        except StoreError:
+            return fail()
+        if not messages:
+            return succeed(None)
+        d = self._write(sql.insert, self.dialect, messages)
+        newest = messages[-1].id
+
+        def stored(_: object) -> None:
+            self._last_id = max(self._last_id, newest)
+
+        d.addCallback(stored)
+        return d
+
+    def latest(self, reader: str | None, private: bool, limit: int) -> Deferred[Page]:
+        """The newest ``limit`` messages ``reader`` may see, oldest first."""
+        return self._page(reader, private, 0, sql.NO_UPPER_BOUND, limit)
+
+    def since(
+        self, reader: str | None, private: bool, after_id: int, limit: int = 1000
+    ) -> Deferred[Page]:
+        """Visible messages with an id above ``after_id``: the newest ``limit``."""
+        return self._page(reader, private, after_id, sql.NO_UPPER_BOUND, limit)
+
+    def before(
+        self, reader: str | None, private: bool, before_id: int, limit: int
+    ) -> Deferred[Page]:
+        """The newest ``limit`` visible messages with an id below ``before_id``."""
+        return self._page(reader, private, 0, before_id, limit)
+
+    def _page(
+        self, reader: str | None, private: bool, lower: int, upper: int, limit: int
+    ) -> Deferred[Page]:
+        return self._query(
+            sql.read_page, self.dialect, reader, private, lower, upper, limit
+        )
+
+    def remember_user(self, uid: str) -> Deferred[None]:
+        """Record that ``uid`` has joined."""
+        return self._write(sql.remember_user, self.dialect, uid)
+
+    def known_users(self) -> Deferred[set[str]]:
+        """Every user id ever remembered."""
+        return self._query(sql.known_users)
+
+    def prune(
+        self, max_age_days: float | None, max_count: int | None, now_ms: int
+    ) -> Deferred[int]:
+        """Delete messages older than the age or beyond the newest count."""
+        return self._write(sql.prune, self.dialect, max_age_days, max_count, now_ms)
