@@ -21,6 +21,7 @@ from twisted.internet import endpoints, reactor
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SkipTest, TestCase
+from Xlib import display as xdisplay
 
 from muca.client.client import ChatObserver, ReceivedMessage
 from muca.protocol.messages import Peer
@@ -100,6 +101,8 @@ async def settle(turns: int = 5) -> None:
 
 
 _xvfb: tuple[subprocess.Popen[bytes], str] | None = None
+# A connection to the Xvfb above, kept open for the life of the process.
+_keeper: Any = None
 
 
 def start_display(testcase: TestCase) -> str:
@@ -147,7 +150,14 @@ def start_display(testcase: TestCase) -> str:
     if not number.strip().isdigit():
         _stop_process(process)
         _no_display(testcase, f"Xvfb did not start (exit status {process.poll()})")
-    _xvfb = (process, f":{number.strip().decode()}")
+    name = f":{number.strip().decode()}"
+    # With -terminate, Xvfb exits whenever its last client goes: between two
+    # tests whose windows live in other processes (the demo's), the next
+    # test could find a display on its way out. This process holds one
+    # connection until it ends, so the display lives exactly as long.
+    global _keeper
+    _keeper = xdisplay.Display(name)
+    _xvfb = (process, name)
     return _xvfb[1]
 
 
