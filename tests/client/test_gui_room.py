@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import tkinter as tk
-from pathlib import Path
 
 from twisted.internet import reactor
 
@@ -13,9 +10,7 @@ from muca.client.client import ChatClient, ReceivedMessage
 from muca.client.config import ClientConfig
 from muca.client.gui import ChatWindow, pane_text
 from tests.support.client import settle
-from tests.support.gui import ARTIFACTS, MARY, TONY, GuiTestCase, first_line
-
-SHOTS = Path("/tmp/gui-shots")
+from tests.support.gui import MARY, TONY, GuiTestCase, first_line
 
 
 class RoomOfFortyTests(GuiTestCase):
@@ -72,21 +67,6 @@ class RoomOfFortyTests(GuiTestCase):
         await self.until_in("Lunch at noon?", mary.messages)
         self.root.update()
         self.save_screenshot("room-of-40.png")
-
-    def save_screenshot(self, name: str) -> None:
-        grab = shutil.which("import")
-        if grab is None:
-            self.fail("ImageMagick's import is missing (scripts/test installs it)")
-        ARTIFACTS.mkdir(exist_ok=True)
-        target = ARTIFACTS / name
-        subprocess.run(
-            [grab, "-display", self.display, "-window", "root", str(target)],
-            check=True,
-            timeout=30,
-        )
-        self.assertGreater(target.stat().st_size, 10_000)
-        SHOTS.mkdir(exist_ok=True)
-        shutil.copy(target, SHOTS / name)
 
 
 class UnreadTests(GuiTestCase):
