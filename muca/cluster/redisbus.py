@@ -24,18 +24,23 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
-import txredisapi
 from twisted.application.service import Service
 from twisted.enterprise import adbapi
 from twisted.internet import defer, task
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.threads import blockingCallFromThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from muca.cluster import scripts
+from muca.cluster.redisclient import (
+    ScriptCall,
+    connect,
+    connected,
+    encode,
+    encode_arguments,
+)
 from muca.protocol.messages import (
     ALL,
     CLUSTER_UNAVAILABLE,
@@ -136,51 +141,6 @@ def parse_cluster_url(url: str) -> RedisAddress:
     return RedisAddress(parts.hostname, port, db)
 
 
-class _RedisProtocol(txredisapi.RedisProtocol):
-    """txredisapi's protocol, parsing a whole reply in one go.
-
-    txredisapi hands what follows each bulk string to ``callLater(0)``: one
-    reactor turn per field of every stream entry. Here it is parsed in the
-    same call instead, in a loop (not recursively: a reply of a thousand
-    entries has ten thousand bulk strings).
-    """
-
-    _extra = b""
-
-    def setLineMode(self, extra: bytes = b"") -> None:
-        """Back to lines; ``extra`` is parsed by :meth:`dataReceived`."""
-        self.line_mode = 1
-        self._extra = extra
-
-    def dataReceived(self, data: bytes, unpause: bool = False) -> None:
-        """Parse ``data``, and what each bulk string leaves, at once."""
-        while data:
-            self._extra = b""
-            super().dataReceived(data, unpause)
-            data = self._extra
-
-
-def _connect(
-    reactor: Any, address: RedisAddress, timeout: float
-) -> txredisapi.RedisFactory:
-    """A txredisapi factory keeping one connection to ``address`` open."""
-    factory = txredisapi.RedisFactory(
-        str(address),
-        address.db,
-        1,
-        isLazy=True,
-        replyTimeout=timeout,
-        # User ids that look like numbers must stay strings.
-        convertNumbers=False,
-    )
-    factory.protocol = _RedisProtocol
-    # Back within a second of Redis coming back, not after a growing backoff.
-    factory.initialDelay = 0.2
-    factory.maxDelay = 1.0
-    factory.startConnecting(HostnameEndpoint(reactor, address.host, address.port, 2))
-    return factory
-
-
 class RedisBus(Service):
     """The bus of a cluster node (see the module's docstring).
 
@@ -217,8 +177,8 @@ class RedisBus(Service):
         self._epoch: str | None = None
         self._position = "0-0"
         self._generation = 0
-        self._commands: txredisapi.RedisFactory | None = None
-        self._reader: txredisapi.RedisFactory | None = None
+        self._commands: Any = None
+        self._reader: Any = None
         self._heartbeat: task.LoopingCall | None = None
         self._queue: list[_Queued] = []
         self._publishing = False
@@ -500,8 +460,11 @@ class RedisBus(Service):
         """After a reconnection: batches not on the stream by its current end
         were not accepted."""
         tokens = set(self._unsure)
-        last = yield self._commands.handler.execute_command(
-            "XREVRANGE", scripts.KEYS[2], "+", "-", "COUNT", 1
+        protocol = connected(self._commands)
+        if protocol is None:
+            raise ClusterUnavailable("not connected to Redis")
+        last = yield protocol.command(
+            encode("XREVRANGE", scripts.KEYS[2], "+", "-", "COUNT", "1")
         )
         end = _stream_id(last[0][0]) if last else (0, 0)
         self._unsure_checks.append((end, tokens))
@@ -527,11 +490,17 @@ class RedisBus(Service):
     # Redis commands
 
     def _run(self, script: str, *args: str) -> Deferred[Any]:
-        factory = self._commands
-        if factory is None or factory.size == 0:
+        protocol = connected(self._commands)
+        if protocol is None:
             return defer.fail(ClusterUnavailable("not connected to Redis"))
-        d = factory.handler.eval(script, scripts.KEYS, [str(STREAM_MAXLEN), *args])
-        return d.addTimeout(COMMAND_TIMEOUT + 0.5, self.clock)
+        call = _script_calls.get(script)
+        if call is None:
+            call = _script_calls[script] = ScriptCall(
+                script, scripts.KEYS, [str(STREAM_MAXLEN)]
+            )
+        # No reply within COMMAND_TIMEOUT fails it (see RedisProtocol.command).
+        d = protocol.command(call.by_sha(args))
+        return d.addErrback(_unknown_script, protocol, call, args)
 
     def _command_failed(self, failure: Failure) -> None:
         self._lost = True
@@ -545,9 +514,16 @@ class RedisBus(Service):
         self._running = True
         from twisted.internet import reactor
 
-        self._commands = _connect(reactor, self.address, COMMAND_TIMEOUT)
-        self._reader = _connect(
-            reactor, self.address, READ_BLOCK_MS / 1000 + COMMAND_TIMEOUT
+        address = self.address
+        self._commands = connect(
+            reactor, address.host, address.port, address.db, COMMAND_TIMEOUT
+        )
+        self._reader = connect(
+            reactor,
+            address.host,
+            address.port,
+            address.db,
+            READ_BLOCK_MS / 1000 + COMMAND_TIMEOUT,
         )
         if self.database is not None:
             self._open_writer(self.database)
@@ -558,9 +534,7 @@ class RedisBus(Service):
         self._heartbeat.start(HEARTBEAT_INTERVAL, now=False).addErrback(
             lambda f: log.failure("cluster heartbeat stopped", f)
         )
-        self._read_loop().addErrback(
-            lambda f: log.failure("cluster: the stream reader stopped", f)
-        )
+        self._read()
 
     def _open_writer(self, database: str) -> None:
         self._writer = adbapi.ConnectionPool(
@@ -700,39 +674,42 @@ class RedisBus(Service):
 
     # Following the stream
 
-    @defer.inlineCallbacks
-    def _read_loop(self) -> Any:
-        while self._running:
-            if self._epoch is None or self._reader is None:
-                yield task.deferLater(self.clock, 0.1, lambda: None)
-                continue
-            generation = self._generation
+    def _read(self) -> None:
+        """Ask for the entries after our position (one read at a time)."""
+        if not self._running:
+            return
+        protocol = connected(self._reader)
+        if self._epoch is None or protocol is None:
+            self.clock.callLater(0.1, self._read)
+            return
+        d = protocol.command(_XREAD + encode_arguments([self._position]))
+        d.addCallbacks(self._entries_read, self._read_failed, (self._generation,))
+
+    def _entries_read(self, reply: Any, generation: int) -> None:
+        try:
+            if generation == self._generation and reply:
+                self._apply_entries(reply[0][1])
+        finally:
+            self._read()
+
+    def _apply_entries(self, entries: list[Any]) -> None:
+        for entry_id, fields in entries:
+            self._position = entry_id
             try:
-                reply = yield self._reader.handler.execute_command(
-                    "XREAD",
-                    "COUNT",
-                    READ_COUNT,
-                    "BLOCK",
-                    READ_BLOCK_MS,
-                    "STREAMS",
-                    scripts.KEYS[2],
-                    self._position,
-                )
-            except Exception as error:  # noqa: BLE001 (reconnects by itself)
-                if self._running:
-                    log.info("cluster: reading the stream: {error}", error=error)
-                    yield task.deferLater(self.clock, 0.2, lambda: None)
-                continue
-            if generation != self._generation:
-                continue
-            for entry_id, fields in reply[0][1] if reply else ():
-                self._position = entry_id
-                try:
-                    self._apply(dict(zip(fields[::2], fields[1::2], strict=True)))
-                except Exception:
-                    log.failure("cluster: bad stream entry {id}", id=entry_id)
-            if self._unsure_checks:
-                self._unsure_caught_up()
+                self._apply(dict(zip(fields[::2], fields[1::2], strict=True)))
+            except Exception:
+                log.failure("cluster: bad stream entry {id}", id=entry_id)
+        if self._unsure_checks:
+            self._unsure_caught_up()
+
+    def _read_failed(self, failure: Failure) -> None:
+        # The connection comes back by itself; read again a little later.
+        if self._running:
+            log.info(
+                "cluster: reading the stream: {error}",
+                error=failure.getErrorMessage(),
+            )
+            self.clock.callLater(0.2, self._read)
 
     def _apply(self, fields: dict[str, str]) -> None:
         kind = fields.get("t")
@@ -841,6 +818,33 @@ class RedisBus(Service):
         if member is not None and member.connection is REMOTE:
             self.room.leave(member)
             self.listener.roster_changed()
+
+
+# XREAD of the stream, but for the position it reads after (its 8th argument).
+_XREAD = b"*8\r\n" + encode_arguments(
+    [
+        "XREAD",
+        "COUNT",
+        str(READ_COUNT),
+        "BLOCK",
+        str(READ_BLOCK_MS),
+        "STREAMS",
+        scripts.KEYS[2],
+    ]
+)
+
+
+#: The scripts' calls, made once each.
+_script_calls: dict[str, ScriptCall] = {}
+
+
+def _unknown_script(
+    failure: Failure, protocol: Any, call: ScriptCall, args: tuple[str, ...]
+) -> Any:
+    """Redis lost its scripts (it restarted): send the script itself."""
+    if str(failure.value).startswith("NOSCRIPT"):
+        return protocol.command(call.whole(args))
+    return failure
 
 
 def _connected_here(room: Room, uid: str) -> bool:

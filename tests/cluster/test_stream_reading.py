@@ -1,5 +1,5 @@
-"""Reading the cluster's stream, in memory: a reply is parsed in one go, and
-a batch with no recipient connected to this node is passed over undecoded."""
+"""Reading the cluster's stream, in memory: a batch with no recipient
+connected to this node is passed over undecoded."""
 
 from __future__ import annotations
 
@@ -7,36 +7,14 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from twisted.internet.defer import Deferred
-from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from muca.cluster.redisbus import REMOTE, RedisAddress, RedisBus, _RedisProtocol
+from muca.cluster.redisbus import REMOTE, RedisAddress, RedisBus
 from muca.protocol.messages import ChatMessage
 from muca.server.room import Room
 from tests.support import MemoryServer
 
 MARY = ("Mary", "mary@hku.hk")
-
-
-class ReplyParsingTests(SynchronousTestCase):
-    """The reader's Redis protocol."""
-
-    def test_a_reply_of_many_bulk_strings_is_parsed_at_once(self) -> None:
-        protocol = _RedisProtocol(convertNumbers=False)
-        protocol.makeConnection(StringTransport())
-        reply: Deferred[list[str]] = protocol.replyQueue.get()
-        # One XREAD reply with one entry of three fields, in one read: no
-        # reactor turn is needed (txredisapi's own needs one per string).
-        fields = ["t", "m", "f", "42", "d", "[]"]
-        data = b"*1\r\n*2\r\n$10\r\nmuca:event\r\n*1\r\n*2\r\n$3\r\n1-0\r\n"
-        data += b"*6\r\n" + b"".join(
-            b"$%d\r\n%s\r\n" % (len(f), f.encode()) for f in fields
-        )
-        protocol.dataReceived(data)
-        self.assertEqual(
-            self.successResultOf(reply), [["muca:event", [["1-0", fields]]]]
-        )
 
 
 class Recorder:
