@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -183,6 +183,10 @@ class RedisBus(Service):
         self._queue: list[_Queued] = []
         self._publishing = False
         self._batches = 0
+        # Batches of ours not read back from the stream yet: token ->
+        # (batch number, its drafts, or its accepted messages once the
+        # script answered), so that they need no decoding here.
+        self._own: dict[str, tuple[int, list[ChatMessage]]] = {}
         # Batches whose publishing got no answer: token -> their waiters.
         self._unsure: dict[str, list[_Queued]] = {}
         # Their stored rows (first id, last id), with a database.
@@ -298,7 +302,9 @@ class RedisBus(Service):
         d: Deferred[list[ChatMessage]] = Deferred()
         self._queue.append((list(drafts), d))
         if not self._publishing:
-            self._publish_next()
+            # At the end of this reactor turn: what it accepts is one batch.
+            self._publishing = True
+            self.clock.callLater(0, self._publish_next)
         return d
 
     def _publish_next(self) -> None:
@@ -308,23 +314,26 @@ class RedisBus(Service):
             return
         self._publishing = True
         drafts = [draft for batch, _ in queue for draft in batch]
-        data = json.dumps(
-            [[m.ts, m.sender, m.kind, list(m.recipients), m.text] for m in drafts],
-            ensure_ascii=False,
-            separators=(",", ":"),
+        data = _to_json(
+            [(m.ts, m.sender, m.kind, m.recipients, m.text) for m in drafts]
         )
-        # Who each message is for, apart from ``data``: the nodes none of
-        # whose members are among them skip the batch undecoded.
-        routes = json.dumps(
-            [0 if m.kind == ALL else list(m.recipients) for m in drafts],
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
+        # Who the batch is for, apart from ``data``: the nodes none of whose
+        # members are among them pass it over undecoded.
+        uids: set[str] = set()
+        for m in drafts:
+            if m.kind == ALL:
+                to = "0"
+                break
+            uids.update(m.recipients)
+        else:
+            to = _to_json(list(uids))
         self._batches += 1
         token = f"{self.node}:{self._batches}"
+        # When it comes back on the stream, this node takes it from here.
+        self._own[token] = (self._batches, drafts)
         if self._writer is not None:
             d = self._writer.runWithConnection(
-                self._append_locked, drafts, data, routes, token
+                self._append_locked, drafts, data, to, token
             )
         else:
             d = self._run(
@@ -334,10 +343,14 @@ class RedisBus(Service):
                 data,
                 "",
                 token,
-                routes,
+                to,
             )
         d.addCallbacks(
-            self._published, self._publish_failed, (queue,), None, (queue, token)
+            self._published,
+            self._publish_failed,
+            (queue, token),
+            None,
+            (queue, token),
         )
         d.addBoth(lambda _: self._publish_next())
 
@@ -346,7 +359,7 @@ class RedisBus(Service):
         connection: Any,
         drafts: list[ChatMessage],
         data: str,
-        routes: str,
+        to: str,
         token: str,
     ) -> int:
         """Store a batch in PostgreSQL, then append it to the stream; in a
@@ -387,7 +400,7 @@ class RedisBus(Service):
                     data,
                     str(first),
                     token,
-                    routes,
+                    to,
                 )
             except ClusterUnavailable:
                 # Never sent: not accepted, so not kept either.
@@ -405,20 +418,25 @@ class RedisBus(Service):
             cursor.execute("SELECT pg_advisory_unlock(%s)", (APPEND_LOCK,))
             connection.commit()
 
-    @staticmethod
-    def _published(first: Any, queue: list[_Queued]) -> None:
-        first = int(first)
-        offset = 0
+    def _published(
+        self, first: Any, queue: list[_Queued], token: str | None = None
+    ) -> None:
+        ident = int(first)
+        everything: list[ChatMessage] = []
         for batch, done in queue:
-            # The constructor, not dataclasses.replace (several times dearer).
-            accepted = [
-                ChatMessage(
-                    first + offset + n, d.ts, d.sender, d.kind, d.recipients, d.text
+            accepted = []
+            for d in batch:
+                # The constructor, not dataclasses.replace (several times
+                # dearer); a loop, not a comprehension (a call per publish).
+                accepted.append(
+                    ChatMessage(ident, d.ts, d.sender, d.kind, d.recipients, d.text)
                 )
-                for n, d in enumerate(batch)
-            ]
-            offset += len(batch)
+                ident += 1
+            everything += accepted
             done.callback(accepted)
+        if token is not None and token in self._own:
+            # Not read back yet: it will deliver these very messages.
+            self._own[token] = (self._own[token][0], everything)
 
     def _publish_failed(
         self, failure: Failure, queue: list[_Queued], token: str
@@ -429,6 +447,7 @@ class RedisBus(Service):
         )
         if not unsure:
             # Never sent, or refused by the database: surely not accepted.
+            self._own.pop(token, None)
             self._refuse_batch(queue, failure)
             return
         # No answer in time: Redis may have run the script all the same (a
@@ -726,42 +745,69 @@ class RedisBus(Service):
             self._apply_leave(*data)
 
     def _apply_messages(self, first: int, fields: dict[str, str]) -> None:
-        """Deliver a batch's messages that have a recipient connected here;
-        a batch with none is passed over without decoding its messages."""
-        routes = fields.get("r")
-        if routes is None:
-            # Appended without routes (by an older node): decode it all.
+        """Deliver a batch's messages that have a recipient connected here.
+
+        A batch this node published is taken from memory; one that is all
+        for members of other nodes is passed over without decoding it.
+        """
+        drafts = self._own_batch(fields.get("k", "")) if self._own else None
+        rows: list[Any] | None = None
+        if drafts is not None:
+            count = len(drafts)
+        elif "n" in fields and "u" in fields:
+            count = int(fields["n"])
+            if self._for_us(fields["u"]):
+                rows = json.loads(fields["d"])
+        else:
+            # Appended by an older node: decode it to know.
             rows = json.loads(fields["d"])
             count = len(rows)
-        else:
-            targets = json.loads(routes)
-            count = len(targets)
         skip = max(0, self.last_delivered - first + 1)
         if skip >= count:
             return  # Delivered before (the stream is being read again).
-        if routes is None:
-            wanted: Sequence[int] = range(skip, count)
-        else:
-            room = self.room
-            wanted = [
-                index
-                for index in range(skip, count)
-                if targets[index] == 0
-                or any(_connected_here(room, uid) for uid in targets[index])
-            ]
-            rows = json.loads(fields["d"]) if wanted else []
+        here = _connected_here(self.room)
         accepted = []
-        for index in wanted:
-            ts, sender, kind, to, text = rows[index]
-            accepted.append(
-                ChatMessage(first + index, ts, sender, kind, tuple(to), text)
-            )
+        if drafts is not None:
+            for index in range(skip, count):
+                m = drafts[index]
+                if m.kind == ALL or here(m.recipients):
+                    if m.id != first + index:
+                        # A draft: its publishing has not been answered yet.
+                        m = ChatMessage(
+                            first + index, m.ts, m.sender, m.kind, m.recipients, m.text
+                        )
+                    accepted.append(m)
+        elif rows is not None:
+            for index in range(skip, count):
+                ts, sender, kind, to, text = rows[index]
+                if kind == ALL or here(to):
+                    accepted.append(
+                        ChatMessage(first + index, ts, sender, kind, tuple(to), text)
+                    )
         last = first + count - 1
         self.last_delivered = last
         if accepted:
             self.listener.deliver(accepted)
         # Also when nothing was for us: replays compare with the last id.
         self.listener.passed(last)
+
+    def _own_batch(self, token: str) -> list[ChatMessage] | None:
+        """The drafts of our batch ``token``, read back; ours published
+        before it and not read back by now are forgotten (they are decoded
+        if they do come: a batch whose script timed out can land later)."""
+        entry = self._own.pop(token, None)
+        if entry is None:
+            return None
+        number, drafts = entry
+        own = self._own
+        for older in [t for t, (n, _) in own.items() if n < number]:
+            del own[older]
+        return drafts
+
+    def _for_us(self, to: str) -> bool:
+        """Whether a batch for ``to`` (its recipients' uids as JSON, or 0
+        when it holds a broadcast) may have a recipient connected here."""
+        return to == "0" or _connected_here(self.room)(json.loads(to))
 
     def _apply_join(self, uid: str, nickname: str, node: str, seq: int) -> None:
         room = self.room
@@ -847,10 +893,23 @@ def _unknown_script(
     return failure
 
 
-def _connected_here(room: Room, uid: str) -> bool:
-    """Whether ``uid`` is a member connected to this node."""
-    member = room.member(uid)
-    return member is not None and member.connection is not REMOTE
+#: JSON as the stream holds it: compact, UTF-8 as is.
+_to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _connected_here(room: Room) -> Callable[[Sequence[str]], bool]:
+    """A test of whether any of some uids is a member connected to this
+    node (a loop, not ``any()`` over a generator: it runs per message)."""
+    member = room.member
+
+    def here(uids: Sequence[str]) -> bool:
+        for uid in uids:
+            found = member(uid)
+            if found is not None and found.connection is not REMOTE:
+                return True
+        return False
+
+    return here
 
 
 def _refusal(verdict: str, join: Join) -> JoinRefused:
