@@ -193,6 +193,9 @@ class RedisBus(Service):
         self._unsure_rows: dict[str, tuple[int, int]] = {}
         # (stream end, tokens): refused once the reader is past that end.
         self._unsure_checks: list[tuple[tuple[int, int], set[str]]] = []
+        # Batches on the stream, by the thread that appended them: token ->
+        # first id (read once that thread is done, whatever came after).
+        self._appended: dict[str, int] = {}
         self._pending: dict[str, tuple[Any, Join, Deferred[Member]]] = {}
         self._stale: set[str] = set()
         self._lost = False
@@ -412,6 +415,9 @@ class RedisBus(Service):
                 # rows stay until it has, then go if it was not accepted.
                 self._unsure_rows[token] = (first, first + len(drafts) - 1)
                 raise UnsureOutcome(str(error)) from None
+            # On the stream: accepted, even if the database goes away before
+            # the lock is given back (its session ends, and the lock with it).
+            self._appended[token] = first
             return first
         finally:
             connection.rollback()
@@ -422,6 +428,8 @@ class RedisBus(Service):
         self, first: Any, queue: list[_Queued], token: str | None = None
     ) -> None:
         ident = int(first)
+        if token is not None:
+            self._appended.pop(token, None)
         everything: list[ChatMessage] = []
         for batch, done in queue:
             accepted = []
@@ -441,6 +449,11 @@ class RedisBus(Service):
     def _publish_failed(
         self, failure: Failure, queue: list[_Queued], token: str
     ) -> None:
+        first = self._appended.pop(token, None)
+        if first is not None:
+            # Only giving the append lock back failed: the batch is out.
+            self._published(first, queue, token)
+            return
         log.info("cluster: publish failed: {error}", error=failure.getErrorMessage())
         unsure = failure.check(UnsureOutcome) or (
             self._writer is None and not failure.check(ClusterUnavailable)
