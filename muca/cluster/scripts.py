@@ -107,7 +107,9 @@ return first
 #: ('' for a node just started). Refreshes this node's
 #: heartbeat and removes the members of nodes silent for ``ttl`` ms. When no
 #: node at all beat for ``stall`` ms, Redis itself was stopped or cut off:
-#: every node gets a fresh start instead of being declared dead. Returns
+#: that time counts against no node (every last beat moves on by as much),
+#: so nobody is declared dead for it, and a node that was dead before still
+#: goes within ``ttl`` of its last beat plus the stall. Returns
 #: [epoch, 1 if this node was registered before, nodes removed].
 HEARTBEAT = (
     _COMMON
@@ -129,9 +131,10 @@ local known = redis.call('ZSCORE', KEYS[6], node) and 1 or 0
 redis.call('SET', KEYS[8], string.format('%d', now))
 local removed = 0
 if now - last > tonumber(ARGV[5]) then
-  local nodes = redis.call('ZRANGE', KEYS[6], 0, -1)
-  for _, other in ipairs(nodes) do
-    redis.call('ZADD', KEYS[6], now, other)
+  local nodes = redis.call('ZRANGE', KEYS[6], 0, -1, 'WITHSCORES')
+  for i = 1, #nodes, 2 do
+    local moved = math.min(tonumber(nodes[i + 1]) + now - last, now)
+    redis.call('ZADD', KEYS[6], string.format('%d', moved), nodes[i])
   end
 else
   local dead = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf',
