@@ -154,9 +154,15 @@ class RedisProtocol(txredisapi.RedisProtocol):
                 count = int(buffer[position + 1 : line_end])
                 position = line_end + 2
                 if count > 0:
-                    open_arrays.append([count, []])
-                    continue
-                value = None if count < 0 else []
+                    # Most arrays are of strings (a stream entry's fields):
+                    # read them at once, else element by element.
+                    strings = _strings(buffer, position, count)
+                    if strings is None:
+                        open_arrays.append([count, []])
+                        continue
+                    value, position = strings
+                else:
+                    value = None if count < 0 else []
             elif kind == _STATUS:
                 value = buffer[position + 1 : line_end].decode()
                 position = line_end + 2
@@ -185,6 +191,36 @@ class RedisProtocol(txredisapi.RedisProtocol):
             else:
                 self.replyReceived(value)
         self._buffer = buffer[position:]
+
+
+def _strings(buffer: bytes, position: int, count: int) -> tuple[list[Any], int] | None:
+    """``count`` bulk strings from ``position`` on, and where they end; or
+    ``None`` if they are not all strings, or not all there yet."""
+    items: list[Any] = []
+    append = items.append
+    find = buffer.find
+    end = len(buffer)
+    for _ in range(count):
+        if position >= end or buffer[position] != _BULK:
+            return None
+        line_end = find(b"\r\n", position)
+        if line_end < 0:
+            return None
+        length = int(buffer[position + 1 : line_end])
+        if length < 0:
+            append(None)
+            position = line_end + 2
+            continue
+        start = line_end + 2
+        position = start + length + 2
+        if position > end:
+            return None
+        raw = buffer[start : position - 2]
+        try:
+            append(raw.decode())
+        except UnicodeDecodeError:
+            append(raw)
+    return items, position
 
 
 def _cancel_timeout(result: Any, timeout: Any) -> Any:
