@@ -509,6 +509,7 @@ class RedisBus(Service):
             for token in tokens:
                 queue = self._unsure.pop(token, None)
                 rows = self._unsure_rows.pop(token, None)
+                self._own.pop(token, None)
                 if rows is not None and self._writer is not None:
                     # Stored but never accepted: not history either.
                     self._writer.runInteraction(_delete, *rows).addErrback(

@@ -14,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from muca.cluster.redisbus import REMOTE, RedisAddress, RedisBus
 from muca.protocol.messages import ALL, PRIVATE, ChatMessage
+from muca.server.bus import ClusterUnavailable
 from muca.server.room import Room
 from tests.support import MemoryServer
 
@@ -167,6 +168,19 @@ class OwnBatchTests(SynchronousTestCase):
             [(m.id, m.text) for m in self.listener.delivered], [(1, "two"), (2, "hi")]
         )
         self.assertEqual(self.bus._own, {})
+
+    def test_a_batch_found_not_on_the_stream_is_refused_and_forgotten(self) -> None:
+        draft = ChatMessage(0, 1_700_000_000_000, MARY[1], PRIVATE, (TONY[1],), "x")
+        published = self.bus.publish([draft])
+        self.clock.advance(0)
+        self.replies[-1].errback(RuntimeError("no answer"))
+        self.assertNoResult(published)
+        # After reconnecting: the stream ends at 5-0 and the reader is there.
+        self.bus._unsure_checks.append(((5, 0), set(self.bus._unsure)))
+        self.bus._position = "5-0"
+        self.bus._unsure_caught_up()
+        self.failureResultOf(published, ClusterUnavailable)
+        self.assertEqual((self.bus._unsure, self.bus._own), ({}, {}))
 
 
 class ChatFactoryTests(SynchronousTestCase):
