@@ -39,6 +39,10 @@ WORKLOADS = (
 )
 
 
+#: What ``--workload`` may be with ``--cluster``.
+CLUSTER_WORKLOADS = ("all", "broadcast", "private", "join-presence")
+
+
 def _labelled(run: Callable[[], Result], label: str) -> Callable[[], Result]:
     def labelled() -> Result:
         result = run()
@@ -263,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
         help="record the server with py-spy (collapsed stacks, one file a run)",
     )
     args = parser.parse_args(argv)
+    if args.cluster and args.workload not in CLUSTER_WORKLOADS:
+        parser.error(
+            f"--cluster runs {', '.join(CLUSTER_WORKLOADS)}, not {args.workload}"
+        )
     settings = Settings(
         duration=args.duration,
         list_interval=args.list_interval,
