@@ -39,6 +39,10 @@ WORKLOADS = (
 )
 
 
+#: What ``--workload`` may be with ``--cluster``.
+CLUSTER_WORKLOADS = ("all", "broadcast", "private", "join-presence")
+
+
 def _labelled(run: Callable[[], Result], label: str) -> Callable[[], Result]:
     def labelled() -> Result:
         result = run()
@@ -84,7 +88,9 @@ def cluster_plan(
     args: argparse.Namespace, settings: Settings
 ) -> list[Callable[[], Result]]:
     """``--cluster N``: broadcast w16 to 1,000 clients, private w1 at 200,
-    10,000 presence joins; each on one node, then on N nodes of a cluster."""
+    10,000 presence joins; each on one node, then on N nodes of a cluster
+    (``--workload`` other than ``all``: that one only)."""
+    wanted = args.workload
     runs: list[Callable[[], Result]] = []
     # Like for like: the cluster's nodes run with --db none (their default),
     # so the single node does too (its default would be SQLite history).
@@ -93,9 +99,12 @@ def cluster_plan(
     )
     for nodes in (0, args.cluster):
         s = dataclasses.replace(single, nodes=nodes)
-        runs.append(lambda s=s: broadcast(1000, args.senders, 16, s))
-        runs.append(lambda s=s: private(200, 1, s))
-        runs.append(lambda s=s: join_presence(10000, s))
+        if wanted in ("all", "broadcast"):
+            runs.append(lambda s=s: broadcast(1000, args.senders, 16, s))
+        if wanted in ("all", "private"):
+            runs.append(lambda s=s: private(200, 1, s))
+        if wanted in ("all", "join-presence"):
+            runs.append(lambda s=s: join_presence(10000, s))
     return runs
 
 
@@ -258,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
         help="record the server with py-spy (collapsed stacks, one file a run)",
     )
     args = parser.parse_args(argv)
+    if args.cluster and args.workload not in CLUSTER_WORKLOADS:
+        parser.error(
+            f"--cluster runs {', '.join(CLUSTER_WORKLOADS)}, not {args.workload}"
+        )
     settings = Settings(
         duration=args.duration,
         list_interval=args.list_interval,

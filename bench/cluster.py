@@ -85,14 +85,24 @@ class Cluster:
     """``count`` nodes on one Redis, with the figures of a single server:
     CPU is their sum, peak memory the largest node's."""
 
-    def __init__(self, count: int, list_interval: float | None, extra_args=()) -> None:
+    def __init__(
+        self,
+        count: int,
+        list_interval: float | None,
+        extra_args=(),
+        profile_path: str | None = None,
+    ) -> None:
+        """``profile_path``: record each node with py-spy, node N's stacks
+        in that path with ``-nodeN`` before its extension."""
         self.redis = RedisProcess()
+        stem, extension = os.path.splitext(profile_path or "")
         self.nodes = [
             ServerProcess(
                 list_interval,
                 [*extra_args, "--cluster", self.redis.url, "--db", "none"],
+                f"{stem}-node{index + 1}{extension}" if profile_path else None,
             )
-            for _ in range(count)
+            for index in range(count)
         ]
 
     @property

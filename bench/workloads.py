@@ -91,13 +91,15 @@ class _Run:
         profile = None
         if settings.profile_dir:
             name = f"{result.workload}-{result.clients}".replace(" ", "-")
+            if settings.nodes:
+                name += f"-cluster{settings.nodes}"
             profile = os.path.join(settings.profile_dir, name + ".txt")
         self.cluster: Cluster | None = None
         self.server: Any
         if settings.nodes:
             result.nodes = settings.nodes
             self.cluster = self.server = Cluster(
-                settings.nodes, settings.list_interval, settings.server_args
+                settings.nodes, settings.list_interval, settings.server_args, profile
             )
         else:
             self.server = ServerProcess(

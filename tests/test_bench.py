@@ -234,3 +234,21 @@ class OutputTests(unittest.TestCase):
                       "µs/deliv", "peak MB", "kB/conn", "gen CPU s"):  # fmt: skip
             self.assertTrue(any(line.startswith(title + ":") for line in legend), title)
         self.assertEqual(json.loads(printed[printed.index("[") :])[0]["clients"], 4)
+
+    def test_cluster_rows_of_one_workload_with_each_node_noted(self) -> None:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            status = bench_main.main(
+                ["--cluster", "2", "--workload", "private", "--duration", "0.2"]
+            )
+        self.assertEqual(status, 0)
+        printed = out.getvalue()
+        rows = json.loads(printed[printed.index("[") :])
+        self.assertEqual(
+            [(r["workload"], r["nodes"]) for r in rows],
+            [("private w1", None), ("private w1", 2)],
+        )
+        notes = rows[1]["notes"]
+        self.assertEqual(
+            [n.split(":")[0] for n in notes], ["node 1", "node 2", "redis-server"]
+        )

@@ -19,23 +19,28 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
-import txredisapi
 from twisted.application.service import Service
 from twisted.enterprise import adbapi
 from twisted.internet import defer, task
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.threads import blockingCallFromThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from muca.cluster import scripts
+from muca.cluster.redisclient import (
+    ScriptCall,
+    connect,
+    connected,
+    encode,
+    encode_arguments,
+)
 from muca.protocol.messages import (
     ALL,
     CLUSTER_UNAVAILABLE,
@@ -136,51 +141,6 @@ def parse_cluster_url(url: str) -> RedisAddress:
     return RedisAddress(parts.hostname, port, db)
 
 
-class _RedisProtocol(txredisapi.RedisProtocol):
-    """txredisapi's protocol, parsing a whole reply in one go.
-
-    txredisapi hands what follows each bulk string to ``callLater(0)``: one
-    reactor turn per field of every stream entry. Here it is parsed in the
-    same call instead, in a loop (not recursively: a reply of a thousand
-    entries has ten thousand bulk strings).
-    """
-
-    _extra = b""
-
-    def setLineMode(self, extra: bytes = b"") -> None:
-        """Back to lines; ``extra`` is parsed by :meth:`dataReceived`."""
-        self.line_mode = 1
-        self._extra = extra
-
-    def dataReceived(self, data: bytes, unpause: bool = False) -> None:
-        """Parse ``data``, and what each bulk string leaves, at once."""
-        while data:
-            self._extra = b""
-            super().dataReceived(data, unpause)
-            data = self._extra
-
-
-def _connect(
-    reactor: Any, address: RedisAddress, timeout: float
-) -> txredisapi.RedisFactory:
-    """A txredisapi factory keeping one connection to ``address`` open."""
-    factory = txredisapi.RedisFactory(
-        str(address),
-        address.db,
-        1,
-        isLazy=True,
-        replyTimeout=timeout,
-        # User ids that look like numbers must stay strings.
-        convertNumbers=False,
-    )
-    factory.protocol = _RedisProtocol
-    # Back within a second of Redis coming back, not after a growing backoff.
-    factory.initialDelay = 0.2
-    factory.maxDelay = 1.0
-    factory.startConnecting(HostnameEndpoint(reactor, address.host, address.port, 2))
-    return factory
-
-
 class RedisBus(Service):
     """The bus of a cluster node (see the module's docstring).
 
@@ -217,18 +177,25 @@ class RedisBus(Service):
         self._epoch: str | None = None
         self._position = "0-0"
         self._generation = 0
-        self._commands: txredisapi.RedisFactory | None = None
-        self._reader: txredisapi.RedisFactory | None = None
+        self._commands: Any = None
+        self._reader: Any = None
         self._heartbeat: task.LoopingCall | None = None
         self._queue: list[_Queued] = []
         self._publishing = False
         self._batches = 0
+        # Batches of ours not read back from the stream yet: token ->
+        # (batch number, its drafts, or its accepted messages once the
+        # script answered), so that they need no decoding here.
+        self._own: dict[str, tuple[int, list[ChatMessage]]] = {}
         # Batches whose publishing got no answer: token -> their waiters.
         self._unsure: dict[str, list[_Queued]] = {}
         # Their stored rows (first id, last id), with a database.
         self._unsure_rows: dict[str, tuple[int, int]] = {}
         # (stream end, tokens): refused once the reader is past that end.
         self._unsure_checks: list[tuple[tuple[int, int], set[str]]] = []
+        # Batches on the stream, by the thread that appended them: token ->
+        # first id (read once that thread is done, whatever came after).
+        self._appended: dict[str, int] = {}
         self._pending: dict[str, tuple[Any, Join, Deferred[Member]]] = {}
         self._stale: set[str] = set()
         self._lost = False
@@ -338,7 +305,9 @@ class RedisBus(Service):
         d: Deferred[list[ChatMessage]] = Deferred()
         self._queue.append((list(drafts), d))
         if not self._publishing:
-            self._publish_next()
+            # At the end of this reactor turn: what it accepts is one batch.
+            self._publishing = True
+            self.clock.callLater(0, self._publish_next)
         return d
 
     def _publish_next(self) -> None:
@@ -348,23 +317,26 @@ class RedisBus(Service):
             return
         self._publishing = True
         drafts = [draft for batch, _ in queue for draft in batch]
-        data = json.dumps(
-            [[m.ts, m.sender, m.kind, list(m.recipients), m.text] for m in drafts],
-            ensure_ascii=False,
-            separators=(",", ":"),
+        data = _to_json(
+            [(m.ts, m.sender, m.kind, m.recipients, m.text) for m in drafts]
         )
-        # Who each message is for, apart from ``data``: the nodes none of
-        # whose members are among them skip the batch undecoded.
-        routes = json.dumps(
-            [0 if m.kind == ALL else list(m.recipients) for m in drafts],
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
+        # Who the batch is for, apart from ``data``: the nodes none of whose
+        # members are among them pass it over undecoded.
+        uids: set[str] = set()
+        for m in drafts:
+            if m.kind == ALL:
+                to = "0"
+                break
+            uids.update(m.recipients)
+        else:
+            to = _to_json(list(uids))
         self._batches += 1
         token = f"{self.node}:{self._batches}"
+        # When it comes back on the stream, this node takes it from here.
+        self._own[token] = (self._batches, drafts)
         if self._writer is not None:
             d = self._writer.runWithConnection(
-                self._append_locked, drafts, data, routes, token
+                self._append_locked, drafts, data, to, token
             )
         else:
             d = self._run(
@@ -374,10 +346,14 @@ class RedisBus(Service):
                 data,
                 "",
                 token,
-                routes,
+                to,
             )
         d.addCallbacks(
-            self._published, self._publish_failed, (queue,), None, (queue, token)
+            self._published,
+            self._publish_failed,
+            (queue, token),
+            None,
+            (queue, token),
         )
         d.addBoth(lambda _: self._publish_next())
 
@@ -386,7 +362,7 @@ class RedisBus(Service):
         connection: Any,
         drafts: list[ChatMessage],
         data: str,
-        routes: str,
+        to: str,
         token: str,
     ) -> int:
         """Store a batch in PostgreSQL, then append it to the stream; in a
@@ -427,7 +403,7 @@ class RedisBus(Service):
                     data,
                     str(first),
                     token,
-                    routes,
+                    to,
                 )
             except ClusterUnavailable:
                 # Never sent: not accepted, so not kept either.
@@ -439,36 +415,52 @@ class RedisBus(Service):
                 # rows stay until it has, then go if it was not accepted.
                 self._unsure_rows[token] = (first, first + len(drafts) - 1)
                 raise UnsureOutcome(str(error)) from None
+            # On the stream: accepted, even if the database goes away before
+            # the lock is given back (its session ends, and the lock with it).
+            self._appended[token] = first
             return first
         finally:
             connection.rollback()
             cursor.execute("SELECT pg_advisory_unlock(%s)", (APPEND_LOCK,))
             connection.commit()
 
-    @staticmethod
-    def _published(first: Any, queue: list[_Queued]) -> None:
-        first = int(first)
-        offset = 0
+    def _published(
+        self, first: Any, queue: list[_Queued], token: str | None = None
+    ) -> None:
+        ident = int(first)
+        if token is not None:
+            self._appended.pop(token, None)
+        everything: list[ChatMessage] = []
         for batch, done in queue:
-            # The constructor, not dataclasses.replace (several times dearer).
-            accepted = [
-                ChatMessage(
-                    first + offset + n, d.ts, d.sender, d.kind, d.recipients, d.text
+            accepted = []
+            for d in batch:
+                # The constructor, not dataclasses.replace (several times
+                # dearer); a loop, not a comprehension (a call per publish).
+                accepted.append(
+                    ChatMessage(ident, d.ts, d.sender, d.kind, d.recipients, d.text)
                 )
-                for n, d in enumerate(batch)
-            ]
-            offset += len(batch)
+                ident += 1
+            everything += accepted
             done.callback(accepted)
+        if token is not None and token in self._own:
+            # Not read back yet: it will deliver these very messages.
+            self._own[token] = (self._own[token][0], everything)
 
     def _publish_failed(
         self, failure: Failure, queue: list[_Queued], token: str
     ) -> None:
+        first = self._appended.pop(token, None)
+        if first is not None:
+            # Only giving the append lock back failed: the batch is out.
+            self._published(first, queue, token)
+            return
         log.info("cluster: publish failed: {error}", error=failure.getErrorMessage())
         unsure = failure.check(UnsureOutcome) or (
             self._writer is None and not failure.check(ClusterUnavailable)
         )
         if not unsure:
             # Never sent, or refused by the database: surely not accepted.
+            self._own.pop(token, None)
             self._refuse_batch(queue, failure)
             return
         # No answer in time: Redis may have run the script all the same (a
@@ -500,8 +492,11 @@ class RedisBus(Service):
         """After a reconnection: batches not on the stream by its current end
         were not accepted."""
         tokens = set(self._unsure)
-        last = yield self._commands.handler.execute_command(
-            "XREVRANGE", scripts.KEYS[2], "+", "-", "COUNT", 1
+        protocol = connected(self._commands)
+        if protocol is None:
+            raise ClusterUnavailable("not connected to Redis")
+        last = yield protocol.command(
+            encode("XREVRANGE", scripts.KEYS[2], "+", "-", "COUNT", "1")
         )
         end = _stream_id(last[0][0]) if last else (0, 0)
         self._unsure_checks.append((end, tokens))
@@ -514,6 +509,7 @@ class RedisBus(Service):
             for token in tokens:
                 queue = self._unsure.pop(token, None)
                 rows = self._unsure_rows.pop(token, None)
+                self._own.pop(token, None)
                 if rows is not None and self._writer is not None:
                     # Stored but never accepted: not history either.
                     self._writer.runInteraction(_delete, *rows).addErrback(
@@ -527,11 +523,17 @@ class RedisBus(Service):
     # Redis commands
 
     def _run(self, script: str, *args: str) -> Deferred[Any]:
-        factory = self._commands
-        if factory is None or factory.size == 0:
+        protocol = connected(self._commands)
+        if protocol is None:
             return defer.fail(ClusterUnavailable("not connected to Redis"))
-        d = factory.handler.eval(script, scripts.KEYS, [str(STREAM_MAXLEN), *args])
-        return d.addTimeout(COMMAND_TIMEOUT + 0.5, self.clock)
+        call = _script_calls.get(script)
+        if call is None:
+            call = _script_calls[script] = ScriptCall(
+                script, scripts.KEYS, [str(STREAM_MAXLEN)]
+            )
+        # No reply within COMMAND_TIMEOUT fails it (see RedisProtocol.command).
+        d = protocol.command(call.by_sha(args))
+        return d.addErrback(_unknown_script, protocol, call, args)
 
     def _command_failed(self, failure: Failure) -> None:
         self._lost = True
@@ -545,9 +547,16 @@ class RedisBus(Service):
         self._running = True
         from twisted.internet import reactor
 
-        self._commands = _connect(reactor, self.address, COMMAND_TIMEOUT)
-        self._reader = _connect(
-            reactor, self.address, READ_BLOCK_MS / 1000 + COMMAND_TIMEOUT
+        address = self.address
+        self._commands = connect(
+            reactor, address.host, address.port, address.db, COMMAND_TIMEOUT
+        )
+        self._reader = connect(
+            reactor,
+            address.host,
+            address.port,
+            address.db,
+            READ_BLOCK_MS / 1000 + COMMAND_TIMEOUT,
         )
         if self.database is not None:
             self._open_writer(self.database)
@@ -558,9 +567,7 @@ class RedisBus(Service):
         self._heartbeat.start(HEARTBEAT_INTERVAL, now=False).addErrback(
             lambda f: log.failure("cluster heartbeat stopped", f)
         )
-        self._read_loop().addErrback(
-            lambda f: log.failure("cluster: the stream reader stopped", f)
-        )
+        self._read()
 
     def _open_writer(self, database: str) -> None:
         self._writer = adbapi.ConnectionPool(
@@ -700,39 +707,42 @@ class RedisBus(Service):
 
     # Following the stream
 
-    @defer.inlineCallbacks
-    def _read_loop(self) -> Any:
-        while self._running:
-            if self._epoch is None or self._reader is None:
-                yield task.deferLater(self.clock, 0.1, lambda: None)
-                continue
-            generation = self._generation
+    def _read(self) -> None:
+        """Ask for the entries after our position (one read at a time)."""
+        if not self._running:
+            return
+        protocol = connected(self._reader)
+        if self._epoch is None or protocol is None:
+            self.clock.callLater(0.1, self._read)
+            return
+        d = protocol.command(_XREAD + encode_arguments([self._position]))
+        d.addCallbacks(self._entries_read, self._read_failed, (self._generation,))
+
+    def _entries_read(self, reply: Any, generation: int) -> None:
+        try:
+            if generation == self._generation and reply:
+                self._apply_entries(reply[0][1])
+        finally:
+            self._read()
+
+    def _apply_entries(self, entries: list[Any]) -> None:
+        for entry_id, fields in entries:
+            self._position = entry_id
             try:
-                reply = yield self._reader.handler.execute_command(
-                    "XREAD",
-                    "COUNT",
-                    READ_COUNT,
-                    "BLOCK",
-                    READ_BLOCK_MS,
-                    "STREAMS",
-                    scripts.KEYS[2],
-                    self._position,
-                )
-            except Exception as error:  # noqa: BLE001 (reconnects by itself)
-                if self._running:
-                    log.info("cluster: reading the stream: {error}", error=error)
-                    yield task.deferLater(self.clock, 0.2, lambda: None)
-                continue
-            if generation != self._generation:
-                continue
-            for entry_id, fields in reply[0][1] if reply else ():
-                self._position = entry_id
-                try:
-                    self._apply(dict(zip(fields[::2], fields[1::2], strict=True)))
-                except Exception:
-                    log.failure("cluster: bad stream entry {id}", id=entry_id)
-            if self._unsure_checks:
-                self._unsure_caught_up()
+                self._apply(dict(zip(fields[::2], fields[1::2], strict=True)))
+            except Exception:
+                log.failure("cluster: bad stream entry {id}", id=entry_id)
+        if self._unsure_checks:
+            self._unsure_caught_up()
+
+    def _read_failed(self, failure: Failure) -> None:
+        # The connection comes back by itself; read again a little later.
+        if self._running:
+            log.info(
+                "cluster: reading the stream: {error}",
+                error=failure.getErrorMessage(),
+            )
+            self.clock.callLater(0.2, self._read)
 
     def _apply(self, fields: dict[str, str]) -> None:
         kind = fields.get("t")
@@ -749,42 +759,69 @@ class RedisBus(Service):
             self._apply_leave(*data)
 
     def _apply_messages(self, first: int, fields: dict[str, str]) -> None:
-        """Deliver a batch's messages that have a recipient connected here;
-        a batch with none is passed over without decoding its messages."""
-        routes = fields.get("r")
-        if routes is None:
-            # Appended without routes (by an older node): decode it all.
+        """Deliver a batch's messages that have a recipient connected here.
+
+        A batch this node published is taken from memory; one that is all
+        for members of other nodes is passed over without decoding it.
+        """
+        drafts = self._own_batch(fields.get("k", "")) if self._own else None
+        rows: list[Any] | None = None
+        if drafts is not None:
+            count = len(drafts)
+        elif "n" in fields and "u" in fields:
+            count = int(fields["n"])
+            if self._for_us(fields["u"]):
+                rows = json.loads(fields["d"])
+        else:
+            # Appended by an older node: decode it to know.
             rows = json.loads(fields["d"])
             count = len(rows)
-        else:
-            targets = json.loads(routes)
-            count = len(targets)
         skip = max(0, self.last_delivered - first + 1)
         if skip >= count:
             return  # Delivered before (the stream is being read again).
-        if routes is None:
-            wanted: Sequence[int] = range(skip, count)
-        else:
-            room = self.room
-            wanted = [
-                index
-                for index in range(skip, count)
-                if targets[index] == 0
-                or any(_connected_here(room, uid) for uid in targets[index])
-            ]
-            rows = json.loads(fields["d"]) if wanted else []
+        here = _connected_here(self.room)
         accepted = []
-        for index in wanted:
-            ts, sender, kind, to, text = rows[index]
-            accepted.append(
-                ChatMessage(first + index, ts, sender, kind, tuple(to), text)
-            )
+        if drafts is not None:
+            for index in range(skip, count):
+                m = drafts[index]
+                if m.kind == ALL or here(m.recipients):
+                    if m.id != first + index:
+                        # A draft: its publishing has not been answered yet.
+                        m = ChatMessage(
+                            first + index, m.ts, m.sender, m.kind, m.recipients, m.text
+                        )
+                    accepted.append(m)
+        elif rows is not None:
+            for index in range(skip, count):
+                ts, sender, kind, to, text = rows[index]
+                if kind == ALL or here(to):
+                    accepted.append(
+                        ChatMessage(first + index, ts, sender, kind, tuple(to), text)
+                    )
         last = first + count - 1
         self.last_delivered = last
         if accepted:
             self.listener.deliver(accepted)
         # Also when nothing was for us: replays compare with the last id.
         self.listener.passed(last)
+
+    def _own_batch(self, token: str) -> list[ChatMessage] | None:
+        """The drafts of our batch ``token``, read back; ours published
+        before it and not read back by now are forgotten (they are decoded
+        if they do come: a batch whose script timed out can land later)."""
+        entry = self._own.pop(token, None)
+        if entry is None:
+            return None
+        number, drafts = entry
+        own = self._own
+        for older in [t for t, (n, _) in own.items() if n < number]:
+            del own[older]
+        return drafts
+
+    def _for_us(self, to: str) -> bool:
+        """Whether a batch for ``to`` (its recipients' uids as JSON, or 0
+        when it holds a broadcast) may have a recipient connected here."""
+        return to == "0" or _connected_here(self.room)(json.loads(to))
 
     def _apply_join(self, uid: str, nickname: str, node: str, seq: int) -> None:
         room = self.room
@@ -843,10 +880,53 @@ class RedisBus(Service):
             self.listener.roster_changed()
 
 
-def _connected_here(room: Room, uid: str) -> bool:
-    """Whether ``uid`` is a member connected to this node."""
-    member = room.member(uid)
-    return member is not None and member.connection is not REMOTE
+# XREAD of the stream, but for the position it reads after (its 8th argument).
+_XREAD = b"*8\r\n" + encode_arguments(
+    [
+        "XREAD",
+        "COUNT",
+        str(READ_COUNT),
+        "BLOCK",
+        str(READ_BLOCK_MS),
+        "STREAMS",
+        scripts.KEYS[2],
+    ]
+)
+
+
+#: The scripts' calls, made once each.
+_script_calls: dict[str, ScriptCall] = {}
+
+
+def _unknown_script(
+    failure: Failure, protocol: Any, call: ScriptCall, args: tuple[str, ...]
+) -> Any:
+    """Redis lost its scripts (it restarted): send the script itself."""
+    if str(failure.value).startswith("NOSCRIPT"):
+        return protocol.command(call.whole(args))
+    return failure
+
+
+#: JSON as the stream holds it: compact, UTF-8 as is; rows of plain values
+#: have no cycles to look for (a quarter of the time of a batch).
+_to_json = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), check_circular=False
+).encode
+
+
+def _connected_here(room: Room) -> Callable[[Sequence[str]], bool]:
+    """A test of whether any of some uids is a member connected to this
+    node (a loop, not ``any()`` over a generator: it runs per message)."""
+    member = room.member
+
+    def here(uids: Sequence[str]) -> bool:
+        for uid in uids:
+            found = member(uid)
+            if found is not None and found.connection is not REMOTE:
+                return True
+        return False
+
+    return here
 
 
 def _refusal(verdict: str, join: Join) -> JoinRefused:

@@ -2,12 +2,13 @@
 
 Every script gets the same keys (:data:`KEYS`, in this order) so that one
 list serves them all. The stream ``events`` carries, in one order for every
-node, three kinds of entries: ``t=m`` (a batch of messages whose first id
-is ``f``; ``d`` is their JSON; ``r`` is a JSON list of, per message, its
-recipient uids or 0 for a broadcast, so that a node none of whose members
-is among them passes the batch by without decoding ``d``), ``t=j`` (a join,
-``d`` = ``[uid, nickname, node, seq]``) and ``t=l`` (a leave, ``d`` =
-``[uid, node]``).
+node, three kinds of entries: ``t=m`` (a batch of ``n`` messages whose first
+id is ``f``; ``d`` is their JSON; ``u`` is the JSON list of the uids they
+are for, or 0 when one of them is a broadcast, so that a node none of whose
+members is among them passes the batch by without decoding ``d``; ``k``
+names the batch for the node that published it), ``t=j`` (a join, ``d`` =
+``[uid, nickname, node, seq]``) and ``t=l`` (a leave, ``d`` = ``[uid,
+node]``).
 """
 
 from __future__ import annotations
@@ -83,10 +84,10 @@ return 1
 """
 )
 
-#: ARGV: maxlen floor count data expected token routes. Gives ``count`` ids after
+#: ARGV: maxlen floor count data expected token to. Gives ``count`` ids after
 #: max(last id, floor) and appends the batch; with ``expected`` (not empty)
 #: fails unless the first id is that one. ``token`` names the batch on the
-#: stream (``k``); ``routes`` is its ``r`` field. Returns the first id.
+#: stream (``k``); ``to`` is its ``u`` field. Returns the first id.
 PUBLISH = """
 local last = tonumber(redis.call('GET', KEYS[4]) or '0')
 local floor = tonumber(ARGV[2])
@@ -97,8 +98,8 @@ if ARGV[5] ~= '' and tonumber(ARGV[5]) ~= first then
 end
 redis.call('SET', KEYS[4], string.format('%d', last + tonumber(ARGV[3])))
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 't', 'm',
-           'f', string.format('%d', first), 'k', ARGV[6], 'r', ARGV[7],
-           'd', ARGV[4])
+           'f', string.format('%d', first), 'n', ARGV[3], 'k', ARGV[6],
+           'u', ARGV[7], 'd', ARGV[4])
 return first
 """
 
@@ -106,7 +107,9 @@ return first
 #: ('' for a node just started). Refreshes this node's
 #: heartbeat and removes the members of nodes silent for ``ttl`` ms. When no
 #: node at all beat for ``stall`` ms, Redis itself was stopped or cut off:
-#: every node gets a fresh start instead of being declared dead. Returns
+#: that time counts against no node (every last beat moves on by as much),
+#: so nobody is declared dead for it, and a node that was dead before still
+#: goes within ``ttl`` of its last beat plus the stall. Returns
 #: [epoch, 1 if this node was registered before, nodes removed].
 HEARTBEAT = (
     _COMMON
@@ -128,9 +131,10 @@ local known = redis.call('ZSCORE', KEYS[6], node) and 1 or 0
 redis.call('SET', KEYS[8], string.format('%d', now))
 local removed = 0
 if now - last > tonumber(ARGV[5]) then
-  local nodes = redis.call('ZRANGE', KEYS[6], 0, -1)
-  for _, other in ipairs(nodes) do
-    redis.call('ZADD', KEYS[6], now, other)
+  local nodes = redis.call('ZRANGE', KEYS[6], 0, -1, 'WITHSCORES')
+  for i = 1, #nodes, 2 do
+    local moved = math.min(tonumber(nodes[i + 1]) + now - last, now)
+    redis.call('ZADD', KEYS[6], string.format('%d', moved), nodes[i])
   end
 else
   local dead = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf',

@@ -100,11 +100,12 @@ class NodeDeathTests(TestCase):
                 sender.send_json(send(text, [], uid))
                 sent[uid].add(text)
             await pause(0.01)
-        # Henry and Peter leave for everyone else within seconds of the kill
-        # (a 5 s heartbeat timeout; the margin is for a loaded machine).
+        # Henry and Peter leave for everyone else within 10 s of the kill, as
+        # the issue asks: node three's last beat was at most 1 s before it,
+        # the others find it silent 5 s after that beat, within a beat.
         for client in (tony, mary):
             await roster_becomes(client, [TONY, MARY])
-        self.assertLess(time.monotonic() - killed_at, 20.0)
+        self.assertLess(time.monotonic() - killed_at, 10.0)
         # Every message from the live nodes reached the other one, once.
         await received_all(tony, sent[MARY[1]])
         await received_all(mary, sent[TONY[1]])

@@ -1,5 +1,6 @@
-"""Reading the cluster's stream, in memory: a reply is parsed in one go, and
-a batch with no recipient connected to this node is passed over undecoded."""
+"""Reading the cluster's stream, in memory: a batch with no recipient
+connected to this node is passed over undecoded, a batch this node
+published is delivered from memory, and nothing is delivered twice."""
 
 from __future__ import annotations
 
@@ -8,35 +9,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.testing import StringTransport
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from muca.cluster.redisbus import REMOTE, RedisAddress, RedisBus, _RedisProtocol
-from muca.protocol.messages import ChatMessage
+from muca.cluster.redisbus import REMOTE, RedisAddress, RedisBus
+from muca.protocol.messages import ALL, PRIVATE, ChatMessage
+from muca.server.bus import ClusterUnavailable
 from muca.server.room import Room
 from tests.support import MemoryServer
 
 MARY = ("Mary", "mary@hku.hk")
-
-
-class ReplyParsingTests(SynchronousTestCase):
-    """The reader's Redis protocol."""
-
-    def test_a_reply_of_many_bulk_strings_is_parsed_at_once(self) -> None:
-        protocol = _RedisProtocol(convertNumbers=False)
-        protocol.makeConnection(StringTransport())
-        reply: Deferred[list[str]] = protocol.replyQueue.get()
-        # One XREAD reply with one entry of three fields, in one read: no
-        # reactor turn is needed (txredisapi's own needs one per string).
-        fields = ["t", "m", "f", "42", "d", "[]"]
-        data = b"*1\r\n*2\r\n$10\r\nmuca:event\r\n*1\r\n*2\r\n$3\r\n1-0\r\n"
-        data += b"*6\r\n" + b"".join(
-            b"$%d\r\n%s\r\n" % (len(f), f.encode()) for f in fields
-        )
-        protocol.dataReceived(data)
-        self.assertEqual(
-            self.successResultOf(reply), [["muca:event", [["1-0", fields]]]]
-        )
+TONY = ("Tony", "tony@hku.hk")
 
 
 class Recorder:
@@ -54,12 +37,24 @@ class Recorder:
         self.passed_to = upto
 
 
-def entry(first: int, routes: list[Any], data: str) -> dict[str, str]:
-    """A stream entry of a batch of messages, as the reader gets it."""
-    return {"t": "m", "f": str(first), "k": "", "r": json.dumps(routes), "d": data}
+def entry(
+    first: int, rows: list[Any], to: Any, data: str | None = None, token: str = ""
+) -> dict[str, str]:
+    """A stream entry of a batch of messages, as the reader gets it: ``to``
+    the uids they are for, or 0 for a batch with a broadcast; ``data``
+    instead of the rows' JSON."""
+    return {
+        "t": "m",
+        "f": str(first),
+        "n": str(len(rows)),
+        "k": token,
+        "u": json.dumps(to),
+        "d": json.dumps(rows) if data is None else data,
+    }
 
 
-ROW = [1_700_000_000_000, MARY[1], "PRIVATE", ["tony@hku.hk"], "hi"]
+ROW = [1_700_000_000_000, MARY[1], PRIVATE, [TONY[1]], "hi"]
+BROADCAST = [1_700_000_000_000, MARY[1], ALL, [], "hello"]
 
 
 class PassingOverTests(SynchronousTestCase):
@@ -71,20 +66,19 @@ class PassingOverTests(SynchronousTestCase):
         self.bus.attach(self.listener)
         self.listener.room.join(REMOTE, *MARY)
         # A member connected here: any object stands for its connection.
-        self.listener.room.join(object(), "Tony", "tony@hku.hk")
+        self.listener.room.join(object(), *TONY)
 
     def test_a_batch_for_other_nodes_only_is_not_decoded(self) -> None:
         # "d" is not even decoded (it would fail to), but the node's last
         # id moves on all the same.
-        self.bus._apply(entry(7, [[MARY[1]], [MARY[1]]], "not decoded"))
+        rows = [[*ROW[:3], [MARY[1]], "x"]] * 2
+        self.bus._apply(entry(7, rows, [MARY[1]], data="not decoded"))
         self.assertEqual(self.listener.delivered, [])
         self.assertEqual((self.bus.last_delivered, self.listener.passed_to), (8, 8))
 
     def test_only_the_messages_with_a_recipient_here_are_delivered(self) -> None:
-        broadcast = [1_700_000_000_000, MARY[1], "ALL", [], "hello"]
-        rows = [ROW, [*ROW[:3], [MARY[1]], "not for us"], broadcast]
-        routes = [["tony@hku.hk"], [MARY[1]], 0]
-        self.bus._apply(entry(9, routes, json.dumps(rows)))
+        rows = [ROW, [*ROW[:3], [MARY[1]], "not for us"], BROADCAST]
+        self.bus._apply(entry(9, rows, 0))
         self.assertEqual(
             [(m.id, m.text) for m in self.listener.delivered],
             [(9, "hi"), (11, "hello")],
@@ -92,9 +86,101 @@ class PassingOverTests(SynchronousTestCase):
         self.assertEqual(self.listener.passed_to, 11)
 
     def test_messages_delivered_before_are_not_again(self) -> None:
-        self.bus._apply(entry(9, [["tony@hku.hk"]] * 2, json.dumps([ROW, ROW])))
-        self.bus._apply(entry(9, [["tony@hku.hk"]] * 3, json.dumps([ROW] * 3)))
+        self.bus._apply(entry(9, [ROW, ROW], [TONY[1]]))
+        self.bus._apply(entry(9, [ROW] * 3, [TONY[1]]))
         self.assertEqual([m.id for m in self.listener.delivered], [9, 10, 11])
+
+    def test_a_batch_from_an_older_node_is_decoded_to_know(self) -> None:
+        # Before "n" and "u", a batch had per-message routes in "r".
+        old = {"t": "m", "f": "4", "k": "", "r": "[0, 0]"}
+        old["d"] = json.dumps([[*ROW[:3], [MARY[1]], "not for us"], ROW])
+        self.bus._apply(old)
+        self.assertEqual([(m.id, m.text) for m in self.listener.delivered], [(5, "hi")])
+        self.assertEqual(self.listener.passed_to, 5)
+
+
+class OwnBatchTests(SynchronousTestCase):
+    """A node takes the batches it published from memory, in stream order."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.bus = RedisBus(RedisAddress("127.0.0.1", 6379, 0), clock=self.clock)
+        self.listener = Recorder()
+        self.bus.attach(self.listener)
+        self.listener.room.join(REMOTE, *MARY)
+        self.listener.room.join(object(), *TONY)
+        self.bus.ready = True
+        self.calls: list[tuple[str, ...]] = []
+        self.replies: list[Deferred[Any]] = []
+
+        def run(script: str, *args: str) -> Deferred[Any]:
+            self.calls.append(args)
+            reply: Deferred[Any] = Deferred()
+            self.replies.append(reply)
+            return reply
+
+        # Instead of Redis: each test answers the scripts (or not) itself.
+        self.bus._run = run
+
+    def published(self, *texts: str) -> dict[str, str]:
+        """Publish one batch (Mary to Tony, then a broadcast per text after
+        the first); return its stream entry, whose data is not decodable."""
+        kinds = [(PRIVATE, (TONY[1],))] + [(ALL, ())] * (len(texts) - 1)
+        for text, (kind, to) in zip(texts, kinds, strict=True):
+            draft = ChatMessage(0, 1_700_000_000_000, MARY[1], kind, to, text)
+            self.bus.publish([draft])
+        self.clock.advance(0)
+        floor, count, data, expected, token, to = self.calls[-1]
+        self.assertEqual(json.loads(data)[0][4], texts[0])
+        return {"t": "m", "f": "0", "n": count, "k": token, "u": to, "d": "?"}
+
+    def test_read_back_before_the_reply_it_is_built_from_the_drafts(self) -> None:
+        fields = self.published("one", "two")
+        fields["f"] = "21"
+        self.bus._apply(fields)
+        self.replies[-1].callback(21)
+        self.assertEqual(
+            [(m.id, m.text, m.kind) for m in self.listener.delivered],
+            [(21, "one", PRIVATE), (22, "two", ALL)],
+        )
+
+    def test_read_back_after_the_reply_it_delivers_the_accepted_messages(
+        self,
+    ) -> None:
+        fields = self.published("one")
+        self.replies[-1].callback(5)
+        fields["f"] = "5"
+        self.bus._apply(fields)
+        self.assertEqual([m.id for m in self.listener.delivered], [5])
+
+    def test_older_batches_not_read_back_are_decoded_if_they_come(self) -> None:
+        # The first batch's script got no answer; the second's came back
+        # first on the stream. The first, landing later, is decoded.
+        first = self.published("one")
+        self.replies[-1].errback(RuntimeError("no answer"))
+        second = self.published("two")
+        self.replies[-1].callback(1)
+        second["f"] = "1"
+        self.bus._apply(second)
+        first.update(f="2", d=json.dumps([ROW]))
+        self.bus._apply(first)
+        self.assertEqual(
+            [(m.id, m.text) for m in self.listener.delivered], [(1, "two"), (2, "hi")]
+        )
+        self.assertEqual(self.bus._own, {})
+
+    def test_a_batch_found_not_on_the_stream_is_refused_and_forgotten(self) -> None:
+        draft = ChatMessage(0, 1_700_000_000_000, MARY[1], PRIVATE, (TONY[1],), "x")
+        published = self.bus.publish([draft])
+        self.clock.advance(0)
+        self.replies[-1].errback(RuntimeError("no answer"))
+        self.assertNoResult(published)
+        # After reconnecting: the stream ends at 5-0 and the reader is there.
+        self.bus._unsure_checks.append(((5, 0), set(self.bus._unsure)))
+        self.bus._position = "5-0"
+        self.bus._unsure_caught_up()
+        self.failureResultOf(published, ClusterUnavailable)
+        self.assertEqual((self.bus._unsure, self.bus._own), ({}, {}))
 
 
 class ChatFactoryTests(SynchronousTestCase):
@@ -106,5 +192,6 @@ class ChatFactoryTests(SynchronousTestCase):
         self.addCleanup(server.stop)
         bus.attach(server.factory)
         server.factory.room.join(REMOTE, *MARY)
-        bus._apply(entry(7, [[MARY[1]]], "not decoded"))
+        rows = [[*ROW[:3], [MARY[1]], "x"]]
+        bus._apply(entry(7, rows, [MARY[1]], data="not decoded"))
         self.assertEqual(server.factory.last_delivered, 7)

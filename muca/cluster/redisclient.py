@@ -1,0 +1,259 @@
+"""A node's connections to Redis: txredisapi's, with a lean command path.
+
+txredisapi keeps each connection open (reconnecting with a short backoff),
+selects the database and fails what is waiting when a connection is lost.
+Its way of sending a command and reading the reply costs far more than
+Redis takes to run it (a connection-pool lookup through inlineCallbacks,
+every argument encoded through a chain of type checks, a reply parsed line
+by line, copying what follows each bulk string). A cluster node sends two
+commands per batch of messages, so :class:`RedisProtocol` sends commands
+that are encoded once (:func:`encode`, :class:`ScriptCall`), straight to
+the socket when nothing is queued ahead, and parses each read in one pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import txredisapi
+from twisted.internet import defer
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import HostnameEndpoint
+
+from muca.server.output import plain_socket, transport_idle
+
+# RESP type bytes.
+_BULK, _ARRAY, _STATUS, _ERROR, _INTEGER = b"$*+-:"
+
+
+def encode(*args: str | bytes) -> bytes:
+    """A command in the Redis protocol (RESP), ready to send."""
+    return b"*%d\r\n" % len(args) + encode_arguments(args)
+
+
+def encode_arguments(args: tuple[str | bytes, ...] | list[str | bytes]) -> bytes:
+    """Arguments as RESP bulk strings, without the array header."""
+    parts = []
+    for arg in args:
+        raw = arg if isinstance(arg, bytes) else arg.encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+    return b"".join(parts)
+
+
+class ScriptCall:
+    """A Lua script with fixed keys, run by its SHA1 (``EVALSHA``) and sent
+    whole (``EVAL``) only when Redis does not have it (after a restart)."""
+
+    def __init__(self, script: str, keys: list[str], first: list[str]) -> None:
+        """``first``: arguments that come before every call's own."""
+        body = script.encode()
+        self.fixed = 3 + len(keys) + len(first)
+        tail = encode_arguments([str(len(keys)), *keys, *first])
+        sha = hashlib.sha1(body).hexdigest()  # noqa: S324 (Redis names scripts so)
+        self._by_sha = encode_arguments(["EVALSHA", sha]) + tail
+        self._whole = encode_arguments([b"EVAL", body]) + tail
+
+    def by_sha(self, args: tuple[str, ...]) -> bytes:
+        """``EVALSHA`` with these arguments."""
+        return self._command(self._by_sha, args)
+
+    def whole(self, args: tuple[str, ...]) -> bytes:
+        """``EVAL`` with these arguments."""
+        return self._command(self._whole, args)
+
+    def _command(self, head: bytes, args: tuple[str, ...]) -> bytes:
+        return b"*%d\r\n" % (self.fixed + len(args)) + head + encode_arguments(args)
+
+
+class RedisProtocol(txredisapi.RedisProtocol):
+    """txredisapi's protocol with :meth:`command` and a one-pass parser.
+
+    Replies are what txredisapi gives with ``convertNumbers=False``: bulk
+    strings as ``str`` (``bytes`` when not UTF-8), nil as ``None``, integers
+    as ``int``, errors as :class:`txredisapi.ResponseError`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._buffer = b""
+        # Arrays being read: [elements still missing, elements so far].
+        self._open: list[list[Any]] = []
+        self._socket: Any = None
+        #: Set when a reply did not come in time: nothing more is sent here.
+        self.given_up = False
+
+    def connectionMade(self) -> Any:
+        """Note the socket for direct writes; then txredisapi's own setup."""
+        self._socket = plain_socket(self.transport)
+        return super().connectionMade()
+
+    def command(self, data: bytes) -> Deferred[Any]:
+        """Send an encoded command; fire with its reply, or fail with the
+        error Redis answered. With no reply within ``replyTimeout`` this and
+        every later command fail and the connection is dropped (txredisapi
+        then reconnects), as txredisapi's own commands do."""
+        if not self.connected or self.given_up:
+            return defer.fail(txredisapi.ConnectionError("Not connected"))
+        sock = self._socket
+        if sock is not None and transport_idle(self.transport):
+            try:
+                sent = sock.send(data)
+            except OSError:
+                # Full or broken: the transport buffers it, or reports the loss.
+                sent = 0
+            if sent < len(data):
+                self.transport.write(data[sent:])
+        else:
+            self.transport.write(data)
+        reply = self.replyQueue.get()
+        timeout = self.callLater(self.replyTimeout, self._no_reply)
+        reply.addBoth(_cancel_timeout, timeout)
+        return reply.addCallback(self.handle_reply)
+
+    def _no_reply(self) -> None:
+        # Given up before the waiting commands hear of it: what they send
+        # next must not go on this connection.
+        self.given_up = True
+        self.transport.abortConnection()
+        error = txredisapi.TimeoutError(
+            f"Not received Redis response in {self.replyTimeout} seconds"
+        )
+        while self.replyQueue.waiting:
+            self.replyQueue.put(error)
+
+    def dataReceived(self, data: bytes, unpause: bool = False) -> None:
+        """Parse every whole reply in what has been read, in one pass."""
+        buffer = self._buffer + data if self._buffer else data
+        end = len(buffer)
+        position = 0
+        open_arrays = self._open
+        while position < end:
+            line_end = buffer.find(b"\r\n", position)
+            if line_end < 0:
+                break
+            kind = buffer[position]
+            value: Any
+            if kind == _BULK:
+                length = int(buffer[position + 1 : line_end])
+                if length < 0:
+                    value = None
+                    position = line_end + 2
+                else:
+                    start = line_end + 2
+                    stop = start + length
+                    if stop + 2 > end:
+                        break  # The rest of the string is still on its way.
+                    raw = buffer[start:stop]
+                    try:
+                        value = raw.decode()
+                    except UnicodeDecodeError:
+                        value = raw
+                    position = stop + 2
+            elif kind == _ARRAY:
+                count = int(buffer[position + 1 : line_end])
+                position = line_end + 2
+                if count > 0:
+                    # Most arrays are of strings (a stream entry's fields):
+                    # read them at once, else element by element.
+                    strings = _strings(buffer, position, count)
+                    if strings is None:
+                        open_arrays.append([count, []])
+                        continue
+                    value, position = strings
+                else:
+                    value = None if count < 0 else []
+            elif kind == _STATUS:
+                value = buffer[position + 1 : line_end].decode()
+                position = line_end + 2
+            elif kind == _ERROR:
+                value = txredisapi.ResponseError(
+                    buffer[position + 1 : line_end].decode(errors="replace")
+                )
+                position = line_end + 2
+            elif kind == _INTEGER:
+                value = int(buffer[position + 1 : line_end])
+                position = line_end + 2
+            else:
+                # Not Redis speaking: drop the connection (and what waits).
+                self._buffer = b""
+                self.transport.abortConnection()
+                return
+            # Into the innermost open array, closing those it completes.
+            while open_arrays:
+                innermost = open_arrays[-1]
+                innermost[1].append(value)
+                innermost[0] -= 1
+                if innermost[0]:
+                    break
+                open_arrays.pop()
+                value = innermost[1]
+            else:
+                self.replyReceived(value)
+        self._buffer = buffer[position:]
+
+
+def _strings(buffer: bytes, position: int, count: int) -> tuple[list[Any], int] | None:
+    """``count`` bulk strings from ``position`` on, and where they end; or
+    ``None`` if they are not all strings, or not all there yet."""
+    items: list[Any] = []
+    append = items.append
+    find = buffer.find
+    end = len(buffer)
+    for _ in range(count):
+        if position >= end or buffer[position] != _BULK:
+            return None
+        line_end = find(b"\r\n", position)
+        if line_end < 0:
+            return None
+        length = int(buffer[position + 1 : line_end])
+        if length < 0:
+            append(None)
+            position = line_end + 2
+            continue
+        start = line_end + 2
+        position = start + length + 2
+        if position > end:
+            return None
+        raw = buffer[start : position - 2]
+        try:
+            append(raw.decode())
+        except UnicodeDecodeError:
+            append(raw)
+    return items, position
+
+
+def _cancel_timeout(result: Any, timeout: Any) -> Any:
+    if timeout.active():
+        timeout.cancel()
+    return result
+
+
+def connect(
+    reactor: Any, host: str, port: int, db: int, timeout: float
+) -> txredisapi.RedisFactory:
+    """A txredisapi factory keeping one :class:`RedisProtocol` connection
+    open; ``timeout``: seconds a command may wait for its reply."""
+    factory = txredisapi.RedisFactory(
+        f"redis://{host}:{port}/{db}",
+        db,
+        1,
+        isLazy=True,
+        replyTimeout=timeout,
+        # User ids that look like numbers must stay strings.
+        convertNumbers=False,
+    )
+    factory.protocol = RedisProtocol
+    # Back within a second of Redis coming back, not after a growing backoff.
+    factory.initialDelay = 0.2
+    factory.maxDelay = 1.0
+    factory.startConnecting(HostnameEndpoint(reactor, host, port, 2))
+    return factory
+
+
+def connected(factory: txredisapi.RedisFactory | None) -> RedisProtocol | None:
+    """The factory's connection when it is open and ready, else ``None``."""
+    if factory is None or not factory.pool:
+        return None
+    protocol = factory.pool[0]
+    return protocol if protocol.connected and not protocol.given_up else None

@@ -1,0 +1,183 @@
+"""A node's Redis connections: replies parsed in one pass, however they are
+cut into reads; commands and scripts against a real redis-server; a command
+with no reply fails in time and the connection comes back."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import txredisapi
+from twisted.internet import reactor
+from twisted.internet.task import Clock, deferLater
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from muca.cluster import scripts
+from muca.cluster.redisbus import RedisAddress, RedisBus
+from muca.cluster.redisclient import (
+    RedisProtocol,
+    ScriptCall,
+    connect,
+    connected,
+    encode,
+)
+from tests.support.redis import start_redis
+
+# One XREAD reply: one stream, one entry of three fields.
+FIELDS = ["t", "m", "f", "42", "d", "[]"]
+XREAD_REPLY = (
+    b"*1\r\n*2\r\n$10\r\nmuca:event\r\n*1\r\n*2\r\n$3\r\n1-0\r\n*6\r\n"
+    + b"".join(b"$%d\r\n%s\r\n" % (len(f), f.encode()) for f in FIELDS)
+)
+XREAD_VALUE = [["muca:event", [["1-0", FIELDS]]]]
+
+
+def protocol() -> RedisProtocol:
+    """A protocol on a memory transport, as if connected and ready."""
+    redis = RedisProtocol(replyTimeout=2.0, convertNumbers=False)
+    # Its reply timeouts on a clock of its own, never advanced.
+    redis.callLater = Clock().callLater
+    redis.makeConnection(StringTransport())
+    return redis
+
+
+class ReplyParsingTests(SynchronousTestCase):
+    """What a command's Deferred fires with, for each kind of reply."""
+
+    def reply_to(self, *reads: bytes) -> Any:
+        """The reply to one command, given in these reads."""
+        redis = protocol()
+        reply = redis.command(encode("ANY"))
+        for data in reads:
+            redis.dataReceived(data)
+        return self.successResultOf(reply)
+
+    def test_a_reply_of_many_bulk_strings_is_parsed_at_once(self) -> None:
+        # No reactor turn is needed (txredisapi's own parser takes one per
+        # bulk string).
+        self.assertEqual(self.reply_to(XREAD_REPLY), XREAD_VALUE)
+
+    def test_a_reply_cut_anywhere_gives_the_same(self) -> None:
+        for cut in range(1, len(XREAD_REPLY)):
+            self.assertEqual(
+                self.reply_to(XREAD_REPLY[:cut], XREAD_REPLY[cut:]), XREAD_VALUE
+            )
+        self.assertEqual(
+            self.reply_to(*(XREAD_REPLY[i : i + 1] for i in range(len(XREAD_REPLY)))),
+            XREAD_VALUE,
+        )
+
+    def test_each_kind_of_value(self) -> None:
+        reply = b"*7\r\n+OK\r\n:-12\r\n$-1\r\n*-1\r\n*0\r\n$0\r\n\r\n$2\r\n\xff\xfe\r\n"
+        # Status, integer, nil string, nil array, empty array, empty string,
+        # and a string that is not UTF-8 (left as bytes).
+        self.assertEqual(
+            self.reply_to(reply), ["OK", -12, None, None, [], "", b"\xff\xfe"]
+        )
+
+    def test_a_number_stays_a_string(self) -> None:
+        # User ids that look like numbers must stay strings.
+        self.assertEqual(self.reply_to(b"$3\r\n007\r\n"), "007")
+
+    def test_an_error_reply_fails_the_command(self) -> None:
+        redis = protocol()
+        reply = redis.command(encode("EVALSHA", "abc", "0"))
+        redis.dataReceived(b"-NOSCRIPT No matching script.\r\n")
+        failure = self.failureResultOf(reply, txredisapi.ResponseError)
+        self.assertEqual(str(failure.value), "NOSCRIPT No matching script.")
+
+    def test_replies_go_to_the_commands_in_order(self) -> None:
+        redis = protocol()
+        first, second = redis.command(encode("A")), redis.command(encode("B"))
+        redis.dataReceived(b":1\r\n:2\r\n")
+        self.assertEqual(
+            (self.successResultOf(first), self.successResultOf(second)), (1, 2)
+        )
+
+    def test_commands_are_written_in_resp(self) -> None:
+        redis = protocol()
+        redis.command(encode("XREAD", "STREAMS", "k", "0-0"))
+        self.assertEqual(
+            redis.transport.value(),
+            b"*4\r\n$5\r\nXREAD\r\n$7\r\nSTREAMS\r\n$1\r\nk\r\n$3\r\n0-0\r\n",
+        )
+
+    def test_not_redis_drops_the_connection(self) -> None:
+        redis = protocol()
+        reply = redis.command(encode("PING"))
+        redis.dataReceived(b"HTTP/1.1 400 Bad Request\r\n")
+        self.assertTrue(redis.transport.disconnecting)
+        self.assertNoResult(reply)
+
+
+async def until_connected(factory: Any, timeout: float = 10.0) -> RedisProtocol:
+    """The factory's connection, once it is ready (bounded wait)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        redis = connected(factory)
+        if redis is not None:
+            return redis
+        await deferLater(reactor, 0.05, lambda: None)
+    raise AssertionError("no connection to Redis")
+
+
+class RealRedisTests(TestCase):
+    """Against a private redis-server."""
+
+    def setUp(self) -> None:
+        self.redis = start_redis(self)
+        self.factory = connect(reactor, "127.0.0.1", self.redis.port, 0, 1.0)
+        self.addCleanup(self.factory.disconnect)
+
+    async def test_a_command_and_its_reply(self) -> None:
+        redis = await until_connected(self.factory)
+        self.assertEqual(await redis.command(encode("PING")), "PONG")
+        await redis.command(encode("SET", "k", "é 1"))
+        self.assertEqual(await redis.command(encode("GET", "k")), "é 1")
+
+    async def test_a_script_by_its_sha_once_redis_has_it(self) -> None:
+        redis = await until_connected(self.factory)
+        call = ScriptCall("return {KEYS[1], ARGV[1], ARGV[2]}", ["key"], ["fixed"])
+        with self.assertRaises(txredisapi.ResponseError) as refused:
+            await redis.command(call.by_sha(("mine",)))
+        self.assertTrue(str(refused.exception).startswith("NOSCRIPT"))
+        self.assertEqual(
+            await redis.command(call.whole(("mine",))), ["key", "fixed", "mine"]
+        )
+        self.assertEqual(
+            await redis.command(call.by_sha(("again",))), ["key", "fixed", "again"]
+        )
+
+    async def test_the_bus_sends_a_script_redis_does_not_have(self) -> None:
+        bus = RedisBus(RedisAddress("127.0.0.1", self.redis.port, 0))
+        bus._commands = self.factory
+        await until_connected(self.factory)
+        # A fresh Redis has no scripts: EVALSHA fails, EVAL runs it.
+        self.assertEqual(await bus._run(scripts.NEXT_ID, "41"), 42)
+        self.assertEqual(await bus._run(scripts.NEXT_ID, "6"), 7)
+
+    async def test_no_reply_in_time_fails_and_the_connection_comes_back(
+        self,
+    ) -> None:
+        redis = await until_connected(self.factory)
+        self.redis.pause()
+        try:
+            started = time.monotonic()
+            first = redis.command(encode("PING"))
+            second = redis.command(encode("PING"))
+            for reply in (first, second):
+                with self.assertRaises(txredisapi.TimeoutError):
+                    await reply
+            # replyTimeout is 1 s; the margin is for a loaded machine.
+            self.assertLess(time.monotonic() - started, 5.0)
+            # Nothing more goes on a connection given up on.
+            self.assertIsNone(connected(self.factory))
+            with self.assertRaises(txredisapi.ConnectionError):
+                await redis.command(encode("PING"))
+        finally:
+            self.redis.resume()
+        # A new connection, once Redis answers again.
+        again = await until_connected(self.factory)
+        self.assertIsNot(again, redis)
+        self.assertEqual(await again.command(encode("PING")), "PONG")
