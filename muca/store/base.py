@@ -12,8 +12,9 @@ from twisted.internet.defer import Deferred
 from muca.protocol.messages import ChatMessage
 
 #: The schema version this release writes; a database with a newer one is
-#: refused rather than misread.
-SCHEMA_VERSION = 1
+#: refused rather than misread, one with an older one is migrated at open.
+#: 2: the readers index (muca_readers) instead of per-user indexes.
+SCHEMA_VERSION = 2
 
 #: Message kinds, as on the wire.
 KIND_ALL = "ALL"

@@ -26,6 +26,8 @@ DIALECT = sql.Dialect(
     text_type="BYTEA",
     encode_text=lambda text: text.encode("utf-8"),
     decode_text=lambda value: bytes(value).decode("utf-8"),
+    readers_later=False,
+    key_only_table="",
 )
 
 #: Serialises schema creation between servers of a cluster opening at once

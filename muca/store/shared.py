@@ -8,11 +8,19 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from muca.store import sql
 from muca.store.base import ChatMessage, Page, StoreError
 
 T = TypeVar("T")
+
+log = Logger()
+
+#: Messages stored between two writes of the readers index, with a
+#: ``readers_later`` dialect: the most a private page reads unindexed.
+READERS_CHUNK = 1000
 
 
 class SQLStoreOperations:
@@ -21,6 +29,9 @@ class SQLStoreOperations:
 
     dialect: sql.Dialect
     _last_id: int
+    # Stored since the last write of the readers index was started (an open
+    # writes it whole).
+    _unindexed = 0
 
     def _write(self, work: Callable[..., T], *args: Any) -> Deferred[T]:
         """Run ``work(cursor, *args)`` in one committed transaction."""
@@ -48,9 +59,28 @@ class SQLStoreOperations:
 
         def stored(_: object) -> None:
             self._last_id = max(self._last_id, newest)
+            if self.dialect.readers_later:
+                self._unindexed += len(messages)
+                if self._unindexed >= READERS_CHUNK:
+                    self._index_readers()
 
         d.addCallback(stored)
         return d
+
+    def _index_readers(self) -> None:
+        # Queued behind the appends before it, so it covers every message
+        # stored so far; a failure leaves them to the next chunk's write
+        # (pages read them from the messages meanwhile, only slower).
+        self._unindexed = 0
+
+        def failed(failure: Failure) -> None:
+            log.warn(
+                "muca: cannot write the readers index of the message database"
+                " (will retry): {reason}",
+                reason=failure.getErrorMessage(),
+            )
+
+        self._write(sql.index_readers, self.dialect).addErrback(failed)
 
     def latest(self, reader: str | None, private: bool, limit: int) -> Deferred[Page]:
         """The newest ``limit`` messages ``reader`` may see, oldest first."""

@@ -27,6 +27,8 @@ DIALECT = sql.Dialect(
     text_type="TEXT",
     encode_text=lambda text: text,
     decode_text=lambda value: value,
+    readers_later=True,
+    key_only_table=" WITHOUT ROWID",
 )
 
 

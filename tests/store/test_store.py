@@ -80,6 +80,60 @@ CONVERSATION = [
 ]
 
 
+#: The tables of schema version 1 as that release made them (``{id}`` and
+#: ``{text}``: each backend's types), for the migration tests.
+VERSION_1_SCHEMA = [
+    """CREATE TABLE muca_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+    """INSERT INTO muca_meta (key, value) VALUES ('schema_version', '1')""",
+    """CREATE TABLE muca_messages (
+        id {id} PRIMARY KEY,
+        ts BIGINT NOT NULL,
+        sender TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('ALL', 'GROUP', 'PRIVATE')),
+        text {text} NOT NULL)""",
+    "CREATE INDEX muca_messages_kind_id ON muca_messages (kind, id)",
+    "CREATE INDEX muca_messages_sender_id ON muca_messages (sender, id)",
+    """CREATE TABLE muca_recipients (
+        message_id BIGINT NOT NULL REFERENCES muca_messages (id),
+        position INTEGER NOT NULL,
+        uid TEXT NOT NULL,
+        PRIMARY KEY (message_id, position))""",
+    "CREATE INDEX muca_recipients_uid_id ON muca_recipients (uid, message_id)",
+    "CREATE TABLE muca_users (uid TEXT PRIMARY KEY)",
+]
+
+
+#: The indexes of schema version 2 (without those of primary keys).
+VERSION_2_INDEXES = {"muca_messages_kind_id", "muca_readers_message_id"}
+
+
+def version_1_rows(
+    messages: list[ChatMessage], encode: Any
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Rows of muca_messages and muca_recipients as version 1 wrote them."""
+    return (
+        [(m.id, m.ts, m.sender, m.kind, encode(m.text)) for m in messages],
+        [(m.id, n, uid) for m in messages for n, uid in enumerate(m.recipients)],
+    )
+
+
+def busy_conversation(count: int) -> list[ChatMessage]:
+    """``count`` messages of every kind among five users, and a sixth who
+    only ever receives (in a group)."""
+    users = ["alice", "bob", "carol", "dave", "eve"]
+    messages = []
+    for i in range(1, count + 1):
+        sender = users[i % 5]
+        if i % 3 == 0:
+            messages.append(message(i, sender))
+        elif i % 3 == 1:
+            messages.append(message(i, sender, "PRIVATE", (users[(i * 7) % 5],)))
+        else:
+            to = (users[(i + 1) % 5], "frank") if i % 11 == 0 else (users[(i + 2) % 5],)
+            messages.append(message(i, sender, "GROUP", to))
+    return messages
+
+
 def ids(page: Any) -> list[int]:
     """The ids of a page's messages, in page order."""
     return [m.id for m in page.messages]
@@ -300,6 +354,68 @@ class StoreBehaviour(_Mixin):
         again = await self.opened()
         self.assertEqual(await again.known_users(), {"alice", "bob"})
 
+    async def read_all(self, store: MessageStore, reader: str) -> list[int]:
+        """Every message ``reader`` may read, by scrolling back from the
+        newest in pages of 400; checks that ``since`` agrees."""
+        page = await store.latest(reader, True, 400)
+        seen = ids(page)
+        while page.more:
+            page = await store.before(reader, True, seen[0], 400)
+            seen = ids(page) + seen
+        since = await store.since(reader, True, 0, limit=100_000)
+        self.assertEqual(ids(since), seen)
+        return seen
+
+    async def test_every_page_is_right_across_thousands_of_messages(self) -> None:
+        # More messages than one chunk of the readers index: the newest are
+        # read from the messages themselves, the others from the index.
+        store = await self.opened()
+        conversation = busy_conversation(2_345)
+        for start in range(0, len(conversation), 100):
+            await store.append(conversation[start : start + 100])
+        for reader in ("alice", "bob", "eve", "frank", "mallory"):
+            expected = [m.id for m in conversation if may_read(m, reader, True)]
+            self.assertEqual(await self.read_all(store, reader), expected, reader)
+            page = await store.latest(reader, True, 7)
+            self.assertEqual(ids(page), expected[-7:])
+        # Reopened: the same.
+        await store.close()
+        again = await self.opened()
+        for reader in ("carol", "frank"):
+            expected = [m.id for m in conversation if may_read(m, reader, True)]
+            self.assertEqual(await self.read_all(again, reader), expected, reader)
+
+    def schema(self) -> tuple[str, set[str]]:
+        """The database's schema version and the names of its indexes."""
+        raise NotImplementedError
+
+    async def test_a_new_database_has_the_version_2_schema(self) -> None:
+        await (await self.opened()).close()
+        self.assertEqual(self.schema(), ("2", VERSION_2_INDEXES))
+
+    def make_version_1_database(self, messages: list[ChatMessage]) -> None:
+        """Create this test's database as schema version 1 held ``messages``."""
+        raise NotImplementedError
+
+    async def test_a_version_1_database_is_migrated_and_reads_the_same(self) -> None:
+        old = busy_conversation(120)
+        self.make_version_1_database(old)
+        store = await self.opened()
+        self.assertEqual(store.last_id(), 120)
+        for reader in ("alice", "dave", "frank", "mallory"):
+            expected = [m.id for m in old if may_read(m, reader, True)]
+            self.assertEqual(await self.read_all(store, reader), expected, reader)
+        page = await store.latest("bob", True, 500)
+        self.assertEqual(page.messages, [m for m in old if may_read(m, "bob", True)])
+        new = message(121, "frank", "PRIVATE", ("alice",))
+        await store.append([new])
+        self.assertEqual((await store.latest("frank", True, 1)).messages, [new])
+        await store.close()
+        # Migrated once: a second open finds version 2 and the same messages.
+        again = await self.opened()
+        self.assertEqual(ids(await again.latest("alice", True, 1)), [121])
+        self.assertEqual(self.schema(), ("2", VERSION_2_INDEXES))
+
     async def test_a_newer_schema_is_refused(self) -> None:
         store = await self.opened()
         await store.close()
@@ -326,6 +442,27 @@ class SQLiteStoreTests(StoreBehaviour, TestCase):
                 "UPDATE muca_meta SET value = ? WHERE key = 'schema_version'",
                 (str(version),),
             )
+        db.close()
+
+    def schema(self) -> tuple[str, set[str]]:
+        with sqlite3.connect(self.path) as db:
+            version = db.execute(
+                "SELECT value FROM muca_meta WHERE key = 'schema_version'"
+            ).fetchone()[0]
+            names = db.execute(
+                "SELECT name FROM sqlite_master"
+                " WHERE type = 'index' AND sql IS NOT NULL"
+            ).fetchall()
+        db.close()
+        return version, {name for (name,) in names}
+
+    def make_version_1_database(self, messages: list[ChatMessage]) -> None:
+        with sqlite3.connect(self.path) as db:
+            for statement in VERSION_1_SCHEMA:
+                db.execute(statement.format(id="INTEGER", text="TEXT"))
+            rows, recipients = version_1_rows(messages, lambda text: text)
+            db.executemany("INSERT INTO muca_messages VALUES (?, ?, ?, ?, ?)", rows)
+            db.executemany("INSERT INTO muca_recipients VALUES (?, ?, ?)", recipients)
         db.close()
 
     async def assert_refused_untouched(self, content: bytes, words: str) -> None:
@@ -431,6 +568,30 @@ class PostgresStoreTests(StoreBehaviour, TestCase):
                 "UPDATE muca_meta SET value = %s WHERE key = 'schema_version'",
                 (str(version),),
             )
+
+    def schema(self) -> tuple[str, set[str]]:
+        with psycopg.connect(self.conninfo) as db:
+            version = db.execute(
+                "SELECT value FROM muca_meta WHERE key = 'schema_version'"
+            ).fetchone()
+            names = db.execute(
+                "SELECT indexname FROM pg_indexes"
+                " WHERE tablename LIKE 'muca%' AND indexname NOT LIKE '%_pkey'"
+            ).fetchall()
+        return (version[0] if version else ""), {name for (name,) in names}
+
+    def make_version_1_database(self, messages: list[ChatMessage]) -> None:
+        with psycopg.connect(self.conninfo) as db:
+            for statement in VERSION_1_SCHEMA:
+                db.execute(statement.format(id="BIGINT", text="BYTEA"))
+            rows, recipients = version_1_rows(messages, str.encode)
+            with db.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO muca_messages VALUES (%s, %s, %s, %s, %s)", rows
+                )
+                cursor.executemany(
+                    "INSERT INTO muca_recipients VALUES (%s, %s, %s)", recipients
+                )
 
     async def test_a_url_names_the_same_database(self) -> None:
         store = await self.opened()
