@@ -66,6 +66,7 @@ class PostgresStore(SQLStoreOperations):
         reactor: IReactorThreads | None = None,
         max_connections: int = 3,
     ) -> None:
+        super().__init__()
         self.conninfo = conninfo
         self.where = describe(conninfo)
         self._reactor = reactor

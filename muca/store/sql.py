@@ -50,10 +50,11 @@ def _schema(dialect: Dialect) -> list[str]:
     # Who may read a group or private message (its sender and recipients)
     # is the readers index, one row per (uid, message): a page of the
     # messages a uid sent or received is a range scan of it.  Its rows land
-    # on one page per user, so writing them with every batch would dirty a
-    # page per sender and recipient per commit; SQLite writes them in
-    # chunks instead (``index_readers``) and reads the few newest messages
-    # above the chunk boundary from the messages themselves.
+    # on one page per user, so writing them with every batch dirties a page
+    # per sender and recipient per commit (about 10 µs a message in SQLite,
+    # 3 times the message's own rows); SQLite writes them in chunks instead
+    # (``index_readers``, see ``muca.store.sqlite``) and reads the messages
+    # above the chunk mark from the messages themselves.
     # ``position`` keeps the recipients' order as the sender gave it.
     return [
         f"""CREATE TABLE IF NOT EXISTS muca_messages (
@@ -73,8 +74,6 @@ def _schema(dialect: Dialect) -> list[str]:
             uid TEXT NOT NULL,
             message_id BIGINT NOT NULL,
             PRIMARY KEY (uid, message_id)){dialect.key_only_table}""",
-        """CREATE INDEX IF NOT EXISTS muca_readers_message_id
-            ON muca_readers (message_id)""",
         "CREATE TABLE IF NOT EXISTS muca_users (uid TEXT PRIMARY KEY)",
     ]
 
@@ -132,9 +131,8 @@ def create_or_check(cursor: Any, dialect: Dialect) -> int:
             cursor.execute(f"DROP INDEX IF EXISTS {name}")
     if number < SCHEMA_VERSION or version is None:
         _set_meta(cursor, dialect, "schema_version", str(SCHEMA_VERSION))
-    if number == 1 or dialect.readers_later:
-        # Every message, or those since the last chunk (a server killed
-        # before it indexed them): the readers index is whole after an open.
+    if number == 1:
+        # Version 1 had no readers index.
         index_readers(cursor, dialect)
     return read_last_id(cursor, dialect)
 
@@ -164,16 +162,18 @@ def check_batch(messages: Sequence[ChatMessage], last_id: int) -> None:
         previous = message.id
 
 
+#: Rows in one INSERT statement at most: a batch goes in as few statements
+#: as this allows (see ``insert``).
+ROWS_PER_INSERT = 128
+
+
 def insert(cursor: Any, dialect: Dialect, messages: Sequence[ChatMessage]) -> None:
     """Insert ``messages`` and their recipients (inside the caller's
     transaction), and their readers unless ``dialect.readers_later``."""
-    # executemany binds a fixed number of parameters per row, which keeps
-    # SQLite's limit on variables per statement out of the picture.
-    cursor.executemany(
-        dialect.sql(
-            "INSERT INTO muca_messages (id, ts, sender, kind, text)"
-            " VALUES (?, ?, ?, ?, ?)"
-        ),
+    _insert_rows(
+        cursor,
+        dialect,
+        "muca_messages (id, ts, sender, kind, text)",
         [(m.id, m.ts, m.sender, m.kind, dialect.encode_text(m.text)) for m in messages],
     )
     recipients = [
@@ -181,24 +181,56 @@ def insert(cursor: Any, dialect: Dialect, messages: Sequence[ChatMessage]) -> No
         for m in messages
         for position, uid in enumerate(m.recipients)
     ]
-    if recipients:
-        cursor.executemany(
-            dialect.sql(
-                "INSERT INTO muca_recipients (message_id, position, uid)"
-                " VALUES (?, ?, ?)"
-            ),
-            recipients,
-        )
-    if dialect.readers_later:
-        return
-    readers = sorted(
-        {(m.sender, m.id) for m in messages if m.kind != KIND_ALL}
-        | {(uid, message_id) for message_id, _, uid in recipients}
+    _insert_rows(
+        cursor, dialect, "muca_recipients (message_id, position, uid)", recipients
     )
-    if readers:
-        cursor.executemany(
-            dialect.sql("INSERT INTO muca_readers (uid, message_id) VALUES (?, ?)"),
-            readers,
+    if not dialect.readers_later:
+        readers = {(m.sender, m.id) for m in messages if m.kind != KIND_ALL}
+        readers.update((uid, message_id) for message_id, _, uid in recipients)
+        _insert_rows(cursor, dialect, "muca_readers (uid, message_id)", sorted(readers))
+
+
+def insert_json(cursor: Any, lines: str) -> None:
+    """Insert the messages of ``lines``, a JSON array of spool lines (each
+    an array of messages ``[id, ts, sender, kind, [recipients], text]``),
+    with their recipients; SQLite only (its JSON functions; its readers
+    index is written later), inside the caller's transaction.
+
+    All the per-message work is SQLite's, in C, outside Python's lock: the
+    database thread holds the lock only to bind one string.  SQLite's JSON
+    functions cut a string at U+0000, so lines with one go through
+    ``insert`` instead (see ``SQLiteStore``).
+    """
+    cursor.execute(
+        "INSERT INTO muca_messages (id, ts, sender, kind, text)"
+        " SELECT m.value ->> 0, m.value ->> 1, m.value ->> 2, m.value ->> 3,"
+        " m.value ->> 5 FROM json_each(?) AS line, json_each(line.value) AS m",
+        (lines,),
+    )
+    cursor.execute(
+        "INSERT INTO muca_recipients (message_id, position, uid)"
+        " SELECT m.value ->> 0, r.key, r.value FROM json_each(?) AS line,"
+        " json_each(line.value) AS m, json_each(m.value -> 4) AS r",
+        (lines,),
+    )
+
+
+def _insert_rows(
+    cursor: Any, dialect: Dialect, into: str, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    # Many rows per statement: the sqlite3 module lets go of Python's lock
+    # for every statement it runs, and while the reactor thread is busy,
+    # taking it back costs more than the row (executemany runs one
+    # statement per row).  PostgreSQL gets fewer round trips from it.
+    if not rows:
+        return
+    width = len(rows[0])
+    one_row = "(" + ", ".join([dialect.placeholder] * width) + ")"
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        chunk = rows[start : start + ROWS_PER_INSERT]
+        cursor.execute(
+            f"INSERT INTO {into} VALUES " + ", ".join([one_row] * len(chunk)),
+            [value for row in chunk for value in row],
         )
 
 
@@ -222,6 +254,7 @@ def index_readers(cursor: Any, dialect: Dialect) -> int:
             " WHERE kind <> 'ALL' AND id > ? AND id <= ?"
             " UNION SELECT uid, message_id FROM muca_recipients"
             " WHERE message_id > ? AND message_id <= ?"
+            " ORDER BY 1, 2"
         ),
         (upto, newest, upto, newest),
     )
@@ -245,8 +278,8 @@ def _page_sql(private: bool, tail: bool) -> str:
             " ORDER BY message_id DESC LIMIT ?) AS r"
         )
     if private and tail:
-        # Above the readers index's mark (fewer than a chunk of messages):
-        # the messages themselves, newest first.
+        # Above the readers index's mark (at most a chunk of messages): the
+        # messages themselves, newest first.
         branches.append(
             "SELECT id FROM (SELECT id FROM muca_messages AS t"
             " WHERE id > ? AND id < ? AND kind <> 'ALL' AND (sender = ?"
@@ -287,8 +320,8 @@ def read_page(
         params += [reader, lower, upper, fetch]
     tail = private and dialect.readers_later
     if tail:
-        # Read before the page; the mark only grows, and everything above
-        # an older mark is in the tail branch.
+        # Read before the page: the mark only grows, and what is above an
+        # older mark is in the tail branch too.
         unindexed_above = max(lower, readers_upto(cursor, dialect))
         params += [unindexed_above, upper, reader, reader, fetch]
     params.append(fetch)
