@@ -102,13 +102,7 @@ APPEND_LOCK = 0x4D55434B
 
 def _delete(cursor: Any, first: int, last: int) -> None:
     """Delete stored messages ``first``..``last`` (not accepted after all)."""
-    cursor.execute(
-        "DELETE FROM muca_recipients WHERE message_id BETWEEN %s AND %s",
-        (first, last),
-    )
-    cursor.execute(
-        "DELETE FROM muca_messages WHERE id BETWEEN %s AND %s", (first, last)
-    )
+    sql.delete_range(cursor, postgres.DIALECT, first, last)
 
 
 class BadClusterURL(ValueError):

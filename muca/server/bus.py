@@ -78,11 +78,11 @@ class LocalBus:
     Without a store, delivery is a direct call, so that a message reaches
     the recipients' queues in the same reactor turn that accepted it. With
     a store (``muca.store``), messages are stored before they are delivered:
-    what is published during one reactor turn, or while the previous batch
-    is being written, is one batch and one transaction (group commit; at
-    most one append in flight); once it is committed it is delivered in id
-    order. When an append fails, nothing of that batch is delivered and its
-    publishes fail with the ``StoreError``; the next batch tries again.
+    what is published during one reactor turn is one append, at the end of
+    the turn, delivered in id order once the store has it (the SQLite store
+    spools it at once; PostgreSQL commits the appends that wait for a
+    transaction together). When an append fails, nothing of it is delivered
+    and its publishes fail with the ``StoreError``.
     """
 
     def __init__(
@@ -99,10 +99,9 @@ class LocalBus:
         if clock is None:
             from twisted.internet import reactor as clock  # type: ignore[assignment]
         self._clock: Any = clock
-        # Publishes waiting for the next append: (messages, their Deferred).
-        self._queued: list[tuple[list[ChatMessage], Deferred[list[ChatMessage]]]] = []
-        self._writing = False
-        self._write_call: Any = None
+        # This turn's publishes: (messages, their Deferred).
+        self._turn: list[tuple[list[ChatMessage], Deferred[list[ChatMessage]]]] = []
+        self._turn_call: Any = None
         #: True from a failed append until one succeeds (logged once each way).
         self.failing = False
 
@@ -122,36 +121,29 @@ class LocalBus:
             self._deliver(accepted)
             return succeed(accepted)
         done: Deferred[list[ChatMessage]] = Deferred()
-        self._queued.append((accepted, done))
-        if not self._writing and self._write_call is None:
-            # At the end of this turn: everything it accepts is one batch.
-            self._write_call = self._clock.callLater(0, self._write)
+        self._turn.append((accepted, done))
+        if self._turn_call is None:
+            self._turn_call = self._clock.callLater(0, self._append_turn)
         return done
 
-    def _write(self) -> None:
-        self._write_call = None
-        batch, self._queued = self._queued, []
-        if not batch:
-            return
+    def _append_turn(self) -> None:
         assert self.store is not None
-        self._writing = True
-        messages = [message for accepted, _ in batch for message in accepted]
+        self._turn_call = None
+        turn, self._turn = self._turn, []
+        messages = [message for accepted, _ in turn for message in accepted]
         self.store.append(messages).addCallbacks(
-            self._stored, self._not_stored, (batch,), None, (batch,)
+            self._stored, self._not_stored, (turn,), None, (turn,)
         )
 
-    def _stored(self, _: object, batch: list[Any]) -> None:
-        self._writing = False
+    def _stored(self, _: object, turn: list[Any]) -> None:
         if self.failing:
             self.failing = False
             log.info("muca: the message database works again")
-        self._deliver([message for accepted, _ in batch for message in accepted])
-        for accepted, done in batch:
+        self._deliver([message for accepted, _ in turn for message in accepted])
+        for accepted, done in turn:
             done.callback(accepted)
-        self._next()
 
-    def _not_stored(self, failure: Failure, batch: list[Any]) -> None:
-        self._writing = False
+    def _not_stored(self, failure: Failure, turn: list[Any]) -> None:
         if not self.failing:
             # Once per outage, not once per message.
             self.failing = True
@@ -160,13 +152,8 @@ class LocalBus:
                 "message database works again: {reason}",
                 reason=failure.getErrorMessage(),
             )
-        for _, done in batch:
+        for _, done in turn:
             done.errback(failure)
-        self._next()
-
-    def _next(self) -> None:
-        if self._queued and self._write_call is None:
-            self._write()
 
     def _deliver(self, accepted: list[ChatMessage]) -> None:
         for listener in self._listeners:

@@ -12,8 +12,9 @@ from twisted.internet.defer import Deferred
 from muca.protocol.messages import ChatMessage
 
 #: The schema version this release writes; a database with a newer one is
-#: refused rather than misread.
-SCHEMA_VERSION = 1
+#: refused rather than misread, one with an older one is migrated at open.
+#: 2: the readers index (muca_readers) instead of per-user indexes.
+SCHEMA_VERSION = 2
 
 #: Message kinds, as on the wire.
 KIND_ALL = "ALL"
@@ -62,8 +63,8 @@ class MessageStore(Protocol):
     """Where accepted messages are kept, and read back per reader.
 
     Every method but ``last_id`` returns a Deferred that fires on the reactor
-    thread; failures are ``StoreError``.  The caller keeps at most one
-    ``append`` in flight and gives strictly increasing ids.
+    thread; failures are ``StoreError``.  The caller gives strictly
+    increasing ids; it may append again before an append has fired.
     """
 
     def open(self) -> Deferred[None]:
@@ -80,7 +81,12 @@ class MessageStore(Protocol):
         ...
 
     def append(self, messages: Sequence[ChatMessage]) -> Deferred[None]:
-        """Store ``messages`` in one transaction; fires once they are durable."""
+        """Store ``messages``; fires once they are durable.
+
+        Appends are written in call order and fire in call order; those made
+        while one is being written go together in the next transaction
+        (group commit), and fail together when it does.
+        """
         ...
 
     def latest(self, reader: str | None, private: bool, limit: int) -> Deferred[Page]:

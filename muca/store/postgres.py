@@ -26,6 +26,8 @@ DIALECT = sql.Dialect(
     text_type="BYTEA",
     encode_text=lambda text: text.encode("utf-8"),
     decode_text=lambda value: bytes(value).decode("utf-8"),
+    readers_later=False,
+    key_only_table="",
 )
 
 #: Serialises schema creation between servers of a cluster opening at once
@@ -64,6 +66,7 @@ class PostgresStore(SQLStoreOperations):
         reactor: IReactorThreads | None = None,
         max_connections: int = 3,
     ) -> None:
+        super().__init__()
         self.conninfo = conninfo
         self.where = describe(conninfo)
         self._reactor = reactor

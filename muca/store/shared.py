@@ -8,11 +8,19 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from muca.store import sql
 from muca.store.base import ChatMessage, Page, StoreError
 
 T = TypeVar("T")
+
+log = Logger()
+
+
+#: Appends waiting for a transaction: each one's messages and Deferred.
+Appends = list[tuple[list[ChatMessage], Deferred[None]]]
 
 
 class SQLStoreOperations:
@@ -21,6 +29,13 @@ class SQLStoreOperations:
 
     dialect: sql.Dialect
     _last_id: int
+
+    def __init__(self) -> None:
+        # Appends not yet in a transaction; whether one is being written.
+        self._appends: Appends = []
+        self._appending = False
+        # The highest id handed to append: the next must be above it.
+        self._last_appended = 0
 
     def _write(self, work: Callable[..., T], *args: Any) -> Deferred[T]:
         """Run ``work(cursor, *args)`` in one committed transaction."""
@@ -35,22 +50,55 @@ class SQLStoreOperations:
         return self._last_id
 
     def append(self, messages: Sequence[ChatMessage]) -> Deferred[None]:
-        """Store ``messages`` in one transaction; fires after the commit."""
+        """Store ``messages``; fires after the commit (see ``MessageStore``)."""
         messages = list(messages)
         try:
-            sql.check_batch(messages, self._last_id)
+            sql.check_batch(messages, max(self._last_id, self._last_appended))
         except StoreError:
             return fail()
         if not messages:
             return succeed(None)
-        d = self._write(sql.insert, self.dialect, messages)
-        newest = messages[-1].id
+        newest = self._last_appended = messages[-1].id
+        d = self._append_in_order(messages)
 
         def stored(_: object) -> None:
             self._last_id = max(self._last_id, newest)
 
         d.addCallback(stored)
         return d
+
+    def _append_in_order(self, messages: list[ChatMessage]) -> Deferred[None]:
+        """Queue an append: one transaction at a time, with all the appends
+        queued while the one before was written."""
+        d: Deferred[None] = Deferred()
+        self._appends.append((messages, d))
+        if not self._appending:
+            self._write_appends()
+        return d
+
+    def _write_appends(self) -> None:
+        appends, self._appends = self._appends, []
+        self._appending = bool(appends)
+        if appends:
+            messages = [m for batch, _ in appends for m in batch]
+            self._write(sql.insert, self.dialect, messages).addBoth(
+                self._appends_written, appends
+            )
+
+    def _appends_written(self, outcome: object, appends: Appends) -> None:
+        # The next transaction is on its way before these fire.
+        self._write_appends()
+        self._fire(appends, outcome)
+
+    @staticmethod
+    def _fire(appends: Appends, outcome: object) -> None:
+        """Fire the Deferreds of appends written together: all with the
+        failure, or all with None."""
+        for _, d in appends:
+            if isinstance(outcome, Failure):
+                d.errback(outcome)
+            else:
+                d.callback(None)
 
     def latest(self, reader: str | None, private: bool, limit: int) -> Deferred[Page]:
         """The newest ``limit`` messages ``reader`` may see, oldest first."""

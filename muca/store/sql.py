@@ -35,6 +35,11 @@ class Dialect:
     text_type: str
     encode_text: Callable[[str], Any]
     decode_text: Callable[[Any], str]
+    #: True: the readers index is written by ``index_readers`` in chunks,
+    #: after the messages (SQLite); False: with each batch (PostgreSQL).
+    readers_later: bool
+    #: Appended to CREATE TABLE for a table that is only its primary key.
+    key_only_table: str
 
     def sql(self, text: str) -> str:
         """``text`` written with ``?`` placeholders, in this dialect's style."""
@@ -42,8 +47,14 @@ class Dialect:
 
 
 def _schema(dialect: Dialect) -> list[str]:
-    # Recipients live in their own table so that "messages this uid
-    # received" is an index range scan rather than a search inside a list.
+    # Who may read a group or private message (its sender and recipients)
+    # is the readers index, one row per (uid, message): a page of the
+    # messages a uid sent or received is a range scan of it.  Its rows land
+    # on one page per user, so writing them with every batch dirties a page
+    # per sender and recipient per commit (about 10 µs a message in SQLite,
+    # 3 times the message's own rows); SQLite writes them in chunks instead
+    # (``index_readers``, see ``muca.store.sqlite``) and reads the messages
+    # above the chunk mark from the messages themselves.
     # ``position`` keeps the recipients' order as the sender gave it.
     return [
         f"""CREATE TABLE IF NOT EXISTS muca_messages (
@@ -54,17 +65,21 @@ def _schema(dialect: Dialect) -> list[str]:
             text {dialect.text_type} NOT NULL)""",
         """CREATE INDEX IF NOT EXISTS muca_messages_kind_id
             ON muca_messages (kind, id)""",
-        """CREATE INDEX IF NOT EXISTS muca_messages_sender_id
-            ON muca_messages (sender, id)""",
         """CREATE TABLE IF NOT EXISTS muca_recipients (
             message_id BIGINT NOT NULL REFERENCES muca_messages (id),
             position INTEGER NOT NULL,
             uid TEXT NOT NULL,
             PRIMARY KEY (message_id, position))""",
-        """CREATE INDEX IF NOT EXISTS muca_recipients_uid_id
-            ON muca_recipients (uid, message_id)""",
+        f"""CREATE TABLE IF NOT EXISTS muca_readers (
+            uid TEXT NOT NULL,
+            message_id BIGINT NOT NULL,
+            PRIMARY KEY (uid, message_id)){dialect.key_only_table}""",
         "CREATE TABLE IF NOT EXISTS muca_users (uid TEXT PRIMARY KEY)",
     ]
+
+
+#: Version 1's per-user indexes, which the readers index replaced.
+_VERSION_1_INDEXES = ("muca_messages_sender_id", "muca_recipients_uid_id")
 
 
 META_TABLE = """CREATE TABLE IF NOT EXISTS muca_meta (
@@ -85,16 +100,16 @@ def _set_meta(cursor: Any, dialect: Dialect, key: str, value: str) -> None:
 
 
 def create_or_check(cursor: Any, dialect: Dialect) -> int:
-    """Create the schema or check its version; return the last id ever stored.
+    """Create the schema, or check its version and migrate an older one;
+    return the last id ever stored.
 
     The version is checked before any other DDL so that a newer release's
     schema is never touched by this one.
     """
     cursor.execute(META_TABLE)
     version = _meta(cursor, dialect, "schema_version")
-    if version is None:
-        _set_meta(cursor, dialect, "schema_version", str(SCHEMA_VERSION))
-    else:
+    number = SCHEMA_VERSION
+    if version is not None:
         try:
             number = int(version)
         except ValueError:
@@ -110,6 +125,15 @@ def create_or_check(cursor: Any, dialect: Dialect) -> int:
             raise StoreError(f"not a MUCA database (schema version {number})")
     for statement in _schema(dialect):
         cursor.execute(statement)
+    if number == 1:
+        # Version 2: the readers index replaces two per-user indexes.
+        for name in _VERSION_1_INDEXES:
+            cursor.execute(f"DROP INDEX IF EXISTS {name}")
+    if number < SCHEMA_VERSION or version is None:
+        _set_meta(cursor, dialect, "schema_version", str(SCHEMA_VERSION))
+    if number == 1:
+        # Version 1 had no readers index.
+        index_readers(cursor, dialect)
     return read_last_id(cursor, dialect)
 
 
@@ -138,15 +162,18 @@ def check_batch(messages: Sequence[ChatMessage], last_id: int) -> None:
         previous = message.id
 
 
+#: Rows in one INSERT statement at most: a batch goes in as few statements
+#: as this allows (see ``insert``).
+ROWS_PER_INSERT = 128
+
+
 def insert(cursor: Any, dialect: Dialect, messages: Sequence[ChatMessage]) -> None:
-    """Insert ``messages`` and their recipients (inside the caller's transaction)."""
-    # executemany binds a fixed number of parameters per row, which keeps
-    # SQLite's limit on variables per statement out of the picture.
-    cursor.executemany(
-        dialect.sql(
-            "INSERT INTO muca_messages (id, ts, sender, kind, text)"
-            " VALUES (?, ?, ?, ?, ?)"
-        ),
+    """Insert ``messages`` and their recipients (inside the caller's
+    transaction), and their readers unless ``dialect.readers_later``."""
+    _insert_rows(
+        cursor,
+        dialect,
+        "muca_messages (id, ts, sender, kind, text)",
         [(m.id, m.ts, m.sender, m.kind, dialect.encode_text(m.text)) for m in messages],
     )
     recipients = [
@@ -154,17 +181,88 @@ def insert(cursor: Any, dialect: Dialect, messages: Sequence[ChatMessage]) -> No
         for m in messages
         for position, uid in enumerate(m.recipients)
     ]
-    if recipients:
-        cursor.executemany(
-            dialect.sql(
-                "INSERT INTO muca_recipients (message_id, position, uid)"
-                " VALUES (?, ?, ?)"
-            ),
-            recipients,
+    _insert_rows(
+        cursor, dialect, "muca_recipients (message_id, position, uid)", recipients
+    )
+    if not dialect.readers_later:
+        readers = {(m.sender, m.id) for m in messages if m.kind != KIND_ALL}
+        readers.update((uid, message_id) for message_id, _, uid in recipients)
+        _insert_rows(cursor, dialect, "muca_readers (uid, message_id)", sorted(readers))
+
+
+def insert_json(cursor: Any, lines: str) -> None:
+    """Insert the messages of ``lines``, a JSON array of spool lines (each
+    an array of messages ``[id, ts, sender, kind, [recipients], text]``),
+    with their recipients; SQLite only (its JSON functions; its readers
+    index is written later), inside the caller's transaction.
+
+    All the per-message work is SQLite's, in C, outside Python's lock: the
+    database thread holds the lock only to bind one string.  SQLite's JSON
+    functions cut a string at U+0000, so lines with one go through
+    ``insert`` instead (see ``SQLiteStore``).
+    """
+    cursor.execute(
+        "INSERT INTO muca_messages (id, ts, sender, kind, text)"
+        " SELECT m.value ->> 0, m.value ->> 1, m.value ->> 2, m.value ->> 3,"
+        " m.value ->> 5 FROM json_each(?) AS line, json_each(line.value) AS m",
+        (lines,),
+    )
+    cursor.execute(
+        "INSERT INTO muca_recipients (message_id, position, uid)"
+        " SELECT m.value ->> 0, r.key, r.value FROM json_each(?) AS line,"
+        " json_each(line.value) AS m, json_each(m.value -> 4) AS r",
+        (lines,),
+    )
+
+
+def _insert_rows(
+    cursor: Any, dialect: Dialect, into: str, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    # Many rows per statement: the sqlite3 module lets go of Python's lock
+    # for every statement it runs, and while the reactor thread is busy,
+    # taking it back costs more than the row (executemany runs one
+    # statement per row).  PostgreSQL gets fewer round trips from it.
+    if not rows:
+        return
+    width = len(rows[0])
+    one_row = "(" + ", ".join([dialect.placeholder] * width) + ")"
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        chunk = rows[start : start + ROWS_PER_INSERT]
+        cursor.execute(
+            f"INSERT INTO {into} VALUES " + ", ".join([one_row] * len(chunk)),
+            [value for row in chunk for value in row],
         )
 
 
-def _page_sql(private: bool) -> str:
+def readers_upto(cursor: Any, dialect: Dialect) -> int:
+    """The id up to which the readers index is written (``readers_later``)."""
+    return int(_meta(cursor, dialect, "readers_upto") or 0)
+
+
+def index_readers(cursor: Any, dialect: Dialect) -> int:
+    """Write the readers of every message above ``readers_upto`` into the
+    readers index (inside the caller's transaction); return the new mark."""
+    upto = readers_upto(cursor, dialect)
+    cursor.execute("SELECT MAX(id) FROM muca_messages")
+    newest = int(cursor.fetchall()[0][0] or 0)
+    if newest <= upto:
+        return upto
+    cursor.execute(
+        dialect.sql(
+            "INSERT INTO muca_readers (uid, message_id)"
+            " SELECT sender, id FROM muca_messages"
+            " WHERE kind <> 'ALL' AND id > ? AND id <= ?"
+            " UNION SELECT uid, message_id FROM muca_recipients"
+            " WHERE message_id > ? AND message_id <= ?"
+            " ORDER BY 1, 2"
+        ),
+        (upto, newest, upto, newest),
+    )
+    _set_meta(cursor, dialect, "readers_upto", str(newest))
+    return newest
+
+
+def _page_sql(private: bool, tail: bool) -> str:
     # Each branch takes at most limit + 1 ids through its own index, newest
     # first, so a page costs O(limit) whatever the table's size; UNION then
     # merges them and drops the duplicates (a reader's own broadcasts).
@@ -174,14 +272,21 @@ def _page_sql(private: bool) -> str:
         " ORDER BY id DESC LIMIT ?) AS b"
     ]
     if private:
-        branches += [
-            "SELECT id FROM (SELECT id FROM muca_messages"
-            " WHERE sender = ? AND id > ? AND id < ?"
-            " ORDER BY id DESC LIMIT ?) AS s",
-            "SELECT id FROM (SELECT message_id AS id FROM muca_recipients"
+        branches.append(
+            "SELECT id FROM (SELECT message_id AS id FROM muca_readers"
             " WHERE uid = ? AND message_id > ? AND message_id < ?"
-            " ORDER BY message_id DESC LIMIT ?) AS r",
-        ]
+            " ORDER BY message_id DESC LIMIT ?) AS r"
+        )
+    if private and tail:
+        # Above the readers index's mark (at most a chunk of messages): the
+        # messages themselves, newest first.
+        branches.append(
+            "SELECT id FROM (SELECT id FROM muca_messages AS t"
+            " WHERE id > ? AND id < ? AND kind <> 'ALL' AND (sender = ?"
+            " OR EXISTS (SELECT 1 FROM muca_recipients AS tr"
+            " WHERE tr.message_id = t.id AND tr.uid = ?))"
+            " ORDER BY id DESC LIMIT ?) AS u"
+        )
     return (
         "WITH page (id) AS (SELECT id FROM ("
         + " UNION ".join(branches)
@@ -212,9 +317,15 @@ def read_page(
     fetch = limit + 1
     params: list[Any] = [lower, upper, fetch]
     if private:
-        params += [reader, lower, upper, fetch, reader, lower, upper, fetch]
+        params += [reader, lower, upper, fetch]
+    tail = private and dialect.readers_later
+    if tail:
+        # Read before the page: the mark only grows, and what is above an
+        # older mark is in the tail branch too.
+        unindexed_above = max(lower, readers_upto(cursor, dialect))
+        params += [unindexed_above, upper, reader, reader, fetch]
     params.append(fetch)
-    cursor.execute(dialect.sql(_page_sql(private)), params)
+    cursor.execute(dialect.sql(_page_sql(private, tail)), params)
     messages = rows_to_messages(cursor.fetchall(), dialect)
     more = len(messages) > limit
     if more:
@@ -290,13 +401,14 @@ def prune(
     deleted = 0
     if max_age_days is not None:
         cutoff = now_ms - int(max_age_days * MS_PER_DAY)
-        cursor.execute(
-            dialect.sql(
-                "DELETE FROM muca_recipients WHERE message_id IN"
-                " (SELECT id FROM muca_messages WHERE ts < ?)"
-            ),
-            (cutoff,),
-        )
+        for table in ("muca_recipients", "muca_readers"):
+            cursor.execute(
+                dialect.sql(
+                    f"DELETE FROM {table} WHERE message_id IN"
+                    " (SELECT id FROM muca_messages WHERE ts < ?)"
+                ),
+                (cutoff,),
+            )
         cursor.execute(dialect.sql("DELETE FROM muca_messages WHERE ts < ?"), (cutoff,))
         deleted += max(cursor.rowcount, 0)
     if max_count is not None:
@@ -309,13 +421,20 @@ def prune(
         rows = cursor.fetchall()
         if rows:
             newest_to_delete = rows[0][0]
-            cursor.execute(
-                dialect.sql("DELETE FROM muca_recipients WHERE message_id <= ?"),
-                (newest_to_delete,),
-            )
-            cursor.execute(
-                dialect.sql("DELETE FROM muca_messages WHERE id <= ?"),
-                (newest_to_delete,),
-            )
-            deleted += max(cursor.rowcount, 0)
+            deleted += delete_range(cursor, dialect, 0, newest_to_delete)
     return deleted
+
+
+def delete_range(cursor: Any, dialect: Dialect, first: int, last: int) -> int:
+    """Delete the messages with ``first <= id <= last``, recipients and
+    readers included; return how many messages went."""
+    for table in ("muca_recipients", "muca_readers"):
+        cursor.execute(
+            dialect.sql(f"DELETE FROM {table} WHERE message_id BETWEEN ? AND ?"),
+            (first, last),
+        )
+    cursor.execute(
+        dialect.sql("DELETE FROM muca_messages WHERE id BETWEEN ? AND ?"),
+        (first, last),
+    )
+    return max(cursor.rowcount, 0)

@@ -8,7 +8,6 @@ import dataclasses
 import os
 from collections.abc import Sequence
 
-from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -121,50 +120,36 @@ class MessageIdTests(ServerTestCase):
         self.assertEqual(recorder.roster_changes, 1)
 
 
-class BatchRecorder(Recorder):
-    """A listener that also keeps each delivery call (one per batch)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.batches: list[list[str]] = []
-
-    def deliver(self, messages: Sequence[ChatMessage]) -> None:
-        super().deliver(messages)
-        self.batches.append([m.text for m in messages])
-
-
 class StoringBusTests(TestCase):
     """The bus with a store (a real SQLite file): stored before delivered,
-    one transaction per batch, nothing delivered of a batch not stored."""
+    in id order, nothing delivered that was not stored."""
 
     async def setUp(self) -> None:
         self.store = SQLiteStore(os.path.join(fresh_directory(self), "bus.db"))
         await self.store.open()
         self.addCleanup(self.store.close)
-        self.clock = MemoryReactorClock()
-        self.bus = LocalBus(store=self.store, clock=self.clock)
-        self.recorder = BatchRecorder()
+        self.bus = LocalBus(store=self.store)
+        self.recorder = Recorder()
         self.bus.attach(self.recorder)
 
-    async def test_one_turns_messages_are_one_batch_delivered_once_stored(
-        self,
-    ) -> None:
+    async def test_messages_are_delivered_in_id_order_once_stored(self) -> None:
         first = self.bus.publish([draft("a")])
         second = self.bus.publish([draft("b"), draft("c")])
-        self.clock.advance(0)  # the end of the turn: the batch goes out
-        third = self.bus.publish([draft("d")])  # while the first is written
-        self.assertEqual(self.recorder.batches, [])  # not before it is stored
-        self.assertEqual([m.id for m in await second], [2, 3])
-        self.assertEqual([m.id for m in await first], [1])
+        third = self.bus.publish([draft("d")])
+        self.assertEqual(self.recorder.delivered, [])  # not before it is stored
         self.assertEqual([m.id for m in await third], [4])
-        self.assertEqual(self.recorder.batches, [["a", "b", "c"], ["d"]])
+        self.assertEqual([m.id for m in await first], [1])
+        self.assertEqual([m.id for m in await second], [2, 3])
+        self.assertEqual(
+            [(m.id, m.text) for m in self.recorder.delivered],
+            [(1, "a"), (2, "b"), (3, "c"), (4, "d")],
+        )
         page = await self.store.latest(None, False, 10)
         self.assertEqual([m.text for m in page.messages], ["a", "b", "c", "d"])
 
     async def test_a_batch_not_stored_is_not_delivered_and_fails(self) -> None:
         await self.store.close()
         refused = self.bus.publish([draft("lost")])
-        self.clock.advance(0)
         with self.assertRaises(StoreError):
             await refused
         self.assertEqual(self.recorder.delivered, [])
@@ -175,7 +160,6 @@ class StoringBusTests(TestCase):
         with capturedLogs() as events:
             for text in ("lost 1", "lost 2"):
                 refused = self.bus.publish([draft(text)])
-                self.clock.advance(0)
                 with self.assertRaises(StoreError):
                     await refused
             self.assertTrue(self.bus.failing)
@@ -184,9 +168,7 @@ class StoringBusTests(TestCase):
             await self.bus.store.open()
             self.addCleanup(self.bus.store.close)
             for text in ("back 1", "back 2"):
-                published = self.bus.publish([draft(text)])
-                self.clock.advance(0)
-                await published
+                await self.bus.publish([draft(text)])
         self.assertFalse(self.bus.failing)
         said = [formatEvent(event) for event in events]
         self.assertEqual(len(said), 2, said)
@@ -202,7 +184,5 @@ class StoringBusTests(TestCase):
 
     async def test_ids_go_on_from_the_stores_last_one(self) -> None:
         await self.store.append([dataclasses.replace(draft("old"), id=7)])
-        bus = LocalBus(store=self.store, clock=self.clock)
-        published = bus.publish([draft("new")])
-        self.clock.advance(0)
-        self.assertEqual([m.id for m in await published], [8])
+        bus = LocalBus(store=self.store)
+        self.assertEqual([m.id for m in await bus.publish([draft("new")])], [8])

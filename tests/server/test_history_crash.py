@@ -14,6 +14,7 @@ from twisted.internet.error import ProcessTerminated
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
+from muca.store.sqlite import SQLiteStore
 from tests.support import RawClient, connect, join, send
 from tests.support import postgres as pgsupport
 from tests.support.postgres import free_port
@@ -154,6 +155,16 @@ class StartupErrorTests(TestCase):
         self.assertIn("is not a MUCA database", line)
         with open(path) as notes:
             self.assertEqual(notes.read(), "my notes\n")
+
+    async def test_a_database_another_server_uses_is_refused(self) -> None:
+        path = os.path.join(fresh_directory(self), "shared.db")
+        running = SQLiteStore(path)
+        await running.open()
+        self.addCleanup(running.close)
+        line = await self.refused("--db", path)
+        self.assertEqual(
+            line, f"muca: message database {path} is in use by another MUCA server"
+        )
 
     async def test_postgres_down(self) -> None:
         url = f"postgresql://muca@127.0.0.1:{free_port()}/muca"

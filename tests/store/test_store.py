@@ -9,10 +9,13 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from muca.store import ChatMessage, MessageStore, StoreError, may_read, open_store
 from muca.store.postgres import PostgresStore
+from muca.store.spool import Spool
 from muca.store.sqlite import SQLiteStore
 from tests.support import postgres as pgsupport
 
@@ -23,10 +26,14 @@ KILLED_WRITER = """
 import sys, time
 from twisted.internet import reactor
 from muca.store import ChatMessage
+from muca.store.spool import Spool
 from muca.store.sqlite import SQLiteStore
 
 async def main():
-    store = SQLiteStore(sys.argv[1])
+    if sys.argv[2:] == ["spool-only"]:
+        store = SQLiteStore(sys.argv[1], ingest_count=10**9, ingest_delay=3600)
+    else:
+        store = SQLiteStore(sys.argv[1])
     await store.open()
     for start in (1, 101, 201):
         await store.append([
@@ -45,6 +52,9 @@ from twisted.internet.defer import ensureDeferred
 reactor.callWhenRunning(lambda: ensureDeferred(main()).addErrback(failed))
 reactor.run()
 """
+
+#: The SQLite store's readers chunk in these tests (see SQLiteStore).
+READERS_CHUNK = 500
 
 DAY_MS = 86_400_000
 NOW_MS = 1_800_000_000_000
@@ -78,6 +88,60 @@ CONVERSATION = [
     message(5, "carol", "PRIVATE", ("dave",)),
     message(6, "dave", "GROUP", ("bob", "carol")),
 ]
+
+
+#: The tables of schema version 1 as that release made them (``{id}`` and
+#: ``{text}``: each backend's types), for the migration tests.
+VERSION_1_SCHEMA = [
+    """CREATE TABLE muca_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+    """INSERT INTO muca_meta (key, value) VALUES ('schema_version', '1')""",
+    """CREATE TABLE muca_messages (
+        id {id} PRIMARY KEY,
+        ts BIGINT NOT NULL,
+        sender TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('ALL', 'GROUP', 'PRIVATE')),
+        text {text} NOT NULL)""",
+    "CREATE INDEX muca_messages_kind_id ON muca_messages (kind, id)",
+    "CREATE INDEX muca_messages_sender_id ON muca_messages (sender, id)",
+    """CREATE TABLE muca_recipients (
+        message_id BIGINT NOT NULL REFERENCES muca_messages (id),
+        position INTEGER NOT NULL,
+        uid TEXT NOT NULL,
+        PRIMARY KEY (message_id, position))""",
+    "CREATE INDEX muca_recipients_uid_id ON muca_recipients (uid, message_id)",
+    "CREATE TABLE muca_users (uid TEXT PRIMARY KEY)",
+]
+
+
+#: The indexes of schema version 2 (without those of primary keys).
+VERSION_2_INDEXES = {"muca_messages_kind_id"}
+
+
+def version_1_rows(
+    messages: list[ChatMessage], encode: Any
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Rows of muca_messages and muca_recipients as version 1 wrote them."""
+    return (
+        [(m.id, m.ts, m.sender, m.kind, encode(m.text)) for m in messages],
+        [(m.id, n, uid) for m in messages for n, uid in enumerate(m.recipients)],
+    )
+
+
+def busy_conversation(count: int) -> list[ChatMessage]:
+    """``count`` messages of every kind among five users, and a sixth who
+    only ever receives (in a group)."""
+    users = ["alice", "bob", "carol", "dave", "eve"]
+    messages = []
+    for i in range(1, count + 1):
+        sender = users[i % 5]
+        if i % 3 == 0:
+            messages.append(message(i, sender))
+        elif i % 3 == 1:
+            messages.append(message(i, sender, "PRIVATE", (users[(i * 7) % 5],)))
+        else:
+            to = (users[(i + 1) % 5], "frank") if i % 11 == 0 else (users[(i + 2) % 5],)
+            messages.append(message(i, sender, "GROUP", to))
+    return messages
 
 
 def ids(page: Any) -> list[int]:
@@ -242,14 +306,24 @@ class StoreBehaviour(_Mixin):
         page = await store.latest("user77", True, 20_000)
         self.assertEqual(ids(page), [77])
 
-    async def test_a_failed_append_stores_nothing_of_its_batch(self) -> None:
-        first = await self.opened()
-        second = await self.opened()  # Its last_id (0) is out of date.
-        await first.append([message(1), message(2)])
+    async def test_appends_made_at_once_fire_in_order_and_are_all_stored(
+        self,
+    ) -> None:
+        store = await self.opened()
+        fired: list[int] = []
+        appends = [
+            store.append([message(i)]).addCallback(lambda _, i=i: fired.append(i))
+            for i in range(1, 201)
+        ]
+        for d in appends:
+            await d
+        self.assertEqual(fired, list(range(1, 201)))
+        self.assertEqual(store.last_id(), 200)
+        page = await store.latest("eve", True, 500)
+        self.assertEqual(ids(page), list(range(1, 201)))
+        # An id not above every one appended before is refused at once.
         with self.assertRaises(StoreError):
-            await second.append([message(2), message(3)])
-        page = await first.latest("eve", True, 50)
-        self.assertEqual(ids(page), [1, 2])
+            await store.append([message(200)])
 
     async def test_ids_must_increase(self) -> None:
         store = await self.opened()
@@ -300,6 +374,74 @@ class StoreBehaviour(_Mixin):
         again = await self.opened()
         self.assertEqual(await again.known_users(), {"alice", "bob"})
 
+    async def read_all(self, store: MessageStore, reader: str) -> list[int]:
+        """Every message ``reader`` may read, by scrolling back from the
+        newest in pages of 400; checks that ``since`` agrees."""
+        page = await store.latest(reader, True, 400)
+        seen = ids(page)
+        while page.more:
+            page = await store.before(reader, True, seen[0], 400)
+            seen = ids(page) + seen
+        since = await store.since(reader, True, 0, limit=100_000)
+        self.assertEqual(ids(since), seen)
+        return seen
+
+    async def test_every_page_is_right_across_thousands_of_messages(self) -> None:
+        # More messages than SQLite's readers chunk, read at two points: the
+        # older ones through its readers index, the newest from the messages.
+        store = await self.opened()
+        conversation = busy_conversation(2_345)
+
+        async def check(readers: tuple[str, ...], upto: int) -> None:
+            said = conversation[:upto]
+            for reader in readers:
+                expected = [m.id for m in said if may_read(m, reader, True)]
+                self.assertEqual(await self.read_all(store, reader), expected)
+                page = await store.latest(reader, True, 7)
+                self.assertEqual(ids(page), expected[-7:])
+
+        for start in range(0, 2_000, 100):
+            await store.append(conversation[start : start + 100])
+        await check(("alice", "frank"), 2_000)
+        for start in range(2_000, len(conversation), 100):
+            await store.append(conversation[start : start + 100])
+        await check(("alice", "bob", "eve", "frank", "mallory"), len(conversation))
+        # Reopened: the same.
+        await store.close()
+        store = await self.opened()
+        await check(("carol", "frank"), len(conversation))
+
+    def schema(self) -> tuple[str, set[str]]:
+        """The database's schema version and the names of its indexes."""
+        raise NotImplementedError
+
+    async def test_a_new_database_has_the_version_2_schema(self) -> None:
+        await (await self.opened()).close()
+        self.assertEqual(self.schema(), ("2", VERSION_2_INDEXES))
+
+    def make_version_1_database(self, messages: list[ChatMessage]) -> None:
+        """Create this test's database as schema version 1 held ``messages``."""
+        raise NotImplementedError
+
+    async def test_a_version_1_database_is_migrated_and_reads_the_same(self) -> None:
+        old = busy_conversation(120)
+        self.make_version_1_database(old)
+        store = await self.opened()
+        self.assertEqual(store.last_id(), 120)
+        for reader in ("alice", "dave", "frank", "mallory"):
+            expected = [m.id for m in old if may_read(m, reader, True)]
+            self.assertEqual(await self.read_all(store, reader), expected, reader)
+        page = await store.latest("bob", True, 500)
+        self.assertEqual(page.messages, [m for m in old if may_read(m, "bob", True)])
+        new = message(121, "frank", "PRIVATE", ("alice",))
+        await store.append([new])
+        self.assertEqual((await store.latest("frank", True, 1)).messages, [new])
+        await store.close()
+        # Migrated once: a second open finds version 2 and the same messages.
+        again = await self.opened()
+        self.assertEqual(ids(await again.latest("alice", True, 1)), [121])
+        self.assertEqual(self.schema(), ("2", VERSION_2_INDEXES))
+
     async def test_a_newer_schema_is_refused(self) -> None:
         store = await self.opened()
         await store.close()
@@ -318,7 +460,9 @@ class SQLiteStoreTests(StoreBehaviour, TestCase):
         self.path = os.path.abspath(os.path.join(self.directory, "muca.db"))
 
     def new_store(self) -> MessageStore:
-        return SQLiteStore(self.path)
+        # A small chunk: pages read the readers index and the messages past
+        # it in the tests' few hundred messages.
+        return SQLiteStore(self.path, readers_chunk=READERS_CHUNK)
 
     def set_schema_version(self, version: int) -> None:
         with sqlite3.connect(self.path) as db:
@@ -326,6 +470,27 @@ class SQLiteStoreTests(StoreBehaviour, TestCase):
                 "UPDATE muca_meta SET value = ? WHERE key = 'schema_version'",
                 (str(version),),
             )
+        db.close()
+
+    def schema(self) -> tuple[str, set[str]]:
+        with sqlite3.connect(self.path) as db:
+            version = db.execute(
+                "SELECT value FROM muca_meta WHERE key = 'schema_version'"
+            ).fetchone()[0]
+            names = db.execute(
+                "SELECT name FROM sqlite_master"
+                " WHERE type = 'index' AND sql IS NOT NULL"
+            ).fetchall()
+        db.close()
+        return version, {name for (name,) in names}
+
+    def make_version_1_database(self, messages: list[ChatMessage]) -> None:
+        with sqlite3.connect(self.path) as db:
+            for statement in VERSION_1_SCHEMA:
+                db.execute(statement.format(id="INTEGER", text="TEXT"))
+            rows, recipients = version_1_rows(messages, lambda text: text)
+            db.executemany("INSERT INTO muca_messages VALUES (?, ?, ?, ?, ?)", rows)
+            db.executemany("INSERT INTO muca_recipients VALUES (?, ?, ?)", recipients)
         db.close()
 
     async def assert_refused_untouched(self, content: bytes, words: str) -> None:
@@ -385,11 +550,11 @@ class SQLiteStoreTests(StoreBehaviour, TestCase):
             await SQLiteStore(self.directory).open()
         self.assertIn("a directory", str(caught.exception))
 
-    async def test_what_append_reported_stored_survives_kill_9(self) -> None:
-        # A child appends, says so once the Deferred fired, and is killed
-        # before it can close anything.
+    def kill_writer(self, *args: str) -> None:
+        """Run KILLED_WRITER on this database and kill it (SIGKILL) once it
+        said its appends fired, before it can close anything."""
         child = subprocess.Popen(
-            [sys.executable, "-c", KILLED_WRITER, self.path],
+            [sys.executable, "-c", KILLED_WRITER, self.path, *args],
             stdout=subprocess.PIPE,
             text=True,
             cwd=ROOT,
@@ -403,10 +568,86 @@ class SQLiteStoreTests(StoreBehaviour, TestCase):
             child.wait()
             if child.stdout:
                 child.stdout.close()
+
+    async def test_what_append_reported_stored_survives_kill_9(self) -> None:
+        self.kill_writer()
         store = await self.opened()
         self.assertEqual(store.last_id(), 300)
         page = await store.latest("bob", True, 1000)
         self.assertEqual((len(page.messages), page.messages[-1].text), (300, "m300"))
+
+    async def test_a_second_server_on_the_same_file_is_refused(self) -> None:
+        first = await self.opened()
+        await first.append([message(1)])
+        with self.assertRaises(StoreError) as caught:
+            await self.new_store().open()
+        self.assertEqual(
+            str(caught.exception),
+            f"message database {self.path} is in use by another MUCA server",
+        )
+        await first.close()
+        again = await self.opened()
+        self.assertEqual(again.last_id(), 1)
+
+    async def test_spooled_messages_are_read_before_sqlite_has_them(self) -> None:
+        store = SQLiteStore(self.path, ingest_count=10_000, ingest_delay=3600)
+        await store.open()
+        self.addCleanup(store.close)
+        old = busy_conversation(300)
+        await store.append(old[:200])
+        store._ingest()  # the first 200 into SQLite
+        await store._ingest_done
+        await store.append(old[200:])  # spooled only
+        with sqlite3.connect(self.path) as db:
+            (in_sqlite,) = db.execute("SELECT COUNT(*) FROM muca_messages").fetchone()
+        db.close()
+        self.assertEqual(in_sqlite, 200)
+        for reader in ("alice", "frank", "mallory"):
+            expected = [m.id for m in old if may_read(m, reader, True)]
+            self.assertEqual(await self.read_all(store, reader), expected, reader)
+            page = await store.before(reader, True, 250, 5)
+            self.assertEqual(ids(page), [i for i in expected if i < 250][-5:])
+            self.assertEqual((await store.latest(reader, True, 0)).messages, [])
+
+    async def test_a_killed_servers_spool_is_stored_at_the_next_open(self) -> None:
+        # The child keeps every message in the spool (no move into SQLite
+        # before the kill), and dies in the middle of a line.
+        self.kill_writer("spool-only")
+        with sqlite3.connect(self.path) as db:
+            (in_sqlite,) = db.execute("SELECT COUNT(*) FROM muca_messages").fetchone()
+        db.close()
+        self.assertEqual(in_sqlite, 0)
+        spool = Spool(self.path)
+        (number,) = spool.existing()
+        with open(spool.path(number), "ab") as f:
+            f.write(b'[301,301,"alice","PRIVATE",["bob"],"cut sh')
+        store = await self.opened()
+        self.assertEqual(store.last_id(), 300)
+        page = await store.latest("bob", True, 1000)
+        self.assertEqual(ids(page), list(range(1, 301)))
+        self.assertEqual(page.messages[-1].text, "m300")
+        # The old file went; the store writes a new one.
+        self.assertEqual(spool.existing(), [number + 1])
+        await store.append([message(301)])
+        self.assertEqual(ids(await store.latest("eve", True, 1)), [301])
+
+    async def test_spooled_messages_go_into_sqlite_a_batch_at_a_time(self) -> None:
+        store = await self.opened()
+        with sqlite3.connect(self.path) as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            for i in range(1, 201):
+                await store.append([message(i)])
+            for _ in range(200):  # moved in within 50 ms; 2 s at most
+                (count,) = db.execute("SELECT COUNT(*) FROM muca_messages").fetchone()
+                if count == 200:
+                    break
+                await deferLater(reactor, 0.01)
+            self.assertEqual(count, 200)
+            # Pages written to the log since the checkpoint: a few per
+            # commit, so 200 commits would have written 400 or more.
+            _, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        db.close()
+        self.assertLess(frames, 60)
 
     async def test_the_file_is_in_wal_mode(self) -> None:
         await self.opened()
@@ -431,6 +672,41 @@ class PostgresStoreTests(StoreBehaviour, TestCase):
                 "UPDATE muca_meta SET value = %s WHERE key = 'schema_version'",
                 (str(version),),
             )
+
+    def schema(self) -> tuple[str, set[str]]:
+        with psycopg.connect(self.conninfo) as db:
+            version = db.execute(
+                "SELECT value FROM muca_meta WHERE key = 'schema_version'"
+            ).fetchone()
+            names = db.execute(
+                "SELECT indexname FROM pg_indexes"
+                " WHERE tablename LIKE 'muca%' AND indexname NOT LIKE '%_pkey'"
+            ).fetchall()
+        return (version[0] if version else ""), {name for (name,) in names}
+
+    def make_version_1_database(self, messages: list[ChatMessage]) -> None:
+        with psycopg.connect(self.conninfo) as db:
+            for statement in VERSION_1_SCHEMA:
+                db.execute(statement.format(id="BIGINT", text="BYTEA"))
+            rows, recipients = version_1_rows(messages, str.encode)
+            with db.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO muca_messages VALUES (%s, %s, %s, %s, %s)", rows
+                )
+                cursor.executemany(
+                    "INSERT INTO muca_recipients VALUES (%s, %s, %s)", recipients
+                )
+
+    async def test_a_failed_append_stores_nothing_of_its_batch(self) -> None:
+        first = await self.opened()
+        # Two servers on one database (a cluster's, without the cluster's
+        # lock): the second's last_id (0) is out of date.
+        second = await self.opened()
+        await first.append([message(1), message(2)])
+        with self.assertRaises(StoreError):
+            await second.append([message(2), message(3)])
+        page = await first.latest("eve", True, 50)
+        self.assertEqual(ids(page), [1, 2])
 
     async def test_a_url_names_the_same_database(self) -> None:
         store = await self.opened()
