@@ -9,7 +9,7 @@ the same road. :class:`LocalBus` is the single-process bus, the default.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, succeed
@@ -90,18 +90,25 @@ class LocalBus:
         last_id: int = 0,
         store: MessageStore | None = None,
         clock: IReactorTime | None = None,
+        at_turn_end: Callable[[Callable[[], object]], None] | None = None,
     ) -> None:
         """``last_id``: the highest id given before (ids keep increasing);
-        ``store``: where messages are kept (opened already), or ``None``."""
+        ``store``: where messages are kept (opened already), or ``None``;
+        ``at_turn_end``: runs a callable at the end of the reactor turn (a
+        node's ``Outbox.at_flush``, so that a turn's messages are stored and
+        written out in one pass; by default a ``callLater(0)`` on ``clock``).
+        """
         self.store = store
         self.last_id = last_id if store is None else max(last_id, store.last_id())
         self._listeners: list[BusListener] = []
-        if clock is None:
-            from twisted.internet import reactor as clock  # type: ignore[assignment]
-        self._clock: Any = clock
+        if at_turn_end is None:
+            if clock is None:
+                from twisted.internet import reactor as clock  # type: ignore[assignment]
+            later: Any = clock
+            at_turn_end = lambda work: later.callLater(0, work)  # noqa: E731
+        self._at_turn_end = at_turn_end
         # This turn's publishes: (messages, their Deferred).
         self._turn: list[tuple[list[ChatMessage], Deferred[list[ChatMessage]]]] = []
-        self._turn_call: Any = None
         #: True from a failed append until one succeeds (logged once each way).
         self.failing = False
 
@@ -121,14 +128,13 @@ class LocalBus:
             self._deliver(accepted)
             return succeed(accepted)
         done: Deferred[list[ChatMessage]] = Deferred()
+        if not self._turn:
+            self._at_turn_end(self._append_turn)
         self._turn.append((accepted, done))
-        if self._turn_call is None:
-            self._turn_call = self._clock.callLater(0, self._append_turn)
         return done
 
     def _append_turn(self) -> None:
         assert self.store is not None
-        self._turn_call = None
         turn, self._turn = self._turn, []
         messages = [message for accepted, _ in turn for message in accepted]
         self.store.append(messages).addCallbacks(

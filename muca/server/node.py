@@ -158,7 +158,7 @@ class ChatFactory(ServerFactory):
         self.bus.attach(self)
 
     def _local_bus(self) -> LocalBus:
-        return LocalBus(store=self.store, clock=self.clock)
+        return LocalBus(store=self.store, at_turn_end=self.outbox.at_flush)
 
     @property
     def private_history(self) -> bool:

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from twisted.internet import tcp
@@ -79,9 +79,18 @@ class Outbox:
         self._clock = clock
         self._queued: dict[Writer, list[bytes]] = {}
         self._flush_call: IDelayedCall | None = None
+        # Run at the next flush, before it writes (see at_flush).
+        self._before_flush: list[Callable[[], object]] = []
 
     def __bool__(self) -> bool:
         return bool(self._queued)
+
+    def at_flush(self, work: Callable[[], object]) -> None:
+        """Run ``work`` at the end of this reactor turn, before the flush
+        writes: what it queues goes out in the same writes."""
+        self._before_flush.append(work)
+        if self._flush_call is None:
+            self._flush_call = self._clock.callLater(0, self.flush)
 
     def add(self, payload: Payload, connections: Iterable[Writer]) -> None:
         """Queue the same encoded bytes for every connection."""
@@ -114,6 +123,10 @@ class Outbox:
         if self._flush_call is not None and self._flush_call.active():
             self._flush_call.cancel()
         self._flush_call = None
+        while self._before_flush:
+            work, self._before_flush = self._before_flush, []
+            for run in work:
+                run()
         queued, self._queued = self._queued, {}
         for connection, chunks in queued.items():
             connection.write_now(chunks[0] if len(chunks) == 1 else b"".join(chunks))

@@ -101,6 +101,27 @@ class OutboxTests(TestCase):
         self.clock.advance(0)
         self.assertEqual(connection.writes, [BYE_NATIVE * 3, HELLO_NATIVE])
 
+    def test_end_of_turn_work_runs_first_and_its_output_leaves_with_the_rest(
+        self,
+    ) -> None:
+        connection = Recorder()
+        ran: list[str] = []
+
+        def work() -> None:
+            # A history store's turn: the messages, stored, are delivered.
+            ran.append("work")
+            self.outbox.add(Payload(BYE), [connection])
+
+        self.outbox.at_flush(work)
+        self.outbox.add(Payload(HELLO), [connection])
+        self.assertEqual((ran, connection.writes), ([], []))
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(0)
+        self.assertEqual(ran, ["work"])
+        self.assertEqual(connection.writes, [HELLO_NATIVE + BYE_NATIVE])
+        self.clock.advance(0)
+        self.assertEqual(ran, ["work"])  # once
+
     def test_an_early_flush_cancels_the_end_of_turn_flush(self) -> None:
         connection = Recorder()
         self.outbox.add(Payload(BYE), [connection])
