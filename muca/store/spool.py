@@ -30,7 +30,10 @@ from muca.store.base import ChatMessage, StoreError
 #: A spool file is closed and a new one begun past this size.
 SEGMENT_BYTES = 1 << 20
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# No cycle check: a line holds only numbers, strings and flat lists.
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), check_circular=False
+)
 
 
 def _line(messages: Sequence[ChatMessage]) -> str:
