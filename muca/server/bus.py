@@ -45,6 +45,10 @@ class BusListener(Protocol):
         """Every message up to id ``upto`` went by, including those a cluster
         did not deliver here because none of their recipients is here."""
 
+    def not_accepted(self, messages: Sequence[ChatMessage], failure: Failure) -> None:
+        """These messages, published here, were refused: none of them was
+        delivered (for a bus whose ``publish`` returns None)."""
+
 
 class Bus(Protocol):
     """The road from acceptance to every node's connections."""
@@ -52,11 +56,15 @@ class Bus(Protocol):
     def attach(self, listener: BusListener) -> None:
         """Deliver to ``listener`` from now on."""
 
-    def publish(self, drafts: Sequence[ChatMessage]) -> Deferred[list[ChatMessage]]:
+    def publish(
+        self, drafts: Sequence[ChatMessage]
+    ) -> Deferred[list[ChatMessage]] | None:
         """Give ``drafts`` their ids and deliver them everywhere.
 
-        Fires with the accepted messages once they are on their way; fails
-        when they cannot be accepted, and then nothing of them is delivered.
+        Returns a Deferred that fires with the accepted messages once they
+        are on their way, or fails when they cannot be accepted (and then
+        nothing of them is delivered); or None when the bus tells its
+        listeners instead (``deliver``, or ``not_accepted``).
         """
 
     def roster_changed(self) -> None:
@@ -82,7 +90,8 @@ class LocalBus:
     the turn, delivered in id order once the store has it (the SQLite store
     spools it at once; PostgreSQL commits the appends that wait for a
     transaction together). When an append fails, nothing of it is delivered
-    and its publishes fail with the ``StoreError``.
+    and the listeners hear of it (``not_accepted``): a publish with a store
+    returns None, which spares a Deferred per message.
     """
 
     def __init__(
@@ -107,15 +116,17 @@ class LocalBus:
             later: Any = clock
             at_turn_end = lambda work: later.callLater(0, work)  # noqa: E731
         self._at_turn_end = at_turn_end
-        # This turn's publishes: (messages, their Deferred).
-        self._turn: list[tuple[list[ChatMessage], Deferred[list[ChatMessage]]]] = []
+        # This turn's accepted messages, waiting for the turn's append.
+        self._turn: list[ChatMessage] = []
         #: True from a failed append until one succeeds (logged once each way).
         self.failing = False
 
     def attach(self, listener: BusListener) -> None:
         self._listeners.append(listener)
 
-    def publish(self, drafts: Sequence[ChatMessage]) -> Deferred[list[ChatMessage]]:
+    def publish(
+        self, drafts: Sequence[ChatMessage]
+    ) -> Deferred[list[ChatMessage]] | None:
         first = self.last_id + 1
         # The constructor, not dataclasses.replace: this runs per message and
         # replace costs several times as much.
@@ -127,29 +138,25 @@ class LocalBus:
         if self.store is None:
             self._deliver(accepted)
             return succeed(accepted)
-        done: Deferred[list[ChatMessage]] = Deferred()
         if not self._turn:
             self._at_turn_end(self._append_turn)
-        self._turn.append((accepted, done))
-        return done
+        self._turn += accepted
+        return None
 
     def _append_turn(self) -> None:
         assert self.store is not None
         turn, self._turn = self._turn, []
-        messages = [message for accepted, _ in turn for message in accepted]
-        self.store.append(messages).addCallbacks(
+        self.store.append(turn).addCallbacks(
             self._stored, self._not_stored, (turn,), None, (turn,)
         )
 
-    def _stored(self, _: object, turn: list[Any]) -> None:
+    def _stored(self, _: object, turn: list[ChatMessage]) -> None:
         if self.failing:
             self.failing = False
             log.info("muca: the message database works again")
-        self._deliver([message for accepted, _ in turn for message in accepted])
-        for accepted, done in turn:
-            done.callback(accepted)
+        self._deliver(turn)
 
-    def _not_stored(self, failure: Failure, turn: list[Any]) -> None:
+    def _not_stored(self, failure: Failure, turn: list[ChatMessage]) -> None:
         if not self.failing:
             # Once per outage, not once per message.
             self.failing = True
@@ -158,8 +165,8 @@ class LocalBus:
                 "message database works again: {reason}",
                 reason=failure.getErrorMessage(),
             )
-        for _, done in turn:
-            done.errback(failure)
+        for listener in self._listeners:
+            listener.not_accepted(turn, failure)
 
     def _deliver(self, accepted: list[ChatMessage]) -> None:
         for listener in self._listeners:

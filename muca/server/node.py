@@ -413,8 +413,11 @@ class ChatFactory(ServerFactory):
             )
             published = self.bus.publish([draft])
             # Without a store the bus has already delivered it: no errback
-            # to run for the usual case.
-            if not published.called or isinstance(published.result, Failure):
+            # to run for the usual case; with one, the local bus tells
+            # not_accepted instead (None).
+            if published is not None and (
+                not published.called or isinstance(published.result, Failure)
+            ):
                 published.addErrback(self._not_accepted, sender)
         if unknown:
             names = ", ".join(unknown)
@@ -447,6 +450,14 @@ class ChatFactory(ServerFactory):
                 " reached); it was not delivered, send it again",
                 "SEND",
             )
+
+    def not_accepted(self, messages: Sequence[ChatMessage], failure: Failure) -> None:
+        """The bus refused these messages (none was delivered): each sender
+        still here hears of each of its own."""
+        for message in messages:
+            sender = self.room.member(message.sender)
+            if sender is not None and sender.connection is not None:
+                self._not_accepted(failure, sender)
 
     def deliver(self, accepted: Sequence[ChatMessage]) -> None:
         """Queue accepted messages, in id order, for their recipients here."""

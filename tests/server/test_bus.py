@@ -8,13 +8,15 @@ import dataclasses
 import os
 from collections.abc import Sequence
 
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
 from twisted.logger import capturedLogs, formatEvent
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from muca.protocol.messages import ALL, PRIVATE, ChatMessage, Join
 from muca.server.bus import LocalBus
 from muca.server.room import Room
-from muca.store import StoreError
 from muca.store.sqlite import SQLiteStore
 from tests.support import MemoryServer, send
 from tests.support.server import HENRY, MARY, TONY, ServerTestCase
@@ -26,10 +28,14 @@ class Recorder:
 
     def __init__(self) -> None:
         self.delivered: list[ChatMessage] = []
+        self.refused: list[tuple[str, str]] = []
         self.roster_changes = 0
 
     def deliver(self, messages: Sequence[ChatMessage]) -> None:
         self.delivered.extend(messages)
+
+    def not_accepted(self, messages: Sequence[ChatMessage], failure: Failure) -> None:
+        self.refused += [(m.text, failure.getErrorMessage()) for m in messages]
 
     def roster_changed(self) -> None:
         self.roster_changes += 1
@@ -132,14 +138,17 @@ class StoringBusTests(TestCase):
         self.recorder = Recorder()
         self.bus.attach(self.recorder)
 
+    async def turn(self) -> None:
+        """Let the reactor end this turn (the bus appends the turn's
+        messages) and deliver what the store has."""
+        for _ in range(3):
+            await deferLater(reactor, 0)
+
     async def test_messages_are_delivered_in_id_order_once_stored(self) -> None:
-        first = self.bus.publish([draft("a")])
-        second = self.bus.publish([draft("b"), draft("c")])
-        third = self.bus.publish([draft("d")])
+        for texts in (["a"], ["b", "c"], ["d"]):
+            self.assertIsNone(self.bus.publish([draft(t) for t in texts]))
         self.assertEqual(self.recorder.delivered, [])  # not before it is stored
-        self.assertEqual([m.id for m in await third], [4])
-        self.assertEqual([m.id for m in await first], [1])
-        self.assertEqual([m.id for m in await second], [2, 3])
+        await self.turn()
         self.assertEqual(
             [(m.id, m.text) for m in self.recorder.delivered],
             [(1, "a"), (2, "b"), (3, "c"), (4, "d")],
@@ -147,28 +156,32 @@ class StoringBusTests(TestCase):
         page = await self.store.latest(None, False, 10)
         self.assertEqual([m.text for m in page.messages], ["a", "b", "c", "d"])
 
-    async def test_a_batch_not_stored_is_not_delivered_and_fails(self) -> None:
+    async def test_a_turn_not_stored_is_not_delivered_and_is_refused(self) -> None:
         await self.store.close()
-        refused = self.bus.publish([draft("lost")])
-        with self.assertRaises(StoreError):
-            await refused
+        self.bus.publish([draft("lost 1")])
+        self.bus.publish([draft("lost 2")])
+        await self.turn()
         self.assertEqual(self.recorder.delivered, [])
+        closed = f"message database {self.store.path} is not open"
+        self.assertEqual(
+            self.recorder.refused, [("lost 1", closed), ("lost 2", closed)]
+        )
         self.assertTrue(self.bus.failing)
 
     async def test_an_outage_and_the_recovery_are_logged_once_each(self) -> None:
         await self.store.close()
         with capturedLogs() as events:
             for text in ("lost 1", "lost 2"):
-                refused = self.bus.publish([draft(text)])
-                with self.assertRaises(StoreError):
-                    await refused
+                self.bus.publish([draft(text)])
+                await self.turn()
             self.assertTrue(self.bus.failing)
             # The database works again (here: a store on the same file).
             self.bus.store = SQLiteStore(self.store.path)
             await self.bus.store.open()
             self.addCleanup(self.bus.store.close)
             for text in ("back 1", "back 2"):
-                await self.bus.publish([draft(text)])
+                self.bus.publish([draft(text)])
+                await self.turn()
         self.assertFalse(self.bus.failing)
         said = [formatEvent(event) for event in events]
         self.assertEqual(len(said), 2, said)
@@ -181,8 +194,14 @@ class StoringBusTests(TestCase):
         self.assertEqual(
             [m.text for m in self.recorder.delivered], ["back 1", "back 2"]
         )
+        self.assertEqual(
+            [text for text, _ in self.recorder.refused], ["lost 1", "lost 2"]
+        )
 
     async def test_ids_go_on_from_the_stores_last_one(self) -> None:
         await self.store.append([dataclasses.replace(draft("old"), id=7)])
         bus = LocalBus(store=self.store)
-        self.assertEqual([m.id for m in await bus.publish([draft("new")])], [8])
+        bus.attach(self.recorder)
+        bus.publish([draft("new")])
+        await self.turn()
+        self.assertEqual([m.id for m in self.recorder.delivered], [8])
