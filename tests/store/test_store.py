@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import TestCase
 
 from muca.store import ChatMessage, MessageStore, StoreError, may_read, open_store
@@ -630,6 +631,47 @@ class SQLiteStoreTests(StoreBehaviour, TestCase):
         self.assertEqual(spool.existing(), [number + 1])
         await store.append([message(301)])
         self.assertEqual(ids(await store.latest("eve", True, 1)), [301])
+
+    async def test_sqlite_failing_later_refuses_new_messages_until_it_works(
+        self,
+    ) -> None:
+        store = SQLiteStore(self.path, ingest_count=1, ingest_delay=0)
+        await store.open()
+        self.addCleanup(store.close)
+        await store.append([message(1)])
+        await store._ingest_done
+        with capturedLogs() as events:
+            # SQLite cannot take messages any more (here: its table is gone).
+            with sqlite3.connect(self.path) as db:
+                db.execute("ALTER TABLE muca_messages RENAME TO elsewhere")
+            db.close()
+            await store.append([message(2)])  # spooled; its move fails
+            await store._ingest_done
+            with self.assertRaises(StoreError) as caught:
+                await store.append([message(3)])
+            self.assertIn("no such table", str(caught.exception))
+            # It works again: the store's retry moves message 2 in.
+            with sqlite3.connect(self.path) as db:
+                db.execute("ALTER TABLE elsewhere RENAME TO muca_messages")
+            db.close()
+            for _ in range(300):  # RETRY_DELAY is 1 s; 3 s at most
+                if store.refusing is None:
+                    break
+                await deferLater(reactor, 0.01)
+            await store.append([message(4)])
+            await store._ingest_done
+        said = [formatEvent(event) for event in events]
+        self.assertEqual(len(said), 2, said)
+        self.assertIn("cannot move spooled messages into", said[0])
+        self.assertIn("no such table", said[0])
+        self.assertEqual(
+            said[1], f"muca: the message database {self.path} takes messages again"
+        )
+        self.assertEqual(ids(await store.latest("eve", True, 10)), [1, 2, 4])
+        with sqlite3.connect(self.path) as db:
+            stored = [row[0] for row in db.execute("SELECT id FROM muca_messages")]
+        db.close()
+        self.assertEqual(stored, [1, 2, 4])
 
     async def test_spooled_messages_go_into_sqlite_a_batch_at_a_time(self) -> None:
         store = await self.opened()
