@@ -218,10 +218,9 @@ def insert_json(cursor: Any, lines: str) -> None:
 def _insert_rows(
     cursor: Any, dialect: Dialect, into: str, rows: Sequence[tuple[Any, ...]]
 ) -> None:
-    # Many rows per statement: the sqlite3 module lets go of Python's lock
-    # for every statement it runs, and while the reactor thread is busy,
-    # taking it back costs more than the row (executemany runs one
-    # statement per row).  PostgreSQL gets fewer round trips from it.
+    # Many rows per statement: fewer round trips to PostgreSQL, and fewer
+    # hand-overs of Python's lock in SQLite (which releases it for every
+    # statement; this path is SQLite's only for texts holding U+0000).
     if not rows:
         return
     width = len(rows[0])

@@ -394,9 +394,6 @@ class SQLiteStore(SQLStoreOperations):
                 isolation_level=None,  # We issue BEGIN and COMMIT ourselves.
                 check_same_thread=False,  # One thread anyway; see open().
                 timeout=10.0,
-                # Every INSERT shape (one per row count, see sql.insert) stays
-                # prepared.
-                cached_statements=2 * sql.ROWS_PER_INSERT + 64,
             )
         except sqlite3.Error as exc:
             raise StoreError(
