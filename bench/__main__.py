@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import statistics
 import sys
 from collections.abc import Callable
 
@@ -52,35 +53,124 @@ def _labelled(run: Callable[[], Result], label: str) -> Callable[[], Result]:
     return labelled
 
 
-def history_runs(settings: Settings) -> list[Callable[[], Result]]:
+def compared(
+    pairs: list[tuple[Callable[[], Result], Callable[[], Result]]], rounds: int
+) -> list[Callable[[], Result]]:
+    """Each (baseline, candidate) pair, run ``rounds`` times, interleaved:
+    the two sides of a pair back to back, the baseline first in odd rounds
+    and last in even ones, so that drift on a noisy machine (another
+    process, a warming cache) falls on both sides alike."""
+    runs: list[Callable[[], Result]] = []
+    for number in range(1, rounds + 1):
+        label = f"#{number}" if rounds > 1 else ""
+        for baseline, candidate in pairs:
+            pair = [baseline, candidate] if number % 2 else [candidate, baseline]
+            runs.extend(_labelled(run, label) if label else run for run in pair)
+    return runs
+
+
+def history_runs(settings: Settings, rounds: int) -> list[Callable[[], Result]]:
     """History on (SQLite, the default) against --db none, in one run."""
     off = dataclasses.replace(
         settings, server_args=(*settings.server_args, "--db", "none")
     )
-    runs: list[Callable[[], Result]] = []
-    for storage, chosen in (("db=none", off), ("sqlite", settings)):
-        runs.append(_labelled(lambda s=chosen: private(100, 1, s), storage))
-        runs.append(_labelled(lambda s=chosen: broadcast(500, 20, 16, s), storage))
-    runs.append(lambda: join_replay(1000, settings))
-    return runs
+    pairs = [
+        (
+            _labelled(lambda: private(100, 1, off), "db=none"),
+            _labelled(lambda: private(100, 1, settings), "sqlite"),
+        ),
+        (
+            _labelled(lambda: broadcast(500, 20, 16, off), "db=none"),
+            _labelled(lambda: broadcast(500, 20, 16, settings), "sqlite"),
+        ),
+    ]
+    return [*compared(pairs, rounds), lambda: join_replay(1000, settings)]
+
+
+def _rounds(results: list[Result], name: str) -> dict[str, dict[str, Result]]:
+    """The results of workload ``name``, by side, then by round (``""``
+    when there was one round)."""
+    sides: dict[str, dict[str, Result]] = {}
+    for result in results:
+        words = result.workload.split()
+        number = words.pop() if words[-1].startswith("#") else ""
+        if " ".join(words[:-1]) == name:
+            sides.setdefault(words[-1], {})[number] = result
+        elif " ".join(words) == name:
+            sides.setdefault(str(result.nodes or 1), {})[number] = result
+    return sides
+
+
+def _ratios(
+    base: dict[str, Result],
+    other: dict[str, Result],
+    figure: Callable[[Result], float],
+    form: str,
+) -> str:
+    """``figure`` of ``other`` over ``base``, round by round, in ``form``:
+    the median, then each round's when there were several."""
+    ratios = [
+        figure(other[number]) / figure(base[number])
+        for number in sorted(base)
+        if number in other and figure(base[number])
+    ]
+    if not ratios:
+        return "-"
+    text = form.format(statistics.median(ratios))
+    if len(ratios) > 1:
+        rounds = ", ".join(form.format(ratio) for ratio in ratios)
+        text += f" (median of {len(ratios)} rounds: {rounds})"
+    return text
+
+
+def _per_message(result: Result) -> float:
+    return (result.server_cpu_s or 0.0) * 1e6 / max(1, result.messages or 0)
 
 
 def history_notes(results: list[Result]) -> list[str]:
-    """History on against off: the ratios and the CPU per stored message."""
-    by_name = {result.workload: result for result in results}
+    """History on against off: deliveries/s round by round, and the server
+    CPU per stored message (medians)."""
     notes = []
     for name in ("private w1", "broadcast w16"):
-        off, on = by_name.get(f"{name} db=none"), by_name.get(f"{name} sqlite")
-        if not (off and on and off.deliveries_per_s and on.messages):
+        sides = _rounds(results, name)
+        off, on = sides.get("db=none"), sides.get("sqlite")
+        if not (off and on):
             continue
-        ratio = on.deliveries_per_s / off.deliveries_per_s
-        per_message = on.server_cpu_s * 1e6 / on.messages
-        extra = per_message - off.server_cpu_s * 1e6 / max(1, off.messages or 1)
+        rate = _ratios(off, on, lambda r: r.deliveries_per_s or 0.0, "{:.0%}")
+        cpu = statistics.median(_per_message(result) for result in on.values())
+        extra = statistics.median(
+            _per_message(on[number]) - _per_message(off[number])
+            for number in on
+            if number in off
+        )
         notes.append(
-            f"{name}: history on gives {ratio:.0%} of the deliveries/s of --db none;"
-            f" server CPU {per_message:.1f} µs per stored message"
+            f"{name}: history on gives {rate} of the deliveries/s of --db none;"
+            f" server CPU {cpu:.1f} µs per stored message"
             f" ({extra:+.1f} µs against --db none)"
         )
+    return notes
+
+
+def cluster_notes(results: list[Result]) -> list[str]:
+    """The cluster against one node: server CPU per delivery and
+    deliveries/s, round by round."""
+    notes = []
+    for name in ("broadcast w16", "private w1"):
+        sides = _rounds(results, name)
+        single = sides.pop("1", None)
+        for nodes, cluster in sorted(sides.items()):
+            if not single or not nodes.isdigit():
+                continue
+            cpu = _ratios(
+                single, cluster, lambda r: r.cpu_us_per_delivery or 0.0, "{:.2f}×"
+            )
+            rate = _ratios(
+                single, cluster, lambda r: r.deliveries_per_s or 0.0, "{:.2f}×"
+            )
+            notes.append(
+                f"{name}: {nodes} nodes against one, server CPU per delivery"
+                f" {cpu}; deliveries/s {rate}"
+            )
     return notes
 
 
@@ -89,22 +179,31 @@ def cluster_plan(
 ) -> list[Callable[[], Result]]:
     """``--cluster N``: broadcast w16 to 1,000 clients, private w1 at 200,
     10,000 presence joins; each on one node, then on N nodes of a cluster
-    (``--workload`` other than ``all``: that one only)."""
+    (``--workload`` other than ``all``: that one only). The message
+    workloads run ``--rounds`` times, one node and the cluster interleaved."""
     wanted = args.workload
-    runs: list[Callable[[], Result]] = []
     # Like for like: the cluster's nodes run with --db none (their default),
     # so the single node does too (its default would be SQLite history).
     single = dataclasses.replace(
         settings, server_args=(*settings.server_args, "--db", "none")
     )
-    for nodes in (0, args.cluster):
-        s = dataclasses.replace(single, nodes=nodes)
-        if wanted in ("all", "broadcast"):
-            runs.append(lambda s=s: broadcast(1000, args.senders, 16, s))
-        if wanted in ("all", "private"):
-            runs.append(lambda s=s: private(200, 1, s))
-        if wanted in ("all", "join-presence"):
-            runs.append(lambda s=s: join_presence(10000, s))
+    cluster = dataclasses.replace(single, nodes=args.cluster)
+    pairs = []
+    if wanted in ("all", "broadcast"):
+        pairs.append(
+            (
+                lambda: broadcast(1000, args.senders, 16, single),
+                lambda: broadcast(1000, args.senders, 16, cluster),
+            )
+        )
+    if wanted in ("all", "private"):
+        pairs.append(
+            (lambda: private(200, 1, single), lambda: private(200, 1, cluster))
+        )
+    runs = compared(pairs, args.rounds)
+    if wanted in ("all", "join-presence"):
+        runs.append(lambda: join_presence(10000, single))
+        runs.append(lambda: join_presence(10000, cluster))
     return runs
 
 
@@ -128,7 +227,7 @@ def plan(args: argparse.Namespace, settings: Settings) -> list[Callable[[], Resu
     if args.workload in ("all", "join-presence"):
         runs.append(lambda: join_presence(args.clients or 10000, settings))
     if args.workload in ("all", "history"):
-        runs.extend(history_runs(settings))
+        runs.extend(history_runs(settings, args.rounds))
     if args.workload in ("all", "websocket"):
         # Each WebSocket row beside the same TCP row, in the same run.
         window = args.window or 16
@@ -148,7 +247,7 @@ def plan(args: argparse.Namespace, settings: Settings) -> list[Callable[[], Resu
 # (Result field, title, format, width wide enough for any run's figure, so
 # that progress rows printed one by one line up with the header.)
 _COLUMNS = [
-    ("workload", "workload", "{}", 22),
+    ("workload", "workload", "{}", 24),
     ("nodes", "nodes", "{}", 5),
     ("clients", "clients", "{}", 7),
     ("senders", "send", "{}", 4),
@@ -221,6 +320,7 @@ def format_table(results: list[Result]) -> str:
         for note in result.notes:
             lines.append(f"  {result.workload} {result.clients}: {note}")
     lines.extend(f"  {note}" for note in history_notes(results))
+    lines.extend(f"  {note}" for note in cluster_notes(results))
     lines.append("")
     lines.extend(LEGEND)
     return "\n".join(lines)
@@ -259,6 +359,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="the cluster workloads on one node, then on N nodes sharing a "
         "private redis-server (needs redis-server on the PATH)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="history and --cluster: each comparison this many times, the "
+        "two sides interleaved; the notes give the median ratio",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the JSON here")
     parser.add_argument(

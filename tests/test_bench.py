@@ -77,6 +77,69 @@ class BenchSmokeTests(unittest.TestCase):
             ],
         )
 
+    def test_history_notes_give_the_median_of_the_rounds_and_each_round(
+        self,
+    ) -> None:
+        results = []
+        # Round by round, on / off: 70 %, 95 %, 80 %; the median is 80 %.
+        for number, (rate_off, rate_on) in enumerate(
+            [(10_000, 7_000), (8_000, 7_600), (10_000, 8_000)], start=1
+        ):
+            off = Result(f"private w1 db=none #{number}", 100, 100, 1, 1000)
+            off.deliveries_per_s, off.server_cpu_s = rate_off, 0.05
+            on = Result(f"private w1 sqlite #{number}", 100, 100, 1, 1000)
+            on.deliveries_per_s, on.server_cpu_s = rate_on, 0.05 + number / 100
+            results += [on, off] if number % 2 == 0 else [off, on]
+        self.assertEqual(
+            bench_main.history_notes(results),
+            [
+                "private w1: history on gives 80% (median of 3 rounds: 70%, 95%,"
+                " 80%) of the deliveries/s of --db none; server CPU 70.0 µs per"
+                " stored message (+20.0 µs against --db none)"
+            ],
+        )
+
+    def test_cluster_notes_compare_each_round_with_its_own_single_node(
+        self,
+    ) -> None:
+        results = []
+        for number, (single_us, cluster_us) in enumerate(
+            [(80.0, 160.0), (100.0, 120.0)], start=1
+        ):
+            single = Result(f"private w1 #{number}", 200, 200, 1)
+            single.cpu_us_per_delivery, single.deliveries_per_s = single_us, 1000
+            cluster = Result(f"private w1 #{number}", 200, 200, 1, nodes=2)
+            cluster.cpu_us_per_delivery, cluster.deliveries_per_s = cluster_us, 900
+            results += [single, cluster]
+        self.assertEqual(
+            bench_main.cluster_notes(results),
+            [
+                "private w1: 2 nodes against one, server CPU per delivery 1.60×"
+                " (median of 2 rounds: 2.00×, 1.20×); deliveries/s 0.90×"
+                " (median of 2 rounds: 0.90×, 0.90×)"
+            ],
+        )
+
+    def test_compared_runs_interleave_and_swap_sides_every_round(self) -> None:
+        ran: list[str] = []
+
+        def side(name: str):
+            def run() -> Result:
+                ran.append(name)
+                return Result(name, 1)
+
+            return run
+
+        runs = bench_main.compared([(side("a off"), side("a on"))], rounds=3)
+        workloads = [run().workload for run in runs]
+        self.assertEqual(ran, ["a off", "a on", "a on", "a off", "a off", "a on"])
+        self.assertEqual(
+            workloads,
+            ["a off #1", "a on #1", "a on #2", "a off #2", "a off #3", "a on #3"],
+        )
+        single = bench_main.compared([(side("b off"), side("b on"))], rounds=1)
+        self.assertEqual([run().workload for run in single], ["b off", "b on"])
+
 
 class WebSocketBenchTests(unittest.TestCase):
     """The WebSocket rows: clients on the web listener, the same checks."""
