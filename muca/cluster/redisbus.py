@@ -16,12 +16,10 @@ stream is read again after Redis lost its data.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import secrets
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import psycopg
 from twisted.application.service import Service
@@ -34,6 +32,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from muca.cluster import scripts
+from muca.cluster.address import RedisAddress
 from muca.cluster.redisclient import (
     ScriptCall,
     connect,
@@ -103,36 +102,6 @@ APPEND_LOCK = 0x4D55434B
 def _delete(cursor: Any, first: int, last: int) -> None:
     """Delete stored messages ``first``..``last`` (not accepted after all)."""
     sql.delete_range(cursor, postgres.DIALECT, first, last)
-
-
-class BadClusterURL(ValueError):
-    """A ``--cluster`` value that is not a ``redis://host:port/db`` URL."""
-
-
-@dataclasses.dataclass(frozen=True)
-class RedisAddress:
-    """Where the cluster's Redis is."""
-
-    host: str
-    port: int
-    db: int
-
-    def __str__(self) -> str:
-        return f"redis://{self.host}:{self.port}/{self.db}"
-
-
-def parse_cluster_url(url: str) -> RedisAddress:
-    """Read ``redis://host[:port][/db]``; raise :class:`BadClusterURL`."""
-    parts = urlsplit(url)
-    if parts.scheme != "redis" or not parts.hostname:
-        raise BadClusterURL(f"not a redis://host:port/db URL: {url!r}")
-    try:
-        port = parts.port or 6379
-        path = parts.path.strip("/")
-        db = int(path) if path else 0
-    except ValueError:
-        raise BadClusterURL(f"bad port or database number in {url!r}") from None
-    return RedisAddress(parts.hostname, port, db)
 
 
 class RedisBus(Service):

@@ -12,7 +12,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from muca.cluster.redisbus import REMOTE, RedisAddress, RedisBus
+from muca.cluster.address import RedisAddress
+from muca.cluster.redisbus import REMOTE, RedisBus
 from muca.protocol.messages import ALL, PRIVATE, ChatMessage
 from muca.server.bus import ClusterUnavailable
 from muca.server.room import Room
