@@ -21,25 +21,19 @@ import secrets
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import psycopg
 from twisted.application.service import Service
-from twisted.enterprise import adbapi
 from twisted.internet import defer, task
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.threads import blockingCallFromThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from muca.cluster import scripts
 from muca.cluster.address import RedisAddress
-from muca.cluster.redisclient import (
-    ScriptCall,
-    connect,
-    connected,
-    encode,
-    encode_arguments,
-)
+from muca.cluster.history import HistoryWriter
+from muca.cluster.publishing import Publisher
+from muca.cluster.redisclient import ScriptCall, connect, connected
+from muca.cluster.stream import READ_BLOCK_MS, StreamReader
 from muca.protocol.messages import (
     ALL,
     CLUSTER_UNAVAILABLE,
@@ -53,9 +47,6 @@ from muca.protocol.messages import (
 )
 from muca.server.bus import BusListener, ClusterUnavailable
 from muca.server.room import Member, Room
-from muca.store import postgres, sql
-from muca.store.base import ChatMessage as StoredMessage
-from muca.store.base import StoreError
 
 #: The connection of a member joined on another node.
 REMOTE = None
@@ -67,9 +58,6 @@ HEARTBEAT_TTL = 5.0
 STALL = 2.0
 #: Seconds a command to Redis may take before the cluster counts as down.
 COMMAND_TIMEOUT = 2.0
-# XREAD waits this long for new entries (ms); its reply timeout adds margin.
-READ_BLOCK_MS = 1000
-READ_COUNT = 1000
 #: Stream entries kept (approximately): minutes of traffic, so a node that
 #: lost Redis for a while reads on from where it stopped.
 STREAM_MAXLEN = 200_000
@@ -80,28 +68,6 @@ JOIN_WAIT = 10.0
 RESYNC_GRACE = 3.0 * HEARTBEAT_INTERVAL
 
 log = Logger()
-
-
-_Queued = tuple[list[ChatMessage], Deferred[list[ChatMessage]]]
-
-
-def _stream_id(entry_id: str) -> tuple[int, int]:
-    """A stream entry id as a comparable pair."""
-    milliseconds, _, sequence = entry_id.partition("-")
-    return int(milliseconds), int(sequence or 0)
-
-
-class UnsureOutcome(Exception):
-    """Redis did not answer: the batch may or may not be on the stream."""
-
-
-#: The PostgreSQL advisory lock that makes appends one at a time.
-APPEND_LOCK = 0x4D55434B
-
-
-def _delete(cursor: Any, first: int, last: int) -> None:
-    """Delete stored messages ``first``..``last`` (not accepted after all)."""
-    sql.delete_range(cursor, postgres.DIALECT, first, last)
 
 
 class RedisBus(Service):
@@ -133,37 +99,22 @@ class RedisBus(Service):
         self.node = secrets.token_hex(6)
         self.listener: Any = None
         self.database = database
-        # One connection that holds the append lock (see _append_locked).
-        self._writer: adbapi.ConnectionPool | None = None
+        # Stores every batch before it is appended (with a database).
+        self._writer: HistoryWriter | None = None
         self.ready = False
         self.last_delivered = 0
         self._epoch: str | None = None
-        self._position = "0-0"
-        self._generation = 0
         self._commands: Any = None
         self._reader: Any = None
+        self._stream = StreamReader(self.clock, self._apply, self._caught_up)
+        self._publisher = Publisher(
+            self.clock, self.node, self._stream, self._append_to_stream
+        )
         self._heartbeat: task.LoopingCall | None = None
-        self._queue: list[_Queued] = []
-        self._publishing = False
-        self._batches = 0
-        # Batches of ours not read back from the stream yet: token ->
-        # (batch number, its drafts, or its accepted messages once the
-        # script answered), so that they need no decoding here.
-        self._own: dict[str, tuple[int, list[ChatMessage]]] = {}
-        # Batches whose publishing got no answer: token -> their waiters.
-        self._unsure: dict[str, list[_Queued]] = {}
-        # Their stored rows (first id, last id), with a database.
-        self._unsure_rows: dict[str, tuple[int, int]] = {}
-        # (stream end, tokens): refused once the reader is past that end.
-        self._unsure_checks: list[tuple[tuple[int, int], set[str]]] = []
-        # Batches on the stream, by the thread that appended them: token ->
-        # first id (read once that thread is done, whatever came after).
-        self._appended: dict[str, int] = {}
         self._pending: dict[str, tuple[Any, Join, Deferred[Member]]] = {}
         self._stale: set[str] = set()
         self._lost = False
         self._last_error = ""
-        self._running = False
 
     # Bus
 
@@ -265,223 +216,26 @@ class RedisBus(Service):
             return defer.fail(
                 ClusterUnavailable("the cluster's Redis cannot be reached")
             )
-        d: Deferred[list[ChatMessage]] = Deferred()
-        self._queue.append((list(drafts), d))
-        if not self._publishing:
-            # At the end of this reactor turn: what it accepts is one batch.
-            self._publishing = True
-            self.clock.callLater(0, self._publish_next)
-        return d
+        return self._publisher.publish(drafts)
 
-    def _publish_next(self) -> None:
-        queue, self._queue = self._queue, []
-        if not queue:
-            self._publishing = False
-            return
-        self._publishing = True
-        drafts = [draft for batch, _ in queue for draft in batch]
-        data = _to_json(
-            [(m.ts, m.sender, m.kind, m.recipients, m.text) for m in drafts]
+    def _append_to_stream(
+        self, drafts: list[ChatMessage], data: str, to: str, token: str
+    ) -> Deferred[Any]:
+        """Append a batch to the stream (no history): its ids follow the last
+        one this node delivered."""
+        return self._run(
+            scripts.PUBLISH,
+            str(self.last_delivered),
+            str(len(drafts)),
+            data,
+            "",
+            token,
+            to,
         )
-        # Who the batch is for, apart from ``data``: the nodes none of whose
-        # members are among them pass it over undecoded.
-        uids: set[str] = set()
-        for m in drafts:
-            if m.kind == ALL:
-                to = "0"
-                break
-            uids.update(m.recipients)
-        else:
-            to = _to_json(list(uids))
-        self._batches += 1
-        token = f"{self.node}:{self._batches}"
-        # When it comes back on the stream, this node takes it from here.
-        self._own[token] = (self._batches, drafts)
-        if self._writer is not None:
-            d = self._writer.runWithConnection(
-                self._append_locked, drafts, data, to, token
-            )
-        else:
-            d = self._run(
-                scripts.PUBLISH,
-                str(self.last_delivered),
-                str(len(drafts)),
-                data,
-                "",
-                token,
-                to,
-            )
-        d.addCallbacks(
-            self._published,
-            self._publish_failed,
-            (queue, token),
-            None,
-            (queue, token),
-        )
-        d.addBoth(lambda _: self._publish_next())
 
-    def _append_locked(
-        self,
-        connection: Any,
-        drafts: list[ChatMessage],
-        data: str,
-        to: str,
-        token: str,
-    ) -> int:
-        """Store a batch in PostgreSQL, then append it to the stream; in a
-        pool thread. Returns its first id.
-
-        A session-level advisory lock makes this whole step one at a time
-        cluster-wide, so ids follow the stream's order and a message is
-        committed before any node can read it; a node that dies holding the
-        lock loses its session, and the lock with it.
-        """
-        from twisted.internet import reactor
-
-        cursor = connection.cursor()
-        cursor.execute("SELECT pg_advisory_lock(%s)", (APPEND_LOCK,))
-        try:
-            highest = sql.read_last_id(cursor, postgres.DIALECT)
-            connection.commit()
-            first = int(
-                blockingCallFromThread(
-                    reactor, self._run, scripts.NEXT_ID, str(highest)
-                )
-            )
-            rows = [
-                StoredMessage(
-                    first + index, m.ts, m.sender, m.kind, m.recipients, m.text
-                )
-                for index, m in enumerate(drafts)
-            ]
-            sql.insert(cursor, postgres.DIALECT, rows)
-            connection.commit()
-            try:
-                blockingCallFromThread(
-                    reactor,
-                    self._run,
-                    scripts.PUBLISH,
-                    str(first - 1),
-                    str(len(drafts)),
-                    data,
-                    str(first),
-                    token,
-                    to,
-                )
-            except ClusterUnavailable:
-                # Never sent: not accepted, so not kept either.
-                _delete(cursor, first, first + len(drafts) - 1)
-                connection.commit()
-                raise
-            except Exception as error:
-                # No answer: the stream decides (see _publish_failed); the
-                # rows stay until it has, then go if it was not accepted.
-                self._unsure_rows[token] = (first, first + len(drafts) - 1)
-                raise UnsureOutcome(str(error)) from None
-            # On the stream: accepted, even if the database goes away before
-            # the lock is given back (its session ends, and the lock with it).
-            self._appended[token] = first
-            return first
-        finally:
-            connection.rollback()
-            cursor.execute("SELECT pg_advisory_unlock(%s)", (APPEND_LOCK,))
-            connection.commit()
-
-    def _published(
-        self, first: Any, queue: list[_Queued], token: str | None = None
-    ) -> None:
-        ident = int(first)
-        if token is not None:
-            self._appended.pop(token, None)
-        everything: list[ChatMessage] = []
-        for batch, done in queue:
-            accepted = []
-            for d in batch:
-                # The constructor, not dataclasses.replace (several times
-                # dearer); a loop, not a comprehension (a call per publish).
-                accepted.append(
-                    ChatMessage(ident, d.ts, d.sender, d.kind, d.recipients, d.text)
-                )
-                ident += 1
-            everything += accepted
-            done.callback(accepted)
-        if token is not None and token in self._own:
-            # Not read back yet: it will deliver these very messages.
-            self._own[token] = (self._own[token][0], everything)
-
-    def _publish_failed(
-        self, failure: Failure, queue: list[_Queued], token: str
-    ) -> None:
-        first = self._appended.pop(token, None)
-        if first is not None:
-            # Only giving the append lock back failed: the batch is out.
-            self._published(first, queue, token)
-            return
-        log.info("cluster: publish failed: {error}", error=failure.getErrorMessage())
-        unsure = failure.check(UnsureOutcome) or (
-            self._writer is None and not failure.check(ClusterUnavailable)
-        )
-        if not unsure:
-            # Never sent, or refused by the database: surely not accepted.
-            self._own.pop(token, None)
-            self._refuse_batch(queue, failure)
-            return
-        # No answer in time: Redis may have run the script all the same (a
-        # paused Redis runs what it finds on resuming). The stream tells:
-        # the batch is in it or it is not, once the reader has caught up
-        # with the end of the stream as seen after the reconnection.
-        self._unsure[token] = queue
-
-    @staticmethod
-    def _refuse_batch(queue: list[_Queued], failure: Failure) -> None:
-        error: Exception
-        if failure.check(psycopg.Error, adbapi.ConnectionLost, StoreError):
-            # The database refused it: the sender hears STORE_UNAVAILABLE.
-            error = StoreError(failure.getErrorMessage())
-        else:
-            error = ClusterUnavailable(failure.getErrorMessage())
-        for _, done in queue:
-            done.errback(error)
-
-    def _settle_unsure(self, token: str, first: int) -> None:
-        """A batch whose publishing seemed to fail is on the stream."""
-        queue = self._unsure.pop(token, None)
-        self._unsure_rows.pop(token, None)
-        if queue is not None:
-            self._published(first, queue)
-
-    @defer.inlineCallbacks
-    def _check_unsure(self) -> Any:
-        """After a reconnection: batches not on the stream by its current end
-        were not accepted."""
-        tokens = set(self._unsure)
-        protocol = connected(self._commands)
-        if protocol is None:
-            raise ClusterUnavailable("not connected to Redis")
-        last = yield protocol.command(
-            encode("XREVRANGE", scripts.KEYS[2], "+", "-", "COUNT", "1")
-        )
-        end = _stream_id(last[0][0]) if last else (0, 0)
-        self._unsure_checks.append((end, tokens))
-        self._unsure_caught_up()
-
-    def _unsure_caught_up(self) -> None:
-        position = _stream_id(self._position)
-        while self._unsure_checks and self._unsure_checks[0][0] <= position:
-            _, tokens = self._unsure_checks.pop(0)
-            for token in tokens:
-                queue = self._unsure.pop(token, None)
-                rows = self._unsure_rows.pop(token, None)
-                self._own.pop(token, None)
-                if rows is not None and self._writer is not None:
-                    # Stored but never accepted: not history either.
-                    self._writer.runInteraction(_delete, *rows).addErrback(
-                        lambda f: log.failure("deleting unaccepted rows", f)
-                    )
-                if queue is not None:
-                    self._refuse_batch(
-                        queue, Failure(ClusterUnavailable("Redis did not answer"))
-                    )
+    def _caught_up(self) -> None:
+        """The reader has read on: batches with no answer may be settled."""
+        self._publisher.caught_up()
 
     # Redis commands
 
@@ -507,7 +261,6 @@ class RedisBus(Service):
 
     def startService(self) -> None:
         super().startService()
-        self._running = True
         from twisted.internet import reactor
 
         address = self.address
@@ -522,7 +275,9 @@ class RedisBus(Service):
             READ_BLOCK_MS / 1000 + COMMAND_TIMEOUT,
         )
         if self.database is not None:
-            self._open_writer(self.database)
+            self._writer = HistoryWriter(self.database, self._run)
+            self._writer.start()
+            self._publisher.writer = self._writer
         self._heartbeat = task.LoopingCall(self._beat)
         self._heartbeat.clock = self.clock
         log.info("cluster: connecting to {address}", address=self.address)
@@ -530,24 +285,11 @@ class RedisBus(Service):
         self._heartbeat.start(HEARTBEAT_INTERVAL, now=False).addErrback(
             lambda f: log.failure("cluster heartbeat stopped", f)
         )
-        self._read()
-
-    def _open_writer(self, database: str) -> None:
-        self._writer = adbapi.ConnectionPool(
-            "psycopg",
-            database,
-            cp_min=1,
-            cp_max=1,
-            cp_reconnect=True,
-            cp_noisy=False,
-            connect_timeout=postgres.CONNECT_TIMEOUT,
-            application_name="muca-cluster-writer",
-        )
-        self._writer.start()
+        self._stream.start(self._reader)
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
-        self._running = False
+        self._stream.stop()
         self.ready = False
         if self._heartbeat is not None and self._heartbeat.running:
             self._heartbeat.stop()
@@ -586,6 +328,7 @@ class RedisBus(Service):
             if self._epoch is None:
                 yield self._load()
                 self._epoch = epoch
+                self._stream.following = True
                 self.ready = True
                 log.info(
                     "cluster: node {node} joined {address}",
@@ -602,8 +345,8 @@ class RedisBus(Service):
                 yield self._resync()
             self._lost = False
             self._last_error = ""
-            if self._unsure:
-                yield self._check_unsure()
+            if self._publisher.unsure:
+                yield self._publisher.check_unsure(connected(self._commands))
         except Exception as error:  # noqa: BLE001 (any failure: retry next beat)
             if str(error) != self._last_error:
                 # Once per kind of failure, not every second.
@@ -623,8 +366,7 @@ class RedisBus(Service):
             self.listener.remember(uid)
             if uid not in room:
                 room.join(REMOTE, nickname, uid, enforce_capacity=False)
-        self._position = position
-        self._generation += 1
+        self._stream.read_from(position)
         if rows:
             self.listener.roster_changed()
 
@@ -632,8 +374,7 @@ class RedisBus(Service):
         """Redis has a new, empty stream: read it from its start; the other
         nodes' members that are not registered again soon are dropped."""
         self._stale = {m.uid for m in self.room.members() if m.connection is REMOTE}
-        self._position = "0-0"
-        self._generation += 1
+        self._stream.read_from("0-0")
         self.clock.callLater(RESYNC_GRACE, self._drop_stale)
 
     def _drop_stale(self) -> None:
@@ -668,51 +409,13 @@ class RedisBus(Service):
                 )
                 member.connection.close()
 
-    # Following the stream
-
-    def _read(self) -> None:
-        """Ask for the entries after our position (one read at a time)."""
-        if not self._running:
-            return
-        protocol = connected(self._reader)
-        if self._epoch is None or protocol is None:
-            self.clock.callLater(0.1, self._read)
-            return
-        d = protocol.command(_XREAD + encode_arguments([self._position]))
-        d.addCallbacks(self._entries_read, self._read_failed, (self._generation,))
-
-    def _entries_read(self, reply: Any, generation: int) -> None:
-        try:
-            if generation == self._generation and reply:
-                self._apply_entries(reply[0][1])
-        finally:
-            self._read()
-
-    def _apply_entries(self, entries: list[Any]) -> None:
-        for entry_id, fields in entries:
-            self._position = entry_id
-            try:
-                self._apply(dict(zip(fields[::2], fields[1::2], strict=True)))
-            except Exception:
-                log.failure("cluster: bad stream entry {id}", id=entry_id)
-        if self._unsure_checks:
-            self._unsure_caught_up()
-
-    def _read_failed(self, failure: Failure) -> None:
-        # The connection comes back by itself; read again a little later.
-        if self._running:
-            log.info(
-                "cluster: reading the stream: {error}",
-                error=failure.getErrorMessage(),
-            )
-            self.clock.callLater(0.2, self._read)
+    # Applying the stream's entries (see muca.cluster.stream)
 
     def _apply(self, fields: dict[str, str]) -> None:
         kind = fields.get("t")
         if kind == "m":
             first = int(fields["f"])
-            if self._unsure:
-                self._settle_unsure(fields.get("k", ""), first)
+            self._publisher.settle(fields.get("k", ""), first)
             self._apply_messages(first, fields)
             return
         data = json.loads(fields["d"])
@@ -727,7 +430,7 @@ class RedisBus(Service):
         A batch this node published is taken from memory; one that is all
         for members of other nodes is passed over without decoding it.
         """
-        drafts = self._own_batch(fields.get("k", "")) if self._own else None
+        drafts = self._publisher.own_batch(fields.get("k", ""))
         rows: list[Any] | None = None
         if drafts is not None:
             count = len(drafts)
@@ -767,19 +470,6 @@ class RedisBus(Service):
             self.listener.deliver(accepted)
         # Also when nothing was for us: replays compare with the last id.
         self.listener.passed(last)
-
-    def _own_batch(self, token: str) -> list[ChatMessage] | None:
-        """The drafts of our batch ``token``, read back; ours published
-        before it and not read back by now are forgotten (they are decoded
-        if they do come: a batch whose script timed out can land later)."""
-        entry = self._own.pop(token, None)
-        if entry is None:
-            return None
-        number, drafts = entry
-        own = self._own
-        for older in [t for t, (n, _) in own.items() if n < number]:
-            del own[older]
-        return drafts
 
     def _for_us(self, to: str) -> bool:
         """Whether a batch for ``to`` (its recipients' uids as JSON, or 0
@@ -843,20 +533,6 @@ class RedisBus(Service):
             self.listener.roster_changed()
 
 
-# XREAD of the stream, but for the position it reads after (its 8th argument).
-_XREAD = b"*8\r\n" + encode_arguments(
-    [
-        "XREAD",
-        "COUNT",
-        str(READ_COUNT),
-        "BLOCK",
-        str(READ_BLOCK_MS),
-        "STREAMS",
-        scripts.KEYS[2],
-    ]
-)
-
-
 #: The scripts' calls, made once each.
 _script_calls: dict[str, ScriptCall] = {}
 
@@ -868,13 +544,6 @@ def _unknown_script(
     if str(failure.value).startswith("NOSCRIPT"):
         return protocol.command(call.whole(args))
     return failure
-
-
-#: JSON as the stream holds it: compact, UTF-8 as is; rows of plain values
-#: have no cycles to look for (a quarter of the time of a batch).
-_to_json = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), check_circular=False
-).encode
 
 
 def _connected_here(room: Room) -> Callable[[Sequence[str]], bool]:
