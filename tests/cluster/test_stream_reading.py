@@ -13,7 +13,8 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from muca.cluster.address import RedisAddress
-from muca.cluster.redisbus import REMOTE, RedisBus
+from muca.cluster.membership import REMOTE
+from muca.cluster.redisbus import RedisBus
 from muca.protocol.messages import ALL, PRIVATE, ChatMessage
 from muca.server.bus import ClusterUnavailable
 from muca.server.room import Room
