@@ -2,64 +2,54 @@
 
 Every node keeps a replica of the whole room in its own ``Room``: its own
 connections' members, and the other nodes' members with no connection
-(:data:`REMOTE`), so that routing and nickname checks see everyone while
-fan-out writes only to local connections. Who is in the room is decided in
-Redis by Lua scripts (``muca.cluster.scripts``); what happens in the room
-(joins, leaves, messages) is one Redis stream that every node reads from
-its last position, so every node applies the same events in the same order,
-and a short loss of the connection to Redis loses and repeats nothing.
-Message ids are given by the script that appends them to the stream (stream
-order is id order), and a node delivers a message only if its id is above
-the last one it delivered, which makes delivery exactly-once even when the
-stream is read again after Redis lost its data.
+(:data:`~muca.cluster.membership.REMOTE`), so that routing and nickname
+checks see everyone while fan-out writes only to local connections. Who is
+in the room is decided in Redis by Lua scripts (``muca.cluster.scripts``);
+what happens in the room (joins, leaves, messages) is one Redis stream that
+every node reads from its last position, so every node applies the same
+events in the same order, and a short loss of the connection to Redis loses
+and repeats nothing. Message ids are given by the script that appends them
+to the stream (stream order is id order), and a node delivers a message
+only if its id is above the last one it delivered, which makes delivery
+exactly-once even when the stream is read again after Redis lost its data.
+
+:class:`RedisBus` is the server's bus, the node's service and heartbeat,
+and delivers the messages read from the stream; it owns one of each of:
+
+- :class:`~muca.cluster.membership.Membership` (``membership.py``): joins
+  and leaves, the replica of the room, registering again;
+- :class:`~muca.cluster.publishing.Publisher` (``publishing.py``): batches
+  of messages put on the stream, and those whose outcome is unsure;
+- :class:`~muca.cluster.history.HistoryWriter` (``history.py``), with a
+  database: each batch stored in PostgreSQL before it is appended;
+- :class:`~muca.cluster.stream.StreamReader` (``stream.py``): reading the
+  stream's entries in order.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import secrets
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
-import psycopg
 from twisted.application.service import Service
-from twisted.enterprise import adbapi
 from twisted.internet import defer, task
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.threads import blockingCallFromThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from muca.cluster import scripts
-from muca.cluster.redisclient import (
-    ScriptCall,
-    connect,
-    connected,
-    encode,
-    encode_arguments,
-)
-from muca.protocol.messages import (
-    ALL,
-    CLUSTER_UNAVAILABLE,
-    NICK_TAKEN,
-    PRESENCE_DELTA,
-    SERVER_FULL,
-    UID_TAKEN,
-    ChatMessage,
-    Join,
-    JoinRefused,
-)
+from muca.cluster.address import RedisAddress
+from muca.cluster.history import HistoryWriter
+from muca.cluster.membership import REMOTE, Membership
+from muca.cluster.publishing import Publisher
+from muca.cluster.redisclient import ScriptCall, connect, connected
+from muca.cluster.stream import READ_BLOCK_MS, StreamReader
+from muca.protocol.messages import ALL, ChatMessage, Join
 from muca.server.bus import BusListener, ClusterUnavailable
 from muca.server.room import Member, Room
-from muca.store import postgres, sql
-from muca.store.base import ChatMessage as StoredMessage
-from muca.store.base import StoreError
-
-#: The connection of a member joined on another node.
-REMOTE = None
 
 #: Seconds between heartbeats; a node silent for HEARTBEAT_TTL is dead.
 HEARTBEAT_INTERVAL = 1.0
@@ -68,71 +58,14 @@ HEARTBEAT_TTL = 5.0
 STALL = 2.0
 #: Seconds a command to Redis may take before the cluster counts as down.
 COMMAND_TIMEOUT = 2.0
-# XREAD waits this long for new entries (ms); its reply timeout adds margin.
-READ_BLOCK_MS = 1000
-READ_COUNT = 1000
 #: Stream entries kept (approximately): minutes of traffic, so a node that
 #: lost Redis for a while reads on from where it stopped.
 STREAM_MAXLEN = 200_000
-#: Seconds a joining connection waits for its join to come back on the stream.
-JOIN_WAIT = 10.0
 # After Redis lost its data, seconds the other nodes get to register their
 # members again before those that did not are dropped from the replica.
 RESYNC_GRACE = 3.0 * HEARTBEAT_INTERVAL
 
 log = Logger()
-
-
-_Queued = tuple[list[ChatMessage], Deferred[list[ChatMessage]]]
-
-
-def _stream_id(entry_id: str) -> tuple[int, int]:
-    """A stream entry id as a comparable pair."""
-    milliseconds, _, sequence = entry_id.partition("-")
-    return int(milliseconds), int(sequence or 0)
-
-
-class UnsureOutcome(Exception):
-    """Redis did not answer: the batch may or may not be on the stream."""
-
-
-#: The PostgreSQL advisory lock that makes appends one at a time.
-APPEND_LOCK = 0x4D55434B
-
-
-def _delete(cursor: Any, first: int, last: int) -> None:
-    """Delete stored messages ``first``..``last`` (not accepted after all)."""
-    sql.delete_range(cursor, postgres.DIALECT, first, last)
-
-
-class BadClusterURL(ValueError):
-    """A ``--cluster`` value that is not a ``redis://host:port/db`` URL."""
-
-
-@dataclasses.dataclass(frozen=True)
-class RedisAddress:
-    """Where the cluster's Redis is."""
-
-    host: str
-    port: int
-    db: int
-
-    def __str__(self) -> str:
-        return f"redis://{self.host}:{self.port}/{self.db}"
-
-
-def parse_cluster_url(url: str) -> RedisAddress:
-    """Read ``redis://host[:port][/db]``; raise :class:`BadClusterURL`."""
-    parts = urlsplit(url)
-    if parts.scheme != "redis" or not parts.hostname:
-        raise BadClusterURL(f"not a redis://host:port/db URL: {url!r}")
-    try:
-        port = parts.port or 6379
-        path = parts.path.strip("/")
-        db = int(path) if path else 0
-    except ValueError:
-        raise BadClusterURL(f"bad port or database number in {url!r}") from None
-    return RedisAddress(parts.hostname, port, db)
 
 
 class RedisBus(Service):
@@ -159,48 +92,39 @@ class RedisBus(Service):
             from twisted.internet import reactor as clock  # type: ignore[assignment]
         self.clock = clock
         self.address = address
-        self.capacity = capacity
         #: A fresh id per start: a node that comes back is a new node.
         self.node = secrets.token_hex(6)
         self.listener: Any = None
         self.database = database
-        # One connection that holds the append lock (see _append_locked).
-        self._writer: adbapi.ConnectionPool | None = None
+        # Stores every batch before it is appended (with a database).
+        self._writer: HistoryWriter | None = None
         self.ready = False
         self.last_delivered = 0
         self._epoch: str | None = None
-        self._position = "0-0"
-        self._generation = 0
         self._commands: Any = None
         self._reader: Any = None
+        self._stream = StreamReader(self.clock, self._apply, self._caught_up)
+        self._publisher = Publisher(
+            self.clock, self.node, self._stream, self._append_to_stream
+        )
+        self._membership = Membership(
+            self.clock,
+            self.node,
+            capacity,
+            self._run,
+            self._stream,
+            self._command_failed,
+        )
         self._heartbeat: task.LoopingCall | None = None
-        self._queue: list[_Queued] = []
-        self._publishing = False
-        self._batches = 0
-        # Batches of ours not read back from the stream yet: token ->
-        # (batch number, its drafts, or its accepted messages once the
-        # script answered), so that they need no decoding here.
-        self._own: dict[str, tuple[int, list[ChatMessage]]] = {}
-        # Batches whose publishing got no answer: token -> their waiters.
-        self._unsure: dict[str, list[_Queued]] = {}
-        # Their stored rows (first id, last id), with a database.
-        self._unsure_rows: dict[str, tuple[int, int]] = {}
-        # (stream end, tokens): refused once the reader is past that end.
-        self._unsure_checks: list[tuple[tuple[int, int], set[str]]] = []
-        # Batches on the stream, by the thread that appended them: token ->
-        # first id (read once that thread is done, whatever came after).
-        self._appended: dict[str, int] = {}
-        self._pending: dict[str, tuple[Any, Join, Deferred[Member]]] = {}
-        self._stale: set[str] = set()
         self._lost = False
         self._last_error = ""
-        self._running = False
 
     # Bus
 
     def attach(self, listener: BusListener) -> None:
         """Deliver to ``listener`` (a ChatFactory: it has the ``room``)."""
         self.listener = listener
+        self._membership.listener = listener
 
     @property
     def room(self) -> Room:
@@ -213,81 +137,11 @@ class RedisBus(Service):
 
     def join(self, room: Room, connection: Any, join: Join) -> Deferred[Member]:
         """Register the member cluster-wide; fire when its join event is back."""
-        if not self.ready or join.uid in self._pending:
-            reason = (
-                f"user id {join.uid!r} is already joining"
-                if join.uid in self._pending
-                else "the cluster's shared registry (Redis) cannot be reached;"
-                " try again in a few seconds"
-            )
-            code = UID_TAKEN if join.uid in self._pending else CLUSTER_UNAVAILABLE
-            return defer.fail(JoinRefused(code, reason))
-        capacity = self.capacity or 0
-        joined: Deferred[Member] = Deferred()
-        # Before the script runs: its event may come back on the reader's
-        # connection before its reply comes on this one.
-        self._pending[join.uid] = (connection, join, joined)
-        d = self._run(scripts.JOIN, join.uid, join.nickname, self.node, str(capacity))
-        d.addCallbacks(
-            self._registered,
-            self._join_failed,
-            callbackArgs=(join, joined),
-            errbackArgs=(join, joined),
-        )
-        return joined
-
-    def _registered(
-        self, reply: list[Any], join: Join, joined: Deferred[Member]
-    ) -> None:
-        verdict = reply[0]
-        if verdict != "OK":
-            self._forget_pending(join.uid, joined)
-            joined.errback(_refusal(verdict, join))
-            return
-        # Completed by the join's own event on the stream (see _apply_join).
-        self.clock.callLater(JOIN_WAIT, self._join_timed_out, join.uid, joined)
-
-    def _forget_pending(self, uid: str, joined: Deferred[Member]) -> bool:
-        entry = self._pending.get(uid)
-        if entry is None or entry[2] is not joined:
-            return False
-        del self._pending[uid]
-        return True
-
-    def _join_failed(
-        self, failure: Failure, join: Join, joined: Deferred[Member]
-    ) -> None:
-        log.info("cluster: join failed: {error}", error=failure.getErrorMessage())
-        if not self._forget_pending(join.uid, joined):
-            return  # Its event came back after all: it is joined.
-        joined.errback(
-            JoinRefused(
-                CLUSTER_UNAVAILABLE,
-                "the cluster's shared registry (Redis) cannot be reached;"
-                " try again in a few seconds",
-            )
-        )
-
-    def _join_timed_out(self, uid: str, joined: Deferred[Member]) -> None:
-        if not self._forget_pending(uid, joined):
-            return
-        self._run(scripts.LEAVE, uid, self.node).addErrback(lambda _: None)
-        joined.errback(
-            JoinRefused(
-                CLUSTER_UNAVAILABLE,
-                "the cluster did not confirm the join in time; try again",
-            )
-        )
+        return self._membership.join(connection, join, self.ready)
 
     def leave(self, room: Room, member: Member) -> bool:
         """Remove a local member here at once, and cluster-wide."""
-        if not room.leave(member):
-            return False
-        self.listener.roster_changed()
-        # A leave that fails (Redis down) is made good by the sync that
-        # follows the reconnection.
-        self._run(scripts.LEAVE, member.uid, self.node).addErrback(self._command_failed)
-        return True
+        return self._membership.leave(room, member)
 
     def publish(self, drafts: Sequence[ChatMessage]) -> Deferred[list[ChatMessage]]:
         """Queue drafts; all those queued while a batch is in flight go as the
@@ -296,223 +150,26 @@ class RedisBus(Service):
             return defer.fail(
                 ClusterUnavailable("the cluster's Redis cannot be reached")
             )
-        d: Deferred[list[ChatMessage]] = Deferred()
-        self._queue.append((list(drafts), d))
-        if not self._publishing:
-            # At the end of this reactor turn: what it accepts is one batch.
-            self._publishing = True
-            self.clock.callLater(0, self._publish_next)
-        return d
+        return self._publisher.publish(drafts)
 
-    def _publish_next(self) -> None:
-        queue, self._queue = self._queue, []
-        if not queue:
-            self._publishing = False
-            return
-        self._publishing = True
-        drafts = [draft for batch, _ in queue for draft in batch]
-        data = _to_json(
-            [(m.ts, m.sender, m.kind, m.recipients, m.text) for m in drafts]
+    def _append_to_stream(
+        self, drafts: list[ChatMessage], data: str, to: str, token: str
+    ) -> Deferred[Any]:
+        """Append a batch to the stream (no history): its ids follow the last
+        one this node delivered."""
+        return self._run(
+            scripts.PUBLISH,
+            str(self.last_delivered),
+            str(len(drafts)),
+            data,
+            "",
+            token,
+            to,
         )
-        # Who the batch is for, apart from ``data``: the nodes none of whose
-        # members are among them pass it over undecoded.
-        uids: set[str] = set()
-        for m in drafts:
-            if m.kind == ALL:
-                to = "0"
-                break
-            uids.update(m.recipients)
-        else:
-            to = _to_json(list(uids))
-        self._batches += 1
-        token = f"{self.node}:{self._batches}"
-        # When it comes back on the stream, this node takes it from here.
-        self._own[token] = (self._batches, drafts)
-        if self._writer is not None:
-            d = self._writer.runWithConnection(
-                self._append_locked, drafts, data, to, token
-            )
-        else:
-            d = self._run(
-                scripts.PUBLISH,
-                str(self.last_delivered),
-                str(len(drafts)),
-                data,
-                "",
-                token,
-                to,
-            )
-        d.addCallbacks(
-            self._published,
-            self._publish_failed,
-            (queue, token),
-            None,
-            (queue, token),
-        )
-        d.addBoth(lambda _: self._publish_next())
 
-    def _append_locked(
-        self,
-        connection: Any,
-        drafts: list[ChatMessage],
-        data: str,
-        to: str,
-        token: str,
-    ) -> int:
-        """Store a batch in PostgreSQL, then append it to the stream; in a
-        pool thread. Returns its first id.
-
-        A session-level advisory lock makes this whole step one at a time
-        cluster-wide, so ids follow the stream's order and a message is
-        committed before any node can read it; a node that dies holding the
-        lock loses its session, and the lock with it.
-        """
-        from twisted.internet import reactor
-
-        cursor = connection.cursor()
-        cursor.execute("SELECT pg_advisory_lock(%s)", (APPEND_LOCK,))
-        try:
-            highest = sql.read_last_id(cursor, postgres.DIALECT)
-            connection.commit()
-            first = int(
-                blockingCallFromThread(
-                    reactor, self._run, scripts.NEXT_ID, str(highest)
-                )
-            )
-            rows = [
-                StoredMessage(
-                    first + index, m.ts, m.sender, m.kind, m.recipients, m.text
-                )
-                for index, m in enumerate(drafts)
-            ]
-            sql.insert(cursor, postgres.DIALECT, rows)
-            connection.commit()
-            try:
-                blockingCallFromThread(
-                    reactor,
-                    self._run,
-                    scripts.PUBLISH,
-                    str(first - 1),
-                    str(len(drafts)),
-                    data,
-                    str(first),
-                    token,
-                    to,
-                )
-            except ClusterUnavailable:
-                # Never sent: not accepted, so not kept either.
-                _delete(cursor, first, first + len(drafts) - 1)
-                connection.commit()
-                raise
-            except Exception as error:
-                # No answer: the stream decides (see _publish_failed); the
-                # rows stay until it has, then go if it was not accepted.
-                self._unsure_rows[token] = (first, first + len(drafts) - 1)
-                raise UnsureOutcome(str(error)) from None
-            # On the stream: accepted, even if the database goes away before
-            # the lock is given back (its session ends, and the lock with it).
-            self._appended[token] = first
-            return first
-        finally:
-            connection.rollback()
-            cursor.execute("SELECT pg_advisory_unlock(%s)", (APPEND_LOCK,))
-            connection.commit()
-
-    def _published(
-        self, first: Any, queue: list[_Queued], token: str | None = None
-    ) -> None:
-        ident = int(first)
-        if token is not None:
-            self._appended.pop(token, None)
-        everything: list[ChatMessage] = []
-        for batch, done in queue:
-            accepted = []
-            for d in batch:
-                # The constructor, not dataclasses.replace (several times
-                # dearer); a loop, not a comprehension (a call per publish).
-                accepted.append(
-                    ChatMessage(ident, d.ts, d.sender, d.kind, d.recipients, d.text)
-                )
-                ident += 1
-            everything += accepted
-            done.callback(accepted)
-        if token is not None and token in self._own:
-            # Not read back yet: it will deliver these very messages.
-            self._own[token] = (self._own[token][0], everything)
-
-    def _publish_failed(
-        self, failure: Failure, queue: list[_Queued], token: str
-    ) -> None:
-        first = self._appended.pop(token, None)
-        if first is not None:
-            # Only giving the append lock back failed: the batch is out.
-            self._published(first, queue, token)
-            return
-        log.info("cluster: publish failed: {error}", error=failure.getErrorMessage())
-        unsure = failure.check(UnsureOutcome) or (
-            self._writer is None and not failure.check(ClusterUnavailable)
-        )
-        if not unsure:
-            # Never sent, or refused by the database: surely not accepted.
-            self._own.pop(token, None)
-            self._refuse_batch(queue, failure)
-            return
-        # No answer in time: Redis may have run the script all the same (a
-        # paused Redis runs what it finds on resuming). The stream tells:
-        # the batch is in it or it is not, once the reader has caught up
-        # with the end of the stream as seen after the reconnection.
-        self._unsure[token] = queue
-
-    @staticmethod
-    def _refuse_batch(queue: list[_Queued], failure: Failure) -> None:
-        error: Exception
-        if failure.check(psycopg.Error, adbapi.ConnectionLost, StoreError):
-            # The database refused it: the sender hears STORE_UNAVAILABLE.
-            error = StoreError(failure.getErrorMessage())
-        else:
-            error = ClusterUnavailable(failure.getErrorMessage())
-        for _, done in queue:
-            done.errback(error)
-
-    def _settle_unsure(self, token: str, first: int) -> None:
-        """A batch whose publishing seemed to fail is on the stream."""
-        queue = self._unsure.pop(token, None)
-        self._unsure_rows.pop(token, None)
-        if queue is not None:
-            self._published(first, queue)
-
-    @defer.inlineCallbacks
-    def _check_unsure(self) -> Any:
-        """After a reconnection: batches not on the stream by its current end
-        were not accepted."""
-        tokens = set(self._unsure)
-        protocol = connected(self._commands)
-        if protocol is None:
-            raise ClusterUnavailable("not connected to Redis")
-        last = yield protocol.command(
-            encode("XREVRANGE", scripts.KEYS[2], "+", "-", "COUNT", "1")
-        )
-        end = _stream_id(last[0][0]) if last else (0, 0)
-        self._unsure_checks.append((end, tokens))
-        self._unsure_caught_up()
-
-    def _unsure_caught_up(self) -> None:
-        position = _stream_id(self._position)
-        while self._unsure_checks and self._unsure_checks[0][0] <= position:
-            _, tokens = self._unsure_checks.pop(0)
-            for token in tokens:
-                queue = self._unsure.pop(token, None)
-                rows = self._unsure_rows.pop(token, None)
-                self._own.pop(token, None)
-                if rows is not None and self._writer is not None:
-                    # Stored but never accepted: not history either.
-                    self._writer.runInteraction(_delete, *rows).addErrback(
-                        lambda f: log.failure("deleting unaccepted rows", f)
-                    )
-                if queue is not None:
-                    self._refuse_batch(
-                        queue, Failure(ClusterUnavailable("Redis did not answer"))
-                    )
+    def _caught_up(self) -> None:
+        """The reader has read on: batches with no answer may be settled."""
+        self._publisher.caught_up()
 
     # Redis commands
 
@@ -538,7 +195,6 @@ class RedisBus(Service):
 
     def startService(self) -> None:
         super().startService()
-        self._running = True
         from twisted.internet import reactor
 
         address = self.address
@@ -553,7 +209,9 @@ class RedisBus(Service):
             READ_BLOCK_MS / 1000 + COMMAND_TIMEOUT,
         )
         if self.database is not None:
-            self._open_writer(self.database)
+            self._writer = HistoryWriter(self.database, self._run)
+            self._writer.start()
+            self._publisher.writer = self._writer
         self._heartbeat = task.LoopingCall(self._beat)
         self._heartbeat.clock = self.clock
         log.info("cluster: connecting to {address}", address=self.address)
@@ -561,29 +219,20 @@ class RedisBus(Service):
         self._heartbeat.start(HEARTBEAT_INTERVAL, now=False).addErrback(
             lambda f: log.failure("cluster heartbeat stopped", f)
         )
-        self._read()
-
-    def _open_writer(self, database: str) -> None:
-        self._writer = adbapi.ConnectionPool(
-            "psycopg",
-            database,
-            cp_min=1,
-            cp_max=1,
-            cp_reconnect=True,
-            cp_noisy=False,
-            connect_timeout=postgres.CONNECT_TIMEOUT,
-            application_name="muca-cluster-writer",
-        )
-        self._writer.start()
+        self._stream.start(self._reader)
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
-        self._running = False
+        self._stream.stop()
         self.ready = False
         if self._heartbeat is not None and self._heartbeat.running:
             self._heartbeat.stop()
         # Our members leave with us (the others would wait for the heartbeat).
-        d = self._sync_members([]) if self._commands is not None else defer.succeed([])
+        d = (
+            self._membership.sync([])
+            if self._commands is not None
+            else defer.succeed([])
+        )
         d.addTimeout(COMMAND_TIMEOUT, self.clock)
         d.addErrback(lambda _: None)
 
@@ -615,8 +264,9 @@ class RedisBus(Service):
             if int(removed):
                 log.info("cluster: removed {n} dead node(s)", n=removed)
             if self._epoch is None:
-                yield self._load()
+                yield self._membership.load()
                 self._epoch = epoch
+                self._stream.following = True
                 self.ready = True
                 log.info(
                     "cluster: node {node} joined {address}",
@@ -626,15 +276,15 @@ class RedisBus(Service):
             elif epoch != self._epoch:
                 log.info("cluster: Redis lost its data; registering our members again")
                 self._epoch = epoch
-                self._replay_all()
-                yield self._resync()
+                self._membership.replay_all(RESYNC_GRACE)
+                yield self._membership.resync()
             elif not int(known) or self._lost:
                 log.info("cluster: registering our members again")
-                yield self._resync()
+                yield self._membership.resync()
             self._lost = False
             self._last_error = ""
-            if self._unsure:
-                yield self._check_unsure()
+            if self._publisher.unsure:
+                yield self._publisher.check_unsure(connected(self._commands))
         except Exception as error:  # noqa: BLE001 (any failure: retry next beat)
             if str(error) != self._last_error:
                 # Once per kind of failure, not every second.
@@ -642,115 +292,20 @@ class RedisBus(Service):
                 self._last_error = str(error)
             self._lost = True
 
-    @defer.inlineCallbacks
-    def _load(self) -> Any:
-        """Load the registry and follow the stream from where it was taken."""
-        reply = yield self._run(scripts.SNAPSHOT)
-        position = reply[1]
-        rows = [reply[i : i + 4] for i in range(2, len(reply), 4)]
-        rows.sort(key=lambda row: int(row[3]))
-        room = self.room
-        for uid, nickname, _node, _seq in rows:
-            self.listener.remember(uid)
-            if uid not in room:
-                room.join(REMOTE, nickname, uid, enforce_capacity=False)
-        self._position = position
-        self._generation += 1
-        if rows:
-            self.listener.roster_changed()
-
-    def _replay_all(self) -> None:
-        """Redis has a new, empty stream: read it from its start; the other
-        nodes' members that are not registered again soon are dropped."""
-        self._stale = {m.uid for m in self.room.members() if m.connection is REMOTE}
-        self._position = "0-0"
-        self._generation += 1
-        self.clock.callLater(RESYNC_GRACE, self._drop_stale)
-
-    def _drop_stale(self) -> None:
-        stale, self._stale = self._stale, set()
-        room = self.room
-        for uid in stale:
-            member = room.member(uid)
-            if member is not None and member.connection is REMOTE:
-                room.leave(member)
-                self.listener.roster_changed()
-
-    def _resync(self) -> Deferred[Any]:
-        local = [m for m in self.room.members() if m.connection is not REMOTE]
-        d = self._sync_members(local)
-        d.addCallback(self._conflicts)
-        return d
-
-    def _sync_members(self, members: Sequence[Member]) -> Deferred[Any]:
-        args = [self.node]
-        for member in members:
-            args += [member.uid, member.nickname]
-        return self._run(scripts.SYNC, *args)
-
-    def _conflicts(self, uids: list[str]) -> None:
-        for uid in uids or ():
-            member = self.room.member(uid)
-            if member is not None and member.connection is not REMOTE:
-                member.connection.send_error(
-                    UID_TAKEN,
-                    "your user id or nickname was taken while the"
-                    " cluster was cut off; join again",
-                )
-                member.connection.close()
-
-    # Following the stream
-
-    def _read(self) -> None:
-        """Ask for the entries after our position (one read at a time)."""
-        if not self._running:
-            return
-        protocol = connected(self._reader)
-        if self._epoch is None or protocol is None:
-            self.clock.callLater(0.1, self._read)
-            return
-        d = protocol.command(_XREAD + encode_arguments([self._position]))
-        d.addCallbacks(self._entries_read, self._read_failed, (self._generation,))
-
-    def _entries_read(self, reply: Any, generation: int) -> None:
-        try:
-            if generation == self._generation and reply:
-                self._apply_entries(reply[0][1])
-        finally:
-            self._read()
-
-    def _apply_entries(self, entries: list[Any]) -> None:
-        for entry_id, fields in entries:
-            self._position = entry_id
-            try:
-                self._apply(dict(zip(fields[::2], fields[1::2], strict=True)))
-            except Exception:
-                log.failure("cluster: bad stream entry {id}", id=entry_id)
-        if self._unsure_checks:
-            self._unsure_caught_up()
-
-    def _read_failed(self, failure: Failure) -> None:
-        # The connection comes back by itself; read again a little later.
-        if self._running:
-            log.info(
-                "cluster: reading the stream: {error}",
-                error=failure.getErrorMessage(),
-            )
-            self.clock.callLater(0.2, self._read)
+    # Applying the stream's entries (see muca.cluster.stream)
 
     def _apply(self, fields: dict[str, str]) -> None:
         kind = fields.get("t")
         if kind == "m":
             first = int(fields["f"])
-            if self._unsure:
-                self._settle_unsure(fields.get("k", ""), first)
+            self._publisher.settle(fields.get("k", ""), first)
             self._apply_messages(first, fields)
             return
         data = json.loads(fields["d"])
         if kind == "j":
-            self._apply_join(*data)
+            self._membership.apply_join(*data)
         elif kind == "l":
-            self._apply_leave(*data)
+            self._membership.apply_leave(*data)
 
     def _apply_messages(self, first: int, fields: dict[str, str]) -> None:
         """Deliver a batch's messages that have a recipient connected here.
@@ -758,7 +313,7 @@ class RedisBus(Service):
         A batch this node published is taken from memory; one that is all
         for members of other nodes is passed over without decoding it.
         """
-        drafts = self._own_batch(fields.get("k", "")) if self._own else None
+        drafts = self._publisher.own_batch(fields.get("k", ""))
         rows: list[Any] | None = None
         if drafts is not None:
             count = len(drafts)
@@ -799,93 +354,10 @@ class RedisBus(Service):
         # Also when nothing was for us: replays compare with the last id.
         self.listener.passed(last)
 
-    def _own_batch(self, token: str) -> list[ChatMessage] | None:
-        """The drafts of our batch ``token``, read back; ours published
-        before it and not read back by now are forgotten (they are decoded
-        if they do come: a batch whose script timed out can land later)."""
-        entry = self._own.pop(token, None)
-        if entry is None:
-            return None
-        number, drafts = entry
-        own = self._own
-        for older in [t for t, (n, _) in own.items() if n < number]:
-            del own[older]
-        return drafts
-
     def _for_us(self, to: str) -> bool:
         """Whether a batch for ``to`` (its recipients' uids as JSON, or 0
         when it holds a broadcast) may have a recipient connected here."""
         return to == "0" or _connected_here(self.room)(json.loads(to))
-
-    def _apply_join(self, uid: str, nickname: str, node: str, seq: int) -> None:
-        room = self.room
-        if node == self.node:
-            pending = self._pending.pop(uid, None)
-            if pending is None:
-                return
-            connection, join, joined = pending
-            presence = PRESENCE_DELTA in join.caps
-            try:
-                member = room.join(
-                    connection, nickname, uid, presence, enforce_capacity=False
-                )
-            except JoinRefused:
-                # The registry gave us this id and nickname: whoever held
-                # them in this replica left while Redis was losing its data.
-                for stale in (room.member(uid), self._by_nickname(nickname)):
-                    if stale is not None and stale.connection is REMOTE:
-                        room.leave(stale)
-                member = room.join(
-                    connection, nickname, uid, presence, enforce_capacity=False
-                )
-            self.listener.roster_changed()
-            joined.callback(member)
-            return
-        self._stale.discard(uid)
-        self.listener.remember(uid)
-        current = room.member(uid)
-        if current is not None:
-            if current.connection is not REMOTE or current.nickname == nickname:
-                return
-            room.leave(current)
-        try:
-            room.join(REMOTE, nickname, uid, enforce_capacity=False)
-        except JoinRefused:
-            # A stale holder of the nickname (see _replay_all) gives way.
-            holder = self._by_nickname(nickname)
-            if holder is None or holder.connection is not REMOTE:
-                raise
-            room.leave(holder)
-            room.join(REMOTE, nickname, uid, enforce_capacity=False)
-        self.listener.roster_changed()
-
-    def _by_nickname(self, nickname: str) -> Member | None:
-        for member in self.room.members():
-            if member.nickname == nickname:
-                return member
-        return None
-
-    def _apply_leave(self, uid: str, node: str) -> None:
-        if node == self.node:
-            return  # Our own members leave here at once (see leave()).
-        member = self.room.member(uid)
-        if member is not None and member.connection is REMOTE:
-            self.room.leave(member)
-            self.listener.roster_changed()
-
-
-# XREAD of the stream, but for the position it reads after (its 8th argument).
-_XREAD = b"*8\r\n" + encode_arguments(
-    [
-        "XREAD",
-        "COUNT",
-        str(READ_COUNT),
-        "BLOCK",
-        str(READ_BLOCK_MS),
-        "STREAMS",
-        scripts.KEYS[2],
-    ]
-)
 
 
 #: The scripts' calls, made once each.
@@ -901,13 +373,6 @@ def _unknown_script(
     return failure
 
 
-#: JSON as the stream holds it: compact, UTF-8 as is; rows of plain values
-#: have no cycles to look for (a quarter of the time of a batch).
-_to_json = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), check_circular=False
-).encode
-
-
 def _connected_here(room: Room) -> Callable[[Sequence[str]], bool]:
     """A test of whether any of some uids is a member connected to this
     node (a loop, not ``any()`` over a generator: it runs per message)."""
@@ -921,22 +386,3 @@ def _connected_here(room: Room) -> Callable[[Sequence[str]], bool]:
         return False
 
     return here
-
-
-def _refusal(verdict: str, join: Join) -> JoinRefused:
-    if verdict == "UID_TAKEN":
-        return JoinRefused(UID_TAKEN, f"user id {join.uid!r} is already joined")
-    if verdict == "NICK_TAKEN":
-        return JoinRefused(NICK_TAKEN, f"nickname {join.nickname!r} is already in use")
-    if verdict == "SERVER_FULL":
-        return JoinRefused(SERVER_FULL, "the chat room is full")
-    if verdict == "SETTLING":
-        return JoinRefused(
-            CLUSTER_UNAVAILABLE,
-            "the cluster is recovering from a restart of its Redis; try again"
-            " in a few seconds",
-        )
-    return JoinRefused(
-        CLUSTER_UNAVAILABLE,
-        "this server is reconnecting to the cluster; try again in a few seconds",
-    )

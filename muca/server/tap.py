@@ -373,7 +373,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         if self["db"] is None:
             self["db"] = "none" if self["cluster"] is not None else DEFAULT_DB
         if self["cluster"] is not None:
-            from muca.cluster.redisbus import BadClusterURL, parse_cluster_url
+            from muca.cluster.address import BadClusterURL, parse_cluster_url
 
             try:
                 self["cluster"] = parse_cluster_url(self["cluster"])

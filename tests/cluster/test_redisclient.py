@@ -14,7 +14,8 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from muca.cluster import scripts
-from muca.cluster.redisbus import RedisAddress, RedisBus
+from muca.cluster.address import RedisAddress
+from muca.cluster.redisbus import RedisBus
 from muca.cluster.redisclient import (
     RedisProtocol,
     ScriptCall,

@@ -12,7 +12,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from muca.cluster.redisbus import REMOTE, RedisAddress, RedisBus
+from muca.cluster.address import RedisAddress
+from muca.cluster.membership import REMOTE
+from muca.cluster.redisbus import RedisBus
 from muca.protocol.messages import ALL, PRIVATE, ChatMessage
 from muca.server.bus import ClusterUnavailable
 from muca.server.room import Room
@@ -167,7 +169,7 @@ class OwnBatchTests(SynchronousTestCase):
         self.assertEqual(
             [(m.id, m.text) for m in self.listener.delivered], [(1, "two"), (2, "hi")]
         )
-        self.assertEqual(self.bus._own, {})
+        self.assertEqual(self.bus._publisher._own, {})
 
     def test_a_batch_found_not_on_the_stream_is_refused_and_forgotten(self) -> None:
         draft = ChatMessage(0, 1_700_000_000_000, MARY[1], PRIVATE, (TONY[1],), "x")
@@ -176,11 +178,12 @@ class OwnBatchTests(SynchronousTestCase):
         self.replies[-1].errback(RuntimeError("no answer"))
         self.assertNoResult(published)
         # After reconnecting: the stream ends at 5-0 and the reader is there.
-        self.bus._unsure_checks.append(((5, 0), set(self.bus._unsure)))
-        self.bus._position = "5-0"
-        self.bus._unsure_caught_up()
+        publisher = self.bus._publisher
+        publisher._unsure_checks.append(((5, 0), set(publisher._unsure)))
+        self.bus._stream.position = "5-0"
+        publisher.caught_up()
         self.failureResultOf(published, ClusterUnavailable)
-        self.assertEqual((self.bus._unsure, self.bus._own), ({}, {}))
+        self.assertEqual((publisher._unsure, publisher._own), ({}, {}))
 
 
 class ChatFactoryTests(SynchronousTestCase):

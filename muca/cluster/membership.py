@@ -1,0 +1,297 @@
+"""Who is in the cluster's room: joins and leaves through the registry in
+Redis, and this node's replica of the room.
+
+Every node keeps the whole room in its own ``Room``: its own connections'
+members, and the other nodes' members with no connection (:data:`REMOTE`).
+A join is decided by a script in Redis and completed when its event comes
+back on the stream; the other nodes' joins and leaves come the same way.
+After Redis lost its data or the node was cut off, the node registers its
+members again, and the other nodes' members that are not registered again
+in time are dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from muca.cluster import scripts
+from muca.cluster.stream import StreamReader
+from muca.protocol.messages import (
+    CLUSTER_UNAVAILABLE,
+    NICK_TAKEN,
+    PRESENCE_DELTA,
+    SERVER_FULL,
+    UID_TAKEN,
+    Join,
+    JoinRefused,
+)
+from muca.server.room import Member, Room
+
+#: The connection of a member joined on another node.
+REMOTE = None
+
+#: Seconds a joining connection waits for its join to come back on the stream.
+JOIN_WAIT = 10.0
+
+# The cluster's log lines keep the one namespace they had in one module.
+log = Logger(namespace="muca.cluster.redisbus")
+
+
+class Membership:
+    """The members of the room, as this node knows them.
+
+    ``run`` runs one of the cluster's scripts; ``stream`` is the node's
+    reader (a snapshot of the registry tells where to read from);
+    ``command_failed`` hears of a leave that Redis did not take.
+    :attr:`listener` is the bus's listener (it has the ``room``).
+    """
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        node: str,
+        capacity: int | None,
+        run: Callable[..., Deferred[Any]],
+        stream: StreamReader,
+        command_failed: Callable[[Failure], None],
+    ) -> None:
+        self.clock = clock
+        self.node = node
+        self.capacity = capacity
+        self._run = run
+        self._stream = stream
+        self._command_failed = command_failed
+        self.listener: Any = None
+        self._pending: dict[str, tuple[Any, Join, Deferred[Member]]] = {}
+        self._stale: set[str] = set()
+
+    @property
+    def room(self) -> Room:
+        """The replica of the cluster's room."""
+        return self.listener.room
+
+    # Joins and leaves of this node's members
+
+    def join(self, connection: Any, join: Join, ready: bool) -> Deferred[Member]:
+        """Register the member cluster-wide; fire when its join event is
+        back. ``ready``: whether the node is in the cluster."""
+        if not ready or join.uid in self._pending:
+            reason = (
+                f"user id {join.uid!r} is already joining"
+                if join.uid in self._pending
+                else "the cluster's shared registry (Redis) cannot be reached;"
+                " try again in a few seconds"
+            )
+            code = UID_TAKEN if join.uid in self._pending else CLUSTER_UNAVAILABLE
+            return defer.fail(JoinRefused(code, reason))
+        capacity = self.capacity or 0
+        joined: Deferred[Member] = Deferred()
+        # Before the script runs: its event may come back on the reader's
+        # connection before its reply comes on this one.
+        self._pending[join.uid] = (connection, join, joined)
+        d = self._run(scripts.JOIN, join.uid, join.nickname, self.node, str(capacity))
+        d.addCallbacks(
+            self._registered,
+            self._join_failed,
+            callbackArgs=(join, joined),
+            errbackArgs=(join, joined),
+        )
+        return joined
+
+    def _registered(
+        self, reply: list[Any], join: Join, joined: Deferred[Member]
+    ) -> None:
+        verdict = reply[0]
+        if verdict != "OK":
+            self._forget_pending(join.uid, joined)
+            joined.errback(_refusal(verdict, join))
+            return
+        # Completed by the join's own event on the stream (see apply_join).
+        self.clock.callLater(JOIN_WAIT, self._join_timed_out, join.uid, joined)
+
+    def _forget_pending(self, uid: str, joined: Deferred[Member]) -> bool:
+        entry = self._pending.get(uid)
+        if entry is None or entry[2] is not joined:
+            return False
+        del self._pending[uid]
+        return True
+
+    def _join_failed(
+        self, failure: Failure, join: Join, joined: Deferred[Member]
+    ) -> None:
+        log.info("cluster: join failed: {error}", error=failure.getErrorMessage())
+        if not self._forget_pending(join.uid, joined):
+            return  # Its event came back after all: it is joined.
+        joined.errback(
+            JoinRefused(
+                CLUSTER_UNAVAILABLE,
+                "the cluster's shared registry (Redis) cannot be reached;"
+                " try again in a few seconds",
+            )
+        )
+
+    def _join_timed_out(self, uid: str, joined: Deferred[Member]) -> None:
+        if not self._forget_pending(uid, joined):
+            return
+        self._run(scripts.LEAVE, uid, self.node).addErrback(lambda _: None)
+        joined.errback(
+            JoinRefused(
+                CLUSTER_UNAVAILABLE,
+                "the cluster did not confirm the join in time; try again",
+            )
+        )
+
+    def leave(self, room: Room, member: Member) -> bool:
+        """Remove a local member here at once, and cluster-wide."""
+        if not room.leave(member):
+            return False
+        self.listener.roster_changed()
+        # A leave that fails (Redis down) is made good by the sync that
+        # follows the reconnection.
+        self._run(scripts.LEAVE, member.uid, self.node).addErrback(self._command_failed)
+        return True
+
+    # The replica, and registering again
+
+    @defer.inlineCallbacks
+    def load(self) -> Any:
+        """Load the registry and follow the stream from where it was taken."""
+        reply = yield self._run(scripts.SNAPSHOT)
+        position = reply[1]
+        rows = [reply[i : i + 4] for i in range(2, len(reply), 4)]
+        rows.sort(key=lambda row: int(row[3]))
+        room = self.room
+        for uid, nickname, _node, _seq in rows:
+            self.listener.remember(uid)
+            if uid not in room:
+                room.join(REMOTE, nickname, uid, enforce_capacity=False)
+        self._stream.read_from(position)
+        if rows:
+            self.listener.roster_changed()
+
+    def replay_all(self, grace: float) -> None:
+        """Redis has a new, empty stream: read it from its start; the other
+        nodes' members that are not registered again within ``grace``
+        seconds are dropped."""
+        self._stale = {m.uid for m in self.room.members() if m.connection is REMOTE}
+        self._stream.read_from("0-0")
+        self.clock.callLater(grace, self._drop_stale)
+
+    def _drop_stale(self) -> None:
+        stale, self._stale = self._stale, set()
+        room = self.room
+        for uid in stale:
+            member = room.member(uid)
+            if member is not None and member.connection is REMOTE:
+                room.leave(member)
+                self.listener.roster_changed()
+
+    def resync(self) -> Deferred[Any]:
+        """Register this node's members again; those whose id or nickname
+        another node took meanwhile are told and disconnected."""
+        local = [m for m in self.room.members() if m.connection is not REMOTE]
+        d = self.sync(local)
+        d.addCallback(self._conflicts)
+        return d
+
+    def sync(self, members: Sequence[Member]) -> Deferred[Any]:
+        """Make ``members`` this node's whole registration in Redis."""
+        args = [self.node]
+        for member in members:
+            args += [member.uid, member.nickname]
+        return self._run(scripts.SYNC, *args)
+
+    def _conflicts(self, uids: list[str]) -> None:
+        for uid in uids or ():
+            member = self.room.member(uid)
+            if member is not None and member.connection is not REMOTE:
+                member.connection.send_error(
+                    UID_TAKEN,
+                    "your user id or nickname was taken while the"
+                    " cluster was cut off; join again",
+                )
+                member.connection.close()
+
+    # Join and leave events read from the stream
+
+    def apply_join(self, uid: str, nickname: str, node: str, seq: int) -> None:
+        room = self.room
+        if node == self.node:
+            pending = self._pending.pop(uid, None)
+            if pending is None:
+                return
+            connection, join, joined = pending
+            presence = PRESENCE_DELTA in join.caps
+            try:
+                member = room.join(
+                    connection, nickname, uid, presence, enforce_capacity=False
+                )
+            except JoinRefused:
+                # The registry gave us this id and nickname: whoever held
+                # them in this replica left while Redis was losing its data.
+                for stale in (room.member(uid), self._by_nickname(nickname)):
+                    if stale is not None and stale.connection is REMOTE:
+                        room.leave(stale)
+                member = room.join(
+                    connection, nickname, uid, presence, enforce_capacity=False
+                )
+            self.listener.roster_changed()
+            joined.callback(member)
+            return
+        self._stale.discard(uid)
+        self.listener.remember(uid)
+        current = room.member(uid)
+        if current is not None:
+            if current.connection is not REMOTE or current.nickname == nickname:
+                return
+            room.leave(current)
+        try:
+            room.join(REMOTE, nickname, uid, enforce_capacity=False)
+        except JoinRefused:
+            # A stale holder of the nickname (see replay_all) gives way.
+            holder = self._by_nickname(nickname)
+            if holder is None or holder.connection is not REMOTE:
+                raise
+            room.leave(holder)
+            room.join(REMOTE, nickname, uid, enforce_capacity=False)
+        self.listener.roster_changed()
+
+    def _by_nickname(self, nickname: str) -> Member | None:
+        for member in self.room.members():
+            if member.nickname == nickname:
+                return member
+        return None
+
+    def apply_leave(self, uid: str, node: str) -> None:
+        if node == self.node:
+            return  # Our own members leave here at once (see leave()).
+        member = self.room.member(uid)
+        if member is not None and member.connection is REMOTE:
+            self.room.leave(member)
+            self.listener.roster_changed()
+
+
+def _refusal(verdict: str, join: Join) -> JoinRefused:
+    if verdict == "UID_TAKEN":
+        return JoinRefused(UID_TAKEN, f"user id {join.uid!r} is already joined")
+    if verdict == "NICK_TAKEN":
+        return JoinRefused(NICK_TAKEN, f"nickname {join.nickname!r} is already in use")
+    if verdict == "SERVER_FULL":
+        return JoinRefused(SERVER_FULL, "the chat room is full")
+    if verdict == "SETTLING":
+        return JoinRefused(
+            CLUSTER_UNAVAILABLE,
+            "the cluster is recovering from a restart of its Redis; try again"
+            " in a few seconds",
+        )
+    return JoinRefused(
+        CLUSTER_UNAVAILABLE,
+        "this server is reconnecting to the cluster; try again in a few seconds",
+    )

@@ -1,0 +1,245 @@
+"""Publishing a node's messages on the cluster's stream, and what becomes
+of each batch.
+
+Drafts queued while a batch is in flight go as the next batch, one script
+call (group commit). A batch this node published is delivered from memory
+when it is read back from the stream (:meth:`Publisher.own_batch`). A batch
+whose publishing got no answer may or may not be on the stream: it is
+accepted if the reader finds it there, refused once the reader has caught
+up with the end of the stream as seen after the reconnection.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
+from twisted.enterprise import adbapi
+from twisted.internet import defer
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from muca.cluster import scripts
+from muca.cluster.history import HistoryWriter, UnsureOutcome
+from muca.cluster.redisclient import encode
+from muca.cluster.stream import StreamReader, stream_id
+from muca.protocol.messages import ALL, ChatMessage
+from muca.server.bus import ClusterUnavailable
+from muca.store.base import StoreError
+
+# The cluster's log lines keep the one namespace they had in one module.
+log = Logger(namespace="muca.cluster.redisbus")
+
+_Queued = tuple[list[ChatMessage], Deferred[list[ChatMessage]]]
+
+#: Appends a batch (drafts, data, to, token) to the stream without storing
+#: it; fires with the batch's first id.
+Append = Callable[[list[ChatMessage], str, str, str], Deferred[Any]]
+
+
+class Publisher:
+    """A node's batches: queued, appended, read back or found missing.
+
+    ``append`` puts a batch on the stream when there is no history
+    (:attr:`writer` is None); ``stream`` is the node's reader, whose
+    position tells whether a batch with no answer was accepted.
+    """
+
+    def __init__(
+        self, clock: IReactorTime, node: str, stream: StreamReader, append: Append
+    ) -> None:
+        self.clock = clock
+        self.node = node
+        self._stream = stream
+        self._append = append
+        #: Stores each batch before appending it (set when the bus starts
+        #: with a database).
+        self.writer: HistoryWriter | None = None
+        self._queue: list[_Queued] = []
+        self._publishing = False
+        self._batches = 0
+        # Batches of ours not read back from the stream yet: token ->
+        # (batch number, its drafts, or its accepted messages once the
+        # script answered), so that they need no decoding here.
+        self._own: dict[str, tuple[int, list[ChatMessage]]] = {}
+        # Batches whose publishing got no answer: token -> their waiters.
+        self._unsure: dict[str, list[_Queued]] = {}
+        # (stream end, tokens): refused once the reader is past that end.
+        self._unsure_checks: list[tuple[tuple[int, int], set[str]]] = []
+
+    def publish(self, drafts: Sequence[ChatMessage]) -> Deferred[list[ChatMessage]]:
+        """Queue drafts for the next batch; fire with them accepted."""
+        d: Deferred[list[ChatMessage]] = Deferred()
+        self._queue.append((list(drafts), d))
+        if not self._publishing:
+            # At the end of this reactor turn: what it accepts is one batch.
+            self._publishing = True
+            self.clock.callLater(0, self._publish_next)
+        return d
+
+    def _publish_next(self) -> None:
+        queue, self._queue = self._queue, []
+        if not queue:
+            self._publishing = False
+            return
+        self._publishing = True
+        drafts = [draft for batch, _ in queue for draft in batch]
+        data = _to_json(
+            [(m.ts, m.sender, m.kind, m.recipients, m.text) for m in drafts]
+        )
+        # Who the batch is for, apart from ``data``: the nodes none of whose
+        # members are among them pass it over undecoded.
+        uids: set[str] = set()
+        for m in drafts:
+            if m.kind == ALL:
+                to = "0"
+                break
+            uids.update(m.recipients)
+        else:
+            to = _to_json(list(uids))
+        self._batches += 1
+        token = f"{self.node}:{self._batches}"
+        # When it comes back on the stream, this node takes it from here.
+        self._own[token] = (self._batches, drafts)
+        if self.writer is not None:
+            d = self.writer.append(drafts, data, to, token)
+        else:
+            d = self._append(drafts, data, to, token)
+        d.addCallbacks(
+            self._published,
+            self._publish_failed,
+            (queue, token),
+            None,
+            (queue, token),
+        )
+        d.addBoth(lambda _: self._publish_next())
+
+    def _published(
+        self, first: Any, queue: list[_Queued], token: str | None = None
+    ) -> None:
+        ident = int(first)
+        if token is not None and self.writer is not None:
+            self.writer.appended(token)
+        everything: list[ChatMessage] = []
+        for batch, done in queue:
+            accepted = []
+            for d in batch:
+                # The constructor, not dataclasses.replace (several times
+                # dearer); a loop, not a comprehension (a call per publish).
+                accepted.append(
+                    ChatMessage(ident, d.ts, d.sender, d.kind, d.recipients, d.text)
+                )
+                ident += 1
+            everything += accepted
+            done.callback(accepted)
+        if token is not None and token in self._own:
+            # Not read back yet: it will deliver these very messages.
+            self._own[token] = (self._own[token][0], everything)
+
+    def _publish_failed(
+        self, failure: Failure, queue: list[_Queued], token: str
+    ) -> None:
+        first = self.writer.appended(token) if self.writer is not None else None
+        if first is not None:
+            # Only giving the append lock back failed: the batch is out.
+            self._published(first, queue, token)
+            return
+        log.info("cluster: publish failed: {error}", error=failure.getErrorMessage())
+        unsure = failure.check(UnsureOutcome) or (
+            self.writer is None and not failure.check(ClusterUnavailable)
+        )
+        if not unsure:
+            # Never sent, or refused by the database: surely not accepted.
+            self._own.pop(token, None)
+            _refuse(queue, failure)
+            return
+        # No answer in time: Redis may have run the script all the same (a
+        # paused Redis runs what it finds on resuming). The stream tells:
+        # the batch is in it or it is not, once the reader has caught up
+        # with the end of the stream as seen after the reconnection.
+        self._unsure[token] = queue
+
+    # Read back from the stream
+
+    def own_batch(self, token: str) -> list[ChatMessage] | None:
+        """The drafts of our batch ``token``, read back; ours published
+        before it and not read back by now are forgotten (they are decoded
+        if they do come: a batch whose script timed out can land later)."""
+        own = self._own
+        if not own:
+            return None
+        entry = own.pop(token, None)
+        if entry is None:
+            return None
+        number, drafts = entry
+        for older in [t for t, (n, _) in own.items() if n < number]:
+            del own[older]
+        return drafts
+
+    @property
+    def unsure(self) -> bool:
+        """Whether a batch's publishing got no answer and is not settled."""
+        return bool(self._unsure)
+
+    def settle(self, token: str, first: int) -> None:
+        """Batch ``token`` is on the stream from id ``first``: if its
+        publishing seemed to fail, it was accepted after all."""
+        if not self._unsure:
+            return
+        queue = self._unsure.pop(token, None)
+        if self.writer is not None:
+            self.writer.accepted(token)
+        if queue is not None:
+            self._published(first, queue)
+
+    @defer.inlineCallbacks
+    def check_unsure(self, commands: Any) -> Any:
+        """After a reconnection: batches not on the stream by its current end
+        were not accepted. ``commands``: the connected Redis protocol, or
+        None."""
+        tokens = set(self._unsure)
+        if commands is None:
+            raise ClusterUnavailable("not connected to Redis")
+        last = yield commands.command(
+            encode("XREVRANGE", scripts.KEYS[2], "+", "-", "COUNT", "1")
+        )
+        end = stream_id(last[0][0]) if last else (0, 0)
+        self._unsure_checks.append((end, tokens))
+        self.caught_up()
+
+    def caught_up(self) -> None:
+        """The reader has read on: refuse the unsure batches it is past."""
+        if not self._unsure_checks:
+            return
+        position = stream_id(self._stream.position)
+        while self._unsure_checks and self._unsure_checks[0][0] <= position:
+            _, tokens = self._unsure_checks.pop(0)
+            for token in tokens:
+                queue = self._unsure.pop(token, None)
+                self._own.pop(token, None)
+                if self.writer is not None:
+                    self.writer.not_accepted(token)
+                if queue is not None:
+                    _refuse(queue, Failure(ClusterUnavailable("Redis did not answer")))
+
+
+def _refuse(queue: list[_Queued], failure: Failure) -> None:
+    error: Exception
+    if failure.check(psycopg.Error, adbapi.ConnectionLost, StoreError):
+        # The database refused it: the sender hears STORE_UNAVAILABLE.
+        error = StoreError(failure.getErrorMessage())
+    else:
+        error = ClusterUnavailable(failure.getErrorMessage())
+    for _, done in queue:
+        done.errback(error)
+
+
+#: JSON as the stream holds it: compact, UTF-8 as is; rows of plain values
+#: have no cycles to look for (a quarter of the time of a batch).
+_to_json = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), check_circular=False
+).encode
