@@ -6,7 +6,7 @@ import os
 import sqlite3
 import subprocess
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 from twisted.internet import reactor
@@ -14,10 +14,21 @@ from twisted.internet.task import deferLater
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import TestCase
 
-from muca.store import ChatMessage, MessageStore, StoreError, may_read, open_store
+from muca.store import ChatMessage, StoreError, may_read, open_store
 from muca.store.postgres import PostgresStore
 from muca.store.spool import Spool
 from muca.store.sqlite import SQLiteStore
+from tests.store.support import (
+    CONVERSATION,
+    DAY_MS,
+    NOW_MS,
+    PostgresBackend,
+    SQLiteBackend,
+    StoreCase,
+    busy_conversation,
+    ids,
+    message,
+)
 from tests.support import postgres as pgsupport
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -53,43 +64,6 @@ from twisted.internet.defer import ensureDeferred
 reactor.callWhenRunning(lambda: ensureDeferred(main()).addErrback(failed))
 reactor.run()
 """
-
-#: The SQLite store's readers chunk in these tests (see SQLiteStore).
-READERS_CHUNK = 500
-
-DAY_MS = 86_400_000
-NOW_MS = 1_800_000_000_000
-
-
-def message(
-    id: int,
-    sender: str = "alice",
-    kind: str = "ALL",
-    to: tuple[str, ...] = (),
-    text: str | None = None,
-    ts: int | None = None,
-) -> ChatMessage:
-    """A message with defaults that keep the tests short."""
-    return ChatMessage(
-        id=id,
-        ts=NOW_MS + id if ts is None else ts,
-        sender=sender,
-        kind=kind,
-        recipients=to,
-        text=f"message {id}" if text is None else text,
-    )
-
-
-#: A small conversation with every kind of message and five users.
-CONVERSATION = [
-    message(1, "alice"),
-    message(2, "alice", "PRIVATE", ("bob",)),
-    message(3, "bob", "GROUP", ("carol", "alice")),
-    message(4, "carol"),
-    message(5, "carol", "PRIVATE", ("dave",)),
-    message(6, "dave", "GROUP", ("bob", "carol")),
-]
-
 
 #: The tables of schema version 1 as that release made them (``{id}`` and
 #: ``{text}``: each backend's types), for the migration tests.
@@ -128,52 +102,12 @@ def version_1_rows(
     )
 
 
-def busy_conversation(count: int) -> list[ChatMessage]:
-    """``count`` messages of every kind among five users, and a sixth who
-    only ever receives (in a group)."""
-    users = ["alice", "bob", "carol", "dave", "eve"]
-    messages = []
-    for i in range(1, count + 1):
-        sender = users[i % 5]
-        if i % 3 == 0:
-            messages.append(message(i, sender))
-        elif i % 3 == 1:
-            messages.append(message(i, sender, "PRIVATE", (users[(i * 7) % 5],)))
-        else:
-            to = (users[(i + 1) % 5], "frank") if i % 11 == 0 else (users[(i + 2) % 5],)
-            messages.append(message(i, sender, "GROUP", to))
-    return messages
-
-
-def ids(page: Any) -> list[int]:
-    """The ids of a page's messages, in page order."""
-    return [m.id for m in page.messages]
-
-
-if TYPE_CHECKING:
-    _Mixin = TestCase
-else:
-    # Not a TestCase itself, or trial and pytest would run it with no backend.
-    _Mixin = object
-
-
-class StoreBehaviour(_Mixin):
+class StoreBehaviour(StoreCase):
     """What every backend must do; mixed into one TestCase per backend."""
-
-    def new_store(self) -> MessageStore:
-        """An unopened store on this test's database (the same one each call)."""
-        raise NotImplementedError
 
     def set_schema_version(self, version: int) -> None:
         """Write ``version`` into the database's muca_meta, behind the store."""
         raise NotImplementedError
-
-    async def opened(self) -> MessageStore:
-        """A new store on this test's database, opened; closed at the end."""
-        store = self.new_store()
-        await store.open()
-        self.addCleanup(store.close)
-        return store
 
     async def test_a_new_database_is_empty(self) -> None:
         store = await self.opened()
@@ -375,18 +309,6 @@ class StoreBehaviour(_Mixin):
         again = await self.opened()
         self.assertEqual(await again.known_users(), {"alice", "bob"})
 
-    async def read_all(self, store: MessageStore, reader: str) -> list[int]:
-        """Every message ``reader`` may read, by scrolling back from the
-        newest in pages of 400; checks that ``since`` agrees."""
-        page = await store.latest(reader, True, 400)
-        seen = ids(page)
-        while page.more:
-            page = await store.before(reader, True, seen[0], 400)
-            seen = ids(page) + seen
-        since = await store.since(reader, True, 0, limit=100_000)
-        self.assertEqual(ids(since), seen)
-        return seen
-
     async def test_every_page_is_right_across_thousands_of_messages(self) -> None:
         # More messages than SQLite's readers chunk, read at two points: the
         # older ones through its readers index, the newest from the messages.
@@ -452,18 +374,8 @@ class StoreBehaviour(_Mixin):
         self.assertIn("schema version 99 is newer", str(caught.exception))
 
 
-class SQLiteStoreTests(StoreBehaviour, TestCase):
+class SQLiteStoreTests(SQLiteBackend, StoreBehaviour, TestCase):
     """The store behaviour on an SQLite file, and SQLite's own refusals."""
-
-    def setUp(self) -> None:
-        self.directory = self.mktemp()
-        os.makedirs(self.directory)
-        self.path = os.path.abspath(os.path.join(self.directory, "muca.db"))
-
-    def new_store(self) -> MessageStore:
-        # A small chunk: pages read the readers index and the messages past
-        # it in the tests' few hundred messages.
-        return SQLiteStore(self.path, readers_chunk=READERS_CHUNK)
 
     def set_schema_version(self, version: int) -> None:
         with sqlite3.connect(self.path) as db:
@@ -699,14 +611,8 @@ class SQLiteStoreTests(StoreBehaviour, TestCase):
         self.assertEqual(mode, "wal")
 
 
-class PostgresStoreTests(StoreBehaviour, TestCase):
+class PostgresStoreTests(PostgresBackend, StoreBehaviour, TestCase):
     """The store behaviour on a real PostgreSQL server started by the tests."""
-
-    def setUp(self) -> None:
-        self.conninfo = pgsupport.fresh_database(self)
-
-    def new_store(self) -> MessageStore:
-        return PostgresStore(self.conninfo)
 
     def set_schema_version(self, version: int) -> None:
         with psycopg.connect(self.conninfo, autocommit=True) as db:
