@@ -20,8 +20,6 @@ from muca.store.spool import Spool
 from muca.store.sqlite import SQLiteStore
 from tests.store.support import (
     CONVERSATION,
-    DAY_MS,
-    NOW_MS,
     PostgresBackend,
     SQLiteBackend,
     StoreCase,
@@ -171,38 +169,6 @@ class StoreBehaviour(StoreCase):
             with self.assertRaises(StoreError):
                 await store.append(bad)
         self.assertEqual(store.last_id(), 3)
-
-    async def test_prune_by_count_keeps_the_newest(self) -> None:
-        store = await self.opened()
-        await store.append(CONVERSATION + [message(i) for i in range(7, 11)])
-        self.assertEqual(await store.prune(None, 3, NOW_MS), 7)
-        page = await store.latest("carol", True, 50)
-        self.assertEqual((ids(page), page.more), ([8, 9, 10], False))
-        self.assertEqual(await store.prune(None, 3, NOW_MS), 0)
-
-    async def test_prune_by_age_deletes_the_old(self) -> None:
-        store = await self.opened()
-        await store.append(
-            [
-                message(1, ts=NOW_MS - 10 * DAY_MS),
-                message(2, "bob", "PRIVATE", ("alice",), ts=NOW_MS - 3 * DAY_MS),
-                message(3, ts=NOW_MS - 1 * DAY_MS),
-                message(4, ts=NOW_MS),
-            ]
-        )
-        self.assertEqual(await store.prune(2.5, None, NOW_MS), 2)
-        page = await store.latest("alice", True, 50)
-        self.assertEqual((ids(page), page.more), ([3, 4], False))
-        self.assertEqual(await store.prune(0.5, 1, NOW_MS), 1)
-        self.assertEqual(ids(await store.latest("alice", True, 50)), [4])
-
-    async def test_ids_are_not_reused_after_pruning_everything(self) -> None:
-        store = await self.opened()
-        await store.append([message(1), message(2)])
-        self.assertEqual(await store.prune(None, 0, NOW_MS), 2)
-        await store.close()
-        again = await self.opened()
-        self.assertEqual(again.last_id(), 2)
 
     async def test_known_users_are_remembered_across_a_reopen(self) -> None:
         store = await self.opened()
