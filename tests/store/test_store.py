@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import psycopg
 from twisted.trial.unittest import TestCase
 
-from muca.store import StoreError, may_read, open_store
-from muca.store.postgres import PostgresStore
-from muca.store.sqlite import SQLiteStore
+from muca.store import StoreError, may_read
 from tests.store.support import (
     CONVERSATION,
     PostgresBackend,
@@ -16,7 +13,6 @@ from tests.store.support import (
     ids,
     message,
 )
-from tests.support import postgres as pgsupport
 
 
 class StoreBehaviour(StoreCase):
@@ -112,35 +108,3 @@ class PostgresStoreTests(PostgresBackend, StoreBehaviour, TestCase):
             await second.append([message(2), message(3)])
         page = await first.latest("eve", True, 50)
         self.assertEqual(ids(page), [1, 2])
-
-    async def test_a_url_names_the_same_database(self) -> None:
-        store = await self.opened()
-        await store.append([message(1)])
-        dbname = psycopg.conninfo.conninfo_to_dict(self.conninfo)["dbname"]
-        url = pgsupport.postgres_server().url(str(dbname))
-        by_url = PostgresStore(url)
-        await by_url.open()
-        self.addCleanup(by_url.close)
-        self.assertEqual(by_url.last_id(), 1)
-
-
-class OpenStoreTests(TestCase):
-    """``open_store`` picks the backend from the --db value."""
-
-    def test_none_means_no_store(self) -> None:
-        self.assertIsNone(open_store("none"))
-
-    def test_urls_and_key_value_strings_mean_postgresql(self) -> None:
-        for spec in (
-            "postgresql://muca@db.example/chat",
-            "postgres://db.example/chat",
-            "host=db.example dbname=chat",
-        ):
-            store = open_store(spec)
-            self.assertIsInstance(store, PostgresStore, spec)
-
-    def test_anything_else_is_an_sqlite_path(self) -> None:
-        store = open_store("/var/lib/muca/history.db")
-        self.assertIsInstance(store, SQLiteStore)
-        assert isinstance(store, SQLiteStore)
-        self.assertEqual(store.path, "/var/lib/muca/history.db")
