@@ -1,4 +1,6 @@
-"""Tests of muca.store: the same behaviour on SQLite and on a real PostgreSQL."""
+"""Storing: ``append`` keeps messages in id order and refuses ids that do not
+increase, a new database is empty, and messages, the last id and the known
+users survive a reopen; on SQLite and on a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ from tests.store.support import (
 )
 
 
-class StoreBehaviour(StoreCase):
-    """What every backend must do; mixed into one TestCase per backend."""
+class StoringBehaviour(StoreCase):
+    """What a store keeps; mixed into one TestCase per backend."""
 
     async def test_a_new_database_is_empty(self) -> None:
         store = await self.opened()
@@ -91,12 +93,12 @@ class StoreBehaviour(StoreCase):
         self.assertEqual(await again.known_users(), {"alice", "bob"})
 
 
-class SQLiteStoreTests(SQLiteBackend, StoreBehaviour, TestCase):
-    """The store behaviour on an SQLite file, and SQLite's own refusals."""
+class SQLiteStoringTests(SQLiteBackend, StoringBehaviour, TestCase):
+    """Storing in an SQLite file."""
 
 
-class PostgresStoreTests(PostgresBackend, StoreBehaviour, TestCase):
-    """The store behaviour on a real PostgreSQL server started by the tests."""
+class PostgresStoringTests(PostgresBackend, StoringBehaviour, TestCase):
+    """Storing in a real PostgreSQL database."""
 
     async def test_a_failed_append_stores_nothing_of_its_batch(self) -> None:
         first = await self.opened()
