@@ -209,18 +209,6 @@ class LoadGenerator:
                         continue
                 handler(client, data)
 
-    def _run_until(self, done: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        next_check = 0.0
-        while not done():
-            now = time.monotonic()
-            if now >= deadline:
-                raise BenchFailure(f"{what}: not done after {timeout:g} s")
-            if self._check is not None and now >= next_check:
-                self._check()
-                next_check = now + 0.5
-            self._poll(min(0.05, deadline - now))
-
     def _settle(self, seconds: float) -> None:
         """Go on reading for a while, so that anything stray shows up."""
         deadline = time.monotonic() + seconds
