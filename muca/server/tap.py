@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import resource
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -12,16 +11,10 @@ from twisted.cred import checkers, credentials, strcred
 from twisted.internet import endpoints
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import (
-    IListeningPort,
-    IProtocolFactory,
-    IStreamServerEndpoint,
-)
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.filepath import FilePath
-from zope.interface import implementer
 
 import muca
 from muca.protocol.wire import DEFAULT_MAX_FRAME
@@ -31,6 +24,11 @@ from muca.server.limits import (
     DEFAULT_MAX_PER_ADDRESS,
     DEFAULT_RATE,
     default_max_connections,
+)
+from muca.server.listeners import (
+    AnnouncedEndpoint,
+    raise_descriptor_limit,
+    with_backlog,
 )
 from muca.server.node import (
     DEFAULT_HISTORY_REPLAY,
@@ -48,7 +46,6 @@ log = Logger()
 DEFAULT_PORT = 40452
 #: The web listener (browser client, WebSocket, health, metrics) by default.
 DEFAULT_WEB = "tcp:40080"
-DEFAULT_BACKLOG = 1024
 DEFAULT_DB = "muca.db"
 # Seconds between two prunings of the history (--history-days/--history-max).
 PRUNE_INTERVAL = 600.0
@@ -132,35 +129,6 @@ def check_listen(option: str, description: str) -> None:
 
 def _off_when_zero(value: float) -> float | None:
     return value or None
-
-
-def raise_descriptor_limit() -> int:
-    """Raise this process's open-file limit to its hard limit; return it.
-
-    Many systems start processes at a soft limit of 1,024 descriptors, far
-    below what a room of thousands needs, while allowing much more.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-        except (ValueError, OSError):
-            pass
-    return soft
-
-
-def with_backlog(description: str) -> str:
-    """Give a TCP or TLS listener a backlog of :data:`DEFAULT_BACKLOG` unless
-    the description names one.
-
-    Twisted's default of 50 pending connections makes a class of hundreds
-    connecting at once wait for SYN retries (a second or more each).
-    """
-    kind = description.split(":", 1)[0]
-    if kind in ("tcp", "tcp6", "ssl") and "backlog=" not in description:
-        return f"{description}:backlog={DEFAULT_BACKLOG}"
-    return description
 
 
 class Options(usage.Options, strcred.AuthOptionMixin):
@@ -532,30 +500,3 @@ def makeService(options: Options) -> ChatService:
         for description in options["web"]:
             strports.service(description, site).setServiceParent(chat)
     return chat
-
-
-@implementer(IStreamServerEndpoint)
-class AnnouncedEndpoint:
-    """An endpoint that logs where it listens once it does: with port 0 the
-    operator learns which port the system gave."""
-
-    def __init__(self, endpoint: IStreamServerEndpoint) -> None:
-        self._endpoint = endpoint
-
-    def listen(self, factory: IProtocolFactory) -> Deferred[IListeningPort]:
-        """Listen as the wrapped endpoint does, then log the address."""
-        return self._endpoint.listen(factory).addCallback(self._announce)
-
-    def _announce(self, port: IListeningPort) -> IListeningPort:
-        log.info("muca: listening on {where}", where=describe_address(port.getHost()))
-        return port
-
-
-def describe_address(address: Any) -> str:
-    """``host:port`` for an IP address, the path for a UNIX socket."""
-    port = getattr(address, "port", None)
-    if port is not None:
-        host = address.host
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    name = getattr(address, "name", None)
-    return name.decode() if isinstance(name, bytes) else str(name)
