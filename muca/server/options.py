@@ -1,0 +1,344 @@
+"""The ``twistd muca`` command line: every option, its default, its help
+text and the checks on its value (before anything listens)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from twisted.cred import checkers, credentials, strcred
+from twisted.internet import endpoints
+from twisted.python import usage
+from twisted.python.filepath import FilePath
+
+import muca
+from muca.protocol.wire import DEFAULT_MAX_FRAME
+from muca.server.limits import DEFAULT_BURST, DEFAULT_MAX_PER_ADDRESS, DEFAULT_RATE
+from muca.server.listeners import with_backlog
+from muca.server.node import (
+    DEFAULT_HISTORY_REPLAY,
+    DEFAULT_JOIN_TIMEOUT,
+    DEFAULT_LIST_INTERVAL,
+    DEFAULT_MAX_OUTBOUND,
+)
+from muca.store import StoreError, open_store
+from twisted import copyright
+
+DEFAULT_PORT = 40452
+#: The web listener (browser client, WebSocket, health, metrics) by default.
+DEFAULT_WEB = "tcp:40080"
+DEFAULT_DB = "muca.db"
+MAX_PORT = 65535
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise ValueError(f"{value!r} is not a positive whole number")
+    return number
+
+
+def _non_negative_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number >= 0 or number == float("inf"):
+        raise ValueError(f"{value!r} is not a number of zero or more")
+    return number
+
+
+def _non_negative_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise ValueError(f"{value!r} is not zero or a positive whole number")
+    return number
+
+
+def _named(option: str, coerce: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``coerce`` whose errors name the option: usage.Options says only
+    "Parameter type enforcement failed" for a ValueError, so raise the
+    UsageError here (it passes through)."""
+
+    def checked(value: str) -> Any:
+        try:
+            return coerce(value)
+        except ValueError as error:
+            raise usage.UsageError(f"--{option}: {error}") from None
+
+    return checked
+
+
+def _port_number(option: str, value: str) -> int:
+    """A TCP port number (0: any free one), or a UsageError naming ``option``."""
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= MAX_PORT:
+        raise usage.UsageError(
+            f"--{option}: {value!r} is not a port number (0-{MAX_PORT})"
+        )
+    return port
+
+
+def check_listen(option: str, description: str) -> None:
+    """Raise a UsageError naming ``option`` when ``description`` is no
+    endpoint this server can listen on; nothing listens yet."""
+    kind, _, rest = description.partition(":")
+    if kind in ("tcp", "tcp6", "ssl"):
+        fields = rest.split(":")
+        named = [f.partition("=")[2] for f in fields if f.startswith("port=")]
+        port = named[0] if named else fields[0]
+        _port_number(option, port)
+    try:
+        # Only parses the description (and, for ssl:, reads the key and
+        # certificate): the endpoint is never asked to listen.
+        endpoints.serverFromString(None, description)
+    except Exception as error:
+        reason = getattr(error, "strerror", None) or error
+        raise usage.UsageError(f"--{option}: {description}: {reason}") from None
+
+
+class Options(usage.Options, strcred.AuthOptionMixin):
+    """Options of ``twistd muca``."""
+
+    supportedInterfaces = (credentials.IUsernamePassword,)  # noqa: N815
+
+    synopsis = "[options]"
+    longdesc = (
+        "Run a MUCA chat server. With no --port or --listen it listens on "
+        f"TCP port {DEFAULT_PORT} on every interface, and serves the browser "
+        "client on http://HOST:40080/ (--web). With --auth (e.g. "
+        "--auth memory:alice@hku.hk:secret or --auth file:users.txt, a file of "
+        "uid:password lines) every JOIN needs a PASS that is right for its UID; "
+        "without it no password is asked."
+    )
+    optParameters = [
+        [
+            "port",
+            "p",
+            None,
+            "Port to listen on: a number, or an endpoint description as for --listen.",
+        ],
+        [
+            "max-frame",
+            None,
+            DEFAULT_MAX_FRAME,
+            "Longest frame (one JSON object) accepted, in bytes.",
+            _named("max-frame", _positive_int),
+        ],
+        [
+            "list-interval",
+            None,
+            DEFAULT_LIST_INTERVAL,
+            "Seconds between two roster updates during a burst of joins and leaves;"
+            " grows in proportion past 2,000 members.",
+            _named("list-interval", _non_negative_float),
+        ],
+        [
+            "max-outbound",
+            None,
+            DEFAULT_MAX_OUTBOUND,
+            "Bytes that may wait for a client that does not read (past the "
+            "transport's own buffer) before it is disconnected as a slow consumer.",
+            _named("max-outbound", _positive_int),
+        ],
+        [
+            "join-timeout",
+            None,
+            DEFAULT_JOIN_TIMEOUT,
+            "Seconds a connection may stay without joining before it is "
+            "closed; 0: no limit.",
+            _named("join-timeout", _non_negative_float),
+        ],
+        [
+            "rate-limit",
+            None,
+            DEFAULT_RATE,
+            "Messages per second one connection may send on average; past it "
+            "the server reads the rest more slowly (nothing is dropped); 0: no limit.",
+            _named("rate-limit", _non_negative_float),
+        ],
+        [
+            "rate-burst",
+            None,
+            DEFAULT_BURST,
+            "Messages one connection may send at once before --rate-limit applies.",
+            _named("rate-burst", _positive_int),
+        ],
+        [
+            "max-connections",
+            None,
+            None,
+            "Open connections in total; past it a JOIN gets ACK FAIL "
+            "SERVER_FULL and the connection is closed; 0: no limit. Default: "
+            "what the open-file limit allows (raised to its hard limit at start).",
+            _named("max-connections", _non_negative_int),
+        ],
+        [
+            "max-per-address",
+            None,
+            None,
+            "Open connections from one IP address; past it a JOIN gets ACK FAIL "
+            f"SERVER_FULL and the connection is closed; 0: no limit. Default: "
+            f"{DEFAULT_MAX_PER_ADDRESS}, loopback addresses exempt; a value "
+            "given here holds for every address.",
+            _named("max-per-address", _non_negative_int),
+        ],
+        # Cluster (see muca.cluster): one room over several servers.
+        [
+            "cluster",
+            None,
+            None,
+            "Share one room with the other servers started with the same "
+            "redis://host:port/db URL (a Redis server): one registry, one "
+            "order of messages, each server's users leave when it dies. "
+            "Requires --db none or a shared postgresql:// database.",
+        ],
+        [
+            "max-members",
+            None,
+            0,
+            "Users in the chat room; a JOIN past it gets ACK FAIL SERVER_FULL; "
+            "0: no limit (but --max-connections).",
+            _named("max-members", _non_negative_int),
+        ],
+        [
+            "db",
+            None,
+            None,
+            "Where the history is kept: an SQLite file (created if absent), "
+            "a postgresql:// URL or libpq conninfo, or 'none' (no history). "
+            f"Default: {DEFAULT_DB}; with --cluster, none (a --cluster needs "
+            "a postgresql:// database every node shares, where each message "
+            "is committed before any node delivers it).",
+        ],
+        [
+            "history-replay",
+            None,
+            DEFAULT_HISTORY_REPLAY,
+            "Messages replayed to a client joining with the history capability.",
+            _named("history-replay", _non_negative_int),
+        ],
+        [
+            "history-days",
+            None,
+            None,
+            "Delete messages older than this many days (in the background); "
+            "default: kept forever.",
+            _named("history-days", _non_negative_float),
+        ],
+        [
+            "history-max",
+            None,
+            None,
+            "Keep at most this many messages, deleting the oldest (in the "
+            "background); default: no limit.",
+            _named("history-max", _positive_int),
+        ],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        # The opt_ methods' docstrings as --help shows them: one paragraph
+        # each, not the source's line breaks and indentation.
+        self.docs = {
+            name: " ".join(doc.split()) if isinstance(doc, str) else doc
+            for name, doc in self.docs.items()
+        }
+        self["listen"] = []
+        self["web"] = []
+        self["web-origin"] = []
+
+    def opt_listen(self, description: str) -> None:
+        """Listen on an endpoint description, e.g. tcp:40452:interface=127.0.0.1,
+        unix:/tmp/muca.sock or ssl:40453:privateKey=key.pem:certKey=cert.pem.
+        Repeatable."""
+        check_listen("listen", description)
+        self["listen"].append(description)
+
+    def opt_web(self, description: str) -> None:
+        """Serve the browser client, the protocol over WebSocket (/ws),
+        /healthz and /metrics on an endpoint description (ssl: for https and
+        wss); "none": no web listener. Repeatable. Default: tcp:40080."""
+        if description != "none":
+            check_listen("web", description)
+        self["web"].append(description)
+
+    def opt_web_origin(self, origin: str) -> None:
+        """Let pages from this origin (e.g. https://chat.example.org) use the
+        WebSocket, besides the web listener's own. Repeatable."""
+        self["web-origin"].append(origin)
+
+    def opt_version(self) -> None:
+        """Show MUCA's version (and Twisted's) and exit."""
+        print(f"MUCA version {muca.__version__} (Twisted {copyright.version})")
+        sys.exit(0)
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """Parse; after a mistake, twistd shows a short usage, not all options."""
+        try:
+            super().parseOptions(options)
+        except usage.UsageError:
+            self._failed = True
+            raise
+
+    def getUsage(self, width: int | None = None) -> str:
+        """All the options, or after a mistake where to find them."""
+        if getattr(self, "_failed", False):
+            return 'Run "twistd muca --help" for the options.'
+        return super().getUsage(width)
+
+    def postOptions(self) -> None:
+        for checker in self.get("credCheckers", []):
+            if isinstance(checker, checkers.FilePasswordDB):
+                if not FilePath(checker.filename).isfile():
+                    raise usage.UsageError(
+                        f"--auth file: no such file: {checker.filename}"
+                    )
+        port = self["port"]
+        if port is not None:
+            if port.lstrip("+-").isdigit() or ":" not in port:
+                # A number, or what was meant as one ("abc", "-5").
+                port = f"tcp:{_port_number('port', port)}"
+            check_listen("port", port)
+            self["listen"].insert(0, port)
+        if not self["listen"]:
+            self["listen"].append(f"tcp:{DEFAULT_PORT}")
+        self["listen"] = [with_backlog(d) for d in self["listen"]]
+        if self["db"] is None:
+            self["db"] = "none" if self["cluster"] is not None else DEFAULT_DB
+        if self["cluster"] is not None:
+            from muca.cluster.address import BadClusterURL, parse_cluster_url
+
+            try:
+                self["cluster"] = parse_cluster_url(self["cluster"])
+            except BadClusterURL as error:
+                raise usage.UsageError(f"--cluster: {error}") from None
+        try:
+            # Chosen (not opened) here: opening happens at the service's start.
+            self["store"] = open_store(self["db"])
+        except StoreError as error:
+            raise usage.UsageError(f"--db: {error}") from None
+        if self["cluster"] is not None and self["store"] is not None:
+            from muca.store.postgres import PostgresStore
+
+            if not isinstance(self["store"], PostgresStore):
+                raise usage.UsageError(
+                    "--cluster needs a history every server shares: use --db "
+                    "postgresql://... or --db none, not a local SQLite file"
+                )
+        web = self["web"] or [DEFAULT_WEB]
+        if "none" in web:
+            if len(web) > 1:
+                raise usage.UsageError("--web none cannot go with other --web")
+            web = []
+        self["web"] = [with_backlog(d) for d in web]
