@@ -22,14 +22,10 @@ from typing import Any, NoReturn
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-from muca.client.client import (
-    ChatClient,
-    ChatObserver,
-    ClientError,
-    MessageTooLong,
-    ReceivedMessage,
-)
+from muca.client.client import ChatClient
 from muca.client.config import DEFAULT_CONFIG, ClientConfig, ConfigError, load_config
+from muca.client.errors import ClientError, MessageTooLong
+from muca.client.observer import ChatObserver, ReceivedMessage
 from muca.protocol.messages import ALL, AUTH_FAILED, GROUP, PRIVATE, JoinRefused, Peer
 
 VALUE_COLOUR = "#007a00"
