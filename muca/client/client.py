@@ -8,38 +8,34 @@ yet it writes as the original client does (ASCII JSON objects back to back,
 no separator; the ``JOIN`` carries ``"V": 2`` all the same), and switches to
 native framing (UTF-8, one object per line) once the server's first reply
 ends with a newline. Nothing here knows Tk.
+
+What it raises is in :mod:`muca.client.errors`, what it reports
+(:class:`ChatObserver`, :class:`ReceivedMessage`) in
+:mod:`muca.client.observer`, and the TCP or TLS endpoint it connects
+through in :mod:`muca.client.endpoint`.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
-from OpenSSL.crypto import X509
-from service_identity.hazmat import (
-    DNS_ID,
-    IPAddress_ID,
-    ServiceID,
-    verify_service_identity,
-)
-from service_identity.pyopenssl import extract_patterns
-from twisted.internet import defer, endpoints, error, ssl
-from twisted.internet.interfaces import (
-    IOpenSSLClientConnectionCreator,
-    IReactorTime,
-    IStreamClientEndpoint,
-)
+from twisted.internet import defer, error
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import ClientFactory, Protocol
-from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
+from muca.client.endpoint import DEFAULT_TIMEOUT, client_endpoint
+from muca.client.errors import (
+    ClientError,
+    ConnectFailed,
+    ConnectionClosed,
+    MessageTooLong,
+    NotConnected,
+)
+from muca.client.observer import ChatObserver, ReceivedMessage
 from muca.protocol import messages
 from muca.protocol.messages import (
     Ack,
@@ -61,82 +57,10 @@ from muca.protocol.wire import (
     encode,
 )
 
-DEFAULT_TIMEOUT = 2.0
-
 # A message the server took in one frame reaches us with more around it
 # (TYPE, FROM, TO, TS) and, toward some peers, with escapes: accept frames
 # this many times the server's limit.
 RECEIVE_FACTOR = 4
-
-
-class ClientError(Exception):
-    """A client operation that cannot be done; ``str()`` is a readable line."""
-
-
-class NotConnected(ClientError):
-    """An operation that needs a connection (or a joined session) without one."""
-
-
-class ConnectFailed(ClientError):
-    """The server could not be reached, or did not answer, in time."""
-
-
-class ConnectionClosed(ClientError):
-    """The connection closed before the answer that was waited for."""
-
-
-class MessageTooLong(ClientError):
-    """A message that cannot fit in one frame of the server's; nothing was sent."""
-
-    def __init__(self, length: int, most: int) -> None:
-        super().__init__(f"message too long ({length:,} characters, at most {most:,})")
-        self.length = length
-        self.most = most
-
-
-class CertificateRefused(ClientError):
-    """The server's TLS certificate does not name the server we asked for."""
-
-
-@dataclass(frozen=True, slots=True)
-class ReceivedMessage:
-    """A chat message as the observer sees it: ``kind`` is ALL, GROUP or PRIVATE."""
-
-    kind: str
-    sender_uid: str
-    sender_nickname: str
-    text: str
-    to: tuple[str, ...] = ()
-    #: The server's message id and receive time (ms since the epoch), if sent.
-    ident: int | None = None
-    timestamp_ms: int | None = None
-    #: True for a message replayed from the history (sent before we joined).
-    history: bool = False
-
-
-class ChatObserver:
-    """What a :class:`ChatClient` reports; subclass and override what you need."""
-
-    def joined(self) -> None:
-        """The server accepted our ``JOIN``."""
-
-    def refused(self, code: str, reason: str) -> None:
-        """The server refused our ``JOIN`` with ``ACK FAIL``."""
-
-    def peers_changed(self, peers: tuple[Peer, ...]) -> None:
-        """The peer list changed (full ``LIST`` or ``PRESENCE`` delta)."""
-
-    def message_received(self, message: ReceivedMessage) -> None:
-        """A chat message arrived."""
-
-    def server_error(self, code: str, reason: str) -> None:
-        """The server sent ``ERROR`` (or something this client cannot read)."""
-
-    def history_end(self, more: bool) -> None:
-        """A replay or scroll-back is complete; ``more``: older messages exist."""
-
-    def connection_lost(self, reason: str, requested: bool) -> None:
-        """The connection ended; ``requested`` when we asked for it (leave)."""
 
 
 class ChatClientProtocol(Protocol):
@@ -205,106 +129,6 @@ class ChatClientFactory(ClientFactory):
         proto = ChatClientProtocol(self.client, self.max_frame)
         proto.factory = self
         return proto
-
-
-def client_endpoint(
-    reactor: Any,
-    host: str,
-    port: int,
-    tls: bool = False,
-    ca_file: str | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-) -> IStreamClientEndpoint:
-    """An endpoint to a server; with ``tls`` the server's certificate is verified
-    against ``ca_file`` (a PEM CA certificate) or the platform's trust store.
-
-    Raises :class:`ClientError` when ``ca_file`` cannot be read or used."""
-    tcp = endpoints.HostnameEndpoint(reactor, host, port, timeout=timeout)
-    if not tls:
-        return tcp
-    trust = None
-    if ca_file is not None:
-        try:
-            with open(ca_file, "rb") as pem:
-                trust = ssl.Certificate.loadPEM(pem.read())
-        except OSError as problem:
-            raise ClientError(
-                f"cannot read CA file {ca_file}: {problem.strerror}"
-            ) from None
-        except Exception:
-            raise ClientError(f"CA file {ca_file} is not a PEM certificate") from None
-    return endpoints.wrapClientTLS(NamedServerTLS(host, trust), tcp)
-
-
-@implementer(IOpenSSLClientConnectionCreator)
-class NamedServerTLS:
-    """TLS toward ``host`` that refuses any certificate not naming ``host``.
-
-    ``optionsForClientTLS`` alone lets a certificate with no subjectAltName
-    through: ``service_identity`` raises ``CertificateError`` there, which
-    Twisted's check logs as a traceback and then ignores. Here every failure
-    of the name check refuses the server, with a readable
-    :class:`CertificateRefused` as the connection's reason.
-    """
-
-    def __init__(self, host: str, trust: ssl.Certificate | None) -> None:
-        self.host = host
-        self._options = ssl.optionsForClientTLS(host, trustRoot=trust)
-
-    def clientConnectionForTLS(self, tls: TLSMemoryBIOProtocol) -> SSL.Connection:
-        """The connection from ``optionsForClientTLS``, with our name check."""
-        connection = self._options.clientConnectionForTLS(tls)
-        connection.set_verify(
-            SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, self._checker(tls)
-        )
-        return connection
-
-    def _checker(
-        self, tls: TLSMemoryBIOProtocol
-    ) -> Callable[[SSL.Connection, X509, int, int, int], bool]:
-        def check(
-            connection: SSL.Connection, cert: X509, errno: int, depth: int, ok: int
-        ) -> bool:
-            if not ok or depth != 0:
-                return bool(ok)  # OpenSSL's chain check decides, and says why
-            try:
-                verify_service_identity(extract_patterns(cert), [self._wanted()], [])
-            except Exception:
-                # VerificationError (a wrong name), CertificateError (no
-                # subjectAltName at all) or anything else: never go on.
-                tls.failVerification(Failure(CertificateRefused(self._refusal(cert))))
-                return False
-            return True
-
-        return check
-
-    def _wanted(self) -> ServiceID:
-        try:
-            ipaddress.ip_address(self.host)
-        except ValueError:
-            return DNS_ID(self.host)
-        return IPAddress_ID(self.host)
-
-    def _refusal(self, cert: X509) -> str:
-        """One line saying whom the certificate names instead."""
-        certificate = cert.to_cryptography()
-        try:
-            names = certificate.extensions.get_extension_for_class(
-                x509.SubjectAlternativeName
-            ).value
-        except x509.ExtensionNotFound:
-            common = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-            cn = f"CN={common[0].value}" if common else "no name at all"
-            return (
-                f"TLS failed: the server's certificate is not for {self.host}"
-                f" (it has no subjectAltName, only {cn})"
-            )
-        named = [str(n) for n in names.get_values_for_type(x509.DNSName)]
-        named += [str(n) for n in names.get_values_for_type(x509.IPAddress)]
-        return (
-            f"TLS failed: the server's certificate is not for {self.host}"
-            f" (it names {', '.join(named) or 'no host'})"
-        )
 
 
 class ChatClient:

@@ -153,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             command = [
                 sys.executable,
                 "-m",
-                "muca.client.gui",
+                "muca.client.cli",
                 path,
                 "--port",
                 str(port),

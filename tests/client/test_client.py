@@ -10,14 +10,14 @@ from twisted.internet import defer, reactor
 from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import TestCase
 
-from muca.client.client import (
-    ChatClient,
+from muca.client.client import ChatClient
+from muca.client.errors import (
     ClientError,
     ConnectFailed,
     MessageTooLong,
     NotConnected,
-    ReceivedMessage,
 )
+from muca.client.observer import ReceivedMessage
 from muca.protocol.messages import (
     ALL,
     AUTH_FAILED,

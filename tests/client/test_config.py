@@ -142,7 +142,7 @@ class ShippedConfigTests(SynchronousTestCase):
 
 class CommandLineTests(SynchronousTestCase):
     def run_chat(
-        self, *args: str, cwd: str | None = None, module: str = "muca.client.gui"
+        self, *args: str, cwd: str | None = None, module: str = "muca.client.cli"
     ) -> subprocess.CompletedProcess[str]:
         env = dict(os.environ)
         env.pop("DISPLAY", None)  # a config error must come before any window

@@ -80,7 +80,7 @@ class ChatProgramTests(GuiTestCase):
         mary = self.window(MARY)
         await mary.do_join()
         program = subprocess.Popen(
-            [sys.executable, "-m", "muca.client.gui", str(config), "--join"],
+            [sys.executable, "-m", "muca.client.cli", str(config), "--join"],
             env=dict(os.environ, DISPLAY=self.display),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

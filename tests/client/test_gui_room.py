@@ -6,9 +6,10 @@ import tkinter as tk
 
 from twisted.internet import reactor
 
-from muca.client.client import ChatClient, ReceivedMessage
+from muca.client.client import ChatClient
 from muca.client.config import ClientConfig
 from muca.client.gui import ChatWindow, pane_text
+from muca.client.observer import ReceivedMessage
 from tests.support.client import settle
 from tests.support.gui import MARY, TONY, GuiTestCase, first_line
 

@@ -23,7 +23,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import SkipTest, TestCase
 from Xlib import display as xdisplay
 
-from muca.client.client import ChatObserver, ReceivedMessage
+from muca.client.observer import ChatObserver, ReceivedMessage
 from muca.protocol.messages import Peer
 
 #: Seconds a test waits for something expected before failing.
