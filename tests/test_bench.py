@@ -302,16 +302,36 @@ class OutputTests(unittest.TestCase):
         out = io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
             status = bench_main.main(
-                ["--cluster", "2", "--workload", "private", "--duration", "0.2"]
+                [
+                    "--cluster",
+                    "2",
+                    "--workload",
+                    "private",
+                    "--duration",
+                    "0.2",
+                    "--rounds",
+                    "2",
+                ]
             )
         self.assertEqual(status, 0)
         printed = out.getvalue()
         rows = json.loads(printed[printed.index("[") :])
         self.assertEqual(
             [(r["workload"], r["nodes"]) for r in rows],
-            [("private w1", None), ("private w1", 2)],
+            [
+                ("private w1 #1", None),
+                ("private w1 #1", 2),
+                ("private w1 #2", 2),
+                ("private w1 #2", None),
+            ],
         )
-        notes = rows[1]["notes"]
-        self.assertEqual(
-            [n.split(":")[0] for n in notes], ["node 1", "node 2", "redis-server"]
+        for cluster in (rows[1], rows[2]):
+            self.assertEqual(
+                [n.split(":")[0] for n in cluster["notes"]],
+                ["node 1", "node 2", "redis-server"],
+            )
+        self.assertRegex(
+            printed,
+            r"private w1: 2 nodes against one, server CPU per delivery \d+\.\d\d×"
+            r" \(median of 2 rounds: \d+\.\d\d×, \d+\.\d\d×\)",
         )
