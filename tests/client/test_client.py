@@ -29,8 +29,13 @@ from muca.protocol.messages import (
     Peer,
 )
 from muca.protocol.wire import Framing
-from tests.support import start_server, start_service
+from tests.support import start_server
 from tests.support.client import (
+    HENRY,
+    MARY,
+    TONY,
+    ClientTestCase,
+    ClientTestMixin,
     RecordingObserver,
     closed_port,
     listen_loopback,
@@ -43,36 +48,8 @@ from tests.support.client import (
 from tests.support.peers import AsciiOnlyReader, BraceDepthReader
 from tests.support.servers import PickyRoom, RecordingRelay
 
-TONY = ("Tony", "Tony@hku.hk")
-MARY = ("Mary", "mary@hku.hk")
-HENRY = ("Henry", "henry@hku.hk")
 
-
-class ClientTestMixin:
-    """Connects clients to a server and closes them after the test."""
-
-    port: int
-
-    async def client(
-        self, user: tuple[str, str], timeout: float = 2.0, join: bool = True
-    ) -> tuple[ChatClient, RecordingObserver]:
-        observer = RecordingObserver()
-        client = ChatClient(reactor, user[0], user[1], observer, timeout=timeout)
-        self.addCleanup(client.leave)  # type: ignore[attr-defined]
-        await client.connect_tcp("127.0.0.1", self.port)
-        if join:
-            await client.join()
-        return client, observer
-
-
-class ClientAgainstServerTests(ClientTestMixin, TestCase):
-    async def setUp(self) -> None:
-        (listening,) = await start_service(
-            self, "--listen", "tcp:0:interface=127.0.0.1"
-        )
-        self.port = listening.getHost().port
-        self.server = listening.factory
-
+class ClientAgainstServerTests(ClientTestCase):
     async def test_join_reports_joined_and_peer_list(self) -> None:
         client, observer = await self.client(TONY)
         self.assertTrue(client.joined)
