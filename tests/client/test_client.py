@@ -15,7 +15,6 @@ from muca.client.errors import (
 )
 from muca.protocol.messages import (
     ALL,
-    AUTH_FAILED,
     GROUP,
     PRIVATE,
     UID_TAKEN,
@@ -196,23 +195,3 @@ class MessageSizeTests(ClientTestMixin, TestCase):
         before = bytes(room.peers[0].received)
         tony.send([], "é" * most)
         await wait_until(lambda: room.peers[0].received != before, what="send")
-
-
-class AuthTests(ClientTestMixin, TestCase):
-    async def setUp(self) -> None:
-        self.port = await start_server(self, "--auth", "memory:Tony@hku.hk:open sesame")
-
-    async def test_missing_or_wrong_password_fails_with_auth_failed(self) -> None:
-        for password in (None, "open says me"):
-            client, observer = await self.client(TONY, join=False)
-            with self.assertRaises(JoinRefused) as raised:
-                await client.join(password)
-            self.assertEqual(raised.exception.code, AUTH_FAILED)
-            self.assertEqual(observer.of("refused")[0][0], AUTH_FAILED)
-            await client.leave()
-
-    async def test_right_password_joins(self) -> None:
-        client, observer = await self.client(TONY, join=False)
-        await client.join("open sesame")
-        self.assertTrue(client.joined)
-        self.assertEqual(await observer.next_of("peers"), (Peer(*TONY),))
