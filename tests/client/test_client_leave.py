@@ -1,4 +1,5 @@
-"""Tests of muca.client.client: the client API against real servers on loopback."""
+"""Leaving and losing the connection with ChatClient: what the observer hears,
+and joining again afterwards."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from tests.support.client import (
 from tests.support.servers import RecordingRelay
 
 
-class ClientAgainstServerTests(ClientTestCase):
+class LeaveTests(ClientTestCase):
     async def test_leave_closes_clears_peers_and_reports_requested_loss(self) -> None:
         tony, observer = await self.client(TONY)
         mary, mary_seen = await self.client(MARY)
