@@ -12,16 +12,13 @@ from twisted.internet.protocol import Factory, Protocol
 from muca.client.gui import pane_text
 from tests.support import start_server
 from tests.support.client import (
+    TONY,
     listen_loopback,
     make_certificates,
     temp_folder,
     tls_listen,
 )
-from tests.support.gui import (
-    TONY,
-    GuiTestCase,
-    first_line,
-)
+from tests.support.gui import GuiTestCase, first_line
 
 
 class PasswordServer(Protocol):

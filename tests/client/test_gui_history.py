@@ -13,13 +13,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from muca.client.gui import clock_time, pane_text
 from tests.support import connect, join, send
-from tests.support.client import settle
-from tests.support.gui import (
-    MARY,
-    TONY,
-    GuiTestCase,
-    message_text,
-)
+from tests.support.client import MARY, TONY, settle
+from tests.support.gui import GuiTestCase, message_text
 
 DB = os.path.join(tempfile.mkdtemp(prefix="muca-gui-history-"), "history.db")
 

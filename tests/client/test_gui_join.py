@@ -11,16 +11,13 @@ from twisted.internet.protocol import Factory, Protocol
 from muca.client.client import ChatClient
 from muca.client.gui import pane_text
 from tests.support.client import (
+    MARY,
+    TONY,
     closed_port,
     listen_loopback,
     settle,
 )
-from tests.support.gui import (
-    MARY,
-    TONY,
-    GuiTestCase,
-    first_line,
-)
+from tests.support.gui import GuiTestCase, first_line
 from tests.support.servers import RecordingRelay
 
 

@@ -14,13 +14,11 @@ from Xlib.protocol import event as xevent
 
 from muca.client.gui import pane_text
 from tests.support.client import (
+    MARY,
     temp_folder,
     wait_until,
 )
-from tests.support.gui import (
-    MARY,
-    GuiTestCase,
-)
+from tests.support.gui import GuiTestCase
 
 
 def _top_level(display: xdisplay.Display, title: str) -> Any:

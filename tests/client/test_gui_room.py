@@ -10,8 +10,8 @@ from muca.client.client import ChatClient
 from muca.client.config import ClientConfig
 from muca.client.gui import ChatWindow, pane_text
 from muca.client.observer import ReceivedMessage
-from tests.support.client import settle
-from tests.support.gui import MARY, TONY, GuiTestCase, first_line
+from tests.support.client import MARY, TONY, settle
+from tests.support.gui import GuiTestCase, first_line
 
 
 class RoomOfFortyTests(GuiTestCase):

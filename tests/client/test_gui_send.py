@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from muca.client.gui import pane_text
 from tests.support.client import (
-    settle,
-)
-from tests.support.gui import (
     HENRY,
     MARY,
     PETER,
     TONY,
-    GuiTestCase,
-    first_line,
-    message_text,
+    settle,
 )
+from tests.support.gui import GuiTestCase, first_line, message_text
 
 
 class SendTests(GuiTestCase):

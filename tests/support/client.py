@@ -1,4 +1,5 @@
-"""Helpers for the client and GUI tests: a loopback server and a recording observer."""
+"""Helpers for the client and GUI tests: the users, a loopback server, a
+recording observer and a test case whose clients join a real server."""
 
 from __future__ import annotations
 
@@ -23,11 +24,18 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import SkipTest, TestCase
 from Xlib import display as xdisplay
 
+from muca.client.client import ChatClient
 from muca.client.observer import ChatObserver, ReceivedMessage
 from muca.protocol.messages import Peer
+from tests.support import start_service
 
 #: Seconds a test waits for something expected before failing.
 TIMEOUT = 5.0
+
+TONY = ("Tony", "Tony@hku.hk")
+MARY = ("Mary", "mary@hku.hk")
+HENRY = ("Henry", "henry@hku.hk")
+PETER = ("Peter", "peter@hku.hk")
 
 
 async def listen_loopback(testcase: TestCase, factory: Factory) -> int:
@@ -92,6 +100,34 @@ class RecordingObserver(ChatObserver):
         """Wait until ``count`` events of this name exist; return the last."""
         await wait_until(lambda: len(self.of(name)) >= count, what=f"{name} event")
         return self.of(name)[count - 1]
+
+
+class ClientTestMixin:
+    """Connects clients to a server and closes them after the test."""
+
+    port: int
+
+    async def client(
+        self, user: tuple[str, str], timeout: float = 2.0, join: bool = True
+    ) -> tuple[ChatClient, RecordingObserver]:
+        observer = RecordingObserver()
+        client = ChatClient(reactor, user[0], user[1], observer, timeout=timeout)
+        self.addCleanup(client.leave)  # type: ignore[attr-defined]
+        await client.connect_tcp("127.0.0.1", self.port)
+        if join:
+            await client.join()
+        return client, observer
+
+
+class ClientTestCase(ClientTestMixin, TestCase):
+    """A server from ``twistd muca``'s service on loopback for each test."""
+
+    async def setUp(self) -> None:
+        (listening,) = await start_service(
+            self, "--listen", "tcp:0:interface=127.0.0.1"
+        )
+        self.port = listening.getHost().port
+        self.server = listening.factory
 
 
 async def settle(turns: int = 5) -> None:

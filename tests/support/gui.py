@@ -1,4 +1,4 @@
-"""A display, a server and a Tk root per test (``GuiTestCase``); the GUI users."""
+"""A display, a server and a Tk root per test (``GuiTestCase``)."""
 
 from __future__ import annotations
 
@@ -22,11 +22,6 @@ from tests.support.client import (
 )
 
 ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "artifacts"
-
-TONY = ("Tony", "Tony@hku.hk")
-MARY = ("Mary", "mary@hku.hk")
-HENRY = ("Henry", "henry@hku.hk")
-PETER = ("Peter", "peter@hku.hk")
 
 
 #: The time in front of every line of the messages pane (HH:MM, with the
