@@ -1,0 +1,133 @@
+"""ChatClient and the history, as a bot sees it through its observer: what
+was said before it joined comes as replayed messages with their ids and
+times, older pages on demand, and after a lost connection the next JOIN
+asks only for what it missed (SINCE), so nothing is reported twice."""
+
+from __future__ import annotations
+
+import os
+
+from twisted.internet import reactor
+from twisted.trial.unittest import TestCase
+
+from muca.client.client import ChatClient
+from muca.client.observer import ReceivedMessage
+from tests.support import start_service
+from tests.support.client import (
+    HENRY,
+    MARY,
+    TONY,
+    ClientTestMixin,
+    RecordingObserver,
+    listen_loopback,
+    settle,
+)
+from tests.support.servers import RecordingRelay
+
+
+class HistoryObserver(RecordingObserver):
+    """Also records the end of each replay or scroll-back."""
+
+    def history_end(self, more: bool) -> None:
+        self.events.append(("history end", more))
+
+
+def texts(messages: list[ReceivedMessage]) -> list[tuple[str, bool]]:
+    return [(m.text, m.history) for m in messages]
+
+
+class ClientHistoryTests(ClientTestMixin, TestCase):
+    """A server with an SQLite history of the test's own, replaying three."""
+
+    async def setUp(self) -> None:
+        directory = self.mktemp()
+        os.makedirs(directory)
+        (listening,) = await start_service(
+            self,
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--db",
+            os.path.join(directory, "muca.db"),
+            "--history-replay",
+            "3",
+        )
+        self.port = listening.getHost().port
+
+    async def history_client(
+        self, user: tuple[str, str]
+    ) -> tuple[ChatClient, HistoryObserver]:
+        observer = HistoryObserver()
+        client = ChatClient(reactor, user[0], user[1], observer, timeout=2.0)
+        self.addCleanup(client.leave)
+        await client.connect_tcp("127.0.0.1", self.port)
+        await client.join()
+        return client, observer
+
+    async def test_what_was_said_comes_replayed_with_ids_and_times(self) -> None:
+        mary, _ = await self.client(MARY)
+        _, henry_heard = await self.client(HENRY)
+        for n in range(1, 6):
+            mary.send([], f"said {n}")
+        await henry_heard.next_of("message", 5)  # delivered, so stored
+
+        tony, seen = await self.history_client(TONY)
+        await seen.next_of("history end")
+        replayed = seen.of("message")
+        self.assertEqual(
+            texts(replayed), [("said 3", True), ("said 4", True), ("said 5", True)]
+        )
+        self.assertEqual([m.ident for m in replayed], [3, 4, 5])
+        self.assertTrue(all(m.timestamp_ms and m.timestamp_ms > 0 for m in replayed))
+        self.assertEqual(seen.of("history end"), [True])  # older ones exist
+
+        self.assertTrue(tony.load_older(limit=10))
+        await seen.next_of("history end", 2)
+        self.assertEqual(
+            texts(seen.of("message")[3:]), [("said 1", True), ("said 2", True)]
+        )
+        self.assertEqual(seen.of("history end"), [True, False])
+        self.assertFalse(tony.load_older())  # nothing older: not even asked
+
+        mary.send([], "live now")
+        live = await seen.next_of("message", 6)
+        self.assertEqual((live.text, live.history, live.ident), ("live now", False, 6))
+
+    async def test_after_a_lost_connection_only_the_missed_come_once(self) -> None:
+        relay = RecordingRelay("127.0.0.1", self.port)
+        server_port = self.port
+        relay_port = await listen_loopback(self, relay)
+        mary, _ = await self.client(MARY)
+        _, henry_heard = await self.client(HENRY)
+        for n in range(1, 5):
+            mary.send([], f"before {n}")
+        await henry_heard.next_of("message", 4)  # delivered, so stored
+
+        self.port = relay_port
+        tony, seen = await self.history_client(TONY)
+        await seen.next_of("history end")
+        self.assertEqual(
+            texts(seen.of("message")),
+            [("before 2", True), ("before 3", True), ("before 4", True)],
+        )
+        relay.connections[0].transport.loseConnection()
+        await seen.next_of("lost")
+        mary.send([], "while away 1")
+        mary.send([], "while away 2")
+        await henry_heard.next_of("message", 6)
+
+        sent_before = len(relay.sent)
+        await tony.connect_tcp("127.0.0.1", relay_port)
+        await tony.join()
+        await seen.next_of("history end", 2)
+        await settle()
+        # The JOIN asked for what came after the last id Tony saw ...
+        self.assertIn(b'"SINCE":4', bytes(relay.sent[sent_before:]).replace(b" ", b""))
+        # ... and got exactly that, once, in order; then live messages again.
+        self.assertEqual(
+            texts(seen.of("message")[3:]),
+            [("while away 1", True), ("while away 2", True)],
+        )
+        self.port = server_port
+        mary.send([], "back")
+        live = await seen.next_of("message", 6)
+        self.assertEqual((live.text, live.history, live.ident), ("back", False, 7))
