@@ -7,14 +7,15 @@ How a message reaches other users: a connection hands a ``SEND`` to
 :meth:`ChatFactory.deliver` on every node, which queues the encoded ``MSG``
 for its own recipients (``muca.server.output``). Joins and leaves take the
 bus too, and become coalesced roster updates here. Also: connection caps
-and shutdown. One client connection is ``muca.server.connection.ChatProtocol``.
+and shutdown. One client connection is ``muca.server.connection.ChatProtocol``;
+the history a client reads back (the replay at ``JOIN``, ``HISTORY
+BEFORE``) is ``muca.server.replay.Replays``, which the factory owns.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
 from twisted.cred.portal import Portal
 from twisted.internet.base import DelayedCall
@@ -26,18 +27,13 @@ from twisted.python.failure import Failure
 
 from muca.protocol.messages import (
     ALL,
-    BAD_COMMAND,
     CLUSTER_UNAVAILABLE,
-    HISTORY,
-    MAX_SINCE,
     STORE_UNAVAILABLE,
     UNKNOWN_RECIPIENT,
     ChatMessage,
     History,
     Join,
     Send,
-    error_payload,
-    history_payload,
 )
 from muca.protocol.wire import DEFAULT_MAX_FRAME
 from muca.server.bus import Bus, ClusterUnavailable, LocalBus
@@ -50,8 +46,9 @@ from muca.server.limits import (
     ConnectionCounter,
 )
 from muca.server.output import Outbox, Payload
+from muca.server.replay import DEFAULT_HISTORY_REPLAY, Replays
 from muca.server.room import Member, Room
-from muca.store.base import MessageStore, Page, StoreError
+from muca.store.base import MessageStore, StoreError
 
 DEFAULT_LIST_INTERVAL = 0.1
 # A roster update costs a write to every member, and the members' clients as
@@ -65,22 +62,8 @@ DEFAULT_JOIN_TIMEOUT = 30.0
 DEFAULT_CLOSE_GRACE = 1.0
 # Seconds a shutdown waits for the connections to close before dropping them.
 DEFAULT_SHUTDOWN_WAIT = 1.0
-# Messages replayed at a JOIN with the history capability.
-DEFAULT_HISTORY_REPLAY = 50
 
 log = Logger()
-
-
-@dataclass(eq=False)
-class Replay:
-    """A newcomer's history on its way: live messages for it wait in
-    ``held`` until its first ``LIST`` is out and ``page`` has been read."""
-
-    member: Member
-    held: list[ChatMessage] = field(default_factory=list)
-    page: Page | None = None
-    listed: bool = False
-    failed: bool = False
 
 
 class ChatFactory(ServerFactory):
@@ -144,16 +127,12 @@ class ChatFactory(ServerFactory):
         #: Totals for /metrics.
         self.counters = Counters()
         self.store = store
-        self.history_replay = history_replay
         #: User ids that have joined before (offline delivery, --auth only).
         self.known: set[str] = set()
-        # Newcomers whose replay is on its way (see Replay).
-        self._replays: dict[Member, Replay] = {}
-        # Newcomers whose replay went past the last message delivered here:
-        # the newest id they have (see _not_replayed).
-        self._replayed: dict[Member, int] = {}
         #: The id of the last message the bus delivered here.
         self.last_delivered = 0
+        #: History replays at JOIN and HISTORY BEFORE (muca.server.replay).
+        self.replays = Replays(self, history_replay)
         self.bus: Bus = bus if bus is not None else self._local_bus()
         self.bus.attach(self)
 
@@ -254,120 +233,25 @@ class ChatFactory(ServerFactory):
         if self.store is not None and self.private_history:
             self.known.add(uid)
 
-    # History
-
-    def joined(self, member: Member, join: Join) -> None:
-        """The ``ACK`` is out: start the replay a history client asked for.
-
-        The replay is read now and written once the member's first ``LIST``
-        is out; what is delivered to it meanwhile waits behind the replay.
-        """
-        store = self.store
-        if store is None or HISTORY not in join.caps:
-            return
-        replay = Replay(member)
-        self._replays[member] = replay
-        private = self.private_history
-        if join.since is not None:
-            reading = store.since(member.uid, private, join.since, MAX_SINCE)
-        else:
-            reading = store.latest(member.uid, private, self.history_replay)
-        reading.addCallbacks(
-            self._replay_read, self._replay_failed, (replay,), None, (replay,)
-        )
-
-    def _replay_read(self, page: Page, replay: Replay) -> None:
-        replay.page = page
-        self._finish_replay(replay)
-
-    def _replay_failed(self, failure: Failure, replay: Replay) -> None:
-        log.error(
-            "muca: cannot read the history of {uid!r}: {reason}",
-            uid=replay.member.uid,
-            reason=failure.getErrorMessage(),
-        )
-        replay.failed = True
-        replay.page = Page()
-        self._finish_replay(replay)
-
-    def _finish_replay(self, replay: Replay) -> None:
-        """Write the replay, then what was held, once each, in id order."""
-        if not replay.listed or replay.page is None:
-            return
-        member = replay.member
-        if self._replays.pop(member, None) is not replay:
-            return  # the member left meanwhile
-        if self.room.member(member.uid) is not member:
-            return
-        page = replay.page
-        replayed = {m.id for m in page.messages}
-        last = page.messages[-1].id if page.messages else 0
-        held = [m for m in replay.held if m.id not in replayed]
-        # A held message older than the newest replayed one (one the member
-        # may not read back, e.g. a private one without --auth) goes in its
-        # place, so that the member sees ids increasing.
-        early = [(m.id, m.payload()) for m in held if m.id < last]
-        late = [m.payload() for m in held if m.id > last]
-        merged = sorted(
-            [(m.id, m.history_payload()) for m in page.messages] + early,
-            key=lambda pair: pair[0],
-        )
-        objs = [obj for _, obj in merged]
-        if replay.failed:
-            objs.append(
-                error_payload(
-                    STORE_UNAVAILABLE, "the history cannot be read now", "JOIN"
-                )
-            )
-        else:
-            objs.append(history_payload(page.more))
-        objs.extend(late)
-        member.connection.send_many(objs)
-        if last > self.last_delivered:
-            # Read back before the bus delivered it here (a cluster's store
-            # has a message before every node does): not again live.
-            self._replayed[member] = last
-
-    def scroll_back(self, member: Member, request: History) -> None:
-        """Answer ``HISTORY BEFORE``: older messages, then ``HISTORY MORE``."""
-        connection = member.connection
-        if self.store is None:
-            connection.send_error(
-                BAD_COMMAND, "this server keeps no history", "HISTORY"
-            )
-            return
-        reading = self.store.before(
-            member.uid, self.private_history, request.before, request.limit
-        )
-
-        def read(page: Page) -> None:
-            if self.room.member(member.uid) is member:
-                objs = [m.history_payload() for m in page.messages]
-                connection.send_many([*objs, history_payload(page.more)])
-
-        def failed(failure: Failure) -> None:
-            log.error(
-                "muca: cannot read history: {reason}",
-                reason=failure.getErrorMessage(),
-            )
-            if self.room.member(member.uid) is member:
-                connection.send_error(
-                    STORE_UNAVAILABLE, "the history cannot be read now", "HISTORY"
-                )
-
-        reading.addCallbacks(read, failed)
-
     def leave(self, member: Member, peer: str) -> None:
         """Remove a member whose connection has gone."""
-        # A replay on its way has nobody to go to any more.
-        self._replays.pop(member, None)
-        self._replayed.pop(member, None)
+        self.replays.left(member)
         if self.bus.leave(self.room, member):
             log.info("{uid!r} left from {peer}", uid=member.uid, peer=peer)
 
     def roster_changed(self) -> None:
         """The bus says somebody joined or left: schedule a roster update."""
         self._schedule_roster()
+
+    # History (muca.server.replay)
+
+    def joined(self, member: Member, join: Join) -> None:
+        """The ``ACK`` is out: start the replay a history client asked for."""
+        self.replays.start(member, join)
+
+    def scroll_back(self, member: Member, request: History) -> None:
+        """Answer ``HISTORY BEFORE``: older messages, then ``HISTORY MORE``."""
+        self.replays.scroll_back(member, request)
 
     # Messages
 
@@ -462,13 +346,13 @@ class ChatFactory(ServerFactory):
     def deliver(self, accepted: Sequence[ChatMessage]) -> None:
         """Queue accepted messages, in id order, for their recipients here."""
         room = self.room
-        replays = self._replays
+        replays = self.replays
         for message in accepted:
             # Members joined on other nodes of a cluster have no connection
             # here: their own node writes to them.
             if message.kind == ALL:
                 sender = message.sender
-                members: Iterable[Member] = [
+                members: list[Member] = [
                     m
                     for m in room.members()
                     if m.uid != sender and m.connection is not None
@@ -478,10 +362,7 @@ class ChatFactory(ServerFactory):
                 members = [
                     m for m in found if m is not None and m.connection is not None
                 ]
-            if replays:
-                members = [m for m in members if not self._hold(m, message)]
-            if self._replayed:
-                members = self._not_replayed(members, message.id)
+            members = replays.live(members, message)
             if members:
                 self.counters.delivered += len(members)
                 self.fan_out(Payload(message.payload()), members)
@@ -491,32 +372,7 @@ class ChatFactory(ServerFactory):
         """Messages up to ``upto`` went by (some with no recipient here)."""
         if upto > self.last_delivered:
             self.last_delivered = upto
-        replayed = self._replayed
-        if replayed and upto >= max(replayed.values()):
-            replayed.clear()
-
-    def _not_replayed(self, members: Iterable[Member], ident: int) -> list[Member]:
-        """Leave out the members whose replay had this message already: a
-        cluster's store can show a message before the bus delivers it here."""
-        replayed = self._replayed
-        kept = []
-        for member in members:
-            upto = replayed.get(member)
-            if upto is None:
-                kept.append(member)
-            elif ident > upto:
-                del replayed[member]
-                kept.append(member)
-        if ident >= max(replayed.values(), default=0):
-            replayed.clear()
-        return kept
-
-    def _hold(self, member: Member, message: ChatMessage) -> bool:
-        replay = self._replays.get(member)
-        if replay is None:
-            return False
-        replay.held.append(message)
-        return True
+        self.replays.passed(upto)
 
     # Roster updates
 
@@ -540,13 +396,8 @@ class ChatFactory(ServerFactory):
             self.fan_out(Payload(update.delta), update.delta_recipients)
         # A timer's turn: nothing to coalesce with, and no reason to wait.
         self.flush_output()
-        if self._replays:
-            # Their first LIST is out: their replays may follow.
-            for member in update.list_recipients:
-                replay = self._replays.get(member)
-                if replay is not None and not replay.listed:
-                    replay.listed = True
-                    self._finish_replay(replay)
+        # Their first LIST is out: their replays may follow.
+        self.replays.listed(update.list_recipients)
 
     def _cancel_roster(self) -> None:
         if self._roster_call is not None and self._roster_call.active():

@@ -17,11 +17,11 @@ from muca.protocol.wire import DEFAULT_MAX_FRAME
 from muca.server.limits import DEFAULT_BURST, DEFAULT_MAX_PER_ADDRESS, DEFAULT_RATE
 from muca.server.listeners import with_backlog
 from muca.server.node import (
-    DEFAULT_HISTORY_REPLAY,
     DEFAULT_JOIN_TIMEOUT,
     DEFAULT_LIST_INTERVAL,
     DEFAULT_MAX_OUTBOUND,
 )
+from muca.server.replay import DEFAULT_HISTORY_REPLAY
 from muca.store import StoreError, open_store
 from twisted import copyright
 

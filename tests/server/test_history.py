@@ -340,10 +340,10 @@ class ReplayBookkeepingTests(TestCase):
         newcomer = server.connect()
         newcomer.send_json(history_join(BOB))
         # ACK is out; the LIST (end of this turn) and the replay are not.
-        self.assertEqual(len(server.factory._replays), 1)
+        self.assertEqual(len(server.factory.replays._replays), 1)
         newcomer.lose()
         server.clock.advance(0)
-        self.assertEqual(server.factory._replays, {})
+        self.assertEqual(server.factory.replays._replays, {})
         server.stop()
 
     async def test_a_message_replayed_before_its_delivery_is_written_once(
@@ -375,5 +375,5 @@ class ReplayBookkeepingTests(TestCase):
         self.assertEqual(
             [plain(o) for o in newcomer.take()], [(2, "ALL", "later", ALICE[1], False)]
         )
-        self.assertEqual(server.factory._replayed, {})
+        self.assertEqual(server.factory.replays._replayed, {})
         server.stop()
