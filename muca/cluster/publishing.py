@@ -34,7 +34,9 @@ from muca.store.base import StoreError
 # The cluster's log lines keep the one namespace they had in one module.
 log = Logger(namespace="muca.cluster.redisbus")
 
-_Queued = tuple[list[ChatMessage], Deferred[list[ChatMessage]]]
+#: Told of drafts that were not accepted (none of them was delivered):
+#: ``BusListener.not_accepted``.
+Refused = Callable[[list[ChatMessage], Failure], None]
 
 #: Appends a batch (drafts, data, to, token) to the stream without storing
 #: it; fires with the batch's first id.
@@ -46,48 +48,53 @@ class Publisher:
 
     ``append`` puts a batch on the stream when there is no history
     (:attr:`writer` is None); ``stream`` is the node's reader, whose
-    position tells whether a batch with no answer was accepted.
+    position tells whether a batch with no answer was accepted; ``refused``
+    is told of the drafts that were not. Accepted messages are delivered
+    when the reader reads them back, so a ``SEND`` costs no Deferred.
     """
 
     def __init__(
-        self, clock: IReactorTime, node: str, stream: StreamReader, append: Append
+        self,
+        clock: IReactorTime,
+        node: str,
+        stream: StreamReader,
+        append: Append,
+        refused: Refused,
     ) -> None:
         self.clock = clock
         self.node = node
         self._stream = stream
         self._append = append
+        self._refused = refused
         #: Stores each batch before appending it (set when the bus starts
         #: with a database).
         self.writer: HistoryWriter | None = None
-        self._queue: list[_Queued] = []
+        self._queue: list[ChatMessage] = []
         self._publishing = False
         self._batches = 0
         # Batches of ours not read back from the stream yet: token ->
-        # (batch number, its drafts, or its accepted messages once the
-        # script answered), so that they need no decoding here.
+        # (batch number, its drafts), so that they need no decoding here.
         self._own: dict[str, tuple[int, list[ChatMessage]]] = {}
-        # Batches whose publishing got no answer: token -> their waiters.
-        self._unsure: dict[str, list[_Queued]] = {}
+        # Batches whose publishing got no answer: token -> their drafts.
+        self._unsure: dict[str, list[ChatMessage]] = {}
         # (stream end, tokens): refused once the reader is past that end.
         self._unsure_checks: list[tuple[tuple[int, int], set[str]]] = []
 
-    def publish(self, drafts: Sequence[ChatMessage]) -> Deferred[list[ChatMessage]]:
-        """Queue drafts for the next batch; fire with them accepted."""
-        d: Deferred[list[ChatMessage]] = Deferred()
-        self._queue.append((list(drafts), d))
+    def publish(self, drafts: Sequence[ChatMessage]) -> None:
+        """Queue drafts for the next batch: delivered when read back from
+        the stream, or told to ``refused``."""
+        self._queue.extend(drafts)
         if not self._publishing:
             # At the end of this reactor turn: what it accepts is one batch.
             self._publishing = True
             self.clock.callLater(0, self._publish_next)
-        return d
 
     def _publish_next(self) -> None:
-        queue, self._queue = self._queue, []
-        if not queue:
+        drafts, self._queue = self._queue, []
+        if not drafts:
             self._publishing = False
             return
         self._publishing = True
-        drafts = [draft for batch, _ in queue for draft in batch]
         data = _to_json(
             [(m.ts, m.sender, m.kind, m.recipients, m.text) for m in drafts]
         )
@@ -110,43 +117,21 @@ class Publisher:
         else:
             d = self._append(drafts, data, to, token)
         d.addCallbacks(
-            self._published,
-            self._publish_failed,
-            (queue, token),
-            None,
-            (queue, token),
+            self._published, self._publish_failed, (token,), None, (drafts, token)
         )
         d.addBoth(lambda _: self._publish_next())
 
-    def _published(
-        self, first: Any, queue: list[_Queued], token: str | None = None
-    ) -> None:
-        ident = int(first)
-        if token is not None and self.writer is not None:
+    def _published(self, first: Any, token: str) -> None:
+        # Delivered, here as on every node, when the reader reads it back.
+        if self.writer is not None:
             self.writer.appended(token)
-        everything: list[ChatMessage] = []
-        for batch, done in queue:
-            accepted = []
-            for d in batch:
-                # The constructor, not dataclasses.replace (several times
-                # dearer); a loop, not a comprehension (a call per publish).
-                accepted.append(
-                    ChatMessage(ident, d.ts, d.sender, d.kind, d.recipients, d.text)
-                )
-                ident += 1
-            everything += accepted
-            done.callback(accepted)
-        if token is not None and token in self._own:
-            # Not read back yet: it will deliver these very messages.
-            self._own[token] = (self._own[token][0], everything)
 
     def _publish_failed(
-        self, failure: Failure, queue: list[_Queued], token: str
+        self, failure: Failure, drafts: list[ChatMessage], token: str
     ) -> None:
         first = self.writer.appended(token) if self.writer is not None else None
         if first is not None:
             # Only giving the append lock back failed: the batch is out.
-            self._published(first, queue, token)
             return
         log.info("cluster: publish failed: {error}", error=failure.getErrorMessage())
         unsure = failure.check(UnsureOutcome) or (
@@ -155,13 +140,13 @@ class Publisher:
         if not unsure:
             # Never sent, or refused by the database: surely not accepted.
             self._own.pop(token, None)
-            _refuse(queue, failure)
+            self._refuse(drafts, failure)
             return
         # No answer in time: Redis may have run the script all the same (a
         # paused Redis runs what it finds on resuming). The stream tells:
         # the batch is in it or it is not, once the reader has caught up
         # with the end of the stream as seen after the reconnection.
-        self._unsure[token] = queue
+        self._unsure[token] = drafts
 
     # Read back from the stream
 
@@ -190,11 +175,9 @@ class Publisher:
         publishing seemed to fail, it was accepted after all."""
         if not self._unsure:
             return
-        queue = self._unsure.pop(token, None)
+        self._unsure.pop(token, None)
         if self.writer is not None:
             self.writer.accepted(token)
-        if queue is not None:
-            self._published(first, queue)
 
     @defer.inlineCallbacks
     def check_unsure(self, commands: Any) -> Any:
@@ -219,23 +202,23 @@ class Publisher:
         while self._unsure_checks and self._unsure_checks[0][0] <= position:
             _, tokens = self._unsure_checks.pop(0)
             for token in tokens:
-                queue = self._unsure.pop(token, None)
+                drafts = self._unsure.pop(token, None)
                 self._own.pop(token, None)
                 if self.writer is not None:
                     self.writer.not_accepted(token)
-                if queue is not None:
-                    _refuse(queue, Failure(ClusterUnavailable("Redis did not answer")))
+                if drafts is not None:
+                    self._refuse(
+                        drafts, Failure(ClusterUnavailable("Redis did not answer"))
+                    )
 
-
-def _refuse(queue: list[_Queued], failure: Failure) -> None:
-    error: Exception
-    if failure.check(psycopg.Error, adbapi.ConnectionLost, StoreError):
-        # The database refused it: the sender hears STORE_UNAVAILABLE.
-        error = StoreError(failure.getErrorMessage())
-    else:
-        error = ClusterUnavailable(failure.getErrorMessage())
-    for _, done in queue:
-        done.errback(error)
+    def _refuse(self, drafts: list[ChatMessage], failure: Failure) -> None:
+        error: Exception
+        if failure.check(psycopg.Error, adbapi.ConnectionLost, StoreError):
+            # The database refused it: the sender hears STORE_UNAVAILABLE.
+            error = StoreError(failure.getErrorMessage())
+        else:
+            error = ClusterUnavailable(failure.getErrorMessage())
+        self._refused(drafts, Failure(error))
 
 
 #: JSON as the stream holds it: compact, UTF-8 as is; rows of plain values

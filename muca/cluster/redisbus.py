@@ -105,7 +105,7 @@ class RedisBus(Service):
         self._reader: Any = None
         self._stream = StreamReader(self.clock, self._apply, self._caught_up)
         self._publisher = Publisher(
-            self.clock, self.node, self._stream, self._append_to_stream
+            self.clock, self.node, self._stream, self._append_to_stream, self._refused
         )
         self._membership = Membership(
             self.clock,
@@ -143,14 +143,18 @@ class RedisBus(Service):
         """Remove a local member here at once, and cluster-wide."""
         return self._membership.leave(room, member)
 
-    def publish(self, drafts: Sequence[ChatMessage]) -> Deferred[list[ChatMessage]]:
+    def publish(self, drafts: Sequence[ChatMessage]) -> None:
         """Queue drafts; all those queued while a batch is in flight go as the
-        next batch, one script call (group commit)."""
+        next batch, one script call (group commit). They are delivered when
+        read back from the stream; refusals go to ``not_accepted``."""
         if not self.ready:
-            return defer.fail(
-                ClusterUnavailable("the cluster's Redis cannot be reached")
-            )
-        return self._publisher.publish(drafts)
+            error = ClusterUnavailable("the cluster's Redis cannot be reached")
+            self._refused(list(drafts), Failure(error))
+            return
+        self._publisher.publish(drafts)
+
+    def _refused(self, drafts: list[ChatMessage], failure: Failure) -> None:
+        self.listener.not_accepted(drafts, failure)
 
     def _append_to_stream(
         self, drafts: list[ChatMessage], data: str, to: str, token: str
@@ -331,15 +335,15 @@ class RedisBus(Service):
         here = _connected_here(self.room)
         accepted = []
         if drafts is not None:
+            # Our own drafts: their ids are the stream's.
             for index in range(skip, count):
                 m = drafts[index]
                 if m.kind == ALL or here(m.recipients):
-                    if m.id != first + index:
-                        # A draft: its publishing has not been answered yet.
-                        m = ChatMessage(
+                    accepted.append(
+                        ChatMessage(
                             first + index, m.ts, m.sender, m.kind, m.recipients, m.text
                         )
-                    accepted.append(m)
+                    )
         elif rows is not None:
             for index in range(skip, count):
                 ts, sender, kind, to, text = rows[index]

@@ -10,6 +10,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from muca.cluster.address import RedisAddress
@@ -31,12 +32,16 @@ class Recorder:
         self.room = Room()
         self.delivered: list[ChatMessage] = []
         self.passed_to = 0
+        self.refused: list[tuple[list[str], Failure]] = []
 
     def deliver(self, messages: Sequence[ChatMessage]) -> None:
         self.delivered.extend(messages)
 
     def passed(self, upto: int) -> None:
         self.passed_to = upto
+
+    def not_accepted(self, messages: Sequence[ChatMessage], failure: Failure) -> None:
+        self.refused.append(([m.text for m in messages], failure))
 
 
 def entry(
@@ -173,17 +178,31 @@ class OwnBatchTests(SynchronousTestCase):
 
     def test_a_batch_found_not_on_the_stream_is_refused_and_forgotten(self) -> None:
         draft = ChatMessage(0, 1_700_000_000_000, MARY[1], PRIVATE, (TONY[1],), "x")
-        published = self.bus.publish([draft])
+        self.bus.publish([draft])
         self.clock.advance(0)
         self.replies[-1].errback(RuntimeError("no answer"))
-        self.assertNoResult(published)
+        self.assertEqual(self.listener.refused, [])  # not known yet
         # After reconnecting: the stream ends at 5-0 and the reader is there.
         publisher = self.bus._publisher
         publisher._unsure_checks.append(((5, 0), set(publisher._unsure)))
         self.bus._stream.position = "5-0"
         publisher.caught_up()
-        self.failureResultOf(published, ClusterUnavailable)
+        [(texts, failure)] = self.listener.refused
+        self.assertEqual(texts, ["x"])
+        self.assertTrue(failure.check(ClusterUnavailable))
+        self.assertEqual(self.listener.delivered, [])
         self.assertEqual((publisher._unsure, publisher._own), ({}, {}))
+
+    def test_a_batch_published_before_redis_is_reached_is_refused_at_once(
+        self,
+    ) -> None:
+        self.bus.ready = False
+        draft = ChatMessage(0, 1_700_000_000_000, MARY[1], PRIVATE, (TONY[1],), "y")
+        self.assertIsNone(self.bus.publish([draft]))
+        [(texts, failure)] = self.listener.refused
+        self.assertEqual(texts, ["y"])
+        self.assertTrue(failure.check(ClusterUnavailable))
+        self.assertEqual(self.calls, [])  # nothing sent to Redis
 
 
 class ChatFactoryTests(SynchronousTestCase):
