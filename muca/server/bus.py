@@ -47,7 +47,7 @@ class BusListener(Protocol):
 
     def not_accepted(self, messages: Sequence[ChatMessage], failure: Failure) -> None:
         """These messages, published here, were refused: none of them was
-        delivered (for a bus whose ``publish`` returns None)."""
+        delivered."""
 
 
 class Bus(Protocol):
@@ -61,10 +61,11 @@ class Bus(Protocol):
     ) -> Deferred[list[ChatMessage]] | None:
         """Give ``drafts`` their ids and deliver them everywhere.
 
-        Returns a Deferred that fires with the accepted messages once they
-        are on their way, or fails when they cannot be accepted (and then
-        nothing of them is delivered); or None when the bus tells its
-        listeners instead (``deliver``, or ``not_accepted``).
+        The bus tells its listeners what became of them: ``deliver`` (on
+        every node), or ``not_accepted`` (on this one; then nothing of them
+        was delivered). It returns the accepted messages, a Deferred that
+        has fired, when it delivered them at once (no store, no cluster),
+        else None.
         """
 
     def roster_changed(self) -> None:

@@ -295,14 +295,9 @@ class ChatFactory(ServerFactory):
                 recipients,
                 send.text,
             )
-            published = self.bus.publish([draft])
-            # Without a store the bus has already delivered it: no errback
-            # to run for the usual case; with one, the local bus tells
-            # not_accepted instead (None).
-            if published is not None and (
-                not published.called or isinstance(published.result, Failure)
-            ):
-                published.addErrback(self._not_accepted, sender)
+            # Delivered (deliver) or refused (not_accepted) through the
+            # listener, now or later.
+            self.bus.publish([draft])
         if unknown:
             names = ", ".join(unknown)
             sender.connection.send_error(

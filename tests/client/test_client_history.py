@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import os
 
-from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
-from muca.client.client import ChatClient
 from muca.client.observer import ReceivedMessage
 from tests.support import start_service
 from tests.support.client import (
@@ -53,16 +51,6 @@ class ClientHistoryTests(ClientTestMixin, TestCase):
         )
         self.port = listening.getHost().port
 
-    async def history_client(
-        self, user: tuple[str, str]
-    ) -> tuple[ChatClient, HistoryObserver]:
-        observer = HistoryObserver()
-        client = ChatClient(reactor, user[0], user[1], observer, timeout=2.0)
-        self.addCleanup(client.leave)
-        await client.connect_tcp("127.0.0.1", self.port)
-        await client.join()
-        return client, observer
-
     async def test_what_was_said_comes_replayed_with_ids_and_times(self) -> None:
         mary, _ = await self.client(MARY)
         _, henry_heard = await self.client(HENRY)
@@ -70,7 +58,7 @@ class ClientHistoryTests(ClientTestMixin, TestCase):
             mary.send([], f"said {n}")
         await henry_heard.next_of("message", 5)  # delivered, so stored
 
-        tony, seen = await self.history_client(TONY)
+        tony, seen = await self.client(TONY, observer=HistoryObserver())
         await seen.next_of("history end")
         replayed = seen.of("message")
         self.assertEqual(
@@ -94,7 +82,6 @@ class ClientHistoryTests(ClientTestMixin, TestCase):
 
     async def test_after_a_lost_connection_only_the_missed_come_once(self) -> None:
         relay = RecordingRelay("127.0.0.1", self.port)
-        server_port = self.port
         relay_port = await listen_loopback(self, relay)
         mary, _ = await self.client(MARY)
         _, henry_heard = await self.client(HENRY)
@@ -102,8 +89,9 @@ class ClientHistoryTests(ClientTestMixin, TestCase):
             mary.send([], f"before {n}")
         await henry_heard.next_of("message", 4)  # delivered, so stored
 
-        self.port = relay_port
-        tony, seen = await self.history_client(TONY)
+        tony, seen = await self.client(
+            TONY, observer=HistoryObserver(), port=relay_port
+        )
         await seen.next_of("history end")
         self.assertEqual(
             texts(seen.of("message")),
@@ -127,7 +115,6 @@ class ClientHistoryTests(ClientTestMixin, TestCase):
             texts(seen.of("message")[3:]),
             [("while away 1", True), ("while away 2", True)],
         )
-        self.port = server_port
         mary.send([], "back")
         live = await seen.next_of("message", 6)
         self.assertEqual((live.text, live.history, live.ident), ("back", False, 7))

@@ -108,12 +108,19 @@ class ClientTestMixin:
     port: int
 
     async def client(
-        self, user: tuple[str, str], timeout: float = 2.0, join: bool = True
+        self,
+        user: tuple[str, str],
+        timeout: float = 2.0,
+        join: bool = True,
+        observer: RecordingObserver | None = None,
+        port: int | None = None,
     ) -> tuple[ChatClient, RecordingObserver]:
-        observer = RecordingObserver()
+        """A client of ``user`` connected to ``port`` (the test's server by
+        default) and joined, reporting to ``observer`` (a new one by default)."""
+        observer = observer if observer is not None else RecordingObserver()
         client = ChatClient(reactor, user[0], user[1], observer, timeout=timeout)
         self.addCleanup(client.leave)  # type: ignore[attr-defined]
-        await client.connect_tcp("127.0.0.1", self.port)
+        await client.connect_tcp("127.0.0.1", self.port if port is None else port)
         if join:
             await client.join()
         return client, observer
