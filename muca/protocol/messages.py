@@ -27,6 +27,8 @@ SLOW_CONSUMER = "SLOW_CONSUMER"
 STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
 # A cluster node cannot reach the shared broker: nothing was accepted.
 CLUSTER_UNAVAILABLE = "CLUSTER_UNAVAILABLE"
+# The server stopped before handling a frame it had read (also ACK FAIL).
+SERVER_SHUTDOWN = "SERVER_SHUTDOWN"
 
 # ACK FAIL codes.
 UID_TAKEN = "UID_TAKEN"

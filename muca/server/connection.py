@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import socket
 import typing
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Hashable
 from typing import Any
 
 from twisted.internet import interfaces
@@ -32,6 +33,7 @@ from muca.protocol.messages import (
     FROM_MISMATCH,
     NOT_JOINED,
     SERVER_FULL,
+    SERVER_SHUTDOWN,
     SLOW_CONSUMER,
     History,
     Join,
@@ -43,12 +45,19 @@ from muca.protocol.wire import BadFrame, FrameDecoder, FrameTooLong, Framing
 from muca.server.auth import check_password
 from muca.server.counters import Counters
 from muca.server.limits import TokenBucket
+from muca.server.logins import LoginThrottle
 from muca.server.output import Outbox, Payload, plain_socket, transport_idle
 from muca.server.room import Member
 
 # Seconds a connection over a cap may take to send its JOIN (or anything)
 # and be told the server is full.
 REFUSED_WAIT = 5.0
+# Seconds between two log lines about one connection's refused joins: the
+# first is logged, the next ones counted and summed up at most this often
+# and when the connection closes.
+REFUSAL_LOG_INTERVAL = 60.0
+# What a frame read but not handled is told when the server stops.
+SHUTDOWN_REASON = "the server is shutting down: not delivered"
 
 log = Logger()
 
@@ -63,6 +72,7 @@ class Node(typing.Protocol):
     rate: float | None
     burst: int
     portal: Any
+    logins: LoginThrottle | None
     close_grace: float
     connections: set[Any]
     outbox: Outbox
@@ -118,6 +128,13 @@ class ChatProtocol(Protocol, TimeoutMixin):
         # or for the rate limit, while reading from the peer is paused.
         self._waiting: deque[Any] = deque()
         self._checking = False
+        # The JOIN whose password check (or its login delay, or a cluster's
+        # answer) is under way: it still owes its ACK.
+        self._pending_join: Join | None = None
+        self._login_call: IDelayedCall | None = None
+        # Refused joins counted since the last log line about them.
+        self._refusals: Counter[str] = Counter()
+        self._refusal_logged: float | None = None
         self._reading_paused = False
         self._rate_call: IDelayedCall | None = None
         self._abort_call: IDelayedCall | None = None
@@ -196,11 +213,12 @@ class ChatProtocol(Protocol, TimeoutMixin):
         if self._abort_call is not None and self._abort_call.active():
             self._abort_call.cancel()
         self._abort_call = None
-        if self._rate_call is not None and self._rate_call.active():
-            self._rate_call.cancel()
-        self._rate_call = None
+        self._cancel_timers()
         self._waiting.clear()
         factory = self.factory
+        if factory.logins is not None:
+            factory.logins.forget(self._connection_key)
+        self._log_refusals()
         factory.connections.discard(self)
         if self._admitted:
             self._admitted = False
@@ -326,6 +344,48 @@ class ChatProtocol(Protocol, TimeoutMixin):
             grace = self.factory.close_grace
         self._abort_call = self.factory.clock.callLater(grace, self.abort)
 
+    def shutdown(self, grace: float) -> None:
+        """The server is stopping: read nothing more, tell the peer what it
+        sent that will not be handled, then :meth:`close`.
+
+        Frames read but held (by the rate limit, a login delay or a password
+        check) are not handled: each held ``SEND`` or ``HISTORY`` gets
+        ``ERROR SERVER_SHUTDOWN`` and each unanswered ``JOIN`` its ``ACK
+        FAIL SERVER_SHUTDOWN``, in the order sent; nothing is dropped
+        unsaid. (Other held frames, e.g. garbage, get nothing more.)
+        """
+        if self._close_started:
+            return
+        self._closing = True
+        self._cancel_timers()
+        self._decide_framing()
+        answers: list[dict[str, Any]] = []
+        if self._pending_join is not None:
+            # Its check's answer, when it comes, is ignored (_wait_for).
+            self._pending_join = None
+            answers.append(messages.ack_fail_payload(SERVER_SHUTDOWN, SHUTDOWN_REASON))
+        for frame in self._waiting:
+            command = frame.get("CMD") if isinstance(frame, dict) else None
+            if command == "JOIN":
+                answers.append(
+                    messages.ack_fail_payload(SERVER_SHUTDOWN, SHUTDOWN_REASON)
+                )
+            elif command in ("SEND", "HISTORY"):
+                answers.append(
+                    messages.error_payload(SERVER_SHUTDOWN, SHUTDOWN_REASON, command)
+                )
+        self._waiting.clear()
+        if answers:
+            self.send_many(answers)
+        self.close(grace)
+
+    def _cancel_timers(self) -> None:
+        for call in (self._rate_call, self._login_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._rate_call = None
+        self._login_call = None
+
     def abort(self) -> None:
         """Drop the connection now, and whatever is still buffered for it."""
         self._closing = True
@@ -360,9 +420,11 @@ class ChatProtocol(Protocol, TimeoutMixin):
 
         A frame waits (and reading from the peer is paused, so that what
         waits is at most one read; the kernel's buffers and TCP hold the
-        rest back) while a password check is under way, or while the rate
-        limit has no token for it: then it is handled when the bucket has
-        one. Nothing read is dropped ("fake lag", as IRC servers do).
+        rest back) while a password check or its login delay is under way,
+        or while the rate limit has no token for it: then it is handled when
+        the bucket has one. Every frame takes a token, a refused one too
+        (a flood of ``JOIN`` s is slowed like any other). Nothing read is
+        dropped ("fake lag", as IRC servers do).
         """
         waiting = self._waiting
         bucket = self._bucket
@@ -370,18 +432,14 @@ class ChatProtocol(Protocol, TimeoutMixin):
             if self._checking:
                 self._pause_reading()
                 return
-            frame = waiting[0]
-            # Every JOIN gets its one ACK at once (the protocol promises
-            # it); a JOIN flood is answered by ALREADY_JOINED or UID_TAKEN.
-            if bucket is not None and not _is_join(frame) and not bucket.take():
+            if bucket is not None and not bucket.take():
                 self._pause_reading()
                 if self._rate_call is None:
                     self._rate_call = self.factory.clock.callLater(
                         bucket.wait(), self._rate_allows
                     )
                 return
-            waiting.popleft()
-            self._handle_frame(frame)
+            self._handle_frame(waiting.popleft())
         if not self._checking and self._rate_call is None:
             self._resume_reading()
 
@@ -466,11 +524,28 @@ class ChatProtocol(Protocol, TimeoutMixin):
         # a transport that delimits messages itself stay.
         if join.version >= 2 and self.framing not in _SELF_DELIMITED:
             self.framing = Framing.NATIVE
-        portal = self.factory.portal
-        if portal is None:
+        factory = self.factory
+        if factory.portal is None:
             self._admit_join(join)
             return
-        checked = check_password(portal, join.uid, join.password)
+        logins = factory.logins
+        wait = 0.0 if logins is None else logins.wait(self._login_keys(join.uid))
+        if wait > 0:
+            # Failed logins before this one, under this connection, user id
+            # or address: the password is checked once the delay is over,
+            # whether right or wrong (an answer sooner would tell which).
+            waited: Deferred[None] = Deferred()
+            self._login_call = factory.clock.callLater(wait, self._login_waited, waited)
+            self._wait_for(waited, self._check_password, join)
+            return
+        self._check_password(None, join)
+
+    def _login_waited(self, waited: Deferred[None]) -> None:
+        self._login_call = None
+        waited.callback(None)
+
+    def _check_password(self, _: object, join: Join) -> None:
+        checked = check_password(self.factory.portal, join.uid, join.password)
         if checked.called:
             # The usual case (memory: and file: checkers answer at once).
             self._password_checked(checked.result, join)
@@ -478,11 +553,23 @@ class ChatProtocol(Protocol, TimeoutMixin):
             return
         self._wait_for(checked, self._password_checked, join)
 
-    def _wait_for(self, d: Deferred[Any], then: Any, *args: Any) -> None:
+    @property
+    def _connection_key(self) -> Hashable:
+        return ("connection", id(self))
+
+    def _login_keys(self, uid: str) -> list[Hashable]:
+        """What a login attempt on this connection is counted under."""
+        keys: list[Hashable] = [self._connection_key, ("uid", uid)]
+        if self.address is not None:
+            keys.append(("address", self.address))
+        return keys
+
+    def _wait_for(self, d: Deferred[Any], then: Any, join: Join) -> None:
         """The frames after this JOIN wait (in ``_waiting``, see
         :meth:`_handle_waiting`) until ``d`` fires; then ``then(result,
-        *args)`` runs and the waiting frames go on."""
+        join)`` runs and the waiting frames go on."""
         self._checking = True
+        self._pending_join = join
 
         def done(result: Any) -> None:
             self._checking = False
@@ -491,7 +578,8 @@ class ChatProtocol(Protocol, TimeoutMixin):
                     # Joined while the connection went away: leave again.
                     self.factory.leave(result, self.peer)
                 return
-            then(result, *args)
+            self._pending_join = None
+            then(result, join)
             self._handle_waiting()
 
         d.addBoth(done).addErrback(
@@ -502,6 +590,8 @@ class ChatProtocol(Protocol, TimeoutMixin):
         if right is True:
             self._admit_join(join)
         else:
+            if self.factory.logins is not None:
+                self.factory.logins.failed(self._login_keys(join.uid))
             refusal = JoinRefused(AUTH_FAILED, "wrong or missing password")
             self._refuse({"UID": join.uid, "UN": join.nickname}, refusal)
 
@@ -541,15 +631,37 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self.factory.joined(self.member, join)
 
     def _refuse(self, obj: dict[str, Any], refusal: JoinRefused) -> None:
-        log.info(
-            "refused join of {uid!r} ({nickname!r}) from {peer}: {code} {reason}",
-            uid=obj.get("UID"),
-            nickname=obj.get("UN"),
-            peer=self.peer,
-            code=refusal.code,
-            reason=refusal.reason,
-        )
+        now = self.factory.clock.seconds()
+        last = self._refusal_logged
+        if last is None or now - last >= REFUSAL_LOG_INTERVAL:
+            # One line now; the next ones from this connection are counted
+            # (a client that repeats its JOIN must not fill the log).
+            self._log_refusals()
+            self._refusal_logged = now
+            log.info(
+                "refused join of {uid!r} ({nickname!r}) from {peer}: {code} {reason}",
+                uid=obj.get("UID"),
+                nickname=obj.get("UN"),
+                peer=self.peer,
+                code=refusal.code,
+                reason=refusal.reason,
+            )
+        else:
+            self._refusals[refusal.code] += 1
         self.send(messages.ack_fail_payload(refusal.code, refusal.reason))
+
+    def _log_refusals(self) -> None:
+        """Log the refused joins counted since the last line, if any."""
+        counted = self._refusals
+        if not counted:
+            return
+        log.info(
+            "{count} more refused joins from {peer} (not logged one by one): {codes}",
+            count=sum(counted.values()),
+            peer=self.peer,
+            codes=", ".join(f"{code} × {n}" for code, n in sorted(counted.items())),
+        )
+        counted.clear()
 
     def _send(self, send: Send) -> None:
         member = self.member
@@ -567,10 +679,6 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self.factory.accept(member, send)
         except ProtocolError as error:
             self.send_error(error.code, error.reason, error.ref)
-
-
-def _is_join(frame: Any) -> bool:
-    return isinstance(frame, dict) and frame.get("CMD") == "JOIN"
 
 
 #: Output framings that a JOIN never changes.

@@ -45,6 +45,11 @@ from muca.server.limits import (
     DEFAULT_RATE,
     ConnectionCounter,
 )
+from muca.server.logins import (
+    DEFAULT_LOGIN_DELAY,
+    DEFAULT_LOGIN_DELAY_MAX,
+    LoginThrottle,
+)
 from muca.server.output import Outbox, Payload
 from muca.server.replay import DEFAULT_HISTORY_REPLAY, Replays
 from muca.server.room import Member, Room
@@ -92,13 +97,17 @@ class ChatFactory(ServerFactory):
         max_per_address: int | None = DEFAULT_MAX_PER_ADDRESS,
         exempt_loopback: bool = False,
         portal: Portal | None = None,
+        login_delay: float | None = DEFAULT_LOGIN_DELAY,
+        login_delay_max: float = DEFAULT_LOGIN_DELAY_MAX,
         close_grace: float = DEFAULT_CLOSE_GRACE,
         bus: Bus | None = None,
         store: MessageStore | None = None,
         history_replay: int = DEFAULT_HISTORY_REPLAY,
     ) -> None:
         """``None`` for ``join_timeout``, ``rate`` or a cap turns it off;
-        ``portal`` (see ``muca.server.auth``) turns password checks on;
+        ``portal`` (see ``muca.server.auth``) turns password checks on,
+        failed ones slowed from ``login_delay`` seconds up to
+        ``login_delay_max`` (see ``muca.server.logins``; ``None``: not slowed);
         ``store`` (opened, or opened by :meth:`store_opened` time) keeps the
         history; ``bus`` is a :class:`LocalBus` on that store unless given."""
         if clock is None:
@@ -112,6 +121,12 @@ class ChatFactory(ServerFactory):
         self.rate = rate
         self.burst = burst
         self.portal = portal
+        #: Failed logins slowed down (None without --auth or when turned off).
+        self.logins: LoginThrottle | None = None
+        if portal is not None and login_delay:
+            self.logins = LoginThrottle(
+                clock, login_delay, max(login_delay, login_delay_max)
+            )
         self.close_grace = close_grace
         self.room = Room(capacity)
         self.counter = ConnectionCounter(
@@ -176,8 +191,11 @@ class ChatFactory(ServerFactory):
     def close_all(self, timeout: float = DEFAULT_SHUTDOWN_WAIT) -> Deferred[None]:
         """Close every connection; fire once all are gone.
 
-        What is buffered gets ``timeout`` seconds to go out, then the
-        remaining connections are dropped. No roster updates go out meanwhile.
+        Each stops reading; the frames it had read but not handled yet
+        (held by the rate limit or a password check) are answered with
+        ``SERVER_SHUTDOWN`` (see ``ChatProtocol.shutdown``). What is buffered
+        gets ``timeout`` seconds to go out, then the remaining connections
+        are dropped. No roster updates go out meanwhile.
         """
         self.stopping = True
         self._cancel_roster()
@@ -188,7 +206,7 @@ class ChatFactory(ServerFactory):
             return succeed(None)
         done: Deferred[None] = Deferred()
         for connection in closing:
-            connection.close(grace=timeout)
+            connection.shutdown(timeout)
         self._check_closed(done, self.clock.seconds() + timeout + 1.0)
         return done
 

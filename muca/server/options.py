@@ -16,6 +16,7 @@ import muca
 from muca.protocol.wire import DEFAULT_MAX_FRAME
 from muca.server.limits import DEFAULT_BURST, DEFAULT_MAX_PER_ADDRESS, DEFAULT_RATE
 from muca.server.listeners import with_backlog
+from muca.server.logins import DEFAULT_LOGIN_DELAY, DEFAULT_LOGIN_DELAY_MAX
 from muca.server.node import (
     DEFAULT_JOIN_TIMEOUT,
     DEFAULT_LIST_INTERVAL,
@@ -163,8 +164,9 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "rate-limit",
             None,
             DEFAULT_RATE,
-            "Messages per second one connection may send on average; past it "
-            "the server reads the rest more slowly (nothing is dropped); 0: no limit.",
+            "Frames per second one connection may send on average (every frame "
+            "counts, a refused one too); past it the server reads the rest more "
+            "slowly (nothing is dropped); 0: no limit.",
             _named("rate-limit", _non_negative_float),
         ],
         [
@@ -173,6 +175,22 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             DEFAULT_BURST,
             "Messages one connection may send at once before --rate-limit applies.",
             _named("rate-burst", _positive_int),
+        ],
+        [
+            "login-delay",
+            None,
+            DEFAULT_LOGIN_DELAY,
+            "With --auth: seconds the login after a failed one waits before its "
+            "password is checked, doubled by each further failure (per "
+            "connection, user id and address); 0: failed logins are not slowed.",
+            _named("login-delay", _non_negative_float),
+        ],
+        [
+            "login-delay-max",
+            None,
+            DEFAULT_LOGIN_DELAY_MAX,
+            "With --auth: the longest a login waits however many failed before it.",
+            _named("login-delay-max", _non_negative_float),
         ],
         [
             "max-connections",

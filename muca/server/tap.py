@@ -144,6 +144,8 @@ def makeService(options: Options) -> ChatService:
         max_per_address=max_per_address or None,
         exempt_loopback=exempt_loopback,
         portal=make_portal(options.get("credCheckers", [])),
+        login_delay=_off_when_zero(options["login-delay"]),
+        login_delay_max=options["login-delay-max"],
         store=options["store"],
         history_replay=options["history-replay"],
         bus=bus,

@@ -12,7 +12,7 @@ from typing import Any
 
 from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
-from twisted.logger import Logger, globalLogPublisher
+from twisted.logger import Logger, formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from tests.support import (
@@ -112,6 +112,36 @@ class ErrorWatch:
             self.events.append(event)
 
 
+class LogWatch:
+    """Collects the server's own log lines (``muca.*``) while installed;
+    :meth:`wait_for` fires when one containing a text shows."""
+
+    def __init__(self, testcase: TestCase) -> None:
+        self.lines: list[str] = []
+        self._waiting: list[tuple[str, defer.Deferred[str]]] = []
+        globalLogPublisher.addObserver(self)
+        testcase.addCleanup(globalLogPublisher.removeObserver, self)
+
+    def __call__(self, event: dict) -> None:
+        if not str(event.get("log_namespace", "")).startswith("muca."):
+            return
+        line = formatEvent(event)
+        self.lines.append(line)
+        for text, found in list(self._waiting):
+            if text in line:
+                self._waiting.remove((text, found))
+                found.callback(line)
+
+    def wait_for(self, text: str) -> defer.Deferred[str]:
+        """Fire with the first line (from now or before) containing ``text``."""
+        for line in self.lines:
+            if text in line:
+                return defer.succeed(line)
+        found: defer.Deferred[str] = defer.Deferred()
+        self._waiting.append((text, found))
+        return found.addTimeout(WAIT, reactor)
+
+
 class MalformedInputTests(TestCase):
     async def test_every_abuse_gets_its_answer_and_the_others_never_notice(
         self,
@@ -183,6 +213,27 @@ class MalformedInputTests(TestCase):
         self.assertGreater(elapsed, 1.0)
         self.assertLess(elapsed, 4.0)
         self.assertEqual(mary.pending(), [])  # no error: nothing was dropped
+
+    async def test_repeated_joins_are_logged_once_and_slowed(self) -> None:
+        # 1,000/s instead of the default 20/s keeps the test short.
+        port = await start_server(self, "--rate-limit", "1000", "--rate-burst", "50")
+        logs = LogWatch(self)
+        (tony,) = await join_all(self, port, [TONY])
+        repeats = 5000
+        started = time.monotonic()
+        tony.send(json.dumps(join(*TONY)).encode() * repeats)
+        answers = await tony.next_objects(repeats, timeout=WAIT)
+        elapsed = time.monotonic() - started
+        self.assertEqual(set(codes(answers)), {"FAIL:ALREADY_JOINED"})
+        # Each refused JOIN took a token: (5,000 - 50) / 1,000 s at least.
+        self.assertGreater(elapsed, 4.5)
+        await tony.close()
+        summary = await logs.wait_for("more refused joins")
+        self.assertIn(f"{repeats - 1} more refused joins", summary)
+        self.assertIn("ALREADY_JOINED × 4999", summary)
+        refusals = [line for line in logs.lines if "refused join" in line]
+        self.assertEqual(len(refusals), 2, refusals)
+        self.assertLess(len(logs.lines), 6, logs.lines)
 
     async def test_connections_past_the_per_address_cap_are_refused(self) -> None:
         port = await start_server(self, "--max-per-address", "3")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
@@ -339,14 +341,24 @@ class RateLimitTests(SynchronousTestCase):
         self.server.clock.advance(0.5)
         self.assertEqual(codes(self.mary.take()), ["BAD_JSON"] * 10)
 
-    def test_every_join_gets_its_ack_in_order_past_the_limit(self) -> None:
+    def test_every_join_gets_its_ack_in_order_and_takes_a_token(self) -> None:
         self.flood(60)
         self.mary.send_json(join(*MARY))
         self.assertEqual(len(self.texts(self.tony)), 50)
         self.assertEqual(self.mary.take(), [])  # the JOIN waits its turn
-        self.server.clock.advance(0.5)
+        self.server.clock.advance(0.5)  # 10 tokens: the 10 SENDs before it
+        self.assertEqual(len(self.texts(self.tony)), 10)
+        self.assertEqual(self.mary.take(), [])
+        self.server.clock.advance(0.05)
         (ack,) = self.mary.take()
         self.assertEqual((ack["CMD"], ack["CODE"]), ("ACK", "ALREADY_JOINED"))
+
+    def test_repeated_joins_are_slowed_like_any_flood(self) -> None:
+        self.mary.send(json.dumps(join(*MARY)).encode() * 100)
+        self.assertEqual(codes(self.mary.take()), ["ALREADY_JOINED"] * 50)
+        self.assertEqual(self.mary.transport.producerState, "paused")
+        self.server.clock.advance(1)
+        self.assertEqual(codes(self.mary.take()), ["ALREADY_JOINED"] * 20)
 
     def test_a_slowed_peer_that_leaves_leaves_nothing_behind(self) -> None:
         self.flood(100)

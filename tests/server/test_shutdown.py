@@ -10,11 +10,12 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectionRefusedError, ProcessTerminated
 from twisted.internet.protocol import Protocol
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
 from muca.server import tap
-from tests.support import TIMEOUT, connect, join
+from tests.support import TIMEOUT, connect, join, send
 from tests.support.twistd import WAIT, open_clients, raise_open_file_limit, start_twistd
 
 CLIENTS = 1000
@@ -57,6 +58,60 @@ class SigtermTests(TestCase):
         self.assertIn("Server Shut Down.", server.process.output)
         # Every client sees its connection closed.
         await defer.gatherResults([c.closed for c in clients])
+
+
+class SigtermBacklogTests(TestCase):
+    timeout = 120
+
+    async def test_every_send_held_by_the_rate_limit_is_delivered_or_refused(
+        self,
+    ) -> None:
+        # Defaults: 20 a second after a burst of 50.
+        server = await start_twistd(self)
+        tony, mary, henry = [await connect(self, server.port) for _ in range(3)]
+        for client, who in ((tony, "tony"), (mary, "mary"), (henry, "henry")):
+            client.send_json(join(who, f"{who}@hku.hk"))
+            self.assertEqual((await client.next_object())["TYPE"], "OKAY")
+        count = 150
+        senders = ((mary, "mary@hku.hk"), (henry, "henry@hku.hk"))
+        for sender, uid in senders:
+            # One write of about 10 kB: read by the server at once, most of
+            # it then held by the rate limit.
+            sender.send(
+                b"".join(
+                    json.dumps(send(f"{uid} {i}", ["tony@hku.hk"], uid)).encode()
+                    + b"\n"
+                    for i in range(count)
+                )
+            )
+
+        def delivered() -> list[str]:
+            return [o["MSG"] for o in tony.objects if o.get("CMD") == "MSG"]
+
+        # Both bursts are in: the rest waits for the rate when SIGTERM comes.
+        for _ in range(int(WAIT * 20)):
+            if len(delivered()) >= 100:
+                break
+            await deferLater(reactor, 0.05, lambda: None)
+        server.terminate()
+        await defer.gatherResults([c.closed(WAIT) for c in (tony, mary, henry)])
+        await server.process.ended(WAIT)
+        self.assertNotIn("Traceback", server.process.output)
+        got = delivered()
+        for sender, uid in senders:
+            texts = [t for t in got if t.startswith(uid + " ")]
+            refused = [
+                o
+                for o in sender.objects
+                if o.get("CMD") == "ERROR" and o["CODE"] == "SERVER_SHUTDOWN"
+            ]
+            self.assertGreaterEqual(len(texts), 50)
+            # Delivered in order, and every one of the others refused.
+            self.assertEqual(texts, [f"{uid} {i}" for i in range(len(texts))])
+            self.assertEqual(len(texts) + len(refused), count, (uid, len(texts)))
+            self.assertEqual({o.get("REF") for o in refused}, {"SEND"})
+            others = [o for o in sender.objects if o.get("CMD") == "ERROR"]
+            self.assertEqual(others, refused)
 
 
 class StopServiceTests(TestCase):

@@ -358,8 +358,8 @@ def strip_ts(obj: dict[str, Any]) -> dict[str, Any]:
 class RecordingTransport(StringTransport):
     """A ``StringTransport`` that also keeps every written bytes object."""
 
-    def __init__(self, peer_port: int) -> None:
-        super().__init__(peerAddress=IPv4Address("TCP", "127.0.0.1", peer_port))
+    def __init__(self, peer_port: int, host: str = "127.0.0.1") -> None:
+        super().__init__(peerAddress=IPv4Address("TCP", host, peer_port))
         self.writes: list[bytes] = []
 
     def write(self, data: bytes) -> None:
@@ -382,12 +382,12 @@ class MemoryServer:
         self.factory.doStart()
         self._next_port = 50000
 
-    def connect(self) -> MemoryPeer:
-        """A new connection to the server."""
+    def connect(self, host: str = "127.0.0.1") -> MemoryPeer:
+        """A new connection to the server, from ``host``."""
         self._next_port += 1
-        address = IPv4Address("TCP", "127.0.0.1", self._next_port)
+        address = IPv4Address("TCP", host, self._next_port)
         protocol = self.factory.buildProtocol(address)
-        transport = RecordingTransport(self._next_port)
+        transport = RecordingTransport(self._next_port, host)
         protocol.makeConnection(transport)
         return MemoryPeer(self, protocol, transport)
 
