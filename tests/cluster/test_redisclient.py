@@ -39,7 +39,11 @@ def protocol() -> RedisProtocol:
     redis = RedisProtocol(replyTimeout=2.0, convertNumbers=False)
     # Its reply timeouts on a clock of its own, never advanced.
     redis.callLater = Clock().callLater
-    redis.makeConnection(StringTransport())
+    transport = StringTransport()
+    redis.makeConnection(transport)
+    # Ready once Redis has answered its SELECT.
+    redis.dataReceived(b"+OK\r\n")
+    transport.clear()
     return redis
 
 

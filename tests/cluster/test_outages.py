@@ -1,0 +1,128 @@
+"""Redis stalled (SIGSTOP) for 10 s and 30 s under load: the nodes come back
+by themselves, and every message sent was delivered or refused. A node
+started before its Redis: joins wait for it, and ``/healthz`` tells."""
+
+from __future__ import annotations
+
+import time
+
+from twisted.trial.unittest import TestCase
+
+from tests.cluster.support import WAIT, join_on, logged, roster_becomes, start_node
+from tests.cluster.test_faults import HENRY, MARY, PETER, TONY, messages, pause
+from tests.support import OKAY, RawClient, connect, join, send
+from tests.support.redis import RedisServer, free_port, start_redis
+from tests.support.twistd import Twistd, start_twistd
+from tests.web.test_gateway import get
+
+#: Seconds between two rounds of sends (one message from each client).
+ROUND = 0.2
+
+
+def refusals(client: RawClient) -> int:
+    """How many of its SENDs the server refused (an ERROR for a SEND)."""
+    return sum(
+        1 for o in client.objects if o.get("CMD") == "ERROR" and o.get("REF") == "SEND"
+    )
+
+
+async def join_when_back(testcase: TestCase, node: Twistd, nickname: str, uid: str):
+    """Join ``node`` as soon as it takes joins again (bounded retries)."""
+    deadline = time.monotonic() + 2 * WAIT
+    ack = None
+    while time.monotonic() < deadline:
+        client = await connect(testcase, node.port)
+        client.send_json(join(nickname, uid))
+        ack = await client.next_object(WAIT)
+        if ack == OKAY:
+            return client
+        client.close()
+        await pause(0.5)
+    raise AssertionError(f"no OKAY within {2 * WAIT} s; last ACK {ack}")
+
+
+class RedisStallTests(TestCase):
+    """SIGSTOP of Redis while two clients on each of two nodes send."""
+
+    async def test_a_10_s_stall(self) -> None:
+        await self.stall(10.0)
+
+    async def test_a_30_s_stall(self) -> None:
+        await self.stall(30.0)
+
+    async def stall(self, seconds: float) -> None:
+        redis = start_redis(self)
+        one = await start_node(self, redis)
+        two = await start_node(self, redis)
+        people = [TONY, PETER, MARY, HENRY]
+        clients = [
+            await join_on(self, node, *person)
+            for node, person in zip((one, one, two, two), people, strict=True)
+        ]
+        for client in clients:
+            await roster_becomes(client, people)
+        sent: dict[str, list[str]] = {uid: [] for _, uid in people}
+
+        async def send_for(duration: float) -> None:
+            end = time.monotonic() + duration
+            for _ in range(int(duration / ROUND) + 1):
+                for client, (_, uid) in zip(clients, people, strict=True):
+                    text = f"{uid} {len(sent[uid])}"
+                    client.send_json(send(text, [], uid))
+                    sent[uid].append(text)
+                if time.monotonic() > end:
+                    return
+                await pause(ROUND)
+
+        await send_for(1.0)
+        redis.pause()
+        try:
+            await send_for(seconds)
+        finally:
+            redis.resume()
+        await send_for(1.0)
+
+        # Every message is delivered to all three others, or refused with an
+        # ERROR to its sender; never both, never neither.
+        def settled() -> bool:
+            return all(
+                len(delivered(uid)) + refusals(client) >= len(sent[uid])
+                for client, (_, uid) in zip(clients, people, strict=True)
+            )
+
+        def delivered(uid: str) -> set[str]:
+            return {
+                m["MSG"] for c in clients for m in messages(c) if m["FROM"] == uid
+            }
+
+        deadline = time.monotonic() + 2 * WAIT
+        while not settled() and time.monotonic() < deadline:
+            await pause(0.2)
+        for client, (_, uid) in zip(clients, people, strict=True):
+            texts = delivered(uid)
+            self.assertEqual(len(texts) + refusals(client), len(sent[uid]), uid)
+            for other in clients:
+                if other is not client:
+                    got = [m["MSG"] for m in messages(other) if m["FROM"] == uid]
+                    self.assertEqual(sorted(got), sorted(texts), "not to everyone")
+        # The cluster works again: a newcomer joins either node, and its
+        # message reaches everyone.
+        newcomers = [
+            await join_when_back(self, one, "Ann", "ann@hku.hk"),
+            await join_when_back(self, two, "Bob", "bob@hku.hk"),
+        ]
+        newcomers[0].send_json(send("back", [], "ann@hku.hk"))
+        for client in [*clients, newcomers[1]]:
+            for _ in range(5000):
+                obj = await client.next_object(WAIT)
+                if obj.get("CMD") == "MSG" and obj["MSG"] == "back":
+                    break
+        # The outage is logged once per connection, not per try or message.
+        for node in (one, two):
+            output = node.process.output
+            self.assertNotIn("Scheduling retry", output)
+            self.assertLessEqual(output.count("to Redis: "), 2, output[-3000:])
+            self.assertLessEqual(output.count("refusing messages"), 2)
+            self.assertNotIn("message not accepted", output)
+        await logged(one, r"Redis again after \d+ attempts", 0)
+        await logged(one, r"\d+ messages refused during the outage", 0)
