@@ -167,6 +167,7 @@ class RedisBus(Service):
             waiter.callback(None)
 
     def _wake_joins(self) -> None:
+        """Let the held joins try: Redis can be reached (or the node stops)."""
         waiters, self._join_waiters = self._join_waiters, []
         for waiter in waiters:
             waiter.callback(None)
@@ -345,7 +346,8 @@ class RedisBus(Service):
                 yield self._membership.resync()
             self._lost = False
             self._last_error = ""
-            self._wake_joins()
+            if self.unavailable() is None:
+                self._wake_joins()
             if self._refusals:
                 log.info(
                     "cluster: {n} messages refused during the outage", n=self._refusals

@@ -292,7 +292,6 @@ class RedisLink:
         # Failed attempts since the last ready connection, and since when.
         self.failures = 0
         self._down_since: float | None = None
-        self._ever_connected = False
         self._closed: list[Deferred[None]] = []
 
     def start(self) -> None:
@@ -326,13 +325,6 @@ class RedisLink:
                 n=self.failures + 1,
                 seconds=self.clock.seconds() - self._down_since,
             )
-        elif not self._ever_connected and self.failures:
-            log.info(
-                "cluster: {name} connection to Redis made after {n} attempts",
-                name=self.name,
-                n=self.failures + 1,
-            )
-        self._ever_connected = True
         self.failures = 0
         self._down_since = None
 

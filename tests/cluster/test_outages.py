@@ -91,9 +91,7 @@ class RedisStallTests(TestCase):
             )
 
         def delivered(uid: str) -> set[str]:
-            return {
-                m["MSG"] for c in clients for m in messages(c) if m["FROM"] == uid
-            }
+            return {m["MSG"] for c in clients for m in messages(c) if m["FROM"] == uid}
 
         deadline = time.monotonic() + 2 * WAIT
         while not settled() and time.monotonic() < deadline:
@@ -126,3 +124,41 @@ class RedisStallTests(TestCase):
             self.assertNotIn("message not accepted", output)
         await logged(one, r"Redis again after \d+ attempts", 0)
         await logged(one, r"\d+ messages refused during the outage", 0)
+
+
+class ReadinessTests(TestCase):
+    """A node started while its Redis is not running yet."""
+
+    async def test_joins_wait_for_redis_and_healthz_tells(self) -> None:
+        redis = RedisServer(free_port())
+        self.addCleanup(redis.kill)
+        node = await start_twistd(
+            self,
+            "--cluster",
+            redis.url,
+            "--web",
+            "tcp:0:interface=127.0.0.1",
+        )
+        web = int((await node.process.wait_for(r"Site starting on (\d+)")).group(1))
+        response, body = await get(web, "/healthz")
+        self.assertEqual((response.code, body), (503, b"cluster: Redis unreachable\n"))
+        # With no Redis at all, a JOIN is held, then refused.
+        early = await connect(self, node.port)
+        early.send_json(join(*TONY))
+        ack = await early.next_object(WAIT)
+        self.assertEqual((ack["TYPE"], ack["CODE"]), ("FAIL", "CLUSTER_UNAVAILABLE"))
+        # A JOIN made before Redis appears is answered OKAY once it does. The
+        # node has read it by the time it answers a later /healthz.
+        mary = await connect(self, node.port)
+        mary.send_json(join(*MARY))
+        response, body = await get(web, "/healthz")
+        self.assertEqual(response.code, 503)
+        redis.start()
+        self.assertEqual(await mary.next_object(WAIT), OKAY)
+        response, body = await get(web, "/healthz")
+        self.assertEqual((response.code, body), (200, b"ok\n"))
+        # Waiting for Redis was logged once per connection, not per try.
+        output = node.process.output
+        self.assertNotIn("Scheduling retry", output)
+        self.assertLessEqual(output.count("to Redis: "), 2, output[-3000:])
+        await logged(node, r"connection to Redis again after \d+ attempts", 0)
