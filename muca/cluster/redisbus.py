@@ -47,7 +47,13 @@ from muca.cluster.membership import REMOTE, Membership
 from muca.cluster.publishing import Publisher
 from muca.cluster.redisclient import ScriptCall, connect, connected
 from muca.cluster.stream import READ_BLOCK_MS, StreamReader
-from muca.protocol.messages import ALL, ChatMessage, Join
+from muca.protocol.messages import (
+    ALL,
+    STORE_UNAVAILABLE,
+    ChatMessage,
+    Join,
+    JoinRefused,
+)
 from muca.server.bus import BusListener, ClusterUnavailable
 from muca.server.room import Member, Room
 
@@ -145,8 +151,9 @@ class RedisBus(Service):
 
     def join(self, room: Room, connection: Any, join: Join) -> Deferred[Member]:
         """Register the member cluster-wide; fire when its join event is back.
-        While Redis cannot be reached the join waits for it, up to
-        :attr:`join_wait` seconds, then is refused (``CLUSTER_UNAVAILABLE``)."""
+        While Redis or the database cannot be reached the join waits for
+        them, up to :attr:`join_wait` seconds, then is refused
+        (``CLUSTER_UNAVAILABLE``, ``STORE_UNAVAILABLE``)."""
         if self.unavailable() is None:
             return self._membership.join(connection, join, True)
         waiter: Deferred[None] = Deferred()
@@ -156,8 +163,14 @@ class RedisBus(Service):
         def try_now(_: None) -> Deferred[Member]:
             if timer.active():
                 timer.cancel()
-            available = self.unavailable() is None
-            return self._membership.join(connection, join, available)
+            reason = self.unavailable()
+            if reason is not None and reason.startswith("store:"):
+                raise JoinRefused(
+                    STORE_UNAVAILABLE,
+                    "the history database cannot be reached; try again in a"
+                    " few seconds",
+                )
+            return self._membership.join(connection, join, reason is None)
 
         return waiter.addCallback(try_now)
 
@@ -173,14 +186,17 @@ class RedisBus(Service):
             waiter.callback(None)
 
     def unavailable(self) -> str | None:
-        """Why a join would be refused or held now, or None if it would not."""
+        """Why a join would be held (and refused) now, or None if it would
+        not: ``cluster: Redis unreachable`` or ``store: ...``."""
         if (
             not self.ready
             or self._lost
             or connected(self._commands) is None
             or connected(self._reader) is None
         ):
-            return "Redis unreachable"
+            return "cluster: Redis unreachable"
+        if self._writer is not None and self._writer.problem is not None:
+            return f"store: {self._writer.problem}"
         return None
 
     def leave(self, room: Room, member: Member) -> bool:
@@ -314,6 +330,9 @@ class RedisBus(Service):
 
     @defer.inlineCallbacks
     def _beat(self) -> Any:
+        if self._writer is not None:
+            # Whether the database answers, also when Redis does not.
+            self._writer.probe()
         try:
             epoch, known, removed = yield self._run(
                 scripts.HEARTBEAT,

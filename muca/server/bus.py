@@ -81,7 +81,8 @@ class Bus(Protocol):
         """Remove a member; False when it was not (or no longer) here."""
 
     def unavailable(self) -> str | None:
-        """Why a join would be refused (or held) now, or None."""
+        """Why a join would be refused (or held) now, for ``/healthz``
+        (``cluster: ...``, ``store: ...``), or None."""
 
 
 class LocalBus:

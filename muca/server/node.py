@@ -177,8 +177,7 @@ class ChatFactory(ServerFactory):
         """Why a join would be refused now (``/healthz`` says it), or None."""
         if self.stopping:
             return "shutting down"
-        reason = self.bus.unavailable()
-        return None if reason is None else f"cluster: {reason}"
+        return self.bus.unavailable()
 
     def close_all(self, timeout: float = DEFAULT_SHUTDOWN_WAIT) -> Deferred[None]:
         """Close every connection; fire once all are gone.

@@ -1,6 +1,7 @@
 """Redis stalled (SIGSTOP) for 10 s and 30 s under load: the nodes come back
 by themselves, and every message sent was delivered or refused. A node
-started before its Redis: joins wait for it, and ``/healthz`` tells."""
+started before its Redis, and one whose history database stops: joins wait
+for them, and ``/healthz`` tells."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from twisted.trial.unittest import TestCase
 from tests.cluster.support import WAIT, join_on, logged, roster_becomes, start_node
 from tests.cluster.test_faults import HENRY, MARY, PETER, TONY, messages, pause
 from tests.support import OKAY, RawClient, connect, join, send
+from tests.support import postgres as pgsupport
 from tests.support.redis import RedisServer, free_port, start_redis
 from tests.support.twistd import Twistd, start_twistd
 from tests.web.test_gateway import get
@@ -126,8 +128,22 @@ class RedisStallTests(TestCase):
         await logged(one, r"\d+ messages refused during the outage", 0)
 
 
+async def health_becomes(port: int, code: int, body: bytes) -> None:
+    """Ask ``/healthz`` until it answers ``code`` and ``body`` (bounded)."""
+    deadline = time.monotonic() + WAIT
+    seen = None
+    while time.monotonic() < deadline:
+        response, text = await get(port, "/healthz")
+        seen = (response.code, text)
+        if seen == (code, body):
+            return
+        await pause(0.2)
+    raise AssertionError(f"/healthz still says {seen}")
+
+
 class ReadinessTests(TestCase):
-    """A node started while its Redis is not running yet."""
+    """A node started while its Redis is not running yet; the history
+    database stopped under a running node."""
 
     async def test_joins_wait_for_redis_and_healthz_tells(self) -> None:
         redis = RedisServer(free_port())
@@ -162,3 +178,34 @@ class ReadinessTests(TestCase):
         self.assertNotIn("Scheduling retry", output)
         self.assertLessEqual(output.count("to Redis: "), 2, output[-3000:])
         await logged(node, r"connection to Redis again after \d+ attempts", 0)
+
+    async def test_joins_wait_for_the_database_and_healthz_tells(self) -> None:
+        redis = start_redis(self)
+        server = pgsupport.private_server(self)
+        node = await start_node(
+            self, redis, "--db", server.conninfo(), "--web", "tcp:0:interface=127.0.0.1"
+        )
+        web = int((await node.process.wait_for(r"Site starting on (\d+)")).group(1))
+        await health_becomes(web, 200, b"ok\n")
+        pgsupport.stop(server)
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            response, body = await get(web, "/healthz")
+            if response.code == 503:
+                break
+            await pause(0.2)
+        self.assertEqual(response.code, 503)
+        self.assertTrue(body.startswith(b"store: PostgreSQL: "), body)
+        # Held, then refused with a code that says why.
+        early = await connect(self, node.port)
+        early.send_json(join(*TONY))
+        ack = await early.next_object(WAIT)
+        self.assertEqual((ack["TYPE"], ack["CODE"]), ("FAIL", "STORE_UNAVAILABLE"))
+        # Held, and taken once the database is back.
+        mary = await connect(self, node.port)
+        mary.send_json(join(*MARY))
+        response, _ = await get(web, "/healthz")
+        self.assertEqual(response.code, 503)
+        pgsupport.start(server)
+        self.assertEqual(await mary.next_object(WAIT), OKAY)
+        await health_becomes(web, 200, b"ok\n")
