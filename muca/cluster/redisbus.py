@@ -70,8 +70,8 @@ STREAM_MAXLEN = 200_000
 # After Redis lost its data, seconds the other nodes get to register their
 # members again before those that did not are dropped from the replica.
 RESYNC_GRACE = 3.0 * HEARTBEAT_INTERVAL
-#: Seconds a JOIN made while Redis cannot be reached (the node is starting,
-#: or Redis is down) waits for it before it is refused.
+#: Seconds a JOIN made while Redis or the history database cannot be reached
+#: (the node is starting, or an outage) waits for them before it is refused.
 JOIN_WAIT_FOR_REDIS = 10.0
 
 log = Logger()
@@ -127,10 +127,10 @@ class RedisBus(Service):
         self._heartbeat: task.LoopingCall | None = None
         self._lost = False
         self._last_error = ""
-        #: Seconds a join waits for Redis when it cannot be reached.
+        #: Seconds a join waits for Redis or the database (see join()).
         self.join_wait = JOIN_WAIT_FOR_REDIS
         self._join_waiters: list[Deferred[None]] = []
-        # Messages refused since the last good heartbeat (logged with a count).
+        # Messages refused since the outage began (logged with a count).
         self._refusals = 0
 
     # Bus
@@ -214,8 +214,8 @@ class RedisBus(Service):
         self._publisher.publish(drafts)
 
     def _refused(self, drafts: list[ChatMessage], failure: Failure) -> None:
-        # Logged once when refusals start, and with their count at the next
-        # good heartbeat: not once per message during an outage.
+        # Logged once when refusals start, and with their count once Redis
+        # and the database answer again: not once per message.
         if not self._refusals:
             log.info(
                 "cluster: refusing messages: {error}", error=failure.getErrorMessage()
@@ -367,11 +367,12 @@ class RedisBus(Service):
             self._last_error = ""
             if self.unavailable() is None:
                 self._wake_joins()
-            if self._refusals:
-                log.info(
-                    "cluster: {n} messages refused during the outage", n=self._refusals
-                )
-                self._refusals = 0
+                if self._refusals:
+                    log.info(
+                        "cluster: {n} messages refused during the outage",
+                        n=self._refusals,
+                    )
+                    self._refusals = 0
             if self._publisher.unsure:
                 yield self._publisher.check_unsure(connected(self._commands))
         except Exception as error:  # noqa: BLE001 (any failure: retry next beat)
