@@ -128,7 +128,8 @@ def normalize_origin(origin: str) -> str:
 
 class Health(resource.Resource):
     """``/healthz``: 200 while the server accepts joins; 503 with the reason
-    (``shutting down``, ``cluster: Redis unreachable``) while it would not."""
+    (``shutting down``, ``cluster: Redis unreachable``, ``store: ...``)
+    while it would refuse or hold one."""
 
     isLeaf = True
 
