@@ -13,16 +13,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 from twisted.enterprise import adbapi
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import blockingCallFromThread
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from muca.cluster import scripts
 from muca.protocol.messages import ChatMessage
 from muca.server.bus import ClusterUnavailable
 from muca.store import postgres, sql
 from muca.store.base import ChatMessage as StoredMessage
+from muca.store.base import StoreError, one_line
 
 #: The PostgreSQL advisory lock that makes appends one at a time.
 APPEND_LOCK = 0x4D55434B
@@ -65,6 +68,10 @@ class HistoryWriter:
         # Batches on the stream, by the thread that appended them: token ->
         # first id (read once that thread is done, whatever came after).
         self._appended: dict[str, int] = {}
+        #: Why the database cannot be used (its last error), or None: set
+        #: and cleared by appends and by :meth:`probe`.
+        self.problem: str | None = None
+        self._probing = False
 
     def start(self) -> None:
         self._pool.start()
@@ -77,9 +84,37 @@ class HistoryWriter:
     ) -> Deferred[int]:
         """Store the batch ``token`` and append it to the stream; fire with
         its first id, or fail (:class:`UnsureOutcome`: Redis did not answer)."""
-        return self._pool.runWithConnection(
-            self._append_locked, drafts, data, to, token
-        )
+        d = self._pool.runWithConnection(self._append_locked, drafts, data, to, token)
+        return d.addBoth(self._note)
+
+    def probe(self) -> None:
+        """Check that the database answers (the bus does, once a second),
+        so that :attr:`problem` is right when no message is being sent."""
+        if self._probing:
+            return
+        self._probing = True
+        d = self._pool.runQuery("SELECT 1").addBoth(self._note)
+        d.addErrback(lambda _: None)
+        d.addBoth(self._probed)
+
+    def _probed(self, _: Any) -> None:
+        self._probing = False
+
+    def _note(self, result: Any) -> Any:
+        """Note whether the database answered; pass ``result`` on."""
+        if isinstance(result, Failure) and result.check(
+            psycopg.Error, adbapi.ConnectionLost, StoreError
+        ):
+            error = one_line(result.getErrorMessage()) or "connection lost"
+            if self.problem is None:
+                log.info("cluster: the history database fails: {error}", error=error)
+            self.problem = f"PostgreSQL: {error}"
+        else:
+            # Answered (a failure of Redis's comes after the database's part).
+            if self.problem is not None:
+                log.info("cluster: the history database answers again")
+            self.problem = None
+        return result
 
     def appended(self, token: str) -> int | None:
         """The first id of batch ``token`` if it made it to the stream,

@@ -20,7 +20,6 @@ from twisted.enterprise import adbapi
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from muca.cluster import scripts
@@ -30,9 +29,6 @@ from muca.cluster.stream import StreamReader, stream_id
 from muca.protocol.messages import ALL, ChatMessage
 from muca.server.bus import ClusterUnavailable
 from muca.store.base import StoreError
-
-# The cluster's log lines keep the one namespace they had in one module.
-log = Logger(namespace="muca.cluster.redisbus")
 
 #: Told of drafts that were not accepted (none of them was delivered):
 #: ``BusListener.not_accepted``.
@@ -133,7 +129,6 @@ class Publisher:
         if first is not None:
             # Only giving the append lock back failed: the batch is out.
             return
-        log.info("cluster: publish failed: {error}", error=failure.getErrorMessage())
         unsure = failure.check(UnsureOutcome) or (
             self.writer is None and not failure.check(ClusterUnavailable)
         )

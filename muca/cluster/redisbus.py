@@ -47,7 +47,13 @@ from muca.cluster.membership import REMOTE, Membership
 from muca.cluster.publishing import Publisher
 from muca.cluster.redisclient import ScriptCall, connect, connected
 from muca.cluster.stream import READ_BLOCK_MS, StreamReader
-from muca.protocol.messages import ALL, ChatMessage, Join
+from muca.protocol.messages import (
+    ALL,
+    STORE_UNAVAILABLE,
+    ChatMessage,
+    Join,
+    JoinRefused,
+)
 from muca.server.bus import BusListener, ClusterUnavailable
 from muca.server.room import Member, Room
 
@@ -64,6 +70,9 @@ STREAM_MAXLEN = 200_000
 # After Redis lost its data, seconds the other nodes get to register their
 # members again before those that did not are dropped from the replica.
 RESYNC_GRACE = 3.0 * HEARTBEAT_INTERVAL
+#: Seconds a JOIN made while Redis or the history database cannot be reached
+#: (the node is starting, or an outage) waits for them before it is refused.
+JOIN_WAIT_FOR_REDIS = 10.0
 
 log = Logger()
 
@@ -118,6 +127,11 @@ class RedisBus(Service):
         self._heartbeat: task.LoopingCall | None = None
         self._lost = False
         self._last_error = ""
+        #: Seconds a join waits for Redis or the database (see join()).
+        self.join_wait = JOIN_WAIT_FOR_REDIS
+        self._join_waiters: list[Deferred[None]] = []
+        # Messages refused since the outage began (logged with a count).
+        self._refusals = 0
 
     # Bus
 
@@ -136,8 +150,54 @@ class RedisBus(Service):
         self.listener.roster_changed()
 
     def join(self, room: Room, connection: Any, join: Join) -> Deferred[Member]:
-        """Register the member cluster-wide; fire when its join event is back."""
-        return self._membership.join(connection, join, self.ready)
+        """Register the member cluster-wide; fire when its join event is back.
+        While Redis or the database cannot be reached the join waits for
+        them, up to :attr:`join_wait` seconds, then is refused
+        (``CLUSTER_UNAVAILABLE``, ``STORE_UNAVAILABLE``)."""
+        if self.unavailable() is None:
+            return self._membership.join(connection, join, True)
+        waiter: Deferred[None] = Deferred()
+        self._join_waiters.append(waiter)
+        timer = self.clock.callLater(self.join_wait, self._stop_waiting, waiter)
+
+        def try_now(_: None) -> Deferred[Member]:
+            if timer.active():
+                timer.cancel()
+            reason = self.unavailable()
+            if reason is not None and reason.startswith("store:"):
+                raise JoinRefused(
+                    STORE_UNAVAILABLE,
+                    "the history database cannot be reached; try again in a"
+                    " few seconds",
+                )
+            return self._membership.join(connection, join, reason is None)
+
+        return waiter.addCallback(try_now)
+
+    def _stop_waiting(self, waiter: Deferred[None]) -> None:
+        if waiter in self._join_waiters:
+            self._join_waiters.remove(waiter)
+            waiter.callback(None)
+
+    def _wake_joins(self) -> None:
+        """Let the held joins try: Redis can be reached (or the node stops)."""
+        waiters, self._join_waiters = self._join_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    def unavailable(self) -> str | None:
+        """Why a join would be held (and refused) now, or None if it would
+        not: ``cluster: Redis unreachable`` or ``store: ...``."""
+        if (
+            not self.ready
+            or self._lost
+            or connected(self._commands) is None
+            or connected(self._reader) is None
+        ):
+            return "cluster: Redis unreachable"
+        if self._writer is not None and self._writer.problem is not None:
+            return f"store: {self._writer.problem}"
+        return None
 
     def leave(self, room: Room, member: Member) -> bool:
         """Remove a local member here at once, and cluster-wide."""
@@ -154,6 +214,13 @@ class RedisBus(Service):
         self._publisher.publish(drafts)
 
     def _refused(self, drafts: list[ChatMessage], failure: Failure) -> None:
+        # Logged once when refusals start, and with their count once Redis
+        # and the database answer again: not once per message.
+        if not self._refusals:
+            log.info(
+                "cluster: refusing messages: {error}", error=failure.getErrorMessage()
+            )
+        self._refusals += len(drafts)
         self.listener.not_accepted(drafts, failure)
 
     def _append_to_stream(
@@ -203,7 +270,12 @@ class RedisBus(Service):
 
         address = self.address
         self._commands = connect(
-            reactor, address.host, address.port, address.db, COMMAND_TIMEOUT
+            reactor,
+            address.host,
+            address.port,
+            address.db,
+            COMMAND_TIMEOUT,
+            "commands",
         )
         self._reader = connect(
             reactor,
@@ -211,6 +283,7 @@ class RedisBus(Service):
             address.port,
             address.db,
             READ_BLOCK_MS / 1000 + COMMAND_TIMEOUT,
+            "stream",
         )
         if self.database is not None:
             self._writer = HistoryWriter(self.database, self._run)
@@ -229,6 +302,8 @@ class RedisBus(Service):
         super().stopService()
         self._stream.stop()
         self.ready = False
+        # Refused now: the node is going.
+        self._wake_joins()
         if self._heartbeat is not None and self._heartbeat.running:
             self._heartbeat.stop()
         # Our members leave with us (the others would wait for the heartbeat).
@@ -241,9 +316,9 @@ class RedisBus(Service):
         d.addErrback(lambda _: None)
 
         def disconnect(_: Any) -> Deferred[Any]:
-            factories = [f for f in (self._commands, self._reader) if f is not None]
+            links = [link for link in (self._commands, self._reader) if link]
             return defer.gatherResults(
-                [f.disconnect() for f in factories], consumeErrors=True
+                [link.disconnect() for link in links], consumeErrors=True
             ).addErrback(lambda _: None)
 
         d.addCallback(disconnect)
@@ -255,6 +330,9 @@ class RedisBus(Service):
 
     @defer.inlineCallbacks
     def _beat(self) -> Any:
+        if self._writer is not None:
+            # Whether the database answers, also when Redis does not.
+            self._writer.probe()
         try:
             epoch, known, removed = yield self._run(
                 scripts.HEARTBEAT,
@@ -287,6 +365,14 @@ class RedisBus(Service):
                 yield self._membership.resync()
             self._lost = False
             self._last_error = ""
+            if self.unavailable() is None:
+                self._wake_joins()
+                if self._refusals:
+                    log.info(
+                        "cluster: {n} messages refused during the outage",
+                        n=self._refusals,
+                    )
+                    self._refusals = 0
             if self._publisher.unsure:
                 yield self._publisher.check_unsure(connected(self._commands))
         except Exception as error:  # noqa: BLE001 (any failure: retry next beat)

@@ -1,7 +1,11 @@
-"""A node's connections to Redis: txredisapi's, with a lean command path.
+"""A node's connections to Redis: txredisapi's protocol, with a lean
+command path, kept open by :class:`RedisLink`.
 
-txredisapi keeps each connection open (reconnecting with a short backoff),
-selects the database and fails what is waiting when a connection is lost.
+txredisapi's protocol fails what is waiting when a connection is lost. Its
+own reconnecting is not used: a connection whose ``SELECT`` times out (Redis
+stalled) makes it stop trying for good, and it logs every retry.
+:class:`RedisLink` reconnects after any loss, with a backoff, and logs once
+per outage.
 Its way of sending a command and reading the reply costs far more than
 Redis takes to run it (a connection-pool lookup through inlineCallbacks,
 every argument encoded through a chain of type checks, a reply parsed line
@@ -20,8 +24,20 @@ import txredisapi
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.interfaces import IDelayedCall, IStreamClientEndpoint
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from muca.server.output import plain_socket, transport_idle
+
+# The cluster's log lines keep the one namespace they had in one module.
+log = Logger(namespace="muca.cluster.redisbus")
+
+#: Seconds before the first reconnection attempt after a loss; each failed
+#: attempt doubles it, up to RETRY_MAX: back within a second of Redis coming
+#: back, without hammering a Redis that is down.
+RETRY_FIRST = 0.2
+RETRY_MAX = 1.0
 
 # RESP type bytes.
 _BULK, _ARRAY, _STATUS, _ERROR, _INTEGER = b"$*+-:"
@@ -83,10 +99,25 @@ class RedisProtocol(txredisapi.RedisProtocol):
         #: Set when a reply did not come in time: nothing more is sent here.
         self.given_up = False
 
-    def connectionMade(self) -> Any:
-        """Note the socket for direct writes; then txredisapi's own setup."""
+    def connectionMade(self) -> None:
+        """Note the socket for direct writes, and select the database; the
+        connection is ready (``whenConnected``) once Redis has answered, so
+        that a stalled Redis, which accepts connections but answers nothing,
+        gives no connection that looks ready. A ``SELECT`` that fails or
+        times out drops the connection (txredisapi's own setup would also
+        stop reconnecting for good): :class:`RedisLink` tries again."""
         self._socket = plain_socket(self.transport)
-        return super().connectionMade()
+        db, self.dbid = self.dbid or 0, None
+        selected = self.command(encode("SELECT", str(db)))
+        selected.addCallbacks(self._selected, self._not_selected)
+
+    def _selected(self, _: Any) -> None:
+        # txredisapi's own setup, with nothing left to do but mark it ready.
+        super().connectionMade()
+
+    def _not_selected(self, failure: Failure) -> None:
+        self.given_up = True
+        self.transport.abortConnection()
 
     def command(self, data: bytes) -> Deferred[Any]:
         """Send an encoded command; fire with its reply, or fail with the
@@ -229,11 +260,137 @@ def _cancel_timeout(result: Any, timeout: Any) -> Any:
     return result
 
 
+class RedisLink:
+    """One connection to Redis, kept open: after any loss (Redis stopped,
+    restarted or stalled, the network cut) it connects again, RETRY_FIRST
+    seconds later, doubling up to RETRY_MAX while attempts fail.
+
+    :func:`connected` gives its connection while it is up and ready. Logs
+    one line when an outage starts and one when it ends, with the number of
+    attempts it took, however long it lasts.
+    """
+
+    def __init__(
+        self,
+        clock: Any,
+        endpoint: IStreamClientEndpoint,
+        factory: txredisapi.RedisFactory,
+        name: str,
+    ) -> None:
+        """``name``: what this connection is for, in the log lines."""
+        self.clock = clock
+        self.endpoint = endpoint
+        self.factory = factory
+        self.name = name
+        #: The connection while it is ready, else None.
+        self.protocol: RedisProtocol | None = None
+        # The connection being made or set up (SELECT), not ready yet.
+        self._trying: RedisProtocol | None = None
+        self._attempt: Deferred[Any] | None = None
+        self._retry: IDelayedCall | None = None
+        self._stopped = False
+        # Failed attempts since the last ready connection, and since when.
+        self.failures = 0
+        self._down_since: float | None = None
+        self._closed: list[Deferred[None]] = []
+
+    def start(self) -> None:
+        """Connect, and keep connected until :meth:`disconnect`."""
+        self._connect()
+
+    def _connect(self) -> None:
+        self._retry = None
+        if self._stopped:
+            return
+        attempt = self._attempt = self.endpoint.connect(self.factory)
+        attempt.addCallbacks(self._made, self._failed)
+
+    def _made(self, protocol: RedisProtocol) -> None:
+        self._attempt = None
+        if self._stopped:
+            protocol.transport.abortConnection()
+            return
+        self._trying = protocol
+        protocol.whenConnected().addCallback(self._ready)
+        protocol.whenDisconnected().addCallback(self._lost)
+
+    def _ready(self, protocol: RedisProtocol) -> None:
+        self._trying = None
+        self.protocol = protocol
+        if self._down_since is not None:
+            log.info(
+                "cluster: {name} connection to Redis again after {n} attempts"
+                " ({seconds:.1f} s)",
+                name=self.name,
+                n=self.failures + 1,
+                seconds=self.clock.seconds() - self._down_since,
+            )
+        self.failures = 0
+        self._down_since = None
+
+    def _lost(self, protocol: RedisProtocol) -> None:
+        was_ready = protocol is self.protocol
+        if was_ready:
+            self.protocol = None
+        elif protocol is self._trying:
+            self._trying = None
+        if self._stopped:
+            closed, self._closed = self._closed, []
+            for d in closed:
+                d.callback(None)
+            return
+        if was_ready:
+            # A new outage: try again at once (a restarted Redis answers).
+            self._outage("connection lost")
+            self._schedule(0)
+        else:
+            self._failed(None)
+
+    def _failed(self, failure: Failure | None) -> None:
+        self._attempt = None
+        if self._stopped:
+            return
+        self._outage("no answer" if failure is None else failure.getErrorMessage())
+        self.failures += 1
+        self._schedule(min(RETRY_FIRST * 2 ** (self.failures - 1), RETRY_MAX))
+
+    def _outage(self, why: str) -> None:
+        """Once per outage: say so, and note when it began."""
+        if self._down_since is not None:
+            return
+        self._down_since = self.clock.seconds()
+        log.info(
+            "cluster: {name} connection to Redis: {why}; reconnecting",
+            name=self.name,
+            why=why,
+        )
+
+    def _schedule(self, delay: float) -> None:
+        self._retry = self.clock.callLater(delay, self._connect)
+
+    def disconnect(self) -> Deferred[Any]:
+        """Stop reconnecting and close the connection; fire once closed."""
+        self._stopped = True
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        self._retry = None
+        if self._attempt is not None:
+            self._attempt.addErrback(lambda _: None)
+            self._attempt.cancel()
+        protocol = self.protocol or self._trying
+        if protocol is None or not protocol.connected:
+            return defer.succeed(None)
+        closed: Deferred[None] = Deferred()
+        self._closed.append(closed)
+        protocol.transport.loseConnection()
+        return closed
+
+
 def connect(
-    reactor: Any, host: str, port: int, db: int, timeout: float
-) -> txredisapi.RedisFactory:
-    """A txredisapi factory keeping one :class:`RedisProtocol` connection
-    open; ``timeout``: seconds a command may wait for its reply."""
+    reactor: Any, host: str, port: int, db: int, timeout: float, name: str = "Redis"
+) -> RedisLink:
+    """A :class:`RedisLink` keeping one :class:`RedisProtocol` connection
+    open, started; ``timeout``: seconds a command may wait for its reply."""
     factory = txredisapi.RedisFactory(
         f"redis://{host}:{port}/{db}",
         db,
@@ -244,16 +401,16 @@ def connect(
         convertNumbers=False,
     )
     factory.protocol = RedisProtocol
-    # Back within a second of Redis coming back, not after a growing backoff.
-    factory.initialDelay = 0.2
-    factory.maxDelay = 1.0
-    factory.startConnecting(HostnameEndpoint(reactor, host, port, 2))
-    return factory
+    link = RedisLink(reactor, HostnameEndpoint(reactor, host, port, 2), factory, name)
+    link.start()
+    return link
 
 
-def connected(factory: txredisapi.RedisFactory | None) -> RedisProtocol | None:
-    """The factory's connection when it is open and ready, else ``None``."""
-    if factory is None or not factory.pool:
+def connected(link: RedisLink | None) -> RedisProtocol | None:
+    """The link's connection when it is open and ready, else ``None``."""
+    if link is None:
         return None
-    protocol = factory.pool[0]
-    return protocol if protocol.connected and not protocol.given_up else None
+    protocol = link.protocol
+    if protocol is None or not protocol.connected or protocol.given_up:
+        return None
+    return protocol

@@ -80,6 +80,10 @@ class Bus(Protocol):
     def leave(self, room: Room, member: Member) -> bool:
         """Remove a member; False when it was not (or no longer) here."""
 
+    def unavailable(self) -> str | None:
+        """Why a join would be refused (or held) now, for ``/healthz``
+        (``cluster: ...``, ``store: ...``), or None."""
+
 
 class LocalBus:
     """The bus of a server that runs alone: ids from a counter.
@@ -191,3 +195,7 @@ class LocalBus:
             return False
         self.roster_changed()
         return True
+
+    def unavailable(self) -> str | None:
+        """Never: the room is here."""
+        return None

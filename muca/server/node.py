@@ -188,6 +188,12 @@ class ChatFactory(ServerFactory):
         """Count an admitted connection out."""
         self.counter.release(connection.address)
 
+    def refusing_joins(self) -> str | None:
+        """Why a join would be refused now (``/healthz`` says it), or None."""
+        if self.stopping:
+            return "shutting down"
+        return self.bus.unavailable()
+
     def close_all(self, timeout: float = DEFAULT_SHUTDOWN_WAIT) -> Deferred[None]:
         """Close every connection; fire once all are gone.
 
@@ -331,8 +337,8 @@ class ChatFactory(ServerFactory):
             return
         if self.room.member(sender.uid) is not sender:
             return
+        # The bus logs an outage once; the sender hears of every message.
         if failure.check(StoreError):
-            # The bus logs the outage once; the sender hears of every message.
             sender.connection.send_error(
                 STORE_UNAVAILABLE,
                 "the message could not be stored, so it was not delivered;"
@@ -340,7 +346,6 @@ class ChatFactory(ServerFactory):
                 "SEND",
             )
         else:
-            log.info("message not accepted: {error}", error=failure.getErrorMessage())
             sender.connection.send_error(
                 CLUSTER_UNAVAILABLE,
                 "the message could not be accepted (the cluster cannot be"

@@ -122,7 +122,7 @@ def makeService(options: Options) -> ChatService:
         max_per_address = DEFAULT_MAX_PER_ADDRESS
     bus = None
     if options["cluster"] is not None:
-        from muca.cluster.redisbus import RedisBus
+        from muca.cluster.redisbus import JOIN_WAIT_FOR_REDIS, RedisBus
 
         store = options["store"]
         bus = RedisBus(
@@ -132,6 +132,10 @@ def makeService(options: Options) -> ChatService:
             # bus writes to: every node reads what any node stored.
             database=None if store is None else store.conninfo,
         )
+        if options["join-timeout"]:
+            # A join held for Redis must be answered within the connection's
+            # own time to join.
+            bus.join_wait = min(JOIN_WAIT_FOR_REDIS, options["join-timeout"] / 3)
     factory = ChatFactory(
         max_frame=options["max-frame"],
         list_interval=options["list-interval"],

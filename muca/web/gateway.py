@@ -127,7 +127,9 @@ def normalize_origin(origin: str) -> str:
 
 
 class Health(resource.Resource):
-    """``/healthz``: 200 while the server accepts joins, 503 once it stops."""
+    """``/healthz``: 200 while the server accepts joins; 503 with the reason
+    (``shutting down``, ``cluster: Redis unreachable``, ``store: ...``)
+    while it would refuse or hold one."""
 
     isLeaf = True
 
@@ -138,9 +140,10 @@ class Health(resource.Resource):
     def render_GET(self, request: Request) -> bytes:  # noqa: N802
         """``ok``, or why not."""
         _plain(request)
-        if self.chat.stopping:
+        reason = self.chat.refusing_joins()
+        if reason is not None:
             request.setResponseCode(http.SERVICE_UNAVAILABLE)
-            return b"shutting down\n"
+            return f"{reason}\n".encode()
         return b"ok\n"
 
 

@@ -1,6 +1,8 @@
 """A node's Redis connections: replies parsed in one pass, however they are
 cut into reads; commands and scripts against a real redis-server; a command
-with no reply fails in time and the connection comes back."""
+with no reply fails in time and the connection comes back, also after a
+reconnection made while Redis was stalled; the backoff and the log lines of
+an outage, on a fake clock."""
 
 from __future__ import annotations
 
@@ -8,15 +10,20 @@ import time
 from typing import Any
 
 import txredisapi
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
+from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from muca.cluster import scripts
 from muca.cluster.address import RedisAddress
 from muca.cluster.redisbus import RedisBus
 from muca.cluster.redisclient import (
+    RETRY_FIRST,
+    RETRY_MAX,
+    RedisLink,
     RedisProtocol,
     ScriptCall,
     connect,
@@ -39,7 +46,11 @@ def protocol() -> RedisProtocol:
     redis = RedisProtocol(replyTimeout=2.0, convertNumbers=False)
     # Its reply timeouts on a clock of its own, never advanced.
     redis.callLater = Clock().callLater
-    redis.makeConnection(StringTransport())
+    transport = StringTransport()
+    redis.makeConnection(transport)
+    # Ready once Redis has answered its SELECT.
+    redis.dataReceived(b"+OK\r\n")
+    transport.clear()
     return redis
 
 
@@ -182,3 +193,124 @@ class RealRedisTests(TestCase):
         again = await until_connected(self.factory)
         self.assertIsNot(again, redis)
         self.assertEqual(await again.command(encode("PING")), "PONG")
+
+    async def test_a_reconnection_made_while_redis_is_stalled_comes_back(
+        self,
+    ) -> None:
+        # Stalled for longer than a command's timeout (1 s here) plus a retry,
+        # so a reconnection is made while Redis answers nothing: its SELECT
+        # times out (txredisapi then stopped reconnecting for good).
+        redis = await until_connected(self.factory)
+        self.redis.pause()
+        try:
+            with self.assertRaises(txredisapi.TimeoutError):
+                await redis.command(encode("PING"))
+            await deferLater(reactor, 3.0, lambda: None)
+        finally:
+            self.redis.resume()
+        again = await until_connected(self.factory)
+        self.assertEqual(await again.command(encode("PING")), "PONG")
+
+
+class FakeEndpoint:
+    """Connects at once or fails, as the test says, on memory transports."""
+
+    def __init__(self) -> None:
+        self.attempts: list[defer.Deferred[Any]] = []
+
+    def connect(self, factory: Any) -> defer.Deferred[Any]:
+        d: defer.Deferred[Any] = defer.Deferred()
+        d.factory = factory  # type: ignore[attr-defined]
+        self.attempts.append(d)
+        return d
+
+    def refuse(self) -> None:
+        self.attempts[-1].errback(ConnectionRefusedError())
+
+    def accept(self, answer: bytes = b"+OK\r\n") -> RedisProtocol:
+        attempt = self.attempts[-1]
+        redis = attempt.factory.buildProtocol(None)  # type: ignore[attr-defined]
+        redis.callLater = Clock().callLater
+        redis.makeConnection(StringTransport())
+        attempt.callback(redis)
+        if answer:
+            redis.dataReceived(answer)
+        return redis
+
+
+class RedisLinkTests(SynchronousTestCase):
+    """Reconnecting with a backoff, and one log line per outage."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.endpoint = FakeEndpoint()
+        factory = txredisapi.RedisFactory("redis://x", 0, 1, True, replyTimeout=2.0)
+        factory.protocol = RedisProtocol
+        self.link = RedisLink(self.clock, self.endpoint, factory, "commands")
+
+    def lose(self, redis: RedisProtocol) -> None:
+        redis.connectionLost(ConnectionRefusedError())
+
+    def test_retries_back_off_and_an_outage_is_logged_once(self) -> None:
+        with capturedLogs() as events:
+            self.link.start()
+            delays = []
+            for _ in range(6):
+                self.endpoint.refuse()
+                attempts = len(self.endpoint.attempts)
+                delay = self.clock.getDelayedCalls()[0].getTime() - self.clock.seconds()
+                delays.append(round(delay, 3))
+                self.clock.advance(delay)
+                self.assertEqual(len(self.endpoint.attempts), attempts + 1)
+            redis = self.endpoint.accept()
+        self.assertIs(connected(self.link), redis)
+        self.assertEqual(
+            delays, [RETRY_FIRST, 0.4, 0.8, RETRY_MAX, RETRY_MAX, RETRY_MAX]
+        )
+        lines = [formatEvent(e) for e in events if "cluster" in formatEvent(e)]
+        self.assertEqual(len(lines), 2, lines)
+        self.assertIn("commands connection to Redis: ", lines[0])
+        self.assertIn("reconnecting", lines[0])
+        self.assertIn("again after 7 attempts", lines[1])
+
+    def test_a_select_that_fails_or_times_out_is_retried(self) -> None:
+        self.link.start()
+        # Connected, but Redis answers nothing (stalled): not ready, and the
+        # SELECT's timeout drops it; then the next try finds Redis back.
+        stalled = self.endpoint.accept(answer=b"")
+        self.assertIsNone(connected(self.link))
+        stalled.transport.abortConnection = lambda: self.lose(stalled)
+        stalled._no_reply()
+        self.clock.advance(RETRY_FIRST)
+        refused = self.endpoint.accept(answer=b"-ERR DB index is out of range\r\n")
+        self.assertTrue(refused.given_up)
+        self.lose(refused)
+        self.clock.advance(RETRY_MAX)
+        redis = self.endpoint.accept()
+        self.assertIs(connected(self.link), redis)
+
+    def test_a_lost_connection_is_made_again_at_once(self) -> None:
+        self.link.start()
+        first = self.endpoint.accept()
+        self.lose(first)
+        self.assertIsNone(connected(self.link))
+        self.clock.advance(0)
+        again = self.endpoint.accept()
+        self.assertIs(connected(self.link), again)
+
+    def test_disconnect_stops_retrying(self) -> None:
+        self.link.start()
+        self.endpoint.refuse()
+        self.link.disconnect()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_disconnect_closes_the_connection_for_good(self) -> None:
+        self.link.start()
+        redis = self.endpoint.accept()
+        closed = self.link.disconnect()
+        self.assertTrue(redis.transport.disconnecting)
+        self.assertNoResult(closed)
+        self.lose(redis)
+        self.successResultOf(closed)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(len(self.endpoint.attempts), 1)
