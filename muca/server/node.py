@@ -113,7 +113,10 @@ class ChatFactory(ServerFactory):
         self.burst = burst
         self.portal = portal
         self.close_grace = close_grace
-        self.room = Room(capacity)
+        #: User ids that have joined before (offline delivery, --auth only):
+        #: the room keeps them from being taken as nicknames.
+        self.known: set[str] = set()
+        self.room = Room(capacity, self.known)
         self.counter = ConnectionCounter(
             max_connections, max_per_address, exempt_loopback
         )
@@ -127,8 +130,6 @@ class ChatFactory(ServerFactory):
         #: Totals for /metrics.
         self.counters = Counters()
         self.store = store
-        #: User ids that have joined before (offline delivery, --auth only).
-        self.known: set[str] = set()
         #: The id of the last message the bus delivered here.
         self.last_delivered = 0
         #: History replays at JOIN and HISTORY BEFORE (muca.server.replay).
@@ -144,6 +145,11 @@ class ChatFactory(ServerFactory):
         """Private and group messages are read back only when ids are
         authenticated (``--auth``)."""
         return self.portal is not None
+
+    @property
+    def tracks_known(self) -> bool:
+        """Whether user ids that joined become known (offline delivery)."""
+        return self.store is not None and self.private_history
 
     def store_opened(self) -> None:
         """The store has been opened: ids go on from its last one, and the
