@@ -99,12 +99,11 @@ class Membership:
             )
             code = UID_TAKEN if join.uid in self._pending else CLUSTER_UNAVAILABLE
             return defer.fail(JoinRefused(code, reason))
-        try:
-            # What this replica (and this node's known users, from its
-            # database) can refuse at once; the registry decides the rest.
-            self.room.check_names(join.nickname, join.uid)
-        except JoinRefused:
-            return defer.fail()
+        if join.nickname != join.uid and join.nickname in self.room.known:
+            # A user this node's database knows, that the registry may not
+            # (it learns known ids from the joins it decides): refused here.
+            # Everything else the registry decides, as Room.check_names would.
+            return defer.fail(nick_is_a_uid(join.nickname))
         capacity = self.capacity or 0
         joined: Deferred[Member] = Deferred()
         # Before the script runs: its event may come back on the reader's
