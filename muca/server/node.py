@@ -37,7 +37,7 @@ from muca.protocol.messages import (
 )
 from muca.protocol.wire import DEFAULT_MAX_FRAME
 from muca.server.bus import Bus, ClusterUnavailable, LocalBus
-from muca.server.connection import ChatProtocol
+from muca.server.connection import ACK_ALONE, ChatProtocol
 from muca.server.counters import Counters
 from muca.server.limits import (
     DEFAULT_BURST,
@@ -93,6 +93,7 @@ class ChatFactory(ServerFactory):
         exempt_loopback: bool = False,
         portal: Portal | None = None,
         close_grace: float = DEFAULT_CLOSE_GRACE,
+        ack_alone: float = ACK_ALONE,
         bus: Bus | None = None,
         store: MessageStore | None = None,
         history_replay: int = DEFAULT_HISTORY_REPLAY,
@@ -100,7 +101,9 @@ class ChatFactory(ServerFactory):
         """``None`` for ``join_timeout``, ``rate`` or a cap turns it off;
         ``portal`` (see ``muca.server.auth``) turns password checks on;
         ``store`` (opened, or opened by :meth:`store_opened` time) keeps the
-        history; ``bus`` is a :class:`LocalBus` on that store unless given."""
+        history; ``bus`` is a :class:`LocalBus` on that store unless given;
+        ``ack_alone``: seconds an original-framing client's output waits
+        after its ``ACK`` (0: not at all)."""
         if clock is None:
             from twisted.internet import reactor as clock  # type: ignore[assignment]
         self.clock = clock
@@ -113,6 +116,7 @@ class ChatFactory(ServerFactory):
         self.burst = burst
         self.portal = portal
         self.close_grace = close_grace
+        self.ack_alone = ack_alone
         #: User ids that have joined before (offline delivery, --auth only):
         #: the room keeps them from being taken as nicknames.
         self.known: set[str] = set()
