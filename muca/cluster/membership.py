@@ -23,16 +23,24 @@ from twisted.python.failure import Failure
 
 from muca.cluster import scripts
 from muca.cluster.stream import StreamReader
+from muca.protocol.confusables import skeleton
 from muca.protocol.messages import (
     CLUSTER_UNAVAILABLE,
-    NICK_TAKEN,
     PRESENCE_DELTA,
     SERVER_FULL,
     UID_TAKEN,
     Join,
     JoinRefused,
 )
-from muca.server.room import Member, Room
+from muca.server.room import (
+    Member,
+    Room,
+    nick_is_a_uid,
+    nick_looks_taken,
+    nick_taken,
+    uid_is_a_nickname,
+    uid_taken,
+)
 
 #: The connection of a member joined on another node.
 REMOTE = None
@@ -91,12 +99,25 @@ class Membership:
             )
             code = UID_TAKEN if join.uid in self._pending else CLUSTER_UNAVAILABLE
             return defer.fail(JoinRefused(code, reason))
+        if join.nickname != join.uid and join.nickname in self.room.known:
+            # A user this node's database knows, that the registry may not
+            # (it learns known ids from the joins it decides): refused here.
+            # Everything else the registry decides, as Room.check_names would.
+            return defer.fail(nick_is_a_uid(join.nickname))
         capacity = self.capacity or 0
         joined: Deferred[Member] = Deferred()
         # Before the script runs: its event may come back on the reader's
         # connection before its reply comes on this one.
         self._pending[join.uid] = (connection, join, joined)
-        d = self._run(scripts.JOIN, join.uid, join.nickname, self.node, str(capacity))
+        d = self._run(
+            scripts.JOIN,
+            join.uid,
+            join.nickname,
+            self.node,
+            str(capacity),
+            skeleton(join.nickname),
+            "1" if self.listener.tracks_known else "0",
+        )
         d.addCallbacks(
             self._registered,
             self._join_failed,
@@ -111,7 +132,7 @@ class Membership:
         verdict = reply[0]
         if verdict != "OK":
             self._forget_pending(join.uid, joined)
-            joined.errback(_refusal(verdict, join))
+            joined.errback(_refusal(reply, join))
             return
         # Completed by the join's own event on the stream (see apply_join).
         self.clock.callLater(JOIN_WAIT, self._join_timed_out, join.uid, joined)
@@ -171,7 +192,7 @@ class Membership:
         for uid, nickname, _node, _seq in rows:
             self.listener.remember(uid)
             if uid not in room:
-                room.join(REMOTE, nickname, uid, enforce_capacity=False)
+                room.join(REMOTE, nickname, uid, decided=True)
         self._stream.read_from(position)
         if rows:
             self.listener.roster_changed()
@@ -205,7 +226,7 @@ class Membership:
         """Make ``members`` this node's whole registration in Redis."""
         args = [self.node]
         for member in members:
-            args += [member.uid, member.nickname]
+            args += [member.uid, member.nickname, member.look]
         return self._run(scripts.SYNC, *args)
 
     def _conflicts(self, uids: list[str]) -> None:
@@ -230,18 +251,14 @@ class Membership:
             connection, join, joined = pending
             presence = PRESENCE_DELTA in join.caps
             try:
-                member = room.join(
-                    connection, nickname, uid, presence, enforce_capacity=False
-                )
+                member = room.join(connection, nickname, uid, presence, decided=True)
             except JoinRefused:
                 # The registry gave us this id and nickname: whoever held
                 # them in this replica left while Redis was losing its data.
                 for stale in (room.member(uid), self._by_nickname(nickname)):
                     if stale is not None and stale.connection is REMOTE:
                         room.leave(stale)
-                member = room.join(
-                    connection, nickname, uid, presence, enforce_capacity=False
-                )
+                member = room.join(connection, nickname, uid, presence, decided=True)
             self.listener.roster_changed()
             joined.callback(member)
             return
@@ -253,14 +270,14 @@ class Membership:
                 return
             room.leave(current)
         try:
-            room.join(REMOTE, nickname, uid, enforce_capacity=False)
+            room.join(REMOTE, nickname, uid, decided=True)
         except JoinRefused:
             # A stale holder of the nickname (see replay_all) gives way.
             holder = self._by_nickname(nickname)
             if holder is None or holder.connection is not REMOTE:
                 raise
             room.leave(holder)
-            room.join(REMOTE, nickname, uid, enforce_capacity=False)
+            room.join(REMOTE, nickname, uid, decided=True)
         self.listener.roster_changed()
 
     def _by_nickname(self, nickname: str) -> Member | None:
@@ -278,11 +295,18 @@ class Membership:
             self.listener.roster_changed()
 
 
-def _refusal(verdict: str, join: Join) -> JoinRefused:
+def _refusal(reply: list[Any], join: Join) -> JoinRefused:
+    verdict = reply[0]
     if verdict == "UID_TAKEN":
-        return JoinRefused(UID_TAKEN, f"user id {join.uid!r} is already joined")
+        return uid_taken(join.uid)
+    if verdict == "UID_IS_NICK":
+        return uid_is_a_nickname(join.uid)
     if verdict == "NICK_TAKEN":
-        return JoinRefused(NICK_TAKEN, f"nickname {join.nickname!r} is already in use")
+        return nick_taken(join.nickname)
+    if verdict == "NICK_IS_UID":
+        return nick_is_a_uid(join.nickname)
+    if verdict == "NICK_LOOKS":
+        return nick_looks_taken(join.nickname, str(reply[1]))
     if verdict == "SERVER_FULL":
         return JoinRefused(SERVER_FULL, "the chat room is full")
     if verdict == "SETTLING":

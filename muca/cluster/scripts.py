@@ -15,12 +15,16 @@ from __future__ import annotations
 
 PREFIX = "muca:"
 
-#: members: uid -> [nickname, node, join seq]; nicks: nickname -> uid;
+#: members: uid -> [nickname, node, join seq, look]; nicks: nickname -> uid;
 #: events: the stream; ids: the last message id given; joinseq: the last
 #: join sequence number; nodes: node id -> Redis time (ms) of its last
 #: heartbeat; epoch: changes when Redis lost its data; beat: Redis time of
 #: the last heartbeat of any node; settling: exists for a few seconds after
-#: Redis lost its data, while the nodes register their members again.
+#: Redis lost its data, while the nodes register their members again; looks:
+#: a nickname's confusable skeleton -> uid (muca.protocol.confusables);
+#: known: the user ids that joined on an authenticating cluster, whose ids
+#: nobody may take as a nickname (each node also checks those its database
+#: knows before it asks).
 _NAMES = (
     "members",
     "nicks",
@@ -31,6 +35,8 @@ _NAMES = (
     "epoch",
     "beat",
     "settling",
+    "looks",
+    "known",
 )
 KEYS = [PREFIX + name for name in _NAMES]
 
@@ -43,31 +49,51 @@ end
 local function drop(uid, entry)
   redis.call('HDEL', KEYS[1], uid)
   redis.call('HDEL', KEYS[2], entry[1])
+  if entry[4] and redis.call('HGET', KEYS[10], entry[4]) == uid then
+    redis.call('HDEL', KEYS[10], entry[4])
+  end
   emit('l', {uid, entry[2]})
 end
-local function register(uid, nick, node)
+local function register(uid, nick, node, look)
   local seq = redis.call('INCR', KEYS[5])
-  redis.call('HSET', KEYS[1], uid, cjson.encode({nick, node, seq}))
+  redis.call('HSET', KEYS[1], uid, cjson.encode({nick, node, seq, look}))
   redis.call('HSET', KEYS[2], nick, uid)
+  redis.call('HSETNX', KEYS[10], look, uid)
   emit('j', {uid, nick, node, seq})
   return seq
 end
 """
 
-#: ARGV: maxlen uid nickname node capacity (0: none).
+#: ARGV: maxlen uid nickname node capacity (0: none) look (the nickname's
+#: skeleton) known ('1': the uid becomes known). The rules of
+#: ``Room.check_names``: a nickname is no other user's id (joined or known),
+#: a user id no other member's nickname, a look no other member's; the
+#: refusal's second element is the look-alike nickname in use.
 JOIN = (
     _COMMON
     + """
-local uid, nick, node = ARGV[2], ARGV[3], ARGV[4]
+local uid, nick, node, look = ARGV[2], ARGV[3], ARGV[4], ARGV[6]
 if not redis.call('ZSCORE', KEYS[6], node) then return {'NODE_GONE'} end
 if redis.call('EXISTS', KEYS[9]) == 1 then return {'SETTLING'} end
 if redis.call('HEXISTS', KEYS[1], uid) == 1 then return {'UID_TAKEN'} end
 if redis.call('HEXISTS', KEYS[2], nick) == 1 then return {'NICK_TAKEN'} end
+if redis.call('HEXISTS', KEYS[2], uid) == 1 then return {'UID_IS_NICK'} end
+if nick ~= uid and (redis.call('HEXISTS', KEYS[1], nick) == 1
+                    or redis.call('SISMEMBER', KEYS[11], nick) == 1) then
+  return {'NICK_IS_UID'}
+end
+local holder = redis.call('HGET', KEYS[10], look)
+if holder then
+  local raw = redis.call('HGET', KEYS[1], holder)
+  if raw then return {'NICK_LOOKS', cjson.decode(raw)[1]} end
+  redis.call('HDEL', KEYS[10], look)
+end
 local capacity = tonumber(ARGV[5])
 if capacity > 0 and redis.call('HLEN', KEYS[1]) >= capacity then
   return {'SERVER_FULL'}
 end
-return {'OK', register(uid, nick, node)}
+if ARGV[7] == '1' then redis.call('SADD', KEYS[11], uid) end
+return {'OK', register(uid, nick, node, look)}
 """
 )
 
@@ -160,17 +186,18 @@ return {epoch, known, removed}
 """
 )
 
-#: ARGV: maxlen node uid1 nick1 uid2 nick2 ... Makes the registry hold
-#: exactly these members for this node (after Redis lost its data, or after
-#: this node was taken for dead). Returns the uids somebody else holds now.
+#: ARGV: maxlen node uid1 nick1 look1 uid2 nick2 look2 ... Makes the
+#: registry hold exactly these members for this node (after Redis lost its
+#: data, or after this node was taken for dead). Returns the uids somebody
+#: else holds now.
 SYNC = (
     _COMMON
     + """
 local node = ARGV[2]
 local keep = {}
 local conflicts = {}
-for i = 3, #ARGV, 2 do
-  local uid, nick = ARGV[i], ARGV[i + 1]
+for i = 3, #ARGV, 3 do
+  local uid, nick, look = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   keep[uid] = true
   local raw = redis.call('HGET', KEYS[1], uid)
   if raw then
@@ -178,7 +205,7 @@ for i = 3, #ARGV, 2 do
   elseif redis.call('HEXISTS', KEYS[2], nick) == 1 then
     table.insert(conflicts, uid)
   else
-    register(uid, nick, node)
+    register(uid, nick, node, look)
   end
 end
 local all = redis.call('HGETALL', KEYS[1])

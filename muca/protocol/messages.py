@@ -8,6 +8,7 @@ touches a socket.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +53,9 @@ MAX_HISTORY_LIMIT = 200
 DEFAULT_HISTORY_LIMIT = 50
 #: Most messages a ``JOIN`` with ``SINCE`` catches up on (the newest).
 MAX_SINCE = 1000
+#: The largest message id: the stores keep ids in signed 64-bit integers.
+MAX_MESSAGE_ID = 2**63 - 1
+_OUT_OF_RANGE = "{} is out of range: message ids are below 2**63"
 
 
 class ProtocolError(Exception):
@@ -122,8 +126,43 @@ def is_text(value: object) -> bool:
     return True
 
 
+# Characters no identity may hold: controls (NUL, newline, ESC of terminal
+# escapes), format characters (zero-width, bidirectional overrides) and the
+# line and paragraph separators.
+_UNSEEN = {"Cc": "control", "Cf": "format", "Zl": "line separator", "Zp": "separator"}
+
+
+def _identity_problem(field_name: str, value: str) -> str | None:
+    """What no nickname or user id may be: blank, padded, or holding a
+    character that is not seen as itself (see :data:`_UNSEEN`)."""
+    if value != value.strip():
+        if not value.strip():
+            return f"{field_name} must not be blank"
+        return f"{field_name} must not start or end with a space"
+    # isprintable() is true for every string without such characters (and
+    # the cheap common case); otherwise find the one to name.
+    if not value.isprintable():
+        for char in value:
+            kind = _UNSEEN.get(unicodedata.category(char))
+            if kind is not None:
+                return (
+                    f"{field_name} must not contain {kind} characters"
+                    f" (U+{ord(char):04X} at position {value.index(char) + 1})"
+                )
+    return None
+
+
+def normal_form(value: str) -> str:
+    """The NFC form in which nicknames and user ids are kept and compared
+    (ASCII is its own)."""
+    if value.isascii():
+        return value
+    return unicodedata.normalize("NFC", value)
+
+
 def nickname_problem(nickname: object) -> str | None:
-    """Say what is wrong with a nickname, or ``None`` when it is valid."""
+    """Say what is wrong with a nickname (in NFC), or ``None`` when it is
+    valid."""
     if not is_text(nickname):
         return "UN must be a string"
     assert isinstance(nickname, str)
@@ -131,8 +170,9 @@ def nickname_problem(nickname: object) -> str | None:
         return "UN must not be empty"
     if len(nickname) > MAX_NICKNAME:
         return f"UN must be at most {MAX_NICKNAME} characters"
-    if nickname != nickname.strip():
-        return "UN must not start or end with a space"
+    problem = _identity_problem("UN", nickname)
+    if problem:
+        return problem
     if "," in nickname:
         return "UN must not contain a comma"
     if nickname == ALL:
@@ -141,7 +181,8 @@ def nickname_problem(nickname: object) -> str | None:
 
 
 def uid_problem(uid: object) -> str | None:
-    """Say what is wrong with a user id, or ``None`` when it is valid."""
+    """Say what is wrong with a user id (in NFC), or ``None`` when it is
+    valid."""
     if not is_text(uid):
         return "UID must be a string"
     assert isinstance(uid, str)
@@ -149,6 +190,9 @@ def uid_problem(uid: object) -> str | None:
         return "UID must not be empty"
     if len(uid) > MAX_UID:
         return f"UID must be at most {MAX_UID} characters"
+    problem = _identity_problem("UID", uid)
+    if problem:
+        return problem
     if uid == ALL:
         return "UID 'ALL' is reserved for broadcasts"
     return None
@@ -178,7 +222,14 @@ def parse_client_command(obj: dict[str, Any]) -> ClientCommand:
 
 
 def _parse_join(obj: dict[str, Any]) -> Join:
-    problem = nickname_problem(obj.get("UN")) or uid_problem(obj.get("UID"))
+    nickname, uid = obj.get("UN"), obj.get("UID")
+    # Kept and compared in NFC: "é" typed as one character or as "e" and
+    # a combining accent is one nickname.
+    if is_text(nickname):
+        nickname = normal_form(nickname)
+    if is_text(uid):
+        uid = normal_form(uid)
+    problem = nickname_problem(nickname) or uid_problem(uid)
     if problem:
         raise JoinRefused(BAD_JOIN, problem)
     password = obj.get("PASS")
@@ -193,9 +244,11 @@ def _parse_join(obj: dict[str, Any]) -> Join:
     since = obj.get("SINCE")
     if since is not None and not (_whole(since) and since >= 0):
         raise JoinRefused(BAD_JOIN, "SINCE must be a message id (a whole number >= 0)")
+    if since is not None and since > MAX_MESSAGE_ID:
+        raise JoinRefused(BAD_JOIN, _OUT_OF_RANGE.format("SINCE"))
     return Join(
-        nickname=obj["UN"],
-        uid=obj["UID"],
+        nickname=nickname,
+        uid=uid,
         version=version,
         password=password,
         caps=frozenset(c for c in caps if isinstance(c, str)),
@@ -210,6 +263,12 @@ def _parse_history(obj: dict[str, Any]) -> History:
         raise ProtocolError(
             BAD_COMMAND,
             "HISTORY needs BEFORE, a message id (a whole number > 0)",
+            ref="HISTORY",
+        )
+    if before > MAX_MESSAGE_ID:
+        raise ProtocolError(
+            BAD_COMMAND,
+            _OUT_OF_RANGE.format("BEFORE"),
             ref="HISTORY",
         )
     if not (_whole(limit) and 1 <= limit <= MAX_HISTORY_LIMIT):

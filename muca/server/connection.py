@@ -59,6 +59,13 @@ REFUSAL_LOG_INTERVAL = 60.0
 # What a frame read but not handled is told when the server stops.
 SHUTDOWN_REASON = "the server is shutting down: not delivered"
 
+#: Seconds an original client's output waits after its ``ACK`` by default,
+#: so that the ``ACK`` arrives in a read of its own (the node's
+#: ``ack_alone``; see ChatProtocol._hold_after_ack).
+ACK_ALONE = 0.02
+#: Bytes held meanwhile past which they are written at once.
+HOLD_MAX = 64 * 1024
+
 log = Logger()
 
 
@@ -74,6 +81,8 @@ class Node(typing.Protocol):
     portal: Any
     logins: LoginThrottle | None
     close_grace: float
+    #: Seconds an original client's output is held after its ACK (0: never).
+    ack_alone: float
     connections: set[Any]
     outbox: Outbox
     counters: Counters
@@ -146,6 +155,11 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self._stream: Any = None
         # Why the server cannot take this connection, when it is over a cap.
         self._refusal: str | None = None
+        # Output held back for a moment after an original client's ACK (see
+        # _hold_after_ack), and the call that releases it.
+        self._held: list[bytes] | None = None
+        self._held_bytes = 0
+        self._release_call: IDelayedCall | None = None
 
     # Twisted callbacks
 
@@ -214,6 +228,10 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self._abort_call.cancel()
         self._abort_call = None
         self._cancel_timers()
+        if self._release_call is not None and self._release_call.active():
+            self._release_call.cancel()
+        self._release_call = None
+        self._held = None
         self._waiting.clear()
         factory = self.factory
         if factory.logins is not None:
@@ -284,6 +302,8 @@ class ChatProtocol(Protocol, TimeoutMixin):
         One ``send`` instead of the transport's buffering, ``epoll_ctl`` to
         watch for writability, a writable event, ``send`` and ``epoll_ctl``
         again; what the kernel does not take goes to :meth:`write_bytes`.
+        Right after an original client's ``ACK`` it is held back a moment
+        instead (see :meth:`_hold_after_ack`).
         For ``ACK`` it also matters that it leaves at once: a roster update
         written while the ``ACK`` still waited would make the transport join
         the two into a private copy of the whole ``LIST``, per new member
@@ -291,6 +311,13 @@ class ChatProtocol(Protocol, TimeoutMixin):
         transport, or one with bytes queued, always go through
         :meth:`write_bytes`.
         """
+        held = self._held
+        if held is not None:
+            held.append(data)
+            self._held_bytes += len(data)
+            if self._held_bytes > HOLD_MAX:
+                self._release_held()
+            return
         self.factory.counters.bytes_out += len(data)
         sock = self._socket
         if sock is None or self._paused or not transport_idle(self._stream):
@@ -328,6 +355,9 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self._close_started = True
         self._closing = True
         self.setTimeout(None)
+        if self._held is not None:
+            # What was held goes out before the close.
+            self._release_held()
         if self.member is not None:
             # Out of the room now: nothing more is queued for a connection
             # on its way out, and the others hear of it at once.
@@ -628,7 +658,33 @@ class ChatProtocol(Protocol, TimeoutMixin):
         # stream stays byte for byte what it expects.
         max_frame = self.factory.max_frame if join.version >= 2 else None
         self.send(messages.ack_okay_payload(max_frame))
+        if self.framing is Framing.ORIGINAL and self.factory.ack_alone > 0:
+            self._hold_after_ack()
         self.factory.joined(self.member, join)
+
+    def _hold_after_ack(self) -> None:
+        """Let the ``ACK`` leave alone: what follows it (the ``LIST``) is
+        held for the node's ``ack_alone`` seconds, then written in one piece.
+
+        Some original clients take each ``recv()`` as one JSON object and
+        lose an ``ACK`` and ``LIST`` read together (no peer list); the
+        original server gave them two reads by luck of timing. Only for
+        original framing: native clients' output is never held."""
+        self._held = []
+        self._held_bytes = 0
+        factory = self.factory
+        self._release_call = factory.clock.callLater(
+            factory.ack_alone, self._release_held
+        )
+
+    def _release_held(self) -> None:
+        """Write what was held after the ``ACK``, in order, and stop holding."""
+        if self._release_call is not None and self._release_call.active():
+            self._release_call.cancel()
+        self._release_call = None
+        held, self._held = self._held, None
+        if held:
+            self.write_now(b"".join(held))
 
     def _refuse(self, obj: dict[str, Any], refusal: JoinRefused) -> None:
         now = self.factory.clock.seconds()

@@ -37,7 +37,7 @@ from muca.protocol.messages import (
 )
 from muca.protocol.wire import DEFAULT_MAX_FRAME
 from muca.server.bus import Bus, ClusterUnavailable, LocalBus
-from muca.server.connection import ChatProtocol
+from muca.server.connection import ACK_ALONE, ChatProtocol
 from muca.server.counters import Counters
 from muca.server.limits import (
     DEFAULT_BURST,
@@ -100,6 +100,7 @@ class ChatFactory(ServerFactory):
         login_delay: float | None = DEFAULT_LOGIN_DELAY,
         login_delay_max: float = DEFAULT_LOGIN_DELAY_MAX,
         close_grace: float = DEFAULT_CLOSE_GRACE,
+        ack_alone: float = ACK_ALONE,
         bus: Bus | None = None,
         store: MessageStore | None = None,
         history_replay: int = DEFAULT_HISTORY_REPLAY,
@@ -109,7 +110,9 @@ class ChatFactory(ServerFactory):
         failed ones slowed from ``login_delay`` seconds up to
         ``login_delay_max`` (see ``muca.server.logins``; ``None``: not slowed);
         ``store`` (opened, or opened by :meth:`store_opened` time) keeps the
-        history; ``bus`` is a :class:`LocalBus` on that store unless given."""
+        history; ``bus`` is a :class:`LocalBus` on that store unless given;
+        ``ack_alone``: seconds an original-framing client's output waits
+        after its ``ACK`` (0: not at all)."""
         if clock is None:
             from twisted.internet import reactor as clock  # type: ignore[assignment]
         self.clock = clock
@@ -128,7 +131,11 @@ class ChatFactory(ServerFactory):
                 clock, login_delay, max(login_delay, login_delay_max)
             )
         self.close_grace = close_grace
-        self.room = Room(capacity)
+        self.ack_alone = ack_alone
+        #: User ids that have joined before (offline delivery, --auth only):
+        #: the room keeps them from being taken as nicknames.
+        self.known: set[str] = set()
+        self.room = Room(capacity, self.known)
         self.counter = ConnectionCounter(
             max_connections, max_per_address, exempt_loopback
         )
@@ -142,8 +149,6 @@ class ChatFactory(ServerFactory):
         #: Totals for /metrics.
         self.counters = Counters()
         self.store = store
-        #: User ids that have joined before (offline delivery, --auth only).
-        self.known: set[str] = set()
         #: The id of the last message the bus delivered here.
         self.last_delivered = 0
         #: History replays at JOIN and HISTORY BEFORE (muca.server.replay).
@@ -159,6 +164,11 @@ class ChatFactory(ServerFactory):
         """Private and group messages are read back only when ids are
         authenticated (``--auth``)."""
         return self.portal is not None
+
+    @property
+    def tracks_known(self) -> bool:
+        """Whether user ids that joined become known (offline delivery)."""
+        return self.store is not None and self.private_history
 
     def store_opened(self) -> None:
         """The store has been opened: ids go on from its last one, and the

@@ -7,10 +7,11 @@ and the caller (``muca.server.node``) writes it. ``connection`` on a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from muca.protocol.confusables import skeleton
 from muca.protocol.messages import (
     ALL,
     GROUP,
@@ -40,9 +41,12 @@ class Member:
     presence: bool = False
     synced: bool = False
     entry: dict[str, str] = field(init=False)
+    #: The nickname's confusable skeleton (see ``muca.protocol.confusables``).
+    look: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.entry = {"UN": self.nickname, "UID": self.uid}
+        self.look = skeleton(self.nickname)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,18 +73,56 @@ class RosterUpdate:
     delta_recipients: list[Member]
 
 
+def uid_taken(uid: str) -> JoinRefused:
+    """The refusal of a user id that is joined already."""
+    return JoinRefused(UID_TAKEN, f"user id {uid!r} is already joined")
+
+
+def uid_is_a_nickname(uid: str) -> JoinRefused:
+    """The refusal of a user id that is another member's nickname."""
+    return JoinRefused(
+        UID_TAKEN,
+        f"user id {uid!r} is another user's nickname: messages to it would"
+        " be ambiguous",
+    )
+
+
+def nick_taken(nickname: str) -> JoinRefused:
+    """The refusal of a nickname in use."""
+    return JoinRefused(NICK_TAKEN, f"nickname {nickname!r} is already in use")
+
+
+def nick_is_a_uid(nickname: str) -> JoinRefused:
+    """The refusal of a nickname that is another user's id."""
+    return JoinRefused(NICK_TAKEN, f"nickname {nickname!r} is another user's user id")
+
+
+def nick_looks_taken(nickname: str, other: str) -> JoinRefused:
+    """The refusal of a nickname that looks like one in use."""
+    return JoinRefused(
+        NICK_TAKEN,
+        f"nickname {nickname!r} looks like {other!r}, which is already in use",
+    )
+
+
 class Room:
     """The peer registry: members by user id, in join order.
 
     Joins and leaves are recorded as pending roster changes; the caller
     decides when to turn them into messages with :meth:`take_roster_update`,
-    which lets it coalesce a burst of changes into one update.
+    which lets it coalesce a burst of changes into one update. ``known``:
+    the user ids that own their name while away (offline delivery, on an
+    authenticating server); the caller keeps it up to date.
     """
 
-    def __init__(self, capacity: int | None = None) -> None:
+    def __init__(
+        self, capacity: int | None = None, known: Collection[str] = frozenset()
+    ) -> None:
         self.capacity = capacity
+        self.known = known
         self._members: dict[str, Member] = {}
         self._nicknames: dict[str, Member] = {}
+        self._looks: dict[str, Member] = {}
         self._pending_joined: dict[str, Member] = {}
         self._pending_left: list[str] = []
         self._unsynced: dict[str, Member] = {}
@@ -116,32 +158,50 @@ class Room:
         uid: str,
         presence: bool = False,
         *,
-        enforce_capacity: bool = True,
+        decided: bool = False,
     ) -> Member:
         """Add a peer; raise :class:`JoinRefused` when the room says no.
 
         Fields must already be valid (see ``muca.protocol.messages``).
-        ``enforce_capacity=False``: the join was decided elsewhere (a
-        cluster's registry), only recorded here.
+        ``decided``: the join was decided elsewhere (a cluster's registry),
+        only recorded here (an exact clash of id or nickname still raises).
         """
         if uid in self._members:
-            raise JoinRefused(UID_TAKEN, f"user id {uid!r} is already joined")
+            raise uid_taken(uid)
         if nickname in self._nicknames:
-            raise JoinRefused(NICK_TAKEN, f"nickname {nickname!r} is already in use")
-        if (
-            enforce_capacity
-            and self.capacity is not None
-            and len(self._members) >= self.capacity
-        ):
-            raise JoinRefused(SERVER_FULL, "the chat room is full")
+            raise nick_taken(nickname)
+        if not decided:
+            self.check_names(nickname, uid)
+            if self.capacity is not None and len(self._members) >= self.capacity:
+                raise JoinRefused(SERVER_FULL, "the chat room is full")
         member = Member(nickname, uid, connection, presence)
         self._members[uid] = member
         self._nicknames[nickname] = member
+        self._looks.setdefault(member.look, member)
         self._pending_joined[uid] = member
         if presence:
             self._unsynced[uid] = member
         self._changed = True
         return member
+
+    def check_names(self, nickname: str, uid: str) -> None:
+        """Raise :class:`JoinRefused` unless this nickname and user id can
+        name nobody else: in ``TO`` a name is a user id first, so a
+        nickname may not be another user's id (joined or known), a user id
+        not another member's nickname, and a nickname may not look like one
+        in use (``NICK_TAKEN``, ``UID_TAKEN``). One's own id as one's
+        nickname is fine."""
+        if uid in self._members:
+            raise uid_taken(uid)
+        if nickname in self._nicknames:
+            raise nick_taken(nickname)
+        if uid in self._nicknames:
+            raise uid_is_a_nickname(uid)
+        if nickname != uid and (nickname in self._members or nickname in self.known):
+            raise nick_is_a_uid(nickname)
+        holder = self._looks.get(skeleton(nickname))
+        if holder is not None:
+            raise nick_looks_taken(nickname, holder.nickname)
 
     def leave(self, member: Member) -> bool:
         """Remove a member; return False when it was not (or no longer) here."""
@@ -149,6 +209,8 @@ class Room:
             return False
         del self._members[member.uid]
         del self._nicknames[member.nickname]
+        if self._looks.get(member.look) is member:
+            del self._looks[member.look]
         if self._pending_joined.get(member.uid) is member:
             # Joined and left between two updates: nobody needs to hear of it.
             del self._pending_joined[member.uid]
@@ -162,8 +224,10 @@ class Room:
         """Resolve a ``SEND``'s ``TO`` list from ``sender``.
 
         Empty ``to``, or ``to`` naming ``ALL``, is a broadcast to every
-        other member. Otherwise each entry is a user id or, failing that, a
-        joined user's nickname (some clients address by nickname); the
+        other member. Otherwise each entry is a user id or, when it is no
+        joined or known user id, a joined user's nickname (some clients
+        address by nickname); a known id that is away is ``unknown`` here
+        (the caller keeps the message for it); the
         sender is dropped, then one distinct member is ``PRIVATE`` and
         several are ``GROUP``; unknown entries are returned in ``unknown``
         and the known ones still get the message. Raises
@@ -176,7 +240,9 @@ class Room:
         recipients: dict[str, Member] = {}
         unknown: dict[str, None] = {}
         for name in to:
-            member = self._members.get(name) or self._nicknames.get(name)
+            member = self._members.get(name)
+            if member is None and name not in self.known:
+                member = self._nicknames.get(name)
             if member is None:
                 unknown[name] = None
             elif member is not sender:

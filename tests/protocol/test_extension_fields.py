@@ -76,8 +76,27 @@ class HistoryRequestTests(SynchronousTestCase):
         command = parse_client_command({"CMD": "HISTORY", "BEFORE": 1, "LIMIT": 1})
         self.assertEqual(command, History(before=1, limit=1))
 
+    def test_before_beyond_64_bits_is_out_of_range(self) -> None:
+        self.assertEqual(
+            parse_client_command({"CMD": "HISTORY", "BEFORE": 2**63 - 1}),
+            History(before=2**63 - 1),
+        )
+        for value in (2**63, 2**64, 10**100):
+            with self.subTest(value=value):
+                with self.assertRaises(ProtocolError) as caught:
+                    parse_client_command({"CMD": "HISTORY", "BEFORE": value})
+                error = caught.exception
+                self.assertEqual(
+                    (error.code, error.reason, error.ref),
+                    (
+                        BAD_COMMAND,
+                        "BEFORE is out of range: message ids are below 2**63",
+                        "HISTORY",
+                    ),
+                )
+
     def test_before_must_be_a_message_id(self) -> None:
-        for value in (0, -1, "5", None, 2.5):
+        for value in (0, -1, "5", None, 2.5, True):
             with self.subTest(value=value):
                 with self.assertRaises(ProtocolError) as caught:
                     parse_client_command({"CMD": "HISTORY", "BEFORE": value})

@@ -59,6 +59,13 @@ class ParseJoinTests(SynchronousTestCase):
         self.assertEqual((command.version, command.caps), (1, frozenset()))
         self.assertEqual(parse_client_command(join(V=True)).version, 1)
 
+    def test_names_are_kept_in_nfc_and_ascii_as_it_is(self) -> None:
+        command = parse_client_command(join(UN="Zoe\u0301", UID="zoe\u0301@x"))
+        self.assertEqual((command.nickname, command.uid), ("Zo\u00e9", "zo\u00e9@x"))
+        # Other letters and spaces inside are fine: Chinese, emoji, NBSP.
+        for nickname in ("\u5c0f\u660e", "Tony \U0001f600", "To\u00a0ny"):
+            self.assertEqual(parse_client_command(join(UN=nickname)).nickname, nickname)
+
     def test_every_invalid_field_is_bad_join_saying_what_is_wrong(self) -> None:
         cases = [
             (join(UN=None), "UN must be a string"),
@@ -74,6 +81,32 @@ class ParseJoinTests(SynchronousTestCase):
             (join(UN=" Tony"), "UN must not start or end with a space"),
             (join(UN="Tony "), "UN must not start or end with a space"),
             (join(UN="To,ny"), "UN must not contain a comma"),
+            (join(UN=" "), "UN must not be blank"),
+            (join(UID="t\u3000"), "UID must not start or end with a space"),
+            (
+                join(UN="To\u200bny"),
+                "UN must not contain format characters (U+200B at position 3)",
+            ),
+            (
+                join(UN="\u2066Tony"),
+                "UN must not contain format characters (U+2066 at position 1)",
+            ),
+            (
+                join(UN="Tony\x7f"),
+                "UN must not contain control characters (U+007F at position 5)",
+            ),
+            (
+                join(UN="To\u2028ny"),
+                "UN must not contain line separator characters (U+2028 at position 3)",
+            ),
+            (
+                join(UID="t\tx"),
+                "UID must not contain control characters (U+0009 at position 2)",
+            ),
+            (
+                join(UID="t\u0085x"),
+                "UID must not contain control characters (U+0085 at position 2)",
+            ),
             (join(UN="ALL"), "UN 'ALL' is reserved for broadcasts"),
             (join(UID="ALL"), "UID 'ALL' is reserved for broadcasts"),
             (join(UN="T" + LONE_SURROGATE), "UN must be a string"),
@@ -339,6 +372,18 @@ class HistoryCommandTests(SynchronousTestCase):
             self.assertEqual(
                 (raised.exception.code, raised.exception.reason),
                 ("BAD_JOIN", "SINCE must be a message id (a whole number >= 0)"),
+            )
+
+    def test_a_since_beyond_64_bits_refuses_the_join(self) -> None:
+        ok = {"CMD": "JOIN", "UN": "T", "UID": "t", "SINCE": 2**63 - 1}
+        self.assertEqual(parse_client_command(ok).since, 2**63 - 1)
+        for since in (2**63, 2**70):
+            obj = {"CMD": "JOIN", "UN": "T", "UID": "t", "SINCE": since}
+            with self.assertRaises(JoinRefused) as raised:
+                parse_client_command(obj)
+            self.assertEqual(
+                (raised.exception.code, raised.exception.reason),
+                ("BAD_JOIN", "SINCE is out of range: message ids are below 2**63"),
             )
 
     def test_replayed_messages_and_the_end_marker_parse_back(self) -> None:

@@ -58,6 +58,19 @@ class EncodeTests(SynchronousTestCase):
         data = encode({"MSG": "héllo"}, Framing.NATIVE)
         self.assertEqual(data, '{"MSG":"héllo"}\n'.encode())
 
+    def test_native_escapes_what_splitlines_breaks_at_and_nothing_else(self) -> None:
+        text = "a\u2028b\u2029c\u0085d \u00e9 \u2027 \U0001f600"
+        data = encode({"MSG": text, "TO": ["x\u2028"]}, Framing.NATIVE)
+        self.assertEqual(
+            data,
+            '{"MSG":"a\\u2028b\\u2029c\\u0085d \u00e9 \u2027 \U0001f600",'
+            '"TO":["x\\u2028"]}\n'.encode(),
+        )
+        self.assertEqual(len(data.decode().splitlines()), 1)
+        self.assertEqual(json.loads(data), {"MSG": text, "TO": ["x\u2028"]})
+        frame = encode({"MSG": text}, Framing.WEBSOCKET)
+        self.assertNotIn("\u2028".encode(), frame)
+
     def test_original_is_ascii_without_brace_pairs_inside_strings(self) -> None:
         data = encode({"MSG": "a}{b é"}, Framing.ORIGINAL)
         self.assertNotIn(b"}{", data)
@@ -400,10 +413,11 @@ class LengthPrefixedTests(SynchronousTestCase):
             self.assertEqual(frames, objects, cut)
             self.assertTrue(decoder.length_prefixed)
 
-    def test_encode_writes_the_length_then_compact_utf8(self) -> None:
-        body = '{"MSG":"é"}'.encode()
+    def test_encode_writes_the_length_then_compact_ascii(self) -> None:
+        body = b'{"MSG":"\\u00e9\\ud83d\\ude00"}'
         self.assertEqual(
-            encode({"MSG": "é"}, Framing.PREFIXED), len(body).to_bytes(4, "big") + body
+            encode({"MSG": "é😀"}, Framing.PREFIXED),
+            len(body).to_bytes(4, "big") + body,
         )
 
     def test_a_body_that_is_no_object_is_bad_json_and_the_stream_goes_on(self) -> None:

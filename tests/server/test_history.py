@@ -134,6 +134,32 @@ class HistoryTestsMixin:
         stranger.send_json({"CMD": "HISTORY", "BEFORE": 5})
         self.assertEqual((await stranger.next_object())["CODE"], "NOT_JOINED")
 
+    async def test_ids_beyond_64_bits_are_refused_not_a_store_failure(self) -> None:
+        port = await self.server()
+        bob, _ = await self.joined(port, BOB)
+        for before in (2**63, 2**64 + 1):
+            bob.send_json({"CMD": "HISTORY", "BEFORE": before, "LIMIT": 5})
+            error = await bob.next_object()
+            self.assertEqual(
+                (error["CMD"], error["CODE"], error["REF"], error["REASON"]),
+                (
+                    "ERROR",
+                    "BAD_COMMAND",
+                    "HISTORY",
+                    "BEFORE is out of range: message ids are below 2**63",
+                ),
+            )
+        # The largest id there can be is a valid question.
+        bob.send_json({"CMD": "HISTORY", "BEFORE": 2**63 - 1, "LIMIT": 5})
+        self.assertEqual(await bob.next_object(), {"CMD": "HISTORY", "MORE": False})
+        late = await connect(self, port)
+        late.send_json(history_join(CAROL, SINCE=2**63))
+        ack = await late.next_object()
+        self.assertEqual(
+            (ack["TYPE"], ack["CODE"], ack["REASON"]),
+            ("FAIL", "BAD_JOIN", "SINCE is out of range: message ids are below 2**63"),
+        )
+
     async def test_original_clients_get_no_history(self) -> None:
         port = await self.server()
         await self.talk(port, [send("before", [], ALICE[1])])

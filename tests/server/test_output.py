@@ -19,7 +19,11 @@ HELLO_NATIVE = '{"CMD":"MSG","TYPE":"ALL","MSG":"héllo }{","FROM":"u1"}\n'.enco
 HELLO_ORIGINAL = (
     b'{"CMD": "MSG", "TYPE": "ALL", "MSG": "h\\u00e9llo }\\u007b", "FROM": "u1"}'
 )
-HELLO_PREFIXED = b"\x00\x00\x00\x38" + HELLO_NATIVE[:-1]
+# ASCII: the peers of the length-prefixed dialect read nothing else.
+HELLO_PREFIXED = (
+    b"\x00\x00\x00\x3c"
+    + b'{"CMD":"MSG","TYPE":"ALL","MSG":"h\\u00e9llo }{","FROM":"u1"}'
+)
 BYE = {"CMD": "MSG", "TYPE": "ALL", "MSG": "bye", "FROM": "u2"}
 BYE_NATIVE = b'{"CMD":"MSG","TYPE":"ALL","MSG":"bye","FROM":"u2"}\n'
 BYE_ORIGINAL = b'{"CMD": "MSG", "TYPE": "ALL", "MSG": "bye", "FROM": "u2"}'

@@ -21,7 +21,12 @@ from tests.support import (
     start_server,
     strip_ts,
 )
-from tests.support.peers import AsciiOnlyPeer, BraceDepthPeer, LengthPrefixedPeer
+from tests.support.peers import (
+    AsciiOnlyPeer,
+    BraceDepthPeer,
+    LengthPrefixedPeer,
+    LineSplittingPeer,
+)
 
 TONY = ("Tony", "tony@hku.hk")
 MARY = ("Mary", "mary@hku.hk")
@@ -93,6 +98,19 @@ class LengthPrefixedPeerTests(PeerTestCase):
         self.assertEqual(strip_ts(await tony.next_object()), msg("ALL", TEXT, MARY[1]))
         self.assertIsNone(mary.dropped)
 
+    async def test_a_length_prefixed_peer_gets_ascii_only(self) -> None:
+        """Its peers decode ASCII only: é and emoji come as \\u escapes."""
+        port = await start_server(self)
+        (tony,) = await join_all(self, port, [TONY])
+        mary = await self.peer_joins(port, LengthPrefixedPeer, MARY, TONY)
+        self.assertEqual(await tony.next_object(), roster(TONY, MARY))
+        tony.send_json(send("café 😀", [MARY[1]], TONY[1]))
+        received = await mary.next_object()
+        self.assertEqual(strip_ts(received), msg("PRIVATE", "café 😀", TONY[1]))
+        self.assertIsNone(mary.dropped)
+        self.assertTrue(bytes(mary.received).isascii())
+        self.assertIn(b"caf\\u00e9 \\ud83d\\ude00", bytes(mary.received))
+
     async def test_a_prefixed_body_that_is_no_object_gets_bad_json_and_goes_on(
         self,
     ) -> None:
@@ -113,6 +131,24 @@ class LengthPrefixedPeerTests(PeerTestCase):
         error = await mary.next_object()
         self.assertEqual((error["CMD"], error["CODE"]), ("ERROR", "FRAME_TOO_LONG"))
         await mary.closed()
+
+
+class LineSplittingPeerTests(PeerTestCase):
+    async def test_unicode_line_breaks_in_a_message_are_escaped(self) -> None:
+        """U+0085, U+2028 and U+2029 break lines for str.splitlines(): a
+        native client reading so still gets one object per line."""
+        port = await start_server(self)
+        (tony,) = await join_all(self, port, [TONY])
+        mary = await connect(self, port, LineSplittingPeer)
+        mary.send_json(join(*MARY))
+        self.assertEqual(await mary.next_objects(2), [OKAY, roster(TONY, MARY)])
+        text = "one\u2028two\u2029three\u0085four é"
+        tony.send_json(send(text, [MARY[1]], TONY[1]))
+        self.assertEqual(
+            strip_ts(await mary.next_object()), msg("PRIVATE", text, TONY[1])
+        )
+        self.assertIsNone(mary.dropped)
+        self.assertIn(b"one\\u2028two\\u2029three\\u0085four \xc3\xa9", mary.received)
 
 
 class LiberalToTests(PeerTestCase):

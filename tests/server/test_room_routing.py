@@ -149,8 +149,9 @@ class RouteByNicknameTests(SynchronousTestCase):
         self.room = Room()
         self.tony = self.room.join("c1", "Tony", "t")
         self.mary = self.room.join("c2", "Mary", "m")
-        # A nickname that is also another member's user id.
-        self.hugo = self.room.join("c3", "t", "h")
+        # A nickname that is also another member's user id: refused at JOIN
+        # (test_identity), recorded here as a registry could have decided it.
+        self.hugo = self.room.join("c3", "t", "h", decided=True)
 
     def test_a_nickname_names_its_member(self) -> None:
         route = self.room.route(self.tony, ["Mary"])
@@ -193,6 +194,65 @@ class RouteByNicknameTests(SynchronousTestCase):
             (route.kind, route.recipients, route.unknown),
             (GROUP, [self.hugo], ("Mary",)),
         )
+
+
+class KnownIdTests(SynchronousTestCase):
+    """A known user id (on an authenticating server) is that user's, away
+    or not: never another member's nickname, at JOIN or in TO."""
+
+    def setUp(self) -> None:
+        self.known = {"carol"}
+        self.room = Room(known=self.known)
+        self.alice = self.room.join("c1", "Alice", "alice")
+
+    def refusal(self, nickname: str, uid: str) -> tuple[str, str]:
+        with self.assertRaises(JoinRefused) as caught:
+            self.room.join(object(), nickname, uid)
+        return caught.exception.code, caught.exception.reason
+
+    def test_a_known_id_is_no_nickname_for_another(self) -> None:
+        self.assertEqual(
+            self.refusal("carol", "eve"),
+            (NICK_TAKEN, "nickname 'carol' is another user's user id"),
+        )
+        self.room.join("c3", "carol", "carol")
+
+    def test_a_known_id_in_to_is_that_user_even_if_a_nickname_says_otherwise(
+        self,
+    ) -> None:
+        # A registry that decided otherwise (an older cluster node).
+        eve = self.room.join("c2", "carol", "eve", decided=True)
+        route = self.room.route(self.alice, ["carol"])
+        self.assertEqual(
+            (route.kind, route.recipients, route.unknown), (PRIVATE, [], ("carol",))
+        )
+        self.assertNotIn(eve, route.recipients)
+
+    def test_ids_and_nicknames_of_members_never_cross(self) -> None:
+        self.assertEqual(
+            self.refusal("alice", "eve"),
+            (NICK_TAKEN, "nickname 'alice' is another user's user id"),
+        )
+        self.assertEqual(
+            self.refusal("Eve", "Alice"),
+            (
+                UID_TAKEN,
+                "user id 'Alice' is another user's nickname: messages to it"
+                " would be ambiguous",
+            ),
+        )
+
+    def test_a_look_alike_is_free_again_once_its_holder_left(self) -> None:
+        mary = self.room.join("c2", "Mary", "mary")
+        self.assertEqual(
+            self.refusal("M\u0430ry", "eve"),
+            (
+                NICK_TAKEN,
+                "nickname 'M\u0430ry' looks like 'Mary', which is already in use",
+            ),
+        )
+        self.room.leave(mary)
+        self.room.join("c3", "M\u0430ry", "eve")
 
 
 class RosterUpdateTests(SynchronousTestCase):

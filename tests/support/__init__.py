@@ -372,11 +372,14 @@ class MemoryServer:
 
     ``factory_options`` go to ``ChatFactory``; ``list_interval`` defaults to
     0 so that every roster change is sent at the end of its reactor turn
-    (:meth:`MemoryPeer.take` runs that turn's delayed calls).
+    (:meth:`MemoryPeer.take` runs that turn's delayed calls), and
+    ``ack_alone`` to 0 (an original client's output is not held after its
+    ACK; tests/server/test_ack_alone.py holds it).
     """
 
     def __init__(self, **factory_options: Any) -> None:
         factory_options.setdefault("list_interval", 0)
+        factory_options.setdefault("ack_alone", 0)
         self.clock = MemoryReactorClock()
         self.factory = ChatFactory(clock=self.clock, **factory_options)
         self.factory.doStart()

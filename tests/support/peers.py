@@ -12,7 +12,13 @@ or serve them (``ServerFactory.forProtocol(BraceDepthPeer)``) to a client.
 - :class:`AsciiOnlyPeer`: decodes its input as ASCII and dies on the first
   other byte (``UnicodeDecodeError``), as the original server does.
 - :class:`LengthPrefixedPeer`: every object after a 4-byte big-endian length,
-  both ways.
+  both ways; it decodes each frame as ASCII and dies on any other byte.
+- :class:`LineSplittingPeer`: native framing, but its input is cut with
+  ``str.splitlines()``, which also breaks at U+0085, U+2028 and U+2029;
+  a line that is no whole object ends it.
+- :class:`OneReadOnePeer`: original framing; every ``recv()`` is taken as
+  one JSON object, so two objects in one read are one it cannot parse
+  (and ignores, as such clients do).
 
 Written from the behaviour described in issue 9, not from their code.
 """
@@ -117,7 +123,8 @@ class AsciiOnlyReader:
 
 
 class LengthPrefixedReader:
-    """Reads frames of a 4-byte big-endian length and that many bytes of JSON."""
+    """Reads frames of a 4-byte big-endian length and that many bytes of
+    ASCII JSON."""
 
     def __init__(self) -> None:
         self._buffer = bytearray()
@@ -135,10 +142,48 @@ class LengthPrefixedReader:
             body = bytes(self._buffer[_LENGTH.size : end])
             del self._buffer[:end]
             try:
-                objects.append(json.loads(body.decode("utf-8")))
+                objects.append(json.loads(body.decode("ascii")))
+            except UnicodeDecodeError as error:
+                raise PeerDropped(f"UnicodeDecodeError: {error}") from None
             except ValueError as error:
                 raise PeerDropped(f"bad frame {body[:40]!r}: {error}") from None
         return objects
+
+
+class LineSplittingReader:
+    """Decodes input as UTF-8 and cuts it with ``str.splitlines()``: every
+    line must be one whole JSON object."""
+
+    def __init__(self) -> None:
+        self._tail = b""
+
+    def feed(self, data: bytes) -> list[Any]:
+        """Take bytes; return the objects of the lines they complete, or
+        raise :class:`PeerDropped` on a line that is not one object."""
+        complete, _, self._tail = (self._tail + data).rpartition(b"\n")
+        objects = []
+        for line in complete.decode("utf-8").splitlines():
+            try:
+                objects.append(json.loads(line))
+            except ValueError as error:
+                raise PeerDropped(f"bad line {line[:40]!r}: {error}") from None
+        return objects
+
+
+class OneReadOneReader:
+    """Takes each read as one JSON object; a read that is not one (two
+    objects in one read) is lost, and counted in :attr:`unreadable`."""
+
+    def __init__(self) -> None:
+        self.unreadable = 0
+
+    def feed(self, data: bytes) -> list[Any]:
+        """Take one read; return its object, or nothing."""
+        try:
+            return [json.loads(data.decode("ascii"))]
+        except ValueError:
+            self.unreadable += 1
+            return []
 
 
 class _ReaderPeer(RawClient):
@@ -202,3 +247,23 @@ class LengthPrefixedPeer(_ReaderPeer):
     def send_json(self, obj: Any, newline: bool = False, **dumps: Any) -> None:
         """Write one object after its length (``newline`` ignored)."""
         self.send(length_prefixed(obj))
+
+
+class LineSplittingPeer(_ReaderPeer):
+    """Native framing out; lines cut by ``str.splitlines()`` in."""
+
+    def make_reader(self) -> LineSplittingReader:
+        """A reader that splits with ``str.splitlines()``."""
+        return LineSplittingReader()
+
+
+class OneReadOnePeer(_ReaderPeer):
+    """ASCII JSON back to back out; one object per ``recv()`` in."""
+
+    def make_reader(self) -> OneReadOneReader:
+        """A reader that takes each read as one object."""
+        return OneReadOneReader()
+
+    def send_json(self, obj: Any, newline: bool = False, **dumps: Any) -> None:
+        """Write one object as the original client does (``newline`` ignored)."""
+        self.send(ascii_json(obj))
