@@ -227,7 +227,8 @@ class ChatProtocol(Protocol, TimeoutMixin):
     def _answer_browser(self) -> None:
         """An HTTP request on the chat port: point to the browser client."""
         web = self.factory.browser_client
-        url = None if web is None else web.url(self.transport.getHost().host)
+        here = getattr(self.transport.getHost(), "host", "localhost")
+        url = None if web is None else web.url(here)
         log.info("answered an HTTP request from {peer}: {url}", peer=self.peer, url=url)
         self.transport.write(http_reply(url))
         self.close()
