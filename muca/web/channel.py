@@ -122,14 +122,16 @@ class CountedChannel(HTTPChannel):
 
     def _late(self) -> None:
         self._deadline = None
-        timeout = self.factory.request_timeout
+        timeout = f"{self.factory.request_timeout:g}"
         log.info(
             "closing web connection from {peer}: no whole request within {timeout} s",
             peer=self.address,
             timeout=timeout,
         )
         self.transport.write(
-            _answer("408 Request Timeout", f"no whole request within {timeout:g} s")
+            _answer("408 Request Timeout", f"no whole request within {timeout} s")
         )
-        # Gone within the abort timeout even if the peer does not read.
-        self.timeoutConnection()
+        self.loseConnection()
+        # Gone within HTTPChannel's abort timeout even if the peer does not
+        # read (as its own idle timeout does; connectionLost cancels it).
+        self._abortingCall = self.callLater(self.abortTimeout, self.forceAbortClient)
