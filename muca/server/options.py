@@ -216,7 +216,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "max-connections",
             None,
             None,
-            "Open connections in total; past it a JOIN gets ACK FAIL "
+            "Open connections in total, chat and web; past it a JOIN gets ACK FAIL "
             "SERVER_FULL and the connection is closed; 0: no limit. Default: "
             "what the open-file limit allows (raised to its hard limit at start).",
             _named("max-connections", _non_negative_int),
@@ -225,7 +225,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "max-per-address",
             None,
             None,
-            "Open connections from one IP address; past it a JOIN gets ACK FAIL "
+            "Open connections from one IP address, chat and web; past it a JOIN "
+            "gets ACK FAIL "
             f"SERVER_FULL and the connection is closed; 0: no limit. Default: "
             f"{DEFAULT_MAX_PER_ADDRESS}, loopback addresses exempt; a value "
             "given here holds for every address.",
