@@ -99,7 +99,6 @@ class CountedChannel(HTTPChannel):
         its count on; True when it was counted (the chat connection that
         takes it over releases it)."""
         self._stop_deadline()
-        self.setTimeout(None)
         counted, self._counted = self._counted, False
         return counted
 
