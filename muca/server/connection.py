@@ -48,6 +48,7 @@ from muca.server.limits import TokenBucket
 from muca.server.logins import LoginThrottle
 from muca.server.output import Outbox, Payload, plain_socket, transport_idle
 from muca.server.room import Member
+from muca.server.wrong_port import BrowserClient, http_reply, is_http_request
 
 # Seconds a connection over a cap may take to send its JOIN (or anything)
 # and be told the server is full.
@@ -84,6 +85,8 @@ class Node(typing.Protocol):
     #: Seconds an original client's output is held after its ACK (0: never).
     ack_alone: float
     connections: set[Any]
+    #: Where the web listener serves the browser client (None: nowhere).
+    browser_client: BrowserClient | None
     outbox: Outbox
     counters: Counters
 
@@ -129,7 +132,11 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self.address: str | None = None
         self._decoder: FrameDecoder | None = None
         self._closing = False
-        self._admitted = False
+        # Whether any byte has come: the first ones may be an HTTP request.
+        self._received = False
+        #: Counted in by the node (or, on a WebSocket, by the web listener's
+        #: HTTP connection under it); released when the connection closes.
+        self.admitted = False
         self._paused = False
         self._queued = 0
         self._bucket: TokenBucket | None = None
@@ -184,7 +191,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self.transport.registerProducer(self, True)
         self._registered = True
         factory.connections.add(self)
-        refusal = factory.admit(self)
+        refusal = None if self.admitted else factory.admit(self)
         if refusal is not None:
             log.info(
                 "refused connection from {peer}: {reason}",
@@ -196,7 +203,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self._refusal = refusal
             self.setTimeout(REFUSED_WAIT)
             return
-        self._admitted = True
+        self.admitted = True
         if factory.rate is not None:
             self._bucket = TokenBucket(factory.rate, factory.burst, factory.clock)
         if factory.join_timeout is not None:
@@ -205,12 +212,26 @@ class ChatProtocol(Protocol, TimeoutMixin):
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
             return
+        if not self._received:
+            self._received = True
+            if is_http_request(data):
+                self._answer_browser()
+                return
         assert self._decoder is not None
         try:
             frames = self._decoder.feed(data)
         except FrameTooLong as error:
             frames = [*error.frames, error]
         self.frames_received(frames)
+
+    def _answer_browser(self) -> None:
+        """An HTTP request on the chat port: point to the browser client."""
+        web = self.factory.browser_client
+        here = getattr(self.transport.getHost(), "host", "localhost")
+        url = None if web is None else web.url(here)
+        log.info("answered an HTTP request from {peer}: {url}", peer=self.peer, url=url)
+        self.transport.write(http_reply(url))
+        self.close()
 
     def frames_received(self, frames: list[Any]) -> None:
         """Handle decoded frames (objects, :class:`BadFrame`, or
@@ -238,8 +259,8 @@ class ChatProtocol(Protocol, TimeoutMixin):
             factory.logins.forget(self._connection_key)
         self._log_refusals()
         factory.connections.discard(self)
-        if self._admitted:
-            self._admitted = False
+        if self.admitted:
+            self.admitted = False
             factory.release(self)
         if self.member is not None:
             factory.leave(self.member, self.peer)

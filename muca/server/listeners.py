@@ -4,6 +4,7 @@ and an endpoint that logs the address it listens on."""
 from __future__ import annotations
 
 import resource
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -56,15 +57,23 @@ class AnnouncedEndpoint:
     """An endpoint that logs where it listens once it does: with port 0 the
     operator learns which port the system gave."""
 
-    def __init__(self, endpoint: IStreamServerEndpoint) -> None:
+    def __init__(
+        self,
+        endpoint: IStreamServerEndpoint,
+        then: Callable[[IListeningPort], None] | None = None,
+    ) -> None:
         self._endpoint = endpoint
+        self._then = then
 
     def listen(self, factory: IProtocolFactory) -> Deferred[IListeningPort]:
-        """Listen as the wrapped endpoint does, then log the address."""
+        """Listen as the wrapped endpoint does, then log the address (and
+        call ``then`` with the port)."""
         return self._endpoint.listen(factory).addCallback(self._announce)
 
     def _announce(self, port: IListeningPort) -> IListeningPort:
         log.info("muca: listening on {where}", where=describe_address(port.getHost()))
+        if self._then is not None:
+            self._then(port)
         return port
 
 

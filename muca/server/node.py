@@ -53,6 +53,7 @@ from muca.server.logins import (
 from muca.server.output import Outbox, Payload
 from muca.server.replay import DEFAULT_HISTORY_REPLAY, Replays
 from muca.server.room import Member, Room
+from muca.server.wrong_port import BrowserClient
 from muca.store.base import MessageStore, StoreError
 
 DEFAULT_LIST_INTERVAL = 0.1
@@ -81,6 +82,9 @@ class ChatFactory(ServerFactory):
     """
 
     protocol = ChatProtocol
+    #: Where the web listener serves the browser client, once it listens
+    #: (set by ``muca.server.tap``); named to a browser on the chat port.
+    browser_client: BrowserClient | None = None
 
     def __init__(
         self,

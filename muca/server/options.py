@@ -24,6 +24,8 @@ from muca.server.node import (
 )
 from muca.server.replay import DEFAULT_HISTORY_REPLAY
 from muca.store import StoreError, open_store
+from muca.web.access import host_name, parse_networks
+from muca.web.channel import DEFAULT_REQUEST_TIMEOUT
 from twisted import copyright
 
 DEFAULT_PORT = 40452
@@ -50,6 +52,16 @@ def _non_negative_float(value: str) -> float:
         number = -1.0
     if not number >= 0 or number == float("inf"):
         raise ValueError(f"{value!r} is not a number of zero or more")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    if not number > 0 or number == float("inf"):
+        raise ValueError(f"{value!r} is not a positive number")
     return number
 
 
@@ -88,6 +100,14 @@ def _port_number(option: str, value: str) -> int:
             f"--{option}: {value!r} is not a port number (0-{MAX_PORT})"
         )
     return port
+
+
+def as_description(option: str, value: str) -> str:
+    """``value`` as an endpoint description: a plain port number (or what
+    was meant as one: "abc", "-5") is ``tcp:PORT`` or a UsageError."""
+    if value.lstrip("+-").isdigit() or ":" not in value:
+        return f"tcp:{_port_number(option, value)}"
+    return value
 
 
 def check_listen(option: str, description: str) -> None:
@@ -196,7 +216,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "max-connections",
             None,
             None,
-            "Open connections in total; past it a JOIN gets ACK FAIL "
+            "Open connections in total, chat and web; past it a JOIN gets ACK FAIL "
             "SERVER_FULL and the connection is closed; 0: no limit. Default: "
             "what the open-file limit allows (raised to its hard limit at start).",
             _named("max-connections", _non_negative_int),
@@ -205,11 +225,22 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "max-per-address",
             None,
             None,
-            "Open connections from one IP address; past it a JOIN gets ACK FAIL "
+            "Open connections from one IP address, chat and web; past it a JOIN "
+            "gets ACK FAIL "
             f"SERVER_FULL and the connection is closed; 0: no limit. Default: "
             f"{DEFAULT_MAX_PER_ADDRESS}, loopback addresses exempt; a value "
             "given here holds for every address.",
             _named("max-per-address", _non_negative_int),
+        ],
+        [
+            "web-request-timeout",
+            None,
+            DEFAULT_REQUEST_TIMEOUT,
+            "Seconds an HTTP request to the web listener may take to arrive "
+            "whole (its headers and body), from the connection's start or the "
+            "previous response's end; past it the connection is closed. Bounds "
+            "idle keep-alive connections too.",
+            _named("web-request-timeout", _positive_float),
         ],
         # Cluster (see muca.cluster): one room over several servers.
         [
@@ -275,6 +306,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         self["listen"] = []
         self["web"] = []
         self["web-origin"] = []
+        self["web-host"] = []
+        self["metrics-from"] = []
 
     def opt_listen(self, description: str) -> None:
         """Listen on an endpoint description, e.g. tcp:40452:interface=127.0.0.1,
@@ -285,16 +318,38 @@ class Options(usage.Options, strcred.AuthOptionMixin):
 
     def opt_web(self, description: str) -> None:
         """Serve the browser client, the protocol over WebSocket (/ws),
-        /healthz and /metrics on an endpoint description (ssl: for https and
-        wss); "none": no web listener. Repeatable. Default: tcp:40080."""
+        /healthz and /metrics on a port number or an endpoint description
+        (ssl: for https and wss); "none": no web listener. Repeatable.
+        Default: tcp:40080."""
         if description != "none":
+            description = as_description("web", description)
             check_listen("web", description)
         self["web"].append(description)
 
+    def opt_web_host(self, name: str) -> None:
+        """A name the web listener answers to (e.g. chat.example.org): pages
+        loaded from it may use the WebSocket. Always allowed: the address a
+        connection came in on, and localhost on a loopback one. Repeatable;
+        the first one names the browser client's URL in the log."""
+        try:
+            self["web-host"].append(host_name(name))
+        except ValueError as error:
+            raise usage.UsageError(f"--web-host: {error}") from None
+
     def opt_web_origin(self, origin: str) -> None:
-        """Let pages from this origin (e.g. https://chat.example.org) use the
-        WebSocket, besides the web listener's own. Repeatable."""
+        """Let pages from this origin (e.g. https://chat.example.org, the
+        origin of a reverse proxy) use the WebSocket, besides the web
+        listener's own. Repeatable."""
         self["web-origin"].append(origin)
+
+    def opt_metrics_from(self, networks: str) -> None:
+        """Addresses or networks, comma separated (e.g. 10.0.0.0/8,::1), that
+        may read /metrics; others get 403. Repeatable. Default: loopback
+        (127.0.0.0/8 and ::1) only; given, it replaces the default."""
+        try:
+            self["metrics-from"] += parse_networks(networks)
+        except ValueError as error:
+            raise usage.UsageError(f"--metrics-from: {error}") from None
 
     def opt_version(self) -> None:
         """Show MUCA's version (and Twisted's) and exit."""
@@ -324,9 +379,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
                     )
         port = self["port"]
         if port is not None:
-            if port.lstrip("+-").isdigit() or ":" not in port:
-                # A number, or what was meant as one ("abc", "-5").
-                port = f"tcp:{_port_number('port', port)}"
+            port = as_description("port", port)
             check_listen("port", port)
             self["listen"].insert(0, port)
         if not self["listen"]:

@@ -5,11 +5,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from twisted.application import service, strports
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -18,6 +20,7 @@ from muca.server.limits import DEFAULT_MAX_PER_ADDRESS, default_max_connections
 from muca.server.listeners import AnnouncedEndpoint, raise_descriptor_limit
 from muca.server.node import DEFAULT_SHUTDOWN_WAIT, ChatFactory
 from muca.server.options import Options
+from muca.server.wrong_port import BrowserClient
 from muca.store import MessageStore, StoreError
 
 __all__ = ["ChatService", "Options", "makeService"]
@@ -166,7 +169,39 @@ def makeService(options: Options) -> ChatService:
         # Imported only when used: the web listener needs twisted[websocket].
         from muca.web.gateway import make_site
 
-        site = make_site(factory, options["web-origin"])
+        site = make_site(
+            factory,
+            options["web-origin"],
+            options["web-host"],
+            options["metrics-from"],
+            options["web-request-timeout"],
+        )
         for description in options["web"]:
-            strports.service(description, site).setServiceParent(chat)
+            listener = strports.service(description, site)
+            listener.endpoint = AnnouncedEndpoint(
+                listener.endpoint,
+                _browser_client(factory, description, options["web-host"]),
+            )
+            listener.setServiceParent(chat)
     return chat
+
+
+def _browser_client(
+    factory: ChatFactory, description: str, names: list[str]
+) -> Callable[[IListeningPort], None]:
+    """What a web listener does once it listens: log its URL, and make it
+    the one the chat port names (the first such listener)."""
+    secure = description.split(":", 1)[0] == "ssl"
+
+    def listening(port: IListeningPort) -> None:
+        address = port.getHost()
+        if getattr(address, "port", None) is None:
+            return  # a UNIX socket: no URL a browser can open
+        web = BrowserClient.of(
+            secure, address.host, address.port, names[0] if names else None
+        )
+        log.info("muca: browser client on {url}", url=web.url())
+        if factory.browser_client is None:
+            factory.browser_client = web
+
+    return listening

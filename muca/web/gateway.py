@@ -3,6 +3,9 @@ over WebSocket at ``/ws``, ``/healthz`` and ``/metrics``.
 
 Every WebSocket connection is a :class:`muca.web.peer.WebSocketPeer`, a
 ``ChatProtocol`` of the same chat factory as the TCP listeners: one room.
+Every HTTP connection is a :class:`muca.web.channel.CountedChannel`, counted
+with the chat connections; who may use ``/ws`` and ``/metrics`` is decided
+in :mod:`muca.web.access`.
 """
 
 from __future__ import annotations
@@ -10,22 +13,30 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from twisted.logger import Logger
 from twisted.web import http, resource, static
 from twisted.web.server import Request, Site
 from twisted.web.websocket import WebSocketResource
 
+from muca.web.access import (
+    DEFAULT_METRICS_FROM,
+    AddressList,
+    IPNetwork,
+    OriginPolicy,
+    parse_networks,
+)
+from muca.web.channel import DEFAULT_REQUEST_TIMEOUT, CountedChannel
 from muca.web.peer import MessageChannel, WebSocketPeer
 
 #: The browser client's files, shipped in the package.
 STATIC = Path(__file__).resolve().parent / "static"
 
 #: Nothing from another site, no inline script or style, never in a frame;
-#: the WebSocket may go to the page's own host (ws: or wss:).
+#: the WebSocket may go only to the page's own host and port ('self' covers
+#: ws: and wss: there).
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+    "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
     "style-src 'self'; script-src 'self'; frame-ancestors 'none'"
 )
 
@@ -69,44 +80,48 @@ class StaticFiles(static.File):
 class WebSocketGateway(WebSocketResource):
     """``/ws``: the chat protocol over WebSocket, for pages of allowed origins.
 
-    A browser sends the page's ``Origin`` with the handshake; one from a
-    foreign site is refused with 403, so that another page a user opens
-    cannot chat in their name (cross-site WebSocket hijacking). Allowed:
-    the web listener's own host (the ``Host`` the browser asked for), the
-    ``origins`` given, and no ``Origin`` at all (not a browser).
+    A browser sends the page's ``Origin`` with the handshake; one the
+    :class:`~muca.web.access.OriginPolicy` does not allow is refused with
+    403, so that another page a user opens (another site, or one that
+    rebinds its name to this server) cannot chat in their name. No
+    ``Origin`` at all (not a browser) is allowed.
     """
 
-    def __init__(self, chat: Any, origins: Iterable[str] = ()) -> None:
+    def __init__(self, chat: Any, policy: OriginPolicy) -> None:
         super().__init__(_PeerFactory(chat))
-        self.origins = {normalize_origin(origin) for origin in origins}
+        self.chat = chat
+        self.policy = policy
 
     def render_GET(self, request: Request) -> bytes | int:  # noqa: N802
         """Check the handshake's ``Origin``, then upgrade to a WebSocket."""
         _security_headers(request)
         origin = request.getHeader(b"origin")
-        if origin is not None and not self.allows(
-            origin.decode("latin-1"), request.getHeader(b"host")
-        ):
+        if origin is not None and not self.allows(origin.decode("latin-1"), request):
             log.info(
-                "refused a WebSocket from {peer}: origin {origin!r} not allowed",
+                "refused a WebSocket from {peer}: origin {origin!r} not allowed"
+                " (see --web-host, --web-origin)",
                 peer=request.getClientAddress(),
                 origin=origin,
             )
             request.setResponseCode(http.FORBIDDEN)
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
             return b"this page's origin may not use the chat\n"
+        if self.chat.stopping:
+            # Its chat connection would not be among those the shutdown closes.
+            request.setResponseCode(http.SERVICE_UNAVAILABLE)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"the server is shutting down\n"
         return super().render_GET(request)
 
-    def allows(self, origin: str, host: bytes | None) -> bool:
-        """Whether a page of ``origin`` may open a WebSocket through ``host``."""
-        normal = normalize_origin(origin)
-        if normal in self.origins:
-            return True
-        parts = urlsplit(normal)
-        return (
-            host is not None
-            and parts.scheme in ("http", "https")
-            and parts.netloc == host.decode("latin-1").lower()
+    def allows(self, origin: str, request: Request) -> bool:
+        """Whether a page of ``origin`` may open a WebSocket on the
+        connection of ``request``."""
+        local = request.getHost()
+        return self.policy.allows(
+            origin,
+            request.isSecure(),
+            getattr(local, "host", ""),
+            getattr(local, "port", 0),
         )
 
 
@@ -119,11 +134,6 @@ class _PeerFactory:
     def buildProtocol(self, request: Request) -> WebSocketPeer:  # noqa: N802
         """A chat peer for this request's connection."""
         return WebSocketPeer(self.chat, request)
-
-
-def normalize_origin(origin: str) -> str:
-    """An origin as browsers send it: lower case, no trailing slash."""
-    return origin.strip().rstrip("/").lower()
 
 
 class Health(resource.Resource):
@@ -148,7 +158,9 @@ class Health(resource.Resource):
 
 
 class Metrics(resource.Resource):
-    """``/metrics``: the server's figures in Prometheus' text format.
+    """``/metrics``: the server's figures in Prometheus' text format, for
+    the peers ``allowed`` (``--metrics-from``; loopback by default); 403
+    for the others.
 
     Written by hand rather than with ``prometheus-client``: a handful of
     figures, every one read from the server's own state when scraped, needs
@@ -157,12 +169,18 @@ class Metrics(resource.Resource):
 
     isLeaf = True
 
-    def __init__(self, chat: Any) -> None:
+    def __init__(self, chat: Any, allowed: AddressList) -> None:
         super().__init__()
         self.chat = chat
+        self.allowed = allowed
 
     def render_GET(self, request: Request) -> bytes:  # noqa: N802
         """The figures, one sample a line."""
+        peer = getattr(request.getClientAddress(), "host", None)
+        if not self.allowed.allows(peer):
+            _plain(request)
+            request.setResponseCode(http.FORBIDDEN)
+            return f"/metrics is not served to {peer} (see --metrics-from)\n".encode()
         _plain(request, b"text/plain; version=0.0.4; charset=utf-8")
         return metrics_text(self.chat).encode("utf-8")
 
@@ -222,11 +240,36 @@ def _plain(
     request.setHeader(b"cache-control", b"no-store")
 
 
-def make_site(chat: Any, origins: Iterable[str] = ()) -> Site:
-    """The web listener's site for a chat factory; ``origins`` are the
-    pages' origins allowed besides the listener's own."""
+class WebSite(Site):
+    """The web listener's site: its connections are
+    :class:`~muca.web.channel.CountedChannel` s of the chat factory
+    ``chat``, each request due within ``request_timeout`` seconds."""
+
+    protocol = CountedChannel
+
+    def __init__(
+        self, root: resource.Resource, chat: Any, request_timeout: float
+    ) -> None:
+        super().__init__(root)
+        self.chat = chat
+        self.request_timeout = request_timeout
+
+
+def make_site(
+    chat: Any,
+    origins: Iterable[str] = (),
+    hosts: Iterable[str] = (),
+    metrics_from: Iterable[IPNetwork] = (),
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+) -> WebSite:
+    """The web listener's site for a chat factory: ``origins`` are the
+    pages' origins allowed besides the listener's own, ``hosts`` the names
+    it answers to besides its addresses (see :mod:`muca.web.access`),
+    ``metrics_from`` the networks that may read ``/metrics`` (none given:
+    loopback)."""
     root = StaticFiles(str(STATIC))
-    root.putChild(b"ws", WebSocketGateway(chat, origins))
+    root.putChild(b"ws", WebSocketGateway(chat, OriginPolicy(origins, hosts)))
     root.putChild(b"healthz", Health(chat))
-    root.putChild(b"metrics", Metrics(chat))
-    return Site(root)
+    allowed = list(metrics_from) or parse_networks(DEFAULT_METRICS_FROM)
+    root.putChild(b"metrics", Metrics(chat, AddressList(allowed)))
+    return WebSite(root, chat, request_timeout)

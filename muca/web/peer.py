@@ -155,6 +155,9 @@ class WebSocketPeer:
         # connection's buffer signals itself (a transport has one producer).
         channel.setTimeout(None)
         channel.transport.unregisterProducer()
+        # The HTTP connection was counted in at accept (muca.web.channel):
+        # the chat connection takes its count over and releases it.
+        self.chat.admitted = channel.hand_over()
 
     def negotiationStarted(self, transport: WebSocketTransport) -> None:  # noqa: N802
         """The WebSocket's wire protocol is connected: cap its buffers."""

@@ -143,6 +143,8 @@ class DocumentationTests(SynchronousTestCase):
             "auth",
             "web",
             "web-origin",
+            "web-host",
+            "metrics-from",
         ]
         for name in names:
             self.assertIn(f"--{name}", usage)

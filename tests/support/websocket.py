@@ -145,11 +145,20 @@ async def connect_websocket(
     port: int,
     origin: str | None = None,
     host: str | None = None,
+    source: str | None = None,
+    address: str = "127.0.0.1",
 ) -> WebSocketClient:
-    """A :class:`WebSocketClient` to ``127.0.0.1:port`` whose handshake has
-    been answered (check :attr:`WebSocketClient.status`); closed at cleanup."""
-    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=TIMEOUT)
-    client = WebSocketClient(host or f"127.0.0.1:{port}", origin)
+    """A :class:`WebSocketClient` to ``address:port`` (from the loopback
+    address ``source`` if given) whose handshake has been answered (check
+    :attr:`WebSocketClient.status`); closed at cleanup."""
+    endpoint = TCP4ClientEndpoint(
+        reactor,
+        address,
+        port,
+        timeout=TIMEOUT,
+        bindAddress=None if source is None else (source, 0),
+    )
+    client = WebSocketClient(host or f"{address}:{port}", origin)
     await connectProtocol(endpoint, client)
     testcase.addCleanup(client.close)
     await client.answered.addTimeout(TIMEOUT, reactor)

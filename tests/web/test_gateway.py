@@ -229,6 +229,13 @@ class PagesTests(TestCase):
         self.assertEqual(
             header(response, "content-security-policy"), CONTENT_SECURITY_POLICY
         )
+        # The page's WebSocket may go to its own host and port only: no
+        # ws: or wss: to anywhere (tests/web/test_page.py: it still connects).
+        self.assertEqual(
+            CONTENT_SECURITY_POLICY,
+            "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
+            "style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+        )
         self.assertEqual(header(response, "x-content-type-options"), "nosniff")
         self.assertEqual(header(response, "cache-control"), "no-cache")
         etag = header(response, "etag")

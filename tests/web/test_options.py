@@ -54,21 +54,87 @@ class WebOptionTests(SynchronousTestCase):
             options["web-origin"], ["https://a.example", "http://b.example:81"]
         )
 
+    def test_a_plain_port_number_is_a_tcp_listener(self) -> None:
+        self.assertEqual(parse("--web", "40081")["web"], ["tcp:40081:backlog=1024"])
+        for wrong in ("99999", "-5", "abc"):
+            with self.assertRaises(UsageError) as raised:
+                parse("--web", wrong)
+            self.assertEqual(
+                str(raised.exception),
+                f"--web: {wrong!r} is not a port number (0-65535)",
+            )
+
+    def test_web_host_repeats_and_refuses_what_is_no_host(self) -> None:
+        options = parse("--web-host", "Chat.Example.org", "--web-host", "[::1]")
+        self.assertEqual(options["web-host"], ["chat.example.org", "::1"])
+        for wrong in ("http://chat.example.org", "chat.example.org:80", "a b", ""):
+            with self.assertRaises(UsageError) as raised:
+                parse("--web-host", wrong)
+            self.assertIn("--web-host: ", str(raised.exception))
+
+    def test_metrics_from_takes_networks_and_names_a_wrong_one(self) -> None:
+        options = parse(
+            "--metrics-from", "10.0.0.0/8,::1", "--metrics-from", "192.0.2.7"
+        )
+        self.assertEqual(
+            [str(n) for n in options["metrics-from"]],
+            ["10.0.0.0/8", "::1/128", "192.0.2.7/32"],
+        )
+        self.assertEqual(parse()["metrics-from"], [])
+        with self.assertRaises(UsageError) as raised:
+            parse("--metrics-from", "10.0.0.0/8,intranet")
+        self.assertEqual(
+            str(raised.exception),
+            "--metrics-from: 'intranet' is not an IP address or network",
+        )
+
+    def test_web_request_timeout_is_a_positive_number(self) -> None:
+        self.assertEqual(parse()["web-request-timeout"], 10.0)
+        self.assertEqual(
+            parse("--web-request-timeout", "2.5")["web-request-timeout"], 2.5
+        )
+        for wrong in ("0", "-1", "inf", "soon"):
+            with self.assertRaises(UsageError) as raised:
+                parse("--web-request-timeout", wrong)
+            self.assertIn("--web-request-timeout: ", str(raised.exception))
+
     def test_help_names_the_web_options(self) -> None:
         usage = str(tap.Options())
-        for option in ("--web=", "--web-origin=", "40080"):
+        for option in (
+            "--web=",
+            "--web-origin=",
+            "--web-host=",
+            "--metrics-from=",
+            "--web-request-timeout=",
+            "40080",
+        ):
             self.assertIn(option, usage)
 
 
 class TwistdWebTests(TestCase):
     async def test_twistd_serves_the_page_and_the_health_check(self) -> None:
         server = await start_twistd(self, "--web", "tcp:0:interface=127.0.0.1")
-        match = await server.process.wait_for(r"Site starting on (\d+)")
+        match = await server.process.wait_for(
+            r"muca: browser client on http://127\.0\.0\.1:(\d+)/\n"
+        )
         port = int(match.group(1))
+        self.assertIn(f"muca: listening on 127.0.0.1:{port}\n", server.process.output)
         response, body = await get(port, "/")
         self.assertEqual(response.code, 200)
         self.assertIn(b"<title>", body)
         self.assertIsNotNone(header(response, "content-security-policy"))
+        response, body = await get(port, "/healthz")
+        self.assertEqual((response.code, body), (200, b"ok\n"))
+
+    async def test_a_port_number_listens_everywhere_named_by_web_host(self) -> None:
+        server = await start_twistd(
+            self, "--web", "0", "--web-host", "chat.example.org"
+        )
+        match = await server.process.wait_for(
+            r"muca: browser client on http://chat\.example\.org:(\d+)/\n"
+        )
+        port = int(match.group(1))
+        self.assertIn(f"muca: listening on 0.0.0.0:{port}\n", server.process.output)
         response, body = await get(port, "/healthz")
         self.assertEqual((response.code, body), (200, b"ok\n"))
 
