@@ -140,10 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     port = configs[0].port if args.port is None else args.port
 
-    # Ctrl+C stops everything, and SIGTERM the same way, from here on. SIGINT
-    # too is set here: a process started with it ignored (a shell script's
-    # background job) keeps it ignored, and Python would not turn it into
-    # KeyboardInterrupt; the demo's children are stopped by it either way.
+    # Ctrl+C stops everything from here on, and SIGTERM the same way. SIGINT
+    # is set too: Python makes it KeyboardInterrupt only if it was not
+    # ignored at start, and a shell script's background job starts with it
+    # ignored.
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
