@@ -34,8 +34,9 @@ from tests.support.twistd import (
 PROJECT = Path(__file__).resolve().parent.parent
 # What a source checkout holds that is not part of the project's build input.
 NOT_SOURCE = shutil.ignore_patterns(
-    ".git", ".venv", ".tox", "build", "dist", "*.egg-info", "_trial_temp*",
-    "__pycache__", ".pytest_cache", ".hypothesis", "dropin.cache", "artifacts",
+    ".git", ".venv", ".venv-test", ".tox", "build", "dist", "*.egg-info",
+    "_trial_temp*", "__pycache__", ".pytest_cache", ".hypothesis", "dropin.cache",
+    "artifacts",
 )  # fmt: skip
 
 

@@ -1,4 +1,35 @@
 """MUCA clients: the client library (``client``, with what it raises in
 ``errors``, what it reports in ``observer`` and where it connects in
 ``endpoint``), its config files (``config``), the Tk window (``gui``), the
-``muca-chat`` command line (``cli``) and the four-window demo (``demo``)."""
+``muca-chat`` command line (``cli``) and the four-window demo (``demo``).
+
+The library's public names, for scripts and bots, are importable from here
+(``from muca.client import ChatClient, ChatObserver``); their modules'
+paths work as well.
+"""
+
+from muca.client.client import ChatClient
+from muca.client.errors import (
+    CertificateRefused,
+    ClientError,
+    ConnectFailed,
+    ConnectionClosed,
+    MessageTooLong,
+    NotConnected,
+)
+from muca.client.observer import ChatObserver, ReceivedMessage
+from muca.protocol.messages import JoinRefused, Peer
+
+__all__ = [
+    "CertificateRefused",
+    "ChatClient",
+    "ChatObserver",
+    "ClientError",
+    "ConnectFailed",
+    "ConnectionClosed",
+    "JoinRefused",
+    "MessageTooLong",
+    "NotConnected",
+    "Peer",
+    "ReceivedMessage",
+]

@@ -3,7 +3,8 @@
 Starts ``twistd -n muca`` on loopback and one ``muca-chat`` window per config
 (by default the four users shipped in the package, ``muca/client/configs/``,
 which the checkout's ``configs/`` links to), tiled two by two. Ctrl+C, or
-closing the last window, stops everything.
+closing the last window, stops everything, even in a process started with
+SIGINT ignored (a shell script's background job).
 """
 
 from __future__ import annotations
@@ -93,18 +94,22 @@ def _start_server(port: int) -> tuple[subprocess.Popen[str], int] | None:
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=_forward, args=(server.stdout, lines), daemon=True).start()
     deadline = time.monotonic() + STARTUP_LIMIT
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=0.2)
-        except queue.Empty:
-            if server.poll() is not None:
+    try:
+        while time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=0.2)
+            except queue.Empty:
+                if server.poll() is not None:
+                    break
+                continue
+            if not line:  # the server's output ended: it has stopped
                 break
-            continue
-        if not line:  # the server's output ended: it has stopped
-            break
-        found = _LISTENING.search(line)
-        if found:
-            return server, int(found.group(1))
+            found = _LISTENING.search(line)
+            if found:
+                return server, int(found.group(1))
+    except KeyboardInterrupt:
+        _stop(server)
+        raise
     _stop(server)
     return None
 
@@ -135,15 +140,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     port = configs[0].port if args.port is None else args.port
 
-    started = _start_server(port)
+    # Ctrl+C stops everything from here on, and SIGTERM the same way. SIGINT
+    # is set too: Python makes it KeyboardInterrupt only if it was not
+    # ignored at start, and a shell script's background job starts with it
+    # ignored.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        started = _start_server(port)
+    except KeyboardInterrupt:
+        _say("interrupted while the server started; stopped")
+        return 0
     if started is None:
         print(
             "muca-demo: the server did not start (see its log above)", file=sys.stderr
         )
         return 1
     server, port = started
-    # Stopped like Ctrl+C when someone terminates the demo.
-    signal.signal(signal.SIGTERM, _interrupt)
     _say(f"server listening on 127.0.0.1:{port} (pid {server.pid})")
 
     windows: list[subprocess.Popen[bytes]] = []

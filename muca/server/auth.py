@@ -12,20 +12,30 @@ configured checker with both, so that a user may be in any of them.
 
 Passwords never reach a log: nothing here logs credentials, and a checker
 that fails unexpectedly is logged without them.
+
+:func:`make_checker` is ``--auth``'s parser: strcred's, with a mistake
+refused as one line naming the option (a ``file:`` with a line that is not
+``uid:password``, a ``memory:`` user without a password) instead of being
+accepted silently or called an "Unexpected error".
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from twisted.cred import credentials, error
+from twisted.cred import credentials, error, strcred
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python import usage
+from twisted.python.filepath import FilePath
 from zope.interface import Interface, implementer
 
 log = Logger()
+
+#: How ``--auth memory:`` is written, for its usage error.
+MEMORY_USAGE = "--auth memory:USER:PASSWORD[:USER:PASSWORD...]"
 
 
 class IChatUser(Interface):
@@ -97,3 +107,72 @@ def check_password(
     login = portal.login(credentials.UsernamePassword(uid, password), None, IChatUser)
     login.addCallbacks(lambda _: True, lambda _: False)
     return login
+
+
+def make_checker(description: str) -> ICredentialsChecker:
+    """The checker of one ``--auth METHOD:ARGS``, or a :class:`usage.UsageError`
+    that names the option in one line (never echoing a password)."""
+    method, _, argument = description.partition(":")
+    if method == "memory" and argument.count(":") % 2 == 0:
+        # An even number of colons is an odd number of fields: a user
+        # without a password (strcred says "argstring must be in format U:P:...").
+        raise usage.UsageError(
+            f"--auth memory: a user without a password; write {MEMORY_USAGE}"
+        )
+    if method == "file":
+        check_password_file(argument)
+    try:
+        return strcred.makeChecker(description)
+    except strcred.InvalidAuthType:
+        raise usage.UsageError(
+            f"--auth: {method!r} is no authentication method (see --help-auth)"
+        ) from None
+    except strcred.UnsupportedInterfaces:
+        raise usage.UsageError(
+            f"--auth {method}: it does not check user ids and passwords"
+        ) from None
+    except Exception as problem:
+        raise usage.UsageError(f"--auth {method}: {problem}") from None
+
+
+def check_password_file(path: str) -> None:
+    """Raise a :class:`usage.UsageError` naming the file and the line when
+    ``path`` is not a ``--auth file:`` password file: every line that is not
+    blank is ``uid:password`` (UTF-8, one colon, a user id before it; there
+    are no comments). ``FilePasswordDB`` would skip a line without a colon
+    and cut a password at a second one, so that its user could never log in.
+    """
+    option = f"--auth file:{path}"
+    if not path:
+        raise usage.UsageError("--auth file: needs a file name: --auth file:PATH")
+    if not FilePath(path).isfile():
+        raise usage.UsageError(f"--auth file: no such file: {path}")
+    try:
+        with open(path, "rb") as lines:
+            for number, raw in enumerate(lines, 1):
+                # FilePasswordDB strips the line's end (newline, spaces) too.
+                line = raw.rstrip()
+                if not line:
+                    continue
+                problem = _password_line_problem(line)
+                if problem:
+                    raise usage.UsageError(f"{option}: line {number} {problem}")
+    except OSError as failed:
+        raise usage.UsageError(f"{option}: {failed.strerror}") from None
+
+
+def _password_line_problem(line: bytes) -> str | None:
+    """What is wrong with one non-blank line of a password file, if anything."""
+    colon = b":"  # FilePasswordDB's default delimiter, as strcred makes it
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return "is not UTF-8"
+    colons = line.count(colon)
+    if colons == 0:
+        return "has no ':' between user id and password"
+    if colons > 1:
+        return "has more than one ':' (a password cannot hold one)"
+    if line.startswith(colon):
+        return "has no user id before its ':'"
+    return None

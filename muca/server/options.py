@@ -7,13 +7,13 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from twisted.cred import checkers, credentials, strcred
+from twisted.cred import credentials, strcred
 from twisted.internet import endpoints
 from twisted.python import usage
-from twisted.python.filepath import FilePath
 
 import muca
 from muca.protocol.wire import DEFAULT_MAX_FRAME
+from muca.server.auth import make_checker
 from muca.server.limits import DEFAULT_BURST, DEFAULT_MAX_PER_ADDRESS, DEFAULT_RATE
 from muca.server.listeners import with_backlog
 from muca.server.logins import DEFAULT_LOGIN_DELAY, DEFAULT_LOGIN_DELAY_MAX
@@ -351,6 +351,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         except ValueError as error:
             raise usage.UsageError(f"--metrics-from: {error}") from None
 
+    def opt_auth(self, description: str) -> None:
+        """Check every JOIN's PASS with this method:
+        memory:UID:PASSWORD[:UID:PASSWORD...] or file:PATH (a file of
+        uid:password lines, checked at start); --help-auth lists the others.
+        Repeatable: a user may be in any of them."""
+        self.addChecker(make_checker(description))
+
     def opt_version(self) -> None:
         """Show MUCA's version (and Twisted's) and exit."""
         print(f"MUCA version {muca.__version__} (Twisted {copyright.version})")
@@ -371,12 +378,6 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         return super().getUsage(width)
 
     def postOptions(self) -> None:
-        for checker in self.get("credCheckers", []):
-            if isinstance(checker, checkers.FilePasswordDB):
-                if not FilePath(checker.filename).isfile():
-                    raise usage.UsageError(
-                        f"--auth file: no such file: {checker.filename}"
-                    )
         port = self["port"]
         if port is not None:
             port = as_description("port", port)

@@ -39,11 +39,24 @@ class DefaultConfigTests(SynchronousTestCase):
             )
 
 
+# Runs muca-demo with SIGINT set to the disposition named by argv[1] (what a
+# process inherits across exec: SIG_IGN stays ignored, a handler becomes
+# SIG_DFL), whatever the test process itself has: a suite run as a shell
+# script's background job runs with SIGINT ignored.
+WITH_SIGINT = (
+    "import os, signal, sys\n"
+    "signal.signal(signal.SIGINT, getattr(signal, sys.argv[1]))\n"
+    "demo = [sys.executable, '-m', 'muca.client.demo', *sys.argv[2:]]\n"
+    "os.execv(sys.executable, demo)"
+)
+
+
 class DemoTests(TestCase):
-    def start_demo(self) -> subprocess.Popen[str]:
+    def start_demo(self, sigint: str = "SIG_DFL") -> subprocess.Popen[str]:
+        """Start ``muca-demo --port 0`` with SIGINT ``SIG_DFL`` or ``SIG_IGN``."""
         env = dict(os.environ, DISPLAY=start_display(self))
         demo = subprocess.Popen(
-            [sys.executable, "-m", "muca.client.demo", "--port", "0"],
+            [sys.executable, "-c", WITH_SIGINT, sigint, "--port", "0"],
             # Anywhere, not only in the checkout: the configs are package data.
             cwd=fresh_directory(self),
             env=env,
@@ -81,6 +94,15 @@ class DemoTests(TestCase):
                 if not line:
                     self.fail(f"demo ended before {pattern!r}:\n{self.output}")
                 self.output += line
+
+    def sigint_disposition(self, pid: int) -> str:
+        """Whether process ``pid`` ignores, catches or leaves SIGINT alone."""
+        status = Path(f"/proc/{pid}/status").read_text()
+        fields = dict(line.split(":\t", 1) for line in status.splitlines())
+        bit = 1 << (signal.SIGINT - 1)
+        if int(fields["SigIgn"], 16) & bit:
+            return "ignored"
+        return "caught" if int(fields["SigCgt"], 16) & bit else "default"
 
     def pids(self) -> list[int]:
         found = re.findall(r"\(pid (\d+)\)", self.output)
@@ -120,8 +142,16 @@ class DemoTests(TestCase):
         self.assertIsNone(demo.poll())
 
     def test_ctrl_c_stops_the_server_and_every_window(self) -> None:
-        demo = self.start_demo()
+        self.assert_ctrl_c_stops_everything(self.start_demo("SIG_DFL"))
+
+    def test_ctrl_c_stops_everything_when_started_with_sigint_ignored(self) -> None:
+        self.assert_ctrl_c_stops_everything(self.start_demo("SIG_IGN"))
+
+    def assert_ctrl_c_stops_everything(self, demo: subprocess.Popen[str]) -> None:
         self.read_until(demo, r"window for Peter")
+        self.assertEqual(
+            self.sigint_disposition(demo.pid), "caught", "muca-demo's SIGINT"
+        )
         pids = self.pids()
         demo.send_signal(signal.SIGINT)
         self.assertEqual(demo.wait(LIMIT), 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from muca.server import tap
 from muca.server.auth import AnyPasswordChecker, check_password, make_portal
 from muca.server.logins import DEFAULT_LOGIN_DELAY, DEFAULT_LOGIN_DELAY_MAX
 from tests.support import OKAY, MemoryServer, connect, join, send, start_server
+from tests.support.twistd import TWISTD, fresh_directory
 
 SECRET = "s3cr3t-Pässwörd"
 
@@ -126,6 +128,84 @@ class AuthOptionTests(SynchronousTestCase):
 
     def test_help_mentions_auth(self) -> None:
         self.assertIn("--auth", str(tap.Options()))
+
+    def test_blank_lines_of_a_password_file_are_allowed(self) -> None:
+        path = users_file(self, "\ntony@hku.hk:x\n   \n\nmary@hku.hk:y\n\n")
+        portal = tap.makeService(auth_options("--auth", f"file:{path}")).factory.portal
+        for uid, password in (("tony@hku.hk", "x"), ("mary@hku.hk", "y")):
+            self.assertTrue(
+                self.successResultOf(check_password(portal, uid, password)), uid
+            )
+
+
+class AuthCommandLineTests(SynchronousTestCase):
+    """``twistd -n muca --auth ...`` mistakes, as a shell user sees them: one
+    line naming the option, exit status 1, before anything listens."""
+
+    def refused(self, *args: str) -> str:
+        """The line naming the mistake of ``twistd -n muca ARGS``."""
+        ran = subprocess.run(
+            [*TWISTD, "-n", "--pidfile=", "muca", "--port", "0", "--web", "none",
+             "--db", "none", *args],
+            capture_output=True, text=True, timeout=60, cwd=fresh_directory(self),
+        )  # fmt: skip
+        output = ran.stdout + ran.stderr
+        self.assertEqual(ran.returncode, 1, output)
+        self.assertNotIn("Traceback", output)
+        self.assertNotIn("listening", output)
+        lines = output.splitlines()
+        # twistd's usage line, a pointer to --help, and the mistake.
+        self.assertEqual(lines[0], "Usage: twistd [options]")
+        self.assertEqual(lines[1], 'Run "twistd muca --help" for the options.')
+        self.assertEqual(len(lines), 3, output)
+        return lines[2]
+
+    def test_a_line_without_a_colon_refuses_the_file_naming_the_line(self) -> None:
+        path = users_file(self, "tony@hku.hk:x\n\nmary@hku.hk secret\n")
+        line = self.refused("--auth", f"file:{path}")
+        self.assertTrue(
+            line.endswith(
+                f": --auth file:{path}: line 3 has no ':' between user id and password"
+            ),
+            line,
+        )
+
+    def test_other_lines_no_user_could_log_in_with(self) -> None:
+        cases = {
+            "tony@hku.hk:pass:word\n": "line 1 has more than one ':'",
+            "tony@hku.hk:x\n:secret\n": "line 2 has no user id before its ':'",
+            "# users\ntony@hku.hk:x\n": "line 1 has no ':' between",
+        }
+        for text, problem in cases.items():
+            path = users_file(self, text)
+            line = self.refused("--auth", f"file:{path}")
+            self.assertIn(f"--auth file:{path}: {problem}", line)
+        latin1 = users_file(self, "")
+        Path(latin1).write_bytes(b"tony@hku.hk:x\nj\xf6rg:y\n")
+        line = self.refused("--auth", f"file:{latin1}")
+        self.assertIn(f"file:{latin1}: line 2 is not UTF-8", line)
+
+    def test_a_memory_user_without_a_password_is_one_usage_line(self) -> None:
+        usage = "--auth memory:USER:PASSWORD[:USER:PASSWORD...]"
+        for description in ("memory:alice", "memory:", "memory:a:b:carol"):
+            line = self.refused("--auth", description)
+            self.assertTrue(
+                line.endswith(
+                    f": --auth memory: a user without a password; write {usage}"
+                ),
+                line,
+            )
+            self.assertNotIn("Unexpected", line)
+
+    def test_a_missing_file_and_an_unknown_method(self) -> None:
+        cases = {
+            "file:nowhere.txt": "--auth file: no such file: nowhere.txt",
+            "file:": "--auth file: needs a file name: --auth file:PATH",
+            "bogus:x": "--auth: 'bogus' is no authentication method (see --help-auth)",
+        }
+        for description, message in cases.items():
+            line = self.refused("--auth", description)
+            self.assertTrue(line.endswith(f": {message}"), line)
 
 
 class JoinWithPasswordTests(SynchronousTestCase):

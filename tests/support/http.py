@@ -1,9 +1,11 @@
-"""Raw HTTP clients for the web listener's tests: from a chosen loopback
-address, sending a request whole or a byte at a time."""
+"""HTTP clients for the web listener's tests: raw ones from a chosen loopback
+address, sending a request whole or a byte at a time, and a plain GET."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
+from typing import Any
 
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
@@ -11,6 +13,7 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
+from twisted.web.client import Agent, readBody
 
 from tests.support import TIMEOUT, RawClient
 
@@ -107,3 +110,16 @@ async def get_from(
     await client.closed.addTimeout(TIMEOUT, reactor)
     head, _, body = client.received.partition(b"\r\n\r\n")
     return int(head.split(b" ")[1]), body
+
+
+async def http_get(port: int, path: str) -> tuple[Any, bytes]:
+    """GET ``http://127.0.0.1:port/path``: the response and its body."""
+    response = await Agent(reactor).request(
+        b"GET", f"http://127.0.0.1:{port}{path}".encode()
+    )
+    with warnings.catch_warnings():
+        # Twisted's own response transport has no abortConnection, which
+        # readBody warns of on every call; it reads the whole body all the same.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        body = readBody(response)
+    return response, await body
