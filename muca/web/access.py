@@ -12,9 +12,15 @@ port the connection came in on, and a host that is one of
   address is a loopback one;
 * a ``--web-host`` name.
 
-The request's own ``Host`` header is never trusted: a DNS-rebinding page
-(``http://evil.example:40080`` made to resolve to this server) sends the
-right ``Host`` but its own origin, which no rule above allows.
+The request's own ``Host`` header is never trusted for the Origin rule: a
+DNS-rebinding page (``http://evil.example:40080`` made to resolve to this
+server) sends its own origin, which no rule above allows.
+
+The Host rule. Every request (the page, ``/healthz``, ``/metrics``, ``/ws``)
+must name the listener in its ``Host`` header by one of the same hosts, or
+by the host of a ``--web-origin``; any other name gets ``421 Misdirected
+Request``. So a rebinding page cannot read even the static page or
+``/metrics`` of a server on its visitor's machine.
 """
 
 from __future__ import annotations
@@ -53,6 +59,13 @@ def host_name(value: str) -> str:
     return name
 
 
+def _origin_host(origin: str) -> str | None:
+    try:
+        return urlsplit(origin).hostname
+    except ValueError:
+        return None
+
+
 def _plain_ip(host: str) -> str:
     """An IP address in one spelling (IPv4-mapped IPv6 as IPv4); other
     names lower case."""
@@ -72,6 +85,10 @@ class OriginPolicy:
         self.origins = {normalize_origin(origin) for origin in origins}
         #: Names the listener answers to (``--web-host``).
         self.hosts = {host_name(host) for host in hosts}
+        #: The hosts of those origins, which a reverse proxy may send as Host.
+        self.origin_hosts = {
+            _plain_ip(name) for name in map(_origin_host, self.origins) if name
+        }
 
     def allows(self, origin: str, secure: bool, local_host: str, port: int) -> bool:
         """Whether a page of ``origin`` may use the WebSocket of a connection
@@ -95,6 +112,26 @@ class OriginPolicy:
             host == own
             or host in self.hosts
             or (host == "localhost" and is_loopback(own))
+        )
+
+    def answers_to(self, host: str, local_host: str) -> bool:
+        """Whether a request whose ``Host`` header is ``host`` (``name`` or
+        ``name:port``) names this listener reached at ``local_host``: its
+        address, ``localhost`` on a loopback one, a ``--web-host``, or the
+        host of a ``--web-origin`` (a reverse proxy passing its own name)."""
+        try:
+            name = urlsplit(f"//{host.strip().lower()}").hostname
+        except ValueError:
+            return False
+        if name is None:
+            return False
+        name = _plain_ip(name)
+        own = _plain_ip(local_host)
+        return (
+            name == own
+            or name in self.hosts
+            or (name == "localhost" and is_loopback(own))
+            or name in self.origin_hosts
         )
 
 

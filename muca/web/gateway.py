@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from twisted.logger import Logger
-from twisted.web import http, resource, static
+from twisted.web import http, pages, resource, static
 from twisted.web.server import Request, Site
 from twisted.web.websocket import WebSocketResource
 
@@ -44,6 +44,9 @@ CONTENT_SECURITY_POLICY = (
 #: short, so that an upgraded server's page is not mixed with old modules
 #: for long. The page itself is always revalidated.
 ASSET_MAX_AGE = 60
+
+#: RFC 9110's status for a request naming a host this server is not.
+MISDIRECTED_REQUEST = 421
 
 log = Logger()
 
@@ -248,11 +251,31 @@ class WebSite(Site):
     protocol = CountedChannel
 
     def __init__(
-        self, root: resource.Resource, chat: Any, request_timeout: float
+        self,
+        root: resource.Resource,
+        chat: Any,
+        request_timeout: float,
+        policy: OriginPolicy,
     ) -> None:
         super().__init__(root)
         self.chat = chat
         self.request_timeout = request_timeout
+        self.policy = policy
+
+    def getResourceFor(self, request: Request) -> resource.IResource:  # noqa: N802
+        """The resource for ``request``, or ``421 Misdirected Request`` when
+        its ``Host`` names another server (the Host rule of
+        :mod:`muca.web.access`: a DNS-rebinding page)."""
+        host = request.getHeader(b"host")
+        if host is not None and not self.policy.answers_to(
+            host.decode("latin-1"), request.getHost().host
+        ):
+            return pages.errorPage(
+                MISDIRECTED_REQUEST,
+                "Misdirected Request",
+                "This server does not answer to that name (see --web-host).",
+            )
+        return super().getResourceFor(request)
 
 
 def make_site(
@@ -268,8 +291,9 @@ def make_site(
     ``metrics_from`` the networks that may read ``/metrics`` (none given:
     loopback)."""
     root = StaticFiles(str(STATIC))
-    root.putChild(b"ws", WebSocketGateway(chat, OriginPolicy(origins, hosts)))
+    policy = OriginPolicy(origins, hosts)
+    root.putChild(b"ws", WebSocketGateway(chat, policy))
     root.putChild(b"healthz", Health(chat))
     allowed = list(metrics_from) or parse_networks(DEFAULT_METRICS_FROM)
     root.putChild(b"metrics", Metrics(chat, AddressList(allowed)))
-    return WebSite(root, chat, request_timeout)
+    return WebSite(root, chat, request_timeout, policy)

@@ -100,12 +100,12 @@ async def connect_from(testcase: TestCase, port: int, source: str) -> RawClient:
 
 
 async def get_from(
-    testcase: TestCase, port: int, path: str, source: str
+    testcase: TestCase, port: int, path: str, source: str, host: str | None = None
 ) -> tuple[int, bytes]:
-    """GET ``path`` of ``127.0.0.1:port`` from ``source``: status and body."""
-    request = (
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )
+    """GET ``path`` of ``127.0.0.1:port`` from ``source`` (``Host``:
+    ``host``, by default ``127.0.0.1:port``): status and body."""
+    host = host or f"127.0.0.1:{port}"
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
     client = await open_http(testcase, port, request.encode(), source)
     await client.closed.addTimeout(TIMEOUT, reactor)
     head, _, body = client.received.partition(b"\r\n\r\n")

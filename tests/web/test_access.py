@@ -28,12 +28,36 @@ class OriginRuleTests(TestCase):
     ) -> None:
         _, port = await start_web_server(self)
         # evil.example made to resolve to this server: the browser sends
-        # the evil name in Host and Origin alike.
-        for host in (f"evil.example:{port}", f"localhost:{port}"):
+        # the evil name in Host and Origin alike (the Host rule answers
+        # 421); with a forged local Host, the Origin rule still refuses.
+        for host, status in ((f"evil.example:{port}", 421), (f"localhost:{port}", 403)):
             rebound = await connect_websocket(
                 self, port, origin=f"http://evil.example:{port}", host=host
             )
-            self.assertEqual(rebound.status, 403, host)
+            self.assertEqual(rebound.status, status, host)
+
+    async def test_a_rebinding_page_cannot_read_the_page_or_metrics(self) -> None:
+        _, port = await start_web_server(
+            self,
+            "--web-host",
+            "chat.example.org",
+            "--web-origin",
+            "https://proxy.example",
+        )
+        for path in ("/", "/healthz", "/metrics"):
+            status, body = await get_from(
+                self, port, path, "127.0.0.1", host=f"evil.example:{port}"
+            )
+            self.assertEqual(status, 421, path)
+            self.assertIn(b"does not answer to that name", body)
+        for host in (
+            f"127.0.0.1:{port}",
+            f"localhost:{port}",
+            "Chat.Example.org",
+            "proxy.example",
+        ):
+            status, _ = await get_from(self, port, "/healthz", "127.0.0.1", host=host)
+            self.assertEqual(status, 200, host)
 
     async def test_the_scheme_and_port_must_be_the_listeners(self) -> None:
         _, port = await start_web_server(self)
