@@ -44,7 +44,7 @@ from muca.protocol.messages import (
 from muca.protocol.wire import BadFrame, FrameDecoder, FrameTooLong, Framing
 from muca.server.auth import check_password
 from muca.server.counters import Counters
-from muca.server.limits import TokenBucket
+from muca.server.limits import OutboundTotal, TokenBucket
 from muca.server.logins import LoginThrottle
 from muca.server.output import Outbox, Payload, plain_socket, transport_idle
 from muca.server.room import Member
@@ -66,8 +66,29 @@ SHUTDOWN_REASON = "the server is shutting down: not delivered"
 ACK_ALONE = 0.02
 #: Bytes held meanwhile past which they are written at once.
 HOLD_MAX = 64 * 1024
+#: Seconds a stream (a history replay, a scroll-back) may wait for its peer
+#: to take what was written before the peer is a slow consumer.
+STREAM_STALL = 10.0
 
 log = Logger()
+
+
+class Control:
+    """A frame of the transport's own (a WebSocket ping or pong): it waits
+    for its rate-limit token like any frame, and its ``answer`` (a pong),
+    if any, is then written as this connection's output."""
+
+    __slots__ = ("answer",)
+
+    def __init__(self, answer: bytes = b"") -> None:
+        self.answer = answer
+
+
+class PageSource(typing.Protocol):
+    """What :meth:`ChatProtocol.stream` writes: objects a page at a time."""
+
+    def next_page(self) -> Deferred[tuple[list[dict[str, Any]], bool]]:
+        """The next page of objects, and whether it is the last one."""
 
 
 class Node(typing.Protocol):
@@ -76,6 +97,8 @@ class Node(typing.Protocol):
     clock: Any
     max_frame: int
     max_outbound: int
+    #: Bytes waiting for all connections together (--max-outbound-total).
+    outbound: OutboundTotal
     join_timeout: float | None
     rate: float | None
     burst: int
@@ -92,6 +115,10 @@ class Node(typing.Protocol):
 
     def admit(self, connection: Any) -> str | None:
         """Count a new connection in, or say why it is refused."""
+
+    def shed(self) -> None:
+        """The bytes waiting for all connections are over their cap: drop
+        the connections holding the most until they are not."""
 
     def release(self, connection: Any) -> None:
         """Count an admitted connection out."""
@@ -167,6 +194,19 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self._held: list[bytes] | None = None
         self._held_bytes = 0
         self._release_call: IDelayedCall | None = None
+        # Streams (see stream()): the sources still to write, in order, and
+        # whether a page is being read; what else is written meanwhile waits
+        # in _behind, behind them.
+        self._sources: deque[PageSource] = deque()
+        self._reading_page = False
+        self._pulling = False
+        self._behind: list[bytes] | None = None
+        self._stall_call: IDelayedCall | None = None
+        # Bytes held for this connection outside the transport: behind a
+        # stream, or by the node (live messages held behind a replay).
+        self._held_out = 0
+        # Disconnected as a slow consumer.
+        self._slow = False
 
     # Twisted callbacks
 
@@ -254,6 +294,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self._release_call = None
         self._held = None
         self._waiting.clear()
+        self._drop_output()
         factory = self.factory
         if factory.logins is not None:
             factory.logins.forget(self._connection_key)
@@ -290,9 +331,17 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self._paused = True
 
     def resumeProducing(self) -> None:
-        """The transport's buffer has drained."""
+        """The transport's buffer has drained: a stream may go on."""
         self._paused = False
-        self._queued = 0
+        if self._queued:
+            self.factory.outbound.add(-self._queued)
+            self._queued = 0
+        if self._stall_call is not None:
+            if self._stall_call.active():
+                self._stall_call.cancel()
+            self._stall_call = None
+        if self._sources:
+            self._pull()
 
     def stopProducing(self) -> None:
         """The connection is going away."""
@@ -301,13 +350,118 @@ class ChatProtocol(Protocol, TimeoutMixin):
     # Writing
 
     def write_bytes(self, data: bytes) -> None:
-        """Write encoded bytes, minding the outbound limit."""
+        """Write encoded bytes, minding the outbound limits."""
         if self._paused:
             self._queued += len(data)
-            if self._queued > self.factory.max_outbound:
-                self._too_slow()
+            if not self._count_waiting(len(data)):
                 return
         self.transport.write(data)
+
+    @property
+    def waiting_bytes(self) -> int:
+        """Bytes waiting for this peer past the transport's own buffer:
+        written while it was paused, held behind a stream, held by the node."""
+        return self._queued + self._held_out
+
+    def hold_bytes(self, count: int) -> None:
+        """The node holds ``count`` more bytes for this connection (fewer
+        when negative): they count against the outbound limits."""
+        if self._close_started:
+            return
+        self._held_out += count
+        self._count_waiting(count)
+
+    def _count_waiting(self, count: int) -> bool:
+        """``count`` more bytes wait for this peer: False when that makes it
+        a slow consumer (of its own limit, or the largest one over the
+        server's total), which is then being disconnected."""
+        factory = self.factory
+        over_total = factory.outbound.add(count)
+        if count > 0 and self.waiting_bytes > factory.max_outbound:
+            self._too_slow()
+            return False
+        if over_total:
+            factory.shed()
+        return not self._slow
+
+    def _drop_output(self) -> None:
+        """Forget what waits for this peer (it is going): streams, what is
+        held behind them, and its share of the server's total."""
+        self._sources.clear()
+        self._behind = None
+        if self._stall_call is not None and self._stall_call.active():
+            self._stall_call.cancel()
+        self._stall_call = None
+        waiting = self.waiting_bytes
+        if waiting:
+            self.factory.outbound.add(-waiting)
+        self._queued = 0
+        self._held_out = 0
+
+    def stream(self, source: PageSource) -> None:
+        """Write what ``source`` produces as the peer reads: a page at a
+        time, the next one read only once the transport has taken the last
+        one (is not paused). Streams go one after another, in the order
+        given; what else is written to this connection meanwhile waits
+        behind them, counted against the outbound limits. A peer that takes
+        nothing for :data:`STREAM_STALL` seconds while a stream waits is a
+        slow consumer."""
+        if self._close_started:
+            return
+        self._sources.append(source)
+        if self._behind is None:
+            self._behind = []
+        self._pull()
+
+    def _pull(self) -> None:
+        if self._pulling:
+            return  # a page read at once: the loop below goes on
+        self._pulling = True
+        try:
+            while self._sources and not self._reading_page and not self._closing:
+                if self._paused:
+                    if self._stall_call is None:
+                        self._stall_call = self.factory.clock.callLater(
+                            STREAM_STALL, self._stalled
+                        )
+                    return
+                self._reading_page = True
+                self._sources[0].next_page().addCallback(self._page_read).addErrback(
+                    lambda failure: log.failure(
+                        "streaming to {peer}", failure, peer=self.peer
+                    )
+                )
+        finally:
+            self._pulling = False
+
+    def _page_read(self, result: tuple[list[dict[str, Any]], bool]) -> None:
+        self._reading_page = False
+        if self._closing or not self._sources:
+            return
+        objs, last = result
+        if last:
+            self._sources.popleft()
+        framing = self.framing
+        data = b"".join(Payload(obj).for_framing(framing) for obj in objs)
+        if data:
+            self._write_out(data)
+        if not self._sources and not self._closing:
+            self._release_behind()
+        self._pull()
+
+    def _release_behind(self) -> None:
+        """The streams are done: write what waited behind them."""
+        behind, self._behind = self._behind, None
+        if behind:
+            data = b"".join(behind)
+            self._held_out -= len(data)
+            self.factory.outbound.add(-len(data))
+            self._write_out(data)
+
+    def _stalled(self) -> None:
+        self._stall_call = None
+        if self._paused and self._sources:
+            self._too_slow(f"took nothing of a stream for {STREAM_STALL:g} s")
 
     def send(self, obj: dict[str, Any]) -> None:
         """Encode and write one object to this connection only (a reply)."""
@@ -332,6 +486,15 @@ class ChatProtocol(Protocol, TimeoutMixin):
         transport, or one with bytes queued, always go through
         :meth:`write_bytes`.
         """
+        behind = self._behind
+        if behind is not None:
+            behind.append(data)
+            self._held_out += len(data)
+            self._count_waiting(len(data))
+            return
+        self._write_out(data)
+
+    def _write_out(self, data: bytes) -> None:
         held = self._held
         if held is not None:
             held.append(data)
@@ -376,6 +539,10 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self._close_started = True
         self._closing = True
         self.setTimeout(None)
+        if self._behind is not None:
+            # What waited behind a stream goes out before the close.
+            self._sources.clear()
+            self._release_behind()
         if self._held is not None:
             # What was held goes out before the close.
             self._release_held()
@@ -443,16 +610,20 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self._abort_call = None
         self.transport.abortConnection()
 
-    def _too_slow(self) -> None:
+    def _too_slow(self, why: str | None = None) -> None:
+        self.drop_slow(why or f"over {self.factory.max_outbound} bytes waiting")
+
+    def drop_slow(self, why: str) -> bool:
+        """Disconnect this peer as a slow consumer (``ERROR SLOW_CONSUMER``
+        behind what it has not read, then close); False when it is already
+        closing."""
         if self._closing:
-            return
+            return False
         factory = self.factory
-        log.info(
-            "disconnecting {peer}: slow consumer, over {limit} bytes waiting",
-            peer=self.peer,
-            limit=factory.max_outbound,
-        )
+        log.info("disconnecting {peer}: slow consumer, {why}", peer=self.peer, why=why)
         self._closing = True
+        self._slow = True
+        self._drop_output()
         factory.counters.slow_consumers += 1
         # Behind everything queued: it arrives only if the peer reads again
         # within the grace period.
@@ -463,6 +634,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
         )
         self.transport.write(payload.for_framing(self.framing))
         self.close()
+        return True
 
     # Frames and commands
 
@@ -510,6 +682,10 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self.transport.resumeProducing()
 
     def _handle_frame(self, frame: Any) -> None:
+        if isinstance(frame, Control):
+            if frame.answer:
+                self.write_now(frame.answer)
+            return
         self._decide_framing()
         if isinstance(frame, FrameTooLong):
             self.send_error(frame.code, frame.reason)
