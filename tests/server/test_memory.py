@@ -72,7 +72,9 @@ class PingTests(TestCase):
     timeout = 60
 
     async def test_pings_wait_for_the_rate_limit(self) -> None:
-        _, web = await start_web_server(self, "--rate-limit", "20", "--rate-burst", "50")
+        _, web = await start_web_server(
+            self, "--rate-limit", "20", "--rate-burst", "50"
+        )
         client = await connect_websocket(self, web)
         pongs = [client.ping() for _ in range(100)]
         await deferLater(reactor, 0.5, lambda: None)
