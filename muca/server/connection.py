@@ -350,12 +350,19 @@ class ChatProtocol(Protocol, TimeoutMixin):
     # Writing
 
     def write_bytes(self, data: bytes) -> None:
-        """Write encoded bytes, minding the outbound limits."""
+        """Write encoded bytes, minding the outbound limits: bytes written
+        while the transport is paused count, and so does the write that
+        pauses it (one turn's fan-out, a page of a stream)."""
         if self._paused:
             self._queued += len(data)
             if not self._count_waiting(len(data)):
                 return
+            self.transport.write(data)
+            return
         self.transport.write(data)
+        if self._paused and not self._closing:
+            self._queued += len(data)
+            self._count_waiting(len(data))
 
     @property
     def waiting_bytes(self) -> int:
@@ -384,19 +391,34 @@ class ChatProtocol(Protocol, TimeoutMixin):
             factory.shed()
         return not self._slow
 
-    def _drop_output(self) -> None:
+    def _drop_output(self, keep_queued: bool = False) -> None:
         """Forget what waits for this peer (it is going): streams, what is
-        held behind them, and its share of the server's total."""
+        held behind them, and their share of the server's total; with
+        ``keep_queued``, what the transport holds stays counted (until the
+        connection is gone: see :meth:`drop_now`)."""
         self._sources.clear()
         self._behind = None
         if self._stall_call is not None and self._stall_call.active():
             self._stall_call.cancel()
         self._stall_call = None
-        waiting = self.waiting_bytes
-        if waiting:
-            self.factory.outbound.add(-waiting)
-        self._queued = 0
+        dropped = self._held_out if keep_queued else self.waiting_bytes
+        if dropped:
+            self.factory.outbound.add(-dropped)
         self._held_out = 0
+        if not keep_queued:
+            self._queued = 0
+
+    def drop_now(self) -> None:
+        """Drop the connection now with all its buffers, and take them out
+        of the server's total at once (the node's :meth:`Node.shed`, when
+        the total is over its cap): a slow consumer in its grace period is
+        not waited for."""
+        if not self._closing:
+            self.drop_slow("the server's memory for slow readers is taken")
+        if self._abort_call is not None and self._abort_call.active():
+            self._abort_call.cancel()
+        self._drop_output()
+        self.abort()
 
     def stream(self, source: PageSource) -> None:
         """Write what ``source`` produces as the peer reads: a page at a
@@ -623,7 +645,9 @@ class ChatProtocol(Protocol, TimeoutMixin):
         log.info("disconnecting {peer}: slow consumer, {why}", peer=self.peer, why=why)
         self._closing = True
         self._slow = True
-        self._drop_output()
+        # What the transport holds counts until it is gone (after the grace
+        # period, or at once if the server's total needs it: see drop_now).
+        self._drop_output(keep_queued=True)
         factory.counters.slow_consumers += 1
         # Behind everything queued: it arrives only if the peer reads again
         # within the grace period.

@@ -210,7 +210,9 @@ class ChatFactory(ServerFactory):
     def shed(self) -> None:
         """The bytes waiting for all connections are over
         ``--max-outbound-total``: disconnect the connections holding the
-        most, one after another, as slow consumers until they are not.
+        most, one after another, as slow consumers until they are not, and
+        drop their buffers at once (one already disconnected but still in
+        its grace period too).
 
         Runs only when the total is over its cap (each connection keeps its
         share of it up to date as it writes), so it may look at them all."""
@@ -226,6 +228,8 @@ class ChatFactory(ServerFactory):
                 f"the server's {cap} bytes for slow readers are taken and it"
                 f" held the most ({connection.waiting_bytes})"
             )
+            # Its buffers go now, not after the grace period.
+            connection.drop_now()
 
     def refusing_joins(self) -> str | None:
         """Why a join would be refused now (``/healthz`` says it), or None."""
