@@ -4,7 +4,7 @@
     .venv/bin/python -m bench --workload broadcast --clients 500 --window 16
     .venv/bin/python -m bench --workload join-presence --clients 10000
     .venv/bin/python -m bench --cluster 2            # one node, then two nodes
-    .venv/bin/python -m bench --workload abuse       # memory attacks against a quiet server
+    .venv/bin/python -m bench --workload abuse       # memory attacks, quiet server
 
 Prints a table and then the same figures as JSON; exits 1 when any message
 was lost, duplicated, reordered or misdelivered, or a roster ended wrong.

@@ -34,7 +34,6 @@ from muca.protocol.messages import (
     NOT_JOINED,
     SERVER_FULL,
     SERVER_SHUTDOWN,
-    SLOW_CONSUMER,
     History,
     Join,
     JoinRefused,
@@ -43,6 +42,7 @@ from muca.protocol.messages import (
 )
 from muca.protocol.wire import BadFrame, FrameDecoder, FrameTooLong, Framing
 from muca.server.auth import check_password
+from muca.server.backpressure import SlowReaderOutput
 from muca.server.counters import Counters
 from muca.server.limits import OutboundTotal, TokenBucket
 from muca.server.logins import LoginThrottle
@@ -66,9 +66,6 @@ SHUTDOWN_REASON = "the server is shutting down: not delivered"
 ACK_ALONE = 0.02
 #: Bytes held meanwhile past which they are written at once.
 HOLD_MAX = 64 * 1024
-#: Seconds a stream (a history replay, a scroll-back) may wait for its peer
-#: to take what was written before the peer is a slow consumer.
-STREAM_STALL = 10.0
 
 log = Logger()
 
@@ -82,13 +79,6 @@ class Control:
 
     def __init__(self, answer: bytes = b"") -> None:
         self.answer = answer
-
-
-class PageSource(typing.Protocol):
-    """What :meth:`ChatProtocol.stream` writes: objects a page at a time."""
-
-    def next_page(self) -> Deferred[tuple[list[dict[str, Any]], bool]]:
-        """The next page of objects, and whether it is the last one."""
 
 
 class Node(typing.Protocol):
@@ -141,7 +131,7 @@ class Node(typing.Protocol):
 
 
 @implementer(interfaces.IPushProducer)
-class ChatProtocol(Protocol, TimeoutMixin):
+class ChatProtocol(SlowReaderOutput, Protocol, TimeoutMixin):
     """One client connection: frames in, commands handled, frames out.
 
     It is also the push producer registered on its own transport: the
@@ -164,8 +154,6 @@ class ChatProtocol(Protocol, TimeoutMixin):
         #: Counted in by the node (or, on a WebSocket, by the web listener's
         #: HTTP connection under it); released when the connection closes.
         self.admitted = False
-        self._paused = False
-        self._queued = 0
         self._bucket: TokenBucket | None = None
         # Frames read but not handled yet: they wait for a password check
         # or for the rate limit, while reading from the peer is paused.
@@ -194,19 +182,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self._held: list[bytes] | None = None
         self._held_bytes = 0
         self._release_call: IDelayedCall | None = None
-        # Streams (see stream()): the sources still to write, in order, and
-        # whether a page is being read; what else is written meanwhile waits
-        # in _behind, behind them.
-        self._sources: deque[PageSource] = deque()
-        self._reading_page = False
-        self._pulling = False
-        self._behind: list[bytes] | None = None
-        self._stall_call: IDelayedCall | None = None
-        # Bytes held for this connection outside the transport: behind a
-        # stream, or by the node (live messages held behind a replay).
-        self._held_out = 0
-        # Disconnected as a slow consumer.
-        self._slow = False
+        self._init_output()
 
     # Twisted callbacks
 
@@ -323,167 +299,6 @@ class ChatProtocol(Protocol, TimeoutMixin):
     def callLater(self, period: float, func: Any) -> IDelayedCall:
         """TimeoutMixin's timer, on the factory's clock."""
         return self.factory.clock.callLater(period, func)
-
-    # IPushProducer: the transport's signals about our output
-
-    def pauseProducing(self) -> None:
-        """The transport's buffer is past its threshold."""
-        self._paused = True
-
-    def resumeProducing(self) -> None:
-        """The transport's buffer has drained: a stream may go on."""
-        self._paused = False
-        if self._queued:
-            self.factory.outbound.add(-self._queued)
-            self._queued = 0
-        if self._stall_call is not None:
-            if self._stall_call.active():
-                self._stall_call.cancel()
-            self._stall_call = None
-        if self._sources:
-            self._pull()
-
-    def stopProducing(self) -> None:
-        """The connection is going away."""
-        self._closing = True
-
-    # Writing
-
-    def write_bytes(self, data: bytes) -> None:
-        """Write encoded bytes, minding the outbound limits: bytes written
-        while the transport is paused count, and so does the write that
-        pauses it (one turn's fan-out, a page of a stream)."""
-        if self._paused:
-            self._queued += len(data)
-            if not self._count_waiting(len(data)):
-                return
-            self.transport.write(data)
-            return
-        self.transport.write(data)
-        if self._paused and not self._closing:
-            self._queued += len(data)
-            self._count_waiting(len(data))
-
-    @property
-    def waiting_bytes(self) -> int:
-        """Bytes waiting for this peer past the transport's own buffer:
-        written while it was paused, held behind a stream, held by the node."""
-        return self._queued + self._held_out
-
-    def hold_bytes(self, count: int) -> None:
-        """The node holds ``count`` more bytes for this connection (fewer
-        when negative): they count against the outbound limits."""
-        if self._close_started:
-            return
-        self._held_out += count
-        self._count_waiting(count)
-
-    def _count_waiting(self, count: int) -> bool:
-        """``count`` more bytes wait for this peer: False when that makes it
-        a slow consumer (of its own limit, or the largest one over the
-        server's total), which is then being disconnected."""
-        factory = self.factory
-        over_total = factory.outbound.add(count)
-        if count > 0 and self.waiting_bytes > factory.max_outbound:
-            self._too_slow()
-            return False
-        if over_total:
-            factory.shed()
-        return not self._slow
-
-    def _drop_output(self, keep_queued: bool = False) -> None:
-        """Forget what waits for this peer (it is going): streams, what is
-        held behind them, and their share of the server's total; with
-        ``keep_queued``, what the transport holds stays counted (until the
-        connection is gone: see :meth:`drop_now`)."""
-        self._sources.clear()
-        self._behind = None
-        if self._stall_call is not None and self._stall_call.active():
-            self._stall_call.cancel()
-        self._stall_call = None
-        dropped = self._held_out if keep_queued else self.waiting_bytes
-        if dropped:
-            self.factory.outbound.add(-dropped)
-        self._held_out = 0
-        if not keep_queued:
-            self._queued = 0
-
-    def drop_now(self) -> None:
-        """Drop the connection now with all its buffers, and take them out
-        of the server's total at once (the node's :meth:`Node.shed`, when
-        the total is over its cap): a slow consumer in its grace period is
-        not waited for."""
-        if not self._closing:
-            self.drop_slow("the server's memory for slow readers is taken")
-        if self._abort_call is not None and self._abort_call.active():
-            self._abort_call.cancel()
-        self._drop_output()
-        self.abort()
-
-    def stream(self, source: PageSource) -> None:
-        """Write what ``source`` produces as the peer reads: a page at a
-        time, the next one read only once the transport has taken the last
-        one (is not paused). Streams go one after another, in the order
-        given; what else is written to this connection meanwhile waits
-        behind them, counted against the outbound limits. A peer that takes
-        nothing for :data:`STREAM_STALL` seconds while a stream waits is a
-        slow consumer."""
-        if self._close_started:
-            return
-        self._sources.append(source)
-        if self._behind is None:
-            self._behind = []
-        self._pull()
-
-    def _pull(self) -> None:
-        if self._pulling:
-            return  # a page read at once: the loop below goes on
-        self._pulling = True
-        try:
-            while self._sources and not self._reading_page and not self._closing:
-                if self._paused:
-                    if self._stall_call is None:
-                        self._stall_call = self.factory.clock.callLater(
-                            STREAM_STALL, self._stalled
-                        )
-                    return
-                self._reading_page = True
-                self._sources[0].next_page().addCallback(self._page_read).addErrback(
-                    lambda failure: log.failure(
-                        "streaming to {peer}", failure, peer=self.peer
-                    )
-                )
-        finally:
-            self._pulling = False
-
-    def _page_read(self, result: tuple[list[dict[str, Any]], bool]) -> None:
-        self._reading_page = False
-        if self._closing or not self._sources:
-            return
-        objs, last = result
-        if last:
-            self._sources.popleft()
-        framing = self.framing
-        data = b"".join(Payload(obj).for_framing(framing) for obj in objs)
-        if data:
-            self._write_out(data)
-        if not self._sources and not self._closing:
-            self._release_behind()
-        self._pull()
-
-    def _release_behind(self) -> None:
-        """The streams are done: write what waited behind them."""
-        behind, self._behind = self._behind, None
-        if behind:
-            data = b"".join(behind)
-            self._held_out -= len(data)
-            self.factory.outbound.add(-len(data))
-            self._write_out(data)
-
-    def _stalled(self) -> None:
-        self._stall_call = None
-        if self._paused and self._sources:
-            self._too_slow(f"took nothing of a stream for {STREAM_STALL:g} s")
 
     def send(self, obj: dict[str, Any]) -> None:
         """Encode and write one object to this connection only (a reply)."""
@@ -631,34 +446,6 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self._closing = True
         self._abort_call = None
         self.transport.abortConnection()
-
-    def _too_slow(self, why: str | None = None) -> None:
-        self.drop_slow(why or f"over {self.factory.max_outbound} bytes waiting")
-
-    def drop_slow(self, why: str) -> bool:
-        """Disconnect this peer as a slow consumer (``ERROR SLOW_CONSUMER``
-        behind what it has not read, then close); False when it is already
-        closing."""
-        if self._closing:
-            return False
-        factory = self.factory
-        log.info("disconnecting {peer}: slow consumer, {why}", peer=self.peer, why=why)
-        self._closing = True
-        self._slow = True
-        # What the transport holds counts until it is gone (after the grace
-        # period, or at once if the server's total needs it: see drop_now).
-        self._drop_output(keep_queued=True)
-        factory.counters.slow_consumers += 1
-        # Behind everything queued: it arrives only if the peer reads again
-        # within the grace period.
-        payload = Payload(
-            messages.error_payload(
-                SLOW_CONSUMER, "you did not read fast enough; disconnecting"
-            )
-        )
-        self.transport.write(payload.for_framing(self.framing))
-        self.close()
-        return True
 
     # Frames and commands
 

@@ -85,6 +85,16 @@ class Replay:
     failed: bool = False
 
 
+def _failed(failure: Failure, replay: Replay) -> None:
+    """The store could not read a replay: logged, and it ends with an error."""
+    log.error(
+        "muca: cannot read the history of {uid!r}: {reason}",
+        uid=replay.member.uid,
+        reason=failure.getErrorMessage(),
+    )
+    replay.failed = True
+
+
 def _held_size(message: ChatMessage) -> int:
     return len(message.text) + HELD_OVERHEAD
 
@@ -150,12 +160,7 @@ class Replays:
         self._finish_replay(replay)
 
     def _replay_failed(self, failure: Failure, replay: Replay) -> None:
-        log.error(
-            "muca: cannot read the history of {uid!r}: {reason}",
-            uid=replay.member.uid,
-            reason=failure.getErrorMessage(),
-        )
-        replay.failed = True
+        _failed(failure, replay)
         replay.planned = True
         self._finish_replay(replay)
 
@@ -223,12 +228,7 @@ class Replays:
         return objs, True
 
     def _replay_broke(self, failure: Failure, replay: Replay) -> Objects:
-        log.error(
-            "muca: cannot read the history of {uid!r}: {reason}",
-            uid=replay.member.uid,
-            reason=failure.getErrorMessage(),
-        )
-        replay.failed = True
+        _failed(failure, replay)
         return self._end_replay(replay)
 
     def scroll_back(self, member: Member, request: History) -> None:
