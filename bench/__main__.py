@@ -4,6 +4,7 @@
     .venv/bin/python -m bench --workload broadcast --clients 500 --window 16
     .venv/bin/python -m bench --workload join-presence --clients 10000
     .venv/bin/python -m bench --cluster 2            # one node, then two nodes
+    .venv/bin/python -m bench --workload abuse       # memory attacks, quiet server
 
 Prints a table and then the same figures as JSON; exits 1 when any message
 was lost, duplicated, reordered or misdelivered, or a roster ended wrong.
@@ -18,6 +19,7 @@ import statistics
 import sys
 from collections.abc import Callable
 
+from bench.abuse import abuse_runs
 from bench.server import BenchFailure
 from bench.workloads import (
     Result,
@@ -37,6 +39,7 @@ WORKLOADS = (
     "join-presence",
     "history",
     "websocket",
+    "abuse",
 )
 
 
@@ -241,6 +244,9 @@ def plan(args: argparse.Namespace, settings: Settings) -> list[Callable[[], Resu
             )
         for websocket in (False, True):
             runs.append(lambda ws=websocket: join_presence(joiners, settings, ws))
+    if args.workload == "abuse":
+        # Not part of "all": each attack runs for three times --duration.
+        runs.extend(abuse_runs(settings, args.clients))
     return runs
 
 

@@ -335,3 +335,31 @@ class OutputTests(unittest.TestCase):
             r"private w1: 2 nodes against one, server CPU per delivery \d+\.\d\d×"
             r" \(median of 2 rounds: \d+\.\d\d×, \d+\.\d\d×\)",
         )
+
+
+class AbuseBenchTests(unittest.TestCase):
+    """``--workload abuse``, small: each memory attack's peak against the
+    quiet server's, with the 100 MB target stated."""
+
+    def test_abuse_rows_compare_each_attack_with_a_quiet_server(self) -> None:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            status = bench_main.main(
+                ["--workload", "abuse", "--clients", "5", "--duration", "0.5"]
+            )
+        self.assertEqual(status, 0)
+        printed = out.getvalue()
+        rows = json.loads(printed[printed.index("[") :])
+        self.assertEqual(
+            [r["workload"] for r in rows],
+            ["abuse quiet", "abuse pings", "abuse replays", "abuse slow readers"],
+        )
+        quiet = rows[0]["server_peak_rss_mb"]
+        for row in rows[1:]:
+            self.assertRegex(
+                row["notes"][0],
+                r"peak \d+\.\d MB, -?\d+\.\d MB above the quiet server's"
+                rf" {quiet:.1f} MB: (within|OVER) the 100 MB target",
+            )
+        # Five non-reading clients of a 6 MB replay each: all dropped.
+        self.assertIn("5 of 5 dropped as slow consumers", rows[2]["notes"][1])

@@ -34,7 +34,6 @@ from muca.protocol.messages import (
     NOT_JOINED,
     SERVER_FULL,
     SERVER_SHUTDOWN,
-    SLOW_CONSUMER,
     History,
     Join,
     JoinRefused,
@@ -43,8 +42,9 @@ from muca.protocol.messages import (
 )
 from muca.protocol.wire import BadFrame, FrameDecoder, FrameTooLong, Framing
 from muca.server.auth import check_password
+from muca.server.backpressure import SlowReaderOutput
 from muca.server.counters import Counters
-from muca.server.limits import TokenBucket
+from muca.server.limits import OutboundTotal, TokenBucket
 from muca.server.logins import LoginThrottle
 from muca.server.output import Outbox, Payload, plain_socket, transport_idle
 from muca.server.room import Member
@@ -70,12 +70,25 @@ HOLD_MAX = 64 * 1024
 log = Logger()
 
 
+class Control:
+    """A frame of the transport's own (a WebSocket ping or pong): it waits
+    for its rate-limit token like any frame, and its ``answer`` (a pong),
+    if any, is then written as this connection's output."""
+
+    __slots__ = ("answer",)
+
+    def __init__(self, answer: bytes = b"") -> None:
+        self.answer = answer
+
+
 class Node(typing.Protocol):
     """What a connection needs of the node it belongs to."""
 
     clock: Any
     max_frame: int
     max_outbound: int
+    #: Bytes waiting for all connections together (--max-outbound-total).
+    outbound: OutboundTotal
     join_timeout: float | None
     rate: float | None
     burst: int
@@ -92,6 +105,10 @@ class Node(typing.Protocol):
 
     def admit(self, connection: Any) -> str | None:
         """Count a new connection in, or say why it is refused."""
+
+    def shed(self) -> None:
+        """The bytes waiting for all connections are over their cap: drop
+        the connections holding the most until they are not."""
 
     def release(self, connection: Any) -> None:
         """Count an admitted connection out."""
@@ -114,7 +131,7 @@ class Node(typing.Protocol):
 
 
 @implementer(interfaces.IPushProducer)
-class ChatProtocol(Protocol, TimeoutMixin):
+class ChatProtocol(SlowReaderOutput, Protocol, TimeoutMixin):
     """One client connection: frames in, commands handled, frames out.
 
     It is also the push producer registered on its own transport: the
@@ -137,8 +154,6 @@ class ChatProtocol(Protocol, TimeoutMixin):
         #: Counted in by the node (or, on a WebSocket, by the web listener's
         #: HTTP connection under it); released when the connection closes.
         self.admitted = False
-        self._paused = False
-        self._queued = 0
         self._bucket: TokenBucket | None = None
         # Frames read but not handled yet: they wait for a password check
         # or for the rate limit, while reading from the peer is paused.
@@ -167,6 +182,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self._held: list[bytes] | None = None
         self._held_bytes = 0
         self._release_call: IDelayedCall | None = None
+        self._init_output()
 
     # Twisted callbacks
 
@@ -254,6 +270,7 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self._release_call = None
         self._held = None
         self._waiting.clear()
+        self._drop_output()
         factory = self.factory
         if factory.logins is not None:
             factory.logins.forget(self._connection_key)
@@ -283,32 +300,6 @@ class ChatProtocol(Protocol, TimeoutMixin):
         """TimeoutMixin's timer, on the factory's clock."""
         return self.factory.clock.callLater(period, func)
 
-    # IPushProducer: the transport's signals about our output
-
-    def pauseProducing(self) -> None:
-        """The transport's buffer is past its threshold."""
-        self._paused = True
-
-    def resumeProducing(self) -> None:
-        """The transport's buffer has drained."""
-        self._paused = False
-        self._queued = 0
-
-    def stopProducing(self) -> None:
-        """The connection is going away."""
-        self._closing = True
-
-    # Writing
-
-    def write_bytes(self, data: bytes) -> None:
-        """Write encoded bytes, minding the outbound limit."""
-        if self._paused:
-            self._queued += len(data)
-            if self._queued > self.factory.max_outbound:
-                self._too_slow()
-                return
-        self.transport.write(data)
-
     def send(self, obj: dict[str, Any]) -> None:
         """Encode and write one object to this connection only (a reply)."""
         outbox = self.factory.outbox
@@ -332,6 +323,15 @@ class ChatProtocol(Protocol, TimeoutMixin):
         transport, or one with bytes queued, always go through
         :meth:`write_bytes`.
         """
+        behind = self._behind
+        if behind is not None:
+            behind.append(data)
+            self._held_out += len(data)
+            self._count_waiting(len(data))
+            return
+        self._write_out(data)
+
+    def _write_out(self, data: bytes) -> None:
         held = self._held
         if held is not None:
             held.append(data)
@@ -376,6 +376,10 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self._close_started = True
         self._closing = True
         self.setTimeout(None)
+        if self._behind is not None:
+            # What waited behind a stream goes out before the close.
+            self._sources.clear()
+            self._release_behind()
         if self._held is not None:
             # What was held goes out before the close.
             self._release_held()
@@ -443,27 +447,6 @@ class ChatProtocol(Protocol, TimeoutMixin):
         self._abort_call = None
         self.transport.abortConnection()
 
-    def _too_slow(self) -> None:
-        if self._closing:
-            return
-        factory = self.factory
-        log.info(
-            "disconnecting {peer}: slow consumer, over {limit} bytes waiting",
-            peer=self.peer,
-            limit=factory.max_outbound,
-        )
-        self._closing = True
-        factory.counters.slow_consumers += 1
-        # Behind everything queued: it arrives only if the peer reads again
-        # within the grace period.
-        payload = Payload(
-            messages.error_payload(
-                SLOW_CONSUMER, "you did not read fast enough; disconnecting"
-            )
-        )
-        self.transport.write(payload.for_framing(self.framing))
-        self.close()
-
     # Frames and commands
 
     def _handle_waiting(self) -> None:
@@ -510,6 +493,10 @@ class ChatProtocol(Protocol, TimeoutMixin):
             self.transport.resumeProducing()
 
     def _handle_frame(self, frame: Any) -> None:
+        if isinstance(frame, Control):
+            if frame.answer:
+                self.write_now(frame.answer)
+            return
         self._decide_framing()
         if isinstance(frame, FrameTooLong):
             self.send_error(frame.code, frame.reason)

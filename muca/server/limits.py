@@ -1,5 +1,6 @@
 """Limits that keep one client from hurting the others: a token bucket for
-message floods and a count of open connections per source address.
+message floods, a count of open connections per source address, and the
+bytes held for all slow readers together.
 
 Plain Python: time comes from an ``IReactorTime`` given by the caller, and
 nothing here touches a socket. The server (``muca.server.node``) applies them.
@@ -17,6 +18,10 @@ DEFAULT_MAX_PER_ADDRESS = 100
 # Descriptors kept back from --max-connections' default for listeners, logs,
 # and the files a server opens (TLS keys, password files).
 RESERVED_DESCRIPTORS = 64
+#: --max-outbound-total by default: this share of the machine's memory...
+OUTBOUND_TOTAL_SHARE = 8
+#: ...but at most this many bytes.
+OUTBOUND_TOTAL_CAP = 64 * 1024 * 1024
 # Tokens a bucket may lack and still give one: float rounding of the clock.
 _ROUNDING = 1e-9
 
@@ -24,6 +29,31 @@ _ROUNDING = 1e-9
 def default_max_connections(descriptors: int) -> int:
     """The connections a process with ``descriptors`` open files can hold."""
     return max(1, descriptors - RESERVED_DESCRIPTORS)
+
+
+def default_max_outbound_total(memory: int | None) -> int:
+    """``--max-outbound-total`` on a machine with ``memory`` bytes of RAM
+    (``None``: unknown): an eighth of it, at most 64 MiB."""
+    if not memory:
+        return OUTBOUND_TOTAL_CAP
+    return max(1, min(memory // OUTBOUND_TOTAL_SHARE, OUTBOUND_TOTAL_CAP))
+
+
+class OutboundTotal:
+    """The bytes waiting for all connections together (each connection adds
+    and takes back its own), and the cap on them (``None``: none)."""
+
+    __slots__ = ("cap", "held")
+
+    def __init__(self, cap: int | None) -> None:
+        self.cap = cap
+        self.held = 0
+
+    def add(self, count: int) -> bool:
+        """``count`` more bytes wait (fewer when negative); True when the
+        total is now over the cap."""
+        self.held += count
+        return self.cap is not None and self.held > self.cap
 
 
 def is_loopback(address: str | None) -> bool:

@@ -44,6 +44,7 @@ from muca.server.limits import (
     DEFAULT_MAX_PER_ADDRESS,
     DEFAULT_RATE,
     ConnectionCounter,
+    OutboundTotal,
 )
 from muca.server.logins import (
     DEFAULT_LOGIN_DELAY,
@@ -94,6 +95,7 @@ class ChatFactory(ServerFactory):
         capacity: int | None = None,
         *,
         max_outbound: int = DEFAULT_MAX_OUTBOUND,
+        max_outbound_total: int | None = None,
         join_timeout: float | None = DEFAULT_JOIN_TIMEOUT,
         rate: float | None = DEFAULT_RATE,
         burst: int = DEFAULT_BURST,
@@ -116,7 +118,8 @@ class ChatFactory(ServerFactory):
         ``store`` (opened, or opened by :meth:`store_opened` time) keeps the
         history; ``bus`` is a :class:`LocalBus` on that store unless given;
         ``ack_alone``: seconds an original-framing client's output waits
-        after its ``ACK`` (0: not at all)."""
+        after its ``ACK`` (0: not at all); ``max_outbound_total``: bytes that
+        may wait for all connections together (see :meth:`shed`)."""
         if clock is None:
             from twisted.internet import reactor as clock  # type: ignore[assignment]
         self.clock = clock
@@ -124,6 +127,8 @@ class ChatFactory(ServerFactory):
         self.list_interval = list_interval
         self.list_interval_members = LIST_INTERVAL_MEMBERS
         self.max_outbound = max_outbound
+        #: What waits for all connections together (--max-outbound-total).
+        self.outbound = OutboundTotal(max_outbound_total)
         self.join_timeout = join_timeout
         self.rate = rate
         self.burst = burst
@@ -201,6 +206,30 @@ class ChatFactory(ServerFactory):
     def release(self, connection: ChatProtocol) -> None:
         """Count an admitted connection out."""
         self.counter.release(connection.address)
+
+    def shed(self) -> None:
+        """The bytes waiting for all connections are over
+        ``--max-outbound-total``: disconnect the connections holding the
+        most, one after another, as slow consumers until they are not, and
+        drop their buffers at once (one already disconnected but still in
+        its grace period too).
+
+        Runs only when the total is over its cap (each connection keeps its
+        share of it up to date as it writes), so it may look at them all."""
+        total = self.outbound
+        cap = total.cap
+        if cap is None:
+            return
+        heaviest = sorted(self.connections, key=lambda c: c.waiting_bytes, reverse=True)
+        for connection in heaviest:
+            if total.held <= cap or not connection.waiting_bytes:
+                return
+            connection.drop_slow(
+                f"the server's {cap} bytes for slow readers are taken and it"
+                f" held the most ({connection.waiting_bytes})"
+            )
+            # Its buffers go now, not after the grace period.
+            connection.drop_now()
 
     def refusing_joins(self) -> str | None:
         """Why a join would be refused now (``/healthz`` says it), or None."""

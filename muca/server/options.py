@@ -14,7 +14,12 @@ from twisted.python import usage
 import muca
 from muca.protocol.wire import DEFAULT_MAX_FRAME
 from muca.server.auth import make_checker
-from muca.server.limits import DEFAULT_BURST, DEFAULT_MAX_PER_ADDRESS, DEFAULT_RATE
+from muca.server.limits import (
+    DEFAULT_BURST,
+    DEFAULT_MAX_PER_ADDRESS,
+    DEFAULT_RATE,
+    default_max_outbound_total,
+)
 from muca.server.listeners import with_backlog
 from muca.server.logins import DEFAULT_LOGIN_DELAY, DEFAULT_LOGIN_DELAY_MAX
 from muca.server.node import (
@@ -33,6 +38,19 @@ DEFAULT_PORT = 40452
 DEFAULT_WEB = "tcp:40080"
 DEFAULT_DB = "muca.db"
 MAX_PORT = 65535
+
+
+def physical_memory(meminfo: str = "/proc/meminfo") -> int | None:
+    """The machine's memory in bytes (``MemTotal``), or ``None`` when it
+    cannot be read; read once, when the options are made."""
+    try:
+        with open(meminfo, encoding="ascii") as lines:
+            for line in lines:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def _positive_int(value: str) -> int:
@@ -171,6 +189,15 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "Bytes that may wait for a client that does not read (past the "
             "transport's own buffer) before it is disconnected as a slow consumer.",
             _named("max-outbound", _positive_int),
+        ],
+        [
+            "max-outbound-total",
+            None,
+            default_max_outbound_total(physical_memory()),
+            "Bytes that may wait for all slow clients together (as for "
+            "--max-outbound); past it the clients holding the most are "
+            "disconnected first. Default: an eighth of the memory, at most 64 MiB.",
+            _named("max-outbound-total", _positive_int),
         ],
         [
             "join-timeout",

@@ -10,6 +10,11 @@ behind the replay, then written once each, in id order, with it
 node's bus delivers it: a member whose replay had it does not get it again
 live. ``HISTORY BEFORE`` is :meth:`Replays.scroll_back`.
 
+Both are written as the peer reads (``ChatProtocol.stream``): the history
+is read a page at a time (``muca.server.pages``), the next page only once
+the connection took the last one, and what is held for the member meanwhile
+counts against its outbound limits.
+
 The node (``muca.server.node.ChatFactory``) owns a :class:`Replays` and is
 known here only through the small :class:`ReplayNode` interface.
 """
@@ -19,7 +24,9 @@ from __future__ import annotations
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -34,8 +41,10 @@ from muca.protocol.messages import (
     error_payload,
     history_payload,
 )
+from muca.server.pages import HistoryPages
 from muca.server.room import Member, Room
-from muca.store.base import MessageStore, Page
+from muca.store.base import MessageStore
+from muca.store.sql import NO_UPPER_BOUND
 
 # Messages replayed at a JOIN with the history capability.
 DEFAULT_HISTORY_REPLAY = 50
@@ -56,16 +65,38 @@ class ReplayNode(typing.Protocol):
         """Private and group messages are read back (``--auth``)."""
 
 
+#: Bytes a held message is counted as besides its text.
+HELD_OVERHEAD = 100
+
+Objects = tuple[list[dict[str, Any]], bool]
+
+
 @dataclass(eq=False)
 class Replay:
     """A newcomer's history on its way: live messages for it wait in
-    ``held`` until its first ``LIST`` is out and ``page`` has been read."""
+    ``held`` until its first ``LIST`` is out and all of ``pages`` is
+    written."""
 
     member: Member
+    pages: HistoryPages
     held: list[ChatMessage] = field(default_factory=list)
-    page: Page | None = None
+    planned: bool = False
     listed: bool = False
     failed: bool = False
+
+
+def _failed(failure: Failure, replay: Replay) -> None:
+    """The store could not read a replay: logged, and it ends with an error."""
+    log.error(
+        "muca: cannot read the history of {uid!r}: {reason}",
+        uid=replay.member.uid,
+        reason=failure.getErrorMessage(),
+    )
+    replay.failed = True
+
+
+def _held_size(message: ChatMessage) -> int:
+    return len(message.text) + HELD_OVERHEAD
 
 
 class Replays:
@@ -94,15 +125,19 @@ class Replays:
         store = self.node.store
         if store is None or HISTORY not in join.caps:
             return
-        replay = Replay(member)
-        self._replays[member] = replay
         private = self.node.private_history
         if join.since is not None:
-            reading = store.since(member.uid, private, join.since, MAX_SINCE)
+            pages = HistoryPages(
+                store, member.uid, private, join.since, NO_UPPER_BOUND, MAX_SINCE
+            )
         else:
-            reading = store.latest(member.uid, private, self.history_replay)
-        reading.addCallbacks(
-            self._replay_read, self._replay_failed, (replay,), None, (replay,)
+            pages = HistoryPages(
+                store, member.uid, private, 0, NO_UPPER_BOUND, self.history_replay
+            )
+        replay = Replay(member, pages)
+        self._replays[member] = replay
+        pages.plan().addCallbacks(
+            self._replay_planned, self._replay_failed, (replay,), None, (replay,)
         )
 
     def listed(self, members: Iterable[Member]) -> None:
@@ -120,57 +155,81 @@ class Replays:
         self._replays.pop(member, None)
         self._replayed.pop(member, None)
 
-    def _replay_read(self, page: Page, replay: Replay) -> None:
-        replay.page = page
+    def _replay_planned(self, _: None, replay: Replay) -> None:
+        replay.planned = True
         self._finish_replay(replay)
 
     def _replay_failed(self, failure: Failure, replay: Replay) -> None:
-        log.error(
-            "muca: cannot read the history of {uid!r}: {reason}",
-            uid=replay.member.uid,
-            reason=failure.getErrorMessage(),
-        )
-        replay.failed = True
-        replay.page = Page()
+        _failed(failure, replay)
+        replay.planned = True
         self._finish_replay(replay)
 
     def _finish_replay(self, replay: Replay) -> None:
-        """Write the replay, then what was held, once each, in id order."""
-        if not replay.listed or replay.page is None:
+        """Listed and planned: write the replay as the member reads, then
+        what was held, once each, in id order (see :meth:`_replay_page`)."""
+        if not replay.listed or not replay.planned:
             return
         member = replay.member
-        if self._replays.pop(member, None) is not replay:
+        if self._replays.get(member) is not replay:
             return  # the member left meanwhile
         if self.node.room.member(member.uid) is not member:
+            self._replays.pop(member, None)
             return
-        page = replay.page
-        replayed = {m.id for m in page.messages}
-        last = page.messages[-1].id if page.messages else 0
-        held = [m for m in replay.held if m.id not in replayed]
-        # A held message older than the newest replayed one (one the member
+        member.connection.stream(_ReplaySource(self, replay))
+
+    def _replay_page(
+        self, messages: list[ChatMessage] | None, replay: Replay
+    ) -> Objects:
+        """The next page of a replay, with the held messages it passed."""
+        if messages is None or replay.failed:
+            return self._end_replay(replay)
+        upto = replay.pages.cursor
+        replayed = replay.pages.ids
+        held = replay.held
+        passed = 0
+        while passed < len(held) and held[passed].id <= upto:
+            passed += 1
+        # A held message older than the page's newest one (one the member
         # may not read back, e.g. a private one without --auth) goes in its
-        # place, so that the member sees ids increasing.
-        early = [(m.id, m.payload()) for m in held if m.id < last]
-        late = [m.payload() for m in held if m.id > last]
+        # place, so that the member sees ids increasing; one the replay has
+        # is not written twice.
+        early = [(m.id, m.payload()) for m in held[:passed] if m.id not in replayed]
+        if passed:
+            replay.member.connection.hold_bytes(
+                -sum(_held_size(m) for m in held[:passed])
+            )
+            del held[:passed]
         merged = sorted(
-            [(m.id, m.history_payload()) for m in page.messages] + early,
+            [(m.id, m.history_payload()) for m in messages] + early,
             key=lambda pair: pair[0],
         )
-        objs = [obj for _, obj in merged]
+        return [obj for _, obj in merged], False
+
+    def _end_replay(self, replay: Replay) -> Objects:
+        """The replay's last page: its end, then what was held."""
+        member = replay.member
+        if self._replays.get(member) is replay:
+            del self._replays[member]
         if replay.failed:
-            objs.append(
-                error_payload(
-                    STORE_UNAVAILABLE, "the history cannot be read now", "JOIN"
-                )
+            end = error_payload(
+                STORE_UNAVAILABLE, "the history cannot be read now", "JOIN"
             )
         else:
-            objs.append(history_payload(page.more))
-        objs.extend(late)
-        member.connection.send_many(objs)
-        if last > self.node.last_delivered:
+            end = history_payload(replay.pages.more)
+        held = replay.held
+        member.connection.hold_bytes(-sum(_held_size(m) for m in held))
+        objs = [end, *(m.payload() for m in held)]
+        replay.held = []
+        last = replay.pages.top
+        if not replay.failed and last > self.node.last_delivered:
             # Read back before the bus delivered it here (a cluster's store
             # has a message before every node does): not again live.
             self._replayed[member] = last
+        return objs, True
+
+    def _replay_broke(self, failure: Failure, replay: Replay) -> Objects:
+        _failed(failure, replay)
+        return self._end_replay(replay)
 
     def scroll_back(self, member: Member, request: History) -> None:
         """Answer ``HISTORY BEFORE``: older messages, then ``HISTORY MORE``."""
@@ -181,26 +240,15 @@ class Replays:
                 BAD_COMMAND, "this server keeps no history", "HISTORY"
             )
             return
-        reading = store.before(
-            member.uid, self.node.private_history, request.before, request.limit
+        pages = HistoryPages(
+            store,
+            member.uid,
+            self.node.private_history,
+            0,
+            request.before,
+            request.limit,
         )
-
-        def read(page: Page) -> None:
-            if self.node.room.member(member.uid) is member:
-                objs = [m.history_payload() for m in page.messages]
-                connection.send_many([*objs, history_payload(page.more)])
-
-        def failed(failure: Failure) -> None:
-            log.error(
-                "muca: cannot read history: {reason}",
-                reason=failure.getErrorMessage(),
-            )
-            if self.node.room.member(member.uid) is member:
-                connection.send_error(
-                    STORE_UNAVAILABLE, "the history cannot be read now", "HISTORY"
-                )
-
-        reading.addCallbacks(read, failed)
+        connection.stream(_ScrollBack(pages))
 
     # Live messages
 
@@ -241,4 +289,60 @@ class Replays:
         if replay is None:
             return False
         replay.held.append(message)
+        # Counted against the member's limits: a member that does not read
+        # its replay does not make the server hold the room's traffic.
+        member.connection.hold_bytes(_held_size(message))
         return True
+
+
+class _ReplaySource:
+    """A replay at ``JOIN`` as a stream's pages (see ``ChatProtocol.stream``)."""
+
+    def __init__(self, replays: Replays, replay: Replay) -> None:
+        self._replays = replays
+        self._replay = replay
+
+    def next_page(self) -> Deferred[Objects]:
+        """The next page of the replay, its end last."""
+        replay, replays = self._replay, self._replays
+        if replay.failed:
+            return succeed(replays._end_replay(replay))
+        return replay.pages.next().addCallbacks(
+            replays._replay_page,
+            replays._replay_broke,
+            (replay,),
+            None,
+            (replay,),
+        )
+
+
+class _ScrollBack:
+    """The answer to ``HISTORY BEFORE`` as a stream's pages: planned when
+    its turn comes, then its messages, then ``HISTORY MORE``."""
+
+    def __init__(self, pages: HistoryPages) -> None:
+        self._pages = pages
+        self._planned = False
+
+    def next_page(self) -> Deferred[Objects]:
+        """The next page of the answer."""
+        if self._planned:
+            reading = self._pages.next()
+        else:
+            self._planned = True
+            reading = self._pages.plan().addCallback(lambda _: self._pages.next())
+        return reading.addCallbacks(self._page, self._failed)
+
+    def _page(self, messages: list[ChatMessage] | None) -> Objects:
+        if messages is None:
+            return [history_payload(self._pages.more)], True
+        return [m.history_payload() for m in messages], False
+
+    def _failed(self, failure: Failure) -> Objects:
+        log.error(
+            "muca: cannot read history: {reason}", reason=failure.getErrorMessage()
+        )
+        error = error_payload(
+            STORE_UNAVAILABLE, "the history cannot be read now", "HISTORY"
+        )
+        return [error], True

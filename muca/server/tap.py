@@ -144,6 +144,7 @@ def makeService(options: Options) -> ChatService:
         list_interval=options["list-interval"],
         capacity=options["max-members"] or None,
         max_outbound=options["max-outbound"],
+        max_outbound_total=options["max-outbound-total"],
         join_timeout=_off_when_zero(options["join-timeout"]),
         rate=_off_when_zero(options["rate-limit"]),
         burst=options["rate-burst"],

@@ -306,7 +306,7 @@ class SQLiteStore(SQLStoreOperations):
         extra.reverse()
         messages = page.messages + extra
         more = page.more or len(messages) > limit
-        return Page(messages[len(messages) - limit :] if limit else [], more)
+        return Page(messages[max(0, len(messages) - limit) :] if limit else [], more)
 
     def _move_all(self) -> Deferred[None]:
         """Fires once what is spooled now has been moved into SQLite, or

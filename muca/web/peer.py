@@ -7,7 +7,10 @@ given, so that the commands, checks, limits, flow control, slow-consumer
 handling and rosters are the same code. Output goes the other way through
 :class:`MessageChannel`, the ``ChatProtocol``'s transport: its writes are
 already whole WebSocket frames (``Framing.WEBSOCKET``, encoded once per
-fan-out), written to the TCP connection under the WebSocket.
+fan-out), written to the TCP connection under the WebSocket. Pings and
+pongs are taken from ``twisted.web.websocket`` too (:class:`ControlFrames`):
+each is a frame of the ``ChatProtocol``, under its rate limit, and a pong
+is its output, under its outbound limits.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from twisted.internet import interfaces
 from twisted.python.failure import Failure
 from twisted.web.server import Request
 from twisted.web.websocket import WebSocketTransport
+from wsproto.events import Ping, Pong
 from wsproto.utilities import LocalProtocolError
 from zope.interface import implementer
 
 from muca.protocol.wire import BAD_JSON, FRAME_TOO_LONG, BadFrame, Framing
-from muca.server.connection import ChatProtocol
+from muca.server.connection import ChatProtocol, Control
 
 _BINARY = BadFrame(BAD_JSON, "binary messages are not understood: send JSON as text")
 _NOT_JSON = BadFrame(BAD_JSON, "message is not valid JSON")
@@ -73,6 +77,41 @@ class CappedBuffer:
         if over:
             return TooLong()
         return chunks[0] if len(chunks) == 1 else self._empty.join(chunks)
+
+
+class ControlFrames:
+    """The wsproto connection of a ``twisted.web.websocket`` wire protocol,
+    with the pings and pongs taken out of its events and handed to the
+    ``ChatProtocol`` as :class:`Control` frames.
+
+    ``twisted.web.websocket`` answers every ping at once, straight to the
+    TCP connection: a peer that pings without reading made the server hold
+    every pong (hundreds of MB a minute), past the rate limit and
+    ``--max-outbound``. Here a ping waits for its token like any frame and
+    its pong is written as the connection's own output.
+    """
+
+    def __init__(self, connection: Any, chat: ChatProtocol) -> None:
+        self._connection = connection
+        self._chat = chat
+
+    def __getattr__(self, name: str) -> Any:
+        # receive_data, send, state: the wsproto connection's own.
+        return getattr(self._connection, name)
+
+    def events(self) -> Any:
+        """The connection's events but pings and pongs, which become frames."""
+        for event in self._connection.events():
+            if isinstance(event, Ping):
+                try:
+                    answer = self._connection.send(event.response())
+                except LocalProtocolError:
+                    answer = b""  # closing: no pong any more
+                self._chat.frames_received([Control(answer)])
+            elif isinstance(event, Pong):
+                self._chat.frames_received([Control()])
+            else:
+                yield event
 
 
 @implementer(interfaces.ITransport, interfaces.IConsumer, interfaces.IPushProducer)
@@ -171,6 +210,11 @@ class WebSocketPeer:
             # Binary messages are refused whatever their content: keep none.
             limit = self._max_frame if empty == "" else 0
             setattr(transport, name, CappedBuffer(empty, limit))
+        if not hasattr(transport, "_wsconn"):
+            raise RuntimeError(
+                "twisted.web.websocket has no _wsconn to take pings from"
+            )
+        transport._wsconn = ControlFrames(transport._wsconn, self.chat)  # type: ignore[attr-defined]
         stream = transport.transport  # type: ignore[attr-defined]
         self.chat.makeConnection(MessageChannel(transport, stream))
 
@@ -196,7 +240,7 @@ class WebSocketPeer:
         self.chat.frames_received([_BINARY])
 
     def pongReceived(self, payload: bytes) -> None:  # noqa: N802
-        """An answer to a ping: the server sends none."""
+        """Not called: pongs are frames of the chat (see :class:`ControlFrames`)."""
 
     def connectionLost(self, reason: Failure) -> None:  # noqa: N802
         """The TCP connection is gone."""
