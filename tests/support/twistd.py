@@ -41,7 +41,9 @@ class TwistdProcess(ProcessProtocol):
     """Collects a twistd's output; fires when a pattern shows and when it ends."""
 
     def __init__(self) -> None:
+        #: Everything it wrote, stdout and stderr; ``errors``: stderr alone.
         self.output = ""
+        self.errors = ""
         self.reason: Failure | None = None
         self._ended: list[defer.Deferred[Failure]] = []
         self._watch: tuple[re.Pattern[str], defer.Deferred[re.Match[str]]] | None = None
@@ -65,7 +67,9 @@ class TwistdProcess(ProcessProtocol):
         self.output += data.decode("utf-8", "replace")
         self._check()
 
-    errReceived = outReceived
+    def errReceived(self, data: bytes) -> None:
+        self.errors += data.decode("utf-8", "replace")
+        self.outReceived(data)
 
     def processEnded(self, reason: Failure) -> None:
         self.reason = reason
