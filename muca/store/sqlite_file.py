@@ -23,9 +23,21 @@ def check_file(path: str) -> None:
     if os.path.isdir(path):
         raise StoreError(f"cannot open message database {path}: a directory")
     parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
+    try:
+        os.stat(parent)
+    except FileNotFoundError:
         raise StoreError(
             f"cannot open message database {path}: directory {parent} does not exist"
+        ) from None
+    except OSError as exc:
+        why = "permission denied" if exc.errno == errno.EACCES else exc.strerror
+        raise StoreError(
+            f"cannot open message database {path}: directory {parent} cannot be"
+            f" reached: {why}"
+        ) from None
+    if not os.path.isdir(parent):
+        raise StoreError(
+            f"cannot open message database {path}: {parent} is not a directory"
         )
     try:
         with open(path, "rb") as existing:

@@ -10,7 +10,6 @@ import signal
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.error import ProcessTerminated
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
@@ -18,12 +17,7 @@ from muca.store.sqlite import SQLiteStore
 from tests.support import RawClient, connect, join, send
 from tests.support import postgres as pgsupport
 from tests.support.postgres import free_port
-from tests.support.twistd import (
-    TWISTD,
-    TwistdProcess,
-    fresh_directory,
-    start_twistd,
-)
+from tests.support.twistd import fresh_directory, refused_start, start_twistd
 
 SENDERS = [(f"S{i}", f"s{i}@hku.hk") for i in range(3)]
 
@@ -122,22 +116,11 @@ class StartupErrorTests(TestCase):
     """A database that cannot be used: one line, non-zero exit, no listener."""
 
     async def refused(self, *args: str) -> str:
-        """Run ``twistd -n muca ARGS``; return its one complaint line."""
-        process = TwistdProcess()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        argv = [*TWISTD, "-n", "--pidfile=", "muca", "--port", "0", *args]
-        reactor.spawnProcess(
-            process, TWISTD[0], argv, env=env, path=fresh_directory(self)
-        )
-        (reason,) = await process.ended()
-        self.assertIsInstance(reason.value, ProcessTerminated)
-        self.assertNotEqual(reason.value.exitCode, 0)
-        self.assertNotIn("Traceback", process.output)
-        self.assertNotIn("listening on", process.output)
-        lines = [line for line in process.output.splitlines() if "muca:" in line]
-        self.assertEqual(len(lines), 1, process.output)
-        # twistd -n puts its log's time stamp in front of what goes to stderr.
-        return lines[0][lines[0].index("muca:") :]
+        """Run ``twistd -n muca ARGS``; return its one complaint line, which
+        it wrote alone on stderr."""
+        line = await refused_start(self, *args)
+        self.assertTrue(line.startswith("muca: "), line)
+        return line
 
     async def test_missing_directory(self) -> None:
         line = await self.refused("--db", "/nonexistent/dir/muca.db")

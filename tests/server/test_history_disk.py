@@ -1,7 +1,8 @@
 """The store and the disk, with a real ``twistd -n muca``: a file system
 frozen under traffic holds no join and loses no message; the database
-deleted under the server is noticed, said once and refused, and a second
-server on the same path cannot start and give the same ids again."""
+deleted under the server is noticed, said once and refused, a second
+server on the same path cannot start and give the same ids again, and a
+read-only file system is one readable line."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import time
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.error import ProcessTerminated
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
@@ -19,11 +19,10 @@ from tests.server.test_history_crash import read_until_marker
 from tests.support import OKAY, RawClient, connect, join, send
 from tests.support.disk import freeze, loop_mount, thaw
 from tests.support.twistd import (
-    TWISTD,
     WAIT,
     Twistd,
-    TwistdProcess,
     fresh_directory,
+    refused_start,
     start_twistd,
 )
 from tests.web.test_gateway import get
@@ -233,26 +232,14 @@ class SecondServerTests(TestCase):
         self.assertEqual(texts(self.listener), ["one"])
 
 
-async def refused_start(testcase: TestCase, *args: str) -> str:
-    """Run ``twistd -n muca ARGS``, which must end before listening with
-    one line on stderr and a non-zero status; return that line."""
-    process = TwistdProcess()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    argv = [*TWISTD, "-n", "--pidfile=", "muca", "--port", "0", "--web", "none", *args]
-    transport = reactor.spawnProcess(
-        process, TWISTD[0], argv, env=env, path=fresh_directory(testcase)
-    )
+class ReadOnlyTests(TestCase):
+    """``--db`` on a read-only file system: one line that says so."""
 
-    async def reap() -> None:
-        if process.reason is None:
-            transport.signalProcess("KILL")
-            await process.ended()
-
-    testcase.addCleanup(reap)
-    (reason,) = await process.ended()
-    testcase.assertIsInstance(reason.value, ProcessTerminated)
-    testcase.assertNotEqual(reason.value.exitCode, 0)
-    testcase.assertNotIn("listening on", process.output)
-    lines = process.errors.splitlines()
-    testcase.assertEqual(len(lines), 1, process.output)
-    return lines[0]
+    async def test_a_read_only_file_system_is_one_line_on_stderr(self) -> None:
+        mountpoint = loop_mount(self, read_only=True)
+        line = await refused_start(self, "--db", os.path.join(mountpoint, "muca.db"))
+        self.assertEqual(
+            line,
+            f"muca: cannot create muca.db in {mountpoint}: the file system is"
+            " read-only",
+        )

@@ -42,6 +42,11 @@ def loop_mount(testcase: TestCase, read_only: bool = False) -> str:
     return mountpoint
 
 
+def remount_read_only(mountpoint: str) -> None:
+    """Make a mounted file system read-only (``mount -o remount,ro``)."""
+    _run("mount", "-o", "remount,ro", mountpoint)
+
+
 def _unmount(mountpoint: str) -> None:
     # Thawed first: a frozen file system cannot be unmounted.
     subprocess.run(["fsfreeze", "-u", mountpoint], capture_output=True, timeout=60)

@@ -16,6 +16,7 @@ from typing import Any
 
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.error import ProcessTerminated
 from twisted.internet.protocol import ProcessProtocol, Protocol
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -147,6 +148,33 @@ async def start_twistd(testcase: TestCase, *args: str) -> Twistd:
     testcase.addCleanup(reap)
     match = await process.wait_for(r"muca: listening on 127\.0\.0\.1:(\d+)")
     return Twistd(process, transport, int(match.group(1)))
+
+
+async def refused_start(testcase: TestCase, *args: str) -> str:
+    """Run ``twistd -n muca ARGS``, which must end before listening, without
+    a traceback, with a non-zero status and one line on stderr (twistd's own
+    go to its log on stdout); return that line."""
+    process = TwistdProcess()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    argv = [*TWISTD, "-n", "--pidfile=", "muca", "--port", "0", "--web", "none", *args]
+    transport = reactor.spawnProcess(
+        process, TWISTD[0], argv, env=env, path=fresh_directory(testcase)
+    )
+
+    async def reap() -> None:
+        if process.reason is None:
+            transport.signalProcess("KILL")
+            await process.ended()
+
+    testcase.addCleanup(reap)
+    (reason,) = await process.ended()
+    testcase.assertIsInstance(reason.value, ProcessTerminated)
+    testcase.assertNotEqual(reason.value.exitCode, 0)
+    testcase.assertNotIn("listening on", process.output)
+    testcase.assertNotIn("Traceback", process.output)
+    lines = process.errors.splitlines()
+    testcase.assertEqual(len(lines), 1, process.output)
+    return lines[0]
 
 
 def raise_open_file_limit(testcase: TestCase, wanted: int) -> None:
