@@ -13,6 +13,7 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
+from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
 from tests.server.test_history_crash import read_until_marker
@@ -133,6 +134,7 @@ class FrozenDiskTests(TestCase):
         self.assertEqual(delivered[0], "frozen 0")
         self.assertGreater(refused_before_thaw, 0)
         self.assertIsNotNone(ack_after)
+        Logger().info("JOIN while frozen: ACK and LIST in {s:.3f} s", s=ack_after)
         # And the server takes messages again.
         sender.send_json(send("after", [], "sender@hku.hk"))
         await until(lambda: texts(listener)[-1:] == ["after"], WAIT, "after")
