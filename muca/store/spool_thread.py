@@ -93,6 +93,7 @@ class SpoolThread:
 
     def start(self) -> None:
         """Start the thread and the watch (the spool has been started)."""
+        self.gone = self.stalled = None
         self._pool = ThreadPool(minthreads=1, maxthreads=1, name="muca-spool")
         self._pool.start()
         self._watch = LoopingCall(self._look)

@@ -24,7 +24,7 @@ from muca.store import sql
 from muca.store.base import ChatMessage, Page, StoreError, may_read
 from muca.store.shared import SQLStoreOperations
 from muca.store.spool import NUL_IN_LINE, Spool, parse_line
-from muca.store.spool_thread import SpoolThread
+from muca.store.spool_thread import STALL_SECONDS, WAIT_BYTES, SpoolThread
 from muca.store.sqlite_file import check_file, refuse_foreign_tables
 
 T = TypeVar("T")
@@ -100,6 +100,8 @@ class SQLiteStore(SQLStoreOperations):
         ingest_count: int = INGEST_COUNT,
         ingest_delay: float = INGEST_DELAY,
         readers_chunk: int = READERS_CHUNK,
+        stall_seconds: float = STALL_SECONDS,
+        wait_bytes: int = WAIT_BYTES,
     ) -> None:
         super().__init__()
         self.path = os.fspath(path)
@@ -109,7 +111,9 @@ class SQLiteStore(SQLStoreOperations):
         self._shutdown_trigger: Any = None
         self._last_id = 0
         self.spool = Spool(self.path)
-        self._spool_thread = SpoolThread(self.spool, self._reactor, self._spooled)
+        self._spool_thread = SpoolThread(
+            self.spool, self._reactor, self._spooled, stall_seconds, wait_bytes
+        )
         self.ingest_count = ingest_count
         self.ingest_delay = ingest_delay
         self.readers_chunk = readers_chunk
