@@ -368,11 +368,14 @@ class SQLiteStore(SQLStoreOperations):
         d = self._spool_thread.idle()
         d.addCallback(lambda _: self._move_all())
         d.addCallback(lambda _: self._run(self._close_connection))
-        d.addCallback(
-            lambda _: self._spool_thread.run(
-                self.spool.close, not self._unstored and not self._spool_thread.gone
-            )
-        )
+
+        def close_spool(result: Any) -> Deferred[Any]:
+            # Whatever became of the connection: the lock must go.
+            everything = not self._unstored and not self._spool_thread.gone
+            closing = self._spool_thread.run(self.spool.close, everything)
+            return closing.addBoth(lambda _: result)
+
+        d.addBoth(close_spool)
 
         def stop(result: Any) -> Any:
             self._stop_pool()
