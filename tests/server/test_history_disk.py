@@ -17,7 +17,7 @@ from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
 from tests.server.test_history_crash import read_until_marker
-from tests.support import OKAY, RawClient, connect, join, send
+from tests.support import OKAY, RawClient, connect, join, send, until
 from tests.support.disk import freeze, loop_mount, thaw
 from tests.support.twistd import (
     WAIT,
@@ -57,15 +57,6 @@ def refusals(client: RawClient) -> int:
         for o in client.objects
         if o.get("CMD") == "ERROR" and o.get("CODE") == STORE_UNAVAILABLE
     )
-
-
-async def until(predicate: Any, timeout: float, what: str) -> None:
-    """Let the reactor run until ``predicate()``; fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await deferLater(reactor, 0.05)
 
 
 async def history(testcase: TestCase, port: int) -> list[str]:

@@ -9,14 +9,13 @@ import os
 import threading
 import time
 
-from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from muca.store.sqlite import SQLiteStore
 from tests.store.support import ids, message
+from tests.support import until
 from tests.support.disk import freeze, loop_mount, thaw
 
 #: Seconds after which a watchdog thaws the disk whatever the test does (a
@@ -33,14 +32,6 @@ def outcome(d: Deferred[None]) -> list[str]:
 
     d.addCallbacks(lambda _: got.append("stored"), failed)
     return got
-
-
-async def until(predicate: object, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not so after {timeout} s")
-        await deferLater(reactor, 0.02)
 
 
 class FrozenSpoolTests(TestCase):
@@ -74,7 +65,7 @@ class FrozenSpoolTests(TestCase):
 
         # The write under way has taken a second: what waits is refused.
         stalled = f"message database {path}: the disk has taken no write for 1 s"
-        await until(lambda: all(waiting[:6]), 5.0)
+        await until(lambda: all(waiting[:6]), 5.0, "the refusals")
         self.assertEqual(waiting[:6], [[stalled]] * 6)
         self.assertEqual(store.unavailable(), stalled)
         self.assertEqual(outcome(store.append([message(13)])), [stalled])
@@ -82,7 +73,7 @@ class FrozenSpoolTests(TestCase):
         self.assertLess(time.monotonic() - started, WATCHDOG / 2)
 
         thaw(mountpoint)
-        await until(lambda: first, 5.0)
+        await until(lambda: first, 5.0, "the first append")
         self.assertEqual(first, ["stored"])
         self.assertIsNone(store.unavailable())
         await store.append([message(14)])

@@ -124,18 +124,20 @@ async def start_twistd(testcase: TestCase, *args: str) -> Twistd:
     """Start ``twistd -n muca --listen tcp:0:interface=127.0.0.1 ARGS`` (and
     ``--web none`` unless ARGS has a ``--web``) and wait until it listens;
     the test's cleanup kills it if it still runs."""
+    web = () if any(arg.startswith("--web") for arg in args) else ("--web", "none")
+    process, transport = spawn_twistd(
+        testcase, "--listen", "tcp:0:interface=127.0.0.1:backlog=1024", *web, *args
+    )
+    match = await process.wait_for(r"muca: listening on 127\.0\.0\.1:(\d+)")
+    return Twistd(process, transport, int(match.group(1)))
+
+
+def spawn_twistd(testcase: TestCase, *args: str) -> tuple[TwistdProcess, Any]:
+    """Start ``twistd -n muca ARGS`` in a fresh directory; the test's cleanup
+    kills it if it still runs."""
     process = TwistdProcess()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    argv = [
-        *TWISTD,
-        "-n",
-        "--pidfile=",
-        "muca",
-        "--listen",
-        "tcp:0:interface=127.0.0.1:backlog=1024",
-        *(() if any(arg.startswith("--web") for arg in args) else ("--web", "none")),
-        *args,
-    ]
+    argv = [*TWISTD, "-n", "--pidfile=", "muca", *args]
     transport = reactor.spawnProcess(
         process, TWISTD[0], argv, env=env, path=fresh_directory(testcase)
     )
@@ -146,27 +148,14 @@ async def start_twistd(testcase: TestCase, *args: str) -> Twistd:
             await process.ended()
 
     testcase.addCleanup(reap)
-    match = await process.wait_for(r"muca: listening on 127\.0\.0\.1:(\d+)")
-    return Twistd(process, transport, int(match.group(1)))
+    return process, transport
 
 
 async def refused_start(testcase: TestCase, *args: str) -> str:
     """Run ``twistd -n muca ARGS``, which must end before listening, without
     a traceback, with a non-zero status and one line on stderr (twistd's own
     go to its log on stdout); return that line."""
-    process = TwistdProcess()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    argv = [*TWISTD, "-n", "--pidfile=", "muca", "--port", "0", "--web", "none", *args]
-    transport = reactor.spawnProcess(
-        process, TWISTD[0], argv, env=env, path=fresh_directory(testcase)
-    )
-
-    async def reap() -> None:
-        if process.reason is None:
-            transport.signalProcess("KILL")
-            await process.ended()
-
-    testcase.addCleanup(reap)
+    process, _ = spawn_twistd(testcase, "--port", "0", "--web", "none", *args)
     (reason,) = await process.ended()
     testcase.assertIsInstance(reason.value, ProcessTerminated)
     testcase.assertNotEqual(reason.value.exitCode, 0)
