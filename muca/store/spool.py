@@ -177,7 +177,8 @@ class Spool:
 
     def check(self) -> None:
         """Raise ``StoreGone`` unless the database file is still the one
-        opened; a deleted spool file is left for a new one."""
+        opened (``StoreError`` if that cannot be known now); a deleted spool
+        file is left for a new one."""
         path = self.database_path
         try:
             found = os.stat(path)
@@ -186,7 +187,8 @@ class Spool:
                 f"message database {path} was deleted while the server ran"
             ) from None
         except OSError as exc:
-            raise StoreGone(
+            # Not known to be gone (an I/O error may pass): this write fails.
+            raise StoreError(
                 f"message database {path} cannot be checked: {exc.strerror}"
             ) from None
         if (found.st_dev, found.st_ino) != self._identity:
