@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -37,11 +38,22 @@ def _off_when_zero(value: float) -> float | None:
 
 def _fail_to_start(reason: str) -> NoReturn:
     """End the program with one line on the real stderr, as command-line
-    mistakes do: twistd has sent ``sys.stderr`` into its log by now."""
-    stderr = sys.__stderr__ or sys.stderr
-    stderr.write(f"muca: {reason}\n")
-    stderr.flush()
+    mistakes do (twistd has sent ``sys.stderr`` into its log by now); in
+    the log instead when stderr goes nowhere (a daemon's)."""
+    stderr = sys.__stderr__
+    if stderr is None or _goes_nowhere(stderr.fileno()):
+        log.error("muca: {reason}", reason=reason)
+    else:
+        stderr.write(f"muca: {reason}\n")
+        stderr.flush()
     raise SystemExit(1)
+
+
+def _goes_nowhere(fd: int) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(os.devnull))
+    except OSError:
+        return True
 
 
 class ChatService(service.MultiService):

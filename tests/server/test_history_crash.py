@@ -17,7 +17,13 @@ from muca.store.sqlite import SQLiteStore
 from tests.support import RawClient, connect, join, send
 from tests.support import postgres as pgsupport
 from tests.support.postgres import free_port
-from tests.support.twistd import fresh_directory, refused_start, start_twistd
+from tests.support.twistd import (
+    TWISTD,
+    TwistdProcess,
+    fresh_directory,
+    refused_start,
+    start_twistd,
+)
 
 SENDERS = [(f"S{i}", f"s{i}@hku.hk") for i in range(3)]
 
@@ -121,6 +127,25 @@ class StartupErrorTests(TestCase):
         line = await refused_start(self, *args)
         self.assertTrue(line.startswith("muca: "), line)
         return line
+
+    async def test_with_stderr_going_nowhere_the_line_is_logged(self) -> None:
+        # As for a daemon, whose stderr is /dev/null: the log keeps it.
+        process = TwistdProcess()
+        argv = [*TWISTD, "-n", "--pidfile=", "muca", "--port", "0", "--db", "/no/x.db"]
+        shell = ["sh", "-c", 'exec "$@" 2>/dev/null', "sh", *argv]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        reactor.spawnProcess(
+            process, "/bin/sh", shell, env=env, path=fresh_directory(self)
+        )
+        (reason,) = await process.ended()
+        self.assertEqual(reason.value.exitCode, 1)
+        logged = [line for line in process.output.splitlines() if "muca:" in line]
+        self.assertEqual(len(logged), 1, process.output)
+        self.assertRegex(
+            logged[0],
+            r"\[muca\.server\.tap#error\] muca: cannot open message database "
+            r"/no/x\.db: directory /no does not exist$",
+        )
 
     async def test_missing_directory(self) -> None:
         line = await self.refused("--db", "/nonexistent/dir/muca.db")
