@@ -125,6 +125,7 @@ class LocalBus:
         self._turn: list[ChatMessage] = []
         #: True from a failed append until one succeeds (logged once each way).
         self.failing = False
+        self._said_failing = False
 
     def attach(self, listener: BusListener) -> None:
         self._listeners.append(listener)
@@ -158,18 +159,22 @@ class LocalBus:
     def _stored(self, _: object, turn: list[ChatMessage]) -> None:
         if self.failing:
             self.failing = False
-            log.info("muca: the message database works again")
+            if self._said_failing:
+                log.info("muca: the message database works again")
         self._deliver(turn)
 
     def _not_stored(self, failure: Failure, turn: list[ChatMessage]) -> None:
         if not self.failing:
-            # Once per outage, not once per message.
             self.failing = True
-            log.error(
-                "muca: cannot store messages, refusing them until the "
-                "message database works again: {reason}",
-                reason=failure.getErrorMessage(),
-            )
+            # Once per outage, not once per message; not at all when the
+            # store logs this outage itself.
+            self._said_failing = self.store is None or self.store.unavailable() is None
+            if self._said_failing:
+                log.error(
+                    "muca: cannot store messages, refusing them until the "
+                    "message database works again: {reason}",
+                    reason=failure.getErrorMessage(),
+                )
         for listener in self._listeners:
             listener.not_accepted(turn, failure)
 
@@ -197,5 +202,7 @@ class LocalBus:
         return True
 
     def unavailable(self) -> str | None:
-        """Never: the room is here."""
-        return None
+        """Joins never wait (the room is here); ``store: ...`` while the
+        store refuses messages, for ``/healthz``."""
+        reason = None if self.store is None else self.store.unavailable()
+        return None if reason is None else f"store: {reason}"

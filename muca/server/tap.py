@@ -4,9 +4,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from twisted.application import service, strports
 from twisted.internet.defer import Deferred
@@ -33,6 +34,26 @@ PRUNE_INTERVAL = 600.0
 
 def _off_when_zero(value: float) -> float | None:
     return value or None
+
+
+def _fail_to_start(reason: str) -> NoReturn:
+    """End the program with one line on the real stderr, as command-line
+    mistakes do (twistd has sent ``sys.stderr`` into its log by now); in
+    the log instead when stderr goes nowhere (a daemon's)."""
+    stderr = sys.__stderr__
+    if stderr is None or _goes_nowhere(stderr.fileno()):
+        log.error("muca: {reason}", reason=reason)
+    else:
+        stderr.write(f"muca: {reason}\n")
+        stderr.flush()
+    raise SystemExit(1)
+
+
+def _goes_nowhere(fd: int) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(os.devnull))
+    except OSError:
+        return True
 
 
 class ChatService(service.MultiService):
@@ -62,8 +83,7 @@ class ChatService(service.MultiService):
             try:
                 store.open_blocking()
             except StoreError as error:
-                sys.stderr.write(f"muca: {error}\n")
-                raise SystemExit(1) from None
+                _fail_to_start(str(error))
             self.factory.store_opened()
         try:
             super().privilegedStartService()
@@ -73,8 +93,7 @@ class ChatService(service.MultiService):
                 store.close_blocking()
             where = f"port {error.port}" if error.port else "the address given"
             reason = getattr(error.socketError, "strerror", None) or error.socketError
-            sys.stderr.write(f"muca: cannot listen on {where}: {reason}\n")
-            raise SystemExit(1) from None
+            _fail_to_start(f"cannot listen on {where}: {reason}")
 
     def startService(self) -> None:
         super().startService()

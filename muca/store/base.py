@@ -80,12 +80,19 @@ class MessageStore(Protocol):
         """The highest id ever stored (0 if none); valid after ``open``."""
         ...
 
+    def unavailable(self) -> str | None:
+        """Why appends are refused now (the disk stalls, the file is gone),
+        or None; ``/healthz`` says it."""
+        ...
+
     def append(self, messages: Sequence[ChatMessage]) -> Deferred[None]:
         """Store ``messages``; fires once they are durable.
 
         Appends are written in call order and fire in call order; those made
         while one is being written go together in the next transaction
-        (group commit), and fail together when it does.
+        (group commit), and fail together when it does.  (One exception: the
+        appends that wait behind a write the disk does not finish are
+        refused before it fires; see ``muca.store.spool_thread``.)
         """
         ...
 

@@ -49,6 +49,10 @@ class SQLStoreOperations:
         """The highest id ever stored (0 if none); valid after ``open``."""
         return self._last_id
 
+    def unavailable(self) -> str | None:
+        """Why appends are refused now, or None: never known ahead here."""
+        return None
+
     def append(self, messages: Sequence[ChatMessage]) -> Deferred[None]:
         """Store ``messages``; fires after the commit (see ``MessageStore``)."""
         messages = list(messages)

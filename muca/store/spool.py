@@ -20,12 +20,16 @@ deleted while the server runs.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
+import socket
+import sys
 from collections.abc import Sequence
 
 from muca.store.base import ChatMessage, StoreError
+from muca.store.sqlite_file import cannot_create
 
 #: A spool file is closed and a new one begun past this size.
 SEGMENT_BYTES = 1 << 20
@@ -70,11 +74,16 @@ def _message(row: object) -> ChatMessage:
     return ChatMessage(id_, ts, sender, kind, tuple(recipients), text)
 
 
+class StoreGone(StoreError):
+    """The database file was deleted or replaced while the server ran."""
+
+
 class Spool:
     """The spool files of the database at ``database_path``.
 
-    ``recover`` and ``start`` run while the store opens; ``write``, ``forget``
-    and ``close`` on the reactor thread.
+    ``lock``, ``recover``, ``start`` and ``watch`` run while the store
+    opens; ``check``, ``write``, ``forget`` and ``close`` on the spool's own
+    thread (``muca.store.spool_thread``), never on the reactor thread.
     """
 
     def __init__(self, database_path: str) -> None:
@@ -84,6 +93,9 @@ class Spool:
         )
         self._fd: int | None = None
         self._lock_fd: int | None = None
+        self._claim: socket.socket | None = None
+        # The database file's (st_dev, st_ino) once opened (see watch).
+        self._identity: tuple[int, int] | None = None
         self._number = 0
         self._size = 0
         # Files written to, oldest first: (number, newest id in it).
@@ -134,22 +146,59 @@ class Spool:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
-            raise StoreError(f"cannot create {path}: {exc.strerror}") from None
+            directory = os.path.dirname(os.path.abspath(path))
+            name = os.path.basename(path)
+            raise cannot_create(name, directory, exc.errno) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
-            raise StoreError(
-                f"message database {self.database_path} is in use by another"
-                " MUCA server"
-            ) from None
+            raise _in_use(self.database_path) from None
         self._lock_fd = fd
+        try:
+            self._claim = _claim_name(self.database_path)
+        except StoreError:
+            self.unlock()
+            raise
 
     def unlock(self) -> None:
         """Let another process have the database."""
         fd, self._lock_fd = self._lock_fd, None
         if fd is not None:
             os.close(fd)
+        claim, self._claim = self._claim, None
+        if claim is not None:
+            claim.close()
+
+    def watch(self) -> None:
+        """Remember which file the database is, for ``check``."""
+        found = os.stat(self.database_path)
+        self._identity = (found.st_dev, found.st_ino)
+
+    def check(self) -> None:
+        """Raise ``StoreGone`` unless the database file is still the one
+        opened (``StoreError`` if that cannot be known now); a deleted spool
+        file is left for a new one."""
+        path = self.database_path
+        try:
+            found = os.stat(path)
+        except FileNotFoundError:
+            raise StoreGone(
+                f"message database {path} was deleted while the server ran"
+            ) from None
+        except OSError as exc:
+            # Not known to be gone (an I/O error may pass): this write fails.
+            raise StoreError(
+                f"message database {path} cannot be checked: {exc.strerror}"
+            ) from None
+        if (found.st_dev, found.st_ino) != self._identity:
+            raise StoreGone(
+                f"message database {path} was replaced by another file while"
+                " the server ran"
+            )
+        if self._fd is not None and os.fstat(self._fd).st_nlink == 0:
+            # Never write into a deleted file: the next line begins a new one.
+            self._close_file()
 
     def start(self) -> None:
         """Delete the old spool files (their messages are stored by now) and
@@ -174,7 +223,8 @@ class Spool:
     def write(self, messages: Sequence[ChatMessage]) -> str:
         """Append ``messages`` as one line; return it (without its end).
         Raises ``StoreError`` (and leaves the file as it was) when it cannot
-        be written whole."""
+        be written whole, ``StoreGone`` when the database is gone."""
+        self.check()
         if self._fd is None:
             self._begin()
         fd = self._fd
@@ -237,3 +287,36 @@ class Spool:
             os.remove(self.path(number))
         except FileNotFoundError:
             pass
+
+
+#: Prefix of the abstract socket names that claim a database (Linux).
+_CLAIM_PREFIX = b"\0muca-database:"
+
+
+def _claim_name(database_path: str) -> socket.socket | None:
+    """On Linux, claim the database with an abstract Unix socket named after
+    its directory (device and inode) and its file name; None elsewhere.
+
+    Unlike the lock file, nothing in the file system can take it away: a
+    server whose files were deleted under it still holds it, so a second
+    server on the same path cannot start and give the same ids again.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    real = os.path.realpath(database_path)
+    directory = os.stat(os.path.dirname(real))
+    key = f"{directory.st_dev}:{directory.st_ino}:{os.path.basename(real)}"
+    name = _CLAIM_PREFIX + hashlib.sha256(key.encode()).hexdigest().encode()
+    claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        claim.bind(name)
+    except OSError:
+        claim.close()
+        raise _in_use(database_path) from None
+    return claim
+
+
+def _in_use(database_path: str) -> StoreError:
+    return StoreError(
+        f"message database {database_path} is in use by another MUCA server"
+    )

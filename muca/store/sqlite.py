@@ -1,8 +1,9 @@
 """The message store in one SQLite file (the default backend).
 
-Appends go to the spool (``muca.store.spool``) at once and into SQLite in
-batches on the database thread; pages are read from SQLite, with the
-messages it does not have yet added from memory.
+Appends go to the spool (``muca.store.spool``) on the spool's thread
+(``muca.store.spool_thread``) and into SQLite in batches on the database
+thread; pages are read from SQLite, with the messages it does not have yet
+added from memory.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ from muca.store import sql
 from muca.store.base import ChatMessage, Page, StoreError, may_read
 from muca.store.shared import SQLStoreOperations
 from muca.store.spool import NUL_IN_LINE, Spool, parse_line
+from muca.store.spool_thread import STALL_SECONDS, WAIT_BYTES, SpoolThread
+from muca.store.sqlite_file import check_file, refuse_foreign_tables
 
 T = TypeVar("T")
 
 log = Logger()
-
-SQLITE_HEADER = b"SQLite format 3\x00"
 
 DIALECT = sql.Dialect(
     placeholder="?",
@@ -78,12 +79,14 @@ READERS_CHUNK = 5000
 class SQLiteStore(SQLStoreOperations):
     """A ``MessageStore`` in the SQLite file at ``path``, created if absent.
 
-    All database work runs on one dedicated thread, in call order; the reactor
-    thread never blocks on the database.  An append is durable once it is in
-    the spool (a write into the system's page cache, like a commit with
-    ``synchronous=NORMAL``): it fires at once, and the store moves spooled
-    messages into SQLite by batches of ``ingest_count`` or after
-    ``ingest_delay`` seconds.  While SQLite refuses them, appends fail and
+    All database work runs on one dedicated thread, in call order, and the
+    spool's on another; the reactor thread never blocks on the disk.  An
+    append is durable once it is in the spool (a write into the system's
+    page cache, like a commit with ``synchronous=NORMAL``): it fires then,
+    and the store moves spooled messages into SQLite by batches of
+    ``ingest_count`` or after ``ingest_delay`` seconds.  While the disk
+    stalls, or once the file is deleted under the server, appends fail (see
+    ``SpoolThread``).  While SQLite refuses them, appends fail and
     the store tries again every ``RETRY_DELAY`` seconds.  A file that is not
     a MUCA database is refused and left exactly as it was.
     """
@@ -97,6 +100,8 @@ class SQLiteStore(SQLStoreOperations):
         ingest_count: int = INGEST_COUNT,
         ingest_delay: float = INGEST_DELAY,
         readers_chunk: int = READERS_CHUNK,
+        stall_seconds: float = STALL_SECONDS,
+        wait_bytes: int = WAIT_BYTES,
     ) -> None:
         super().__init__()
         self.path = os.fspath(path)
@@ -106,6 +111,9 @@ class SQLiteStore(SQLStoreOperations):
         self._shutdown_trigger: Any = None
         self._last_id = 0
         self.spool = Spool(self.path)
+        self._spool_thread = SpoolThread(
+            self.spool, self._reactor, self._spooled, stall_seconds, wait_bytes
+        )
         self.ingest_count = ingest_count
         self.ingest_delay = ingest_delay
         self.readers_chunk = readers_chunk
@@ -140,6 +148,7 @@ class SQLiteStore(SQLStoreOperations):
 
         def opened(last_id: int) -> None:
             self._last_id = last_id
+            self._spool_thread.start()
 
         def failed(failure: Any) -> Any:
             self._stop_pool()
@@ -161,6 +170,7 @@ class SQLiteStore(SQLStoreOperations):
         except BaseException:
             self._stop_pool()
             raise
+        self._spool_thread.start()
 
     def _start_pool(self) -> None:
         # One thread: SQLite connections are not for sharing, and one writer
@@ -180,23 +190,29 @@ class SQLiteStore(SQLStoreOperations):
     def _query(self, work: Callable[..., T], *args: Any) -> Deferred[T]:
         return self._run(self._read, work, *args)
 
+    def unavailable(self) -> str | None:
+        """Why appends are refused now, or None."""
+        return self._spool_thread.problem() or self.refusing
+
     def _append_in_order(self, messages: list[ChatMessage]) -> Deferred[None]:
-        """Spool ``messages``: stored once this returns (see the class)."""
+        """Spool ``messages``: stored once this fires (see the class)."""
         if self._pool is None:
             return fail(StoreError(f"message database {self.path} is not open"))
         if self.refusing is not None:
             return fail(StoreError(self.refusing))
-        try:
-            line = self.spool.write(messages)
-        except StoreError:
-            return fail()
+        return self._spool_thread.append(messages)
+
+    def _spooled(self, messages: list[ChatMessage], line: str) -> None:
+        """``messages`` are in the spool as ``line``: readable, and on their
+        way into SQLite."""
         self._unstored += messages
         self._unstored_lines.append(line)
+        if self._pool is None:
+            return
         if len(self._unstored) >= self.ingest_count:
             self._ingest()
         elif self._ingest_call is None and not self._ingesting:
             self._ingest_call = self._reactor.callLater(self.ingest_delay, self._ingest)
-        return succeed(None)
 
     def _ingest(self) -> None:
         """Move the spooled messages into SQLite, in one transaction (unless
@@ -204,6 +220,8 @@ class SQLiteStore(SQLStoreOperations):
         self._cancel_ingest_call()
         if self._ingesting or not self._unstored or self._pool is None:
             return
+        if self._spool_thread.gone:
+            return  # Nothing goes into a deleted file.
         self._ingesting = True
         self._ingest_done = Deferred()
         batch = list(self._unstored)
@@ -223,7 +241,13 @@ class SQLiteStore(SQLStoreOperations):
         # Kept until now, so that a page read meanwhile has them from memory.
         del self._unstored[: len(batch)]
         del self._unstored_lines[:lines]
-        self.spool.forget(batch[-1].id)
+        self._spool_thread.run(self.spool.forget, batch[-1].id).addErrback(
+            lambda failure: log.warn(
+                "muca: cannot delete spool files of {path}: {reason}",
+                path=self.path,
+                reason=failure.getErrorMessage(),
+            )
+        )
         self._unindexed += len(batch)
         if self._unindexed >= self.readers_chunk and self._private_pages:
             self._index_readers()
@@ -341,8 +365,17 @@ class SQLiteStore(SQLStoreOperations):
             return succeed(None)
         self._closing = True
         self._cancel_ingest_call()
-        d = self._move_all()
-        d.addCallback(lambda _: self._run(self._close))
+        d = self._spool_thread.idle()
+        d.addCallback(lambda _: self._move_all())
+        d.addCallback(lambda _: self._run(self._close_connection))
+
+        def close_spool(result: Any) -> Deferred[Any]:
+            # Whatever became of the connection: the lock must go.
+            everything = not self._unstored and not self._spool_thread.gone
+            closing = self._spool_thread.run(self.spool.close, everything)
+            return closing.addBoth(lambda _: result)
+
+        d.addBoth(close_spool)
 
         def stop(result: Any) -> Any:
             self._stop_pool()
@@ -375,6 +408,7 @@ class SQLiteStore(SQLStoreOperations):
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.stop()
+        self._spool_thread.stop()
 
     # -- the database thread ---------------------------------------------
 
@@ -387,7 +421,7 @@ class SQLiteStore(SQLStoreOperations):
             raise StoreError(f"message database {self.path}: {exc}") from None
 
     def _open(self) -> int:
-        self._refuse_foreign_file()
+        check_file(self.path)
         try:
             connection = sqlite3.connect(
                 self.path,
@@ -400,7 +434,7 @@ class SQLiteStore(SQLStoreOperations):
                 f"cannot open message database {self.path}: {exc}"
             ) from None
         try:
-            self._refuse_foreign_tables(connection)
+            refuse_foreign_tables(self.path, connection)
             self.spool.lock()
             # WAL: readers do not block the writer and a commit is one append
             # to the log.  NORMAL: a commit is in the log (the OS's page
@@ -423,6 +457,7 @@ class SQLiteStore(SQLStoreOperations):
                 self._transaction(_insert_lines, [line for _, line in spooled])
                 last_id = spooled[-1][0][-1].id
             self.spool.start()
+            self.spool.watch()
             return last_id
         except BaseException as exc:
             self._connection = None
@@ -433,53 +468,6 @@ class SQLiteStore(SQLStoreOperations):
                     f"cannot open message database {self.path}: {exc}"
                 ) from None
             raise
-
-    def _refuse_foreign_file(self) -> None:
-        # Checked before SQLite sees the file: SQLite would happily turn an
-        # empty-looking path into a database, and we must never write to
-        # someone else's file.
-        if os.path.isdir(self.path):
-            raise StoreError(f"cannot open message database {self.path}: a directory")
-        parent = os.path.dirname(os.path.abspath(self.path))
-        if not os.path.isdir(parent):
-            raise StoreError(
-                f"cannot open message database {self.path}: "
-                f"directory {parent} does not exist"
-            )
-        try:
-            with open(self.path, "rb") as existing:
-                header = existing.read(len(SQLITE_HEADER))
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise StoreError(
-                f"cannot open message database {self.path}: {exc.strerror}"
-            ) from None
-        if header and header != SQLITE_HEADER:
-            raise StoreError(
-                f"{self.path} is not a MUCA database (not an SQLite file);"
-                " left untouched"
-            )
-
-    def _refuse_foreign_tables(self, connection: sqlite3.Connection) -> None:
-        # A read only: SQLite writes nothing to the file for it.
-        try:
-            tables = {
-                row[0]
-                for row in connection.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table'"
-                )
-            }
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"{self.path} is not a MUCA database ({exc}); left untouched"
-            ) from None
-        if tables and "muca_meta" not in tables:
-            names = ", ".join(sorted(tables)[:5])
-            raise StoreError(
-                f"{self.path} is not a MUCA database (it holds other tables: "
-                f"{names}); left untouched"
-            )
 
     def _transaction(self, work: Callable[..., T], *args: Any) -> T:
         connection = self._require_connection()
@@ -516,8 +504,11 @@ class SQLiteStore(SQLStoreOperations):
             raise StoreError(f"message database {self.path} is not open")
         return self._connection
 
-    def _close(self) -> None:
+    def _close_connection(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.close()
-        self.spool.close(everything_stored=not self._unstored)
+
+    def _close(self) -> None:
+        self._close_connection()
+        self.spool.close(not self._unstored and not self._spool_thread.gone)

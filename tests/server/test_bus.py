@@ -138,17 +138,21 @@ class StoringBusTests(TestCase):
         self.recorder = Recorder()
         self.bus.attach(self.recorder)
 
-    async def turn(self) -> None:
+    async def turn(self, told: int) -> None:
         """Let the reactor end this turn (the bus appends the turn's
-        messages) and deliver what the store has."""
-        for _ in range(3):
-            await deferLater(reactor, 0)
+        messages) and wait (5 s at most) until the listener was told of
+        ``told`` messages in all, delivered or refused (the store writes on
+        threads of its own)."""
+        for _ in range(500):
+            await deferLater(reactor, 0.01 if _ else 0)
+            if len(self.recorder.delivered) + len(self.recorder.refused) >= told:
+                break
 
     async def test_messages_are_delivered_in_id_order_once_stored(self) -> None:
         for texts in (["a"], ["b", "c"], ["d"]):
             self.assertIsNone(self.bus.publish([draft(t) for t in texts]))
         self.assertEqual(self.recorder.delivered, [])  # not before it is stored
-        await self.turn()
+        await self.turn(4)
         self.assertEqual(
             [(m.id, m.text) for m in self.recorder.delivered],
             [(1, "a"), (2, "b"), (3, "c"), (4, "d")],
@@ -160,7 +164,7 @@ class StoringBusTests(TestCase):
         await self.store.close()
         self.bus.publish([draft("lost 1")])
         self.bus.publish([draft("lost 2")])
-        await self.turn()
+        await self.turn(2)
         self.assertEqual(self.recorder.delivered, [])
         closed = f"message database {self.store.path} is not open"
         self.assertEqual(
@@ -171,17 +175,17 @@ class StoringBusTests(TestCase):
     async def test_an_outage_and_the_recovery_are_logged_once_each(self) -> None:
         await self.store.close()
         with capturedLogs() as events:
-            for text in ("lost 1", "lost 2"):
+            for told, text in enumerate(("lost 1", "lost 2"), 1):
                 self.bus.publish([draft(text)])
-                await self.turn()
+                await self.turn(told)
             self.assertTrue(self.bus.failing)
             # The database works again (here: a store on the same file).
             self.bus.store = SQLiteStore(self.store.path)
             await self.bus.store.open()
             self.addCleanup(self.bus.store.close)
-            for text in ("back 1", "back 2"):
+            for told, text in enumerate(("back 1", "back 2"), 3):
                 self.bus.publish([draft(text)])
-                await self.turn()
+                await self.turn(told)
         self.assertFalse(self.bus.failing)
         said = [formatEvent(event) for event in events]
         self.assertEqual(len(said), 2, said)
@@ -203,5 +207,5 @@ class StoringBusTests(TestCase):
         bus = LocalBus(store=self.store)
         bus.attach(self.recorder)
         bus.publish([draft("new")])
-        await self.turn()
+        await self.turn(1)
         self.assertEqual([m.id for m in self.recorder.delivered], [8])

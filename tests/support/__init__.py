@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService
@@ -324,6 +325,16 @@ def split_objects(text: str) -> tuple[list[Any], str]:
             return objects, text[start:]
         objects.append(obj)
         text = text[end:]
+
+
+async def until(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    """Let the reactor run until ``predicate()`` is true (looked at every
+    50 ms); fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await deferLater(reactor, 0.05)
 
 
 def roster(*peers: tuple[str, str]) -> dict[str, Any]:

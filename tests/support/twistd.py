@@ -16,6 +16,7 @@ from typing import Any
 
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.error import ProcessTerminated
 from twisted.internet.protocol import ProcessProtocol, Protocol
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -41,7 +42,9 @@ class TwistdProcess(ProcessProtocol):
     """Collects a twistd's output; fires when a pattern shows and when it ends."""
 
     def __init__(self) -> None:
+        #: Everything it wrote, stdout and stderr; ``errors``: stderr alone.
         self.output = ""
+        self.errors = ""
         self.reason: Failure | None = None
         self._ended: list[defer.Deferred[Failure]] = []
         self._watch: tuple[re.Pattern[str], defer.Deferred[re.Match[str]]] | None = None
@@ -65,7 +68,9 @@ class TwistdProcess(ProcessProtocol):
         self.output += data.decode("utf-8", "replace")
         self._check()
 
-    errReceived = outReceived
+    def errReceived(self, data: bytes) -> None:
+        self.errors += data.decode("utf-8", "replace")
+        self.outReceived(data)
 
     def processEnded(self, reason: Failure) -> None:
         self.reason = reason
@@ -119,18 +124,20 @@ async def start_twistd(testcase: TestCase, *args: str) -> Twistd:
     """Start ``twistd -n muca --listen tcp:0:interface=127.0.0.1 ARGS`` (and
     ``--web none`` unless ARGS has a ``--web``) and wait until it listens;
     the test's cleanup kills it if it still runs."""
+    web = () if any(arg.startswith("--web") for arg in args) else ("--web", "none")
+    process, transport = spawn_twistd(
+        testcase, "--listen", "tcp:0:interface=127.0.0.1:backlog=1024", *web, *args
+    )
+    match = await process.wait_for(r"muca: listening on 127\.0\.0\.1:(\d+)")
+    return Twistd(process, transport, int(match.group(1)))
+
+
+def spawn_twistd(testcase: TestCase, *args: str) -> tuple[TwistdProcess, Any]:
+    """Start ``twistd -n muca ARGS`` in a fresh directory; the test's cleanup
+    kills it if it still runs."""
     process = TwistdProcess()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    argv = [
-        *TWISTD,
-        "-n",
-        "--pidfile=",
-        "muca",
-        "--listen",
-        "tcp:0:interface=127.0.0.1:backlog=1024",
-        *(() if any(arg.startswith("--web") for arg in args) else ("--web", "none")),
-        *args,
-    ]
+    argv = [*TWISTD, "-n", "--pidfile=", "muca", *args]
     transport = reactor.spawnProcess(
         process, TWISTD[0], argv, env=env, path=fresh_directory(testcase)
     )
@@ -141,8 +148,22 @@ async def start_twistd(testcase: TestCase, *args: str) -> Twistd:
             await process.ended()
 
     testcase.addCleanup(reap)
-    match = await process.wait_for(r"muca: listening on 127\.0\.0\.1:(\d+)")
-    return Twistd(process, transport, int(match.group(1)))
+    return process, transport
+
+
+async def refused_start(testcase: TestCase, *args: str) -> str:
+    """Run ``twistd -n muca ARGS``, which must end before listening, without
+    a traceback, with a non-zero status and one line on stderr (twistd's own
+    go to its log on stdout); return that line."""
+    process, _ = spawn_twistd(testcase, "--port", "0", "--web", "none", *args)
+    (reason,) = await process.ended()
+    testcase.assertIsInstance(reason.value, ProcessTerminated)
+    testcase.assertNotEqual(reason.value.exitCode, 0)
+    testcase.assertNotIn("listening on", process.output)
+    testcase.assertNotIn("Traceback", process.output)
+    lines = process.errors.splitlines()
+    testcase.assertEqual(len(lines), 1, process.output)
+    return lines[0]
 
 
 def raise_open_file_limit(testcase: TestCase, wanted: int) -> None:
