@@ -12,8 +12,7 @@ one in one of two ways:
   order the messages were sent;
 - after passing it on (*later*): ``STORE_UNAVAILABLE``,
   ``CLUSTER_UNAVAILABLE``, once the store or the cluster failed it; these
-  come in the order sent too, but may come after the answers at once to
-  messages sent after it.
+  may come after the answers at once to messages sent after it.
 
 So :class:`SentMessages` keeps the messages sent in the last
 :data:`SETTLE_SECONDS`, in order, and gives a refusal to the oldest of them
@@ -21,9 +20,14 @@ that can still get it: an answer at once to the oldest not answered at once
 that can earn that code (``NO_RECIPIENT`` only a message to oneself,
 ``UNKNOWN_RECIPIENT`` only one whose ``TO`` holds the ids it names), and
 that answer shows that the older ones were read without one; a later answer
-to the oldest message that was passed on and has no later answer yet. A
-message with no refusal within :data:`SETTLE_SECONDS` counts as delivered,
-and a refusal that matches none is shown as the server's error only.
+to the *newest* message that was passed on and has no later answer yet: an
+outage of the store or cluster refuses every message from the moment it
+began until it ends, so of the messages still waiting, the newest are the
+ones it hit (those sent before it were delivered without a word). It is
+wrong only when the outage ends between two messages sent before the first
+refusal comes back, a few milliseconds as a rule. A message with no refusal
+within :data:`SETTLE_SECONDS` counts as delivered, and a refusal that
+matches none is shown as the server's error only.
 """
 
 from __future__ import annotations
@@ -112,7 +116,7 @@ class SentMessages:
         matches no message sent in the last :data:`SETTLE_SECONDS`."""
         self._settle(now)
         if code in LATER:
-            for message in self._pending:
+            for message in reversed(self._pending):
                 if message.passed_on:
                     self._pending.remove(message)
                     return Refusal(message, code, reason)
