@@ -162,7 +162,7 @@ class ChatClient:
         #: The longest frame the server takes: its ACK's MAX_FRAME, or the default.
         self.server_max_frame = DEFAULT_MAX_FRAME
         #: Who is in the room, who is away, and their nicknames.
-        self.roster = Roster()
+        self.roster = Roster(uid)
         self.joined = False
         self._protocol: ChatClientProtocol | None = None
         self._connecting: defer.Deferred[Any] | None = None

@@ -423,7 +423,7 @@ class ChatWindow(ChatObserver):
         written to as well."""
         if not self.peer_list.winfo_exists():
             return
-        away = self.client.away
+        away = self.client.away if self.client.joined else ()
         self._shown_peers = peers + away
         listing = self.peer_list
         listing.delete(0, "end")

@@ -40,7 +40,9 @@ def parse_known(frame: dict[str, Any]) -> tuple[Peer, ...]:
 class Roster:
     """The room as one client sees it."""
 
-    def __init__(self) -> None:
+    def __init__(self, me: str) -> None:
+        #: Our own user id: never away to ourselves.
+        self.me = me
         #: The users in the room, in join order.
         self.present: tuple[Peer, ...] = ()
         #: The server delivers to known users who are away (it authenticates).
@@ -96,6 +98,8 @@ class Roster:
         return self._departed.get(uid, uid)
 
     def _remember(self, peer: Peer) -> None:
+        if peer.uid == self.me:
+            return
         departed = self._departed
         departed.pop(peer.uid, None)
         departed[peer.uid] = peer.nickname

@@ -76,7 +76,7 @@ class AwayTests(HistoryGuiTestCase):
         self,
     ) -> None:
         tony = await self.joined(TONY, password="t", geometry="650x480+0+0")
-        mary = await self.joined(MARY, password="m")
+        mary = await self.joined(MARY, password="m", geometry="650x480+660+0")
         await self.until_in("Mary (mary@hku.hk)", tony.peer_list)
         await mary.do_leave()
         await self.until_in("Mary (mary@hku.hk) - away", tony.peer_list)

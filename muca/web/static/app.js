@@ -70,6 +70,7 @@ session.addEventListener('state', () => {
     view.text.focus();
     if (window.matchMedia('(max-width: 700px)').matches) view.foldConsole();
   }
+  refreshPeers(); // users away are offered only while joined
   refreshControls();
 });
 

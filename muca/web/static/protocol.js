@@ -284,7 +284,7 @@ export class Session extends EventTarget {
 
   /** Known users who are away and can be written to (offline delivery). */
   awayUsers() {
-    return this.authenticating ? this.away : [];
+    return this.authenticating && this.state === 'joined' ? this.away : [];
   }
 
   nameOf(uid) {
