@@ -300,7 +300,10 @@ class PhoneTests(PageTestCase):
                   const box = error.getBoundingClientRect();
                   return {text: error.textContent,
                           status: document.getElementById('status').textContent,
-                          inView: box.top >= 0 && box.bottom <= window.innerHeight};
+                          inView: box.top >= 0 && box.bottom <= window.innerHeight
+                            && box.left >= 0 && box.right <= window.innerWidth
+                            && box.height < 100
+                            && document.documentElement.scrollWidth <= window.innerWidth};
                 }"""
             )
 
