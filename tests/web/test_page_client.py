@@ -303,10 +303,65 @@ class PhoneTests(PageTestCase):
                           inView: box.top >= 0 && box.bottom <= window.innerHeight
                             && box.left >= 0 && box.right <= window.innerWidth
                             && box.height < 100
-                            && document.documentElement.scrollWidth <= window.innerWidth};
+                            && document.documentElement.scrollWidth
+                               <= window.innerWidth};
                 }"""
             )
 
         shown = await BROWSER.deferred(refused)
         self.assertTrue(shown["text"].startswith("Join refused (NICK_TAKEN): "), shown)
         self.assertEqual((shown["status"], shown["inView"]), ("Join refused", True))
+
+
+class SameRuleTests(PageTestCase):
+    async def test_the_page_matches_refusals_by_the_tk_clients_rule(self) -> None:
+        """The cases of tests/client/test_sending.py, run on sending.js."""
+        url, _ = await self.serve()
+        tabs = self.tabs()
+
+        def cases() -> dict[str, Any]:
+            tabs["page"] = BROWSER.open_tab(url, LAPTOP)
+            return tabs["page"].page.evaluate(
+                """async () => {
+                  const { SentMessages, SETTLE_MS } = await import('./sending.js');
+                  const me = ['tony@hku.hk', 'Tony'];
+                  const unknown = 'not delivered to unknown user ids or nicknames: ';
+                  const gone = (n, ids) =>
+                    n.refused('UNKNOWN_RECIPIENT', unknown + ids, 0);
+                  const lost = (n, at) => n.refused('STORE_UNAVAILABLE', 'x', at);
+                  const serial = (r) => (r ? [r.message.serial, r.partial] : null);
+                  const a = new SentMessages(me);
+                  a.sent(['mary@hku.hk'], 'hi Mary', 0);
+                  a.sent(['tony@hku.hk'], 'note to self', 100);
+                  const b = new SentMessages(me);
+                  b.sent(['mary@hku.hk', 'henry@hku.hk'], 'to you two', 0);
+                  b.sent(['henry@hku.hk'], 'to Henry', 100);
+                  const c = new SentMessages(me);
+                  c.sent(['a, b', 'c'], 'x', 0);
+                  const d = new SentMessages(me);
+                  d.sent(['mary@hku.hk'], 'before the outage', 0);
+                  d.sent(['mary@hku.hk'], 'during it', 500);
+                  const e = new SentMessages(me);
+                  e.sent(['mary@hku.hk'], 'long ago', 0);
+                  return {
+                    atOnce: [serial(a.refused('NO_RECIPIENT', 'x', 200)),
+                             serial(lost(a, 300))],
+                    unknown: [serial(gone(b, 'henry@hku.hk')),
+                              serial(gone(b, 'henry@hku.hk'))],
+                    commas: serial(gone(c, 'a, b, c')),
+                    newest: [serial(lost(d, 600)), d.pending.map((m) => m.serial)],
+                    settled: serial(lost(e, SETTLE_MS + 100)),
+                  };
+                }"""
+            )
+
+        self.assertEqual(
+            await BROWSER.deferred(cases),
+            {
+                "atOnce": [[2, False], [1, False]],
+                "unknown": [[1, True], [2, False]],
+                "commas": [1, False],
+                "newest": [[2, False], [1]],
+                "settled": None,
+            },
+        )
