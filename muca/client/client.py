@@ -17,7 +17,6 @@ through in :mod:`muca.client.endpoint`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,7 +36,7 @@ from muca.client.errors import (
 )
 from muca.client.observer import ChatObserver, ReceivedMessage
 from muca.client.roster import KNOWN_CAPABILITY, Roster, parse_known
-from muca.client.sending import SentMessage, SentMessages
+from muca.client.sending import SentMessage, SentMessages, characters_that_fit
 from muca.protocol import messages
 from muca.protocol.messages import (
     Ack,
@@ -310,34 +309,12 @@ class ChatClient:
         payload = messages.send_payload(text, list(recipients), self.uid)
         size = proto.frame_size(payload)
         if size > self.server_max_frame:
-            raise MessageTooLong(
-                len(text),
-                self._most_characters(proto, payload),
-                size,
-                self.server_max_frame,
-            )
+            room = self.server_max_frame - proto.frame_size({**payload, "MSG": ""})
+            ascii_only = proto.framing is Framing.ORIGINAL
+            most = characters_that_fit(text, room, ascii_only)
+            raise MessageTooLong(len(text), most, size, self.server_max_frame)
         proto.send_object(payload)
         return self.sent.sent(tuple(recipients), text, self.reactor.seconds())
-
-    def _most_characters(
-        self, proto: ChatClientProtocol, payload: dict[str, Any]
-    ) -> int:
-        """How many of the message's first characters would fit in one frame."""
-        text = payload["MSG"]
-        room = self.server_max_frame - proto.frame_size({**payload, "MSG": ""})
-        ascii_only = proto.framing is Framing.ORIGINAL
-        sizes: dict[str, int] = {}
-        count = 0
-        for char in text:
-            size = sizes.get(char)
-            if size is None:
-                escaped = json.dumps(char, ensure_ascii=ascii_only)[1:-1]
-                size = sizes[char] = len(escaped.encode("utf-8"))
-            room -= size
-            if room < 0:
-                break
-            count += 1
-        return count
 
     def leave(self) -> defer.Deferred[None]:
         """Close the connection; fires once it is closed (at once if none)."""

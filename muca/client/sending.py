@@ -32,6 +32,7 @@ matches none is shown as the server's error only.
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -159,6 +160,24 @@ class SentMessages:
         pending = self._pending
         while pending and now - pending[0].sent_at > SETTLE_SECONDS:
             pending.popleft()
+
+
+def characters_that_fit(text: str, room: int, ascii_only: bool) -> int:
+    """How many of ``text``'s first characters fit in ``room`` bytes of a
+    JSON string (escaped to ASCII when ``ascii_only``), for the too-long
+    message (the browser's ``tooLong`` counts the same way)."""
+    sizes: dict[str, int] = {}
+    count = 0
+    for char in text:
+        size = sizes.get(char)
+        if size is None:
+            escaped = json.dumps(char, ensure_ascii=ascii_only)[1:-1]
+            size = sizes[char] = len(escaped.encode("utf-8"))
+        room -= size
+        if room < 0:
+            break
+        count += 1
+    return count
 
 
 def _subsequence(listed: str, ids: tuple[str, ...]) -> tuple[str, ...] | None:
