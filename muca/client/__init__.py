@@ -1,7 +1,10 @@
 """MUCA clients: the client library (``client``, with what it raises in
-``errors``, what it reports in ``observer`` and where it connects in
-``endpoint``), its config files (``config``), the Tk window (``gui``), the
-``muca-chat`` command line (``cli``) and the four-window demo (``demo``).
+``errors``, what it reports in ``observer``, where it connects in
+``endpoint``, which sent message a refusal is about in ``sending``, who is
+in the room or away in ``roster``), its config files (``config``), the Tk
+window (``gui``, with ``panes``, ``addressing``, ``presence`` and
+``tkloop``), the ``muca-chat`` command line (``cli``) and the four-window
+demo (``demo``).
 
 The library's public names, for scripts and bots, are importable from here
 (``from muca.client import ChatClient, ChatObserver``); their modules'
@@ -18,6 +21,7 @@ from muca.client.errors import (
     NotConnected,
 )
 from muca.client.observer import ChatObserver, ReceivedMessage
+from muca.client.sending import Refusal, SentMessage
 from muca.protocol.messages import JoinRefused, Peer
 
 __all__ = [
@@ -32,4 +36,6 @@ __all__ = [
     "NotConnected",
     "Peer",
     "ReceivedMessage",
+    "Refusal",
+    "SentMessage",
 ]

@@ -85,16 +85,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"muca-chat: argument --geometry: {error}", file=sys.stderr)
             return 2
 
-    from twisted.internet import reactor, tksupport
+    from twisted.internet import reactor
+
+    from muca.client import tkloop
 
     def quit_app() -> None:
-        tksupport.uninstall()
+        tkloop.uninstall()
         root.destroy()
         if reactor.running:
             reactor.stop()
 
     window = ChatWindow(root, config, reactor, on_close=quit_app)
-    tksupport.install(root)
+    tkloop.install(root, reactor)
     if args.join:
         reactor.callWhenRunning(window.do_join)
     reactor.run()

@@ -17,7 +17,6 @@ through in :mod:`muca.client.endpoint`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +35,8 @@ from muca.client.errors import (
     NotConnected,
 )
 from muca.client.observer import ChatObserver, ReceivedMessage
+from muca.client.roster import KNOWN_CAPABILITY, Roster, parse_known
+from muca.client.sending import SentMessage, SentMessages, characters_that_fit
 from muca.protocol import messages
 from muca.protocol.messages import (
     Ack,
@@ -98,7 +99,9 @@ class ChatClientProtocol(Protocol):
                 self.client._report_error(error.code, f"server sent {error.reason}")
                 continue
             if command is not None:
-                self.client._handle(command)
+                self.client._handle(command, frame)
+            elif frame.get("CMD") == "KNOWN":
+                self.client._known(parse_known(frame))
 
     def connectionLost(self, reason: Failure = None) -> None:
         self.client._connection_lost(self, reason)
@@ -157,7 +160,8 @@ class ChatClient:
         self.max_frame = max_frame
         #: The longest frame the server takes: its ACK's MAX_FRAME, or the default.
         self.server_max_frame = DEFAULT_MAX_FRAME
-        self.peers: tuple[Peer, ...] = ()
+        #: Who is in the room, who is away, and their nicknames.
+        self.roster = Roster(uid)
         self.joined = False
         self._protocol: ChatClientProtocol | None = None
         self._connecting: defer.Deferred[Any] | None = None
@@ -175,6 +179,21 @@ class ChatClient:
         # catches up with SINCE instead of a fresh replay.
         self._catch_up = False
         self._catching_up = False
+        self._password_used = False
+        self._first_list = True
+        #: The messages sent that the server may still refuse.
+        self.sent = SentMessages((uid, nickname))
+
+    @property
+    def peers(self) -> tuple[Peer, ...]:
+        """The users in the room, in join order."""
+        return self.roster.present
+
+    @property
+    def away(self) -> tuple[Peer, ...]:
+        """Known users who are away and can be written to (offline delivery),
+        most recently seen first; none unless the server authenticates."""
+        return self.roster.away
 
     @property
     def connected(self) -> bool:
@@ -255,8 +274,12 @@ class ChatClient:
         waiter.addErrback(timed_out)
         since = self.last_id if self._catch_up else None
         self._catching_up = since is not None
+        self._password_used = password is not None
+        caps = (messages.PRESENCE_DELTA, messages.HISTORY, KNOWN_CAPABILITY)
         proto.send_object(
-            messages.join_payload(self.nickname, self.uid, password, since=since)
+            messages.join_payload(
+                self.nickname, self.uid, password, caps=caps, since=since
+            )
         )
         return waiter
 
@@ -271,40 +294,27 @@ class ChatClient:
         proto.send_object(messages.history_request_payload(self.oldest_id, limit))
         return True
 
-    def send(self, recipients: Sequence[str], text: str) -> None:
+    def send(self, recipients: Sequence[str], text: str) -> SentMessage:
         """Send a message to these user ids; no ids is a broadcast.
 
-        Raises :class:`NotConnected` before a successful join, and
-        :class:`MessageTooLong` (sending nothing) when the frame would be
-        longer than the server takes.
+        Returns the message as sent: should the server refuse it, the
+        observer's ``send_refused`` gets it back (see
+        :mod:`muca.client.sending`). Raises :class:`NotConnected` before a
+        successful join, and :class:`MessageTooLong` (sending nothing) when
+        the frame would be longer than the server takes.
         """
         proto = self._protocol
         if proto is None or not self.joined:
             raise NotConnected("join the chat room before sending")
         payload = messages.send_payload(text, list(recipients), self.uid)
-        if proto.frame_size(payload) > self.server_max_frame:
-            raise MessageTooLong(len(text), self._most_characters(proto, payload))
+        size = proto.frame_size(payload)
+        if size > self.server_max_frame:
+            room = self.server_max_frame - proto.frame_size({**payload, "MSG": ""})
+            ascii_only = proto.framing is Framing.ORIGINAL
+            most = characters_that_fit(text, room, ascii_only)
+            raise MessageTooLong(len(text), most, size, self.server_max_frame)
         proto.send_object(payload)
-
-    def _most_characters(
-        self, proto: ChatClientProtocol, payload: dict[str, Any]
-    ) -> int:
-        """How many of the message's first characters would fit in one frame."""
-        text = payload["MSG"]
-        room = self.server_max_frame - proto.frame_size({**payload, "MSG": ""})
-        ascii_only = proto.framing is Framing.ORIGINAL
-        sizes: dict[str, int] = {}
-        count = 0
-        for char in text:
-            size = sizes.get(char)
-            if size is None:
-                escaped = json.dumps(char, ensure_ascii=ascii_only)[1:-1]
-                size = sizes[char] = len(escaped.encode("utf-8"))
-            room -= size
-            if room < 0:
-                break
-            count += 1
-        return count
+        return self.sent.sent(tuple(recipients), text, self.reactor.seconds())
 
     def leave(self) -> defer.Deferred[None]:
         """Close the connection; fires once it is closed (at once if none)."""
@@ -321,22 +331,21 @@ class ChatClient:
         return done
 
     def nickname_of(self, uid: str) -> str:
-        """The nickname of a user id in the peer list, else the id itself."""
-        for peer in self.peers:
-            if peer.uid == uid:
-                return peer.nickname
-        return uid
+        """The nickname of a user id in the room, else the last one it had
+        (it left, or the server named it in ``KNOWN``), else the id itself."""
+        return self.roster.nickname_of(uid)
 
     # Called by the protocol
 
     def _connection_made(self, proto: ChatClientProtocol) -> None:
         self._protocol = proto
         self._closed_by_us = None
+        self._first_list = True
         self.server_max_frame = DEFAULT_MAX_FRAME
         if hasattr(proto.transport, "setTcpNoDelay"):
             proto.transport.setTcpNoDelay(True)
 
-    def _handle(self, command: messages.ServerCommand) -> None:
+    def _handle(self, command: messages.ServerCommand, frame: dict[str, Any]) -> None:
         if isinstance(command, Message):
             ident = command.ident
             if ident is not None:
@@ -348,7 +357,7 @@ class ChatClient:
                 ReceivedMessage(
                     kind=command.kind,
                     sender_uid=command.sender,
-                    sender_nickname=self.nickname_of(command.sender),
+                    sender_nickname=self._sender_nickname(command, frame),
                     text=command.text,
                     to=command.to,
                     ident=ident,
@@ -376,7 +385,29 @@ class ChatClient:
         elif isinstance(command, Ack):
             self._acked(command)
         elif isinstance(command, ServerError):
-            self.observer.server_error(command.code, command.reason)
+            self._server_error(command)
+
+    def _sender_nickname(self, message: Message, frame: dict[str, Any]) -> str:
+        """A replayed message's own ``UN`` (the nickname it was sent with),
+        else the sender's nickname as we know it."""
+        nickname = frame.get("UN")
+        if message.history and isinstance(nickname, str) and nickname:
+            return nickname
+        return self.nickname_of(message.sender)
+
+    def _server_error(self, error: ServerError) -> None:
+        if error.ref == "SEND":
+            refusal = self.sent.refused(
+                error.code, error.reason, self.reactor.seconds()
+            )
+            if refusal is not None:
+                self.observer.send_refused(refusal)
+                return
+        self.observer.server_error(error.code, error.reason)
+
+    def _known(self, known: tuple[Peer, ...]) -> None:
+        self.roster.set_known(known)
+        self.observer.peers_changed(self.peers)
 
     def _acked(self, ack: Ack) -> None:
         waiter, self._join_waiter = self._join_waiter, None
@@ -386,6 +417,9 @@ class ChatClient:
                 if self._protocol is not None:
                     self._protocol.accept_frames(RECEIVE_FACTOR * ack.max_frame)
             self.joined = True
+            if self._password_used:
+                # Only a server that authenticates asks for a password.
+                self.roster.authenticating = True
             self.observer.joined()
             if waiter is not None:
                 waiter.callback(None)
@@ -397,8 +431,10 @@ class ChatClient:
             waiter.errback(JoinRefused(code, reason))
 
     def _set_peers(self, peers: tuple[Peer, ...]) -> None:
-        self.peers = peers
+        joined, left = self.roster.set_present(peers)
+        first, self._first_list = self._first_list, False
         self.observer.peers_changed(peers)
+        self.observer.presence_changed(joined, left, first)
 
     def _report_error(self, code: str, reason: str) -> None:
         self.observer.server_error(code, reason)
@@ -422,7 +458,8 @@ class ChatClient:
         self._closed_by_us = None
         self.joined = False
         had_peers = bool(self.peers)
-        self.peers = ()
+        self.roster.clear()
+        self.sent.clear()
         waiter, self._join_waiter = self._join_waiter, None
         if had_peers:
             self.observer.peers_changed(())

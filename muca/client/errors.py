@@ -23,10 +23,23 @@ class ConnectionClosed(ClientError):
 class MessageTooLong(ClientError):
     """A message that cannot fit in one frame of the server's; nothing was sent."""
 
-    def __init__(self, length: int, most: int) -> None:
-        super().__init__(f"message too long ({length:,} characters, at most {most:,})")
+    def __init__(self, length: int, most: int, size: int, limit: int) -> None:
+        super().__init__(too_long_text(size, limit, most, length))
         self.length = length
         self.most = most
+        self.size = size
+        self.limit = limit
+
+
+def too_long_text(size: int, limit: int, most: int, length: int) -> str:
+    """The server's rule, as both clients state it (the browser's
+    ``tooLongText`` in ``muca/web/static/sending.js`` says the same): the
+    whole ``SEND`` frame in UTF-8 bytes against the server's MAX_FRAME."""
+    return (
+        f"message too long: {size:,} bytes, the server takes at most {limit:,}"
+        f" (the whole SEND, in UTF-8); the first {most:,} of its {length:,}"
+        " characters fit"
+    )
 
 
 class CertificateRefused(ClientError):

@@ -18,32 +18,25 @@ from typing import Any
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
+from muca.client.addressing import AddressError, address
 from muca.client.client import ChatClient
 from muca.client.config import ClientConfig
 from muca.client.errors import ClientError, MessageTooLong
 from muca.client.observer import ChatObserver, ReceivedMessage
-from muca.protocol.messages import ALL, AUTH_FAILED, GROUP, PRIVATE, JoinRefused, Peer
+from muca.client.panes import (
+    AWAY_COLOUR,
+    ENTRY_BACKGROUND,
+    KIND_TAGS,
+    PEER_COLOUR,
+    VALUE_COLOUR,
+    make_pane,
+    prepend,
+)
+from muca.client.panes import pane_text as pane_text
+from muca.client.presence import PresenceLines, room_line
+from muca.client.sending import Refusal
+from muca.protocol.messages import ALL, AUTH_FAILED, JoinRefused, Peer
 
-VALUE_COLOUR = "#007a00"
-ENTRY_BACKGROUND = "#ffffe0"
-PEER_COLOUR = "#0000cc"
-KIND_TAGS = {PRIVATE: "private", GROUP: "group", ALL: "broadcast"}
-TAG_COLOURS = {
-    "own": "black",
-    "private": "red",
-    "group": "#008000",
-    "broadcast": "blue",
-    "error": "#b00000",
-    "note": "#8a4b00",
-    "info": "black",
-}
-# Replayed messages: the colour of their type, dimmed (Tk has no alpha, so
-# a paler shade of each).
-HISTORY_COLOURS = {
-    "private": "#e89090",
-    "group": "#80b080",
-    "broadcast": "#8080e0",
-}
 # Messages closer together than this are one burst: one bell for them all.
 BURST_GAP = 5.0
 
@@ -76,7 +69,16 @@ class ChatWindow(ChatObserver):
         self._leave_pressed = False
         self._asking_password = False
         self._password = config.password
+        # The peer list's entries: the users in the room, then those away.
         self._shown_peers: tuple[Peer, ...] = ()
+        #: Lines written to the console so far.
+        self.console_lines = 0
+        self._presence = PresenceLines()
+        # console_lines when the last presence line was written.
+        self._presence_line = -1
+        # Serials of our sent messages with a mark (``s<serial>``) at the
+        # start of their line, while the server may still refuse them.
+        self._marked: set[int] = set()
         self._title = f"MUCA chat - {config.nickname}"
         #: Messages that arrived while the window was not focused.
         self.unread = 0
@@ -119,7 +121,7 @@ class ChatWindow(ChatObserver):
                 top, text=value, fg=VALUE_COLOUR, font=("TkDefaultFont", 10, "bold")
             ).grid(row=0, column=2 * index + 1, padx=(1, 5))
 
-        self.messages = self._pane(master, row=1, height=10)
+        self.messages = make_pane(master, row=1, height=10)
         master.rowconfigure(1, weight=3)
 
         middle = tk.Frame(master)
@@ -197,91 +199,24 @@ class ChatWindow(ChatObserver):
         )
         self.password_entry.bind("<Return>", lambda event: self.do_join())
 
-        self.console = self._pane(master, row=3, height=6)
+        self.console = make_pane(master, row=3, height=6)
         master.rowconfigure(3, weight=2)
 
-    def _pane(self, master: tk.Misc, row: int, height: int) -> tk.Text:
-        frame = tk.Frame(master, relief="sunken", borderwidth=1)
-        frame.grid(row=row, column=0, sticky="nsew", padx=4, pady=3)
-        frame.columnconfigure(0, weight=1)
-        frame.rowconfigure(0, weight=1)
-        text = tk.Text(
-            frame,
-            height=height,
-            width=70,
-            wrap="word",
-            relief="flat",
-            pady=2,
-            highlightthickness=0,  # read-only: no focus ring under the last line
-        )
-        # The padding under the last whole line looks like part of the pane.
-        frame.configure(background=text.cget("background"))
-        # A pane stretched by the window shows whole lines only: a last line
-        # cut in half is hard to read and looks like a drawing fault.
-        frame.bind("<Configure>", lambda event: self._whole_lines(text, event))
-        scroll = tk.Scrollbar(frame, command=text.yview)
-        text.configure(yscrollcommand=scroll.set)
-        text.grid(row=0, column=0, sticky="nsew")
-        scroll.grid(row=0, column=1, sticky="ns")
-        # The frame asks for the size of its contents as first built, and
-        # keeps asking for it: the padding of _whole_lines must not change
-        # what the window asks of the frame, or each change would resize
-        # the frame again.
-        border = 2 * int(frame.cget("borderwidth"))
-        frame.configure(
-            width=text.winfo_reqwidth() + scroll.winfo_reqwidth() + border,
-            height=text.winfo_reqheight() + border,
-        )
-        frame.grid_propagate(False)
-        for tag, colour in TAG_COLOURS.items():
-            text.tag_configure(tag, foreground=colour)
-        for tag in KIND_TAGS.values():
-            text.tag_configure(tag, justify="right")
-        for tag, colour in HISTORY_COLOURS.items():
-            text.tag_configure(f"{tag}-history", foreground=colour, justify="right")
-        text.tag_configure("own", justify="left")
-        text.configure(state="disabled")
-        return text
-
-    @staticmethod
-    def _whole_lines(text: tk.Text, event: tk.Event) -> None:
-        """Pad below ``text`` so that it shows whole lines only.
-
-        The padding is what is left of the frame's height under the most
-        whole lines that fit.
-        """
-        line = int(text.tk.call("font", "metrics", text.cget("font"), "-linespace"))
-        chrome = 2 * (
-            int(text.cget("pady"))
-            + int(text.cget("borderwidth"))
-            + int(text.cget("highlightthickness"))
-        )
-        inner = event.height - 2 * int(event.widget.cget("borderwidth"))
-        pad = max(0, (inner - chrome) % line)
-        if getattr(text, "bottom_pad", None) != pad:
-            text.bottom_pad = pad  # type: ignore[attr-defined]
-            text.grid_configure(pady=(0, pad))
-
-    @staticmethod
-    def _prepend(pane: tk.Text, line: str, tag: str) -> None:
-        """Put one entry at the top of a pane: the newest is always first."""
-        if not pane.winfo_exists():
-            return  # the window is gone; late events have nowhere to go
-        pane.configure(state="normal")
-        pane.insert("1.0", line + "\n", (tag,))
-        pane.configure(state="disabled")
+    def _log(self, line: str, tag: str) -> None:
+        self.console_lines += 1
+        prepend(self.console, line, tag)
 
     def log(self, text: str) -> None:
         """Write an event line at the top of the console pane."""
-        self._prepend(self.console, text, "info")
+        self._log(text, "info")
 
     def log_error(self, text: str) -> None:
         """Write an error line at the top of the console pane."""
-        self._prepend(self.console, f"[ERROR] {text}", "error")
+        self._log(f"[ERROR] {text}", "error")
 
     def log_note(self, text: str) -> None:
         """Write a note (something done differently than asked) in the console."""
-        self._prepend(self.console, f"note: {text}", "note")
+        self._log(f"note: {text}", "note")
 
     def _update_buttons(self) -> None:
         """JOIN and LEAVE are enabled only when pressing them can do something."""
@@ -393,60 +328,39 @@ class ChatWindow(ChatObserver):
         if not text.strip():
             self.log_error("the message is empty")
             return False
-        recipients = self._recipients(to_text)
-        if recipients is None:
-            return False
-        chosen, left_out = recipients
-        uids = [peer.uid for peer in chosen]
-        names = ", ".join(peer.nickname for peer in chosen) or ALL
+        client = self.client
         try:
-            self.client.send(uids, text)
+            addressed = address(
+                to_text, self.config.nickname, client.peers, client.away
+            )
+        except AddressError as error:
+            self.log_error(str(error))
+            return False
+        try:
+            sent = client.send([peer.uid for peer in addressed.recipients], text)
         except MessageTooLong as too_long:
             self.log_error(str(too_long))  # the text stays for the user to cut
             return False
-        self._prepend(self.messages, f"{clock_time(None)} [To: {names}] {text}", "own")
+        line = f"{clock_time(None)} [To: {addressed.names}] {text}"
+        prepend(self.messages, line, "own")
+        self._mark_sent(sent.serial)
         self.message_entry.delete("1.0", "end")
-        if left_out:
-            kind = PRIVATE if len(chosen) == 1 else GROUP
-            self.log_note(f"{left_out}; sent to {names} as {kind}")
+        if addressed.note:
+            self.log_note(addressed.note)
         return True
 
-    def _recipients(self, to_text: str) -> tuple[list[Peer], str] | None:
-        """Resolve the TO field: the peers to send to ([] for ALL) and what
-        was left out of TO (for a note), or None after an error in the
-        console when nothing can be sent."""
-        if to_text == ALL:
-            return [], ""
-        names: list[str] = []
-        for part in to_text.split(","):
-            name = part.strip()
-            if name and name not in names:
-                names.append(name)
-        peers = {peer.nickname: peer for peer in self.client.peers}
-        me = self.config.nickname
-        if len(names) == 1:
-            name = names[0]
-            if name == me:
-                self.log_error("you cannot send a private message to yourself")
-                return None
-            if name not in peers:
-                self.log_error(f"{name} is not in the chat room: nothing sent")
-                return None
-            return [peers[name]], ""
-        unknown = [name for name in names if name != me and name not in peers]
-        chosen = [peers[name] for name in names if name != me and name in peers]
-        if not chosen:
-            self.log_error(
-                f"{_listed(unknown) or 'nobody'} {_is_are(unknown)} not in the"
-                " chat room: nothing sent"
-            )
-            return None
-        left_out = []
-        if me in names:
-            left_out.append("you are not sent your own message")
-        if unknown:
-            left_out.append(f"{_listed(unknown)} {_is_are(unknown)} not in the room")
-        return chosen, "; ".join(left_out)
+    def _mark_sent(self, serial: int) -> None:
+        """Mark the line just sent, and forget the marks of messages that
+        can no longer be refused."""
+        pane = self.messages
+        if not pane.winfo_exists():
+            return
+        waiting = self.client.sent.serials()
+        for old in self._marked - waiting:
+            pane.mark_unset(f"s{old}")
+        self._marked &= waiting
+        pane.mark_set(f"s{serial}", "1.0")
+        self._marked.add(serial)
 
     def _peer_clicked(self, event: tk.Event) -> None:
         """A click on a name in the peer list adds it to TO."""
@@ -455,7 +369,13 @@ class ChatWindow(ChatObserver):
         index = self.peer_list.nearest(event.y)
         if not 0 <= index < len(self._shown_peers):
             return
-        self.add_recipient(self._shown_peers[index].nickname)
+        peer = self._shown_peers[index]
+        present = {p.nickname for p in self.client.peers}
+        away = index >= len(self.client.peers)
+        # An away user whose nickname somebody in the room has now is
+        # addressed by user id.
+        name = peer.uid if away and peer.nickname in present else peer.nickname
+        self.add_recipient(name)
         # The list is not a selection: TO is what counts, and it shows it.
         self.peer_list.selection_clear(0, "end")
 
@@ -498,14 +418,76 @@ class ChatWindow(ChatObserver):
     # Client events
 
     def peers_changed(self, peers: tuple[Peer, ...]) -> None:
-        """Show the peer list, one ``Nick (uid)`` a line, in join order."""
+        """Show the peer list, one ``Nick (uid)`` a line, in join order, then
+        the known users who are away (greyed, ``- away``), who can be
+        written to as well."""
         if not self.peer_list.winfo_exists():
             return
-        self._shown_peers = peers
-        self.peer_list.delete(0, "end")
-        self.peer_list.insert("end", *(f"{p.nickname} ({p.uid})" for p in peers))
-        if peers:
-            self.log(f"peer list updated: {len(peers)} in the chat room")
+        away = self.client.away if self.client.joined else ()
+        self._shown_peers = peers + away
+        listing = self.peer_list
+        listing.delete(0, "end")
+        listing.insert("end", *(f"{p.nickname} ({p.uid})" for p in peers))
+        listing.insert("end", *(f"{p.nickname} ({p.uid}) - away" for p in away))
+        for index in range(len(peers), len(peers) + len(away)):
+            listing.itemconfigure(index, foreground=AWAY_COLOUR)
+
+    def presence_changed(
+        self, joined: tuple[Peer, ...], left: tuple[Peer, ...], first: bool
+    ) -> None:
+        """Say who is in the room on joining, then who joined and who left
+        (a burst of changes in one line: see :mod:`muca.client.presence`)."""
+        if first:
+            if joined:
+                self.log(room_line(joined))
+            return
+        if not joined and not left:
+            return
+        still_newest = self._presence_line == self.console_lines
+        line, rewrite = self._presence.change(
+            joined, left, self.reactor.seconds(), still_newest
+        )
+        if rewrite and self.console.winfo_exists():
+            self.console.configure(state="normal")
+            self.console.delete("1.0", "2.0")
+            self.console.configure(state="disabled")
+            self.console_lines -= 1
+        self.log(line)
+        self._presence_line = self.console_lines
+
+    def send_refused(self, refusal: Refusal) -> None:
+        """The server refused a message we sent: strike it out as not
+        delivered and put its text back in the message box (all of it
+        refused), or say whom it did not reach (some of it)."""
+        message = refusal.message
+        said = f"the server says {refusal.code}: {refusal.reason}"
+        if refusal.partial:
+            names = ", ".join(self.client.nickname_of(u) for u in message.undelivered)
+            self.log_note(f"not delivered to {names}: {said}")
+            return
+        self._strike_out(message.serial)
+        box = self.message_entry
+        if box.winfo_exists():
+            typed = box.get("1.0", "end-1c")
+            box.insert("1.0", message.text + ("\n" if typed else ""))
+            if not self.to_entry.get().strip():
+                names = [self.client.nickname_of(u) for u in message.recipients]
+                self.to_entry.insert(0, ", ".join(names) or ALL)
+        self.log_error(f"not delivered: {said}; the text is back in the message box")
+
+    def _strike_out(self, serial: int) -> None:
+        """Mark our line of message ``serial`` as not delivered."""
+        pane = self.messages
+        if serial not in self._marked or not pane.winfo_exists():
+            return
+        self._marked.discard(serial)
+        start = pane.index(f"s{serial}")
+        end = pane.index(f"{start} lineend")
+        pane.mark_unset(f"s{serial}")
+        pane.configure(state="normal")
+        pane.tag_add("refused", start, end)
+        pane.insert(end, "  (not delivered)", ("own", "undelivered"))
+        pane.configure(state="disabled")
 
     def message_received(self, message: ReceivedMessage) -> None:
         """Show a message, right-aligned, coloured by its type; count it in
@@ -517,7 +499,7 @@ class ChatWindow(ChatObserver):
         )
         ident = message.ident
         if ident is None:
-            self._prepend(self.messages, line, tag)
+            prepend(self.messages, line, tag)
         elif not self._place(ident, line, tag, message.history):
             return  # already shown (a replay after LEAVE and JOIN)
         if message.history:
@@ -611,18 +593,3 @@ def clock_time(timestamp_ms: int | None, now: datetime.datetime | None = None) -
     if when.date() == now.date():
         return when.strftime("%H:%M")
     return when.strftime("%Y-%m-%d %H:%M")
-
-
-def _listed(names: list[str]) -> str:
-    return ", ".join(names)
-
-
-def _is_are(names: list[str]) -> str:
-    return "is" if len(names) == 1 else "are"
-
-
-def pane_text(pane: tk.Text | tk.Listbox) -> str:
-    """The whole text of a pane or list, a line per entry (for tests and scripts)."""
-    if isinstance(pane, tk.Listbox):
-        return "\n".join(pane.get(0, "end"))
-    return pane.get("1.0", "end-1c")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from muca.client.sending import Refusal
 from muca.protocol.messages import Peer
 
 
@@ -34,13 +35,26 @@ class ChatObserver:
         """The server refused our ``JOIN`` with ``ACK FAIL``."""
 
     def peers_changed(self, peers: tuple[Peer, ...]) -> None:
-        """The peer list changed (full ``LIST`` or ``PRESENCE`` delta)."""
+        """The peer list changed (full ``LIST`` or ``PRESENCE`` delta), or
+        the users away did (``KNOWN``: see ``ChatClient.away``)."""
+
+    def presence_changed(
+        self, joined: tuple[Peer, ...], left: tuple[Peer, ...], first: bool
+    ) -> None:
+        """Who joined and who left with the last peer list; ``first``: the
+        connection's first list (everyone in it is ``joined``)."""
 
     def message_received(self, message: ReceivedMessage) -> None:
         """A chat message arrived."""
 
     def server_error(self, code: str, reason: str) -> None:
-        """The server sent ``ERROR`` (or something this client cannot read)."""
+        """The server sent ``ERROR`` (or something this client cannot read)
+        that is no refusal of a message we sent."""
+
+    def send_refused(self, refusal: Refusal) -> None:
+        """The server refused a message we sent (see
+        :mod:`muca.client.sending`): not delivered at all, or, when
+        ``refusal.partial``, not to ``refusal.message.undelivered``."""
 
     def history_end(self, more: bool) -> None:
         """A replay or scroll-back is complete; ``more``: older messages exist."""

@@ -31,7 +31,10 @@ class JoinTests(ClientTestCase):
         tony, tony_seen = await self.client(TONY)
         received: list[Any] = []
         handle = tony._handle
-        tony._handle = lambda command: (received.append(command), handle(command))
+        tony._handle = lambda command, frame: (  # type: ignore[method-assign]
+            received.append(command),
+            handle(command, frame),
+        )
         await tony_seen.next_of("peers")
         mary, _ = await self.client(MARY)
         henry, _ = await self.client(HENRY)

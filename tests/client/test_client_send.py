@@ -57,12 +57,14 @@ class SendTests(ClientTestCase):
         group = await henry_seen.next_of("message")
         self.assertEqual(set(group.to), {MARY[1], HENRY[1]})
 
-    async def test_server_error_is_reported(self) -> None:
+    async def test_a_message_to_nobody_known_comes_back_refused(self) -> None:
         tony, observer = await self.client(TONY)
-        tony.send(["nobody@hku.hk"], "hello?")
-        code, reason = await observer.next_of("error")
-        self.assertEqual(code, UNKNOWN_RECIPIENT)
-        self.assertIn("nobody@hku.hk", reason)
+        sent = tony.send(["nobody@hku.hk"], "hello?")
+        refusal = await observer.next_of("send_refused")
+        self.assertIs(refusal.message, sent)
+        self.assertEqual((refusal.code, refusal.partial), (UNKNOWN_RECIPIENT, False))
+        self.assertIn("nobody@hku.hk", refusal.reason)
+        self.assertEqual(observer.of("error"), [])
 
     async def test_send_before_join_raises_not_connected(self) -> None:
         client, _ = await self.client(TONY, join=False)
@@ -91,7 +93,9 @@ class MessageSizeTests(ClientTestMixin, TestCase):
         )
         self.assertEqual(
             str(raised.exception),
-            f"message too long (72,000 characters, at most {65536 - overhead:,})",
+            f"message too long: {72_000 + overhead:,} bytes, the server takes at"
+            " most 65,536 (the whole SEND, in UTF-8); the first"
+            f" {65536 - overhead:,} of its 72,000 characters fit",
         )
         tony.send([MARY[1]], "x" * (65536 - overhead))  # the longest that fits
         tony.send([MARY[1]], "after")
@@ -113,7 +117,9 @@ class MessageSizeTests(ClientTestMixin, TestCase):
             tony.send([], "é" * (most + 1))
         self.assertEqual(
             str(raised.exception),
-            f"message too long ({most + 1} characters, at most {most})",
+            f"message too long: {overhead + 6 * (most + 1)} bytes, the server takes"
+            f" at most 200 (the whole SEND, in UTF-8); the first {most} of its"
+            f" {most + 1} characters fit",
         )
         before = bytes(room.peers[0].received)
         tony.send([], "é" * most)

@@ -157,13 +157,17 @@ class SendTests(GuiTestCase):
         text = "x" * 72_000
         self.type_into(self.tony, "Mary", text)
         self.assertFalse(self.tony.do_send())
-        most = 65536 - len(
+        overhead = len(
             '{"CMD":"SEND","MSG":"","TO":["mary@hku.hk"],"FROM":"Tony@hku.hk"}'
         )
         self.assertEqual(
             first_line(self.tony.console),
-            (f"[ERROR] message too long (72,000 characters, at most {most:,})",)
-            + (("error",),),
+            (
+                f"[ERROR] message too long: {72_000 + overhead:,} bytes, the server"
+                " takes at most 65,536 (the whole SEND, in UTF-8); the first"
+                f" {65536 - overhead:,} of its 72,000 characters fit",
+                ("error",),
+            ),
         )
         self.assertEqual(self.tony.message_entry.get("1.0", "end-1c"), text)
         self.assertEqual(message_text(self.tony.messages), "")

@@ -26,6 +26,7 @@ from Xlib import display as xdisplay
 
 from muca.client.client import ChatClient
 from muca.client.observer import ChatObserver, ReceivedMessage
+from muca.client.sending import Refusal
 from muca.protocol.messages import Peer
 from tests.support import start_service
 
@@ -88,6 +89,14 @@ class RecordingObserver(ChatObserver):
 
     def server_error(self, code: str, reason: str) -> None:
         self.events.append(("error", (code, reason)))
+
+    def send_refused(self, refusal: Refusal) -> None:
+        self.events.append(("send_refused", refusal))
+
+    def presence_changed(
+        self, joined: tuple[Peer, ...], left: tuple[Peer, ...], first: bool
+    ) -> None:
+        self.events.append(("presence", (joined, left, first)))
 
     def connection_lost(self, reason: str, requested: bool) -> None:
         self.events.append(("lost", (reason, requested)))

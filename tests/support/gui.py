@@ -10,9 +10,10 @@ import tkinter as tk
 from pathlib import Path
 from typing import Any
 
-from twisted.internet import reactor, tksupport
+from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
+from muca.client import tkloop
 from muca.client.config import ClientConfig
 from muca.client.gui import ChatWindow, pane_text
 from tests.support import start_service
@@ -56,8 +57,8 @@ class GuiTestCase(TestCase):
         self.root = tk.Tk(screenName=self.display)
         self.root.withdraw()
         self.addCleanup(self._forget_tk)
-        tksupport.install(self.root, ms=5)
-        self.addCleanup(tksupport.uninstall)
+        tkloop.install(self.root, reactor, ms=5)
+        self.addCleanup(tkloop.uninstall)
 
     def _forget_tk(self) -> None:
         """Destroy the Tk root and free it here, on the main thread.

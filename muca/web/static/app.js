@@ -48,7 +48,12 @@ function refreshRecipients() {
 }
 
 function refreshPeers() {
-  view.renderPeers(session.peers, session.me?.uid, selected, togglePeer);
+  view.renderPeers(session.peers, session.me?.uid, selected, togglePeer, session.awayUsers());
+}
+
+/** Users a message can go to: those here, and known users away. */
+function reachable() {
+  return new Set([...session.peers, ...session.awayUsers()].map((p) => p.UID));
 }
 
 function togglePeer(uid) {
@@ -65,6 +70,7 @@ session.addEventListener('state', () => {
     view.text.focus();
     if (window.matchMedia('(max-width: 700px)').matches) view.foldConsole();
   }
+  refreshPeers(); // users away are offered only while joined
   refreshControls();
 });
 
@@ -77,8 +83,9 @@ session.addEventListener('reset', () => {
 });
 
 session.addEventListener('peers', () => {
-  // People who left cannot be written to any more: drop them from the selection.
-  const present = new Set(session.peers.map((p) => p.UID));
+  // People who left cannot be written to any more (unless the server keeps
+  // messages for them): drop them from the selection.
+  const present = reachable();
   let dropped = false;
   for (const uid of [...selected]) {
     if (!present.has(uid)) { selected.delete(uid); dropped = true; }
@@ -102,7 +109,33 @@ session.addEventListener('message', (e) => {
 
 session.addEventListener('history', () => refreshControls());
 
+// The server refused a message we sent (sending.js says how it is matched).
+session.addEventListener('refused', (e) => {
+  const { message, code, reason, partial } = e.detail;
+  const said = `the server says ${code}: ${reason}`;
+  if (partial) {
+    const names = message.undelivered.map((u) => session.nameOf(u)).join(', ');
+    view.log('note', `Not delivered to ${names}: ${said}`);
+    return;
+  }
+  view.markRefused(message.serial, said);
+  // Its text back in the box, before anything typed since; and its
+  // recipients, if nobody is chosen now.
+  const typed = view.text.value;
+  view.text.value = typed ? `${message.text}\n${typed}` : message.text;
+  if (selected.size === 0) {
+    const ok = reachable();
+    for (const uid of message.to) if (ok.has(uid)) selected.add(uid);
+    refreshPeers();
+    refreshRecipients();
+  }
+  autosize();
+  refreshControls();
+  view.log('error', `Not delivered: ${said}. The text is back in the box.`);
+});
+
 session.addEventListener('joinfailed', (e) => {
+  view.showJoinError(e.detail.text);
   if (e.detail.code === 'AUTH_FAILED') {
     view.showPassword(true);
     view.log('info', 'This user id needs a password: enter it and press Join again.');
@@ -127,6 +160,7 @@ document.getElementById('join-form').addEventListener('submit', (e) => {
   view.nickname.value = un;
   view.uid.value = uid;
   saveIdentity(un, uid);
+  view.showJoinError(null);
   view.log('info', `Joining as ${un} (${uid})…`);
   session.join(un, uid, view.password.value);
 });

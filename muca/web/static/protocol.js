@@ -3,7 +3,9 @@
 // This module knows nothing of the DOM: it turns user intents (join, send,
 // load older, leave) into protocol objects, and server objects into events
 // ("state", "peers", "message", "history", "log") that view code listens to.
-// See PROTOCOL.md for the contract; the comments here say why, not what.
+// See docs/protocol.md for the contract; the comments here say why, not what.
+
+import { SentMessages, tooLong } from './sending.js';
 
 /** Frame limit when the server's ACK names none (PROTOCOL.md: 64 KiB). */
 export const DEFAULT_MAX_FRAME = 65536;
@@ -16,11 +18,6 @@ export const BACKOFF_MAX_MS = 10000;
 /** The URL of the gateway's WebSocket: same host as the page, path /ws. */
 export function socketUrl(loc = window.location) {
   return (loc.protocol === 'https:' ? 'wss://' : 'ws://') + loc.host + '/ws';
-}
-
-/** Size in bytes of a string once UTF-8 encoded (what the server counts). */
-export function utf8Length(text) {
-  return new TextEncoder().encode(text).length;
 }
 
 /** The TYPE the server will give a message sent to these recipients. */
@@ -51,7 +48,10 @@ export class Session extends EventTarget {
     this.socket = null;
     this.me = null;              // {un, uid, pass}
     this.peers = [];             // [{UN, UID}] in join order, from LIST
+    this.away = [];              // [{UN, UID}] known users not here, most recent first
+    this.authenticating = false; // the server delivers to users who are away
     this.names = new Map();      // uid -> latest nickname, kept after a peer leaves
+    this.sentMessages = null;    // SentMessages of this connection
     this.seen = new Set();       // message ids shown, to never show one twice
     this.maxId = 0;              // highest id seen: SINCE on reconnect
     this.minId = 0;              // lowest id seen: BEFORE for older history
@@ -87,6 +87,8 @@ export class Session extends EventTarget {
       this.maxId = 0;
       this.minId = 0;
       this.more = false;
+      this.away = [];
+      this.authenticating = false;
       this.emit('reset');
     }
     this.me = { un, uid, pass };
@@ -135,7 +137,10 @@ export class Session extends EventTarget {
   }
 
   sendJoin() {
-    const join = { CMD: 'JOIN', UN: this.me.un, UID: this.me.uid, V: 2, CAPS: ['history'] };
+    const join = {
+      CMD: 'JOIN', UN: this.me.un, UID: this.me.uid, V: 2, CAPS: ['history', 'known'],
+    };
+    this.sentMessages = new SentMessages([this.me.uid, this.me.un]);
     if (this.me.pass) join.PASS = this.me.pass;
     // After a lost connection, ask only for what we missed.
     if (this.wasJoined && this.maxId > 0) join.SINCE = this.maxId;
@@ -164,6 +169,7 @@ export class Session extends EventTarget {
       case 'PRESENCE': this.onPresence(obj); break;
       case 'MSG': this.onMsg(obj); break;
       case 'HISTORY': this.onHistoryEnd(obj); break;
+      case 'KNOWN': this.onKnown(obj); break;
       case 'ERROR': this.onError(obj); break;
       default: break; // unknown commands are ignored, as the protocol asks
     }
@@ -177,6 +183,8 @@ export class Session extends EventTarget {
       this.maxFrame = Number.isInteger(obj.MAX_FRAME) && obj.MAX_FRAME > 0
         ? obj.MAX_FRAME : DEFAULT_MAX_FRAME;
       this.historyPending = true; // the replay (or catch-up) comes next
+      // Only a server that authenticates asks for a password.
+      if (this.me.pass) this.authenticating = true;
       this.setState('joined');
       if (reconnected) {
         this.log('info', this.maxId > 0
@@ -198,7 +206,7 @@ export class Session extends EventTarget {
       return;
     }
     this.log('error', `Join refused (${code}): ${reason}`);
-    this.emit('joinfailed', { code, reason });
+    this.emit('joinfailed', { code, reason, text: `Join refused (${code}): ${reason}` });
     this.dropSocket();
     this.wasJoined = false;
     this.setState('idle');
@@ -219,6 +227,8 @@ export class Session extends EventTarget {
     this.peers = obj.DATA.filter((p) => p && typeof p.UID === 'string')
       .map((p) => ({ UN: String(p.UN ?? p.UID), UID: p.UID }));
     for (const p of this.peers) this.names.set(p.UID, p.UN);
+    const gone = [...before].filter((uid) => !this.peers.some((p) => p.UID === uid));
+    this.updateAway(gone);
     // Say who came and went, except on the first list of a connection.
     if (before.size > 0) {
       const now = new Set(this.peers.map((p) => p.UID));
@@ -244,7 +254,37 @@ export class Session extends EventTarget {
       this.names.set(p.UID, String(p.UN ?? p.UID));
       this.log('note', `${p.UN} joined.`);
     }
+    this.updateAway([...left]);
     this.emit('peers', { peers: this.peers });
+  }
+
+  /** KNOWN: the known users not here, with their last nicknames. */
+  onKnown(obj) {
+    if (!Array.isArray(obj.DATA)) return;
+    const known = obj.DATA.filter((p) => p && typeof p.UID === 'string' && typeof p.UN === 'string');
+    if (known.length > 0) this.authenticating = true;
+    for (const p of known) if (!this.names.has(p.UID)) this.names.set(p.UID, p.UN);
+    const here = new Set(this.peers.map((p) => p.UID));
+    const listed = new Set(this.away.map((p) => p.UID));
+    const added = known.filter((p) => !here.has(p.UID) && !listed.has(p.UID))
+      .map((p) => ({ UN: p.UN, UID: p.UID }));
+    this.away = [...this.away, ...added].slice(0, 1000);
+    this.emit('peers', { peers: this.peers });
+  }
+
+  /** Users who left are away (first), those in the room are not. */
+  updateAway(goneUids) {
+    const here = new Set(this.peers.map((p) => p.UID));
+    const gone = goneUids.filter((uid) => !here.has(uid) && uid !== this.me?.uid)
+      .map((uid) => ({ UN: this.nameOf(uid), UID: uid }));
+    const goneSet = new Set(gone.map((p) => p.UID));
+    this.away = [...gone, ...this.away.filter((p) => !here.has(p.UID) && !goneSet.has(p.UID))]
+      .slice(0, 1000);
+  }
+
+  /** Known users who are away and can be written to (offline delivery). */
+  awayUsers() {
+    return this.authenticating && this.state === 'joined' ? this.away : [];
   }
 
   nameOf(uid) {
@@ -269,6 +309,8 @@ export class Session extends EventTarget {
       ts: Number.isFinite(obj.TS) ? obj.TS : Date.now(),
       hist: obj.HIST === true,
       own: false,
+      // The nickname it was sent with, for a replayed message.
+      un: obj.HIST === true && typeof obj.UN === 'string' && obj.UN ? obj.UN : null,
     };
     // Our own messages read back from history (authenticated servers).
     if (this.me && msg.from === this.me.uid) msg.own = true;
@@ -284,6 +326,13 @@ export class Session extends EventTarget {
   onError(obj) {
     const code = obj.CODE || 'ERROR';
     const reason = obj.REASON || '';
+    if (obj.REF === 'SEND' && this.sentMessages) {
+      const refusal = this.sentMessages.refused(code, reason);
+      if (refusal) {
+        this.emit('refused', refusal);
+        return;
+      }
+    }
     // Some recipients were gone: the rest got the message, so not an error.
     const level = code === 'UNKNOWN_RECIPIENT' ? 'note' : 'error';
     const text = code === 'UNKNOWN_RECIPIENT'
@@ -296,6 +345,7 @@ export class Session extends EventTarget {
   onClosed(sock, ev) {
     if (sock !== null && sock !== this.socket) return; // an old socket
     this.socket = null;
+    if (this.sentMessages) this.sentMessages.clear();
     this.historyPending = false;
     if (!this.wasJoined) {
       // Never got in: nothing to resume, the user tries again by hand.
@@ -335,20 +385,15 @@ export class Session extends EventTarget {
       return { ok: false, reason: 'You are not in the room: join first.' };
     }
     const cmd = { CMD: 'SEND', MSG: text, TO: [...toUids], FROM: this.me.uid };
-    const size = utf8Length(JSON.stringify(cmd));
-    if (size > this.maxFrame) {
-      return {
-        ok: false,
-        reason: `Message too long: ${size} bytes, the server accepts ${this.maxFrame}. ` +
-          'Shorten it and send again.',
-      };
-    }
+    const refusal = tooLong(cmd, this.maxFrame);
+    if (refusal) return { ok: false, reason: refusal };
     if (!this.write(cmd)) {
       return { ok: false, reason: 'The connection is not open; the message was not sent.' };
     }
+    const sent = this.sentMessages.sent(toUids, text);
     const msg = {
       id: null, type: typeFor(toUids), text, from: this.me.uid,
-      to: [...toUids], ts: Date.now(), hist: false, own: true,
+      to: [...toUids], ts: Date.now(), hist: false, own: true, serial: sent.serial,
     };
     return { ok: true, msg };
   }

@@ -68,6 +68,14 @@ export class View {
     this.console = $('console');
     this.consolePanel = $('console-panel');
     this.consoleLast = $('console-last');
+    this.joinError = $('join-error');
+    // Whether the newest message is in view; kept so when the viewport
+    // shrinks (a phone's on-screen keyboard opening).
+    this.atBottom = true;
+    this.scroller.addEventListener('scroll', () => { this.atBottom = this.nearBottom(); });
+    new ResizeObserver(() => {
+      if (this.atBottom) this.scrollToBottom();
+    }).observe(this.scroller);
   }
 
   // --- status and controls ---------------------------------------------
@@ -80,11 +88,23 @@ export class View {
       joined: me ? `Online as ${me.un}` : 'Online',
       reconnecting: 'Reconnecting…',
     };
-    this.status.textContent = labels[state] || state;
+    // A refused join stays said until the next try.
+    const refused = state === 'idle' && !this.joinError.hidden;
+    this.status.textContent = refused ? 'Join refused' : (labels[state] || state);
     this.status.className = `status ${state}`;
     this.empty.textContent = state === 'idle'
       ? 'Join the room to see the conversation.'
       : 'No messages yet. Say hello!';
+  }
+
+  /** A refused join, shown under the form where the user looks (null: none). */
+  showJoinError(text) {
+    this.joinError.hidden = text === null;
+    this.joinError.textContent = text || '';
+    if (text !== null) {
+      this.status.textContent = 'Join refused';
+      this.joinError.scrollIntoView({ block: 'nearest' });
+    }
   }
 
   showPassword(focus = false) {
@@ -97,10 +117,18 @@ export class View {
 
   // --- people ----------------------------------------------------------
 
-  /** Draw the peer list; `selected` is a Set of uids; `onToggle(uid)`. */
-  renderPeers(peers, myUid, selected, onToggle) {
-    const items = peers.map((p) => {
+  /**
+   * Draw the peer list, then the known users who are away (they get a
+   * message when they next join); `selected` is a Set of uids; `onToggle(uid)`.
+   */
+  renderPeers(peers, myUid, selected, onToggle, away = []) {
+    const awayUids = new Set(away.map((p) => p.UID));
+    const items = [...peers, ...away].map((p) => {
       const li = el('li', 'peer');
+      if (awayUids.has(p.UID)) {
+        li.classList.add('away');
+        li.title = `${p.UN} is away and gets messages on joining again`;
+      }
       li.dataset.uid = p.UID;
       const mine = p.UID === myUid;
       const btn = el('button', 'peer-btn');
@@ -111,6 +139,7 @@ export class View {
       // Name over user id, as the Tk client's "Nick (uid)".
       const label = el('span', 'peer-label');
       label.append(el('span', 'peer-name', p.UN), el('span', 'peer-uid', p.UID));
+      if (awayUids.has(p.UID)) label.append(el('span', 'away-tag', 'away'));
       btn.append(avatar, label);
       if (mine) {
         li.classList.add('me');
@@ -158,9 +187,12 @@ export class View {
     if (msg.own) li.classList.add('own');
     if (msg.hist) li.classList.add('hist');
     if (msg.id !== null) li.dataset.id = String(msg.id);
+    if (msg.serial !== undefined) li.dataset.serial = String(msg.serial);
     li.dataset.from = msg.from;
+    // A replayed message keeps the nickname it was sent with.
+    if (msg.un) li.dataset.un = msg.un;
 
-    const fromName = msg.own ? 'You' : nameOf(msg.from);
+    const fromName = msg.own ? 'You' : (msg.un || nameOf(msg.from));
     if (!msg.own) {
       const avatar = el('span', `avatar ${hueClass(msg.from)}`, initials(fromName));
       avatar.setAttribute('aria-hidden', 'true');
@@ -235,7 +267,7 @@ export class View {
 
   /** Re-render the sender names after the peer list taught us nicknames. */
   refreshNames(nameOf) {
-    for (const li of this.messages.querySelectorAll('.msg:not(.own)')) {
+    for (const li of this.messages.querySelectorAll('.msg:not(.own):not([data-un])')) {
       const name = nameOf(li.dataset.from);
       const from = li.querySelector('.from');
       if (from && from.textContent !== name) {
@@ -244,6 +276,17 @@ export class View {
         if (avatar) avatar.textContent = initials(name);
       }
     }
+  }
+
+  /** Mark our message `serial` as not delivered, with the server's reason. */
+  markRefused(serial, why) {
+    const li = this.messages.querySelector(`li.msg.own[data-serial="${serial}"]`);
+    if (!li) return;
+    li.classList.add('refused');
+    const note = el('div', 'refused-note', `Not delivered: ${why}`);
+    note.setAttribute('role', 'alert');
+    li.querySelector('.bubble').append(note);
+    if (this.atBottom) this.scrollToBottom();
   }
 
   showLoadOlder(visible, busy = false) {
