@@ -18,6 +18,21 @@ from muca.store.shared import SQLStoreOperations
 
 T = TypeVar("T")
 
+#: The history's tables, whose size ``--history-bytes`` bounds.
+TABLES = ("muca_messages", "muca_recipients", "muca_readers", "muca_users", "muca_meta")
+
+
+def _used_bytes(cursor: Any) -> int:
+    """The bytes the history's tables take, indexes and TOAST included
+    (space of deleted rows too, until PostgreSQL reuses it)."""
+    cursor.execute(
+        "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class AS c"
+        " WHERE c.relname = ANY(%s) AND pg_table_is_visible(c.oid)",
+        (list(TABLES),),
+    )
+    return int(cursor.fetchall()[0][0])
+
+
 # PostgreSQL's TEXT cannot hold U+0000, which JSON can carry; BYTEA keeps
 # every message exactly, one bad character never fails a whole batch.
 DIALECT = sql.Dialect(
@@ -28,7 +43,13 @@ DIALECT = sql.Dialect(
     decode_text=lambda value: bytes(value).decode("utf-8"),
     readers_later=False,
     key_only_table="",
+    used_bytes=_used_bytes,
+    size_shrinks=False,
 )
+
+#: Makes the servers of a cluster prune one at a time (each would delete
+#: the same share again otherwise).  "MUCP" in ASCII.
+PRUNE_LOCK = 0x4D554350
 
 #: Serialises schema creation between servers of a cluster opening at once
 #: (CREATE TABLE IF NOT EXISTS races otherwise).  "MUCA" in ASCII.
@@ -48,6 +69,11 @@ def describe(conninfo: str) -> str:
     port = params.get("port") or "5432"
     dbname = params.get("dbname") or params.get("user") or "(default)"
     return f"database {dbname} on {host}:{port}"
+
+
+def _prune_locked(cursor: Any, *args: Any) -> int:
+    cursor.execute(f"SELECT pg_advisory_xact_lock({PRUNE_LOCK})")
+    return sql.prune(cursor, DIALECT, *args)
 
 
 class PostgresStore(SQLStoreOperations):
@@ -176,6 +202,17 @@ class PostgresStore(SQLStoreOperations):
         return self._run(work, *args)
 
     _query = _write
+
+    def prune(
+        self,
+        max_age_days: float | None,
+        max_count: int | None,
+        now_ms: int,
+        max_bytes: int | None = None,
+    ) -> Deferred[int]:
+        """Delete messages older than the age, beyond the newest count, or
+        the oldest past ``max_bytes``; one server of a cluster at a time."""
+        return self._write(_prune_locked, max_age_days, max_count, now_ms, max_bytes)
 
     def close(self) -> Deferred[None]:
         """Close every connection and stop the pool's threads."""

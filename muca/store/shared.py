@@ -12,7 +12,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from muca.store import sql
-from muca.store.base import ChatMessage, Page, StoreError
+from muca.store.base import ChatMessage, KnownUser, Page, StoreError
 
 T = TypeVar("T")
 
@@ -127,16 +127,23 @@ class SQLStoreOperations:
             sql.read_page, self.dialect, reader, private, lower, upper, limit
         )
 
-    def remember_user(self, uid: str) -> Deferred[None]:
-        """Record that ``uid`` has joined."""
-        return self._write(sql.remember_user, self.dialect, uid)
+    def remember_user(self, uid: str, nickname: str, seen_ms: int) -> Deferred[None]:
+        """Record that ``uid`` was seen at ``seen_ms`` as ``nickname``."""
+        return self._write(sql.remember_user, self.dialect, uid, nickname, seen_ms)
 
-    def known_users(self) -> Deferred[set[str]]:
-        """Every user id ever remembered."""
+    def known_users(self) -> Deferred[list[KnownUser]]:
+        """Every user ever remembered, the least recently seen first."""
         return self._query(sql.known_users)
 
     def prune(
-        self, max_age_days: float | None, max_count: int | None, now_ms: int
+        self,
+        max_age_days: float | None,
+        max_count: int | None,
+        now_ms: int,
+        max_bytes: int | None = None,
     ) -> Deferred[int]:
-        """Delete messages older than the age or beyond the newest count."""
-        return self._write(sql.prune, self.dialect, max_age_days, max_count, now_ms)
+        """Delete messages older than the age, beyond the newest count, or
+        the oldest past ``max_bytes``."""
+        return self._write(
+            sql.prune, self.dialect, max_age_days, max_count, now_ms, max_bytes
+        )

@@ -16,6 +16,7 @@ from muca.store.base import (
     KINDS,
     SCHEMA_VERSION,
     ChatMessage,
+    KnownUser,
     Page,
     StoreError,
 )
@@ -40,6 +41,13 @@ class Dialect:
     readers_later: bool
     #: Appended to CREATE TABLE for a table that is only its primary key.
     key_only_table: str
+    #: The bytes the history's tables take, measured cheaply (see
+    #: ``prune_to_size``).
+    used_bytes: Callable[[Any], int]
+    #: True: ``used_bytes`` falls as soon as rows are deleted (SQLite's pages
+    #: in use); False: deleted rows' space stays counted (PostgreSQL, until
+    #: a ``VACUUM FULL``), and is reused by the rows inserted after.
+    size_shrinks: bool
 
     def sql(self, text: str) -> str:
         """``text`` written with ``?`` placeholders, in this dialect's style."""
@@ -62,7 +70,8 @@ def _schema(dialect: Dialect) -> list[str]:
             ts BIGINT NOT NULL,
             sender TEXT NOT NULL,
             kind TEXT NOT NULL CHECK (kind IN ('ALL', 'GROUP', 'PRIVATE')),
-            text {dialect.text_type} NOT NULL)""",
+            text {dialect.text_type} NOT NULL,
+            nickname TEXT)""",
         """CREATE INDEX IF NOT EXISTS muca_messages_kind_id
             ON muca_messages (kind, id)""",
         """CREATE TABLE IF NOT EXISTS muca_recipients (
@@ -74,8 +83,19 @@ def _schema(dialect: Dialect) -> list[str]:
             uid TEXT NOT NULL,
             message_id BIGINT NOT NULL,
             PRIMARY KEY (uid, message_id)){dialect.key_only_table}""",
-        "CREATE TABLE IF NOT EXISTS muca_users (uid TEXT PRIMARY KEY)",
+        # The nickname a known user last joined with and when it was last
+        # seen (joined or left, ms since the epoch).
+        """CREATE TABLE IF NOT EXISTS muca_users (
+            uid TEXT PRIMARY KEY, nickname TEXT, seen BIGINT)""",
     ]
+
+
+#: What schema version 3 added to the tables of versions 1 and 2.
+_VERSION_3_COLUMNS = (
+    "ALTER TABLE muca_messages ADD COLUMN nickname TEXT",
+    "ALTER TABLE muca_users ADD COLUMN nickname TEXT",
+    "ALTER TABLE muca_users ADD COLUMN seen BIGINT",
+)
 
 
 #: Version 1's per-user indexes, which the readers index replaced.
@@ -129,6 +149,10 @@ def create_or_check(cursor: Any, dialect: Dialect) -> int:
         # Version 2: the readers index replaces two per-user indexes.
         for name in _VERSION_1_INDEXES:
             cursor.execute(f"DROP INDEX IF EXISTS {name}")
+    if version is not None and number < 3:
+        # Version 3: senders' nicknames, known users' last nickname and time.
+        for statement in _VERSION_3_COLUMNS:
+            cursor.execute(statement)
     if number < SCHEMA_VERSION or version is None:
         _set_meta(cursor, dialect, "schema_version", str(SCHEMA_VERSION))
     if number == 1:
@@ -173,8 +197,11 @@ def insert(cursor: Any, dialect: Dialect, messages: Sequence[ChatMessage]) -> No
     _insert_rows(
         cursor,
         dialect,
-        "muca_messages (id, ts, sender, kind, text)",
-        [(m.id, m.ts, m.sender, m.kind, dialect.encode_text(m.text)) for m in messages],
+        "muca_messages (id, ts, sender, kind, text, nickname)",
+        [
+            (m.id, m.ts, m.sender, m.kind, dialect.encode_text(m.text), m.nickname)
+            for m in messages
+        ],
     )
     recipients = [
         (m.id, position, uid)
@@ -192,7 +219,8 @@ def insert(cursor: Any, dialect: Dialect, messages: Sequence[ChatMessage]) -> No
 
 def insert_json(cursor: Any, lines: str) -> None:
     """Insert the messages of ``lines``, a JSON array of spool lines (each
-    an array of messages ``[id, ts, sender, kind, [recipients], text]``),
+    an array of messages ``[id, ts, sender, kind, [recipients], text,
+    nickname]``, the nickname absent in older lines),
     with their recipients; SQLite only (its JSON functions; its readers
     index is written later), inside the caller's transaction.
 
@@ -202,9 +230,10 @@ def insert_json(cursor: Any, lines: str) -> None:
     ``insert`` instead (see ``SQLiteStore``).
     """
     cursor.execute(
-        "INSERT INTO muca_messages (id, ts, sender, kind, text)"
+        "INSERT INTO muca_messages (id, ts, sender, kind, text, nickname)"
         " SELECT m.value ->> 0, m.value ->> 1, m.value ->> 2, m.value ->> 3,"
-        " m.value ->> 5 FROM json_each(?) AS line, json_each(line.value) AS m",
+        " m.value ->> 5, m.value ->> 6"
+        " FROM json_each(?) AS line, json_each(line.value) AS m",
         (lines,),
     )
     cursor.execute(
@@ -290,7 +319,7 @@ def _page_sql(private: bool, tail: bool) -> str:
         "WITH page (id) AS (SELECT id FROM ("
         + " UNION ".join(branches)
         + ") AS visible ORDER BY id DESC LIMIT ?)"
-        " SELECT m.id, m.ts, m.sender, m.kind, m.text, r.uid"
+        " SELECT m.id, m.ts, m.sender, m.kind, m.text, m.nickname, r.uid"
         " FROM page JOIN muca_messages AS m ON m.id = page.id"
         " LEFT JOIN muca_recipients AS r ON r.message_id = m.id"
         " ORDER BY m.id, r.position"
@@ -336,15 +365,15 @@ def read_page(
 def rows_to_messages(
     rows: Sequence[Sequence[Any]], dialect: Dialect
 ) -> list[ChatMessage]:
-    """Fold rows of (id, ts, sender, kind, text, recipient uid or NULL),
-    ordered by id then recipient position, into messages."""
+    """Fold rows of (id, ts, sender, kind, text, nickname, recipient uid or
+    NULL), ordered by id then recipient position, into messages."""
     messages: list[ChatMessage] = []
     current: list[Any] | None = None
     recipients: list[str] = []
 
     def finish() -> None:
         if current is not None:
-            id_, ts, sender, kind, text = current
+            id_, ts, sender, kind, text, nickname = current
             messages.append(
                 ChatMessage(
                     int(id_),
@@ -353,13 +382,14 @@ def rows_to_messages(
                     kind,
                     tuple(recipients),
                     dialect.decode_text(text),
+                    nickname,
                 )
             )
 
-    for id_, ts, sender, kind, text, uid in rows:
+    for id_, ts, sender, kind, text, nickname, uid in rows:
         if current is None or current[0] != id_:
             finish()
-            current = [id_, ts, sender, kind, text]
+            current = [id_, ts, sender, kind, text, nickname]
             recipients = []
         if uid is not None:
             recipients.append(uid)
@@ -367,18 +397,28 @@ def rows_to_messages(
     return messages
 
 
-def remember_user(cursor: Any, dialect: Dialect, uid: str) -> None:
-    """Record ``uid`` as known; a second call changes nothing."""
+def remember_user(
+    cursor: Any, dialect: Dialect, uid: str, nickname: str, seen_ms: int
+) -> None:
+    """Record ``uid`` as known, seen at ``seen_ms`` with ``nickname``."""
     cursor.execute(
-        dialect.sql("INSERT INTO muca_users (uid) VALUES (?) ON CONFLICT DO NOTHING"),
-        (uid,),
+        dialect.sql(
+            "INSERT INTO muca_users (uid, nickname, seen) VALUES (?, ?, ?)"
+            " ON CONFLICT (uid) DO UPDATE"
+            " SET nickname = excluded.nickname, seen = excluded.seen"
+        ),
+        (uid, nickname, seen_ms),
     )
 
 
-def known_users(cursor: Any) -> set[str]:
-    """Every remembered uid."""
-    cursor.execute("SELECT uid FROM muca_users")
-    return {row[0] for row in cursor.fetchall()}
+def known_users(cursor: Any) -> list[KnownUser]:
+    """Every remembered user, the least recently seen first."""
+    cursor.execute(
+        "SELECT uid, nickname, COALESCE(seen, 0) FROM muca_users"
+        " ORDER BY COALESCE(seen, 0), uid"
+    )
+    rows = cursor.fetchall()
+    return [KnownUser(uid, nickname, int(seen)) for uid, nickname, seen in rows]
 
 
 def prune(
@@ -387,11 +427,15 @@ def prune(
     max_age_days: float | None,
     max_count: int | None,
     now_ms: int,
+    max_bytes: int | None = None,
 ) -> int:
-    """Delete messages older than ``max_age_days`` or beyond the newest
-    ``max_count``; return how many went."""
+    """Delete messages older than ``max_age_days``, beyond the newest
+    ``max_count``, or the oldest of those past ``max_bytes`` (see
+    ``prune_to_size``); return how many went."""
     if max_count is not None and max_count < 0:
         raise StoreError(f"cannot keep a negative number of messages ({max_count})")
+    if max_bytes is not None and max_bytes < 0:
+        raise StoreError(f"cannot keep a negative number of bytes ({max_bytes})")
     # Recorded first: if every message goes, the next open must still not
     # hand out an id that clients have already seen.
     high_water = read_last_id(cursor, dialect)
@@ -421,6 +465,48 @@ def prune(
         if rows:
             newest_to_delete = rows[0][0]
             deleted += delete_range(cursor, dialect, 0, newest_to_delete)
+    if max_bytes is not None:
+        deleted += prune_to_size(cursor, dialect, max_bytes)
+    return deleted
+
+
+#: Rounds of deleting and measuring again that one pruning makes at most.
+SIZE_ROUNDS = 8
+
+
+def prune_to_size(cursor: Any, dialect: Dialect, max_bytes: int) -> int:
+    """Delete the oldest messages while the tables take more than
+    ``max_bytes``; return how many went.
+
+    The size is measured cheaply (``dialect.used_bytes``: pages, not rows),
+    and the share of messages to delete guessed from it and the range of
+    ids, so no step reads every row. Where deleted rows' space stays
+    counted (PostgreSQL), the tables are measured once per pruning and
+    pruned only when they grew past the bound and past their size after the
+    last pruning (recorded in muca_meta): their free space is reused first.
+    """
+    size = dialect.used_bytes(cursor)
+    if size <= max_bytes:
+        return 0
+    if not dialect.size_shrinks:
+        if size <= int(_meta(cursor, dialect, "pruned_at_bytes") or 0):
+            return 0
+        _set_meta(cursor, dialect, "pruned_at_bytes", str(size))
+    deleted = 0
+    for _ in range(SIZE_ROUNDS):
+        cursor.execute("SELECT MIN(id), MAX(id) FROM muca_messages")
+        oldest, newest = cursor.fetchall()[0]
+        if oldest is None:
+            break
+        span = int(newest) - int(oldest) + 1
+        # At least one message a round, so that the rounds end.
+        share = max(1, -(-span * (size - max_bytes) // size))
+        deleted += delete_range(cursor, dialect, 0, int(oldest) + share - 1)
+        if not dialect.size_shrinks:
+            break
+        size = dialect.used_bytes(cursor)
+        if size <= max_bytes:
+            break
     return deleted
 
 

@@ -1,6 +1,7 @@
-"""Schema migration: a new database gets schema version 2, a version 1
-database is migrated once and reads the same, and a newer schema is refused;
-on SQLite and on a real PostgreSQL."""
+"""Schema migration: a new database gets schema version 3, a version 1 or 2
+database is migrated once and reads the same (its messages and known users
+without a nickname), and a newer schema is refused; on SQLite and on a real
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import psycopg
 from twisted.trial.unittest import TestCase
 
 from muca.store import ChatMessage, StoreError, may_read
+from muca.store.base import KnownUser
 from tests.store.support import (
     PostgresBackend,
     SQLiteBackend,
@@ -42,8 +44,43 @@ VERSION_1_SCHEMA = [
     "CREATE TABLE muca_users (uid TEXT PRIMARY KEY)",
 ]
 
-#: The indexes of schema version 2 (without those of primary keys).
+#: The tables of schema version 2 as that release made them (``{key_only}``:
+#: SQLite's WITHOUT ROWID), with its version and readers mark.
+VERSION_2_SCHEMA = [
+    """CREATE TABLE muca_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+    """INSERT INTO muca_meta (key, value) VALUES ('schema_version', '2')""",
+    """CREATE TABLE muca_messages (
+        id {id} PRIMARY KEY,
+        ts BIGINT NOT NULL,
+        sender TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('ALL', 'GROUP', 'PRIVATE')),
+        text {text} NOT NULL)""",
+    "CREATE INDEX muca_messages_kind_id ON muca_messages (kind, id)",
+    """CREATE TABLE muca_recipients (
+        message_id BIGINT NOT NULL REFERENCES muca_messages (id),
+        position INTEGER NOT NULL,
+        uid TEXT NOT NULL,
+        PRIMARY KEY (message_id, position))""",
+    """CREATE TABLE muca_readers (
+        uid TEXT NOT NULL,
+        message_id BIGINT NOT NULL,
+        PRIMARY KEY (uid, message_id)){key_only}""",
+    "CREATE TABLE muca_users (uid TEXT PRIMARY KEY)",
+]
+
+#: What version 2 held beside its messages: two known users, the readers
+#: index (every reader of the version's messages, see ``version_2_readers``).
+VERSION_2_USERS = ["carol", "dave"]
+
+#: The indexes of schema versions 2 and 3 (without those of primary keys).
 VERSION_2_INDEXES = {"muca_messages_kind_id"}
+
+
+def version_2_readers(messages: list[ChatMessage]) -> list[tuple[str, int]]:
+    """Rows of muca_readers as version 2 wrote them."""
+    readers = {(m.sender, m.id) for m in messages if m.kind != "ALL"}
+    readers.update((uid, m.id) for m in messages for uid in m.recipients)
+    return sorted(readers)
 
 
 def version_1_rows(
@@ -72,9 +109,41 @@ class MigrationBehaviour(StoreCase):
         """Create this test's database as schema version 1 held ``messages``."""
         raise NotImplementedError
 
-    async def test_a_new_database_has_the_version_2_schema(self) -> None:
+    def make_version_2_database(self, messages: list[ChatMessage]) -> None:
+        """Create this test's database as schema version 2 held ``messages``
+        and the users of :data:`VERSION_2_USERS`."""
+        raise NotImplementedError
+
+    async def test_a_new_database_has_the_version_3_schema(self) -> None:
         await (await self.opened()).close()
-        self.assertEqual(self.schema(), ("2", VERSION_2_INDEXES))
+        self.assertEqual(self.schema(), ("3", VERSION_2_INDEXES))
+
+    async def test_a_version_2_database_keeps_its_messages_and_users(self) -> None:
+        old = busy_conversation(120)
+        self.make_version_2_database(old)
+        store = await self.opened()
+        self.assertEqual(store.last_id(), 120)
+        for reader in ("alice", "dave", "frank", "mallory"):
+            expected = [m.id for m in old if may_read(m, reader, True)]
+            self.assertEqual(await self.read_all(store, reader), expected, reader)
+        page = await store.latest("bob", True, 500)
+        # Stored before nicknames were: none, as before.
+        self.assertEqual(page.messages, [m for m in old if may_read(m, "bob", True)])
+        self.assertEqual(
+            await store.known_users(),
+            [KnownUser(uid, None, 0) for uid in VERSION_2_USERS],
+        )
+        new = message(121, "frank", "PRIVATE", ("alice",), nickname="Frank")
+        await store.append([new])
+        await store.remember_user("carol", "Carol", 5)
+        await store.close()
+        again = await self.opened()
+        self.assertEqual((await again.latest("frank", True, 1)).messages, [new])
+        self.assertEqual(
+            await again.known_users(),
+            [KnownUser("dave", None, 0), KnownUser("carol", "Carol", 5)],
+        )
+        self.assertEqual(self.schema(), ("3", VERSION_2_INDEXES))
 
     async def test_a_version_1_database_is_migrated_and_reads_the_same(self) -> None:
         old = busy_conversation(120)
@@ -90,10 +159,10 @@ class MigrationBehaviour(StoreCase):
         await store.append([new])
         self.assertEqual((await store.latest("frank", True, 1)).messages, [new])
         await store.close()
-        # Migrated once: a second open finds version 2 and the same messages.
+        # Migrated once: a second open finds version 3 and the same messages.
         again = await self.opened()
         self.assertEqual(ids(await again.latest("alice", True, 1)), [121])
-        self.assertEqual(self.schema(), ("2", VERSION_2_INDEXES))
+        self.assertEqual(self.schema(), ("3", VERSION_2_INDEXES))
 
     async def test_a_newer_schema_is_refused(self) -> None:
         store = await self.opened()
@@ -136,6 +205,29 @@ class SQLiteMigrationTests(SQLiteBackend, MigrationBehaviour, TestCase):
             db.executemany("INSERT INTO muca_recipients VALUES (?, ?, ?)", recipients)
         db.close()
 
+    def make_version_2_database(self, messages: list[ChatMessage]) -> None:
+        with sqlite3.connect(self.path) as db:
+            for statement in VERSION_2_SCHEMA:
+                db.execute(
+                    statement.format(
+                        id="INTEGER", text="TEXT", key_only=" WITHOUT ROWID"
+                    )
+                )
+            rows, recipients = version_1_rows(messages, lambda text: text)
+            db.executemany("INSERT INTO muca_messages VALUES (?, ?, ?, ?, ?)", rows)
+            db.executemany("INSERT INTO muca_recipients VALUES (?, ?, ?)", recipients)
+            db.executemany(
+                "INSERT INTO muca_readers VALUES (?, ?)", version_2_readers(messages)
+            )
+            db.execute(
+                "INSERT INTO muca_meta VALUES ('readers_upto', ?)",
+                (str(messages[-1].id),),
+            )
+            db.executemany(
+                "INSERT INTO muca_users VALUES (?)", [(u,) for u in VERSION_2_USERS]
+            )
+        db.close()
+
 
 class PostgresMigrationTests(PostgresBackend, MigrationBehaviour, TestCase):
     """Schema versions of a real PostgreSQL database."""
@@ -169,4 +261,25 @@ class PostgresMigrationTests(PostgresBackend, MigrationBehaviour, TestCase):
                 )
                 cursor.executemany(
                     "INSERT INTO muca_recipients VALUES (%s, %s, %s)", recipients
+                )
+
+    def make_version_2_database(self, messages: list[ChatMessage]) -> None:
+        with psycopg.connect(self.conninfo) as db:
+            for statement in VERSION_2_SCHEMA:
+                db.execute(statement.format(id="BIGINT", text="BYTEA", key_only=""))
+            rows, recipients = version_1_rows(messages, str.encode)
+            with db.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO muca_messages VALUES (%s, %s, %s, %s, %s)", rows
+                )
+                cursor.executemany(
+                    "INSERT INTO muca_recipients VALUES (%s, %s, %s)", recipients
+                )
+                cursor.executemany(
+                    "INSERT INTO muca_readers VALUES (%s, %s)",
+                    version_2_readers(messages),
+                )
+                cursor.executemany(
+                    "INSERT INTO muca_users VALUES (%s)",
+                    [(u,) for u in VERSION_2_USERS],
                 )
