@@ -71,11 +71,6 @@ def describe(conninfo: str) -> str:
     return f"database {dbname} on {host}:{port}"
 
 
-def _prune_locked(cursor: Any, *args: Any) -> int:
-    cursor.execute(f"SELECT pg_advisory_xact_lock({PRUNE_LOCK})")
-    return sql.prune(cursor, DIALECT, *args)
-
-
 class PostgresStore(SQLStoreOperations):
     """A ``MessageStore`` in the PostgreSQL database named by ``conninfo``.
 
@@ -203,16 +198,10 @@ class PostgresStore(SQLStoreOperations):
 
     _query = _write
 
-    def prune(
-        self,
-        max_age_days: float | None,
-        max_count: int | None,
-        now_ms: int,
-        max_bytes: int | None = None,
-    ) -> Deferred[int]:
-        """Delete messages older than the age, beyond the newest count, or
-        the oldest past ``max_bytes``; one server of a cluster at a time."""
-        return self._write(_prune_locked, max_age_days, max_count, now_ms, max_bytes)
+    def _prune(self, cursor: Any, *limits: Any) -> int:
+        # One server of a cluster at a time.
+        cursor.execute(f"SELECT pg_advisory_xact_lock({PRUNE_LOCK})")
+        return sql.prune(cursor, DIALECT, *limits)
 
     def close(self) -> Deferred[None]:
         """Close every connection and stop the pool's threads."""

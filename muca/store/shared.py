@@ -144,6 +144,9 @@ class SQLStoreOperations:
     ) -> Deferred[int]:
         """Delete messages older than the age, beyond the newest count, or
         the oldest past ``max_bytes``."""
-        return self._write(
-            sql.prune, self.dialect, max_age_days, max_count, now_ms, max_bytes
-        )
+        return self._write(self._prune, max_age_days, max_count, now_ms, max_bytes)
+
+    def _prune(self, cursor: Any, *limits: Any) -> int:
+        """The pruning's transaction, on the database thread (a backend may
+        take a lock first)."""
+        return sql.prune(cursor, self.dialect, *limits)

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 from twisted.trial.unittest import TestCase
 
-from muca.store import ChatMessage, StoreError, may_read
+from muca.store import ChatMessage, MessageStore, StoreError, may_read
 from muca.store.base import KnownUser
 from tests.store.support import (
     PostgresBackend,
@@ -44,28 +44,21 @@ VERSION_1_SCHEMA = [
     "CREATE TABLE muca_users (uid TEXT PRIMARY KEY)",
 ]
 
-#: The tables of schema version 2 as that release made them (``{key_only}``:
-#: SQLite's WITHOUT ROWID), with its version and readers mark.
+#: The tables of schema version 2 as that release made them: version 1's
+#: without its per-user indexes, and the readers index (``{key_only}``:
+#: SQLite's WITHOUT ROWID).
+_META, _, _MESSAGES, _KIND_INDEX, _, _RECIPIENTS, _, _USERS = VERSION_1_SCHEMA
 VERSION_2_SCHEMA = [
-    """CREATE TABLE muca_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+    _META,
     """INSERT INTO muca_meta (key, value) VALUES ('schema_version', '2')""",
-    """CREATE TABLE muca_messages (
-        id {id} PRIMARY KEY,
-        ts BIGINT NOT NULL,
-        sender TEXT NOT NULL,
-        kind TEXT NOT NULL CHECK (kind IN ('ALL', 'GROUP', 'PRIVATE')),
-        text {text} NOT NULL)""",
-    "CREATE INDEX muca_messages_kind_id ON muca_messages (kind, id)",
-    """CREATE TABLE muca_recipients (
-        message_id BIGINT NOT NULL REFERENCES muca_messages (id),
-        position INTEGER NOT NULL,
-        uid TEXT NOT NULL,
-        PRIMARY KEY (message_id, position))""",
+    _MESSAGES,
+    _KIND_INDEX,
+    _RECIPIENTS,
     """CREATE TABLE muca_readers (
         uid TEXT NOT NULL,
         message_id BIGINT NOT NULL,
         PRIMARY KEY (uid, message_id)){key_only}""",
-    "CREATE TABLE muca_users (uid TEXT PRIMARY KEY)",
+    _USERS,
 ]
 
 #: What version 2 held beside its messages: two known users, the readers
@@ -81,6 +74,23 @@ def version_2_readers(messages: list[ChatMessage]) -> list[tuple[str, int]]:
     readers = {(m.sender, m.id) for m in messages if m.kind != "ALL"}
     readers.update((uid, m.id) for m in messages for uid in m.recipients)
     return sorted(readers)
+
+
+def old_tables(
+    version: int, messages: list[ChatMessage], encode: Any
+) -> tuple[list[str], list[tuple[str, list[tuple[Any, ...]]]]]:
+    """The schema of ``version`` (1 or 2) and the rows that version wrote
+    for ``messages`` (and, in version 2, :data:`VERSION_2_USERS`), by table."""
+    rows, recipients = version_1_rows(messages, encode)
+    tables = [("muca_messages", rows), ("muca_recipients", recipients)]
+    if version == 1:
+        return VERSION_1_SCHEMA, tables
+    tables += [
+        ("muca_readers", version_2_readers(messages)),
+        ("muca_meta", [("readers_upto", str(messages[-1].id))]),
+        ("muca_users", [(uid,) for uid in VERSION_2_USERS]),
+    ]
+    return VERSION_2_SCHEMA, tables
 
 
 def version_1_rows(
@@ -105,14 +115,22 @@ class MigrationBehaviour(StoreCase):
         """The database's schema version and the names of its indexes."""
         raise NotImplementedError
 
-    def make_version_1_database(self, messages: list[ChatMessage]) -> None:
-        """Create this test's database as schema version 1 held ``messages``."""
+    def make_old_database(self, version: int, messages: list[ChatMessage]) -> None:
+        """Create this test's database as schema ``version`` (1 or 2) held
+        ``messages`` (see :func:`old_tables`)."""
         raise NotImplementedError
 
-    def make_version_2_database(self, messages: list[ChatMessage]) -> None:
-        """Create this test's database as schema version 2 held ``messages``
-        and the users of :data:`VERSION_2_USERS`."""
-        raise NotImplementedError
+    async def reads_the_same(self, old: list[ChatMessage]) -> MessageStore:
+        """Open the migrated database: it reads ``old`` as it was written,
+        to every reader (no nicknames: they were not kept)."""
+        store = await self.opened()
+        self.assertEqual(store.last_id(), 120)
+        for reader in ("alice", "dave", "frank", "mallory"):
+            expected = [m.id for m in old if may_read(m, reader, True)]
+            self.assertEqual(await self.read_all(store, reader), expected, reader)
+        page = await store.latest("bob", True, 500)
+        self.assertEqual(page.messages, [m for m in old if may_read(m, "bob", True)])
+        return store
 
     async def test_a_new_database_has_the_version_3_schema(self) -> None:
         await (await self.opened()).close()
@@ -120,15 +138,8 @@ class MigrationBehaviour(StoreCase):
 
     async def test_a_version_2_database_keeps_its_messages_and_users(self) -> None:
         old = busy_conversation(120)
-        self.make_version_2_database(old)
-        store = await self.opened()
-        self.assertEqual(store.last_id(), 120)
-        for reader in ("alice", "dave", "frank", "mallory"):
-            expected = [m.id for m in old if may_read(m, reader, True)]
-            self.assertEqual(await self.read_all(store, reader), expected, reader)
-        page = await store.latest("bob", True, 500)
-        # Stored before nicknames were: none, as before.
-        self.assertEqual(page.messages, [m for m in old if may_read(m, "bob", True)])
+        self.make_old_database(2, old)
+        store = await self.reads_the_same(old)
         self.assertEqual(
             await store.known_users(),
             [KnownUser(uid, None, 0) for uid in VERSION_2_USERS],
@@ -147,14 +158,8 @@ class MigrationBehaviour(StoreCase):
 
     async def test_a_version_1_database_is_migrated_and_reads_the_same(self) -> None:
         old = busy_conversation(120)
-        self.make_version_1_database(old)
-        store = await self.opened()
-        self.assertEqual(store.last_id(), 120)
-        for reader in ("alice", "dave", "frank", "mallory"):
-            expected = [m.id for m in old if may_read(m, reader, True)]
-            self.assertEqual(await self.read_all(store, reader), expected, reader)
-        page = await store.latest("bob", True, 500)
-        self.assertEqual(page.messages, [m for m in old if may_read(m, "bob", True)])
+        self.make_old_database(1, old)
+        store = await self.reads_the_same(old)
         new = message(121, "frank", "PRIVATE", ("alice",))
         await store.append([new])
         self.assertEqual((await store.latest("frank", True, 1)).messages, [new])
@@ -196,36 +201,18 @@ class SQLiteMigrationTests(SQLiteBackend, MigrationBehaviour, TestCase):
         db.close()
         return version, {name for (name,) in names}
 
-    def make_version_1_database(self, messages: list[ChatMessage]) -> None:
+    def make_old_database(self, version: int, messages: list[ChatMessage]) -> None:
+        schema, tables = old_tables(version, messages, lambda text: text)
         with sqlite3.connect(self.path) as db:
-            for statement in VERSION_1_SCHEMA:
-                db.execute(statement.format(id="INTEGER", text="TEXT"))
-            rows, recipients = version_1_rows(messages, lambda text: text)
-            db.executemany("INSERT INTO muca_messages VALUES (?, ?, ?, ?, ?)", rows)
-            db.executemany("INSERT INTO muca_recipients VALUES (?, ?, ?)", recipients)
-        db.close()
-
-    def make_version_2_database(self, messages: list[ChatMessage]) -> None:
-        with sqlite3.connect(self.path) as db:
-            for statement in VERSION_2_SCHEMA:
+            for statement in schema:
                 db.execute(
                     statement.format(
                         id="INTEGER", text="TEXT", key_only=" WITHOUT ROWID"
                     )
                 )
-            rows, recipients = version_1_rows(messages, lambda text: text)
-            db.executemany("INSERT INTO muca_messages VALUES (?, ?, ?, ?, ?)", rows)
-            db.executemany("INSERT INTO muca_recipients VALUES (?, ?, ?)", recipients)
-            db.executemany(
-                "INSERT INTO muca_readers VALUES (?, ?)", version_2_readers(messages)
-            )
-            db.execute(
-                "INSERT INTO muca_meta VALUES ('readers_upto', ?)",
-                (str(messages[-1].id),),
-            )
-            db.executemany(
-                "INSERT INTO muca_users VALUES (?)", [(u,) for u in VERSION_2_USERS]
-            )
+            for table, rows in tables:
+                marks = ", ".join("?" * len(rows[0]))
+                db.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
         db.close()
 
 
@@ -250,36 +237,12 @@ class PostgresMigrationTests(PostgresBackend, MigrationBehaviour, TestCase):
             ).fetchall()
         return (version[0] if version else ""), {name for (name,) in names}
 
-    def make_version_1_database(self, messages: list[ChatMessage]) -> None:
+    def make_old_database(self, version: int, messages: list[ChatMessage]) -> None:
+        schema, tables = old_tables(version, messages, str.encode)
         with psycopg.connect(self.conninfo) as db:
-            for statement in VERSION_1_SCHEMA:
-                db.execute(statement.format(id="BIGINT", text="BYTEA"))
-            rows, recipients = version_1_rows(messages, str.encode)
-            with db.cursor() as cursor:
-                cursor.executemany(
-                    "INSERT INTO muca_messages VALUES (%s, %s, %s, %s, %s)", rows
-                )
-                cursor.executemany(
-                    "INSERT INTO muca_recipients VALUES (%s, %s, %s)", recipients
-                )
-
-    def make_version_2_database(self, messages: list[ChatMessage]) -> None:
-        with psycopg.connect(self.conninfo) as db:
-            for statement in VERSION_2_SCHEMA:
+            for statement in schema:
                 db.execute(statement.format(id="BIGINT", text="BYTEA", key_only=""))
-            rows, recipients = version_1_rows(messages, str.encode)
             with db.cursor() as cursor:
-                cursor.executemany(
-                    "INSERT INTO muca_messages VALUES (%s, %s, %s, %s, %s)", rows
-                )
-                cursor.executemany(
-                    "INSERT INTO muca_recipients VALUES (%s, %s, %s)", recipients
-                )
-                cursor.executemany(
-                    "INSERT INTO muca_readers VALUES (%s, %s)",
-                    version_2_readers(messages),
-                )
-                cursor.executemany(
-                    "INSERT INTO muca_users VALUES (%s)",
-                    [(u,) for u in VERSION_2_USERS],
-                )
+                for table, rows in tables:
+                    marks = ", ".join(["%s"] * len(rows[0]))
+                    cursor.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)

@@ -11,7 +11,6 @@ import psycopg
 from twisted.trial.unittest import TestCase
 
 from muca.store import postgres, sqlite
-
 from tests.store.support import (
     CONVERSATION,
     DAY_MS,
