@@ -12,7 +12,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorThreads
 from twisted.python.failure import Failure
 
-from muca.store import sql
+from muca.store import retention, sql
 from muca.store.base import StoreError
 from muca.store.shared import SQLStoreOperations
 
@@ -201,7 +201,7 @@ class PostgresStore(SQLStoreOperations):
     def _prune(self, cursor: Any, *limits: Any) -> int:
         # One server of a cluster at a time.
         cursor.execute(f"SELECT pg_advisory_xact_lock({PRUNE_LOCK})")
-        return sql.prune(cursor, DIALECT, *limits)
+        return retention.prune(cursor, DIALECT, *limits)
 
     def close(self) -> Deferred[None]:
         """Close every connection and stop the pool's threads."""

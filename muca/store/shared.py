@@ -11,7 +11,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from muca.store import sql
+from muca.store import retention, sql
 from muca.store.base import ChatMessage, KnownUser, Page, StoreError
 
 T = TypeVar("T")
@@ -149,4 +149,4 @@ class SQLStoreOperations:
     def _prune(self, cursor: Any, *limits: Any) -> int:
         """The pruning's transaction, on the database thread (a backend may
         take a lock first)."""
-        return sql.prune(cursor, self.dialect, *limits)
+        return retention.prune(cursor, self.dialect, *limits)

@@ -24,8 +24,6 @@ from muca.store.base import (
 #: Larger than any id a caller can give (ids are 64-bit in PostgreSQL).
 NO_UPPER_BOUND = 2**63 - 1
 
-MS_PER_DAY = 86_400_000
-
 
 @dataclass(frozen=True, slots=True)
 class Dialect:
@@ -106,13 +104,15 @@ META_TABLE = """CREATE TABLE IF NOT EXISTS muca_meta (
     key TEXT PRIMARY KEY, value TEXT NOT NULL)"""
 
 
-def _meta(cursor: Any, dialect: Dialect, key: str) -> str | None:
+def read_meta(cursor: Any, dialect: Dialect, key: str) -> str | None:
+    """The value kept under ``key`` in muca_meta, or None."""
     cursor.execute(dialect.sql("SELECT value FROM muca_meta WHERE key = ?"), (key,))
     rows = cursor.fetchall()
     return rows[0][0] if rows else None
 
 
-def _set_meta(cursor: Any, dialect: Dialect, key: str, value: str) -> None:
+def write_meta(cursor: Any, dialect: Dialect, key: str, value: str) -> None:
+    """Keep ``value`` under ``key`` in muca_meta."""
     cursor.execute(dialect.sql("DELETE FROM muca_meta WHERE key = ?"), (key,))
     cursor.execute(
         dialect.sql("INSERT INTO muca_meta (key, value) VALUES (?, ?)"), (key, value)
@@ -127,7 +127,7 @@ def create_or_check(cursor: Any, dialect: Dialect) -> int:
     schema is never touched by this one.
     """
     cursor.execute(META_TABLE)
-    version = _meta(cursor, dialect, "schema_version")
+    version = read_meta(cursor, dialect, "schema_version")
     number = SCHEMA_VERSION
     if version is not None:
         try:
@@ -154,7 +154,7 @@ def create_or_check(cursor: Any, dialect: Dialect) -> int:
         for statement in _VERSION_3_COLUMNS:
             cursor.execute(statement)
     if number < SCHEMA_VERSION or version is None:
-        _set_meta(cursor, dialect, "schema_version", str(SCHEMA_VERSION))
+        write_meta(cursor, dialect, "schema_version", str(SCHEMA_VERSION))
     if number == 1:
         # Version 1 had no readers index.
         index_readers(cursor, dialect)
@@ -167,7 +167,7 @@ def read_last_id(cursor: Any, dialect: Dialect) -> int:
     highest = cursor.fetchall()[0][0] or 0
     # Pruning may delete the newest messages too; the high-water mark keeps
     # ids from being reused after a restart.
-    high_water = int(_meta(cursor, dialect, "high_water") or 0)
+    high_water = int(read_meta(cursor, dialect, "high_water") or 0)
     return max(int(highest), high_water)
 
 
@@ -264,7 +264,7 @@ def _insert_rows(
 
 def readers_upto(cursor: Any, dialect: Dialect) -> int:
     """The id up to which the readers index is written (``readers_later``)."""
-    return int(_meta(cursor, dialect, "readers_upto") or 0)
+    return int(read_meta(cursor, dialect, "readers_upto") or 0)
 
 
 def index_readers(cursor: Any, dialect: Dialect) -> int:
@@ -286,7 +286,7 @@ def index_readers(cursor: Any, dialect: Dialect) -> int:
         ),
         (upto, newest, upto, newest),
     )
-    _set_meta(cursor, dialect, "readers_upto", str(newest))
+    write_meta(cursor, dialect, "readers_upto", str(newest))
     return newest
 
 
@@ -419,95 +419,6 @@ def known_users(cursor: Any) -> list[KnownUser]:
     )
     rows = cursor.fetchall()
     return [KnownUser(uid, nickname, int(seen)) for uid, nickname, seen in rows]
-
-
-def prune(
-    cursor: Any,
-    dialect: Dialect,
-    max_age_days: float | None,
-    max_count: int | None,
-    now_ms: int,
-    max_bytes: int | None = None,
-) -> int:
-    """Delete messages older than ``max_age_days``, beyond the newest
-    ``max_count``, or the oldest of those past ``max_bytes`` (see
-    ``prune_to_size``); return how many went."""
-    if max_count is not None and max_count < 0:
-        raise StoreError(f"cannot keep a negative number of messages ({max_count})")
-    if max_bytes is not None and max_bytes < 0:
-        raise StoreError(f"cannot keep a negative number of bytes ({max_bytes})")
-    # Recorded first: if every message goes, the next open must still not
-    # hand out an id that clients have already seen.
-    high_water = read_last_id(cursor, dialect)
-    if high_water:
-        _set_meta(cursor, dialect, "high_water", str(high_water))
-    deleted = 0
-    if max_age_days is not None:
-        cutoff = now_ms - int(max_age_days * MS_PER_DAY)
-        for table in ("muca_recipients", "muca_readers"):
-            cursor.execute(
-                dialect.sql(
-                    f"DELETE FROM {table} WHERE message_id IN"
-                    " (SELECT id FROM muca_messages WHERE ts < ?)"
-                ),
-                (cutoff,),
-            )
-        cursor.execute(dialect.sql("DELETE FROM muca_messages WHERE ts < ?"), (cutoff,))
-        deleted += max(cursor.rowcount, 0)
-    if max_count is not None:
-        cursor.execute(
-            dialect.sql(
-                "SELECT id FROM muca_messages ORDER BY id DESC LIMIT 1 OFFSET ?"
-            ),
-            (max_count,),
-        )
-        rows = cursor.fetchall()
-        if rows:
-            newest_to_delete = rows[0][0]
-            deleted += delete_range(cursor, dialect, 0, newest_to_delete)
-    if max_bytes is not None:
-        deleted += prune_to_size(cursor, dialect, max_bytes)
-    return deleted
-
-
-#: Rounds of deleting and measuring again that one pruning makes at most.
-SIZE_ROUNDS = 8
-
-
-def prune_to_size(cursor: Any, dialect: Dialect, max_bytes: int) -> int:
-    """Delete the oldest messages while the tables take more than
-    ``max_bytes``; return how many went.
-
-    The size is measured cheaply (``dialect.used_bytes``: pages, not rows),
-    and the share of messages to delete guessed from it and the range of
-    ids, so no step reads every row. Where deleted rows' space stays
-    counted (PostgreSQL), the tables are measured once per pruning and
-    pruned only when they grew past the bound and past their size after the
-    last pruning (recorded in muca_meta): their free space is reused first.
-    """
-    size = dialect.used_bytes(cursor)
-    if size <= max_bytes:
-        return 0
-    if not dialect.size_shrinks:
-        if size <= int(_meta(cursor, dialect, "pruned_at_bytes") or 0):
-            return 0
-        _set_meta(cursor, dialect, "pruned_at_bytes", str(size))
-    deleted = 0
-    for _ in range(SIZE_ROUNDS):
-        cursor.execute("SELECT MIN(id), MAX(id) FROM muca_messages")
-        oldest, newest = cursor.fetchall()[0]
-        if oldest is None:
-            break
-        span = int(newest) - int(oldest) + 1
-        # At least one message a round, so that the rounds end.
-        share = max(1, -(-span * (size - max_bytes) // size))
-        deleted += delete_range(cursor, dialect, 0, int(oldest) + share - 1)
-        if not dialect.size_shrinks:
-            break
-        size = dialect.used_bytes(cursor)
-        if size <= max_bytes:
-            break
-    return deleted
 
 
 def delete_range(cursor: Any, dialect: Dialect, first: int, last: int) -> int:
