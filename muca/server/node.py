@@ -192,13 +192,8 @@ class ChatFactory(ServerFactory):
         if isinstance(bus, LocalBus):
             bus.last_id = max(bus.last_id, self.store.last_id())
         if self.private_history:
-            self.store.known_users().addCallbacks(
-                self.known.load,
-                lambda failure: log.error(
-                    "muca: cannot read the known users: {reason}",
-                    reason=failure.getErrorMessage(),
-                ),
-            )
+            # Read by the open, before anybody joins: KNOWN lists them all.
+            self.known.load(self.store.known_at_open())
 
     # Connections
 

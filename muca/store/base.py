@@ -96,6 +96,11 @@ class MessageStore(Protocol):
         or None; ``/healthz`` says it."""
         ...
 
+    def known_at_open(self) -> list[KnownUser]:
+        """Every user remembered when ``open`` read them, the least recently
+        seen first; valid after ``open``."""
+        ...
+
     def append(self, messages: Sequence[ChatMessage]) -> Deferred[None]:
         """Store ``messages``; fires once they are durable.
 
@@ -126,10 +131,6 @@ class MessageStore(Protocol):
     def remember_user(self, uid: str, nickname: str, seen_ms: int) -> Deferred[None]:
         """Record that ``uid`` was seen (joined or left) at ``seen_ms`` as
         ``nickname`` (it becomes known for offline delivery)."""
-        ...
-
-    def known_users(self) -> Deferred[list[KnownUser]]:
-        """Every user ever remembered, the least recently seen first."""
         ...
 
     def prune(

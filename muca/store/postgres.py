@@ -187,10 +187,11 @@ class PostgresStore(SQLStoreOperations):
         # opened before reactor.run() (or under pytest) works as well.
         self._pool.start()
 
-    @staticmethod
-    def _open(cursor: Any) -> int:
+    def _open(self, cursor: Any) -> int:
         cursor.execute(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
-        return sql.create_or_check(cursor, DIALECT)
+        last_id = sql.create_or_check(cursor, DIALECT)
+        self._known_at_open = sql.known_users(cursor)
+        return last_id
 
     def _write(self, work: Callable[..., T], *args: Any) -> Deferred[T]:
         # adbapi's runInteraction commits when the work returns.

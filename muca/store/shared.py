@@ -36,6 +36,8 @@ class SQLStoreOperations:
         self._appending = False
         # The highest id handed to append: the next must be above it.
         self._last_appended = 0
+        # The known users as the open read them (see known_at_open).
+        self._known_at_open: list[KnownUser] = []
 
     def _write(self, work: Callable[..., T], *args: Any) -> Deferred[T]:
         """Run ``work(cursor, *args)`` in one committed transaction."""
@@ -52,6 +54,11 @@ class SQLStoreOperations:
     def unavailable(self) -> str | None:
         """Why appends are refused now, or None: never known ahead here."""
         return None
+
+    def known_at_open(self) -> list[KnownUser]:
+        """The known users when the store was opened, the least recently
+        seen first (read by the open: a server knows them before it serves)."""
+        return self._known_at_open
 
     def append(self, messages: Sequence[ChatMessage]) -> Deferred[None]:
         """Store ``messages``; fires after the commit (see ``MessageStore``)."""
@@ -130,10 +137,6 @@ class SQLStoreOperations:
     def remember_user(self, uid: str, nickname: str, seen_ms: int) -> Deferred[None]:
         """Record that ``uid`` was seen at ``seen_ms`` as ``nickname``."""
         return self._write(sql.remember_user, self.dialect, uid, nickname, seen_ms)
-
-    def known_users(self) -> Deferred[list[KnownUser]]:
-        """Every user ever remembered, the least recently seen first."""
-        return self._query(sql.known_users)
 
     def prune(
         self,

@@ -477,6 +477,7 @@ class SQLiteStore(SQLStoreOperations):
             if spooled:
                 self._transaction(_insert_lines, [line for _, line in spooled])
                 last_id = spooled[-1][0][-1].id
+            self._known_at_open = sql.known_users(connection.cursor())
             self.spool.start()
             self.spool.watch()
             return last_id

@@ -141,7 +141,7 @@ class MigrationBehaviour(StoreCase):
         self.make_old_database(2, old)
         store = await self.reads_the_same(old)
         self.assertEqual(
-            await store.known_users(),
+            store.known_at_open(),
             [KnownUser(uid, None, 0) for uid in VERSION_2_USERS],
         )
         new = message(121, "frank", "PRIVATE", ("alice",), nickname="Frank")
@@ -151,7 +151,7 @@ class MigrationBehaviour(StoreCase):
         again = await self.opened()
         self.assertEqual((await again.latest("frank", True, 1)).messages, [new])
         self.assertEqual(
-            await again.known_users(),
+            again.known_at_open(),
             [KnownUser("dave", None, 0), KnownUser("carol", "Carol", 5)],
         )
         self.assertEqual(self.schema(), ("3", VERSION_2_INDEXES))
