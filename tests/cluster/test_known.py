@@ -19,7 +19,9 @@ TONY = ("Tony", "tony@hku.hk")
 MARY = ("Mary", "mary@hku.hk")
 CAROL = ("Carol", "carol@hku.hk")
 DAVE = ("Dave", "dave@hku.hk")
-PASSWORDS = {u: u[0] for _, u in (TONY, MARY, CAROL, DAVE)}
+#: Watch on each node sees every join and leave there (see ``watched``).
+WATCHERS = [("Watch1", "watch1@hku.hk"), ("Watch2", "watch2@hku.hk")]
+PASSWORDS = {u: u[0] for _, u in (TONY, MARY, CAROL, DAVE, *WATCHERS)}
 AUTH = ("--auth", "memory:" + ":".join(f"{u}:{p}" for u, p in PASSWORDS.items()))
 
 
@@ -42,32 +44,53 @@ class KnownAcrossNodesTests(TestCase):
         got.append(await next_of(client, "LIST"))
         if "known" in caps:
             got.append(await client.next_object(WAIT))
+        await self.watched(who[1], True)
         return client, got
 
-    async def away(self, node: Twistd, client: RawClient, who: tuple[str, str]) -> None:
-        """Close ``who``'s connection; back once the cluster took the leave
-        (its id joins again, here on ``node``, and leaves again)."""
+    async def watch(self, *nodes: Twistd) -> None:
+        """A watcher on each of ``nodes``: once every watcher's LIST shows a
+        join or leave, every node has taken it (and recorded its time)."""
+        self.watchers: list[RawClient] = []
+        self.rosters: list[list[dict[str, str]]] = []
+        for node, who in zip(nodes, WATCHERS, strict=True):
+            watcher = await connect(self, node.port)
+            watcher.send_json(join(*who, PASS=PASSWORDS[who[1]]))
+            self.assertEqual((await watcher.next_object(WAIT))["TYPE"], "OKAY")
+            self.watchers.append(watcher)
+            self.rosters.append([])
+        for _, uid in WATCHERS:
+            await self.watched(uid, True)
+
+    async def watched(self, uid: str, present: bool) -> None:
+        """Wait until every watcher's last LIST shows ``uid`` ``present``
+        or not."""
+        for n, watcher in enumerate(self.watchers):
+            for _ in range(500):
+                if any(e["UID"] == uid for e in self.rosters[n]) == present:
+                    break
+                obj = await watcher.next_object(WAIT)
+                if obj.get("CMD") == "LIST":
+                    self.rosters[n] = obj["DATA"]
+            else:
+                self.fail(f"a watcher never saw {uid} {present}")
+
+    async def away(self, client: RawClient, who: tuple[str, str]) -> None:
+        """Close ``who``'s connection; back once every node took its leave."""
         await client.close()
-        for _ in range(200):
-            probe = await connect(self, node.port)
-            probe.send_json(join(*who, PASS=PASSWORDS[who[1]]))
-            ack = await probe.next_object(WAIT)
-            await probe.close()
-            if ack["TYPE"] == "OKAY":
-                return
-        self.fail(f"{who[1]} did not leave")
+        await self.watched(who[1], False)
 
     async def test_the_same_known_list_from_every_node(self) -> None:
         redis = start_redis(self)
         database = pgsupport.fresh_database(self)
         one = await start_node(self, redis, "--db", database, *AUTH)
         two = await start_node(self, redis, "--db", database, *AUTH)
+        await self.watch(one, two)
         carol, _ = await self.join(one, CAROL)
         carol.send_json(send("from Carol", [], CAROL[1]))
         mary, _ = await self.join(two, MARY, "history")
         self.assertEqual((await next_of(mary, "MSG"))["MSG"], "from Carol")
-        await self.away(one, carol, CAROL)
-        await self.away(two, mary, MARY)
+        await self.away(carol, CAROL)
+        await self.away(mary, MARY)
         tony, got = await self.join(one, TONY, "known", "history")
         expected = {"CMD": "KNOWN", "DATA": [entry(MARY), entry(CAROL)]}
         self.assertEqual(got[2], expected)
@@ -79,7 +102,7 @@ class KnownAcrossNodesTests(TestCase):
         # Tony is here: on the other node, Dave gets the same list.
         dave, got = await self.join(two, DAVE, "known")
         self.assertEqual(got[2], expected)
-        await self.away(two, dave, DAVE)
+        await self.away(dave, DAVE)
         # A node started now reads the known users from the database.
         three = await start_node(self, redis, "--db", database, *AUTH)
         _, got = await self.join(three, DAVE, "known")

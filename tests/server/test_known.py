@@ -22,7 +22,8 @@ ALICE = ("Alice", "alice@hku.hk")
 BOB = ("Bob", "bob@hku.hk")
 CAROL = ("Carol", "carol@hku.hk")
 DAVE = ("Dave", "dave@hku.hk")
-PASSWORDS = {u: u[0] for _, u in (ALICE, BOB, CAROL, DAVE)}
+WATCH = ("Watch", "watch@hku.hk")
+PASSWORDS = {u: u[0] for _, u in (ALICE, BOB, CAROL, DAVE, WATCH)}
 AUTH = ("--auth", "memory:" + ":".join(f"{u}:{p}" for u, p in PASSWORDS.items()))
 
 
@@ -43,9 +44,31 @@ class KnownTestsMixin:
 
     def setUp(self) -> None:
         self.database = self.db()
+        self.watch: RawClient | None = None
 
     async def server(self, *args: str) -> int:
-        return await start_server(self, "--db", self.database, *args)
+        port = await start_server(self, "--db", self.database, *args)
+        if "--auth" in args:
+            await self.start_watching(port)
+        return port
+
+    async def start_watching(self, port: int) -> None:
+        """Join Watch, who sees every join and leave in its LISTs: a leave
+        is done (and its time recorded) once Watch's LIST lacks the user."""
+        self.watch = await connect(self, port)
+        self.watch.send_json(join_as(WATCH))
+        await self.watch.next_objects(2)
+
+    async def watched(self, uid: str, present: bool) -> None:
+        """Wait until Watch's LIST shows ``uid`` ``present`` or not."""
+        if self.watch is None:
+            return
+        for _ in range(500):
+            obj = await self.watch.next_object()
+            if obj.get("CMD") == "LIST":
+                if any(e["UID"] == uid for e in obj["DATA"]) == present:
+                    return
+        self.fail(f"Watch never saw {uid} {'join' if present else 'leave'}")
 
     async def joined(
         self, port: int, who: tuple[str, str], **extra: Any
@@ -64,6 +87,7 @@ class KnownTestsMixin:
                 got.append(await client.next_object())
                 if got[-1]["CMD"] == "HISTORY":
                     break
+        await self.watched(who[1], True)
         return client, got
 
     async def visit(self, port: int, who: tuple[str, str], says: str = "") -> None:
@@ -81,17 +105,10 @@ class KnownTestsMixin:
         await self.leave(port, client, who)
 
     async def leave(self, port: int, client: RawClient, who: tuple[str, str]) -> None:
-        """Close ``who``'s connection; back once its leave is done (a join
-        with its id is taken again)."""
+        """Close ``who``'s connection; back once the server has taken its
+        leave (Watch saw it)."""
         await client.close()
-        for _ in range(100):
-            probe = await connect(self, port)
-            probe.send_json(join_as(who))
-            ack = await probe.next_object()
-            await probe.close()
-            if ack["TYPE"] == "OKAY":
-                return
-        self.fail(f"{who[1]} did not leave")
+        await self.watched(who[1], False)
 
     async def test_a_departed_senders_nickname_comes_with_its_messages(self) -> None:
         port = await self.server(*AUTH)
@@ -174,6 +191,7 @@ class SQLiteKnownTests(KnownTestsMixin, TestCase):
     async def test_known_users_and_nicknames_survive_a_restart(self) -> None:
         args = ["--db", self.database, *AUTH, "--listen", "tcp:0:interface=127.0.0.1"]
         service, port = await run_service(args)
+        await self.start_watching(port)
         try:
             await self.visit(port, CAROL, "before the restart")
             await self.visit(port, ("Caz", CAROL[1]))
