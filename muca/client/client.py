@@ -406,8 +406,10 @@ class ChatClient:
         self.observer.server_error(error.code, error.reason)
 
     def _known(self, known: tuple[Peer, ...]) -> None:
-        self.roster.set_known(known)
-        self.observer.peers_changed(self.peers)
+        # An empty KNOWN (a server without --auth) changes nobody's list.
+        if known:
+            self.roster.set_known(known)
+            self.observer.peers_changed(self.peers)
 
     def _acked(self, ack: Ack) -> None:
         waiter, self._join_waiter = self._join_waiter, None

@@ -164,7 +164,13 @@ class HistoryWriter:
             )
             rows = [
                 StoredMessage(
-                    first + index, m.ts, m.sender, m.kind, m.recipients, m.text
+                    first + index,
+                    m.ts,
+                    m.sender,
+                    m.kind,
+                    m.recipients,
+                    m.text,
+                    m.nickname,
                 )
                 for index, m in enumerate(drafts)
             ]

@@ -190,7 +190,7 @@ class Membership:
         rows.sort(key=lambda row: int(row[3]))
         room = self.room
         for uid, nickname, _node, _seq in rows:
-            self.listener.remember(uid)
+            self.listener.remember(uid, nickname)
             if uid not in room:
                 room.join(REMOTE, nickname, uid, decided=True)
         self._stream.read_from(position)
@@ -263,7 +263,7 @@ class Membership:
             joined.callback(member)
             return
         self._stale.discard(uid)
-        self.listener.remember(uid)
+        self.listener.remember(uid, nickname)
         current = room.member(uid)
         if current is not None:
             if current.connection is not REMOTE or current.nickname == nickname:
@@ -292,6 +292,7 @@ class Membership:
         member = self.room.member(uid)
         if member is not None and member.connection is REMOTE:
             self.room.leave(member)
+            self.listener.remember(uid, member.nickname)
             self.listener.roster_changed()
 
 

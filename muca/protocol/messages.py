@@ -46,6 +46,9 @@ PRIVATE = "PRIVATE"
 
 PRESENCE_DELTA = "presence-delta"
 HISTORY = "history"
+KNOWN = "known"
+#: Most known users one ``KNOWN`` lists (the most recently seen).
+MAX_KNOWN = 1000
 
 #: Most messages one ``HISTORY BEFORE`` may ask for.
 MAX_HISTORY_LIMIT = 200
@@ -331,6 +334,12 @@ def presence_payload(
     return {"CMD": "PRESENCE", "JOINED": list(joined), "LEFT": list(left)}
 
 
+def known_payload(entries: Iterable[dict[str, str]]) -> dict[str, Any]:
+    """``KNOWN``: the known users who are away, ``{"UN": …, "UID": …}``
+    each, most recently seen first."""
+    return {"CMD": "KNOWN", "DATA": list(entries)}
+
+
 def history_payload(more: bool) -> dict[str, Any]:
     """``HISTORY``: the end of a replay or scroll-back; ``MORE``: older exist."""
     return {"CMD": "HISTORY", "MORE": more}
@@ -362,7 +371,8 @@ class ChatMessage:
 
     ``id`` is the room-wide id (0 in a draft that has none yet), ``ts``
     the receive time in milliseconds since the epoch, ``recipients`` the
-    user ids it is for (empty for a broadcast, ``kind`` ``ALL``).
+    user ids it is for (empty for a broadcast, ``kind`` ``ALL``),
+    ``nickname`` the sender's nickname then.
     """
 
     id: int
@@ -371,6 +381,9 @@ class ChatMessage:
     kind: str
     recipients: tuple[str, ...]
     text: str
+    #: The sender's nickname when it sent this (None: not known, e.g. a
+    #: message stored before nicknames were kept); only replays show it.
+    nickname: str | None = None
 
     def payload(self) -> dict[str, Any]:
         """The ``MSG`` object delivered for this message."""
@@ -381,6 +394,8 @@ class ChatMessage:
         """The ``MSG`` object replayed from the history (``HIST``)."""
         payload = self.payload()
         payload["HIST"] = True
+        if self.nickname is not None:
+            payload["UN"] = self.nickname
         return payload
 
 

@@ -34,6 +34,10 @@ log = Logger()
 class PageSource(typing.Protocol):
     """What :meth:`SlowReaderOutput.stream` writes: objects a page at a time."""
 
+    #: True for the answer to a request (``HISTORY``): its pages cost
+    #: rate-limit tokens by their size (see ``ChatProtocol.charge_answer``).
+    charged: bool
+
     def next_page(self) -> Deferred[tuple[list[dict[str, Any]], bool]]:
         """The next page of objects, and whether it is the last one."""
 
@@ -45,7 +49,8 @@ class SlowReaderOutput:
     ``max_outbound``, ``outbound``, ``shed``, ``clock``, ``counters``),
     ``transport``, ``framing``, ``peer``, the ``_closing`` and
     ``_close_started`` flags, ``_write_out`` (a write past what waits behind
-    a stream), ``close``, ``abort`` and ``_abort_call``.
+    a stream), ``charge_answer`` (tokens of the rate limit for the bytes of
+    an answer), ``close``, ``abort`` and ``_abort_call``.
     """
 
     factory: Any
@@ -59,6 +64,8 @@ class SlowReaderOutput:
     if typing.TYPE_CHECKING:
 
         def _write_out(self, data: bytes) -> None: ...
+
+        def charge_answer(self, size: int) -> None: ...
 
         def close(self, grace: float | None = None) -> None: ...
 
@@ -219,12 +226,13 @@ class SlowReaderOutput:
         if self._closing or not self._sources:
             return
         objs, last = result
-        if last:
-            self._sources.popleft()
+        source = self._sources.popleft() if last else self._sources[0]
         framing = self.framing
         data = b"".join(Payload(obj).for_framing(framing) for obj in objs)
         if data:
             self._write_out(data)
+            if source.charged:
+                self.charge_answer(len(data))
         if not self._sources and not self._closing:
             self._release_behind()
         self._pull()

@@ -38,8 +38,9 @@ class BusListener(Protocol):
     def roster_changed(self) -> None:
         """Somebody joined or left: a roster update is due."""
 
-    def remember(self, uid: str) -> None:
-        """``uid`` joined on another node: a known user (offline delivery)."""
+    def remember(self, uid: str, nickname: str) -> None:
+        """``uid`` joined or left as ``nickname`` on another node: a known
+        user (offline delivery, ``KNOWN``)."""
 
     def passed(self, upto: int) -> None:
         """Every message up to id ``upto`` went by, including those a cluster
@@ -137,7 +138,9 @@ class LocalBus:
         # The constructor, not dataclasses.replace: this runs per message and
         # replace costs several times as much.
         accepted = [
-            ChatMessage(first + n, d.ts, d.sender, d.kind, d.recipients, d.text)
+            ChatMessage(
+                first + n, d.ts, d.sender, d.kind, d.recipients, d.text, d.nickname
+            )
             for n, d in enumerate(drafts)
         ]
         self.last_id += len(accepted)

@@ -44,7 +44,7 @@ from muca.protocol.wire import BadFrame, FrameDecoder, FrameTooLong, Framing
 from muca.server.auth import check_password
 from muca.server.backpressure import SlowReaderOutput
 from muca.server.counters import Counters
-from muca.server.limits import OutboundTotal, TokenBucket
+from muca.server.limits import OutboundTotal, TokenBucket, answer_tokens
 from muca.server.logins import LoginThrottle
 from muca.server.output import Outbox, Payload, plain_socket, transport_idle
 from muca.server.room import Member
@@ -352,13 +352,23 @@ class ChatProtocol(SlowReaderOutput, Protocol, TimeoutMixin):
         if sent < len(data):
             self.write_bytes(data[sent:])
 
-    def send_many(self, objs: list[dict[str, Any]]) -> None:
-        """Write several objects to this connection only, in one write."""
+    def send_many(self, objs: list[dict[str, Any]]) -> int:
+        """Write several objects to this connection only, in one write;
+        return how many bytes that was."""
         outbox = self.factory.outbox
         if outbox:
             outbox.flush_one(self)
         framing = self.framing
-        self.write_now(b"".join(Payload(obj).for_framing(framing) for obj in objs))
+        data = b"".join(Payload(obj).for_framing(framing) for obj in objs)
+        self.write_now(data)
+        return len(data)
+
+    def charge_answer(self, size: int) -> None:
+        """A request's answer of ``size`` bytes went out: it costs tokens of
+        the rate limit by its size (``muca.server.limits.answer_tokens``),
+        so the frames read after it wait as after as many frames."""
+        if self._bucket is not None:
+            self._bucket.charge(answer_tokens(size))
 
     def send_error(self, code: str, reason: str, ref: str | None = None) -> None:
         """Write an ``ERROR``."""

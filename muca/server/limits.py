@@ -1,6 +1,7 @@
 """Limits that keep one client from hurting the others: a token bucket for
-message floods, a count of open connections per source address, and the
-bytes held for all slow readers together.
+message floods (and for answers, paid by their size), a count of open
+connections per source address, and the bytes held for all slow readers
+together.
 
 Plain Python: time comes from an ``IReactorTime`` given by the caller, and
 nothing here touches a socket. The server (``muca.server.node``) applies them.
@@ -22,8 +23,17 @@ RESERVED_DESCRIPTORS = 64
 OUTBOUND_TOTAL_SHARE = 8
 #: ...but at most this many bytes.
 OUTBOUND_TOTAL_CAP = 64 * 1024 * 1024
+#: Bytes of an answer to a request (``HISTORY``, and any later one that
+#: reads back) that cost one token of the rate limit, as one frame does:
+#: asking is cheap, answering is not, so an answer is paid for by its size.
+ANSWER_BYTES_PER_TOKEN = 1024
 # Tokens a bucket may lack and still give one: float rounding of the clock.
 _ROUNDING = 1e-9
+
+
+def answer_tokens(size: int) -> float:
+    """The tokens an answer of ``size`` bytes costs."""
+    return size / ANSWER_BYTES_PER_TOKEN
 
 
 def default_max_connections(descriptors: int) -> int:
@@ -95,6 +105,11 @@ class TokenBucket:
             self._tokens = max(tokens - 1.0, 0.0)
             return True
         return False
+
+    def charge(self, tokens: float) -> None:
+        """Spend ``tokens`` more, going into debt if need be: the next
+        events wait until the bucket has earned them back."""
+        self._tokens = self._refill() - tokens
 
     def wait(self) -> float:
         """Seconds until the bucket holds a token (0 when it holds one)."""

@@ -28,17 +28,20 @@ from twisted.python.failure import Failure
 from muca.protocol.messages import (
     ALL,
     CLUSTER_UNAVAILABLE,
+    KNOWN,
     STORE_UNAVAILABLE,
     UNKNOWN_RECIPIENT,
     ChatMessage,
     History,
     Join,
     Send,
+    known_payload,
 )
 from muca.protocol.wire import DEFAULT_MAX_FRAME
 from muca.server.bus import Bus, ClusterUnavailable, LocalBus
 from muca.server.connection import ACK_ALONE, ChatProtocol
 from muca.server.counters import Counters
+from muca.server.known import KnownUsers
 from muca.server.limits import (
     DEFAULT_BURST,
     DEFAULT_MAX_PER_ADDRESS,
@@ -143,8 +146,10 @@ class ChatFactory(ServerFactory):
         self.ack_alone = ack_alone
         #: User ids that have joined before (offline delivery, --auth only):
         #: the room keeps them from being taken as nicknames.
-        self.known: set[str] = set()
+        self.known = KnownUsers()
         self.room = Room(capacity, self.known)
+        #: Newcomers with the known capability whose first LIST is not out.
+        self._known_pending: set[Member] = set()
         self.counter = ConnectionCounter(
             max_connections, max_per_address, exempt_loopback
         )
@@ -187,13 +192,8 @@ class ChatFactory(ServerFactory):
         if isinstance(bus, LocalBus):
             bus.last_id = max(bus.last_id, self.store.last_id())
         if self.private_history:
-            self.store.known_users().addCallbacks(
-                self.known.update,
-                lambda failure: log.error(
-                    "muca: cannot read the known users: {reason}",
-                    reason=failure.getErrorMessage(),
-                ),
-            )
+            # Read by the open, before anybody joins: KNOWN lists them all.
+            self.known.load(self.store.known_at_open())
 
     # Connections
 
@@ -282,29 +282,39 @@ class ChatFactory(ServerFactory):
             nickname=member.nickname,
             peer=connection.peer,
         )
-        if self.store is not None and self.private_history:
-            if member.uid not in self.known:
-                self.known.add(member.uid)
-                self.store.remember_user(member.uid).addErrback(
-                    lambda failure: log.error(
-                        "muca: cannot remember user {uid!r}: {reason}",
-                        uid=member.uid,
-                        reason=failure.getErrorMessage(),
-                    )
-                )
+        self._seen(member)
         return member
 
-    def remember(self, uid: str) -> None:
-        """``uid`` joined on another node of the cluster (which stored it as
-        a known user): offline delivery to it works here too."""
-        if self.store is not None and self.private_history:
-            self.known.add(uid)
+    def _seen(self, member: Member) -> None:
+        """A member of this node joined or left: a known user (--auth),
+        with its nickname and the time, here and in the store."""
+        if not self.tracks_known:
+            return
+        assert self.store is not None
+        self.known.seen(member.uid, member.nickname)
+        now_ms = int(self.clock.seconds() * 1000)
+        self.store.remember_user(member.uid, member.nickname, now_ms).addErrback(
+            lambda failure: log.error(
+                "muca: cannot remember user {uid!r}: {reason}",
+                uid=member.uid,
+                reason=failure.getErrorMessage(),
+            )
+        )
+
+    def remember(self, uid: str, nickname: str) -> None:
+        """``uid`` joined or left as ``nickname`` on another node of the
+        cluster (which stored it as a known user): offline delivery to it
+        works here too, and ``KNOWN`` lists it the same."""
+        if self.tracks_known:
+            self.known.seen(uid, nickname)
 
     def leave(self, member: Member, peer: str) -> None:
         """Remove a member whose connection has gone."""
         self.replays.left(member)
+        self._known_pending.discard(member)
         if self.bus.leave(self.room, member):
             log.info("{uid!r} left from {peer}", uid=member.uid, peer=peer)
+            self._seen(member)
 
     def roster_changed(self) -> None:
         """The bus says somebody joined or left: schedule a roster update."""
@@ -313,8 +323,21 @@ class ChatFactory(ServerFactory):
     # History (muca.server.replay)
 
     def joined(self, member: Member, join: Join) -> None:
-        """The ``ACK`` is out: start the replay a history client asked for."""
+        """The ``ACK`` is out: start the replay a history client asked for,
+        and send ``KNOWN`` after the first ``LIST`` if it has the capability."""
+        if KNOWN in join.caps:
+            self._known_pending.add(member)
         self.replays.start(member, join)
+
+    def _send_known(self, listed: Iterable[Member]) -> None:
+        """``KNOWN`` to the newcomers among ``listed`` that asked for it:
+        the known users who are away (none without --auth)."""
+        pending = self._known_pending
+        for member in listed:
+            if member in pending:
+                pending.discard(member)
+                entries = self.known.away(lambda uid: uid in self.room)
+                member.connection.send(known_payload(entries))
 
     def scroll_back(self, member: Member, request: History) -> None:
         """Answer ``HISTORY BEFORE``: older messages, then ``HISTORY MORE``."""
@@ -361,6 +384,7 @@ class ChatFactory(ServerFactory):
                 route.kind,
                 recipients,
                 send.text,
+                sender.nickname,
             )
             # Delivered (deliver) or refused (not_accepted) through the
             # listener, now or later.
@@ -457,7 +481,9 @@ class ChatFactory(ServerFactory):
             self.fan_out(Payload(update.delta), update.delta_recipients)
         # A timer's turn: nothing to coalesce with, and no reason to wait.
         self.flush_output()
-        # Their first LIST is out: their replays may follow.
+        # Their first LIST is out: KNOWN and their replays may follow.
+        if self._known_pending:
+            self._send_known(update.list_recipients)
         self.replays.listed(update.list_recipients)
 
     def _cancel_roster(self) -> None:

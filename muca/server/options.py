@@ -37,6 +37,10 @@ DEFAULT_PORT = 40452
 #: The web listener (browser client, WebSocket, health, metrics) by default.
 DEFAULT_WEB = "tcp:40080"
 DEFAULT_DB = "muca.db"
+#: The history kept by default: a year of it, at most 1 GiB of database.
+DEFAULT_HISTORY_DAYS = 365.0
+DEFAULT_HISTORY_BYTES = 1 << 30
+_BYTE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 MAX_PORT = 65535
 
 
@@ -81,6 +85,28 @@ def _positive_float(value: str) -> float:
     if not number > 0 or number == float("inf"):
         raise ValueError(f"{value!r} is not a positive number")
     return number
+
+
+def _days_or_none(value: str) -> float:
+    """Days, or 0 for ``0`` and ``none`` (kept forever)."""
+    if value.strip().lower() == "none":
+        return 0.0
+    return _non_negative_float(value)
+
+
+def _bytes_or_none(value: str) -> int:
+    """A size in bytes, with an optional K, M, G or T (binary: 1K is 1024);
+    0 for ``0`` and ``none`` (no bound)."""
+    text = value.strip().upper().removesuffix("IB").removesuffix("B")
+    if text == "NONE":
+        return 0
+    unit = text[-1:] if text[-1:] in _BYTE_UNITS else ""
+    number = text[: len(text) - len(unit)]
+    if not number.isdigit():
+        raise ValueError(
+            f"{value!r} is not a size in bytes (e.g. 1073741824, 500M, 1G, none)"
+        )
+    return int(number) * _BYTE_UNITS[unit]
 
 
 def _non_negative_int(value: str) -> int:
@@ -307,10 +333,19 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         [
             "history-days",
             None,
+            DEFAULT_HISTORY_DAYS,
+            "Delete messages older than this many days (in the background, "
+            "every 10 minutes); 0 or none: kept however old.",
+            _named("history-days", _days_or_none),
+        ],
+        [
+            "history-bytes",
             None,
-            "Delete messages older than this many days (in the background); "
-            "default: kept forever.",
-            _named("history-days", _non_negative_float),
+            DEFAULT_HISTORY_BYTES,
+            "Delete the oldest messages while the database takes more than "
+            "this (bytes, or with K, M, G: 500M, 1G; in the background, every "
+            "10 minutes); 0 or none: no bound.",
+            _named("history-bytes", _bytes_or_none),
         ],
         [
             "history-max",

@@ -298,6 +298,9 @@ class Replays:
 class _ReplaySource:
     """A replay at ``JOIN`` as a stream's pages (see ``ChatProtocol.stream``)."""
 
+    #: One per connection: not charged to the rate limit.
+    charged = False
+
     def __init__(self, replays: Replays, replay: Replay) -> None:
         self._replays = replays
         self._replay = replay
@@ -319,6 +322,10 @@ class _ReplaySource:
 class _ScrollBack:
     """The answer to ``HISTORY BEFORE`` as a stream's pages: planned when
     its turn comes, then its messages, then ``HISTORY MORE``."""
+
+    #: Paid for by its size: a loop of requests is paced like frames as
+    #: large as the answers.
+    charged = True
 
     def __init__(self, pages: HistoryPages) -> None:
         self._pages = pages

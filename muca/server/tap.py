@@ -28,7 +28,8 @@ __all__ = ["ChatService", "Options", "makeService"]
 
 log = Logger()
 
-# Seconds between two prunings of the history (--history-days/--history-max).
+# Seconds between two prunings of the history (--history-days, --history-max,
+# --history-bytes).
 PRUNE_INTERVAL = 600.0
 
 
@@ -67,11 +68,13 @@ class ChatService(service.MultiService):
         factory: ChatFactory,
         history_days: float | None = None,
         history_max: int | None = None,
+        history_bytes: int | None = None,
     ) -> None:
         super().__init__()
         self.factory = factory
         self.history_days = history_days
         self.history_max = history_max
+        self.history_bytes = history_bytes
         self._pruning: LoopingCall | None = None
 
     def privilegedStartService(self) -> None:
@@ -98,14 +101,21 @@ class ChatService(service.MultiService):
     def startService(self) -> None:
         super().startService()
         store = self.factory.store
-        if store is not None and (self.history_days or self.history_max):
+        if store is not None and (
+            self.history_days or self.history_max or self.history_bytes
+        ):
             self._pruning = LoopingCall(self._prune, store)
             self._pruning.clock = self.factory.clock
             self._pruning.start(PRUNE_INTERVAL, now=True)
 
     def _prune(self, store: MessageStore) -> Deferred[None]:
         now_ms = int(self.factory.clock.seconds() * 1000)
-        pruning = store.prune(self.history_days or None, self.history_max, now_ms)
+        pruning = store.prune(
+            self.history_days or None,
+            self.history_max,
+            now_ms,
+            self.history_bytes or None,
+        )
 
         def pruned(count: int) -> None:
             if count:
@@ -177,7 +187,12 @@ def makeService(options: Options) -> ChatService:
         history_replay=options["history-replay"],
         bus=bus,
     )
-    chat = ChatService(factory, options["history-days"], options["history-max"])
+    chat = ChatService(
+        factory,
+        options["history-days"],
+        options["history-max"],
+        options["history-bytes"],
+    )
     if bus is not None:
         # First started, last stopped: the listeners open on a live bus.
         bus.setServiceParent(chat)

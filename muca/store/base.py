@@ -14,7 +14,8 @@ from muca.protocol.messages import ChatMessage
 #: The schema version this release writes; a database with a newer one is
 #: refused rather than misread, one with an older one is migrated at open.
 #: 2: the readers index (muca_readers) instead of per-user indexes.
-SCHEMA_VERSION = 2
+#: 3: each message's sender nickname; known users' last nickname and time.
+SCHEMA_VERSION = 3
 
 #: Message kinds, as on the wire.
 KIND_ALL = "ALL"
@@ -43,6 +44,16 @@ class Page:
 
     messages: list[ChatMessage] = field(default_factory=list)
     more: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class KnownUser:
+    """A user id that has joined: the nickname it last had, and when it was
+    last seen (joined or left; ms since the epoch, 0 if never recorded)."""
+
+    uid: str
+    nickname: str | None
+    seen: int
 
 
 def may_read(message: ChatMessage, reader: str | None, private: bool) -> bool:
@@ -85,6 +96,11 @@ class MessageStore(Protocol):
         or None; ``/healthz`` says it."""
         ...
 
+    def known_at_open(self) -> list[KnownUser]:
+        """Every user remembered when ``open`` read them, the least recently
+        seen first; valid after ``open``."""
+        ...
+
     def append(self, messages: Sequence[ChatMessage]) -> Deferred[None]:
         """Store ``messages``; fires once they are durable.
 
@@ -112,18 +128,20 @@ class MessageStore(Protocol):
         """The newest ``limit`` visible messages with an id below ``before_id``."""
         ...
 
-    def remember_user(self, uid: str) -> Deferred[None]:
-        """Record that ``uid`` has joined (it becomes known for offline delivery)."""
-        ...
-
-    def known_users(self) -> Deferred[set[str]]:
-        """Every user id ever remembered."""
+    def remember_user(self, uid: str, nickname: str, seen_ms: int) -> Deferred[None]:
+        """Record that ``uid`` was seen (joined or left) at ``seen_ms`` as
+        ``nickname`` (it becomes known for offline delivery)."""
         ...
 
     def prune(
-        self, max_age_days: float | None, max_count: int | None, now_ms: int
+        self,
+        max_age_days: float | None,
+        max_count: int | None,
+        now_ms: int,
+        max_bytes: int | None = None,
     ) -> Deferred[int]:
-        """Delete messages older than the age or beyond the newest count."""
+        """Delete messages older than the age, beyond the newest count, or
+        the oldest while the database takes more than ``max_bytes``."""
         ...
 
     def close_blocking(self) -> None:

@@ -12,11 +12,26 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorThreads
 from twisted.python.failure import Failure
 
-from muca.store import sql
+from muca.store import retention, sql
 from muca.store.base import StoreError
 from muca.store.shared import SQLStoreOperations
 
 T = TypeVar("T")
+
+#: The history's tables, whose size ``--history-bytes`` bounds.
+TABLES = ("muca_messages", "muca_recipients", "muca_readers", "muca_users", "muca_meta")
+
+
+def _used_bytes(cursor: Any) -> int:
+    """The bytes the history's tables take, indexes and TOAST included
+    (space of deleted rows too, until PostgreSQL reuses it)."""
+    cursor.execute(
+        "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class AS c"
+        " WHERE c.relname = ANY(%s) AND pg_table_is_visible(c.oid)",
+        (list(TABLES),),
+    )
+    return int(cursor.fetchall()[0][0])
+
 
 # PostgreSQL's TEXT cannot hold U+0000, which JSON can carry; BYTEA keeps
 # every message exactly, one bad character never fails a whole batch.
@@ -28,7 +43,13 @@ DIALECT = sql.Dialect(
     decode_text=lambda value: bytes(value).decode("utf-8"),
     readers_later=False,
     key_only_table="",
+    used_bytes=_used_bytes,
+    size_shrinks=False,
 )
+
+#: Makes the servers of a cluster prune one at a time (each would delete
+#: the same share again otherwise).  "MUCP" in ASCII.
+PRUNE_LOCK = 0x4D554350
 
 #: Serialises schema creation between servers of a cluster opening at once
 #: (CREATE TABLE IF NOT EXISTS races otherwise).  "MUCA" in ASCII.
@@ -166,16 +187,22 @@ class PostgresStore(SQLStoreOperations):
         # opened before reactor.run() (or under pytest) works as well.
         self._pool.start()
 
-    @staticmethod
-    def _open(cursor: Any) -> int:
+    def _open(self, cursor: Any) -> int:
         cursor.execute(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
-        return sql.create_or_check(cursor, DIALECT)
+        last_id = sql.create_or_check(cursor, DIALECT)
+        self._known_at_open = sql.known_users(cursor)
+        return last_id
 
     def _write(self, work: Callable[..., T], *args: Any) -> Deferred[T]:
         # adbapi's runInteraction commits when the work returns.
         return self._run(work, *args)
 
     _query = _write
+
+    def _prune(self, cursor: Any, *limits: Any) -> int:
+        # One server of a cluster at a time.
+        cursor.execute(f"SELECT pg_advisory_xact_lock({PRUNE_LOCK})")
+        return retention.prune(cursor, DIALECT, *limits)
 
     def close(self) -> Deferred[None]:
         """Close every connection and stop the pool's threads."""

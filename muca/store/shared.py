@@ -11,8 +11,8 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from muca.store import sql
-from muca.store.base import ChatMessage, Page, StoreError
+from muca.store import retention, sql
+from muca.store.base import ChatMessage, KnownUser, Page, StoreError
 
 T = TypeVar("T")
 
@@ -36,6 +36,8 @@ class SQLStoreOperations:
         self._appending = False
         # The highest id handed to append: the next must be above it.
         self._last_appended = 0
+        # The known users as the open read them (see known_at_open).
+        self._known_at_open: list[KnownUser] = []
 
     def _write(self, work: Callable[..., T], *args: Any) -> Deferred[T]:
         """Run ``work(cursor, *args)`` in one committed transaction."""
@@ -52,6 +54,11 @@ class SQLStoreOperations:
     def unavailable(self) -> str | None:
         """Why appends are refused now, or None: never known ahead here."""
         return None
+
+    def known_at_open(self) -> list[KnownUser]:
+        """The known users when the store was opened, the least recently
+        seen first (read by the open: a server knows them before it serves)."""
+        return self._known_at_open
 
     def append(self, messages: Sequence[ChatMessage]) -> Deferred[None]:
         """Store ``messages``; fires after the commit (see ``MessageStore``)."""
@@ -127,16 +134,22 @@ class SQLStoreOperations:
             sql.read_page, self.dialect, reader, private, lower, upper, limit
         )
 
-    def remember_user(self, uid: str) -> Deferred[None]:
-        """Record that ``uid`` has joined."""
-        return self._write(sql.remember_user, self.dialect, uid)
-
-    def known_users(self) -> Deferred[set[str]]:
-        """Every user id ever remembered."""
-        return self._query(sql.known_users)
+    def remember_user(self, uid: str, nickname: str, seen_ms: int) -> Deferred[None]:
+        """Record that ``uid`` was seen at ``seen_ms`` as ``nickname``."""
+        return self._write(sql.remember_user, self.dialect, uid, nickname, seen_ms)
 
     def prune(
-        self, max_age_days: float | None, max_count: int | None, now_ms: int
+        self,
+        max_age_days: float | None,
+        max_count: int | None,
+        now_ms: int,
+        max_bytes: int | None = None,
     ) -> Deferred[int]:
-        """Delete messages older than the age or beyond the newest count."""
-        return self._write(sql.prune, self.dialect, max_age_days, max_count, now_ms)
+        """Delete messages older than the age, beyond the newest count, or
+        the oldest past ``max_bytes``."""
+        return self._write(self._prune, max_age_days, max_count, now_ms, max_bytes)
+
+    def _prune(self, cursor: Any, *limits: Any) -> int:
+        """The pruning's transaction, on the database thread (a backend may
+        take a lock first)."""
+        return retention.prune(cursor, self.dialect, *limits)

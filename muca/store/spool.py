@@ -11,7 +11,8 @@ like a committed transaction does (both are in the page cache); at the next
 open, what SQLite lacks is taken from the spool files, then they go.
 
 A file holds one line per append: a JSON array of its messages, each an
-array of id, time, sender, type, recipients and text.  It is named
+array of id, time, sender, type, recipients, text and the sender's nickname
+(absent in lines written before nicknames were kept).  It is named
 ``<database>-spool.<n>``, and a new one is started once it passes
 ``SEGMENT_BYTES``, so that the files whose messages are all in SQLite can be
 deleted while the server runs.
@@ -42,7 +43,10 @@ _ENCODER = json.JSONEncoder(
 
 def _line(messages: Sequence[ChatMessage]) -> str:
     return _ENCODER.encode(
-        [[m.id, m.ts, m.sender, m.kind, m.recipients, m.text] for m in messages]
+        [
+            [m.id, m.ts, m.sender, m.kind, m.recipients, m.text, m.nickname]
+            for m in messages
+        ]
     )
 
 
@@ -59,9 +63,11 @@ def parse_line(line: str | bytes) -> list[ChatMessage]:
 
 
 def _message(row: object) -> ChatMessage:
-    if not isinstance(row, list) or len(row) != 6:
+    # Six fields before nicknames were kept (schema version 3), seven since.
+    if not isinstance(row, list) or len(row) not in (6, 7):
         raise ValueError("not a spooled message")
-    id_, ts, sender, kind, recipients, text = row
+    id_, ts, sender, kind, recipients, text = row[:6]
+    nickname = row[6] if len(row) == 7 else None
     fields = (id_, ts, sender, kind, text)
     if not (
         type(id_) is int
@@ -69,9 +75,10 @@ def _message(row: object) -> ChatMessage:
         and all(isinstance(v, str) for v in fields[2:])
         and isinstance(recipients, list)
         and all(isinstance(uid, str) for uid in recipients)
+        and (nickname is None or isinstance(nickname, str))
     ):
         raise ValueError("not a spooled message")
-    return ChatMessage(id_, ts, sender, kind, tuple(recipients), text)
+    return ChatMessage(id_, ts, sender, kind, tuple(recipients), text, nickname)
 
 
 class StoreGone(StoreError):

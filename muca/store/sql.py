@@ -16,14 +16,13 @@ from muca.store.base import (
     KINDS,
     SCHEMA_VERSION,
     ChatMessage,
+    KnownUser,
     Page,
     StoreError,
 )
 
 #: Larger than any id a caller can give (ids are 64-bit in PostgreSQL).
 NO_UPPER_BOUND = 2**63 - 1
-
-MS_PER_DAY = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +39,13 @@ class Dialect:
     readers_later: bool
     #: Appended to CREATE TABLE for a table that is only its primary key.
     key_only_table: str
+    #: The bytes the history's tables take, measured cheaply (see
+    #: ``prune_to_size``).
+    used_bytes: Callable[[Any], int]
+    #: True: ``used_bytes`` falls as soon as rows are deleted (SQLite's pages
+    #: in use); False: deleted rows' space stays counted (PostgreSQL, until
+    #: a ``VACUUM FULL``), and is reused by the rows inserted after.
+    size_shrinks: bool
 
     def sql(self, text: str) -> str:
         """``text`` written with ``?`` placeholders, in this dialect's style."""
@@ -62,7 +68,8 @@ def _schema(dialect: Dialect) -> list[str]:
             ts BIGINT NOT NULL,
             sender TEXT NOT NULL,
             kind TEXT NOT NULL CHECK (kind IN ('ALL', 'GROUP', 'PRIVATE')),
-            text {dialect.text_type} NOT NULL)""",
+            text {dialect.text_type} NOT NULL,
+            nickname TEXT)""",
         """CREATE INDEX IF NOT EXISTS muca_messages_kind_id
             ON muca_messages (kind, id)""",
         """CREATE TABLE IF NOT EXISTS muca_recipients (
@@ -74,8 +81,19 @@ def _schema(dialect: Dialect) -> list[str]:
             uid TEXT NOT NULL,
             message_id BIGINT NOT NULL,
             PRIMARY KEY (uid, message_id)){dialect.key_only_table}""",
-        "CREATE TABLE IF NOT EXISTS muca_users (uid TEXT PRIMARY KEY)",
+        # The nickname a known user last joined with and when it was last
+        # seen (joined or left, ms since the epoch).
+        """CREATE TABLE IF NOT EXISTS muca_users (
+            uid TEXT PRIMARY KEY, nickname TEXT, seen BIGINT)""",
     ]
+
+
+#: What schema version 3 added to the tables of versions 1 and 2.
+_VERSION_3_COLUMNS = (
+    "ALTER TABLE muca_messages ADD COLUMN nickname TEXT",
+    "ALTER TABLE muca_users ADD COLUMN nickname TEXT",
+    "ALTER TABLE muca_users ADD COLUMN seen BIGINT",
+)
 
 
 #: Version 1's per-user indexes, which the readers index replaced.
@@ -86,13 +104,15 @@ META_TABLE = """CREATE TABLE IF NOT EXISTS muca_meta (
     key TEXT PRIMARY KEY, value TEXT NOT NULL)"""
 
 
-def _meta(cursor: Any, dialect: Dialect, key: str) -> str | None:
+def read_meta(cursor: Any, dialect: Dialect, key: str) -> str | None:
+    """The value kept under ``key`` in muca_meta, or None."""
     cursor.execute(dialect.sql("SELECT value FROM muca_meta WHERE key = ?"), (key,))
     rows = cursor.fetchall()
     return rows[0][0] if rows else None
 
 
-def _set_meta(cursor: Any, dialect: Dialect, key: str, value: str) -> None:
+def write_meta(cursor: Any, dialect: Dialect, key: str, value: str) -> None:
+    """Keep ``value`` under ``key`` in muca_meta."""
     cursor.execute(dialect.sql("DELETE FROM muca_meta WHERE key = ?"), (key,))
     cursor.execute(
         dialect.sql("INSERT INTO muca_meta (key, value) VALUES (?, ?)"), (key, value)
@@ -107,7 +127,7 @@ def create_or_check(cursor: Any, dialect: Dialect) -> int:
     schema is never touched by this one.
     """
     cursor.execute(META_TABLE)
-    version = _meta(cursor, dialect, "schema_version")
+    version = read_meta(cursor, dialect, "schema_version")
     number = SCHEMA_VERSION
     if version is not None:
         try:
@@ -129,8 +149,12 @@ def create_or_check(cursor: Any, dialect: Dialect) -> int:
         # Version 2: the readers index replaces two per-user indexes.
         for name in _VERSION_1_INDEXES:
             cursor.execute(f"DROP INDEX IF EXISTS {name}")
+    if version is not None and number < 3:
+        # Version 3: senders' nicknames, known users' last nickname and time.
+        for statement in _VERSION_3_COLUMNS:
+            cursor.execute(statement)
     if number < SCHEMA_VERSION or version is None:
-        _set_meta(cursor, dialect, "schema_version", str(SCHEMA_VERSION))
+        write_meta(cursor, dialect, "schema_version", str(SCHEMA_VERSION))
     if number == 1:
         # Version 1 had no readers index.
         index_readers(cursor, dialect)
@@ -143,7 +167,7 @@ def read_last_id(cursor: Any, dialect: Dialect) -> int:
     highest = cursor.fetchall()[0][0] or 0
     # Pruning may delete the newest messages too; the high-water mark keeps
     # ids from being reused after a restart.
-    high_water = int(_meta(cursor, dialect, "high_water") or 0)
+    high_water = int(read_meta(cursor, dialect, "high_water") or 0)
     return max(int(highest), high_water)
 
 
@@ -173,8 +197,11 @@ def insert(cursor: Any, dialect: Dialect, messages: Sequence[ChatMessage]) -> No
     _insert_rows(
         cursor,
         dialect,
-        "muca_messages (id, ts, sender, kind, text)",
-        [(m.id, m.ts, m.sender, m.kind, dialect.encode_text(m.text)) for m in messages],
+        "muca_messages (id, ts, sender, kind, text, nickname)",
+        [
+            (m.id, m.ts, m.sender, m.kind, dialect.encode_text(m.text), m.nickname)
+            for m in messages
+        ],
     )
     recipients = [
         (m.id, position, uid)
@@ -192,7 +219,8 @@ def insert(cursor: Any, dialect: Dialect, messages: Sequence[ChatMessage]) -> No
 
 def insert_json(cursor: Any, lines: str) -> None:
     """Insert the messages of ``lines``, a JSON array of spool lines (each
-    an array of messages ``[id, ts, sender, kind, [recipients], text]``),
+    an array of messages ``[id, ts, sender, kind, [recipients], text,
+    nickname]``, the nickname absent in older lines),
     with their recipients; SQLite only (its JSON functions; its readers
     index is written later), inside the caller's transaction.
 
@@ -202,9 +230,10 @@ def insert_json(cursor: Any, lines: str) -> None:
     ``insert`` instead (see ``SQLiteStore``).
     """
     cursor.execute(
-        "INSERT INTO muca_messages (id, ts, sender, kind, text)"
+        "INSERT INTO muca_messages (id, ts, sender, kind, text, nickname)"
         " SELECT m.value ->> 0, m.value ->> 1, m.value ->> 2, m.value ->> 3,"
-        " m.value ->> 5 FROM json_each(?) AS line, json_each(line.value) AS m",
+        " m.value ->> 5, m.value ->> 6"
+        " FROM json_each(?) AS line, json_each(line.value) AS m",
         (lines,),
     )
     cursor.execute(
@@ -235,7 +264,7 @@ def _insert_rows(
 
 def readers_upto(cursor: Any, dialect: Dialect) -> int:
     """The id up to which the readers index is written (``readers_later``)."""
-    return int(_meta(cursor, dialect, "readers_upto") or 0)
+    return int(read_meta(cursor, dialect, "readers_upto") or 0)
 
 
 def index_readers(cursor: Any, dialect: Dialect) -> int:
@@ -257,7 +286,7 @@ def index_readers(cursor: Any, dialect: Dialect) -> int:
         ),
         (upto, newest, upto, newest),
     )
-    _set_meta(cursor, dialect, "readers_upto", str(newest))
+    write_meta(cursor, dialect, "readers_upto", str(newest))
     return newest
 
 
@@ -290,7 +319,7 @@ def _page_sql(private: bool, tail: bool) -> str:
         "WITH page (id) AS (SELECT id FROM ("
         + " UNION ".join(branches)
         + ") AS visible ORDER BY id DESC LIMIT ?)"
-        " SELECT m.id, m.ts, m.sender, m.kind, m.text, r.uid"
+        " SELECT m.id, m.ts, m.sender, m.kind, m.text, m.nickname, r.uid"
         " FROM page JOIN muca_messages AS m ON m.id = page.id"
         " LEFT JOIN muca_recipients AS r ON r.message_id = m.id"
         " ORDER BY m.id, r.position"
@@ -336,15 +365,15 @@ def read_page(
 def rows_to_messages(
     rows: Sequence[Sequence[Any]], dialect: Dialect
 ) -> list[ChatMessage]:
-    """Fold rows of (id, ts, sender, kind, text, recipient uid or NULL),
-    ordered by id then recipient position, into messages."""
+    """Fold rows of (id, ts, sender, kind, text, nickname, recipient uid or
+    NULL), ordered by id then recipient position, into messages."""
     messages: list[ChatMessage] = []
     current: list[Any] | None = None
     recipients: list[str] = []
 
     def finish() -> None:
         if current is not None:
-            id_, ts, sender, kind, text = current
+            id_, ts, sender, kind, text, nickname = current
             messages.append(
                 ChatMessage(
                     int(id_),
@@ -353,13 +382,14 @@ def rows_to_messages(
                     kind,
                     tuple(recipients),
                     dialect.decode_text(text),
+                    nickname,
                 )
             )
 
-    for id_, ts, sender, kind, text, uid in rows:
+    for id_, ts, sender, kind, text, nickname, uid in rows:
         if current is None or current[0] != id_:
             finish()
-            current = [id_, ts, sender, kind, text]
+            current = [id_, ts, sender, kind, text, nickname]
             recipients = []
         if uid is not None:
             recipients.append(uid)
@@ -367,61 +397,28 @@ def rows_to_messages(
     return messages
 
 
-def remember_user(cursor: Any, dialect: Dialect, uid: str) -> None:
-    """Record ``uid`` as known; a second call changes nothing."""
+def remember_user(
+    cursor: Any, dialect: Dialect, uid: str, nickname: str, seen_ms: int
+) -> None:
+    """Record ``uid`` as known, seen at ``seen_ms`` with ``nickname``."""
     cursor.execute(
-        dialect.sql("INSERT INTO muca_users (uid) VALUES (?) ON CONFLICT DO NOTHING"),
-        (uid,),
+        dialect.sql(
+            "INSERT INTO muca_users (uid, nickname, seen) VALUES (?, ?, ?)"
+            " ON CONFLICT (uid) DO UPDATE"
+            " SET nickname = excluded.nickname, seen = excluded.seen"
+        ),
+        (uid, nickname, seen_ms),
     )
 
 
-def known_users(cursor: Any) -> set[str]:
-    """Every remembered uid."""
-    cursor.execute("SELECT uid FROM muca_users")
-    return {row[0] for row in cursor.fetchall()}
-
-
-def prune(
-    cursor: Any,
-    dialect: Dialect,
-    max_age_days: float | None,
-    max_count: int | None,
-    now_ms: int,
-) -> int:
-    """Delete messages older than ``max_age_days`` or beyond the newest
-    ``max_count``; return how many went."""
-    if max_count is not None and max_count < 0:
-        raise StoreError(f"cannot keep a negative number of messages ({max_count})")
-    # Recorded first: if every message goes, the next open must still not
-    # hand out an id that clients have already seen.
-    high_water = read_last_id(cursor, dialect)
-    if high_water:
-        _set_meta(cursor, dialect, "high_water", str(high_water))
-    deleted = 0
-    if max_age_days is not None:
-        cutoff = now_ms - int(max_age_days * MS_PER_DAY)
-        for table in ("muca_recipients", "muca_readers"):
-            cursor.execute(
-                dialect.sql(
-                    f"DELETE FROM {table} WHERE message_id IN"
-                    " (SELECT id FROM muca_messages WHERE ts < ?)"
-                ),
-                (cutoff,),
-            )
-        cursor.execute(dialect.sql("DELETE FROM muca_messages WHERE ts < ?"), (cutoff,))
-        deleted += max(cursor.rowcount, 0)
-    if max_count is not None:
-        cursor.execute(
-            dialect.sql(
-                "SELECT id FROM muca_messages ORDER BY id DESC LIMIT 1 OFFSET ?"
-            ),
-            (max_count,),
-        )
-        rows = cursor.fetchall()
-        if rows:
-            newest_to_delete = rows[0][0]
-            deleted += delete_range(cursor, dialect, 0, newest_to_delete)
-    return deleted
+def known_users(cursor: Any) -> list[KnownUser]:
+    """Every remembered user, the least recently seen first."""
+    cursor.execute(
+        "SELECT uid, nickname, COALESCE(seen, 0) FROM muca_users"
+        " ORDER BY COALESCE(seen, 0), uid"
+    )
+    rows = cursor.fetchall()
+    return [KnownUser(uid, nickname, int(seen)) for uid, nickname, seen in rows]
 
 
 def delete_range(cursor: Any, dialect: Dialect, first: int, last: int) -> int:

@@ -31,6 +31,18 @@ T = TypeVar("T")
 
 log = Logger()
 
+
+def _used_bytes(cursor: Any) -> int:
+    """The bytes of the file's pages in use (free pages, reused by the next
+    inserts, not counted)."""
+    cursor.execute("PRAGMA page_count")
+    pages = cursor.fetchall()[0][0]
+    cursor.execute("PRAGMA freelist_count")
+    pages -= cursor.fetchall()[0][0]
+    cursor.execute("PRAGMA page_size")
+    return int(pages * cursor.fetchall()[0][0])
+
+
 DIALECT = sql.Dialect(
     placeholder="?",
     # INTEGER PRIMARY KEY makes the id the rowid: no second index for it.
@@ -40,6 +52,8 @@ DIALECT = sql.Dialect(
     decode_text=lambda value: value,
     readers_later=True,
     key_only_table=" WITHOUT ROWID",
+    used_bytes=_used_bytes,
+    size_shrinks=True,
 )
 
 
@@ -350,12 +364,19 @@ class SQLiteStore(SQLStoreOperations):
         return d.addCallback(rest)
 
     def prune(
-        self, max_age_days: float | None, max_count: int | None, now_ms: int
+        self,
+        max_age_days: float | None,
+        max_count: int | None,
+        now_ms: int,
+        max_bytes: int | None = None,
     ) -> Deferred[int]:
-        """Delete messages older than the age or beyond the newest count
-        (what is spooled is moved into SQLite first)."""
+        """Delete messages older than the age, beyond the newest count, or
+        the oldest past ``max_bytes`` (what is spooled is moved into SQLite
+        first)."""
         return self._move_all().addCallback(
-            lambda _: super(SQLiteStore, self).prune(max_age_days, max_count, now_ms)
+            lambda _: super(SQLiteStore, self).prune(
+                max_age_days, max_count, now_ms, max_bytes
+            )
         )
 
     def close(self) -> Deferred[None]:
@@ -456,6 +477,7 @@ class SQLiteStore(SQLStoreOperations):
             if spooled:
                 self._transaction(_insert_lines, [line for _, line in spooled])
                 last_id = spooled[-1][0][-1].id
+            self._known_at_open = sql.known_users(connection.cursor())
             self.spool.start()
             self.spool.watch()
             return last_id

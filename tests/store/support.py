@@ -40,6 +40,7 @@ def message(
     to: tuple[str, ...] = (),
     text: str | None = None,
     ts: int | None = None,
+    nickname: str | None = None,
 ) -> ChatMessage:
     """A message with defaults that keep the tests short."""
     return ChatMessage(
@@ -49,6 +50,7 @@ def message(
         kind=kind,
         recipients=to,
         text=f"message {id}" if text is None else text,
+        nickname=nickname,
     )
 
 

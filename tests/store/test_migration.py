@@ -1,6 +1,7 @@
-"""Schema migration: a new database gets schema version 2, a version 1
-database is migrated once and reads the same, and a newer schema is refused;
-on SQLite and on a real PostgreSQL."""
+"""Schema migration: a new database gets schema version 3, a version 1 or 2
+database is migrated once and reads the same (its messages and known users
+without a nickname), and a newer schema is refused; on SQLite and on a real
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 import psycopg
 from twisted.trial.unittest import TestCase
 
-from muca.store import ChatMessage, StoreError, may_read
+from muca.store import ChatMessage, MessageStore, StoreError, may_read
+from muca.store.base import KnownUser
 from tests.store.support import (
     PostgresBackend,
     SQLiteBackend,
@@ -42,8 +44,53 @@ VERSION_1_SCHEMA = [
     "CREATE TABLE muca_users (uid TEXT PRIMARY KEY)",
 ]
 
-#: The indexes of schema version 2 (without those of primary keys).
+#: The tables of schema version 2 as that release made them: version 1's
+#: without its per-user indexes, and the readers index (``{key_only}``:
+#: SQLite's WITHOUT ROWID).
+_META, _, _MESSAGES, _KIND_INDEX, _, _RECIPIENTS, _, _USERS = VERSION_1_SCHEMA
+VERSION_2_SCHEMA = [
+    _META,
+    """INSERT INTO muca_meta (key, value) VALUES ('schema_version', '2')""",
+    _MESSAGES,
+    _KIND_INDEX,
+    _RECIPIENTS,
+    """CREATE TABLE muca_readers (
+        uid TEXT NOT NULL,
+        message_id BIGINT NOT NULL,
+        PRIMARY KEY (uid, message_id)){key_only}""",
+    _USERS,
+]
+
+#: What version 2 held beside its messages: two known users, the readers
+#: index (every reader of the version's messages, see ``version_2_readers``).
+VERSION_2_USERS = ["carol", "dave"]
+
+#: The indexes of schema versions 2 and 3 (without those of primary keys).
 VERSION_2_INDEXES = {"muca_messages_kind_id"}
+
+
+def version_2_readers(messages: list[ChatMessage]) -> list[tuple[str, int]]:
+    """Rows of muca_readers as version 2 wrote them."""
+    readers = {(m.sender, m.id) for m in messages if m.kind != "ALL"}
+    readers.update((uid, m.id) for m in messages for uid in m.recipients)
+    return sorted(readers)
+
+
+def old_tables(
+    version: int, messages: list[ChatMessage], encode: Any
+) -> tuple[list[str], list[tuple[str, list[tuple[Any, ...]]]]]:
+    """The schema of ``version`` (1 or 2) and the rows that version wrote
+    for ``messages`` (and, in version 2, :data:`VERSION_2_USERS`), by table."""
+    rows, recipients = version_1_rows(messages, encode)
+    tables = [("muca_messages", rows), ("muca_recipients", recipients)]
+    if version == 1:
+        return VERSION_1_SCHEMA, tables
+    tables += [
+        ("muca_readers", version_2_readers(messages)),
+        ("muca_meta", [("readers_upto", str(messages[-1].id))]),
+        ("muca_users", [(uid,) for uid in VERSION_2_USERS]),
+    ]
+    return VERSION_2_SCHEMA, tables
 
 
 def version_1_rows(
@@ -68,17 +115,14 @@ class MigrationBehaviour(StoreCase):
         """The database's schema version and the names of its indexes."""
         raise NotImplementedError
 
-    def make_version_1_database(self, messages: list[ChatMessage]) -> None:
-        """Create this test's database as schema version 1 held ``messages``."""
+    def make_old_database(self, version: int, messages: list[ChatMessage]) -> None:
+        """Create this test's database as schema ``version`` (1 or 2) held
+        ``messages`` (see :func:`old_tables`)."""
         raise NotImplementedError
 
-    async def test_a_new_database_has_the_version_2_schema(self) -> None:
-        await (await self.opened()).close()
-        self.assertEqual(self.schema(), ("2", VERSION_2_INDEXES))
-
-    async def test_a_version_1_database_is_migrated_and_reads_the_same(self) -> None:
-        old = busy_conversation(120)
-        self.make_version_1_database(old)
+    async def reads_the_same(self, old: list[ChatMessage]) -> MessageStore:
+        """Open the migrated database: it reads ``old`` as it was written,
+        to every reader (no nicknames: they were not kept)."""
         store = await self.opened()
         self.assertEqual(store.last_id(), 120)
         for reader in ("alice", "dave", "frank", "mallory"):
@@ -86,14 +130,44 @@ class MigrationBehaviour(StoreCase):
             self.assertEqual(await self.read_all(store, reader), expected, reader)
         page = await store.latest("bob", True, 500)
         self.assertEqual(page.messages, [m for m in old if may_read(m, "bob", True)])
+        return store
+
+    async def test_a_new_database_has_the_version_3_schema(self) -> None:
+        await (await self.opened()).close()
+        self.assertEqual(self.schema(), ("3", VERSION_2_INDEXES))
+
+    async def test_a_version_2_database_keeps_its_messages_and_users(self) -> None:
+        old = busy_conversation(120)
+        self.make_old_database(2, old)
+        store = await self.reads_the_same(old)
+        self.assertEqual(
+            store.known_at_open(),
+            [KnownUser(uid, None, 0) for uid in VERSION_2_USERS],
+        )
+        new = message(121, "frank", "PRIVATE", ("alice",), nickname="Frank")
+        await store.append([new])
+        await store.remember_user("carol", "Carol", 5)
+        await store.close()
+        again = await self.opened()
+        self.assertEqual((await again.latest("frank", True, 1)).messages, [new])
+        self.assertEqual(
+            again.known_at_open(),
+            [KnownUser("dave", None, 0), KnownUser("carol", "Carol", 5)],
+        )
+        self.assertEqual(self.schema(), ("3", VERSION_2_INDEXES))
+
+    async def test_a_version_1_database_is_migrated_and_reads_the_same(self) -> None:
+        old = busy_conversation(120)
+        self.make_old_database(1, old)
+        store = await self.reads_the_same(old)
         new = message(121, "frank", "PRIVATE", ("alice",))
         await store.append([new])
         self.assertEqual((await store.latest("frank", True, 1)).messages, [new])
         await store.close()
-        # Migrated once: a second open finds version 2 and the same messages.
+        # Migrated once: a second open finds version 3 and the same messages.
         again = await self.opened()
         self.assertEqual(ids(await again.latest("alice", True, 1)), [121])
-        self.assertEqual(self.schema(), ("2", VERSION_2_INDEXES))
+        self.assertEqual(self.schema(), ("3", VERSION_2_INDEXES))
 
     async def test_a_newer_schema_is_refused(self) -> None:
         store = await self.opened()
@@ -127,13 +201,18 @@ class SQLiteMigrationTests(SQLiteBackend, MigrationBehaviour, TestCase):
         db.close()
         return version, {name for (name,) in names}
 
-    def make_version_1_database(self, messages: list[ChatMessage]) -> None:
+    def make_old_database(self, version: int, messages: list[ChatMessage]) -> None:
+        schema, tables = old_tables(version, messages, lambda text: text)
         with sqlite3.connect(self.path) as db:
-            for statement in VERSION_1_SCHEMA:
-                db.execute(statement.format(id="INTEGER", text="TEXT"))
-            rows, recipients = version_1_rows(messages, lambda text: text)
-            db.executemany("INSERT INTO muca_messages VALUES (?, ?, ?, ?, ?)", rows)
-            db.executemany("INSERT INTO muca_recipients VALUES (?, ?, ?)", recipients)
+            for statement in schema:
+                db.execute(
+                    statement.format(
+                        id="INTEGER", text="TEXT", key_only=" WITHOUT ROWID"
+                    )
+                )
+            for table, rows in tables:
+                marks = ", ".join("?" * len(rows[0]))
+                db.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
         db.close()
 
 
@@ -158,15 +237,12 @@ class PostgresMigrationTests(PostgresBackend, MigrationBehaviour, TestCase):
             ).fetchall()
         return (version[0] if version else ""), {name for (name,) in names}
 
-    def make_version_1_database(self, messages: list[ChatMessage]) -> None:
+    def make_old_database(self, version: int, messages: list[ChatMessage]) -> None:
+        schema, tables = old_tables(version, messages, str.encode)
         with psycopg.connect(self.conninfo) as db:
-            for statement in VERSION_1_SCHEMA:
-                db.execute(statement.format(id="BIGINT", text="BYTEA"))
-            rows, recipients = version_1_rows(messages, str.encode)
+            for statement in schema:
+                db.execute(statement.format(id="BIGINT", text="BYTEA", key_only=""))
             with db.cursor() as cursor:
-                cursor.executemany(
-                    "INSERT INTO muca_messages VALUES (%s, %s, %s, %s, %s)", rows
-                )
-                cursor.executemany(
-                    "INSERT INTO muca_recipients VALUES (%s, %s, %s)", recipients
-                )
+                for table, rows in tables:
+                    marks = ", ".join(["%s"] * len(rows[0]))
+                    cursor.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)

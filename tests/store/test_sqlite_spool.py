@@ -107,6 +107,24 @@ class SQLiteSpoolTests(SQLiteBackend, TestCase):
         await store.append([message(301)])
         self.assertEqual(ids(await store.latest("eve", True, 1)), [301])
 
+    async def test_spooled_nicknames_are_stored_and_older_lines_still_read(
+        self,
+    ) -> None:
+        await (await self.opened()).close()
+        spool = Spool(self.path)
+        with open(spool.path(1), "wb") as f:
+            # A line of a release before nicknames, then two of this one
+            # (the second with U+0000, which takes the other way in).
+            f.write(b'[[1,1,"alice","ALL",[],"old"]]\n')
+            f.write(b'[[2,2,"bob","ALL",[],"new","Bob"]]\n')
+            f.write(b'[[3,3,"carol","ALL",[],"nul\\u0000","Carol"]]\n')
+        store = await self.opened()
+        page = await store.latest("eve", True, 10)
+        self.assertEqual(
+            [(m.id, m.text, m.nickname) for m in page.messages],
+            [(1, "old", None), (2, "new", "Bob"), (3, "nul\x00", "Carol")],
+        )
+
     async def test_spooled_messages_are_read_before_sqlite_has_them(self) -> None:
         store = SQLiteStore(self.path, ingest_count=10_000, ingest_delay=3600)
         await store.open()

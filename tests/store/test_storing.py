@@ -7,8 +7,10 @@ from __future__ import annotations
 from twisted.trial.unittest import TestCase
 
 from muca.store import StoreError, may_read
+from muca.store.base import KnownUser
 from tests.store.support import (
     CONVERSATION,
+    NOW_MS,
     PostgresBackend,
     SQLiteBackend,
     StoreCase,
@@ -25,7 +27,7 @@ class StoringBehaviour(StoreCase):
         self.assertEqual(store.last_id(), 0)
         page = await store.latest("alice", True, 50)
         self.assertEqual((page.messages, page.more), ([], False))
-        self.assertEqual(await store.known_users(), set())
+        self.assertEqual(store.known_at_open(), [])
 
     async def test_messages_and_last_id_survive_a_reopen(self) -> None:
         store = await self.opened()
@@ -85,12 +87,31 @@ class StoringBehaviour(StoreCase):
 
     async def test_known_users_are_remembered_across_a_reopen(self) -> None:
         store = await self.opened()
-        for uid in ("alice", "bob", "alice"):
-            await store.remember_user(uid)
-        self.assertEqual(await store.known_users(), {"alice", "bob"})
+        await store.remember_user("alice", "Alice", NOW_MS)
+        await store.remember_user("bob", "Bob", NOW_MS + 1)
+        # Seen again, renamed: the newest nickname, the least recent first.
+        await store.remember_user("alice", "Ally", NOW_MS + 2)
+        expected = [
+            KnownUser("bob", "Bob", NOW_MS + 1),
+            KnownUser("alice", "Ally", NOW_MS + 2),
+        ]
         await store.close()
         again = await self.opened()
-        self.assertEqual(await again.known_users(), {"alice", "bob"})
+        self.assertEqual(again.known_at_open(), expected)
+
+    async def test_messages_keep_their_senders_nickname(self) -> None:
+        store = await self.opened()
+        named = [
+            message(1, "alice", nickname="Alice"),
+            message(2, "bob", "PRIVATE", ("alice",), nickname="Bob"),
+            message(3, "alice", nickname="Ally"),
+        ]
+        await store.append(named)
+        self.assertEqual((await store.latest("alice", True, 10)).messages, named)
+        await store.close()
+        again = await self.opened()
+        page = await again.latest("alice", True, 10)
+        self.assertEqual([m.nickname for m in page.messages], ["Alice", "Bob", "Ally"])
 
 
 class SQLiteStoringTests(SQLiteBackend, StoringBehaviour, TestCase):

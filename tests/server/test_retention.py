@@ -1,0 +1,201 @@
+"""History limits of a running server: the history is pruned by default (a
+year, 1 GiB) and to ``--history-bytes``, oldest first, and a client looping
+``HISTORY`` requests is paced by the size of the answers while another
+client chats on, unaffected; real servers over loopback."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer, reactor
+from twisted.internet.task import deferLater
+from twisted.logger import formatEvent, globalLogPublisher
+from twisted.python import usage
+from twisted.trial.unittest import TestCase
+
+from muca.protocol.messages import ChatMessage
+from muca.server import tap
+from muca.store.sqlite import SQLiteStore
+from tests.support import connect, join, send, start_server
+from tests.support.twistd import fresh_directory
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+DAY_MS = 86_400_000
+#: The reader of these tests scrolls back through megabytes at once.
+UNPACED = ("--rate-limit", "0")
+
+
+async def filled_database(testcase: TestCase, messages: list[ChatMessage]) -> str:
+    """An SQLite history file holding ``messages``, closed."""
+    path = os.path.join(fresh_directory(testcase), "history.db")
+    store = SQLiteStore(path)
+    await store.open()
+    await store.append(messages)
+    await store.close()
+    return path
+
+
+def broadcasts(count: int, size: int, ts: int, first: int = 1) -> list[ChatMessage]:
+    """``count`` broadcasts of ``size`` characters that do not compress."""
+    return [
+        ChatMessage(i, ts, "alice@hku.hk", "ALL", (), os.urandom(size // 2).hex())
+        for i in range(first, first + count)
+    ]
+
+
+def pruned_log(testcase: TestCase) -> defer.Deferred[str]:
+    """Fires with the server's first log line about pruned messages."""
+    found: defer.Deferred[str] = defer.Deferred()
+
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_format", "").startswith("muca: pruned") and not found.called:
+            found.callback(formatEvent(event))
+
+    globalLogPublisher.addObserver(observe)
+    testcase.addCleanup(globalLogPublisher.removeObserver, observe)
+    return found.addTimeout(30, reactor)
+
+
+async def stored_ids(port: int, testcase: TestCase) -> list[int]:
+    """Every message id a newcomer can read back, by scrolling back."""
+    client = await connect(testcase, port)
+    client.send_json(join("Reader", "reader@hku.hk", CAPS=["history"], V=2))
+    ids: list[int] = []
+    before = None
+    for _ in range(100):
+        if before is not None:
+            client.send_json({"CMD": "HISTORY", "BEFORE": before, "LIMIT": 200})
+        page: list[int] = []
+        for _ in range(300):
+            obj = await client.next_object()
+            if obj.get("CMD") == "MSG":
+                page.append(obj["ID"])
+            elif obj.get("CMD") == "HISTORY":
+                break
+        ids = page + ids
+        if not obj["MORE"]:
+            await client.close()
+            return ids
+        before = ids[0]
+    testcase.fail("the history did not end")
+
+
+class RetentionTests(TestCase):
+    """What a server keeps of the history file it starts on."""
+
+    def test_the_defaults_are_what_the_readme_says(self) -> None:
+        options = tap.Options()
+        options.parseOptions(["--db", "none"])
+        self.assertEqual(options["history-days"], 365)
+        self.assertEqual(options["history-bytes"], 1024**3)
+        readme = README.read_text(encoding="utf-8")
+        self.assertRegex(readme, r"(?m)^\| `--history-days D` \| 365 \|")
+        self.assertRegex(
+            readme, r"(?m)^\| `--history-bytes SIZE` \| 1073741824 \(1 GiB\) \|"
+        )
+        for value, expected in (("none", 0), ("0", 0), ("500M", 500 << 20)):
+            options = tap.Options()
+            options.parseOptions(["--db", "none", "--history-bytes", value])
+            self.assertEqual(options["history-bytes"], expected)
+        options = tap.Options()
+        options.parseOptions(["--db", "none", "--history-days", "none"])
+        self.assertEqual(options["history-days"], 0)
+
+    def test_a_bad_size_is_one_line_naming_the_option(self) -> None:
+        for bad in ("lots", "-5", "1.5G", "G"):
+            with self.assertRaises(usage.UsageError) as caught:
+                tap.Options().parseOptions(["--history-bytes", bad])
+            self.assertRegex(str(caught.exception), r"^--history-bytes: .* size")
+
+    async def test_by_default_messages_older_than_a_year_go(self) -> None:
+        now_ms = int(time.time() * 1000)
+        old = broadcasts(5, 20, now_ms - 400 * DAY_MS)
+        recent = broadcasts(5, 20, now_ms - 300 * DAY_MS, first=6)
+        path = await filled_database(self, old + recent)
+        pruned = pruned_log(self)
+        port = await start_server(self, "--db", path, *UNPACED)
+        self.assertIn("pruned 5 old messages", await pruned)
+        self.assertEqual(await stored_ids(port, self), list(range(6, 11)))
+
+    async def test_a_database_over_history_bytes_loses_its_oldest(self) -> None:
+        now_ms = int(time.time() * 1000)
+        path = await filled_database(self, broadcasts(600, 2000, now_ms))
+        self.assertGreater(os.path.getsize(path), 1_200_000)
+        pruned = pruned_log(self)
+        port = await start_server(
+            self, "--db", path, "--history-bytes", "400K", *UNPACED
+        )
+        count = int(re.search(r"pruned (\d+)", await pruned).group(1))
+        kept = await stored_ids(port, self)
+        # The newest, and as many as fit in 400 KiB of 2 KB messages.
+        self.assertEqual(kept, list(range(count + 1, 601)))
+        self.assertTrue(100 <= len(kept) <= 200, len(kept))
+
+    async def test_history_bytes_none_keeps_everything(self) -> None:
+        now_ms = int(time.time() * 1000)
+        path = await filled_database(self, broadcasts(600, 2000, now_ms))
+        port = await start_server(
+            self, "--db", path, "--history-bytes", "none", *UNPACED
+        )
+        self.assertEqual(await stored_ids(port, self), list(range(1, 601)))
+
+
+class PacedHistoryTests(TestCase):
+    """``HISTORY`` answers cost rate-limit tokens by their size."""
+
+    async def test_a_client_looping_history_is_paced_and_others_chat_on(self) -> None:
+        now_ms = int(time.time() * 1000)
+        # 200 messages of 1,000 characters: an answer of about 220 KB, 215
+        # tokens, 4.3 s of the rate of 50 frames a second.
+        path = await filled_database(self, broadcasts(200, 1000, now_ms))
+        port = await start_server(
+            self, "--db", path, "--rate-limit", "50", "--rate-burst", "5"
+        )
+        greedy = await connect(self, port)
+        greedy.send_json(join("Greedy", "greedy@hku.hk", V=2))
+        carol = await connect(self, port)
+        carol.send_json(join("Carol", "carol@hku.hk", V=2))
+        dave = await connect(self, port)
+        dave.send_json(join("Dave", "dave@hku.hk", V=2))
+        for client in (greedy, carol, dave):
+            while (await client.next_object()).get("CMD") != "ACK":
+                pass
+        answers: list[float] = []
+        start = time.monotonic()
+
+        async def loop_history() -> None:
+            for _ in range(50):
+                greedy.send_json({"CMD": "HISTORY", "BEFORE": 10**12, "LIMIT": 200})
+                while True:
+                    obj = await greedy.next_object(timeout=15)
+                    if obj.get("CMD") == "HISTORY":
+                        break
+                answers.append(time.monotonic() - start)
+                if time.monotonic() - start > 3:
+                    return
+
+        looping = defer.ensureDeferred(loop_history())
+        # Carol chats meanwhile: each line reaches Dave at once.
+        delays = []
+        for n in range(10):
+            sent = time.monotonic()
+            carol.send_json(send(f"line {n}", ["dave@hku.hk"], "carol@hku.hk"))
+            while True:
+                obj = await dave.next_object()
+                if obj.get("CMD") == "MSG":
+                    break
+            self.assertEqual(obj["MSG"], f"line {n}")
+            delays.append(time.monotonic() - sent)
+            await deferLater(reactor, 0.2, lambda: None)
+        await looping
+        # At the rate without the charge, 50 answers a second; paid for by
+        # their size, one at once and the next about 4.3 s later: delayed,
+        # not dropped.
+        self.assertEqual(len([t for t in answers if t < 3.0]), 1, answers)
+        self.assertEqual(len(answers), 2, answers)
+        self.assertGreater(answers[1], 3.0)
+        self.assertLess(max(delays), 0.5, delays)
