@@ -52,7 +52,7 @@ class HistoryWriter:
 
     def __init__(self, database: str, run: Callable[..., Deferred[Any]]) -> None:
         self._run = run
-        self._pool = adbapi.ConnectionPool(
+        self._pool = postgres.ConnectionPool(
             "psycopg",
             database,
             cp_min=1,

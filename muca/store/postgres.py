@@ -71,6 +71,32 @@ def describe(conninfo: str) -> str:
     return f"database {dbname} on {host}:{port}"
 
 
+class _QuietConnection(adbapi.Connection):
+    """adbapi's pooled connection, whose rollback after the server broke
+    it (a restart, a kill) drops it without a word: adbapi's own logs two
+    "Rollback failed" tracebacks for what the store already reports in one
+    line (its ``STORE_UNAVAILABLE`` refusal and the bus's outage line). The
+    next call opens a new connection; the work's own error goes on up."""
+
+    def rollback(self) -> None:
+        try:
+            self._connection.rollback()
+            # adbapi's check that the connection still answers.
+            cursor = self._connection.cursor()
+            cursor.execute(self._pool.good_sql)
+            cursor.close()
+            self._connection.commit()
+        except Exception:
+            self._pool.disconnect(self._connection)
+
+
+class ConnectionPool(adbapi.ConnectionPool):
+    """``adbapi.ConnectionPool`` of psycopg 3 connections that reconnects
+    after the server broke one, quietly (see :class:`_QuietConnection`)."""
+
+    connectionFactory = _QuietConnection  # noqa: N815
+
+
 class PostgresStore(SQLStoreOperations):
     """A ``MessageStore`` in the PostgreSQL database named by ``conninfo``.
 
@@ -171,7 +197,7 @@ class PostgresStore(SQLStoreOperations):
         reactor = {} if self._reactor is None else {"cp_reactor": self._reactor}
         # adbapi calls psycopg.connect(conninfo, **extra) minus the cp_ keys;
         # psycopg merges keyword arguments into the conninfo.
-        self._pool = adbapi.ConnectionPool(
+        self._pool = ConnectionPool(
             "psycopg",
             self.conninfo,
             cp_min=1,
