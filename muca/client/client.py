@@ -35,7 +35,7 @@ from muca.client.errors import (
     NotConnected,
 )
 from muca.client.observer import ChatObserver, ReceivedMessage
-from muca.client.roster import KNOWN_CAPABILITY, Roster, parse_known
+from muca.client.roster import Roster, parse_known
 from muca.client.sending import SentMessage, SentMessages, characters_that_fit
 from muca.protocol import messages
 from muca.protocol.messages import (
@@ -275,7 +275,7 @@ class ChatClient:
         since = self.last_id if self._catch_up else None
         self._catching_up = since is not None
         self._password_used = password is not None
-        caps = (messages.PRESENCE_DELTA, messages.HISTORY, KNOWN_CAPABILITY)
+        caps = (messages.PRESENCE_DELTA, messages.HISTORY, messages.KNOWN)
         proto.send_object(
             messages.join_payload(
                 self.nickname, self.uid, password, caps=caps, since=since

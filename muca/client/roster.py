@@ -17,8 +17,6 @@ from typing import Any
 
 from muca.protocol.messages import Peer
 
-#: The capability that asks for ``KNOWN`` after the first ``LIST``.
-KNOWN_CAPABILITY = "known"
 #: Most departed users remembered (the server sends at most this many).
 MOST_DEPARTED = 1000
 
