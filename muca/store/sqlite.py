@@ -79,6 +79,11 @@ INGEST_COUNT = 256
 #: Seconds a spooled message waits at most for its move into SQLite.
 INGEST_DELAY = 0.05
 
+#: Bytes (about) of spooled messages SQLite has not taken yet past which an
+#: append is refused: a database slower than the spool (locked by another
+#: program, say) must not make the server hold every message in memory.
+UNSTORED_BYTES = 16 << 20
+
 #: Seconds between two tries to move messages into a failing SQLite.
 RETRY_DELAY = 1.0
 
@@ -116,6 +121,7 @@ class SQLiteStore(SQLStoreOperations):
         readers_chunk: int = READERS_CHUNK,
         stall_seconds: float = STALL_SECONDS,
         wait_bytes: int = WAIT_BYTES,
+        unstored_bytes: int = UNSTORED_BYTES,
     ) -> None:
         super().__init__()
         self.path = os.fspath(path)
@@ -135,6 +141,11 @@ class SQLiteStore(SQLStoreOperations):
         # them is being moved; _ingest_call: the move that waits for time.
         self._unstored: list[ChatMessage] = []
         self._unstored_lines: list[str] = []  # their lines in the spool
+        # Bytes of those lines; past unstored_bytes, appends are refused
+        # (SQLite is behind the spool: what it has not taken must not pile
+        # up in memory).
+        self._unstored_bytes = 0
+        self.unstored_bytes = unstored_bytes
         self._ingesting = False
         self._ingest_done: Deferred[None] = succeed(None)
         self._ingest_call: Any = None
@@ -214,6 +225,13 @@ class SQLiteStore(SQLStoreOperations):
             return fail(StoreError(f"message database {self.path} is not open"))
         if self.refusing is not None:
             return fail(StoreError(self.refusing))
+        if self._unstored_bytes > self.unstored_bytes:
+            return fail(
+                StoreError(
+                    f"message database {self.path}: the database is behind,"
+                    " too many messages wait to be written into it"
+                )
+            )
         return self._spool_thread.append(messages)
 
     def _spooled(self, messages: list[ChatMessage], line: str) -> None:
@@ -221,6 +239,7 @@ class SQLiteStore(SQLStoreOperations):
         way into SQLite."""
         self._unstored += messages
         self._unstored_lines.append(line)
+        self._unstored_bytes += len(line)
         if self._pool is None:
             return
         if len(self._unstored) >= self.ingest_count:
@@ -254,6 +273,7 @@ class SQLiteStore(SQLStoreOperations):
         done = self._ingest_done
         # Kept until now, so that a page read meanwhile has them from memory.
         del self._unstored[: len(batch)]
+        self._unstored_bytes -= sum(map(len, self._unstored_lines[:lines]))
         del self._unstored_lines[:lines]
         self._spool_thread.run(self.spool.forget, batch[-1].id).addErrback(
             lambda failure: log.warn(
@@ -414,6 +434,7 @@ class SQLiteStore(SQLStoreOperations):
                 self._guarded(self._transaction, _insert_lines, self._unstored_lines)
                 self._unstored = []
                 self._unstored_lines = []
+                self._unstored_bytes = 0
             except StoreError:
                 pass  # The spool keeps them for the next open.
         self._close()

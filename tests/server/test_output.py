@@ -92,6 +92,27 @@ class OutboxTests(TestCase):
         self.clock.advance(0)
         self.assertEqual(unknown.writes, [HELLO_NATIVE])
 
+    def test_large_messages_of_a_turn_are_written_as_the_shared_bytes(
+        self,
+    ) -> None:
+        # A turn of three 40 kB messages to 50 readers: each reader gets the
+        # very bytes the fan-out encoded, not a joined copy of its own
+        # (with slow readers, those copies are what filled the memory).
+        readers = [Recorder() for _ in range(50)]
+        payloads = [Payload({"CMD": "MSG", "MSG": c * 40_000}) for c in "abc"]
+        for payload in payloads:
+            self.outbox.add(payload, readers)
+        self.clock.advance(0)
+        for reader in readers:
+            self.assertEqual(len(reader.writes), 3)
+            for written, payload in zip(reader.writes, payloads, strict=True):
+                self.assertIs(written, payload.native())
+        # Small ones still leave in one write.
+        self.outbox.add(Payload(HELLO), readers[:1])
+        self.outbox.add(Payload(BYE), readers[:1])
+        self.clock.advance(0)
+        self.assertEqual(readers[0].writes[3:], [HELLO_NATIVE + BYE_NATIVE])
+
     def test_one_flush_per_turn_however_many_messages(self) -> None:
         connection = Recorder()
         for _ in range(3):

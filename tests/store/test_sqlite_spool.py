@@ -204,6 +204,44 @@ class SQLiteSpoolTests(SQLiteBackend, TestCase):
         db.close()
         self.assertEqual(stored, [1, 2, 4])
 
+    async def test_a_locked_database_bounds_what_waits_for_it_and_loses_none(
+        self,
+    ) -> None:
+        store = SQLiteStore(
+            self.path, ingest_count=1, ingest_delay=0, unstored_bytes=4096
+        )
+        await store.open()
+        self.addCleanup(store.close)
+        # Another program holds SQLite's write lock: the spool takes messages,
+        # SQLite none (the store waits up to its 10 s busy timeout).
+        other = sqlite3.connect(self.path, isolation_level=None)
+        self.addCleanup(other.close)
+        other.execute("BEGIN EXCLUSIVE")
+        behind = (
+            f"message database {self.path}: the database is behind, too many"
+            " messages wait to be written into it"
+        )
+        accepted: list[int] = []
+        refused: list[str] = []
+        for i in range(1, 21):  # about 560 bytes each: 4096 holds 7
+            try:
+                await store.append([message(i, text="x" * 500)])
+                accepted.append(i)
+            except StoreError as exc:
+                refused.append(str(exc))
+        self.assertEqual(accepted, list(range(1, 9)))
+        self.assertEqual(refused, [behind] * 12)
+        other.execute("ROLLBACK")
+        with sqlite3.connect(self.path) as db:
+            for _ in range(500):  # the lock is free: moved in within 5 s
+                (count,) = db.execute("SELECT COUNT(*) FROM muca_messages").fetchone()
+                if count == len(accepted):
+                    break
+                await deferLater(reactor, 0.01)
+        db.close()
+        await store.append([message(21)])
+        self.assertEqual(ids(await store.latest("eve", True, 30)), [*accepted, 21])
+
     async def test_the_file_is_in_wal_mode(self) -> None:
         await self.opened()
         with sqlite3.connect(self.path) as db:
