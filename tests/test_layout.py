@@ -1,5 +1,6 @@
 """The package's house rules: no import circles, and each room imports only
-the rooms below it (protocol < server, client; nothing imports tests)."""
+the rooms below it (protocol < session < the server's front-ends, client;
+nothing imports tests)."""
 
 from __future__ import annotations
 
@@ -124,6 +125,17 @@ class ImportTests(SynchronousTestCase):
             if name.startswith("muca.web"):
                 client = {t for t in targets if t.startswith("muca.client")}
                 self.assertEqual(client, set(), name)
+
+    def test_the_session_layer_knows_no_wire(self) -> None:
+        # Front-ends (TCP, WebSocket, IRC) adapt onto the session; it knows
+        # the protocol's values and, of the server, the room's members and
+        # the login throttle, never a connection, a listener or a web page.
+        below = ("muca.protocol", "muca.session", "muca.server.room")
+        below += ("muca.server.logins",)
+        for name, targets in import_graph().items():
+            if name.startswith("muca.session"):
+                outside = {t for t in targets if not t.startswith(below)}
+                self.assertEqual(outside, set(), name)
 
     def test_the_client_knows_nothing_of_the_server(self) -> None:
         for name, targets in import_graph().items():

@@ -1,4 +1,7 @@
-"""Password checks for ``JOIN`` through ``twisted.cred``.
+"""Password checks for ``JOIN`` through ``twisted.cred``: the checkers.
+
+Logging in with them (the portal, the realm, the sessions it makes) is
+``muca.session.realm``.
 
 The checkers come from twistd's standard ``--auth`` option
 (``strcred.AuthOptionMixin``): ``--auth memory:alice:secret``,
@@ -30,7 +33,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.filepath import FilePath
-from zope.interface import Interface, implementer
+from zope.interface import implementer
 
 log = Logger()
 
@@ -38,19 +41,15 @@ log = Logger()
 MEMORY_USAGE = "--auth memory:USER:PASSWORD[:USER:PASSWORD...]"
 
 
-class IChatUser(Interface):
-    """A user allowed to join the chat room (the avatar is the user id)."""
-
-
 @implementer(IRealm)
-class ChatRealm:
-    """Turns an authenticated user id into an :class:`IChatUser` avatar."""
+class CheckersOnly:
+    """The realm of the ``--auth`` portal, which only carries the checkers:
+    users log in through the node's own portal (``muca.session.realm``),
+    whose realm makes their sessions."""
 
     def requestAvatar(self, avatarId, mind, *interfaces):  # noqa: N802, N803
-        """The avatar is the user id itself; logging out needs nothing."""
-        if IChatUser not in interfaces:
-            raise NotImplementedError("MUCA only knows chat users")
-        return IChatUser, avatarId, lambda: None
+        """Never asked: logins go through the session portal."""
+        raise NotImplementedError("log in through muca.session.realm")
 
 
 @implementer(ICredentialsChecker)
@@ -92,21 +91,11 @@ class AnyPasswordChecker:
 
 
 def make_portal(checkers: Sequence[ICredentialsChecker]) -> Portal | None:
-    """A portal over ``checkers``, or ``None`` when there are none (no auth)."""
+    """A portal over ``checkers``, or ``None`` when there are none (no auth):
+    the node's session portal takes its checker."""
     if not checkers:
         return None
-    return Portal(ChatRealm(), [AnyPasswordChecker(checkers)])
-
-
-def check_password(
-    portal: Portal, uid: str, password: str | None
-) -> defer.Deferred[bool]:
-    """Fire with True when ``password`` is right for ``uid``; never fails."""
-    if password is None:
-        return defer.succeed(False)
-    login = portal.login(credentials.UsernamePassword(uid, password), None, IChatUser)
-    login.addCallbacks(lambda _: True, lambda _: False)
-    return login
+    return Portal(CheckersOnly(), [AnyPasswordChecker(checkers)])
 
 
 def make_checker(description: str) -> ICredentialsChecker:

@@ -1,13 +1,14 @@
 """What one connection holds for a peer that reads slowly, and its limits.
 
-:class:`SlowReaderOutput` is the part of ``ChatProtocol`` (its mixin) that
-takes the transport's producer signals (paused past the transport's 64 KiB,
-resumed once drained), counts what waits for the peer against
-``--max-outbound`` and its share of the server's ``--max-outbound-total``
-(the node's :class:`~muca.server.limits.OutboundTotal`), writes streams
-(a history replay, a scroll-back) a page at a time as the peer reads, and
-disconnects a slow consumer. The rest of the connection (frames, commands,
-joins, closing) is ``muca.server.connection``.
+:class:`SlowReaderOutput` is the part of every connection (the mixin of
+``ChatConnection``) that takes the transport's producer signals (paused
+past the transport's 64 KiB, resumed once drained), counts what waits for
+the peer against ``--max-outbound`` and its share of the server's
+``--max-outbound-total`` (the node's
+:class:`~muca.server.limits.OutboundTotal`), writes streams (a history
+replay, a scroll-back) a page at a time as the peer reads, and disconnects
+a slow consumer. The rest of the connection (frames, commands, joins,
+closing) is ``muca.server.connection``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class PageSource(typing.Protocol):
     """What :meth:`SlowReaderOutput.stream` writes: objects a page at a time."""
 
     #: True for the answer to a request (``HISTORY``): its pages cost
-    #: rate-limit tokens by their size (see ``ChatProtocol.charge_answer``).
+    #: rate-limit tokens by their size (see ``ChatConnection.charge_answer``).
     charged: bool
 
     def next_page(self) -> Deferred[tuple[list[dict[str, Any]], bool]]:
@@ -45,23 +46,27 @@ class PageSource(typing.Protocol):
 class SlowReaderOutput:
     """The output side of a connection that its peer may read slowly.
 
-    Mixed into ``ChatProtocol``, which provides ``factory`` (the node:
-    ``max_outbound``, ``outbound``, ``shed``, ``clock``, ``counters``),
-    ``transport``, ``framing``, ``peer``, the ``_closing`` and
-    ``_close_started`` flags, ``_write_out`` (a write past what waits behind
-    a stream), ``charge_answer`` (tokens of the rate limit for the bytes of
-    an answer), ``close``, ``abort`` and ``_abort_call``.
+    Mixed into ``muca.server.connection.ChatConnection``, which provides
+    ``factory`` (the node: ``max_outbound``, ``outbound``, ``shed``,
+    ``clock``, ``counters``), ``_stream`` (the byte transport written to),
+    ``framing``, ``peer``, ``_closing`` (reads nothing more) and
+    ``_close_started`` (closed), ``_stop`` (read nothing more),
+    ``_write_out`` (a write past what waits behind a stream),
+    ``charge_answer`` (tokens of the rate limit for the bytes of an answer),
+    ``close``, ``abort`` and ``_abort_call``.
     """
 
     factory: Any
-    transport: Any
+    _stream: Any
     framing: Any
     peer: str
-    _closing: bool
-    _close_started: bool
     _abort_call: IDelayedCall | None
 
     if typing.TYPE_CHECKING:
+        _closing: bool
+        _close_started: bool
+
+        def _stop(self) -> None: ...
 
         def _write_out(self, data: bytes) -> None: ...
 
@@ -110,7 +115,7 @@ class SlowReaderOutput:
 
     def stopProducing(self) -> None:
         """The connection is going away."""
-        self._closing = True
+        self._stop()
 
     # Writing
 
@@ -122,9 +127,9 @@ class SlowReaderOutput:
             self._queued += len(data)
             if not self._count_waiting(len(data)):
                 return
-            self.transport.write(data)
+            self._stream.write(data)
             return
-        self.transport.write(data)
+        self._stream.write(data)
         if self._paused and not self._closing:
             self._queued += len(data)
             self._count_waiting(len(data))
@@ -262,7 +267,7 @@ class SlowReaderOutput:
             return False
         factory = self.factory
         log.info("disconnecting {peer}: slow consumer, {why}", peer=self.peer, why=why)
-        self._closing = True
+        self._stop()
         self._slow = True
         # What the transport holds counts until it is gone (after the grace
         # period, or at once if the server's total needs it: see drop_now).
@@ -275,6 +280,6 @@ class SlowReaderOutput:
                 SLOW_CONSUMER, "you did not read fast enough; disconnecting"
             )
         )
-        self.transport.write(payload.for_framing(self.framing))
+        self._stream.write(payload.for_framing(self.framing))
         self.close()
         return True

@@ -1,16 +1,20 @@
-"""One client connection of the MUCA server: frames in, commands handled,
-frames out.
+"""One client connection of the MUCA server: a wire adapter onto the
+session layer (``muca.session``).
 
-How a client joins: ``ChatProtocol._join`` (password check, then the
-node's ``join``, then ``ACK``). Per-connection state (framing, the member it
-joined as, its limits), the producer signals of a slow consumer, timeouts
-and closing. What is shared by all connections (the room, roster updates,
-fan-out) is the node, known here only through the small :class:`Node`
-interface (``muca.server.node.ChatFactory`` implements it).
+:class:`ChatConnection` is what every front-end shares: the
+:class:`~muca.session.interfaces.IChatClient` the node and the session
+write to, the frames waiting for the rate limit or a login, the join
+timeout, the refused-join log, closing and shutdown, and (its mixin
+``muca.server.backpressure``) a slow reader's output. :class:`ChatProtocol`
+is the TCP front-end (every framing: original, newline, length-prefixed);
+``muca.web.peer.WebSocketPeer`` is the WebSocket one. Frames in become
+calls on the :class:`~muca.session.user.ChatUser` a login hands back;
+what the session and the node say becomes frames out.
 """
 
 from __future__ import annotations
 
+import enum
 import socket
 import typing
 from collections import Counter, deque
@@ -29,26 +33,24 @@ from zope.interface import implementer
 from muca.protocol import messages
 from muca.protocol.messages import (
     ALREADY_JOINED,
-    AUTH_FAILED,
-    FROM_MISMATCH,
-    NOT_JOINED,
     SERVER_FULL,
     SERVER_SHUTDOWN,
     History,
     Join,
     JoinRefused,
     ProtocolError,
-    Send,
 )
 from muca.protocol.wire import BadFrame, FrameDecoder, FrameTooLong, Framing
-from muca.server.auth import check_password
 from muca.server.backpressure import SlowReaderOutput
 from muca.server.counters import Counters
 from muca.server.limits import OutboundTotal, TokenBucket, answer_tokens
-from muca.server.logins import LoginThrottle
+from muca.server.listeners import describe_address
 from muca.server.output import Outbox, Payload, plain_socket, transport_idle
 from muca.server.room import Member
 from muca.server.wrong_port import BrowserClient, http_reply, is_http_request
+from muca.session.interfaces import IChatClient, IChatUser
+from muca.session.realm import Entrance, connection_key
+from muca.session.user import not_joined
 
 # Seconds a connection over a cap may take to send its JOIN (or anything)
 # and be told the server is full.
@@ -62,12 +64,30 @@ SHUTDOWN_REASON = "the server is shutting down: not delivered"
 
 #: Seconds an original client's output waits after its ``ACK`` by default,
 #: so that the ``ACK`` arrives in a read of its own (the node's
-#: ``ack_alone``; see ChatProtocol._hold_after_ack).
+#: ``ack_alone``; see ChatConnection._hold_after_ack).
 ACK_ALONE = 0.02
 #: Bytes held meanwhile past which they are written at once.
 HOLD_MAX = 64 * 1024
 
 log = Logger()
+
+
+class Phase(enum.IntEnum):
+    """Where a connection is in its life; the later ones read nothing."""
+
+    #: Over a cap: its first frame is answered ``SERVER_FULL``, then closed.
+    REFUSED = 0
+    #: Not joined (yet, or its joins were refused).
+    CONNECTED = 1
+    #: A ``JOIN``'s login or join is under way: the next frames wait.
+    LOGGING_IN = 2
+    JOINED = 3
+    #: Reads nothing more; its last answers are being written.
+    STOPPING = 4
+    #: Closed after what is written; cut off after the grace period.
+    CLOSING = 5
+    #: The connection is gone.
+    CLOSED = 6
 
 
 class Control:
@@ -82,7 +102,8 @@ class Control:
 
 
 class Node(typing.Protocol):
-    """What a connection needs of the node it belongs to."""
+    """What a connection needs of the node it belongs to (the session's
+    calls are ``muca.session.user.Node``)."""
 
     clock: Any
     max_frame: int
@@ -92,8 +113,8 @@ class Node(typing.Protocol):
     join_timeout: float | None
     rate: float | None
     burst: int
-    portal: Any
-    logins: LoginThrottle | None
+    #: Logins: the throttle, then the session portal.
+    entrance: Entrance
     close_grace: float
     #: Seconds an original client's output is held after its ACK (0: never).
     ack_alone: float
@@ -113,69 +134,54 @@ class Node(typing.Protocol):
     def release(self, connection: Any) -> None:
         """Count an admitted connection out."""
 
-    def join(self, connection: Any, join: Join) -> Member | Deferred[Member]:
-        """Add a connection to the room, at once or later; refusals raise or
-        fail with :class:`JoinRefused`."""
 
-    def leave(self, member: Member, peer: str) -> None:
-        """Remove a member whose connection has gone."""
+@implementer(IChatClient, interfaces.IPushProducer)
+class ChatConnection(SlowReaderOutput, TimeoutMixin):
+    """What every front-end's connection shares (see the module's text).
 
-    def accept(self, sender: Member, send: Send) -> None:
-        """Route and publish one ``SEND``; raises :class:`ProtocolError`."""
+    It is the push producer of its byte stream: paused past the stream's
+    buffer threshold and resumed once drained; bytes written while paused
+    are counted, and past the factory's ``max_outbound`` the peer is a slow
+    consumer and is disconnected.
 
-    def joined(self, member: Member, join: Join) -> None:
-        """The ``ACK`` of this join is written: replay its history if asked."""
-
-    def scroll_back(self, member: Member, request: History) -> None:
-        """Answer ``HISTORY BEFORE``."""
-
-
-@implementer(interfaces.IPushProducer)
-class ChatProtocol(SlowReaderOutput, Protocol, TimeoutMixin):
-    """One client connection: frames in, commands handled, frames out.
-
-    It is also the push producer registered on its own transport: the
-    transport pauses it past its buffer threshold and resumes it once
-    drained. Bytes written while paused are counted; past the factory's
-    ``max_outbound`` the peer is a slow consumer and is disconnected.
+    A front-end provides the wire: :meth:`_register` and :meth:`_unregister`
+    (the producer), :meth:`_lose` (close after what is buffered), calls
+    :meth:`_start` with its byte stream once connected, hands decoded
+    frames to :meth:`frames_received`, and calls :meth:`connectionLost`.
     """
 
     factory: Node
 
     def __init__(self) -> None:
-        self.member: Member | None = None
+        self.phase = Phase.CONNECTED
         self.framing: Framing | None = None
         self.peer = "?"
         self.address: str | None = None
-        self._decoder: FrameDecoder | None = None
-        self._closing = False
-        # Whether any byte has come: the first ones may be an HTTP request.
-        self._received = False
+        #: The session, once a login has handed one back, and its logout.
+        self.user: IChatUser | None = None
+        self._logout: Any = None
+        #: The JOIN being logged in (phase LOGGING_IN), and the Deferred of
+        #: its login while no user is handed back yet.
+        self._joining: Join | None = None
+        self._login: Deferred[Any] | None = None
         #: Counted in by the node (or, on a WebSocket, by the web listener's
         #: HTTP connection under it); released when the connection closes.
         self.admitted = False
         self._bucket: TokenBucket | None = None
-        # Frames read but not handled yet: they wait for a password check
-        # or for the rate limit, while reading from the peer is paused.
+        # Frames read but not handled yet: they wait for a login or for the
+        # rate limit, while reading from the peer is paused.
         self._waiting: deque[Any] = deque()
-        self._checking = False
-        # The JOIN whose password check (or its login delay, or a cluster's
-        # answer) is under way: it still owes its ACK.
-        self._pending_join: Join | None = None
-        self._login_call: IDelayedCall | None = None
         # Refused joins counted since the last log line about them.
         self._refusals: Counter[str] = Counter()
         self._refusal_logged: float | None = None
         self._reading_paused = False
         self._rate_call: IDelayedCall | None = None
         self._abort_call: IDelayedCall | None = None
-        self._registered = False
-        self._close_started = False
-        # The socket under a plain TCP transport, for send()'s fast path.
+        # The socket under a plain TCP stream, for write_now's fast path.
         self._socket: Any = None
-        # The byte stream under the transport (see connectionMade).
+        # The byte stream this connection writes to and reads from.
         self._stream: Any = None
-        # Why the server cannot take this connection, when it is over a cap.
+        # Why the server cannot take this connection (phase REFUSED).
         self._refusal: str | None = None
         # Output held back for a moment after an original client's ACK (see
         # _hold_after_ack), and the call that releases it.
@@ -184,19 +190,51 @@ class ChatProtocol(SlowReaderOutput, Protocol, TimeoutMixin):
         self._release_call: IDelayedCall | None = None
         self._init_output()
 
-    # Twisted callbacks
+    @property
+    def member(self) -> Member | None:
+        """The room's member this connection joined as, if it has."""
+        return None if self.user is None else self.user.member
 
-    def connectionMade(self) -> None:
+    @property
+    def _closing(self) -> bool:
+        return self.phase >= Phase.STOPPING
+
+    @property
+    def _close_started(self) -> bool:
+        return self.phase >= Phase.CLOSING
+
+    def _stop(self) -> None:
+        """Read nothing more (the output's own signal, or a slow consumer)."""
+        if self.phase < Phase.STOPPING:
+            self.phase = Phase.STOPPING
+
+    # The wire, as each front-end provides it
+
+    def _register(self) -> None:
+        """Register as the producer of the byte stream."""
+        raise NotImplementedError
+
+    def _unregister(self) -> None:
+        """Unregister as its producer (it would hold the stream open)."""
+        raise NotImplementedError
+
+    def _lose(self) -> None:
+        """Close after what is buffered has been sent."""
+        raise NotImplementedError
+
+    def _decide_framing(self) -> None:
+        """Fix the output framing once the input has shown it (a stream's)."""
+
+    # The connection's life
+
+    def _start(self, stream: Any) -> None:
+        """Connected over ``stream`` (the byte transport): count in, or
+        remember why not, and start the join timeout."""
         factory = self.factory
-        self._decoder = FrameDecoder(factory.max_frame)
-        peer = self.transport.getPeer()
-        self.peer = _describe(peer)
-        self.address = getattr(peer, "host", None)
-        # A transport of whole messages (a WebSocket) names the byte stream
-        # it runs on: output is framed for it already, so it may take the
-        # same socket fast path and TCP options as a TCP peer.
-        stream = getattr(self.transport, "stream", self.transport)
         self._stream = stream
+        peer = stream.getPeer()
+        self.peer = describe_address(peer)
+        self.address = getattr(peer, "host", None)
         if interfaces.ITCPTransport.providedBy(stream):
             # Small messages must not wait for Nagle and delayed ACKs.
             stream.setTcpNoDelay(True)
@@ -204,8 +242,7 @@ class ChatProtocol(SlowReaderOutput, Protocol, TimeoutMixin):
         self._socket = plain_socket(stream)
         if self._socket is not None:
             _detect_dead_peers_sooner(self._socket)
-        self.transport.registerProducer(self, True)
-        self._registered = True
+        self._register()
         factory.connections.add(self)
         refusal = None if self.admitted else factory.admit(self)
         if refusal is not None:
@@ -216,6 +253,7 @@ class ChatProtocol(SlowReaderOutput, Protocol, TimeoutMixin):
             )
             # Answered at its first frame, so that a JOIN gets the ACK FAIL
             # every client understands; one that says nothing is closed soon.
+            self.phase = Phase.REFUSED
             self._refusal = refusal
             self.setTimeout(REFUSED_WAIT)
             return
@@ -225,46 +263,22 @@ class ChatProtocol(SlowReaderOutput, Protocol, TimeoutMixin):
         if factory.join_timeout is not None:
             self.setTimeout(factory.join_timeout)
 
-    def dataReceived(self, data: bytes) -> None:
-        if self._closing:
-            return
-        if not self._received:
-            self._received = True
-            if is_http_request(data):
-                self._answer_browser()
-                return
-        assert self._decoder is not None
-        try:
-            frames = self._decoder.feed(data)
-        except FrameTooLong as error:
-            frames = [*error.frames, error]
-        self.frames_received(frames)
-
-    def _answer_browser(self) -> None:
-        """An HTTP request on the chat port: point to the browser client."""
-        web = self.factory.browser_client
-        here = getattr(self.transport.getHost(), "host", "localhost")
-        url = None if web is None else web.url(here)
-        log.info("answered an HTTP request from {peer}: {url}", peer=self.peer, url=url)
-        self.transport.write(http_reply(url))
-        self.close()
-
     def frames_received(self, frames: list[Any]) -> None:
-        """Handle decoded frames (objects, :class:`BadFrame`, or
-        :class:`FrameTooLong`), from the byte stream or a message transport."""
+        """Handle decoded frames (objects, :class:`BadFrame`,
+        :class:`FrameTooLong` or :class:`Control`) in order."""
         if self._closing:
             return
         self._waiting.extend(frames)
         self._handle_waiting()
 
-    def connectionLost(self, reason: Failure = None) -> None:
-        self._closing = True
-        self._close_started = True
+    def connectionLost(self, reason: Failure | None = None) -> None:  # noqa: N802
+        """The connection is gone: its session ends, its counts go."""
+        self.phase = Phase.CLOSED
         self.setTimeout(None)
         if self._abort_call is not None and self._abort_call.active():
             self._abort_call.cancel()
         self._abort_call = None
-        self._cancel_timers()
+        self._cancel_rate()
         if self._release_call is not None and self._release_call.active():
             self._release_call.cancel()
         self._release_call = None
@@ -272,21 +286,32 @@ class ChatProtocol(SlowReaderOutput, Protocol, TimeoutMixin):
         self._waiting.clear()
         self._drop_output()
         factory = self.factory
-        if factory.logins is not None:
-            factory.logins.forget(self._connection_key)
+        factory.entrance.forget(self)
         self._log_refusals()
         factory.connections.discard(self)
         if self.admitted:
             self.admitted = False
             factory.release(self)
-        if self.member is not None:
-            factory.leave(self.member, self.peer)
-            self.member = None
+        self._end_session()
 
-    def timeoutConnection(self) -> None:
-        if self._refusal is not None:
+    def _end_session(self) -> None:
+        """Out of the room now; a login under way is given up."""
+        login, self._login = self._login, None
+        self._joining = None
+        logout, self._logout = self._logout, None
+        self.user = None
+        if logout is not None:
+            # A join the node still decides is left again once decided.
+            logout()
+        elif login is not None:
+            # Its login delay's timer, or the wait for a password checker.
+            login.cancel()
+
+    def timeoutConnection(self) -> None:  # noqa: N802
+        """No JOIN in time, or a refused connection that said nothing."""
+        if self.phase is Phase.REFUSED:
             self._decide_framing()
-            self.send_error(SERVER_FULL, self._refusal)
+            self.send_error(SERVER_FULL, self._refusal or "")
             self.close()
             return
         log.info(
@@ -296,9 +321,128 @@ class ChatProtocol(SlowReaderOutput, Protocol, TimeoutMixin):
         )
         self.close()
 
-    def callLater(self, period: float, func: Any) -> IDelayedCall:
+    def callLater(self, period: float, func: Any) -> IDelayedCall:  # noqa: N802
         """TimeoutMixin's timer, on the factory's clock."""
         return self.factory.clock.callLater(period, func)
+
+    def close(self, grace: float | None = None) -> None:
+        """Close after what is written has been sent; ignore further input.
+
+        A peer that does not read what is left within ``grace`` seconds (the
+        factory's ``close_grace`` by default) is cut off, so that a
+        connection being closed cannot hold its buffer and socket forever.
+        """
+        if self._close_started:
+            return
+        self.phase = Phase.CLOSING
+        self.setTimeout(None)
+        if self._behind is not None:
+            # What waited behind a stream goes out before the close.
+            self._sources.clear()
+            self._release_behind()
+        if self._held is not None:
+            # What was held goes out before the close.
+            self._release_held()
+        # Out of the room now: nothing more is queued for a connection on
+        # its way out, and the others hear of it at once.
+        self._end_session()
+        # A registered producer would keep the stream open after the flush.
+        self._unregister()
+        self._lose()
+        if grace is None:
+            grace = self.factory.close_grace
+        self._abort_call = self.factory.clock.callLater(grace, self.abort)
+
+    def shutdown(self, grace: float) -> None:
+        """The server is stopping: read nothing more, tell the peer what it
+        sent that will not be handled, then :meth:`close`.
+
+        Frames read but held (by the rate limit, a login delay or a password
+        check) are not handled: each held ``SEND`` or ``HISTORY`` gets
+        ``ERROR SERVER_SHUTDOWN`` and each unanswered ``JOIN`` its ``ACK
+        FAIL SERVER_SHUTDOWN``, in the order sent; nothing is dropped
+        unsaid. (Other held frames, e.g. garbage, get nothing more.)
+        """
+        if self._close_started:
+            return
+        pending = self.phase is Phase.LOGGING_IN
+        self._stop()
+        self._cancel_rate()
+        self._decide_framing()
+        answers: list[dict[str, Any]] = []
+        if pending:
+            # Its login's answer, when it comes, changes nothing.
+            self._end_session()
+            answers.append(messages.ack_fail_payload(SERVER_SHUTDOWN, SHUTDOWN_REASON))
+        for frame in self._waiting:
+            command = frame.get("CMD") if isinstance(frame, dict) else None
+            if command == "JOIN":
+                answers.append(
+                    messages.ack_fail_payload(SERVER_SHUTDOWN, SHUTDOWN_REASON)
+                )
+            elif command in ("SEND", "HISTORY"):
+                answers.append(
+                    messages.error_payload(SERVER_SHUTDOWN, SHUTDOWN_REASON, command)
+                )
+        self._waiting.clear()
+        if answers:
+            self.send_many(answers)
+        self.close(grace)
+
+    def _cancel_rate(self) -> None:
+        if self._rate_call is not None and self._rate_call.active():
+            self._rate_call.cancel()
+        self._rate_call = None
+
+    def abort(self) -> None:
+        """Drop the connection now, and whatever is still buffered for it."""
+        self._stop()
+        self._abort_call = None
+        self._stream.abortConnection()
+
+    # IChatClient: what the session and the node say, as frames
+
+    def welcome(self, join: Join) -> None:
+        """The join is accepted: ``ACK`` (and, for an original client, what
+        follows it held back a moment)."""
+        if self._closing:
+            return
+        self.phase = Phase.JOINED
+        self._joining = None
+        self.setTimeout(None)
+        # MAX_FRAME for clients of the extensions; an original client's
+        # stream stays byte for byte what it expects.
+        factory = self.factory
+        max_frame = factory.max_frame if join.version >= 2 else None
+        self.send(messages.ack_okay_payload(max_frame))
+        if self.framing is Framing.ORIGINAL and factory.ack_alone > 0:
+            self._hold_after_ack()
+
+    def refuse(self, uid: str, nickname: str, refusal: JoinRefused) -> None:
+        """A join is refused: ``ACK FAIL``, logged (the first of a run of
+        them; the next ones counted, so a repeated JOIN cannot fill the log)."""
+        if self._closing:
+            return
+        if self.phase is Phase.LOGGING_IN:
+            # Not joined: the login's session, if any, ends.
+            self.phase = Phase.CONNECTED
+            self._end_session()
+        now = self.factory.clock.seconds()
+        last = self._refusal_logged
+        if last is None or now - last >= REFUSAL_LOG_INTERVAL:
+            self._log_refusals()
+            self._refusal_logged = now
+            log.info(
+                "refused join of {uid!r} ({nickname!r}) from {peer}: {code} {reason}",
+                uid=uid,
+                nickname=nickname,
+                peer=self.peer,
+                code=refusal.code,
+                reason=refusal.reason,
+            )
+        else:
+            self._refusals[refusal.code] += 1
+        self.send(messages.ack_fail_payload(refusal.code, refusal.reason))
 
     def send(self, obj: dict[str, Any]) -> None:
         """Encode and write one object to this connection only (a reply)."""
@@ -307,6 +451,21 @@ class ChatProtocol(SlowReaderOutput, Protocol, TimeoutMixin):
             # Behind what this turn's fan-out queued for us, not ahead of it.
             outbox.flush_one(self)
         self.write_now(Payload(obj).for_framing(self.framing))
+
+    def send_many(self, objs: list[dict[str, Any]]) -> int:
+        """Write several objects to this connection only, in one write;
+        return how many bytes that was."""
+        outbox = self.factory.outbox
+        if outbox:
+            outbox.flush_one(self)
+        framing = self.framing
+        data = b"".join(Payload(obj).for_framing(framing) for obj in objs)
+        self.write_now(data)
+        return len(data)
+
+    def send_error(self, code: str, reason: str, ref: str | None = None) -> None:
+        """Write an ``ERROR``."""
+        self.send(messages.error_payload(code, reason, ref))
 
     def write_now(self, data: bytes) -> None:
         """Write bytes straight to the socket when nothing is queued ahead.
@@ -352,110 +511,12 @@ class ChatProtocol(SlowReaderOutput, Protocol, TimeoutMixin):
         if sent < len(data):
             self.write_bytes(data[sent:])
 
-    def send_many(self, objs: list[dict[str, Any]]) -> int:
-        """Write several objects to this connection only, in one write;
-        return how many bytes that was."""
-        outbox = self.factory.outbox
-        if outbox:
-            outbox.flush_one(self)
-        framing = self.framing
-        data = b"".join(Payload(obj).for_framing(framing) for obj in objs)
-        self.write_now(data)
-        return len(data)
-
     def charge_answer(self, size: int) -> None:
         """A request's answer of ``size`` bytes went out: it costs tokens of
         the rate limit by its size (``muca.server.limits.answer_tokens``),
         so the frames read after it wait as after as many frames."""
         if self._bucket is not None:
             self._bucket.charge(answer_tokens(size))
-
-    def send_error(self, code: str, reason: str, ref: str | None = None) -> None:
-        """Write an ``ERROR``."""
-        self.send(messages.error_payload(code, reason, ref))
-
-    def close(self, grace: float | None = None) -> None:
-        """Close after what is written has been sent; ignore further input.
-
-        A peer that does not read what is left within ``grace`` seconds (the
-        factory's ``close_grace`` by default) is cut off, so that a
-        connection being closed cannot hold its buffer and socket forever.
-        """
-        if self._close_started:
-            return
-        self._close_started = True
-        self._closing = True
-        self.setTimeout(None)
-        if self._behind is not None:
-            # What waited behind a stream goes out before the close.
-            self._sources.clear()
-            self._release_behind()
-        if self._held is not None:
-            # What was held goes out before the close.
-            self._release_held()
-        if self.member is not None:
-            # Out of the room now: nothing more is queued for a connection
-            # on its way out, and the others hear of it at once.
-            self.factory.leave(self.member, self.peer)
-            self.member = None
-        transport = self.transport
-        if self._registered:
-            # A registered producer would keep the transport open after the
-            # flush.
-            self._registered = False
-            transport.unregisterProducer()
-        transport.loseConnection()
-        if grace is None:
-            grace = self.factory.close_grace
-        self._abort_call = self.factory.clock.callLater(grace, self.abort)
-
-    def shutdown(self, grace: float) -> None:
-        """The server is stopping: read nothing more, tell the peer what it
-        sent that will not be handled, then :meth:`close`.
-
-        Frames read but held (by the rate limit, a login delay or a password
-        check) are not handled: each held ``SEND`` or ``HISTORY`` gets
-        ``ERROR SERVER_SHUTDOWN`` and each unanswered ``JOIN`` its ``ACK
-        FAIL SERVER_SHUTDOWN``, in the order sent; nothing is dropped
-        unsaid. (Other held frames, e.g. garbage, get nothing more.)
-        """
-        if self._close_started:
-            return
-        self._closing = True
-        self._cancel_timers()
-        self._decide_framing()
-        answers: list[dict[str, Any]] = []
-        if self._pending_join is not None:
-            # Its check's answer, when it comes, is ignored (_wait_for).
-            self._pending_join = None
-            answers.append(messages.ack_fail_payload(SERVER_SHUTDOWN, SHUTDOWN_REASON))
-        for frame in self._waiting:
-            command = frame.get("CMD") if isinstance(frame, dict) else None
-            if command == "JOIN":
-                answers.append(
-                    messages.ack_fail_payload(SERVER_SHUTDOWN, SHUTDOWN_REASON)
-                )
-            elif command in ("SEND", "HISTORY"):
-                answers.append(
-                    messages.error_payload(SERVER_SHUTDOWN, SHUTDOWN_REASON, command)
-                )
-        self._waiting.clear()
-        if answers:
-            self.send_many(answers)
-        self.close(grace)
-
-    def _cancel_timers(self) -> None:
-        for call in (self._rate_call, self._login_call):
-            if call is not None and call.active():
-                call.cancel()
-        self._rate_call = None
-        self._login_call = None
-
-    def abort(self) -> None:
-        """Drop the connection now, and whatever is still buffered for it."""
-        self._closing = True
-        self._abort_call = None
-        self.transport.abortConnection()
 
     # Frames and commands
 
@@ -464,16 +525,17 @@ class ChatProtocol(SlowReaderOutput, Protocol, TimeoutMixin):
 
         A frame waits (and reading from the peer is paused, so that what
         waits is at most one read; the kernel's buffers and TCP hold the
-        rest back) while a password check or its login delay is under way,
-        or while the rate limit has no token for it: then it is handled when
-        the bucket has one. Every frame takes a token, a refused one too
-        (a flood of ``JOIN`` s is slowed like any other). Nothing read is
-        dropped ("fake lag", as IRC servers do).
+        rest back) while a login (its delay, a password check, a cluster's
+        answer to the join) is under way, or while the rate limit has no
+        token for it: then it is handled when the bucket has one. Every
+        frame takes a token, a refused one too (a flood of ``JOIN`` s is
+        slowed like any other). Nothing read is dropped ("fake lag", as IRC
+        servers do).
         """
         waiting = self._waiting
         bucket = self._bucket
         while waiting and not self._closing:
-            if self._checking:
+            if self.phase is Phase.LOGGING_IN:
                 self._pause_reading()
                 return
             if bucket is not None and not bucket.take():
@@ -484,7 +546,7 @@ class ChatProtocol(SlowReaderOutput, Protocol, TimeoutMixin):
                     )
                 return
             self._handle_frame(waiting.popleft())
-        if not self._checking and self._rate_call is None:
+        if self.phase is not Phase.LOGGING_IN and self._rate_call is None:
             self._resume_reading()
 
     def _rate_allows(self) -> None:
@@ -495,12 +557,12 @@ class ChatProtocol(SlowReaderOutput, Protocol, TimeoutMixin):
     def _pause_reading(self) -> None:
         if not self._reading_paused:
             self._reading_paused = True
-            self.transport.pauseProducing()
+            self._stream.pauseProducing()
 
     def _resume_reading(self) -> None:
         if self._reading_paused and not self._closing:
             self._reading_paused = False
-            self.transport.resumeProducing()
+            self._stream.resumeProducing()
 
     def _handle_frame(self, frame: Any) -> None:
         if isinstance(frame, Control):
@@ -512,11 +574,11 @@ class ChatProtocol(SlowReaderOutput, Protocol, TimeoutMixin):
             self.send_error(frame.code, frame.reason)
             self.close()
             return
-        if self._refusal is not None:
+        if self.phase is Phase.REFUSED:
             if isinstance(frame, dict) and frame.get("CMD") == "JOIN":
-                self.send(messages.ack_fail_payload(SERVER_FULL, self._refusal))
+                self.send(messages.ack_fail_payload(SERVER_FULL, self._refusal or ""))
             else:
-                self.send_error(SERVER_FULL, self._refusal)
+                self.send_error(SERVER_FULL, self._refusal or "")
             self.close()
             return
         if isinstance(frame, BadFrame):
@@ -528,157 +590,78 @@ class ChatProtocol(SlowReaderOutput, Protocol, TimeoutMixin):
             log.failure("unexpected error handling a frame from {peer}", peer=self.peer)
             self.send_error(messages.BAD_COMMAND, "the server could not handle this")
 
-    def _decide_framing(self) -> None:
-        """Fix the output framing once the input has shown it.
-
-        Until then (e.g. garbage with no end yet) replies are native: a
-        lone object, with or without a newline after it, is read by every
-        kind of peer.
-        """
-        decoder = self._decoder
-        assert decoder is not None
-        if self.framing is not None:
-            return
-        if decoder.length_prefixed:
-            self.framing = Framing.PREFIXED
-        elif decoder.newline_framed is not None:
-            native = decoder.newline_framed
-            self.framing = Framing.NATIVE if native else Framing.ORIGINAL
-
     def _handle(self, obj: dict[str, Any]) -> None:
-        if obj.get("CMD") == "JOIN" and self.member is not None:
-            self._refuse(obj, JoinRefused(ALREADY_JOINED, "you have already joined"))
+        """One command object: a call on the session."""
+        if obj.get("CMD") == "JOIN" and self.phase is Phase.JOINED:
+            refusal = JoinRefused(ALREADY_JOINED, "you have already joined")
+            self.refuse(obj.get("UID"), obj.get("UN"), refusal)  # type: ignore[arg-type]
             return
         try:
             command = messages.parse_client_command(obj)
         except JoinRefused as refusal:
-            self._refuse(obj, refusal)
+            self.refuse(obj.get("UID"), obj.get("UN"), refusal)  # type: ignore[arg-type]
             return
         except ProtocolError as error:
             self.send_error(error.code, error.reason, error.ref)
             return
+        user = self.user
         if isinstance(command, Join):
             self._join(command)
+        elif user is None:
+            not_joined(self, "HISTORY" if isinstance(command, History) else "SEND")
         elif isinstance(command, History):
-            if self.member is None:
-                self.send_error(NOT_JOINED, "join the chat room first", "HISTORY")
-            else:
-                self.factory.scroll_back(self.member, command)
+            user.history(command)
         else:
-            self._send(command)
+            user.send(command)
 
     def _join(self, join: Join) -> None:
+        """Log in as the ``JOIN`` says, then join: the frames after it wait
+        until the session has welcomed or refused it."""
         # A version 2 JOIN makes a stream's output native; the framings of
         # a transport that delimits messages itself stay.
         if join.version >= 2 and self.framing not in _SELF_DELIMITED:
             self.framing = Framing.NATIVE
-        factory = self.factory
-        if factory.portal is None:
-            self._admit_join(join)
-            return
-        logins = factory.logins
-        wait = 0.0 if logins is None else logins.wait(self._login_keys(join.uid))
-        if wait > 0:
-            # Failed logins before this one, under this connection, user id
-            # or address: the password is checked once the delay is over,
-            # whether right or wrong (an answer sooner would tell which).
-            waited: Deferred[None] = Deferred()
-            self._login_call = factory.clock.callLater(wait, self._login_waited, waited)
-            self._wait_for(waited, self._check_password, join)
-            return
-        self._check_password(None, join)
+        self.phase = Phase.LOGGING_IN
+        self._joining = join
+        login = self.factory.entrance.log_in(self, join)
+        login.addCallback(self._logged_in, join)
+        login.addErrback(self._login_broke, join)
+        if self.phase is Phase.LOGGING_IN:
+            # Not decided yet (a login delay, a password checker, a cluster).
+            if self.user is None:
+                self._login = login
+            login.addBoth(self._decided)
 
-    def _login_waited(self, waited: Deferred[None]) -> None:
-        self._login_call = None
-        waited.callback(None)
+    def _logged_in(self, login: tuple[IChatUser, Any] | None, join: Join) -> Any:
+        self._login = None
+        if login is None:
+            return None  # refused: the client has been told
+        user, logout = login
+        if self._closing or self._joining is not join:
+            logout()  # the connection went meanwhile
+            return None
+        self.user, self._logout = user, logout
+        return user.join(join)
 
-    def _check_password(self, _: object, join: Join) -> None:
-        checked = check_password(self.factory.portal, join.uid, join.password)
-        if checked.called:
-            # The usual case (memory: and file: checkers answer at once).
-            self._password_checked(checked.result, join)
-            checked.addErrback(lambda _: None)
-            return
-        self._wait_for(checked, self._password_checked, join)
+    def _login_broke(self, failure: Failure, join: Join) -> None:
+        log.failure(
+            "join of {uid!r} from {peer}", failure, uid=join.uid, peer=self.peer
+        )
+        if self.phase is Phase.LOGGING_IN:
+            self.refuse(
+                join.uid,
+                join.nickname,
+                JoinRefused(SERVER_FULL, "the server could not take the join"),
+            )
+
+    def _decided(self, _: object) -> None:
+        """The login and join decided later than asked: go on reading."""
+        self._login = None
+        self._handle_waiting()
 
     @property
     def _connection_key(self) -> Hashable:
-        return ("connection", id(self))
-
-    def _login_keys(self, uid: str) -> list[Hashable]:
-        """What a login attempt on this connection is counted under."""
-        keys: list[Hashable] = [self._connection_key, ("uid", uid)]
-        if self.address is not None:
-            keys.append(("address", self.address))
-        return keys
-
-    def _wait_for(self, d: Deferred[Any], then: Any, join: Join) -> None:
-        """The frames after this JOIN wait (in ``_waiting``, see
-        :meth:`_handle_waiting`) until ``d`` fires; then ``then(result,
-        join)`` runs and the waiting frames go on."""
-        self._checking = True
-        self._pending_join = join
-
-        def done(result: Any) -> None:
-            self._checking = False
-            if self._closing:
-                if isinstance(result, Member):
-                    # Joined while the connection went away: leave again.
-                    self.factory.leave(result, self.peer)
-                return
-            self._pending_join = None
-            then(result, join)
-            self._handle_waiting()
-
-        d.addBoth(done).addErrback(
-            lambda failure: log.failure("handling {peer}", failure, peer=self.peer)
-        )
-
-    def _password_checked(self, right: bool | Failure, join: Join) -> None:
-        if right is True:
-            self._admit_join(join)
-        else:
-            if self.factory.logins is not None:
-                self.factory.logins.failed(self._login_keys(join.uid))
-            refusal = JoinRefused(AUTH_FAILED, "wrong or missing password")
-            self._refuse({"UID": join.uid, "UN": join.nickname}, refusal)
-
-    def _admit_join(self, join: Join) -> None:
-        if self.member is not None:
-            # A second JOIN sent while the first one's password was checked.
-            self._refuse(
-                {"UID": join.uid, "UN": join.nickname},
-                JoinRefused(ALREADY_JOINED, "you have already joined"),
-            )
-            return
-        try:
-            joined = self.factory.join(self, join)
-        except JoinRefused as refusal:
-            self._refuse({"UID": join.uid, "UN": join.nickname}, refusal)
-            return
-        if isinstance(joined, Deferred):
-            # A cluster asks its shared registry: input waits for the answer.
-            self._wait_for(joined, self._joined, join)
-        else:
-            self._joined(joined, join)
-
-    def _joined(self, joined: Member | Failure, join: Join) -> None:
-        if isinstance(joined, Failure):
-            refusal = joined.value
-            if not isinstance(refusal, JoinRefused):
-                log.failure("join of {uid!r}", joined, uid=join.uid)
-                refusal = JoinRefused(SERVER_FULL, "the server could not take the join")
-            self._refuse({"UID": join.uid, "UN": join.nickname}, refusal)
-            return
-        self.member = joined
-        self.setTimeout(None)
-        # MAX_FRAME for clients of the extensions; an original client's
-        # stream stays byte for byte what it expects.
-        max_frame = self.factory.max_frame if join.version >= 2 else None
-        self.send(messages.ack_okay_payload(max_frame))
-        if self.framing is Framing.ORIGINAL and self.factory.ack_alone > 0:
-            self._hold_after_ack()
-        self.factory.joined(self.member, join)
+        return connection_key(self)
 
     def _hold_after_ack(self) -> None:
         """Let the ``ACK`` leave alone: what follows it (the ``LIST``) is
@@ -704,26 +687,6 @@ class ChatProtocol(SlowReaderOutput, Protocol, TimeoutMixin):
         if held:
             self.write_now(b"".join(held))
 
-    def _refuse(self, obj: dict[str, Any], refusal: JoinRefused) -> None:
-        now = self.factory.clock.seconds()
-        last = self._refusal_logged
-        if last is None or now - last >= REFUSAL_LOG_INTERVAL:
-            # One line now; the next ones from this connection are counted
-            # (a client that repeats its JOIN must not fill the log).
-            self._log_refusals()
-            self._refusal_logged = now
-            log.info(
-                "refused join of {uid!r} ({nickname!r}) from {peer}: {code} {reason}",
-                uid=obj.get("UID"),
-                nickname=obj.get("UN"),
-                peer=self.peer,
-                code=refusal.code,
-                reason=refusal.reason,
-            )
-        else:
-            self._refusals[refusal.code] += 1
-        self.send(messages.ack_fail_payload(refusal.code, refusal.reason))
-
     def _log_refusals(self) -> None:
         """Log the refused joins counted since the last line, if any."""
         counted = self._refusals
@@ -737,22 +700,71 @@ class ChatProtocol(SlowReaderOutput, Protocol, TimeoutMixin):
         )
         counted.clear()
 
-    def _send(self, send: Send) -> None:
-        member = self.member
-        if member is None:
-            self.send_error(NOT_JOINED, "join the chat room before sending", "SEND")
+
+class ChatProtocol(ChatConnection, Protocol):
+    """The TCP front-end: a byte stream in any of the framings, decoded and
+    answered in the framing it shows (see :meth:`_decide_framing`); an HTTP
+    request on it is pointed to the browser client."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._decoder: FrameDecoder | None = None
+        # Whether any byte has come: the first ones may be an HTTP request.
+        self._received = False
+
+    def connectionMade(self) -> None:  # noqa: N802
+        self._decoder = FrameDecoder(self.factory.max_frame)
+        self._start(self.transport)
+
+    def _register(self) -> None:
+        self.transport.registerProducer(self, True)
+
+    def _unregister(self) -> None:
+        self.transport.unregisterProducer()
+
+    def _lose(self) -> None:
+        self.transport.loseConnection()
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        if self._closing:
             return
-        if send.sender != member.uid:
-            self.send_error(
-                FROM_MISMATCH,
-                f"FROM must be your own user id {member.uid!r}",
-                "SEND",
-            )
-            return
+        if not self._received:
+            self._received = True
+            if is_http_request(data):
+                self._answer_browser()
+                return
+        assert self._decoder is not None
         try:
-            self.factory.accept(member, send)
-        except ProtocolError as error:
-            self.send_error(error.code, error.reason, error.ref)
+            frames = self._decoder.feed(data)
+        except FrameTooLong as error:
+            frames = [*error.frames, error]
+        self.frames_received(frames)
+
+    def _answer_browser(self) -> None:
+        """An HTTP request on the chat port: point to the browser client."""
+        web = self.factory.browser_client
+        here = getattr(self.transport.getHost(), "host", "localhost")
+        url = None if web is None else web.url(here)
+        log.info("answered an HTTP request from {peer}: {url}", peer=self.peer, url=url)
+        self.transport.write(http_reply(url))
+        self.close()
+
+    def _decide_framing(self) -> None:
+        """Fix the output framing once the input has shown it.
+
+        Until then (e.g. garbage with no end yet) replies are native: a
+        lone object, with or without a newline after it, is read by every
+        kind of peer.
+        """
+        decoder = self._decoder
+        assert decoder is not None
+        if self.framing is not None:
+            return
+        if decoder.length_prefixed:
+            self.framing = Framing.PREFIXED
+        elif decoder.newline_framed is not None:
+            native = decoder.newline_framed
+            self.framing = Framing.NATIVE if native else Framing.ORIGINAL
 
 
 #: Output framings that a JOIN never changes.
@@ -771,12 +783,3 @@ def _detect_dead_peers_sooner(sock: socket.socket) -> None:
                 sock.setsockopt(socket.IPPROTO_TCP, option, value)
             except OSError:
                 return
-
-
-def _describe(address: Any) -> str:
-    host = getattr(address, "host", None)
-    port = getattr(address, "port", None)
-    if host is not None and port is not None:
-        return f"{host}:{port}"
-    name = getattr(address, "name", None)
-    return str(name) if name else "local"

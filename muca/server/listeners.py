@@ -78,10 +78,14 @@ class AnnouncedEndpoint:
 
 
 def describe_address(address: Any) -> str:
-    """``host:port`` for an IP address, the path for a UNIX socket."""
+    """How an address is named in logs: ``host:port`` for an IP address
+    (``[host]:port`` for IPv6), the path for a UNIX socket, ``local``
+    for one with neither (a socket pair)."""
+    host = getattr(address, "host", None)
     port = getattr(address, "port", None)
-    if port is not None:
-        host = address.host
+    if host is not None and port is not None:
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     name = getattr(address, "name", None)
-    return name.decode() if isinstance(name, bytes) else str(name)
+    if isinstance(name, bytes):
+        name = name.decode("utf-8", "replace")
+    return str(name) if name else "local"

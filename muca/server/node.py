@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from functools import cached_property
 
 from twisted.cred.portal import Portal
 from twisted.internet.base import DelayedCall
@@ -58,6 +59,7 @@ from muca.server.output import Outbox, Payload
 from muca.server.replay import DEFAULT_HISTORY_REPLAY, Replays
 from muca.server.room import Member, Room
 from muca.server.wrong_port import BrowserClient
+from muca.session.realm import Entrance, session_portal
 from muca.store.base import MessageStore, StoreError
 
 DEFAULT_LIST_INTERVAL = 0.1
@@ -178,6 +180,12 @@ class ChatFactory(ServerFactory):
         """Private and group messages are read back only when ids are
         authenticated (``--auth``)."""
         return self.portal is not None
+
+    @cached_property
+    def entrance(self) -> Entrance:
+        """How every front-end logs its peers in (``muca.session.realm``):
+        the login throttle, then the portal of this node's sessions."""
+        return Entrance(session_portal(self, self.portal), self.logins, self.clock)
 
     @property
     def tracks_known(self) -> bool:

@@ -2,7 +2,7 @@
 over WebSocket at ``/ws``, ``/healthz`` and ``/metrics``.
 
 Every WebSocket connection is a :class:`muca.web.peer.WebSocketPeer`, a
-``ChatProtocol`` of the same chat factory as the TCP listeners: one room.
+front-end of the same chat factory as the TCP listeners: one room.
 Every HTTP connection is a :class:`muca.web.channel.CountedChannel`, counted
 with the chat connections; who may use ``/ws`` and ``/metrics`` is decided
 in :mod:`muca.web.access`.
@@ -27,7 +27,7 @@ from muca.web.access import (
     parse_networks,
 )
 from muca.web.channel import DEFAULT_REQUEST_TIMEOUT, CountedChannel
-from muca.web.peer import MessageChannel, WebSocketPeer
+from muca.web.peer import WebSocketPeer
 
 #: The browser client's files, shipped in the package.
 STATIC = Path(__file__).resolve().parent / "static"
@@ -190,9 +190,7 @@ class Metrics(resource.Resource):
 
 def metrics_text(chat: Any) -> str:
     """The chat factory's figures in Prometheus' text exposition format."""
-    websocket = sum(
-        1 for c in list(chat.connections) if isinstance(c.transport, MessageChannel)
-    )
+    websocket = sum(1 for c in list(chat.connections) if isinstance(c, WebSocketPeer))
     tcp = len(chat.connections) - websocket
     counters = chat.counters
     rows = [

@@ -1,16 +1,16 @@
-"""A WebSocket peer: the chat server's own ``ChatProtocol`` on a WebSocket.
+"""A WebSocket peer: the WebSocket front-end of the session layer.
 
 ``twisted.web.websocket`` hands over whole text and binary messages; a
-:class:`WebSocketPeer` decodes each text message as one JSON object and
-gives it to a ``ChatProtocol`` exactly as a TCP connection's frames are
-given, so that the commands, checks, limits, flow control, slow-consumer
-handling and rosters are the same code. Output goes the other way through
-:class:`MessageChannel`, the ``ChatProtocol``'s transport: its writes are
-already whole WebSocket frames (``Framing.WEBSOCKET``, encoded once per
-fan-out), written to the TCP connection under the WebSocket. Pings and
-pongs are taken from ``twisted.web.websocket`` too (:class:`ControlFrames`):
-each is a frame of the ``ChatProtocol``, under its rate limit, and a pong
-is its output, under its outbound limits.
+:class:`WebSocketPeer` (a ``twisted.web.websocket`` protocol, and a
+``muca.server.connection.ChatConnection`` like the TCP front-end) decodes
+each text message as one JSON object and hands it on as a frame, so that
+the session calls, checks, limits, flow control, slow-consumer handling and
+rosters are the same code as for TCP. Its output is whole WebSocket frames
+already (``Framing.WEBSOCKET``, encoded once per fan-out), written to the
+TCP connection under the WebSocket. Pings and pongs are taken from
+``twisted.web.websocket`` too (:class:`ControlFrames`): each is a frame of
+the connection, under its rate limit, and a pong is its output, under its
+outbound limits.
 """
 
 from __future__ import annotations
@@ -18,16 +18,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from twisted.internet import interfaces
-from twisted.python.failure import Failure
 from twisted.web.server import Request
 from twisted.web.websocket import WebSocketTransport
 from wsproto.events import Ping, Pong
 from wsproto.utilities import LocalProtocolError
-from zope.interface import implementer
 
 from muca.protocol.wire import BAD_JSON, FRAME_TOO_LONG, BadFrame, Framing
-from muca.server.connection import ChatProtocol, Control
+from muca.server.connection import ChatConnection, Control
 
 _BINARY = BadFrame(BAD_JSON, "binary messages are not understood: send JSON as text")
 _NOT_JSON = BadFrame(BAD_JSON, "message is not valid JSON")
@@ -82,7 +79,7 @@ class CappedBuffer:
 class ControlFrames:
     """The wsproto connection of a ``twisted.web.websocket`` wire protocol,
     with the pings and pongs taken out of its events and handed to the
-    ``ChatProtocol`` as :class:`Control` frames.
+    connection as :class:`Control` frames.
 
     ``twisted.web.websocket`` answers every ping at once, straight to the
     TCP connection: a peer that pings without reading made the server hold
@@ -91,7 +88,7 @@ class ControlFrames:
     its pong is written as the connection's own output.
     """
 
-    def __init__(self, connection: Any, chat: ChatProtocol) -> None:
+    def __init__(self, connection: Any, chat: ChatConnection) -> None:
         self._connection = connection
         self._chat = chat
 
@@ -114,80 +111,24 @@ class ControlFrames:
                 yield event
 
 
-@implementer(interfaces.ITransport, interfaces.IConsumer, interfaces.IPushProducer)
-class MessageChannel:
-    """A WebSocket as the transport of a ``ChatProtocol``.
+class WebSocketPeer(ChatConnection):
+    """One WebSocket connection (a ``twisted.web.websocket`` protocol): the
+    WebSocket front-end of the chat factory's sessions.
 
-    ``write`` takes whole WebSocket frames and puts them on the TCP
-    connection (:attr:`stream`); reading is paused and resumed there too.
-    The ``ChatProtocol`` registers as the producer of the WebSocket, so the
-    TCP connection's full-buffer signal reaches it as for a TCP peer.
+    Its byte stream is the TCP connection under the WebSocket: output is
+    whole WebSocket frames already (``Framing.WEBSOCKET``, encoded once per
+    fan-out), written there; reading is paused and resumed there too. It is
+    the producer of the WebSocket, so the TCP connection's full-buffer
+    signal reaches it as for a TCP peer.
     """
 
-    def __init__(self, websocket: WebSocketTransport, stream: Any) -> None:
-        #: The WebSocket (``twisted.web.websocket``'s transport).
-        self.websocket = websocket
-        #: The byte transport under the WebSocket.
-        self.stream = stream
-
-    def write(self, data: bytes) -> None:
-        """Write bytes that are whole WebSocket frames."""
-        self.stream.write(data)
-
-    def writeSequence(self, data: list[bytes]) -> None:  # noqa: N802
-        """Write several strings of whole frames."""
-        self.stream.writeSequence(data)
-
-    def loseConnection(self) -> None:  # noqa: N802
-        """Close with a WebSocket close frame, after what is buffered."""
-        try:
-            self.websocket.loseConnection()
-        except LocalProtocolError:
-            # The WebSocket is already closing (the peer sent its close).
-            self.stream.loseConnection()
-
-    def abortConnection(self) -> None:  # noqa: N802
-        """Drop the connection now."""
-        self.stream.abortConnection()
-
-    def getPeer(self) -> Any:  # noqa: N802
-        """The address of the browser (or other client)."""
-        return self.stream.getPeer()
-
-    def getHost(self) -> Any:  # noqa: N802
-        """The address of the web listener."""
-        return self.stream.getHost()
-
-    def registerProducer(self, producer: Any, streaming: bool) -> None:  # noqa: N802
-        """Take the TCP connection's buffer signals, as a WebSocket producer."""
-        self.websocket.attachProducer(producer)
-
-    def unregisterProducer(self) -> None:  # noqa: N802
-        """Stop taking the buffer signals."""
-        self.websocket.detachProducer()
-
-    def pauseProducing(self) -> None:  # noqa: N802
-        """Stop reading from the peer."""
-        self.stream.pauseProducing()
-
-    def resumeProducing(self) -> None:  # noqa: N802
-        """Read from the peer again."""
-        self.stream.resumeProducing()
-
-    def stopProducing(self) -> None:  # noqa: N802
-        """Drop the connection."""
-        self.stream.stopProducing()
-
-
-class WebSocketPeer:
-    """One WebSocket connection (a ``twisted.web.websocket`` protocol) that
-    is a ``ChatProtocol`` of the chat factory."""
-
     def __init__(self, factory: Any, request: Request) -> None:
-        self.chat = ChatProtocol()
-        self.chat.factory = factory
-        self.chat.framing = Framing.WEBSOCKET
+        super().__init__()
+        self.factory = factory
+        self.framing = Framing.WEBSOCKET
         self._max_frame: int = factory.max_frame
+        #: The WebSocket (``twisted.web.websocket``'s transport), once open.
+        self.websocket: WebSocketTransport | None = None
         channel = request.channel
         # The HTTP channel's idle timer and producer were for HTTP: the
         # chat connection has its own join timeout and takes the TCP
@@ -196,7 +137,7 @@ class WebSocketPeer:
         channel.transport.unregisterProducer()
         # The HTTP connection was counted in at accept (muca.web.channel):
         # the chat connection takes its count over and releases it.
-        self.chat.admitted = channel.hand_over()
+        self.admitted = channel.hand_over()
 
     def negotiationStarted(self, transport: WebSocketTransport) -> None:  # noqa: N802
         """The WebSocket's wire protocol is connected: cap its buffers."""
@@ -214,9 +155,28 @@ class WebSocketPeer:
             raise RuntimeError(
                 "twisted.web.websocket has no _wsconn to take pings from"
             )
-        transport._wsconn = ControlFrames(transport._wsconn, self.chat)  # type: ignore[attr-defined]
-        stream = transport.transport  # type: ignore[attr-defined]
-        self.chat.makeConnection(MessageChannel(transport, stream))
+        transport._wsconn = ControlFrames(transport._wsconn, self)  # type: ignore[attr-defined]
+        self.websocket = transport
+        # The TCP connection under the WebSocket (its wire protocol's own
+        # transport): fan-out bytes are framed for it already.
+        self._start(transport.transport)  # type: ignore[attr-defined]
+
+    def _register(self) -> None:
+        assert self.websocket is not None
+        self.websocket.attachProducer(self)
+
+    def _unregister(self) -> None:
+        assert self.websocket is not None
+        self.websocket.detachProducer()
+
+    def _lose(self) -> None:
+        """Close with a WebSocket close frame, after what is buffered."""
+        assert self.websocket is not None
+        try:
+            self.websocket.loseConnection()
+        except LocalProtocolError:
+            # The WebSocket is already closing (the peer sent its close).
+            self._stream.loseConnection()
 
     def negotiationFinished(self) -> None:  # noqa: N802
         """The handshake's answer is written: nothing more to do."""
@@ -233,18 +193,14 @@ class WebSocketPeer:
             )
         else:
             frame = _decode(message)
-        self.chat.frames_received([frame])
+        self.frames_received([frame])
 
     def bytesMessageReceived(self, data: bytes) -> None:  # noqa: N802
         """A binary message: not part of the protocol."""
-        self.chat.frames_received([_BINARY])
+        self.frames_received([_BINARY])
 
     def pongReceived(self, payload: bytes) -> None:  # noqa: N802
         """Not called: pongs are frames of the chat (see :class:`ControlFrames`)."""
-
-    def connectionLost(self, reason: Failure) -> None:  # noqa: N802
-        """The TCP connection is gone."""
-        self.chat.connectionLost(reason)
 
 
 def _decode(message: str) -> dict[str, Any] | BadFrame:

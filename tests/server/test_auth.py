@@ -13,13 +13,34 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
+from muca.protocol.messages import Join
 from muca.server import tap
-from muca.server.auth import AnyPasswordChecker, check_password, make_portal
+from muca.server.auth import AnyPasswordChecker, make_portal
 from muca.server.logins import DEFAULT_LOGIN_DELAY, DEFAULT_LOGIN_DELAY_MAX
+from muca.session.interfaces import IChatClient, IChatUser
+from muca.session.realm import join_credentials, session_portal
 from tests.support import OKAY, MemoryServer, connect, join, send, start_server
 from tests.support.twistd import TWISTD, fresh_directory
 
 SECRET = "s3cr3t-Pässwörd"
+
+
+@implementer(IChatClient)
+class Nobody:
+    """A client that is only logged in, never joined."""
+
+    peer = "test"
+    address = None
+    framing = None
+
+
+def check_password(portal, uid: str, password: str | None) -> defer.Deferred[bool]:
+    """Whether a JOIN of ``uid`` with ``password`` logs in through the
+    session portal over ``portal``'s checkers."""
+    sessions = session_portal(None, portal)  # type: ignore[arg-type]
+    creds = join_credentials(Join("Nick", uid, password=password))
+    login = sessions.login(creds, Nobody(), IChatUser)
+    return login.addCallbacks(lambda _: True, lambda _: False)
 
 
 def users_file(testcase: SynchronousTestCase, text: str) -> str:
@@ -41,7 +62,7 @@ def auth_options(*args: str) -> tap.Options:
 
 
 class PortalTests(SynchronousTestCase):
-    """check_password over the checkers that strcred makes."""
+    """Logins over the checkers that strcred makes."""
 
     def check(self, portal, uid: str, password: str | None) -> bool:
         return self.successResultOf(check_password(portal, uid, password))

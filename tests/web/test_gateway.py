@@ -140,7 +140,7 @@ class ChatOverWebSocketTests(TestCase):
         mary.send_text("x" * 4_000_000, finished=False)
         await mary.ping()
         (peer,) = factory.connections
-        self.assertLessEqual(peer.transport.websocket._textBuffer.held(), 1000)
+        self.assertLessEqual(peer.websocket._textBuffer.held(), 1000)
         mary.send_text("the end", finished=True)
         (error,) = await mary.next_objects(1)
         self.assertEqual(error["CODE"], "FRAME_TOO_LONG")
