@@ -1,0 +1,1 @@
+"""Tests of muca.session: logins and sessions, whatever the front-end."""
