@@ -5,8 +5,10 @@ connection that goes meanwhile leaves no session behind."""
 from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from muca.server.auth import make_portal
+from muca.session.interfaces import IChatClient
 from tests.server.test_auth import SlowChecker
 from tests.support import OKAY, MemoryServer, join, roster, send
 
@@ -25,6 +27,9 @@ class SlowLoginTests(SynchronousTestCase):
         self.mary.send_json(join(*MARY, PASS="pw"))
         self.checker.answer()
         self.assertEqual(self.mary.take(), [OKAY, roster(MARY)])
+
+    def test_a_tcp_connection_is_a_chat_client(self) -> None:
+        self.assertTrue(verifyObject(IChatClient, self.mary.protocol))
 
     def test_a_shutdown_answers_the_join_and_what_waits_behind_it_in_order(
         self,
