@@ -34,7 +34,7 @@ class Nobody:
     framing = None
 
 
-def check_password(portal, uid: str, password: str | None) -> defer.Deferred[bool]:
+def logs_in(portal, uid: str, password: str | None) -> defer.Deferred[bool]:
     """Whether a JOIN of ``uid`` with ``password`` logs in through the
     session portal over ``portal``'s checkers."""
     sessions = session_portal(None, portal)  # type: ignore[arg-type]
@@ -65,7 +65,7 @@ class PortalTests(SynchronousTestCase):
     """Logins over the checkers that strcred makes."""
 
     def check(self, portal, uid: str, password: str | None) -> bool:
-        return self.successResultOf(check_password(portal, uid, password))
+        return self.successResultOf(logs_in(portal, uid, password))
 
     def test_memory_checker_compares_str(self) -> None:
         portal = make_portal([strcred.makeChecker(f"memory:tony@hku.hk:{SECRET}")])
@@ -154,9 +154,7 @@ class AuthOptionTests(SynchronousTestCase):
         path = users_file(self, "\ntony@hku.hk:x\n   \n\nmary@hku.hk:y\n\n")
         portal = tap.makeService(auth_options("--auth", f"file:{path}")).factory.portal
         for uid, password in (("tony@hku.hk", "x"), ("mary@hku.hk", "y")):
-            self.assertTrue(
-                self.successResultOf(check_password(portal, uid, password)), uid
-            )
+            self.assertTrue(self.successResultOf(logs_in(portal, uid, password)), uid)
 
 
 class AuthCommandLineTests(SynchronousTestCase):
