@@ -53,6 +53,10 @@ class IChatClient(Interface):
     def charge_answer(size):
         """An answer of ``size`` bytes went out: charge the rate limit."""
 
+    def close(grace=None):
+        """End the connection after what is written (e.g. a cluster that
+        found the user id taken elsewhere); its session ends with it."""
+
 
 class IChatUser(Interface):
     """A logged-in user: the avatar of the realm, one per login.

@@ -73,6 +73,9 @@ class RecordingClient:
     def charge_answer(self, size: int) -> None:
         """No rate limit here."""
 
+    def close(self, grace: float | None = None) -> None:
+        self.seen.append({"CLOSED": True})
+
 
 class SessionTestCase(SynchronousTestCase):
     """A node on a fake clock, and users logged in through its portal."""
