@@ -142,11 +142,6 @@ class Room:
         """All members, in join order."""
         return list(self._members.values())
 
-    @property
-    def roster_changed(self) -> bool:
-        """True when joins or leaves await :meth:`take_roster_update`."""
-        return self._changed
-
     def is_pending_join(self, member: Member) -> bool:
         """True when ``member`` joined since the last roster update."""
         return self._pending_joined.get(member.uid) is member

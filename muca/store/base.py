@@ -4,24 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from twisted.internet.defer import Deferred
 
 # One message type for the wire, the bus and the store (re-exported here).
-from muca.protocol.messages import ChatMessage
+from muca.protocol.messages import ALL, ChatMessage
 
 #: The schema version this release writes; a database with a newer one is
 #: refused rather than misread, one with an older one is migrated at open.
 #: 2: the readers index (muca_readers) instead of per-user indexes.
 #: 3: each message's sender nickname; known users' last nickname and time.
 SCHEMA_VERSION = 3
-
-#: Message kinds, as on the wire.
-KIND_ALL = "ALL"
-KIND_GROUP = "GROUP"
-KIND_PRIVATE = "PRIVATE"
-KINDS = frozenset({KIND_ALL, KIND_GROUP, KIND_PRIVATE})
 
 
 class StoreError(Exception):
@@ -62,14 +56,13 @@ def may_read(message: ChatMessage, reader: str | None, private: bool) -> bool:
     Every broadcast; and, only when ``private`` (servers with --auth), the
     group and private messages that ``reader`` sent or received.
     """
-    if message.kind == KIND_ALL:
+    if message.kind == ALL:
         return True
     if not private or reader is None:
         return False
     return message.sender == reader or reader in message.recipients
 
 
-@runtime_checkable
 class MessageStore(Protocol):
     """Where accepted messages are kept, and read back per reader.
 

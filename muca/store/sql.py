@@ -11,9 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from muca.protocol.messages import ALL, GROUP, PRIVATE
 from muca.store.base import (
-    KIND_ALL,
-    KINDS,
     SCHEMA_VERSION,
     ChatMessage,
     KnownUser,
@@ -179,9 +178,9 @@ def check_batch(messages: Sequence[ChatMessage], last_id: int) -> None:
             raise StoreError(
                 f"message id {message.id} is not above the previous id {previous}"
             )
-        if message.kind not in KINDS:
+        if message.kind not in (ALL, GROUP, PRIVATE):
             raise StoreError(f"unknown message kind {message.kind!r}")
-        if message.kind == KIND_ALL and message.recipients:
+        if message.kind == ALL and message.recipients:
             raise StoreError(f"broadcast {message.id} has recipients")
         previous = message.id
 
@@ -212,7 +211,7 @@ def insert(cursor: Any, dialect: Dialect, messages: Sequence[ChatMessage]) -> No
         cursor, dialect, "muca_recipients (message_id, position, uid)", recipients
     )
     if not dialect.readers_later:
-        readers = {(m.sender, m.id) for m in messages if m.kind != KIND_ALL}
+        readers = {(m.sender, m.id) for m in messages if m.kind != ALL}
         readers.update((uid, message_id) for message_id, _, uid in recipients)
         _insert_rows(cursor, dialect, "muca_readers (uid, message_id)", sorted(readers))
 

@@ -120,13 +120,21 @@ class HistoryWindowTests(GuiTestCase):
         await settle(5)
         await tony.do_join()
         await self.until_in("while you were away", tony.messages)
-        await settle(3)
-        # Caught up with SINCE: the missed one, once; nothing shown twice.
+        self.type_into(mary, "ALL", "welcome back")
+        mary.do_send()
+        await self.until_in("welcome back", tony.messages)
+        # Caught up with SINCE: the missed one, once; nothing shown twice
+        # (up to Mary's next message, live).
         self.assertEqual(
             message_text(tony.messages).splitlines(),
-            ["[From: Mary] while you were away", "[From: Mary] before the break"],
+            [
+                "[From: Mary] welcome back",
+                "[From: Mary] while you were away",
+                "[From: Mary] before the break",
+            ],
         )
-        self.assertEqual(tony.messages.tag_names("1.0"), ("broadcast-history",))
+        self.assertEqual(tony.messages.tag_names("1.0"), ("broadcast",))
+        self.assertEqual(tony.messages.tag_names("2.0"), ("broadcast-history",))
 
 
 class ClockTimeTests(SynchronousTestCase):

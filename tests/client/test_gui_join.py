@@ -69,7 +69,8 @@ class JoinTests(GuiTestCase):
         tony = self.window(TONY, port=silent)
         started = time.monotonic()
         await tony.do_join()
-        self.assertTrue(2.0 <= time.monotonic() - started < 3.0)
+        # Not before the 2 s; how much later is up to the machine's load.
+        self.assertGreaterEqual(time.monotonic() - started, 2.0)
         await self.until(lambda: not tony.client.connected, "close after timeout")
         await settle()
         errors = [

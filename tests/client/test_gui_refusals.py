@@ -10,8 +10,9 @@ import psycopg
 from twisted.enterprise import adbapi
 
 from muca.client.gui import pane_text
+from tests.support import connect, join
 from tests.support import postgres as pgsupport
-from tests.support.client import MARY, TONY, settle
+from tests.support.client import HENRY, MARY, TONY
 from tests.support.gui import GuiTestCase, first_line, message_text
 
 
@@ -64,8 +65,14 @@ class StoreRefusalTests(GuiTestCase):
         self.assertIn("refused", line_tags(tony.messages, "this one cannot be"))
         self.assertNotIn("refused", line_tags(tony.messages, "this one is stored"))
         self.assertEqual(tony.message_entry.get("1.0", "end-1c"), "this one cannot be")
-        await settle()
+        # Someone joins after the refusal; once Mary sees it, she would have
+        # got the refused message too. (He leaves: the screenshot shows two.)
+        henry = await connect(self, self.port)
+        henry.send_json(join(*HENRY))
+        await self.until_in("Henry (henry@hku.hk)", mary.peer_list)
         self.assertNotIn("cannot be", pane_text(mary.messages))
+        await henry.close()
+        await self.until(lambda: "Henry" not in pane_text(mary.peer_list), "he left")
         self.root.update()
         self.save_screenshot("gui-refused.png")
         # adbapi logs the broken connection's failed rollback itself.

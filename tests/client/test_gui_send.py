@@ -72,8 +72,11 @@ class SendTests(GuiTestCase):
         )
         self.assertEqual(self.mary.messages.tag_cget("private", "foreground"), "red")
         self.assertEqual(self.mary.messages.tag_cget("private", "justify"), "right")
-        await settle()
-        self.assertEqual(message_text(self.henry.messages), "")
+        # Henry gets Tony's next message, and nothing before it.
+        self.type_into(self.tony, "Henry", "and you")
+        self.assertTrue(self.tony.do_send())
+        await self.until_in("and you", self.henry.messages)
+        self.assertEqual(message_text(self.henry.messages), "[From: Tony] and you\n")
 
     async def test_group_message_is_green_with_either_separator(self) -> None:
         for to, text in (("Mary, Henry", "first"), ("Henry,Mary", "second")):
@@ -107,9 +110,15 @@ class SendTests(GuiTestCase):
             first_line(self.tony.console)[0],
             "[ERROR] Zoe is not in the chat room: nothing sent",
         )
-        await settle()
-        for window in (self.tony, self.mary, self.henry):
-            self.assertEqual(message_text(window.messages), "")
+        # Tony's next message is the first anyone gets.
+        self.type_into(self.tony, "ALL", "anyone else?")
+        self.assertTrue(self.tony.do_send())
+        for window in (self.mary, self.henry):
+            await self.until_in("anyone else?", window.messages)
+            self.assertEqual(
+                message_text(window.messages), "[From: Tony] anyone else?\n"
+            )
+        self.assertEqual(message_text(self.tony.messages), "[To: ALL] anyone else?\n")
 
     async def test_group_drops_self_and_unknown_names_and_sends_the_rest(
         self,

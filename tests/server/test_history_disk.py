@@ -7,6 +7,7 @@ read-only file system is one readable line."""
 from __future__ import annotations
 
 import glob
+import json
 import os
 import time
 from typing import Any
@@ -171,10 +172,18 @@ class DeletedDatabaseTests(TestCase):
         for i in range(3):
             sender.send_json(send(f"lost {i}", [], "sender@hku.hk"))
         await until(lambda: refusals(sender) == 3, WAIT, "three refusals")
-        await deferLater(reactor, 0.5)
-        self.assertEqual(texts(listener), ["kept"])
-        # Chat that needs no store goes on.
+        # Chat that needs no store goes on: a newcomer joins, and the
+        # listener hears of it after any delivery of the refused messages.
         await joined(self, server.port, "Newcomer")
+        await until(
+            lambda: any(
+                o.get("CMD") == "LIST" and "newcomer@hku.hk" in json.dumps(o)
+                for o in listener.objects
+            ),
+            WAIT,
+            "the newcomer in the listener's roster",
+        )
+        self.assertEqual(texts(listener), ["kept"])
         errors = [
             line
             for line in server.process.output.splitlines()

@@ -15,6 +15,7 @@ from muca.protocol.messages import (
     UID_TAKEN,
     JoinRefused,
     ProtocolError,
+    list_payload,
 )
 from muca.server.room import Room
 
@@ -61,7 +62,6 @@ class JoinRefusalTests(SynchronousTestCase):
         room.take_roster_update()
         self.refusal(room, "Mary", "m")
         self.refusal(room, "Tony", "x")
-        self.assertFalse(room.roster_changed)
         self.assertIsNone(room.take_roster_update())
         self.assertEqual(room.members(), [tony])
 
@@ -79,25 +79,25 @@ class RegistryViewTests(SynchronousTestCase):
 
     def test_a_new_room_has_no_roster_change(self) -> None:
         room = Room()
-        self.assertIs(room.roster_changed, False)
         self.assertIsNone(room.take_roster_update())
 
     def test_a_join_is_pending_until_the_next_update(self) -> None:
         room = Room()
         tony = room.join("c1", "Tony", "t")
-        self.assertTrue(room.roster_changed)
         self.assertTrue(room.is_pending_join(tony))
-        room.take_roster_update()
-        self.assertIs(room.roster_changed, False)
+        self.assertIsNotNone(room.take_roster_update())
         self.assertFalse(room.is_pending_join(tony))
+        self.assertIsNone(room.take_roster_update())
 
     def test_a_leave_is_a_roster_change(self) -> None:
         room = Room()
         tony = room.join("c1", "Tony", "t")
         room.take_roster_update()
         self.assertTrue(room.leave(tony))
-        self.assertTrue(room.roster_changed)
         self.assertFalse(room.leave(tony))
+        update = room.take_roster_update()
+        self.assertIsNotNone(update)
+        self.assertEqual(update.full_list, list_payload([]))
 
 
 class RouteTests(SynchronousTestCase):
