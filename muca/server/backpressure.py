@@ -47,7 +47,7 @@ class SlowReaderOutput:
     """The output side of a connection that its peer may read slowly.
 
     Mixed into ``muca.server.connection.ChatConnection``, which provides
-    ``factory`` (the node: ``max_outbound``, ``outbound``, ``shed``,
+    ``factory`` (the node: ``config.max_outbound``, ``outbound``, ``shed``,
     ``clock``, ``counters``), ``_stream`` (the byte transport written to),
     ``framing``, ``peer``, ``_closing`` (reads nothing more) and
     ``_close_started`` (closed), ``_stop`` (read nothing more),
@@ -154,7 +154,7 @@ class SlowReaderOutput:
         server's total), which is then being disconnected."""
         factory = self.factory
         over_total = factory.outbound.add(count)
-        if count > 0 and self.waiting_bytes > factory.max_outbound:
+        if count > 0 and self.waiting_bytes > factory.config.max_outbound:
             self._too_slow()
             return False
         if over_total:
@@ -257,7 +257,7 @@ class SlowReaderOutput:
             self._too_slow(f"took nothing of a stream for {STREAM_STALL:g} s")
 
     def _too_slow(self, why: str | None = None) -> None:
-        self.drop_slow(why or f"over {self.factory.max_outbound} bytes waiting")
+        self.drop_slow(why or f"over {self.factory.config.max_outbound} bytes waiting")
 
     def drop_slow(self, why: str) -> bool:
         """Disconnect this peer as a slow consumer (``ERROR SLOW_CONSUMER``

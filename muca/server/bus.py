@@ -102,9 +102,9 @@ class LocalBus:
 
     def __init__(
         self,
+        clock: IReactorTime,
         last_id: int = 0,
         store: MessageStore | None = None,
-        clock: IReactorTime | None = None,
         at_turn_end: Callable[[Callable[[], object]], None] | None = None,
     ) -> None:
         """``last_id``: the highest id given before (ids keep increasing);
@@ -117,10 +117,7 @@ class LocalBus:
         self.last_id = last_id if store is None else max(last_id, store.last_id())
         self._listeners: list[BusListener] = []
         if at_turn_end is None:
-            if clock is None:
-                from twisted.internet import reactor as clock  # type: ignore[assignment]
-            later: Any = clock
-            at_turn_end = lambda work: later.callLater(0, work)  # noqa: E731
+            at_turn_end = lambda work: clock.callLater(0, work)  # noqa: E731
         self._at_turn_end = at_turn_end
         # This turn's accepted messages, waiting for the turn's append.
         self._turn: list[ChatMessage] = []

@@ -42,6 +42,7 @@ from muca.protocol.messages import (
 )
 from muca.protocol.wire import BadFrame, FrameDecoder, FrameTooLong, Framing
 from muca.server.backpressure import SlowReaderOutput
+from muca.server.context import NodeConfig
 from muca.server.counters import Counters
 from muca.server.limits import OutboundTotal, TokenBucket, answer_tokens
 from muca.server.listeners import describe_address
@@ -62,10 +63,6 @@ REFUSAL_LOG_INTERVAL = 60.0
 # What a frame read but not handled is told when the server stops.
 SHUTDOWN_REASON = "the server is shutting down: not delivered"
 
-#: Seconds an original client's output waits after its ``ACK`` by default,
-#: so that the ``ACK`` arrives in a read of its own (the node's
-#: ``ack_alone``; see ChatConnection._hold_after_ack).
-ACK_ALONE = 0.02
 #: Bytes held meanwhile past which they are written at once.
 HOLD_MAX = 64 * 1024
 
@@ -106,18 +103,13 @@ class Node(typing.Protocol):
     calls are ``muca.session.user.Node``)."""
 
     clock: Any
-    max_frame: int
-    max_outbound: int
+    #: Limits and timeouts (max_frame, rate, join_timeout, close_grace,
+    #: ack_alone...).
+    config: NodeConfig
     #: Bytes waiting for all connections together (--max-outbound-total).
     outbound: OutboundTotal
-    join_timeout: float | None
-    rate: float | None
-    burst: int
     #: Logins: the throttle, then the session portal.
     entrance: Entrance
-    close_grace: float
-    #: Seconds an original client's output is held after its ACK (0: never).
-    ack_alone: float
     connections: set[Any]
     #: Where the web listener serves the browser client (None: nowhere).
     browser_client: BrowserClient | None
@@ -258,10 +250,12 @@ class ChatConnection(SlowReaderOutput, TimeoutMixin):
             self.setTimeout(REFUSED_WAIT)
             return
         self.admitted = True
-        if factory.rate is not None:
-            self._bucket = TokenBucket(factory.rate, factory.burst, factory.clock)
-        if factory.join_timeout is not None:
-            self.setTimeout(factory.join_timeout)
+        if factory.config.rate is not None:
+            self._bucket = TokenBucket(
+                factory.config.rate, factory.config.burst, factory.clock
+            )
+        if factory.config.join_timeout is not None:
+            self.setTimeout(factory.config.join_timeout)
 
     def frames_received(self, frames: list[Any]) -> None:
         """Handle decoded frames (objects, :class:`BadFrame`,
@@ -317,7 +311,7 @@ class ChatConnection(SlowReaderOutput, TimeoutMixin):
         log.info(
             "closing {peer}: no JOIN within {timeout} s",
             peer=self.peer,
-            timeout=self.factory.join_timeout,
+            timeout=self.factory.config.join_timeout,
         )
         self.close()
 
@@ -350,7 +344,7 @@ class ChatConnection(SlowReaderOutput, TimeoutMixin):
         self._unregister()
         self._lose()
         if grace is None:
-            grace = self.factory.close_grace
+            grace = self.factory.config.close_grace
         self._abort_call = self.factory.clock.callLater(grace, self.abort)
 
     def shutdown(self, grace: float) -> None:
@@ -413,9 +407,9 @@ class ChatConnection(SlowReaderOutput, TimeoutMixin):
         # MAX_FRAME for clients of the extensions; an original client's
         # stream stays byte for byte what it expects.
         factory = self.factory
-        max_frame = factory.max_frame if join.version >= 2 else None
+        max_frame = factory.config.max_frame if join.version >= 2 else None
         self.send(messages.ack_okay_payload(max_frame))
-        if self.framing is Framing.ORIGINAL and factory.ack_alone > 0:
+        if self.framing is Framing.ORIGINAL and factory.config.ack_alone > 0:
             self._hold_after_ack()
 
     def refuse(self, uid: str, nickname: str, refusal: JoinRefused) -> None:
@@ -675,7 +669,7 @@ class ChatConnection(SlowReaderOutput, TimeoutMixin):
         self._held_bytes = 0
         factory = self.factory
         self._release_call = factory.clock.callLater(
-            factory.ack_alone, self._release_held
+            factory.config.ack_alone, self._release_held
         )
 
     def _release_held(self) -> None:
@@ -713,7 +707,7 @@ class ChatProtocol(ChatConnection, Protocol):
         self._received = False
 
     def connectionMade(self) -> None:  # noqa: N802
-        self._decoder = FrameDecoder(self.factory.max_frame)
+        self._decoder = FrameDecoder(self.factory.config.max_frame)
         self._start(self.transport)
 
     def _register(self) -> None:

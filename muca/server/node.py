@@ -14,14 +14,11 @@ BEFORE``) is ``muca.server.replay.Replays``, which the factory owns.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from functools import cached_property
 
-from twisted.cred.portal import Portal
 from twisted.internet.base import DelayedCall
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -38,42 +35,18 @@ from muca.protocol.messages import (
     Send,
     known_payload,
 )
-from muca.protocol.wire import DEFAULT_MAX_FRAME
-from muca.server.bus import Bus, ClusterUnavailable, LocalBus
-from muca.server.connection import ACK_ALONE, ChatProtocol
-from muca.server.counters import Counters
+from muca.server.bus import Bus, ClusterUnavailable
+from muca.server.connection import ChatProtocol
+from muca.server.context import NodeContext
 from muca.server.known import KnownUsers
-from muca.server.limits import (
-    DEFAULT_BURST,
-    DEFAULT_MAX_PER_ADDRESS,
-    DEFAULT_RATE,
-    ConnectionCounter,
-    OutboundTotal,
-)
-from muca.server.logins import (
-    DEFAULT_LOGIN_DELAY,
-    DEFAULT_LOGIN_DELAY_MAX,
-    LoginThrottle,
-)
-from muca.server.output import Outbox, Payload
-from muca.server.replay import DEFAULT_HISTORY_REPLAY, Replays
+from muca.server.limits import ConnectionCounter, OutboundTotal
+from muca.server.logins import LoginThrottle
+from muca.server.output import Payload
+from muca.server.replay import Replays
 from muca.server.room import Member, Room
 from muca.server.wrong_port import BrowserClient
 from muca.session.realm import Entrance, session_portal
-from muca.store.base import MessageStore, StoreError
-
-DEFAULT_LIST_INTERVAL = 0.1
-# A roster update costs a write to every member, and the members' clients as
-# much again: past this many members the interval grows with the room (0.5 s
-# at 10,000 with the default), so that a storm of joins keeps those costs to
-# a bounded share of the time instead of growing with N² per second.
-LIST_INTERVAL_MEMBERS = 2000
-DEFAULT_MAX_OUTBOUND = 4 * 1024 * 1024
-DEFAULT_JOIN_TIMEOUT = 30.0
-# Seconds a closed connection gets to take what is still buffered for it.
-DEFAULT_CLOSE_GRACE = 1.0
-# Seconds a shutdown waits for the connections to close before dropping them.
-DEFAULT_SHUTDOWN_WAIT = 1.0
+from muca.store.base import StoreError
 
 log = Logger()
 
@@ -92,68 +65,31 @@ class ChatFactory(ServerFactory):
     #: (set by ``muca.server.tap``); named to a browser on the chat port.
     browser_client: BrowserClient | None = None
 
-    def __init__(
-        self,
-        clock: IReactorTime | None = None,
-        max_frame: int = DEFAULT_MAX_FRAME,
-        list_interval: float = DEFAULT_LIST_INTERVAL,
-        capacity: int | None = None,
-        *,
-        max_outbound: int = DEFAULT_MAX_OUTBOUND,
-        max_outbound_total: int | None = None,
-        join_timeout: float | None = DEFAULT_JOIN_TIMEOUT,
-        rate: float | None = DEFAULT_RATE,
-        burst: int = DEFAULT_BURST,
-        max_connections: int | None = None,
-        max_per_address: int | None = DEFAULT_MAX_PER_ADDRESS,
-        exempt_loopback: bool = False,
-        portal: Portal | None = None,
-        login_delay: float | None = DEFAULT_LOGIN_DELAY,
-        login_delay_max: float = DEFAULT_LOGIN_DELAY_MAX,
-        close_grace: float = DEFAULT_CLOSE_GRACE,
-        ack_alone: float = ACK_ALONE,
-        bus: Bus | None = None,
-        store: MessageStore | None = None,
-        history_replay: int = DEFAULT_HISTORY_REPLAY,
-    ) -> None:
-        """``None`` for ``join_timeout``, ``rate`` or a cap turns it off;
-        ``portal`` (see ``muca.server.auth``) turns password checks on,
-        failed ones slowed from ``login_delay`` seconds up to
-        ``login_delay_max`` (see ``muca.server.logins``; ``None``: not slowed);
-        ``store`` (opened, or opened by :meth:`store_opened` time) keeps the
-        history; ``bus`` is a :class:`LocalBus` on that store unless given;
-        ``ack_alone``: seconds an original-framing client's output waits
-        after its ``ACK`` (0: not at all); ``max_outbound_total``: bytes that
-        may wait for all connections together (see :meth:`shed`)."""
-        if clock is None:
-            from twisted.internet import reactor as clock  # type: ignore[assignment]
-        self.clock = clock
-        self.max_frame = max_frame
-        self.list_interval = list_interval
-        self.list_interval_members = LIST_INTERVAL_MEMBERS
-        self.max_outbound = max_outbound
+    def __init__(self, context: NodeContext) -> None:
+        """``context``: the clock, the configuration, the (opened) store,
+        the bus and the counters this node works with."""
+        self.context = context
+        self.clock = context.clock
+        config = self.config = context.config
+        self.portal = context.portal
         #: What waits for all connections together (--max-outbound-total).
-        self.outbound = OutboundTotal(max_outbound_total)
-        self.join_timeout = join_timeout
-        self.rate = rate
-        self.burst = burst
-        self.portal = portal
+        self.outbound = OutboundTotal(config.max_outbound_total)
         #: Failed logins slowed down (None without --auth or when turned off).
         self.logins: LoginThrottle | None = None
-        if portal is not None and login_delay:
+        if self.portal is not None and config.login_delay:
             self.logins = LoginThrottle(
-                clock, login_delay, max(login_delay, login_delay_max)
+                self.clock,
+                config.login_delay,
+                max(config.login_delay, config.login_delay_max),
             )
-        self.close_grace = close_grace
-        self.ack_alone = ack_alone
         #: User ids that have joined before (offline delivery, --auth only):
         #: the room keeps them from being taken as nicknames.
         self.known = KnownUsers()
-        self.room = Room(capacity, self.known)
+        self.room = Room(config.capacity, self.known)
         #: Newcomers with the known capability whose first LIST is not out.
         self._known_pending: set[Member] = set()
         self.counter = ConnectionCounter(
-            max_connections, max_per_address, exempt_loopback
+            config.max_connections, config.max_per_address, config.exempt_loopback
         )
         #: Every open connection, joined or not.
         self.connections: set[ChatProtocol] = set()
@@ -161,19 +97,20 @@ class ChatFactory(ServerFactory):
         self._roster_call: DelayedCall | None = None
         self._last_roster = float("-inf")
         #: Fan-out waiting for the end of this reactor turn.
-        self.outbox = Outbox(self.clock)
+        self.outbox = context.outbox
         #: Totals for /metrics.
-        self.counters = Counters()
-        self.store = store
+        self.counters = context.counters
+        self.store = context.store
         #: The id of the last message the bus delivered here.
         self.last_delivered = 0
         #: History replays at JOIN and HISTORY BEFORE (muca.server.replay).
-        self.replays = Replays(self, history_replay)
-        self.bus: Bus = bus if bus is not None else self._local_bus()
+        self.replays = Replays(self, config.history_replay)
+        if self.tracks_known:
+            assert self.store is not None
+            # Read by the open, before anybody joins: KNOWN lists them all.
+            self.known.load(self.store.known_at_open())
+        self.bus: Bus = context.bus
         self.bus.attach(self)
-
-    def _local_bus(self) -> LocalBus:
-        return LocalBus(store=self.store, at_turn_end=self.outbox.at_flush)
 
     @property
     def private_history(self) -> bool:
@@ -191,17 +128,6 @@ class ChatFactory(ServerFactory):
     def tracks_known(self) -> bool:
         """Whether user ids that joined become known (offline delivery)."""
         return self.store is not None and self.private_history
-
-    def store_opened(self) -> None:
-        """The store has been opened: ids go on from its last one, and the
-        known users are loaded."""
-        assert self.store is not None
-        bus = self.bus
-        if isinstance(bus, LocalBus):
-            bus.last_id = max(bus.last_id, self.store.last_id())
-        if self.private_history:
-            # Read by the open, before anybody joins: KNOWN lists them all.
-            self.known.load(self.store.known_at_open())
 
     # Connections
 
@@ -245,7 +171,7 @@ class ChatFactory(ServerFactory):
             return "shutting down"
         return self.bus.unavailable()
 
-    def close_all(self, timeout: float = DEFAULT_SHUTDOWN_WAIT) -> Deferred[None]:
+    def close_all(self, timeout: float | None = None) -> Deferred[None]:
         """Close every connection; fire once all are gone.
 
         Each stops reading; the frames it had read but not handled yet
@@ -254,6 +180,8 @@ class ChatFactory(ServerFactory):
         gets ``timeout`` seconds to go out, then the remaining connections
         are dropped. No roster updates go out meanwhile.
         """
+        if timeout is None:
+            timeout = self.config.shutdown_wait
         self.stopping = True
         self._cancel_roster()
         self.flush_output()
@@ -387,7 +315,7 @@ class ChatFactory(ServerFactory):
             )
             draft = ChatMessage(
                 0,
-                int(time.time() * 1000),
+                int(self.clock.seconds() * 1000),
                 sender.uid,
                 route.kind,
                 recipients,
@@ -471,8 +399,9 @@ class ChatFactory(ServerFactory):
 
     def _schedule_roster(self) -> None:
         if self._roster_call is None and not self.stopping:
-            interval = self.list_interval * max(
-                1.0, len(self.room) / self.list_interval_members
+            config = self.config
+            interval = config.list_interval * max(
+                1.0, len(self.room) / config.list_interval_members
             )
             wait = self._last_roster + interval - self.clock.seconds()
             self._roster_call = self.clock.callLater(max(0.0, wait), self._send_roster)
@@ -517,7 +446,3 @@ class ChatFactory(ServerFactory):
     def flush_output(self) -> None:
         """Write all queued fan-out now."""
         self.outbox.flush()
-
-
-# TCP keepalive probes: first after a minute of silence, then every 10 s; a
-# peer that answers none of 6 is gone (the kernel's default waits 2 hours).

@@ -14,6 +14,11 @@ from twisted.python import usage
 import muca
 from muca.protocol.wire import DEFAULT_MAX_FRAME
 from muca.server.auth import make_checker
+from muca.server.context import (
+    DEFAULT_JOIN_TIMEOUT,
+    DEFAULT_LIST_INTERVAL,
+    DEFAULT_MAX_OUTBOUND,
+)
 from muca.server.limits import (
     DEFAULT_BURST,
     DEFAULT_MAX_PER_ADDRESS,
@@ -22,11 +27,6 @@ from muca.server.limits import (
 )
 from muca.server.listeners import with_backlog
 from muca.server.logins import DEFAULT_LOGIN_DELAY, DEFAULT_LOGIN_DELAY_MAX
-from muca.server.node import (
-    DEFAULT_JOIN_TIMEOUT,
-    DEFAULT_LIST_INTERVAL,
-    DEFAULT_MAX_OUTBOUND,
-)
 from muca.server.replay import DEFAULT_HISTORY_REPLAY
 from muca.store import StoreError, open_store
 from muca.web.access import host_name, parse_networks

@@ -7,22 +7,30 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from twisted.application import service, strports
+from twisted.application.internet import StreamServerEndpointService
+from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.interfaces import IListeningPort, IReactorTime
+from twisted.internet.protocol import ServerFactory
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from muca.server.auth import make_portal
+from muca.server.context import NodeConfig, NodeContext
 from muca.server.limits import DEFAULT_MAX_PER_ADDRESS, default_max_connections
 from muca.server.listeners import AnnouncedEndpoint, raise_descriptor_limit
-from muca.server.node import DEFAULT_SHUTDOWN_WAIT, ChatFactory
+from muca.server.node import ChatFactory
 from muca.server.options import Options
+from muca.server.output import Outbox
 from muca.server.wrong_port import BrowserClient
 from muca.store import MessageStore, StoreError
+
+if TYPE_CHECKING:
+    from muca.cluster.redisbus import RedisBus
 
 __all__ = ["ChatService", "Options", "makeService"]
 
@@ -58,27 +66,62 @@ def _goes_nowhere(fd: int) -> bool:
 
 
 class ChatService(service.MultiService):
-    """The listeners of one chat server; a listener that cannot start ends
-    the program with one readable line instead of a traceback. Stopping it
-    closes the listeners, then every connection (see
-    ``ChatFactory.close_all``)."""
+    """One chat server, started in one sequence: open the store, build the
+    node (``muca.server.node.ChatFactory``) on it and its bus, then start
+    the bus (a cluster's) and the listeners. A listener that cannot start
+    ends the program with one readable line instead of a traceback.
+    Stopping it closes the listeners, then every connection (see
+    ``ChatFactory.close_all``), then the store."""
+
+    #: The node, once built (privilegedStartService).
+    factory: ChatFactory
 
     def __init__(
         self,
-        factory: ChatFactory,
+        reactor: IReactorTime,
+        config: NodeConfig,
+        store: MessageStore | None = None,
+        portal: Portal | None = None,
+        bus: RedisBus | None = None,
         history_days: float | None = None,
         history_max: int | None = None,
         history_bytes: int | None = None,
     ) -> None:
+        """``bus``: a cluster's (None: the server runs alone, on a
+        ``LocalBus``); ``store``: not opened yet."""
         super().__init__()
-        self.factory = factory
+        self.reactor = reactor
+        self.config = config
+        self.store = store
+        self.portal = portal
+        self.bus = bus
+        if bus is not None:
+            # First started, last stopped: the listeners open on a live bus.
+            bus.setServiceParent(self)
         self.history_days = history_days
         self.history_max = history_max
         self.history_bytes = history_bytes
         self._pruning: LoopingCall | None = None
+        #: Given the node once it is built: chat listeners serve it, web
+        #: listeners a site built on it.
+        self._servers: list[tuple[StreamServerEndpointService, Callable[..., Any]]]
+        self._servers = []
+
+    def listen(
+        self,
+        description: str,
+        server: Callable[[ChatFactory], ServerFactory],
+        listening: Callable[[IListeningPort], None] | None = None,
+    ) -> None:
+        """Listen on ``description`` with the factory ``server`` builds from
+        the node; call ``listening`` once it listens."""
+        listener = strports.service(description, None)
+        listener.endpoint = AnnouncedEndpoint(listener.endpoint, listening)
+        listener.setServiceParent(self)
+        self._servers.append((listener, server))
 
     def privilegedStartService(self) -> None:
-        store = self.factory.store
+        store = self.store
         if store is not None:
             # Before anything listens: nobody is served yet, so a blocking
             # open costs nothing, and a database that cannot be used ends
@@ -87,7 +130,9 @@ class ChatService(service.MultiService):
                 store.open_blocking()
             except StoreError as error:
                 _fail_to_start(str(error))
-            self.factory.store_opened()
+        self.factory = ChatFactory(self._context(store))
+        for listener, server in self._servers:
+            listener.factory = server(self.factory)
         try:
             super().privilegedStartService()
         except CannotListenError as error:
@@ -98,9 +143,17 @@ class ChatService(service.MultiService):
             reason = getattr(error.socketError, "strerror", None) or error.socketError
             _fail_to_start(f"cannot listen on {where}: {reason}")
 
+    def _context(self, store: MessageStore | None) -> NodeContext:
+        """The node's context: alone, a ``LocalBus`` on the opened store;
+        in a cluster, the Redis bus."""
+        clock, config, portal = self.reactor, self.config, self.portal
+        if self.bus is None:
+            return NodeContext.alone(clock, config, store, portal)
+        return NodeContext(clock, self.bus, Outbox(clock), config, store, portal)
+
     def startService(self) -> None:
         super().startService()
-        store = self.factory.store
+        store = self.store
         if store is not None and (
             self.history_days or self.history_max or self.history_bytes
         ):
@@ -135,16 +188,16 @@ class ChatService(service.MultiService):
         # /healthz says 503 from now on, to a load balancer still connected.
         self.factory.stopping = True
         stopped = super().stopService()
-        stopped.addCallback(lambda _: self.factory.close_all(DEFAULT_SHUTDOWN_WAIT))
-        store = self.factory.store
+        stopped.addCallback(lambda _: self.factory.close_all())
+        store = self.store
         if store is not None:
             stopped.addCallback(lambda _: store.close())
         return stopped
 
 
-def makeService(options: Options) -> ChatService:
-    """Build the chat service from parsed options."""
-    descriptors = raise_descriptor_limit()
+def node_config(options: Options, descriptors: int) -> NodeConfig:
+    """The node's limits, intervals and timeouts from the command line, in
+    a process that may open ``descriptors`` files."""
     max_connections = options["max-connections"]
     if max_connections is None:
         max_connections = default_max_connections(descriptors)
@@ -152,23 +205,7 @@ def makeService(options: Options) -> ChatService:
     exempt_loopback = max_per_address is None
     if max_per_address is None:
         max_per_address = DEFAULT_MAX_PER_ADDRESS
-    bus = None
-    if options["cluster"] is not None:
-        from muca.cluster.redisbus import JOIN_WAIT_FOR_REDIS, RedisBus
-
-        store = options["store"]
-        bus = RedisBus(
-            options["cluster"],
-            capacity=options["max-members"] or None,
-            # The history's own store (opened by ChatService) is the one the
-            # bus writes to: every node reads what any node stored.
-            database=None if store is None else store.conninfo,
-        )
-        if options["join-timeout"]:
-            # A join held for Redis must be answered within the connection's
-            # own time to join.
-            bus.join_wait = min(JOIN_WAIT_FOR_REDIS, options["join-timeout"] / 3)
-    factory = ChatFactory(
+    return NodeConfig(
         max_frame=options["max-frame"],
         list_interval=options["list-interval"],
         capacity=options["max-members"] or None,
@@ -180,49 +217,71 @@ def makeService(options: Options) -> ChatService:
         max_connections=max_connections or None,
         max_per_address=max_per_address or None,
         exempt_loopback=exempt_loopback,
-        portal=make_portal(options.get("credCheckers", [])),
         login_delay=_off_when_zero(options["login-delay"]),
         login_delay_max=options["login-delay-max"],
-        store=options["store"],
         history_replay=options["history-replay"],
-        bus=bus,
     )
+
+
+def makeService(options: Options) -> ChatService:
+    """Build the chat service from parsed options: the file descriptor
+    limit raised, the cluster's bus, the listeners; the store is opened and
+    the node built when the service starts."""
+    descriptors = raise_descriptor_limit()
+    store = options["store"]
+    bus = None
+    if options["cluster"] is not None:
+        from muca.cluster.redisbus import JOIN_WAIT_FOR_REDIS, RedisBus
+
+        bus = RedisBus(
+            options["cluster"],
+            capacity=options["max-members"] or None,
+            # The history's own store (opened by ChatService) is the one the
+            # bus writes to: every node reads what any node stored.
+            database=None if store is None else store.conninfo,
+        )
+        if options["join-timeout"]:
+            # A join held for Redis must be answered within the connection's
+            # own time to join.
+            bus.join_wait = min(JOIN_WAIT_FOR_REDIS, options["join-timeout"] / 3)
+    from twisted.internet import reactor
+
     chat = ChatService(
-        factory,
+        reactor,
+        node_config(options, descriptors),
+        store,
+        make_portal(options.get("credCheckers", [])),
+        bus,
         options["history-days"],
         options["history-max"],
         options["history-bytes"],
     )
-    if bus is not None:
-        # First started, last stopped: the listeners open on a live bus.
-        bus.setServiceParent(chat)
     for description in options["listen"]:
-        listener = strports.service(description, factory)
-        listener.endpoint = AnnouncedEndpoint(listener.endpoint)
-        listener.setServiceParent(chat)
+        chat.listen(description, lambda node: node)
     if options["web"]:
         # Imported only when used: the web listener needs twisted[websocket].
         from muca.web.gateway import make_site
 
-        site = make_site(
-            factory,
-            options["web-origin"],
-            options["web-host"],
-            options["metrics-from"],
-            options["web-request-timeout"],
-        )
-        for description in options["web"]:
-            listener = strports.service(description, site)
-            listener.endpoint = AnnouncedEndpoint(
-                listener.endpoint,
-                _browser_client(factory, description, options["web-host"]),
+        def site(node: ChatFactory) -> ServerFactory:
+            return make_site(
+                node,
+                options["web-origin"],
+                options["web-host"],
+                options["metrics-from"],
+                options["web-request-timeout"],
             )
-            listener.setServiceParent(chat)
+
+        for description in options["web"]:
+            chat.listen(
+                description,
+                site,
+                _browser_client(chat, description, options["web-host"]),
+            )
     return chat
 
 
 def _browser_client(
-    factory: ChatFactory, description: str, names: list[str]
+    chat: ChatService, description: str, names: list[str]
 ) -> Callable[[IListeningPort], None]:
     """What a web listener does once it listens: log its URL, and make it
     the one the chat port names (the first such listener)."""
@@ -236,7 +295,7 @@ def _browser_client(
             secure, address.host, address.port, names[0] if names else None
         )
         log.info("muca: browser client on {url}", url=web.url())
-        if factory.browser_client is None:
-            factory.browser_client = web
+        if chat.factory.browser_client is None:
+            chat.factory.browser_client = web
 
     return listening

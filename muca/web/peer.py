@@ -126,7 +126,7 @@ class WebSocketPeer(ChatConnection):
         super().__init__()
         self.factory = factory
         self.framing = Framing.WEBSOCKET
-        self._max_frame: int = factory.max_frame
+        self._max_frame: int = factory.config.max_frame
         #: The WebSocket (``twisted.web.websocket``'s transport), once open.
         self.websocket: WebSocketTransport | None = None
         channel = request.channel

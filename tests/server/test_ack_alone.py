@@ -13,7 +13,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from muca.server.connection import ACK_ALONE
+from muca.server.context import DEFAULT_ACK_ALONE as ACK_ALONE
 from tests.support import OKAY, MemoryServer, join, roster, send
 from tests.support.peers import OneReadOnePeer
 from tests.support.twistd import WAIT, start_twistd

@@ -134,13 +134,13 @@ class AuthOptionTests(SynchronousTestCase):
     def test_auth_is_off_by_default(self) -> None:
         options = auth_options()
         self.assertEqual(options.get("credCheckers", []), [])
-        self.assertIsNone(tap.makeService(options).factory.portal)
+        self.assertIsNone(tap.makeService(options).portal)
 
     def test_memory_and_file_auth_options_make_a_portal(self) -> None:
         path = users_file(self, "tony@hku.hk:x\n")
         options = auth_options("--auth", "memory:a:b", "--auth", f"file:{path}")
         self.assertEqual(len(options["credCheckers"]), 2)
-        self.assertIsNotNone(tap.makeService(options).factory.portal)
+        self.assertIsNotNone(tap.makeService(options).portal)
 
     def test_missing_password_file_is_a_usage_error(self) -> None:
         with self.assertRaises(UsageError) as caught:
@@ -152,7 +152,7 @@ class AuthOptionTests(SynchronousTestCase):
 
     def test_blank_lines_of_a_password_file_are_allowed(self) -> None:
         path = users_file(self, "\ntony@hku.hk:x\n   \n\nmary@hku.hk:y\n\n")
-        portal = tap.makeService(auth_options("--auth", f"file:{path}")).factory.portal
+        portal = tap.makeService(auth_options("--auth", f"file:{path}")).portal
         for uid, password in (("tony@hku.hk", "x"), ("mary@hku.hk", "y")):
             self.assertTrue(self.successResultOf(logs_in(portal, uid, password)), uid)
 

@@ -9,7 +9,7 @@ import os
 from collections.abc import Sequence
 
 from twisted.internet import reactor
-from twisted.internet.task import deferLater
+from twisted.internet.task import Clock, deferLater
 from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -49,7 +49,7 @@ class LocalBusTests(SynchronousTestCase):
     """The single-process bus on its own."""
 
     def test_ids_continue_after_the_last_one_given(self) -> None:
-        bus = LocalBus(last_id=41)
+        bus = LocalBus(Clock(), last_id=41)
         recorder = Recorder()
         bus.attach(recorder)
         accepted = self.successResultOf(bus.publish([draft("a"), draft("b")]))
@@ -61,7 +61,7 @@ class LocalBusTests(SynchronousTestCase):
         )
 
     def test_every_listener_gets_every_message_and_roster_change(self) -> None:
-        bus = LocalBus()
+        bus = LocalBus(Clock())
         first, second = Recorder(), Recorder()
         bus.attach(first)
         bus.attach(second)
@@ -76,7 +76,7 @@ class LocalBusRosterTests(SynchronousTestCase):
     """Joins and leaves through the single-process bus."""
 
     def test_a_leave_is_announced_once_and_a_second_one_is_refused(self) -> None:
-        bus, room, recorder = LocalBus(), Room(), Recorder()
+        bus, room, recorder = LocalBus(Clock()), Room(), Recorder()
         bus.attach(recorder)
         member = bus.join(room, object(), Join("Tony", "tony@hku.hk"))
         self.assertEqual(recorder.roster_changes, 1)
@@ -111,7 +111,7 @@ class MessageIdTests(ServerTestCase):
         self.assertEqual(mary.take()[0]["ID"], henry.take()[0]["ID"])
 
     def test_ids_start_after_the_bus_last_id(self) -> None:
-        server = MemoryServer(bus=LocalBus(last_id=1000))
+        server = MemoryServer(bus=LocalBus(Clock(), last_id=1000))
         self.addCleanup(server.stop)
         self.server = server
         tony, mary = self.joined(TONY, MARY)
@@ -134,7 +134,7 @@ class StoringBusTests(TestCase):
         self.store = SQLiteStore(os.path.join(fresh_directory(self), "bus.db"))
         await self.store.open()
         self.addCleanup(self.store.close)
-        self.bus = LocalBus(store=self.store)
+        self.bus = LocalBus(reactor, store=self.store)
         self.recorder = Recorder()
         self.bus.attach(self.recorder)
 
@@ -204,7 +204,7 @@ class StoringBusTests(TestCase):
 
     async def test_ids_go_on_from_the_stores_last_one(self) -> None:
         await self.store.append([dataclasses.replace(draft("old"), id=7)])
-        bus = LocalBus(store=self.store)
+        bus = LocalBus(reactor, store=self.store)
         bus.attach(self.recorder)
         bus.publish([draft("new")])
         await self.turn(1)

@@ -3,6 +3,7 @@ a room that never had one is ``ID`` 1."""
 
 from __future__ import annotations
 
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from muca.protocol.messages import ALL, ChatMessage
@@ -11,7 +12,7 @@ from muca.server.bus import LocalBus
 
 class FreshBusTests(SynchronousTestCase):
     def test_a_fresh_bus_numbers_messages_from_one(self) -> None:
-        bus = LocalBus()
+        bus = LocalBus(Clock())
         drafts = [ChatMessage(0, 5, "t", ALL, (), text) for text in ("a", "b")]
         accepted = self.successResultOf(bus.publish(drafts))
         self.assertEqual([(m.id, m.text) for m in accepted], [(1, "a"), (2, "b")])

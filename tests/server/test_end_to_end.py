@@ -16,6 +16,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from muca.server.connection import ChatProtocol
+from muca.server.context import NodeContext
 from muca.server.node import ChatFactory
 from tests.support import (
     OKAY,
@@ -320,7 +321,7 @@ class ServerSideTestCase(TestCase):
 
     async def connected(self) -> tuple[ChatProtocol, socket.socket]:
         """A real loopback connection: the server's protocol and a raw socket."""
-        factory = ChatFactory()
+        factory = ChatFactory(NodeContext.alone(reactor))
         protocols: list[ChatProtocol] = []
         build = factory.buildProtocol
 

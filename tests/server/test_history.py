@@ -372,7 +372,6 @@ class ReplayBookkeepingTests(TestCase):
         await store.open()
         self.addCleanup(store.close)
         server = MemoryServer(store=store)
-        server.factory.store_opened()
         newcomer = server.connect()
         newcomer.send_json(history_join(BOB))
         # ACK is out; the LIST (end of this turn) and the replay are not.
@@ -393,7 +392,7 @@ class ReplayBookkeepingTests(TestCase):
         self.addCleanup(store.close)
         early = ChatMessage(1, 1_700_000_000_000, ALICE[1], "ALL", (), "early")
         await store.append([early])
-        server = MemoryServer(store=store, bus=LocalBus())
+        server = MemoryServer(store=store, bus=LocalBus(reactor))
         newcomer = server.connect()
         newcomer.send_json(history_join(BOB))
         got: list[Any] = []

@@ -179,7 +179,7 @@ class SlowConsumerTests(SynchronousTestCase):
         self.tony.protocol.pauseProducing()
         self.broadcast(10)
         self.assertFalse(self.tony.transport.disconnected)
-        self.server.clock.advance(self.server.factory.close_grace)
+        self.server.clock.advance(self.server.factory.config.close_grace)
         self.assertTrue(self.tony.transport.disconnected)  # abortConnection
         self.tony.lose()
         self.assertEqual(self.server.clock.getDelayedCalls(), [])
@@ -253,7 +253,7 @@ class JoinTimeoutTests(SynchronousTestCase):
     def test_timed_out_connection_is_cut_if_it_does_not_go(self) -> None:
         peer = self.server.connect()
         self.server.clock.advance(30)
-        self.server.clock.advance(self.server.factory.close_grace)
+        self.server.clock.advance(self.server.factory.config.close_grace)
         self.assertTrue(peer.transport.disconnected)
         peer.lose()
         self.assertEqual(self.server.clock.getDelayedCalls(), [])

@@ -300,7 +300,7 @@ class RegistryProperties(SynchronousTestCase):
         joined: dict[int, tuple[str, str]],
     ) -> None:
         # Let any coalesced roster update go out, then compare.
-        server.clock.advance(server.factory.list_interval)
+        server.clock.advance(server.factory.config.list_interval)
         room = server.factory.room
         members = room.members()
         self.assertEqual(

@@ -41,7 +41,8 @@ class RosterCoalescingTests(SynchronousTestCase):
             self.assertEqual(got[-1], roster(("Obs", "obs"), *names))
 
     def test_interval_grows_with_a_large_room(self) -> None:
-        self.server.factory.list_interval_members = 2
+        self.server = MemoryServer(list_interval=1.0, list_interval_members=2)
+        self.addCleanup(self.server.stop)
         observer = self.server.connect()
         observer.send_json(join("Obs", "obs"))
         for i in range(5):

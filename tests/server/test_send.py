@@ -88,11 +88,13 @@ class SendTests(ServerTestCase):
         for got in (self.tony.take(), self.peter.take()):
             self.assertEqual(got[0]["FROM"], HENRY[1])
 
-    def test_timestamp_is_integer_milliseconds(self) -> None:
+    def test_timestamp_is_the_clocks_time_in_integer_milliseconds(self) -> None:
+        # The fake clock, not the machine's: 1,234.5 s after it started.
+        self.server.clock.advance(1234.5 - self.server.clock.seconds())
         self.henry.send_json(send("hi", [TONY[1]], HENRY[1]))
         (delivered,) = self.tony.take()
         self.assertIsInstance(delivered["TS"], int)
-        self.assertGreater(delivered["TS"], 1_600_000_000_000)
+        self.assertEqual(delivered["TS"], 1_234_500)
 
     def test_send_before_join_is_not_joined(self) -> None:
         lurker = self.server.connect()

@@ -17,50 +17,52 @@ from tests.support.twistd import TWISTD, fresh_directory, start_twistd
 README = Path(__file__).resolve().parent.parent.parent / "README.md"
 
 
-def factory_for(*args: str):
-    """The ``ChatFactory`` that ``twistd muca ARGS`` builds."""
+def service_for(*args: str) -> tap.ChatService:
+    """The service that ``twistd muca ARGS`` builds (not started: its node,
+    built at start, takes ``config``)."""
     options = tap.Options()
     options.parseOptions(list(args))
-    return tap.makeService(options).factory
+    return tap.makeService(options)
 
 
 class LimitOptionTests(SynchronousTestCase):
     def test_defaults(self) -> None:
-        factory = factory_for()
-        self.assertEqual(factory.max_outbound, 4 * 1024 * 1024)
-        self.assertEqual(factory.join_timeout, 30)
-        self.assertEqual((factory.rate, factory.burst), (20, 50))
+        service = service_for()
+        config = service.config
+        self.assertEqual(config.max_outbound, 4 * 1024 * 1024)
+        self.assertEqual(config.join_timeout, 30)
+        self.assertEqual((config.rate, config.burst), (20, 50))
         descriptors = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        self.assertEqual(factory.counter.max_total, descriptors - 64)
-        self.assertEqual(factory.counter.max_per_address, 100)
-        self.assertTrue(factory.counter.exempt_loopback)
-        self.assertIsNone(factory.room.capacity)
-        self.assertIsNone(factory.portal)
+        self.assertEqual(config.max_connections, descriptors - 64)
+        self.assertEqual(config.max_per_address, 100)
+        self.assertTrue(config.exempt_loopback)
+        self.assertIsNone(config.capacity)
+        self.assertIsNone(service.portal)
 
-    def test_options_reach_the_factory(self) -> None:
-        factory = factory_for(
+    def test_options_reach_the_node_config(self) -> None:
+        config = service_for(
             "--max-outbound", "1000", "--join-timeout", "2.5", "--rate-limit", "5",
             "--rate-burst", "7", "--max-connections", "9", "--max-per-address", "3",
             "--max-members", "4",
-        )  # fmt: skip
-        self.assertEqual(factory.max_outbound, 1000)
-        self.assertEqual(factory.join_timeout, 2.5)
-        self.assertEqual((factory.rate, factory.burst), (5, 7))
-        self.assertEqual(factory.counter.max_total, 9)
-        self.assertEqual(factory.counter.max_per_address, 3)
-        self.assertFalse(factory.counter.exempt_loopback)
-        self.assertEqual(factory.room.capacity, 4)
+        ).config  # fmt: skip
+        self.assertEqual(config.max_outbound, 1000)
+        self.assertEqual(config.join_timeout, 2.5)
+        self.assertEqual((config.rate, config.burst), (5, 7))
+        self.assertEqual(config.max_connections, 9)
+        self.assertEqual(config.max_per_address, 3)
+        self.assertFalse(config.exempt_loopback)
+        self.assertEqual(config.capacity, 4)
 
     def test_zero_turns_a_limit_off(self) -> None:
-        factory = factory_for(
+        config = service_for(
             "--join-timeout", "0", "--rate-limit", "0", "--max-connections", "0",
             "--max-per-address", "0", "--max-members", "0",
-        )  # fmt: skip
-        self.assertIsNone(factory.join_timeout)
-        self.assertIsNone(factory.rate)
-        self.assertIsNone(factory.counter.max_total)
-        self.assertIsNone(factory.counter.max_per_address)
-        self.assertIsNone(factory.room.capacity)
+        ).config  # fmt: skip
+        self.assertIsNone(config.join_timeout)
+        self.assertIsNone(config.rate)
+        self.assertIsNone(config.max_connections)
+        self.assertIsNone(config.max_per_address)
+        self.assertIsNone(config.capacity)
 
     def test_nonsense_values_are_usage_errors(self) -> None:
         for args in (

@@ -36,6 +36,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService
+from twisted.cred.portal import Portal
 from twisted.internet import defer, interfaces, reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
@@ -48,7 +49,11 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from muca.server import tap
+from muca.server.bus import Bus
+from muca.server.context import NodeConfig, NodeContext
 from muca.server.node import ChatFactory
+from muca.server.output import Outbox
+from muca.store.base import MessageStore
 
 #: Seconds a test waits for something expected before failing.
 TIMEOUT = 10.0
@@ -381,18 +386,32 @@ class RecordingTransport(StringTransport):
 class MemoryServer:
     """A ``ChatFactory`` on a fake clock, for in-memory protocol tests.
 
-    ``factory_options`` go to ``ChatFactory``; ``list_interval`` defaults to
+    ``store`` (opened), ``portal`` and ``bus`` (a :class:`LocalBus` on the
+    store unless given) go to its ``NodeContext``, the other keywords to its
+    ``NodeConfig``; ``list_interval`` defaults to
     0 so that every roster change is sent at the end of its reactor turn
     (:meth:`MemoryPeer.take` runs that turn's delayed calls), and
     ``ack_alone`` to 0 (an original client's output is not held after its
     ACK; tests/server/test_ack_alone.py holds it).
     """
 
-    def __init__(self, **factory_options: Any) -> None:
-        factory_options.setdefault("list_interval", 0)
-        factory_options.setdefault("ack_alone", 0)
+    def __init__(
+        self,
+        store: MessageStore | None = None,
+        portal: Portal | None = None,
+        bus: Bus | None = None,
+        **config: Any,
+    ) -> None:
+        config.setdefault("list_interval", 0)
+        config.setdefault("ack_alone", 0)
         self.clock = MemoryReactorClock()
-        self.factory = ChatFactory(clock=self.clock, **factory_options)
+        settings = NodeConfig(**config)
+        if bus is None:
+            context = NodeContext.alone(self.clock, settings, store, portal)
+        else:
+            outbox = Outbox(self.clock)
+            context = NodeContext(self.clock, bus, outbox, settings, store, portal)
+        self.factory = ChatFactory(context)
         self.factory.doStart()
         self._next_port = 50000
 

@@ -14,6 +14,7 @@ from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, readBody
 from twisted.web.http_headers import Headers
 
+from muca.server.context import NodeContext
 from muca.server.node import ChatFactory
 from muca.web.gateway import CONTENT_SECURITY_POLICY, make_site
 from tests.support import (
@@ -253,7 +254,7 @@ class PagesTests(TestCase):
     async def test_healthz_is_ok_while_joins_are_accepted_and_503_when_stopping(
         self,
     ) -> None:
-        factory = ChatFactory()
+        factory = ChatFactory(NodeContext.alone(reactor))
         port = await self.listen(factory)
         response, body = await get(port, "/healthz")
         self.assertEqual((response.code, body), (200, b"ok\n"))
