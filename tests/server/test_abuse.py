@@ -243,14 +243,15 @@ class MalformedInputTests(TestCase):
 
     async def test_connections_past_the_per_address_cap_are_refused(self) -> None:
         port = await start_server(self, "--max-per-address", "3")
-        kept = [await connect(self, port) for _ in range(3)]
+        tony, mary, _ = await join_all(self, port, [TONY, MARY, HENRY])
         refused = await connect(self, port)
-        refused.send_json(join(*TONY))
+        refused.send_json(join("Peter", "peter@hku.hk"))
         (ack,) = await refused.next_objects(1)
         self.assertEqual((ack["TYPE"], ack["CODE"]), ("FAIL", "SERVER_FULL"))
         await refused.closed()
-        await kept[0].close()
-        await deferLater(reactor, 0.05, lambda: None)
+        await tony.close()
+        # Mary sees Tony go: the server has counted his connection out.
+        self.assertEqual(await mary.next_object(), roster(MARY, HENRY))
         again = await connect(self, port)
         again.send_json(join(*TONY))
         self.assertEqual(await again.next_object(), OKAY)
