@@ -36,7 +36,7 @@ class PageSource(typing.Protocol):
     """What :meth:`SlowReaderOutput.stream` writes: objects a page at a time."""
 
     #: True for the answer to a request (``HISTORY``): its pages cost
-    #: rate-limit tokens by their size (see ``ChatConnection.charge_answer``).
+    #: rate-limit tokens by their size (see ``PacedInput.charge_answer``).
     charged: bool
 
     def next_page(self) -> Deferred[tuple[list[dict[str, Any]], bool]]:

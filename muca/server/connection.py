@@ -3,9 +3,10 @@ session layer (``muca.session``).
 
 :class:`ChatConnection` is what every front-end shares: the
 :class:`~muca.session.interfaces.IChatClient` the node and the session
-write to, the frames waiting for the rate limit or a login, the join
-timeout, the refused-join log, closing and shutdown, and (its mixin
-``muca.server.backpressure``) a slow reader's output. :class:`ChatProtocol`
+write to, the frames waiting for the rate limit or a login (its mixin
+``muca.server.pacing``), the join timeout, the refused-join log, closing
+and shutdown, and (its mixin ``muca.server.backpressure``) a slow reader's
+output. :class:`ChatProtocol`
 is the TCP front-end (every framing: original, newline, length-prefixed);
 ``muca.web.peer.WebSocketPeer`` is the WebSocket one. Frames in become
 calls on the :class:`~muca.session.user.ChatUser` a login hands back;
@@ -17,7 +18,7 @@ from __future__ import annotations
 import enum
 import socket
 import typing
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Hashable
 from typing import Any
 
@@ -44,9 +45,10 @@ from muca.protocol.wire import BadFrame, FrameDecoder, FrameTooLong, Framing
 from muca.server.backpressure import SlowReaderOutput
 from muca.server.context import NodeConfig
 from muca.server.counters import Counters
-from muca.server.limits import OutboundTotal, TokenBucket, answer_tokens
+from muca.server.limits import OutboundTotal
 from muca.server.listeners import describe_address
 from muca.server.output import Outbox, Payload, plain_socket, transport_idle
+from muca.server.pacing import PacedInput
 from muca.server.room import Member
 from muca.server.wrong_port import BrowserClient, http_reply, is_http_request
 from muca.session.interfaces import IChatClient, IChatUser
@@ -128,7 +130,7 @@ class Node(typing.Protocol):
 
 
 @implementer(IChatClient, interfaces.IPushProducer)
-class ChatConnection(SlowReaderOutput, TimeoutMixin):
+class ChatConnection(SlowReaderOutput, PacedInput, TimeoutMixin):
     """What every front-end's connection shares (see the module's text).
 
     It is the push producer of its byte stream: paused past the stream's
@@ -159,15 +161,11 @@ class ChatConnection(SlowReaderOutput, TimeoutMixin):
         #: Counted in by the node (or, on a WebSocket, by the web listener's
         #: HTTP connection under it); released when the connection closes.
         self.admitted = False
-        self._bucket: TokenBucket | None = None
-        # Frames read but not handled yet: they wait for a login or for the
-        # rate limit, while reading from the peer is paused.
-        self._waiting: deque[Any] = deque()
+        # Frames read wait for their rate-limit token or a login (pacing).
+        self._init_pacing()
         # Refused joins counted since the last log line about them.
         self._refusals: Counter[str] = Counter()
         self._refusal_logged: float | None = None
-        self._reading_paused = False
-        self._rate_call: IDelayedCall | None = None
         self._abort_call: IDelayedCall | None = None
         # The socket under a plain TCP stream, for write_now's fast path.
         self._socket: Any = None
@@ -190,6 +188,10 @@ class ChatConnection(SlowReaderOutput, TimeoutMixin):
     @property
     def _closing(self) -> bool:
         return self.phase >= Phase.STOPPING
+
+    @property
+    def _logging_in(self) -> bool:
+        return self.phase is Phase.LOGGING_IN
 
     @property
     def _close_started(self) -> bool:
@@ -250,20 +252,9 @@ class ChatConnection(SlowReaderOutput, TimeoutMixin):
             self.setTimeout(REFUSED_WAIT)
             return
         self.admitted = True
-        if factory.config.rate is not None:
-            self._bucket = TokenBucket(
-                factory.config.rate, factory.config.burst, factory.clock
-            )
+        self._start_rate()
         if factory.config.join_timeout is not None:
             self.setTimeout(factory.config.join_timeout)
-
-    def frames_received(self, frames: list[Any]) -> None:
-        """Handle decoded frames (objects, :class:`BadFrame`,
-        :class:`FrameTooLong` or :class:`Control`) in order."""
-        if self._closing:
-            return
-        self._waiting.extend(frames)
-        self._handle_waiting()
 
     def connectionLost(self, reason: Failure | None = None) -> None:  # noqa: N802
         """The connection is gone: its session ends, its counts go."""
@@ -383,11 +374,6 @@ class ChatConnection(SlowReaderOutput, TimeoutMixin):
             self.send_many(answers)
         self.close(grace)
 
-    def _cancel_rate(self) -> None:
-        if self._rate_call is not None and self._rate_call.active():
-            self._rate_call.cancel()
-        self._rate_call = None
-
     def abort(self) -> None:
         """Drop the connection now, and whatever is still buffered for it."""
         self._stop()
@@ -505,58 +491,7 @@ class ChatConnection(SlowReaderOutput, TimeoutMixin):
         if sent < len(data):
             self.write_bytes(data[sent:])
 
-    def charge_answer(self, size: int) -> None:
-        """A request's answer of ``size`` bytes went out: it costs tokens of
-        the rate limit by its size (``muca.server.limits.answer_tokens``),
-        so the frames read after it wait as after as many frames."""
-        if self._bucket is not None:
-            self._bucket.charge(answer_tokens(size))
-
     # Frames and commands
-
-    def _handle_waiting(self) -> None:
-        """Handle the frames read so far, in order, as far as allowed.
-
-        A frame waits (and reading from the peer is paused, so that what
-        waits is at most one read; the kernel's buffers and TCP hold the
-        rest back) while a login (its delay, a password check, a cluster's
-        answer to the join) is under way, or while the rate limit has no
-        token for it: then it is handled when the bucket has one. Every
-        frame takes a token, a refused one too (a flood of ``JOIN`` s is
-        slowed like any other). Nothing read is dropped ("fake lag", as IRC
-        servers do).
-        """
-        waiting = self._waiting
-        bucket = self._bucket
-        while waiting and not self._closing:
-            if self.phase is Phase.LOGGING_IN:
-                self._pause_reading()
-                return
-            if bucket is not None and not bucket.take():
-                self._pause_reading()
-                if self._rate_call is None:
-                    self._rate_call = self.factory.clock.callLater(
-                        bucket.wait(), self._rate_allows
-                    )
-                return
-            self._handle_frame(waiting.popleft())
-        if self.phase is not Phase.LOGGING_IN and self._rate_call is None:
-            self._resume_reading()
-
-    def _rate_allows(self) -> None:
-        """The bucket has a token again: go on with the waiting frames."""
-        self._rate_call = None
-        self._handle_waiting()
-
-    def _pause_reading(self) -> None:
-        if not self._reading_paused:
-            self._reading_paused = True
-            self._stream.pauseProducing()
-
-    def _resume_reading(self) -> None:
-        if self._reading_paused and not self._closing:
-            self._reading_paused = False
-            self._stream.resumeProducing()
 
     def _handle_frame(self, frame: Any) -> None:
         if isinstance(frame, Control):

@@ -6,7 +6,7 @@
   written at its end, one write per connection however many messages.
 - :func:`plain_socket` / :func:`transport_idle`: when a plain TCP transport
   holds nothing, a write can go straight to its socket (see
-  ``ChatProtocol.write_now``).
+  ``muca.server.connection.ChatConnection.write_now``).
 """
 
 from __future__ import annotations

@@ -10,10 +10,12 @@ behind the replay, then written once each, in id order, with it
 node's bus delivers it: a member whose replay had it does not get it again
 live. ``HISTORY BEFORE`` is :meth:`Replays.scroll_back`.
 
-Both are written as the peer reads (``ChatProtocol.stream``): the history
-is read a page at a time (``muca.server.pages``), the next page only once
-the connection took the last one, and what is held for the member meanwhile
-counts against its outbound limits.
+Both are written as the peer reads (``IChatClient.stream``, which every
+``muca.server.connection.ChatConnection`` has from
+``muca.server.backpressure.SlowReaderOutput``): the history is read a page
+at a time (``muca.server.pages``), the next page only once the connection
+took the last one, and what is held for the member meanwhile counts against
+its outbound limits.
 
 The node (``muca.server.node.ChatFactory``) owns a :class:`Replays` and is
 known here only through the small :class:`ReplayNode` interface.
@@ -296,7 +298,7 @@ class Replays:
 
 
 class _ReplaySource:
-    """A replay at ``JOIN`` as a stream's pages (see ``ChatProtocol.stream``)."""
+    """A replay at ``JOIN`` as a stream's pages (see ``SlowReaderOutput.stream``)."""
 
     #: One per connection: not charged to the rate limit.
     charged = False

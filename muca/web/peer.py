@@ -111,6 +111,33 @@ class ControlFrames:
                 yield event
 
 
+def _take_over_messages_and_pings(
+    transport: WebSocketTransport, chat: ChatConnection, max_frame: int
+) -> None:
+    """Cap the buffers ``transport`` reassembles messages in (text at
+    ``max_frame``, binary at nothing: refused whatever their content) and
+    hand its pings and pongs to ``chat`` (:class:`ControlFrames`).
+
+    The one place that reaches into ``twisted.web.websocket``'s private
+    attributes (of ``twisted.web._websocket_impl._WebSocketWireProtocol``,
+    Twisted 26.10): its public API has no way to do either. Neither
+    ``WebSocketResource`` nor ``WebSocketTransport`` takes a message size
+    limit (a message is kept whole in ``_textBuffer``/``_bytesBuffer``,
+    however long), and ``WebSocketProtocol`` has ``pongReceived`` but no
+    ``pingReceived``: every ping is answered at once, straight to the TCP
+    connection, through ``_wsconn``. Each attribute is checked, so that a
+    Twisted that renames one fails the tests instead of silently buffering
+    or answering pings again.
+    """
+    for name in ("_textBuffer", "_bytesBuffer", "_wsconn"):
+        if not hasattr(transport, name):
+            raise RuntimeError(f"twisted.web.websocket has no {name} to take over")
+    wire: Any = transport
+    wire._textBuffer = CappedBuffer("", max_frame)
+    wire._bytesBuffer = CappedBuffer(b"", 0)
+    wire._wsconn = ControlFrames(wire._wsconn, chat)
+
+
 class WebSocketPeer(ChatConnection):
     """One WebSocket connection (a ``twisted.web.websocket`` protocol): the
     WebSocket front-end of the chat factory's sessions.
@@ -141,21 +168,7 @@ class WebSocketPeer(ChatConnection):
 
     def negotiationStarted(self, transport: WebSocketTransport) -> None:  # noqa: N802
         """The WebSocket's wire protocol is connected: cap its buffers."""
-        # twisted.web.websocket reassembles messages in these two buffers,
-        # without a limit; replacing them keeps a long message from being
-        # held past --max-frame. Checked, so that a Twisted that renames them
-        # fails the tests instead of silently buffering again.
-        for name, empty in (("_textBuffer", ""), ("_bytesBuffer", b"")):
-            if not hasattr(transport, name):
-                raise RuntimeError(f"twisted.web.websocket has no {name} to cap")
-            # Binary messages are refused whatever their content: keep none.
-            limit = self._max_frame if empty == "" else 0
-            setattr(transport, name, CappedBuffer(empty, limit))
-        if not hasattr(transport, "_wsconn"):
-            raise RuntimeError(
-                "twisted.web.websocket has no _wsconn to take pings from"
-            )
-        transport._wsconn = ControlFrames(transport._wsconn, self)  # type: ignore[attr-defined]
+        _take_over_messages_and_pings(transport, self, self._max_frame)
         self.websocket = transport
         # The TCP connection under the WebSocket (its wire protocol's own
         # transport): fan-out bytes are framed for it already.

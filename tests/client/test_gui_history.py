@@ -12,7 +12,7 @@ import tempfile
 from twisted.trial.unittest import SynchronousTestCase
 
 from muca.client.gui import clock_time, pane_text
-from tests.support import connect, join, send
+from tests.support import RawClient, connect, join, send
 from tests.support.client import MARY, TONY, settle
 from tests.support.gui import GuiTestCase, message_text
 
@@ -105,6 +105,9 @@ class HistoryWindowTests(GuiTestCase):
         self.save_screenshot("history.png")
 
     async def test_join_after_a_broken_connection_catches_up(self) -> None:
+        alice = await connect(self, self.port)  # a witness: hears what is sent
+        alice.send_json(join(*ALICE))
+        await alice.next_objects(2)
         tony = await self.joined(TONY)
         mary = await self.joined(MARY)
         self.type_into(mary, "ALL", "before the break")
@@ -117,7 +120,7 @@ class HistoryWindowTests(GuiTestCase):
         await self.until(lambda: not tony.client.connected, "the break")
         self.type_into(mary, "ALL", "while you were away")
         mary.do_send()
-        await settle(5)
+        await heard(alice, "while you were away")  # delivered, so stored
         await tony.do_join()
         await self.until_in("while you were away", tony.messages)
         self.type_into(mary, "ALL", "welcome back")
@@ -135,6 +138,14 @@ class HistoryWindowTests(GuiTestCase):
         )
         self.assertEqual(tony.messages.tag_names("1.0"), ("broadcast",))
         self.assertEqual(tony.messages.tag_names("2.0"), ("broadcast-history",))
+
+
+async def heard(client: RawClient, text: str) -> None:
+    """Wait until ``client`` receives a message with this text."""
+    while True:
+        obj = await client.next_object()
+        if obj.get("CMD") == "MSG" and obj.get("MSG") == text:
+            return
 
 
 class ClockTimeTests(SynchronousTestCase):

@@ -9,13 +9,12 @@ from twisted.internet import reactor
 from twisted.internet.protocol import Factory, Protocol
 
 from muca.client.client import ChatClient
-from muca.client.gui import pane_text
+from muca.client.gui import ChatWindow, pane_text
 from tests.support.client import (
     MARY,
     TONY,
     closed_port,
     listen_loopback,
-    settle,
 )
 from tests.support.gui import GuiTestCase, first_line
 from tests.support.servers import RecordingRelay
@@ -38,6 +37,12 @@ class LayoutTests(GuiTestCase):
 
 def _column(widget: tk.Widget) -> int:
     return int(widget.grid_info()["column"])
+
+
+def offers_join(window: ChatWindow) -> bool:
+    """What a closed window shows: JOIN can be pressed, LEAVE cannot."""
+    states = (window.join_button.cget("state"), window.leave_button.cget("state"))
+    return states == ("normal", "disabled")
 
 
 class JoinTests(GuiTestCase):
@@ -71,8 +76,9 @@ class JoinTests(GuiTestCase):
         await tony.do_join()
         # Not before the 2 s; how much later is up to the machine's load.
         self.assertGreaterEqual(time.monotonic() - started, 2.0)
-        await self.until(lambda: not tony.client.connected, "close after timeout")
-        await settle()
+        # Closed after the timeout: the window offers JOIN again.
+        await self.until(lambda: offers_join(tony), "JOIN enabled, LEAVE disabled")
+        self.assertFalse(tony.client.connected)
         errors = [
             line
             for line in pane_text(tony.console).splitlines()
@@ -146,8 +152,8 @@ class JoinTests(GuiTestCase):
         await tony.do_join()
         self.assertTrue(tony.client.joined)
         relay.connections[-1].transport.loseConnection()  # the server hangs up
-        await self.until(lambda: not tony.client.connected, "server drop")
-        await settle()
+        await self.until(lambda: offers_join(tony), "JOIN enabled, LEAVE disabled")
+        self.assertFalse(tony.client.connected)
         self.assertEqual(
             first_line(tony.console),
             (

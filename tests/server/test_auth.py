@@ -20,6 +20,7 @@ from muca.server.logins import DEFAULT_LOGIN_DELAY, DEFAULT_LOGIN_DELAY_MAX
 from muca.session.interfaces import IChatClient, IChatUser
 from muca.session.realm import join_credentials, session_portal
 from tests.support import OKAY, MemoryServer, connect, join, send, start_server
+from tests.support.checkers import SlowChecker
 from tests.support.twistd import TWISTD, fresh_directory
 
 SECRET = "s3cr3t-Pässwörd"
@@ -303,29 +304,6 @@ class JoinWithPasswordTests(SynchronousTestCase):
         peer = server.connect()
         peer.send_json(join("Tony", "tony@hku.hk", PASS="anything"))
         self.assertEqual(peer.take()[0], OKAY)
-
-
-@implementer(checkers.ICredentialsChecker)
-class SlowChecker:
-    """A checker that answers only when the test says so."""
-
-    credentialInterfaces = (credentials.IUsernamePassword,)
-
-    def __init__(self) -> None:
-        self.pending: list[tuple[object, defer.Deferred]] = []
-
-    def requestAvatarId(self, creds):  # noqa: N802
-        answer: defer.Deferred = defer.Deferred()
-        self.pending.append((creds, answer))
-        return answer
-
-    def answer(self) -> None:
-        """Answer the first pending request: right when PASS is 'pw'."""
-        creds, answer = self.pending.pop(0)
-        if creds.password in ("pw", b"pw"):
-            answer.callback(creds.username)
-        else:
-            answer.errback(error.UnauthorizedLogin())
 
 
 class SlowCheckerTests(SynchronousTestCase):

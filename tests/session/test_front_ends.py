@@ -9,8 +9,8 @@ from zope.interface.verify import verifyObject
 
 from muca.server.auth import make_portal
 from muca.session.interfaces import IChatClient
-from tests.server.test_auth import SlowChecker
 from tests.support import OKAY, MemoryServer, join, roster, send
+from tests.support.checkers import SlowChecker
 
 MARY = ("Mary", "mary@hku.hk")
 TONY = ("Tony", "tony@hku.hk")

@@ -20,6 +20,7 @@ from muca.store import StoreError, may_read
 from muca.store.spool import Spool
 from muca.store.sqlite import SQLiteStore
 from tests.store.support import SQLiteBackend, busy_conversation, ids, message
+from tests.support import TIMEOUT, until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -151,12 +152,13 @@ class SQLiteSpoolTests(SQLiteBackend, TestCase):
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             for i in range(1, 201):
                 await store.append([message(i)])
-            for _ in range(200):  # moved in within 50 ms; 2 s at most
+
+            def stored() -> int:
                 (count,) = db.execute("SELECT COUNT(*) FROM muca_messages").fetchone()
-                if count == 200:
-                    break
-                await deferLater(reactor, 0.01)
-            self.assertEqual(count, 200)
+                return count
+
+            # Moved in within 50 ms, unless the machine is busy.
+            await until(lambda: stored() == 200, TIMEOUT, "200 messages in SQLite")
             # Pages written to the log since the checkpoint: a few per
             # commit, so 200 commits would have written 400 or more.
             _, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
@@ -185,10 +187,8 @@ class SQLiteSpoolTests(SQLiteBackend, TestCase):
             with sqlite3.connect(self.path) as db:
                 db.execute("ALTER TABLE elsewhere RENAME TO muca_messages")
             db.close()
-            for _ in range(300):  # RETRY_DELAY is 1 s; 3 s at most
-                if store.refusing is None:
-                    break
-                await deferLater(reactor, 0.01)
+            # RETRY_DELAY is 1 s.
+            await until(lambda: store.refusing is None, TIMEOUT, "the retry")
             await store.append([message(4)])
             await store._ingest_done
         said = [formatEvent(event) for event in events]
