@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from muca.cluster import scripts
+from muca.cluster.entries import Publication
 from muca.protocol.messages import ChatMessage
 from muca.server.bus import ClusterUnavailable
 from muca.store import postgres, sql
@@ -79,12 +80,11 @@ class HistoryWriter:
     def close(self) -> None:
         self._pool.close()
 
-    def append(
-        self, drafts: list[ChatMessage], data: str, to: str, token: str
-    ) -> Deferred[int]:
-        """Store the batch ``token`` and append it to the stream; fire with
-        its first id, or fail (:class:`UnsureOutcome`: Redis did not answer)."""
-        d = self._pool.runWithConnection(self._append_locked, drafts, data, to, token)
+    def append(self, drafts: list[ChatMessage], batch: Publication) -> Deferred[int]:
+        """Store the batch of ``drafts`` and append it to the stream; fire
+        with its first id, or fail (:class:`UnsureOutcome`: Redis did not
+        answer)."""
+        d = self._pool.runWithConnection(self._append_locked, drafts, batch)
         return d.addBoth(self._note)
 
     def probe(self) -> None:
@@ -138,9 +138,7 @@ class HistoryWriter:
         self,
         connection: Any,
         drafts: list[ChatMessage],
-        data: str,
-        to: str,
-        token: str,
+        batch: Publication,
     ) -> int:
         """Store a batch in PostgreSQL, then append it to the stream; in a
         pool thread. Returns its first id.
@@ -181,12 +179,7 @@ class HistoryWriter:
                     reactor,
                     self._run,
                     scripts.PUBLISH,
-                    str(first - 1),
-                    str(len(drafts)),
-                    data,
-                    str(first),
-                    token,
-                    to,
+                    *batch.arguments(first - 1, first),
                 )
             except ClusterUnavailable:
                 # Never sent: not accepted, so not kept either.
@@ -196,11 +189,11 @@ class HistoryWriter:
             except Exception as error:
                 # No answer: the stream decides (see Publisher._publish_failed); the
                 # rows stay until it has, then go if it was not accepted.
-                self._unsure_rows[token] = (first, first + len(drafts) - 1)
+                self._unsure_rows[batch.token] = (first, first + len(drafts) - 1)
                 raise UnsureOutcome(str(error)) from None
             # On the stream: accepted, even if the database goes away before
             # the lock is given back (its session ends, and the lock with it).
-            self._appended[token] = first
+            self._appended[batch.token] = first
             return first
         finally:
             connection.rollback()

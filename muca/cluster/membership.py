@@ -22,6 +22,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from muca.cluster import scripts
+from muca.cluster.entries import Joined, Left
 from muca.cluster.stream import StreamReader
 from muca.protocol.confusables import skeleton
 from muca.protocol.messages import (
@@ -254,7 +255,10 @@ class Membership:
 
     # Join and leave events read from the stream
 
-    def apply_join(self, uid: str, nickname: str, node: str, seq: int) -> None:
+    def apply_join(self, event: Joined) -> None:
+        """``event`` was read from the stream: a join of ours completes, one
+        of another node's enters the replica."""
+        uid, nickname, node = event.uid, event.nickname, event.node
         room = self.room
         if node == self.node:
             pending = self._pending.pop(uid, None)
@@ -298,7 +302,9 @@ class Membership:
                 return member
         return None
 
-    def apply_leave(self, uid: str, node: str) -> None:
+    def apply_leave(self, event: Left) -> None:
+        """``event`` was read from the stream: another node's member goes."""
+        uid, node = event.uid, event.node
         if node == self.node:
             return  # Our own members leave here at once (see leave()).
         member = self.room.member(uid)

@@ -28,7 +28,6 @@ and delivers the messages read from the stream; it owns one of each of:
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -42,6 +41,7 @@ from twisted.python.failure import Failure
 
 from muca.cluster import scripts
 from muca.cluster.address import RedisAddress
+from muca.cluster.entries import Batch, Entry, Joined, Publication
 from muca.cluster.history import HistoryWriter
 from muca.cluster.membership import REMOTE, Membership
 from muca.cluster.publishing import Publisher
@@ -223,20 +223,10 @@ class RedisBus(Service):
         self._refusals += len(drafts)
         self.listener.not_accepted(drafts, failure)
 
-    def _append_to_stream(
-        self, drafts: list[ChatMessage], data: str, to: str, token: str
-    ) -> Deferred[Any]:
+    def _append_to_stream(self, batch: Publication) -> Deferred[Any]:
         """Append a batch to the stream (no history): its ids follow the last
         one this node delivered."""
-        return self._run(
-            scripts.PUBLISH,
-            str(self.last_delivered),
-            str(len(drafts)),
-            data,
-            "",
-            token,
-            to,
-        )
+        return self._run(scripts.PUBLISH, *batch.arguments(self.last_delivered, None))
 
     def _caught_up(self) -> None:
         """The reader has read on: batches with no answer may be settled."""
@@ -384,36 +374,33 @@ class RedisBus(Service):
 
     # Applying the stream's entries (see muca.cluster.stream)
 
-    def _apply(self, fields: dict[str, str]) -> None:
-        kind = fields.get("t")
-        if kind == "m":
-            first = int(fields["f"])
-            self._publisher.settle(fields.get("k", ""), first)
-            self._apply_messages(first, fields)
-            return
-        data = json.loads(fields["d"])
-        if kind == "j":
-            self._membership.apply_join(*data)
-        elif kind == "l":
-            self._membership.apply_leave(*data)
+    def _apply(self, entry: Entry) -> None:
+        if isinstance(entry, Batch):
+            self._publisher.settle(entry.token, entry.first)
+            self._apply_messages(entry)
+        elif isinstance(entry, Joined):
+            self._membership.apply_join(entry)
+        else:
+            self._membership.apply_leave(entry)
 
-    def _apply_messages(self, first: int, fields: dict[str, str]) -> None:
+    def _apply_messages(self, batch: Batch) -> None:
         """Deliver a batch's messages that have a recipient connected here.
 
         A batch this node published is taken from memory; one that is all
         for members of other nodes is passed over without decoding it.
         """
-        drafts = self._publisher.own_batch(fields.get("k", ""))
+        first = batch.first
+        drafts = self._publisher.own_batch(batch.token)
         rows: list[Any] | None = None
         if drafts is not None:
             count = len(drafts)
-        elif "n" in fields and "u" in fields:
-            count = int(fields["n"])
-            if self._for_us(fields["u"]):
-                rows = json.loads(fields["d"])
+        elif batch.count is not None:
+            count = batch.count
+            if self._for_us(batch):
+                rows = batch.rows()
         else:
             # Appended by an older node: decode it to know.
-            rows = json.loads(fields["d"])
+            rows = batch.rows()
             count = len(rows)
         skip = max(0, self.last_delivered - first + 1)
         if skip >= count:
@@ -431,12 +418,7 @@ class RedisBus(Service):
                         )
                     )
         elif rows is not None:
-            for index in range(skip, count):
-                ts, sender, kind, to, text = rows[index]
-                if kind == ALL or here(to):
-                    accepted.append(
-                        ChatMessage(first + index, ts, sender, kind, tuple(to), text)
-                    )
+            accepted = batch.messages(rows, skip, here)
         last = first + count - 1
         self.last_delivered = last
         if accepted:
@@ -444,10 +426,11 @@ class RedisBus(Service):
         # Also when nothing was for us: replays compare with the last id.
         self.listener.passed(last)
 
-    def _for_us(self, to: str) -> bool:
-        """Whether a batch for ``to`` (its recipients' uids as JSON, or 0
-        when it holds a broadcast) may have a recipient connected here."""
-        return to == "0" or _connected_here(self.room)(json.loads(to))
+    def _for_us(self, batch: Batch) -> bool:
+        """Whether ``batch`` may have a recipient connected here (it holds
+        a broadcast, or one of its recipients is)."""
+        uids = batch.recipients()
+        return uids is None or _connected_here(self.room)(uids)
 
 
 #: The scripts' calls, made once each.

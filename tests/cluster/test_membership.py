@@ -5,7 +5,6 @@ never comes is refused at its timeout."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from twisted.internet import reactor
@@ -14,6 +13,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
 from muca.cluster import scripts
+from muca.cluster.entries import Joined, decode
 from muca.cluster.membership import JOIN_WAIT, Membership
 from muca.cluster.redisbus import STREAM_MAXLEN
 from muca.cluster.redisclient import ScriptCall, connect, encode
@@ -79,9 +79,9 @@ class JoinTimerTests(TestCase):
         )
         for entry_id, fields in entries:
             self.position = entry_id
-            entry = dict(zip(fields[::2], fields[1::2], strict=True))
-            if entry["t"] == "j":
-                self.membership.apply_join(*json.loads(entry["d"]))
+            entry = decode(dict(zip(fields[::2], fields[1::2], strict=True)))
+            if isinstance(entry, Joined):
+                self.membership.apply_join(entry)
 
     def join(self, number: int) -> Deferred[Member]:
         """A join of user number ``number`` on a new connection."""
