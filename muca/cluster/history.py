@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from twisted.enterprise import adbapi
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.threads import blockingCallFromThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -47,15 +48,20 @@ def _delete(cursor: Any, first: int, last: int) -> None:
 class HistoryWriter:
     """One connection to the shared database that holds the append lock.
 
-    ``run`` runs one of the cluster's scripts in Redis (the bus's
-    commands connection), from the reactor thread.
+    ``reactor`` runs the database's threads, and ``run`` (which runs one
+    of the cluster's scripts in Redis, the bus's commands connection) on
+    its thread.
     """
 
-    def __init__(self, database: str, run: Callable[..., Deferred[Any]]) -> None:
+    def __init__(
+        self, reactor: IReactorThreads, database: str, run: Callable[..., Deferred[Any]]
+    ) -> None:
+        self._reactor = reactor
         self._run = run
         self._pool = postgres.ConnectionPool(
             "psycopg",
             database,
+            cp_reactor=reactor,
             cp_min=1,
             cp_max=1,
             cp_reconnect=True,
@@ -148,8 +154,7 @@ class HistoryWriter:
         committed before any node can read it; a node that dies holding the
         lock loses its session, and the lock with it.
         """
-        from twisted.internet import reactor
-
+        reactor = self._reactor
         cursor = connection.cursor()
         cursor.execute("SELECT pg_advisory_lock(%s)", (APPEND_LOCK,))
         try:

@@ -88,18 +88,20 @@ class RedisBus(Service):
     def __init__(
         self,
         address: RedisAddress,
-        clock: IReactorTime | None = None,
+        reactor: IReactorTime,
         capacity: int | None = None,
         database: str | None = None,
     ) -> None:
-        """``capacity``: members in the whole cluster's room (None: no limit);
-        ``database``: the PostgreSQL conninfo every message is stored in
-        before any node delivers it (None: messages are not stored); its
-        schema exists already (the node's store, opened before the bus
-        starts, made it), and the node reads the history from that store."""
-        if clock is None:
-            from twisted.internet import reactor as clock  # type: ignore[assignment]
-        self.clock = clock
+        """``reactor``: the clock of every timer, heartbeat and timeout, and
+        (once started) the reactor the connections to Redis and the
+        database's threads run on; ``capacity``: members in the whole
+        cluster's room (None: no limit); ``database``: the PostgreSQL
+        conninfo every message is stored in before any node delivers it
+        (None: messages are not stored); its schema exists already (the
+        node's store, opened before the bus starts, made it), and the node
+        reads the history from that store."""
+        self.reactor = reactor
+        self.clock = reactor
         self.address = address
         #: A fresh id per start: a node that comes back is a new node.
         self.node = secrets.token_hex(6)
@@ -256,11 +258,9 @@ class RedisBus(Service):
 
     def startService(self) -> None:
         super().startService()
-        from twisted.internet import reactor
-
         address = self.address
         self._commands = connect(
-            reactor,
+            self.reactor,
             address.host,
             address.port,
             address.db,
@@ -268,7 +268,7 @@ class RedisBus(Service):
             "commands",
         )
         self._reader = connect(
-            reactor,
+            self.reactor,
             address.host,
             address.port,
             address.db,
@@ -276,7 +276,7 @@ class RedisBus(Service):
             "stream",
         )
         if self.database is not None:
-            self._writer = HistoryWriter(self.database, self._run)
+            self._writer = HistoryWriter(self.reactor, self.database, self._run)
             self._writer.start()
             self._publisher.writer = self._writer
         self._heartbeat = task.LoopingCall(self._beat)

@@ -154,11 +154,14 @@ def makeService(options: Options) -> ChatService:
         max_per_address = DEFAULT_MAX_PER_ADDRESS
     bus = None
     if options["cluster"] is not None:
+        from twisted.internet import reactor
+
         from muca.cluster.redisbus import JOIN_WAIT_FOR_REDIS, RedisBus
 
         store = options["store"]
         bus = RedisBus(
             options["cluster"],
+            reactor,
             capacity=options["max-members"] or None,
             # The history's own store (opened by ChatService) is the one the
             # bus writes to: every node reads what any node stored.

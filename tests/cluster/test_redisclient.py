@@ -162,7 +162,7 @@ class RealRedisTests(TestCase):
         )
 
     async def test_the_bus_sends_a_script_redis_does_not_have(self) -> None:
-        bus = RedisBus(RedisAddress("127.0.0.1", self.redis.port, 0))
+        bus = RedisBus(RedisAddress("127.0.0.1", self.redis.port, 0), reactor)
         bus._commands = self.factory
         await until_connected(self.factory)
         # A fresh Redis has no scripts: EVALSHA fails, EVAL runs it.

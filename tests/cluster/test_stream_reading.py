@@ -63,7 +63,7 @@ class PassingOverTests(SynchronousTestCase):
     """A node skips the messages that are all for members of other nodes."""
 
     def setUp(self) -> None:
-        self.bus = RedisBus(RedisAddress("127.0.0.1", 6379, 0))
+        self.bus = RedisBus(RedisAddress("127.0.0.1", 6379, 0), Clock())
         self.listener = Recorder()
         self.bus.attach(self.listener)
         self.listener.room.join(REMOTE, *MARY)
@@ -106,7 +106,7 @@ class OwnBatchTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.clock = Clock()
-        self.bus = RedisBus(RedisAddress("127.0.0.1", 6379, 0), clock=self.clock)
+        self.bus = RedisBus(RedisAddress("127.0.0.1", 6379, 0), self.clock)
         self.listener = Recorder()
         self.bus.attach(self.listener)
         self.listener.room.join(REMOTE, *MARY)
@@ -204,7 +204,7 @@ class ChatFactoryTests(SynchronousTestCase):
     """The node's own last id follows the messages passed over."""
 
     def test_passed_over_messages_count_as_gone_by(self) -> None:
-        bus = RedisBus(RedisAddress("127.0.0.1", 6379, 0))
+        bus = RedisBus(RedisAddress("127.0.0.1", 6379, 0), Clock())
         server = MemoryServer(bus=bus)
         self.addCleanup(server.stop)
         bus.attach(server.factory)
