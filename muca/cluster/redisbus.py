@@ -42,6 +42,7 @@ from twisted.python.failure import Failure
 from muca.cluster import scripts
 from muca.cluster.address import RedisAddress
 from muca.cluster.entries import Batch, Entry, Joined, Publication
+from muca.cluster.heartbeat import HEARTBEAT_INTERVAL, HEARTBEAT_TTL, STALL
 from muca.cluster.history import HistoryWriter
 from muca.cluster.membership import REMOTE, Membership
 from muca.cluster.publishing import Publisher
@@ -57,11 +58,6 @@ from muca.protocol.messages import (
 from muca.server.bus import BusListener, ClusterUnavailable
 from muca.server.room import Member, Room
 
-#: Seconds between heartbeats; a node silent for HEARTBEAT_TTL is dead.
-HEARTBEAT_INTERVAL = 1.0
-HEARTBEAT_TTL = 5.0
-# No heartbeat from any node for this long: Redis was stopped, not a node.
-STALL = 2.0
 #: Seconds a command to Redis may take before the cluster counts as down.
 COMMAND_TIMEOUT = 2.0
 #: Stream entries kept (approximately): minutes of traffic, so a node that
@@ -91,6 +87,7 @@ class RedisBus(Service):
         reactor: IReactorTime,
         capacity: int | None = None,
         database: str | None = None,
+        heartbeat_timeout: float = HEARTBEAT_TTL,
     ) -> None:
         """``reactor``: the clock of every timer, heartbeat and timeout, and
         (once started) the reactor the connections to Redis and the
@@ -99,10 +96,13 @@ class RedisBus(Service):
         conninfo every message is stored in before any node delivers it
         (None: messages are not stored); its schema exists already (the
         node's store, opened before the bus starts, made it), and the node
-        reads the history from that store."""
+        reads the history from that store; ``heartbeat_timeout``: seconds a
+        node may go without a heartbeat before the others drop it and its
+        members (at least ``heartbeat.MIN_HEARTBEAT_TIMEOUT``)."""
         self.reactor = reactor
         self.clock = reactor
         self.address = address
+        self.heartbeat_timeout = heartbeat_timeout
         #: A fresh id per start: a node that comes back is a new node.
         self.node = secrets.token_hex(6)
         self.listener: Any = None
@@ -328,7 +328,7 @@ class RedisBus(Service):
                 scripts.HEARTBEAT,
                 self.node,
                 secrets.token_hex(8),
-                str(int(HEARTBEAT_TTL * 1000)),
+                str(int(self.heartbeat_timeout * 1000)),
                 str(int(STALL * 1000)),
                 str(int(RESYNC_GRACE * 1000)),
                 self._epoch or "",

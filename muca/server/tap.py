@@ -166,6 +166,7 @@ def makeService(options: Options) -> ChatService:
             # The history's own store (opened by ChatService) is the one the
             # bus writes to: every node reads what any node stored.
             database=None if store is None else store.conninfo,
+            heartbeat_timeout=options["heartbeat-timeout"],
         )
         if options["join-timeout"]:
             # A join held for Redis must be answered within the connection's
