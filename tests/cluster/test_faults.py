@@ -21,6 +21,7 @@ from tests.cluster.support import (
     roster_becomes,
     start_node,
 )
+from tests.cluster.test_history import next_of_any
 from tests.support import RawClient, connect, join, send
 from tests.support import postgres as pgsupport
 from tests.support.redis import start_redis
@@ -186,6 +187,50 @@ class RedisFaultTests(TestCase):
         henry = await join_on(self, two, *HENRY)
         for client in (tony, mary, henry):
             await roster_becomes(client, [TONY, MARY, HENRY])
+
+    async def test_a_batch_found_not_on_the_stream_is_refused_and_forgotten(
+        self,
+    ) -> None:
+        redis = start_redis(self)
+        one = await start_node(self, redis)
+        two = await start_node(self, redis)
+        tony = await join_on(self, one, *TONY)
+        mary = await join_on(self, two, *MARY)
+        await roster_becomes(tony, [TONY, MARY])
+        tony.send_json(send("before", [], TONY[1]))
+        self.assertEqual((await next_of(mary, "MSG"))["MSG"], "before")
+
+        since = len(one.process.output)
+        redis.pause()
+        # Node one sends the batch to a Redis that answers nothing...
+        tony.send_json(send("lost?", [], TONY[1]))
+        await logged(one, "cluster: Redis unreachable", since)
+        # ...so whether it was accepted is not known yet (a paused Redis runs
+        # what it finds when it resumes): Tony has heard nothing of it.
+        self.assertEqual(errors(tony, "CLUSTER_UNAVAILABLE"), 0)
+        # Redis dies with the batch unread and comes back empty: once node
+        # one has read the new stream to its end, the batch is not on it.
+        redis.kill()
+        redis.start()
+        error = await next_of(tony, "ERROR", 2 * WAIT)
+        self.assertEqual((error["CODE"], error["REF"]), ("CLUSTER_UNAVAILABLE", "SEND"))
+        refused = 0
+        for attempt in range(200):
+            tony.send_json(send(f"again {attempt}", [], TONY[1]))
+            got = await next_of_any(tony, mary)
+            if got.get("CMD") == "MSG":
+                self.assertEqual(got["MSG"], f"again {attempt}")
+                break
+            refused += 1  # the cluster is still settling
+            await pause(0.2)
+        else:
+            self.fail("the cluster did not recover")
+        # Refused once, and never delivered to anyone, also not later.
+        self.assertEqual(errors(tony, "CLUSTER_UNAVAILABLE"), 1 + refused)
+        self.assertNotIn("lost?", {m["MSG"] for m in messages(mary)})
+        mary.send_json(send("last", [], MARY[1]))
+        await received_all(tony, {"last"})
+        self.assertNotIn("lost?", {m["MSG"] for m in messages(tony)})
 
     async def test_redis_paused_loses_and_doubles_nothing(self) -> None:
         redis = start_redis(self)

@@ -171,23 +171,6 @@ class OwnBatchTests(SynchronousTestCase):
         )
         self.assertEqual(self.bus._publisher._own, {})
 
-    def test_a_batch_found_not_on_the_stream_is_refused_and_forgotten(self) -> None:
-        draft = ChatMessage(0, 1_700_000_000_000, MARY[1], PRIVATE, (TONY[1],), "x")
-        self.bus.publish([draft])
-        self.clock.advance(0)
-        self.replies[-1].errback(RuntimeError("no answer"))
-        self.assertEqual(self.listener.refused, [])  # not known yet
-        # After reconnecting: the stream ends at 5-0 and the reader is there.
-        publisher = self.bus._publisher
-        publisher._unsure_checks.append(((5, 0), set(publisher._unsure)))
-        self.bus._stream.position = "5-0"
-        publisher.caught_up()
-        [(texts, failure)] = self.listener.refused
-        self.assertEqual(texts, ["x"])
-        self.assertTrue(failure.check(ClusterUnavailable))
-        self.assertEqual(self.listener.delivered, [])
-        self.assertEqual((publisher._unsure, publisher._own), ({}, {}))
-
     def test_a_batch_published_before_redis_is_reached_is_refused_at_once(
         self,
     ) -> None:
