@@ -27,7 +27,11 @@ import txredisapi
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint
-from twisted.internet.interfaces import IDelayedCall, IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -375,21 +379,39 @@ class RedisLink:
         return closed
 
 
+class RedisFactory(txredisapi.RedisFactory):
+    """Builds :class:`RedisProtocol` connections to database ``db`` whose
+    reply timeouts run on ``clock`` (txredisapi's run on the global
+    reactor); ``timeout``: seconds a command may wait for its reply."""
+
+    protocol = RedisProtocol
+
+    def __init__(
+        self, clock: IReactorTime, host: str, port: int, db: int, timeout: float
+    ) -> None:
+        super().__init__(
+            f"redis://{host}:{port}/{db}",
+            db,
+            1,
+            isLazy=True,
+            replyTimeout=timeout,
+            # User ids that look like numbers must stay strings.
+            convertNumbers=False,
+        )
+        self.clock = clock
+
+    def buildProtocol(self, addr: Any) -> RedisProtocol:
+        protocol: RedisProtocol = super().buildProtocol(addr)
+        protocol.callLater = self.clock.callLater
+        return protocol
+
+
 def connect(
     reactor: Any, host: str, port: int, db: int, timeout: float, name: str = "Redis"
 ) -> RedisLink:
     """A :class:`RedisLink` keeping one :class:`RedisProtocol` connection
     open, started; ``timeout``: seconds a command may wait for its reply."""
-    factory = txredisapi.RedisFactory(
-        f"redis://{host}:{port}/{db}",
-        db,
-        1,
-        isLazy=True,
-        replyTimeout=timeout,
-        # User ids that look like numbers must stay strings.
-        convertNumbers=False,
-    )
-    factory.protocol = RedisProtocol
+    factory = RedisFactory(reactor, host, port, db, timeout)
     link = RedisLink(reactor, HostnameEndpoint(reactor, host, port, 2), factory, name)
     link.start()
     return link
