@@ -16,11 +16,13 @@ from typing import Any
 import psycopg
 from twisted.enterprise import adbapi
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.threads import blockingCallFromThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from muca.cluster import scripts
+from muca.cluster.entries import Publication
 from muca.protocol.messages import ChatMessage
 from muca.server.bus import ClusterUnavailable
 from muca.store import postgres, sql
@@ -46,15 +48,20 @@ def _delete(cursor: Any, first: int, last: int) -> None:
 class HistoryWriter:
     """One connection to the shared database that holds the append lock.
 
-    ``run`` runs one of the cluster's scripts in Redis (the bus's
-    commands connection), from the reactor thread.
+    ``reactor`` runs the database's threads, and ``run`` (which runs one
+    of the cluster's scripts in Redis, the bus's commands connection) on
+    its thread.
     """
 
-    def __init__(self, database: str, run: Callable[..., Deferred[Any]]) -> None:
+    def __init__(
+        self, reactor: IReactorThreads, database: str, run: Callable[..., Deferred[Any]]
+    ) -> None:
+        self._reactor = reactor
         self._run = run
         self._pool = postgres.ConnectionPool(
             "psycopg",
             database,
+            cp_reactor=reactor,
             cp_min=1,
             cp_max=1,
             cp_reconnect=True,
@@ -79,12 +86,11 @@ class HistoryWriter:
     def close(self) -> None:
         self._pool.close()
 
-    def append(
-        self, drafts: list[ChatMessage], data: str, to: str, token: str
-    ) -> Deferred[int]:
-        """Store the batch ``token`` and append it to the stream; fire with
-        its first id, or fail (:class:`UnsureOutcome`: Redis did not answer)."""
-        d = self._pool.runWithConnection(self._append_locked, drafts, data, to, token)
+    def append(self, drafts: list[ChatMessage], batch: Publication) -> Deferred[int]:
+        """Store the batch of ``drafts`` and append it to the stream; fire
+        with its first id, or fail (:class:`UnsureOutcome`: Redis did not
+        answer)."""
+        d = self._pool.runWithConnection(self._append_locked, drafts, batch)
         return d.addBoth(self._note)
 
     def probe(self) -> None:
@@ -138,9 +144,7 @@ class HistoryWriter:
         self,
         connection: Any,
         drafts: list[ChatMessage],
-        data: str,
-        to: str,
-        token: str,
+        batch: Publication,
     ) -> int:
         """Store a batch in PostgreSQL, then append it to the stream; in a
         pool thread. Returns its first id.
@@ -150,8 +154,7 @@ class HistoryWriter:
         committed before any node can read it; a node that dies holding the
         lock loses its session, and the lock with it.
         """
-        from twisted.internet import reactor
-
+        reactor = self._reactor
         cursor = connection.cursor()
         cursor.execute("SELECT pg_advisory_lock(%s)", (APPEND_LOCK,))
         try:
@@ -181,12 +184,7 @@ class HistoryWriter:
                     reactor,
                     self._run,
                     scripts.PUBLISH,
-                    str(first - 1),
-                    str(len(drafts)),
-                    data,
-                    str(first),
-                    token,
-                    to,
+                    *batch.arguments(first - 1, first),
                 )
             except ClusterUnavailable:
                 # Never sent: not accepted, so not kept either.
@@ -196,11 +194,11 @@ class HistoryWriter:
             except Exception as error:
                 # No answer: the stream decides (see Publisher._publish_failed); the
                 # rows stay until it has, then go if it was not accepted.
-                self._unsure_rows[token] = (first, first + len(drafts) - 1)
+                self._unsure_rows[batch.token] = (first, first + len(drafts) - 1)
                 raise UnsureOutcome(str(error)) from None
             # On the stream: accepted, even if the database goes away before
             # the lock is given back (its session ends, and the lock with it).
-            self._appended[token] = first
+            self._appended[batch.token] = first
             return first
         finally:
             connection.rollback()

@@ -17,11 +17,12 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from muca.cluster import scripts
+from muca.cluster.entries import Joined, Left
 from muca.cluster.stream import StreamReader
 from muca.protocol.confusables import skeleton
 from muca.protocol.messages import (
@@ -106,6 +107,10 @@ class Membership:
             return defer.fail(nick_is_a_uid(join.nickname))
         capacity = self.capacity or 0
         joined: Deferred[Member] = Deferred()
+        # The join's timeout, once Redis has accepted it: cancelled first
+        # thing when the join completes, whichever way.
+        timer: list[IDelayedCall] = []
+        joined.addBoth(_cancel_timer, timer)
         # Before the script runs: its event may come back on the reader's
         # connection before its reply comes on this one.
         self._pending[join.uid] = (connection, join, joined)
@@ -121,21 +126,29 @@ class Membership:
         d.addCallbacks(
             self._registered,
             self._join_failed,
-            callbackArgs=(join, joined),
+            callbackArgs=(join, joined, timer),
             errbackArgs=(join, joined),
         )
         return joined
 
     def _registered(
-        self, reply: list[Any], join: Join, joined: Deferred[Member]
+        self,
+        reply: list[Any],
+        join: Join,
+        joined: Deferred[Member],
+        timer: list[IDelayedCall],
     ) -> None:
         verdict = reply[0]
         if verdict != "OK":
             self._forget_pending(join.uid, joined)
             joined.errback(_refusal(reply, join))
             return
+        if joined.called:
+            return  # Its event came back before the script's reply.
         # Completed by the join's own event on the stream (see apply_join).
-        self.clock.callLater(JOIN_WAIT, self._join_timed_out, join.uid, joined)
+        timer.append(
+            self.clock.callLater(JOIN_WAIT, self._join_timed_out, join.uid, joined)
+        )
 
     def _forget_pending(self, uid: str, joined: Deferred[Member]) -> bool:
         entry = self._pending.get(uid)
@@ -242,7 +255,10 @@ class Membership:
 
     # Join and leave events read from the stream
 
-    def apply_join(self, uid: str, nickname: str, node: str, seq: int) -> None:
+    def apply_join(self, event: Joined) -> None:
+        """``event`` was read from the stream: a join of ours completes, one
+        of another node's enters the replica."""
+        uid, nickname, node = event.uid, event.nickname, event.node
         room = self.room
         if node == self.node:
             pending = self._pending.pop(uid, None)
@@ -286,7 +302,9 @@ class Membership:
                 return member
         return None
 
-    def apply_leave(self, uid: str, node: str) -> None:
+    def apply_leave(self, event: Left) -> None:
+        """``event`` was read from the stream: another node's member goes."""
+        uid, node = event.uid, event.node
         if node == self.node:
             return  # Our own members leave here at once (see leave()).
         member = self.room.member(uid)
@@ -294,6 +312,14 @@ class Membership:
             self.room.leave(member)
             self.listener.remember(uid, member.nickname)
             self.listener.roster_changed()
+
+
+def _cancel_timer(result: Any, timer: list[IDelayedCall]) -> Any:
+    """A join completed: its timeout, if it has one, goes."""
+    for call in timer:
+        if call.active():
+            call.cancel()
+    return result
 
 
 def _refusal(reply: list[Any], join: Join) -> JoinRefused:

@@ -11,7 +11,6 @@ up with the end of the stream as seen after the reconnection.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,10 +22,11 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from muca.cluster import scripts
+from muca.cluster.entries import Publication, publication
 from muca.cluster.history import HistoryWriter, UnsureOutcome
 from muca.cluster.redisclient import encode
 from muca.cluster.stream import StreamReader, stream_id
-from muca.protocol.messages import ALL, ChatMessage
+from muca.protocol.messages import ChatMessage
 from muca.server.bus import ClusterUnavailable
 from muca.store.base import StoreError
 
@@ -34,9 +34,9 @@ from muca.store.base import StoreError
 #: ``BusListener.not_accepted``.
 Refused = Callable[[list[ChatMessage], Failure], None]
 
-#: Appends a batch (drafts, data, to, token) to the stream without storing
-#: it; fires with the batch's first id.
-Append = Callable[[list[ChatMessage], str, str, str], Deferred[Any]]
+#: Appends a batch to the stream without storing it; fires with the batch's
+#: first id.
+Append = Callable[[Publication], Deferred[Any]]
 
 
 class Publisher:
@@ -91,27 +91,15 @@ class Publisher:
             self._publishing = False
             return
         self._publishing = True
-        data = _to_json(
-            [(m.ts, m.sender, m.kind, m.recipients, m.text) for m in drafts]
-        )
-        # Who the batch is for, apart from ``data``: the nodes none of whose
-        # members are among them pass it over undecoded.
-        uids: set[str] = set()
-        for m in drafts:
-            if m.kind == ALL:
-                to = "0"
-                break
-            uids.update(m.recipients)
-        else:
-            to = _to_json(list(uids))
         self._batches += 1
         token = f"{self.node}:{self._batches}"
+        batch = publication(drafts, token)
         # When it comes back on the stream, this node takes it from here.
         self._own[token] = (self._batches, drafts)
         if self.writer is not None:
-            d = self.writer.append(drafts, data, to, token)
+            d = self.writer.append(drafts, batch)
         else:
-            d = self._append(drafts, data, to, token)
+            d = self._append(batch)
         d.addCallbacks(
             self._published, self._publish_failed, (token,), None, (drafts, token)
         )
@@ -214,10 +202,3 @@ class Publisher:
         else:
             error = ClusterUnavailable(failure.getErrorMessage())
         self._refused(drafts, Failure(error))
-
-
-#: JSON as the stream holds it: compact, UTF-8 as is; rows of plain values
-#: have no cycles to look for (a quarter of the time of a batch).
-_to_json = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), check_circular=False
-).encode

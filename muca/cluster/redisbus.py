@@ -28,7 +28,6 @@ and delivers the messages read from the stream; it owns one of each of:
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -42,6 +41,8 @@ from twisted.python.failure import Failure
 
 from muca.cluster import scripts
 from muca.cluster.address import RedisAddress
+from muca.cluster.entries import Batch, Entry, Joined, Publication
+from muca.cluster.heartbeat import HEARTBEAT_INTERVAL, HEARTBEAT_TTL, STALL
 from muca.cluster.history import HistoryWriter
 from muca.cluster.membership import REMOTE, Membership
 from muca.cluster.publishing import Publisher
@@ -57,11 +58,6 @@ from muca.protocol.messages import (
 from muca.server.bus import BusListener, ClusterUnavailable
 from muca.server.room import Member, Room
 
-#: Seconds between heartbeats; a node silent for HEARTBEAT_TTL is dead.
-HEARTBEAT_INTERVAL = 1.0
-HEARTBEAT_TTL = 5.0
-# No heartbeat from any node for this long: Redis was stopped, not a node.
-STALL = 2.0
 #: Seconds a command to Redis may take before the cluster counts as down.
 COMMAND_TIMEOUT = 2.0
 #: Stream entries kept (approximately): minutes of traffic, so a node that
@@ -88,19 +84,25 @@ class RedisBus(Service):
     def __init__(
         self,
         address: RedisAddress,
-        clock: IReactorTime | None = None,
+        reactor: IReactorTime,
         capacity: int | None = None,
         database: str | None = None,
+        heartbeat_timeout: float = HEARTBEAT_TTL,
     ) -> None:
-        """``capacity``: members in the whole cluster's room (None: no limit);
-        ``database``: the PostgreSQL conninfo every message is stored in
-        before any node delivers it (None: messages are not stored); its
-        schema exists already (the node's store, opened before the bus
-        starts, made it), and the node reads the history from that store."""
-        if clock is None:
-            from twisted.internet import reactor as clock  # type: ignore[assignment]
-        self.clock = clock
+        """``reactor``: the clock of every timer, heartbeat and timeout, and
+        (once started) the reactor the connections to Redis and the
+        database's threads run on; ``capacity``: members in the whole
+        cluster's room (None: no limit); ``database``: the PostgreSQL
+        conninfo every message is stored in before any node delivers it
+        (None: messages are not stored); its schema exists already (the
+        node's store, opened before the bus starts, made it), and the node
+        reads the history from that store; ``heartbeat_timeout``: seconds a
+        node may go without a heartbeat before the others drop it and its
+        members (at least ``heartbeat.MIN_HEARTBEAT_TIMEOUT``)."""
+        self.reactor = reactor
+        self.clock = reactor
         self.address = address
+        self.heartbeat_timeout = heartbeat_timeout
         #: A fresh id per start: a node that comes back is a new node.
         self.node = secrets.token_hex(6)
         self.listener: Any = None
@@ -223,20 +225,10 @@ class RedisBus(Service):
         self._refusals += len(drafts)
         self.listener.not_accepted(drafts, failure)
 
-    def _append_to_stream(
-        self, drafts: list[ChatMessage], data: str, to: str, token: str
-    ) -> Deferred[Any]:
+    def _append_to_stream(self, batch: Publication) -> Deferred[Any]:
         """Append a batch to the stream (no history): its ids follow the last
         one this node delivered."""
-        return self._run(
-            scripts.PUBLISH,
-            str(self.last_delivered),
-            str(len(drafts)),
-            data,
-            "",
-            token,
-            to,
-        )
+        return self._run(scripts.PUBLISH, *batch.arguments(self.last_delivered, None))
 
     def _caught_up(self) -> None:
         """The reader has read on: batches with no answer may be settled."""
@@ -266,11 +258,9 @@ class RedisBus(Service):
 
     def startService(self) -> None:
         super().startService()
-        from twisted.internet import reactor
-
         address = self.address
         self._commands = connect(
-            reactor,
+            self.reactor,
             address.host,
             address.port,
             address.db,
@@ -278,7 +268,7 @@ class RedisBus(Service):
             "commands",
         )
         self._reader = connect(
-            reactor,
+            self.reactor,
             address.host,
             address.port,
             address.db,
@@ -286,7 +276,7 @@ class RedisBus(Service):
             "stream",
         )
         if self.database is not None:
-            self._writer = HistoryWriter(self.database, self._run)
+            self._writer = HistoryWriter(self.reactor, self.database, self._run)
             self._writer.start()
             self._publisher.writer = self._writer
         self._heartbeat = task.LoopingCall(self._beat)
@@ -338,7 +328,7 @@ class RedisBus(Service):
                 scripts.HEARTBEAT,
                 self.node,
                 secrets.token_hex(8),
-                str(int(HEARTBEAT_TTL * 1000)),
+                str(int(self.heartbeat_timeout * 1000)),
                 str(int(STALL * 1000)),
                 str(int(RESYNC_GRACE * 1000)),
                 self._epoch or "",
@@ -384,36 +374,33 @@ class RedisBus(Service):
 
     # Applying the stream's entries (see muca.cluster.stream)
 
-    def _apply(self, fields: dict[str, str]) -> None:
-        kind = fields.get("t")
-        if kind == "m":
-            first = int(fields["f"])
-            self._publisher.settle(fields.get("k", ""), first)
-            self._apply_messages(first, fields)
-            return
-        data = json.loads(fields["d"])
-        if kind == "j":
-            self._membership.apply_join(*data)
-        elif kind == "l":
-            self._membership.apply_leave(*data)
+    def _apply(self, entry: Entry) -> None:
+        if isinstance(entry, Batch):
+            self._publisher.settle(entry.token, entry.first)
+            self._apply_messages(entry)
+        elif isinstance(entry, Joined):
+            self._membership.apply_join(entry)
+        else:
+            self._membership.apply_leave(entry)
 
-    def _apply_messages(self, first: int, fields: dict[str, str]) -> None:
+    def _apply_messages(self, batch: Batch) -> None:
         """Deliver a batch's messages that have a recipient connected here.
 
         A batch this node published is taken from memory; one that is all
         for members of other nodes is passed over without decoding it.
         """
-        drafts = self._publisher.own_batch(fields.get("k", ""))
+        first = batch.first
+        drafts = self._publisher.own_batch(batch.token)
         rows: list[Any] | None = None
         if drafts is not None:
             count = len(drafts)
-        elif "n" in fields and "u" in fields:
-            count = int(fields["n"])
-            if self._for_us(fields["u"]):
-                rows = json.loads(fields["d"])
+        elif batch.count is not None:
+            count = batch.count
+            if self._for_us(batch):
+                rows = batch.rows()
         else:
             # Appended by an older node: decode it to know.
-            rows = json.loads(fields["d"])
+            rows = batch.rows()
             count = len(rows)
         skip = max(0, self.last_delivered - first + 1)
         if skip >= count:
@@ -431,12 +418,7 @@ class RedisBus(Service):
                         )
                     )
         elif rows is not None:
-            for index in range(skip, count):
-                ts, sender, kind, to, text = rows[index]
-                if kind == ALL or here(to):
-                    accepted.append(
-                        ChatMessage(first + index, ts, sender, kind, tuple(to), text)
-                    )
+            accepted = batch.messages(rows, skip, here)
         last = first + count - 1
         self.last_delivered = last
         if accepted:
@@ -444,10 +426,11 @@ class RedisBus(Service):
         # Also when nothing was for us: replays compare with the last id.
         self.listener.passed(last)
 
-    def _for_us(self, to: str) -> bool:
-        """Whether a batch for ``to`` (its recipients' uids as JSON, or 0
-        when it holds a broadcast) may have a recipient connected here."""
-        return to == "0" or _connected_here(self.room)(json.loads(to))
+    def _for_us(self, batch: Batch) -> bool:
+        """Whether ``batch`` may have a recipient connected here (it holds
+        a broadcast, or one of its recipients is)."""
+        uids = batch.recipients()
+        return uids is None or _connected_here(self.room)(uids)
 
 
 #: The scripts' calls, made once each.

@@ -2,16 +2,35 @@
 
 Every script gets the same keys (:data:`KEYS`, in this order) so that one
 list serves them all. The stream ``events`` carries, in one order for every
-node, three kinds of entries: ``t=m`` (a batch of ``n`` messages whose first
-id is ``f``; ``d`` is their JSON; ``u`` is the JSON list of the uids they
-are for, or 0 when one of them is a broadcast, so that a node none of whose
-members is among them passes the batch by without decoding ``d``; ``k``
-names the batch for the node that published it), ``t=j`` (a join, ``d`` =
-``[uid, nickname, node, seq]``) and ``t=l`` (a leave, ``d`` = ``[uid,
-node]``).
+node, the entries :mod:`muca.cluster.entries` describes; the scripts that
+append them get their field names and kinds from there (``$kind``,
+``$join``... below are filled in from it).
 """
 
 from __future__ import annotations
+
+from string import Template
+
+from muca.cluster import entries
+
+# The entries' field names and kinds, as the scripts name them.
+_ENTRY_NAMES = {
+    "kind": entries.KIND,
+    "first": entries.FIRST,
+    "count": entries.COUNT,
+    "token": entries.TOKEN,
+    "to": entries.TO,
+    "data": entries.DATA,
+    "messages": entries.Kind.MESSAGES.value,
+    "join": entries.Kind.JOIN.value,
+    "leave": entries.Kind.LEAVE.value,
+}
+
+
+def _with_entry_names(script: str) -> str:
+    """``script`` with the entries' names filled in."""
+    return Template(script).substitute(_ENTRY_NAMES)
+
 
 PREFIX = "muca:"
 
@@ -41,10 +60,10 @@ _NAMES = (
 KEYS = [PREFIX + name for name in _NAMES]
 
 # Shared helpers, prepended to the scripts that need them.
-_COMMON = """
+_COMMON = _with_entry_names("""
 local function emit(kind, data)
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 't', kind,
-             'd', cjson.encode(data))
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', '$kind', kind,
+             '$data', cjson.encode(data))
 end
 local function drop(uid, entry)
   redis.call('HDEL', KEYS[1], uid)
@@ -52,17 +71,17 @@ local function drop(uid, entry)
   if entry[4] and redis.call('HGET', KEYS[10], entry[4]) == uid then
     redis.call('HDEL', KEYS[10], entry[4])
   end
-  emit('l', {uid, entry[2]})
+  emit('$leave', {uid, entry[2]})
 end
 local function register(uid, nick, node, look)
   local seq = redis.call('INCR', KEYS[5])
   redis.call('HSET', KEYS[1], uid, cjson.encode({nick, node, seq, look}))
   redis.call('HSET', KEYS[2], nick, uid)
   redis.call('HSETNX', KEYS[10], look, uid)
-  emit('j', {uid, nick, node, seq})
+  emit('$join', {uid, nick, node, seq})
   return seq
 end
-"""
+""")
 
 #: ARGV: maxlen uid nickname node capacity (0: none) look (the nickname's
 #: skeleton) known ('1': the uid becomes known). The rules of
@@ -113,8 +132,9 @@ return 1
 #: ARGV: maxlen floor count data expected token to. Gives ``count`` ids after
 #: max(last id, floor) and appends the batch; with ``expected`` (not empty)
 #: fails unless the first id is that one. ``token`` names the batch on the
-#: stream (``k``); ``to`` is its ``u`` field. Returns the first id.
-PUBLISH = """
+#: stream; ``to`` says who it is for (see ``entries.Publication``). Returns
+#: the first id.
+PUBLISH = _with_entry_names("""
 local last = tonumber(redis.call('GET', KEYS[4]) or '0')
 local floor = tonumber(ARGV[2])
 if floor > last then last = floor end
@@ -123,11 +143,11 @@ if ARGV[5] ~= '' and tonumber(ARGV[5]) ~= first then
   return redis.error_reply('IDRACE ids moved: ' .. first)
 end
 redis.call('SET', KEYS[4], string.format('%d', last + tonumber(ARGV[3])))
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 't', 'm',
-           'f', string.format('%d', first), 'n', ARGV[3], 'k', ARGV[6],
-           'u', ARGV[7], 'd', ARGV[4])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', '$kind', '$messages',
+           '$first', string.format('%d', first), '$count', ARGV[3],
+           '$token', ARGV[6], '$to', ARGV[7], '$data', ARGV[4])
 return first
-"""
+""")
 
 #: ARGV: maxlen node new-epoch ttl-ms stall-ms settle-ms known-epoch
 #: ('' for a node just started). Refreshes this node's

@@ -12,6 +12,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from muca.cluster import scripts
+from muca.cluster.entries import Entry, decode
 from muca.cluster.redisclient import connected, encode_arguments
 
 # XREAD waits this long for new entries (ms); its reply timeout adds margin.
@@ -30,7 +31,8 @@ def stream_id(entry_id: str) -> tuple[int, int]:
 
 class StreamReader:
     """Reads the stream's entries after :attr:`position` and hands each to
-    ``apply`` (its fields as a dict), then calls ``caught_up`` once per read.
+    ``apply`` (decoded: :mod:`muca.cluster.entries`; entries of a kind this
+    node does not know are passed over), then calls ``caught_up`` once per read.
 
     It reads once :attr:`following` is set (the bus has loaded the registry
     and knows where to read from) and its connection is up; a read whose
@@ -40,7 +42,7 @@ class StreamReader:
     def __init__(
         self,
         clock: IReactorTime,
-        apply: Callable[[dict[str, str]], None],
+        apply: Callable[[Entry], None],
         caught_up: Callable[[], None],
     ) -> None:
         self.clock = clock
@@ -89,7 +91,9 @@ class StreamReader:
         for entry_id, fields in entries:
             self.position = entry_id
             try:
-                self._apply(dict(zip(fields[::2], fields[1::2], strict=True)))
+                entry = decode(dict(zip(fields[::2], fields[1::2], strict=True)))
+                if entry is not None:
+                    self._apply(entry)
             except Exception:
                 log.failure("cluster: bad stream entry {id}", id=entry_id)
         self._caught_up()

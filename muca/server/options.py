@@ -12,6 +12,7 @@ from twisted.internet import endpoints
 from twisted.python import usage
 
 import muca
+from muca.cluster.heartbeat import HEARTBEAT_TTL, MIN_HEARTBEAT_TIMEOUT
 from muca.protocol.wire import DEFAULT_MAX_FRAME
 from muca.server.auth import make_checker
 from muca.server.context import (
@@ -84,6 +85,20 @@ def _positive_float(value: str) -> float:
         number = 0.0
     if not number > 0 or number == float("inf"):
         raise ValueError(f"{value!r} is not a positive number")
+    return number
+
+
+def _heartbeat_timeout(value: str) -> float:
+    """Seconds, at least :data:`~muca.cluster.heartbeat.MIN_HEARTBEAT_TIMEOUT`."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    if not number >= MIN_HEARTBEAT_TIMEOUT or number == float("inf"):
+        raise ValueError(
+            f"{value!r} is not a number of seconds of at least"
+            f" {MIN_HEARTBEAT_TIMEOUT:g}"
+        )
     return number
 
 
@@ -304,6 +319,15 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "redis://host:port/db URL (a Redis server): one registry, one "
             "order of messages, each server's users leave when it dies. "
             "Requires --db none or a shared postgresql:// database.",
+        ],
+        [
+            "heartbeat-timeout",
+            None,
+            HEARTBEAT_TTL,
+            "With --cluster: seconds a server may go without a heartbeat (it "
+            "beats every second) before the others drop it and its users; "
+            f"at least {MIN_HEARTBEAT_TIMEOUT:g}.",
+            _named("heartbeat-timeout", _heartbeat_timeout),
         ],
         [
             "max-members",

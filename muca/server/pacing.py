@@ -28,10 +28,11 @@ class PacedInput:
     """The input side of a connection: frames read wait for their turn.
 
     Mixed into ``muca.server.connection.ChatConnection``, which provides
-    ``factory`` (the node: ``config.rate``, ``config.burst``, ``clock``), ``_stream`` (the
-    byte transport read from: ``pauseProducing``, ``resumeProducing``),
-    ``_closing`` (reads nothing more), ``_logging_in`` (a ``JOIN``'s login
-    or join is under way) and ``_handle_frame`` (one frame, now).
+    ``factory`` (the node: ``config.rate``, ``config.burst``, ``clock``),
+    ``_stream`` (the byte transport read from: ``pauseProducing``,
+    ``resumeProducing``), ``_closing`` (reads nothing more), ``_logging_in``
+    (a ``JOIN``'s login or join is under way) and ``_handle_frame`` (one
+    frame, now).
     """
 
     factory: Any

@@ -228,6 +228,8 @@ def makeService(options: Options) -> ChatService:
     limit raised, the cluster's bus, the listeners; the store is opened and
     the node built when the service starts."""
     descriptors = raise_descriptor_limit()
+    from twisted.internet import reactor
+
     store = options["store"]
     bus = None
     if options["cluster"] is not None:
@@ -235,17 +237,17 @@ def makeService(options: Options) -> ChatService:
 
         bus = RedisBus(
             options["cluster"],
+            reactor,
             capacity=options["max-members"] or None,
             # The history's own store (opened by ChatService) is the one the
             # bus writes to: every node reads what any node stored.
             database=None if store is None else store.conninfo,
+            heartbeat_timeout=options["heartbeat-timeout"],
         )
         if options["join-timeout"]:
             # A join held for Redis must be answered within the connection's
             # own time to join.
             bus.join_wait = min(JOIN_WAIT_FOR_REDIS, options["join-timeout"] / 3)
-    from twisted.internet import reactor
-
     chat = ChatService(
         reactor,
         node_config(options, descriptors),

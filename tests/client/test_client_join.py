@@ -3,19 +3,21 @@ deltas that keep it, and a refused join."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from muca.protocol.messages import (
+    PRESENCE_DELTA,
     UID_TAKEN,
     JoinRefused,
     Peer,
 )
+from tests.support import split_objects
 from tests.support.client import (
     HENRY,
     MARY,
     TONY,
     ClientTestCase,
+    listen_loopback,
 )
+from tests.support.servers import RecordingRelay
 
 
 class JoinTests(ClientTestCase):
@@ -28,12 +30,11 @@ class JoinTests(ClientTestCase):
         self.assertEqual(client.peers, (Peer(*TONY),))
 
     async def test_client_asks_for_presence_deltas_and_applies_them(self) -> None:
-        tony, tony_seen = await self.client(TONY)
-        received: list[Any] = []
-        handle = tony._handle
-        tony._handle = lambda command, frame: (  # type: ignore[method-assign]
-            received.append(command),
-            handle(command, frame),
+        # Tony's connection goes through a relay that keeps what each side
+        # wrote: what he asked for, and what the server sent him.
+        relay = RecordingRelay("127.0.0.1", self.port)
+        tony, tony_seen = await self.client(
+            TONY, port=await listen_loopback(self, relay)
         )
         await tony_seen.next_of("peers")
         mary, _ = await self.client(MARY)
@@ -43,9 +44,15 @@ class JoinTests(ClientTestCase):
         await mary.leave()
         peers = await tony_seen.next_of("peers", 4)
         self.assertEqual(peers, (Peer(*TONY), Peer(*HENRY)))
+        join, rest = split_objects(relay.sent.decode())
+        self.assertIn(PRESENCE_DELTA, join[0]["CAPS"])
         # One full LIST after ACK, then deltas only.
-        kinds = [type(command).__name__ for command in received]
-        self.assertEqual(kinds, ["PeerList", "Presence", "Presence", "Presence"])
+        received, rest = split_objects(relay.received.decode())
+        self.assertEqual(rest, "")
+        commands = [o["CMD"] for o in received]
+        self.assertEqual(commands[0], "ACK")
+        rosters = [c for c in commands if c in ("LIST", "PRESENCE")]
+        self.assertEqual(rosters, ["LIST", "PRESENCE", "PRESENCE", "PRESENCE"])
 
     async def test_refused_join_fails_with_code_and_reason(self) -> None:
         await self.client(TONY)

@@ -11,7 +11,8 @@ from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
 from muca.cluster import scripts
-from muca.cluster.redisbus import HEARTBEAT_TTL, STALL, STREAM_MAXLEN
+from muca.cluster.heartbeat import HEARTBEAT_TTL, STALL
+from muca.cluster.redisbus import STREAM_MAXLEN
 from muca.cluster.redisclient import ScriptCall, connect, encode
 from tests.cluster.test_redisclient import until_connected
 from tests.support.redis import start_redis

@@ -8,8 +8,10 @@ from typing import Any
 import psycopg
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
+from twisted.python.usage import UsageError
 from twisted.trial.unittest import TestCase
 
+from muca.server import tap
 from tests.cluster.support import WAIT, join_on, next_of, roster_becomes, start_node
 from tests.support import OKAY, RawClient, connect, join, send
 from tests.support import postgres as pgsupport
@@ -265,3 +267,28 @@ class OptionTests(TestCase):
     async def test_bad_cluster_url_is_refused(self) -> None:
         text = await self._refused("--cluster", "http://127.0.0.1:6379")
         self.assertIn("--cluster: not a redis://host:port/db URL", text)
+
+    async def test_a_heartbeat_timeout_below_two_seconds_is_refused(self) -> None:
+        text = await self._refused(
+            "--cluster", "redis://127.0.0.1:1/0", "--heartbeat-timeout", "1.5"
+        )
+        message = "--heartbeat-timeout: '1.5' is not a number of seconds of at least 2"
+        errors = [line for line in text.splitlines() if message in line]
+        self.assertEqual(len(errors), 1, text)
+        # twistd's usage line, a pointer to --help, and the mistake.
+        self.assertLessEqual(len(text.splitlines()), 3, text)
+
+    def test_the_heartbeat_timeout_reaches_the_bus(self) -> None:
+        def bus(*args: str) -> Any:
+            options = tap.Options()
+            options.parseOptions(
+                ["--web", "none", "--cluster", "redis://127.0.0.1:1/0", *args]
+            )
+            return tap.makeService(options).bus
+
+        self.assertEqual(bus().heartbeat_timeout, 5.0)
+        self.assertEqual(bus("--heartbeat-timeout", "2.5").heartbeat_timeout, 2.5)
+        for wrong in ("0", "-3", "1.99", "inf", "nan", "soon", ""):
+            with self.assertRaises(UsageError) as raised:
+                bus("--heartbeat-timeout", wrong)
+            self.assertIn("--heartbeat-timeout: ", str(raised.exception))

@@ -23,6 +23,7 @@ from muca.cluster.redisbus import RedisBus
 from muca.cluster.redisclient import (
     RETRY_FIRST,
     RETRY_MAX,
+    RedisFactory,
     RedisLink,
     RedisProtocol,
     ScriptCall,
@@ -162,7 +163,7 @@ class RealRedisTests(TestCase):
         )
 
     async def test_the_bus_sends_a_script_redis_does_not_have(self) -> None:
-        bus = RedisBus(RedisAddress("127.0.0.1", self.redis.port, 0))
+        bus = RedisBus(RedisAddress("127.0.0.1", self.redis.port, 0), reactor)
         bus._commands = self.factory
         await until_connected(self.factory)
         # A fresh Redis has no scripts: EVALSHA fails, EVAL runs it.
@@ -230,7 +231,6 @@ class FakeEndpoint:
     def accept(self, answer: bytes = b"+OK\r\n") -> RedisProtocol:
         attempt = self.attempts[-1]
         redis = attempt.factory.buildProtocol(None)  # type: ignore[attr-defined]
-        redis.callLater = Clock().callLater
         redis.makeConnection(StringTransport())
         attempt.callback(redis)
         if answer:
@@ -244,8 +244,8 @@ class RedisLinkTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.endpoint = FakeEndpoint()
-        factory = txredisapi.RedisFactory("redis://x", 0, 1, True, replyTimeout=2.0)
-        factory.protocol = RedisProtocol
+        # Its connections' reply timeouts run on the test's clock too.
+        factory = RedisFactory(self.clock, "x", 6379, 0, 2.0)
         self.link = RedisLink(self.clock, self.endpoint, factory, "commands")
 
     def lose(self, redis: RedisProtocol) -> None:
@@ -280,7 +280,7 @@ class RedisLinkTests(SynchronousTestCase):
         stalled = self.endpoint.accept(answer=b"")
         self.assertIsNone(connected(self.link))
         stalled.transport.abortConnection = lambda: self.lose(stalled)
-        stalled._no_reply()
+        self.clock.advance(2.0)
         self.clock.advance(RETRY_FIRST)
         refused = self.endpoint.accept(answer=b"-ERR DB index is out of range\r\n")
         self.assertTrue(refused.given_up)

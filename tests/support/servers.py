@@ -7,7 +7,7 @@ no separator. Like those servers, it is strict: a byte outside an object
 cannot be understood and ends the connection; with ``ascii_only``, a
 non-ASCII byte kills the whole room, as ``bytes.decode("ascii")`` did in the
 original server. :class:`RecordingRelay` sits between a client and a real
-server and keeps the bytes the client wrote.
+server and keeps the bytes each side wrote.
 """
 
 from __future__ import annotations
@@ -16,7 +16,12 @@ import json
 from typing import Any
 
 from twisted.internet.protocol import Factory, Protocol
-from twisted.protocols.portforward import ProxyFactory, ProxyServer
+from twisted.protocols.portforward import (
+    ProxyClient,
+    ProxyClientFactory,
+    ProxyFactory,
+    ProxyServer,
+)
 
 
 class PickyPeer(Protocol):
@@ -138,7 +143,19 @@ class PickyRoom(Factory):
             peer.transport.abortConnection()
 
 
+class _RecordingClient(ProxyClient):
+    def dataReceived(self, data: bytes) -> None:
+        self.peer.factory.received += data
+        super().dataReceived(data)
+
+
+class _RecordingClientFactory(ProxyClientFactory):
+    protocol = _RecordingClient
+
+
 class _RecordingProxy(ProxyServer):
+    clientProtocolFactory = _RecordingClientFactory
+
     def connectionMade(self) -> None:
         self.factory.connections.append(self)
         super().connectionMade()
@@ -149,7 +166,8 @@ class _RecordingProxy(ProxyServer):
 
 
 class RecordingRelay(ProxyFactory):
-    """Relays clients to ``host:port``; :attr:`sent` is what they wrote.
+    """Relays clients to ``host:port``; :attr:`sent` is what they wrote,
+    :attr:`received` what the server wrote to them.
 
     Closing one of :attr:`connections` is, for its client, the server
     closing the connection.
@@ -160,4 +178,5 @@ class RecordingRelay(ProxyFactory):
     def __init__(self, host: str, port: int) -> None:
         super().__init__(host, port)
         self.sent = bytearray()
+        self.received = bytearray()
         self.connections: list[ProxyServer] = []
