@@ -1,6 +1,7 @@
 """The package's house rules: no import circles, and each room imports only
 the rooms below it (protocol < session < the server's front-ends, client;
-nothing imports tests)."""
+the composition root, muca.service, above them all; nothing imports
+tests)."""
 
 from __future__ import annotations
 
@@ -110,18 +111,23 @@ class ImportTests(SynchronousTestCase):
                 outside = {t for t in targets if not t.startswith("muca.protocol")}
                 self.assertEqual(outside, set(), name)
 
-    def test_the_web_room_sits_above_the_server(self) -> None:
-        # Only the twistd service (tap) puts a web listener beside the TCP
-        # ones, and only its command line (options) checks the web options'
-        # values; the web room reuses the server's connection, never the client.
-        allowed = {
-            "muca.server.tap": {"muca.web.gateway"},
-            "muca.server.options": {"muca.web.access", "muca.web.channel"},
-        }
+    def test_the_composition_root_sits_above_every_other_room(self) -> None:
+        # muca.service (options, listeners, the startup sequence) puts the
+        # rooms together; none of them imports it back.
         for name, targets in import_graph().items():
-            web = {t for t in targets if t.startswith("muca.web")}
-            if name.startswith(("muca.server", "muca.protocol", "muca.client")):
-                self.assertEqual(web, allowed.get(name, set()), name)
+            if not name.startswith("muca.service"):
+                service = {t for t in targets if t.startswith("muca.service")}
+                self.assertEqual(service, set(), name)
+
+    def test_the_server_knows_no_front_end_above_it_nor_the_cluster(self) -> None:
+        # The web room reuses the server's connection; a cluster's bus is
+        # given to the node by the composition root. The server imports
+        # neither, and the web room never the client.
+        above = ("muca.web", "muca.cluster", "muca.client")
+        for name, targets in import_graph().items():
+            if name.startswith(("muca.server", "muca.protocol", "muca.session")):
+                outside = {t for t in targets if t.startswith(above)}
+                self.assertEqual(outside, set(), name)
             if name.startswith("muca.web"):
                 client = {t for t in targets if t.startswith("muca.client")}
                 self.assertEqual(client, set(), name)

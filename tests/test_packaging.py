@@ -21,7 +21,7 @@ from twisted.internet.error import ProcessTerminated
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from muca.server import tap
+from muca.service import tap
 from tests.support import OKAY, TIMEOUT, connect, join
 from tests.support.twistd import (
     PROCESS_TIMEOUT,

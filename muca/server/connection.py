@@ -42,11 +42,11 @@ from muca.protocol.messages import (
     ProtocolError,
 )
 from muca.protocol.wire import BadFrame, FrameDecoder, FrameTooLong, Framing
+from muca.server.addresses import describe_address
 from muca.server.backpressure import SlowReaderOutput
 from muca.server.context import NodeConfig
 from muca.server.counters import Counters
 from muca.server.limits import OutboundTotal
-from muca.server.listeners import describe_address
 from muca.server.output import Outbox, Payload, plain_socket, transport_idle
 from muca.server.pacing import PacedInput
 from muca.server.room import Member

@@ -62,7 +62,7 @@ class ChatFactory(ServerFactory):
 
     protocol = ChatProtocol
     #: Where the web listener serves the browser client, once it listens
-    #: (set by ``muca.server.tap``); named to a browser on the chat port.
+    #: (set by ``muca.service.tap``); named to a browser on the chat port.
     browser_client: BrowserClient | None = None
 
     def __init__(self, context: NodeContext) -> None:

@@ -11,7 +11,7 @@ from twisted.internet.task import deferLater
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import TestCase
 
-from muca.server import tap
+from muca.service import tap
 from tests.cluster.support import WAIT, join_on, next_of, roster_becomes, start_node
 from tests.support import OKAY, RawClient, connect, join, send
 from tests.support import postgres as pgsupport

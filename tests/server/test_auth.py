@@ -14,9 +14,9 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from muca.protocol.messages import Join
-from muca.server import tap
 from muca.server.auth import AnyPasswordChecker, make_portal
 from muca.server.logins import DEFAULT_LOGIN_DELAY, DEFAULT_LOGIN_DELAY_MAX
+from muca.service import tap
 from muca.session.interfaces import IChatClient, IChatUser
 from muca.session.realm import join_credentials, session_portal
 from tests.support import OKAY, MemoryServer, connect, join, send, start_server

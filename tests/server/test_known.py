@@ -13,7 +13,7 @@ from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
-from muca.server import tap
+from muca.service import tap
 from tests.support import RawClient, connect, join, send, start_server
 from tests.support import postgres as pgsupport
 from tests.support.twistd import fresh_directory

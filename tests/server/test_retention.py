@@ -19,8 +19,8 @@ from twisted.python import usage
 from twisted.trial.unittest import TestCase
 
 from muca.protocol.messages import ChatMessage
-from muca.server import tap
 from muca.server.limits import answer_tokens
+from muca.service import tap
 from muca.store.sqlite import SQLiteStore
 from tests.support import (
     TIMEOUT,

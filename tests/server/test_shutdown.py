@@ -20,7 +20,7 @@ from twisted.internet.task import Clock, deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from muca.server import tap
+from muca.service import tap
 from tests.support import (
     TIMEOUT,
     MemoryServer,

@@ -1,4 +1,4 @@
-"""muca.server.tap: the limits' options, their defaults, and their documentation."""
+"""muca.service.tap: the limits' options, their defaults, and their documentation."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import muca
-from muca.server import tap
+from muca.service import tap
 from tests.support.twistd import TWISTD, fresh_directory, start_twistd
 
 README = Path(__file__).resolve().parent.parent.parent / "README.md"

@@ -14,7 +14,7 @@ from twisted.internet.endpoints import (
 from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.trial.unittest import TestCase
 
-from muca.server import tap
+from muca.service import tap
 from tests.support import (
     OKAY,
     TIMEOUT,

@@ -19,8 +19,8 @@ from zope.interface.verify import verifyObject
 from muca.protocol import messages
 from muca.protocol.messages import History, Join, JoinRefused, Send
 from muca.protocol.wire import Framing
+from muca.server.addresses import describe_address
 from muca.server.auth import make_portal
-from muca.server.listeners import describe_address
 from muca.session.interfaces import IChatClient, IChatUser
 from muca.session.realm import AnonymousChecker, ChatRealm, ClaimedId
 from muca.session.user import ChatUser

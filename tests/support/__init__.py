@@ -4,7 +4,7 @@ Loopback pieces, for trial test cases (``twisted.trial.unittest.TestCase``)
 running on the global reactor:
 
 - :func:`start_server` builds the very service that ``twistd muca`` builds
-  (``muca.server.tap.Options`` then ``muca.server.tap.makeService``), starts
+  (``muca.service.tap.Options`` then ``muca.service.tap.makeService``), starts
   it listening on an OS-chosen loopback port and returns that port; the
   test's cleanup stops it.
 - :func:`connect` opens a :class:`RawClient`: a tiny client that writes raw
@@ -48,11 +48,11 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-from muca.server import tap
 from muca.server.bus import Bus
 from muca.server.context import NodeConfig, NodeContext
 from muca.server.node import ChatFactory
 from muca.server.output import Outbox
+from muca.service import tap
 from muca.store.base import MessageStore
 
 #: Seconds a test waits for something expected before failing.

@@ -12,7 +12,7 @@ from twisted.internet.error import ProcessTerminated
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from muca.server import tap
+from muca.service import tap
 from tests.support.twistd import TWISTD, TwistdProcess, fresh_directory, start_twistd
 from tests.web.test_gateway import get, header
 

@@ -1,10 +1,10 @@
-"""Makes ``twistd muca`` run the MUCA chat server (see ``muca.server.tap``)."""
+"""Makes ``twistd muca`` run the MUCA chat server (see ``muca.service.tap``)."""
 
 from twisted.application.service import ServiceMaker
 
 muca = ServiceMaker(
     "MUCA chat server",
-    "muca.server.tap",
+    "muca.service.tap",
     "Multi-user chat server (MUCA protocol).",
     "muca",
 )

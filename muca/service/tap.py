@@ -1,5 +1,5 @@
 """``twistd muca``: the chat service built from the command line's options
-(see ``muca.server.options``); twistd's plugin finds ``Options`` and
+(see ``muca.service.options``); twistd's plugin finds ``Options`` and
 ``makeService`` here."""
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from twisted.logger import Logger
 from muca.server.auth import make_portal
 from muca.server.context import NodeConfig, NodeContext
 from muca.server.limits import DEFAULT_MAX_PER_ADDRESS, default_max_connections
-from muca.server.listeners import AnnouncedEndpoint, raise_descriptor_limit
 from muca.server.node import ChatFactory
-from muca.server.options import Options
 from muca.server.output import Outbox
 from muca.server.wrong_port import BrowserClient
+from muca.service.listeners import AnnouncedEndpoint, raise_descriptor_limit
+from muca.service.options import Options
 from muca.store import MessageStore, StoreError
 
 if TYPE_CHECKING:

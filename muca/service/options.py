@@ -26,9 +26,9 @@ from muca.server.limits import (
     DEFAULT_RATE,
     default_max_outbound_total,
 )
-from muca.server.listeners import with_backlog
 from muca.server.logins import DEFAULT_LOGIN_DELAY, DEFAULT_LOGIN_DELAY_MAX
 from muca.server.replay import DEFAULT_HISTORY_REPLAY
+from muca.service.listeners import with_backlog
 from muca.store import StoreError, open_store
 from muca.web.access import host_name, parse_networks
 from muca.web.channel import DEFAULT_REQUEST_TIMEOUT

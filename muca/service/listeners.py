@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import resource
 from collections.abc import Callable
-from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
@@ -16,9 +15,11 @@ from twisted.internet.interfaces import (
 from twisted.logger import Logger
 from zope.interface import implementer
 
-# The "listening on" line keeps the namespace it had when it was logged from
-# the service's module (muca.server.tap), as the README shows it.
-log = Logger(namespace="muca.server.tap")
+from muca.server.addresses import describe_address
+
+# The "listening on" line is the service's (muca.service.tap), as the
+# README shows it.
+log = Logger(namespace="muca.service.tap")
 
 DEFAULT_BACKLOG = 1024
 
@@ -75,17 +76,3 @@ class AnnouncedEndpoint:
         if self._then is not None:
             self._then(port)
         return port
-
-
-def describe_address(address: Any) -> str:
-    """How an address is named in logs: ``host:port`` for an IP address
-    (``[host]:port`` for IPv6), the path for a UNIX socket, ``local``
-    for one with neither (a socket pair)."""
-    host = getattr(address, "host", None)
-    port = getattr(address, "port", None)
-    if host is not None and port is not None:
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    name = getattr(address, "name", None)
-    if isinstance(name, bytes):
-        name = name.decode("utf-8", "replace")
-    return str(name) if name else "local"
