@@ -23,7 +23,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from twisted.internet import interfaces
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -178,6 +178,8 @@ class ChatConnection(SlowReaderOutput, PacedInput, TimeoutMixin):
         self._held: list[bytes] | None = None
         self._held_bytes = 0
         self._release_call: IDelayedCall | None = None
+        # Who waits for the connection to be gone (the node's close_all).
+        self._closed_waiters: list[Deferred[None]] | None = None
         self._init_output()
 
     @property
@@ -278,6 +280,20 @@ class ChatConnection(SlowReaderOutput, PacedInput, TimeoutMixin):
             self.admitted = False
             factory.release(self)
         self._end_session()
+        waiters, self._closed_waiters = self._closed_waiters, None
+        for waiter in waiters or ():
+            waiter.callback(None)
+
+    def when_closed(self) -> Deferred[None]:
+        """A Deferred that fires once the connection is gone (at once when
+        it is)."""
+        if self.phase is Phase.CLOSED:
+            return succeed(None)
+        if self._closed_waiters is None:
+            self._closed_waiters = []
+        waiter: Deferred[None] = Deferred()
+        self._closed_waiters.append(waiter)
+        return waiter
 
     def _end_session(self) -> None:
         """Out of the room now; a login under way is given up."""

@@ -7,9 +7,10 @@ How a message reaches other users: a connection hands a ``SEND`` to
 :meth:`ChatFactory.deliver` on every node, which queues the encoded ``MSG``
 for its own recipients (``muca.server.output``). Joins and leaves take the
 bus too, and become coalesced roster updates here. Also: connection caps
-and shutdown. One client connection is ``muca.server.connection.ChatProtocol``;
-the history a client reads back (the replay at ``JOIN``, ``HISTORY
-BEFORE``) is ``muca.server.replay.Replays``, which the factory owns.
+and shutdown. One client connection is a
+``muca.server.connection.ChatConnection`` (``ChatProtocol`` on TCP); the
+history a client reads back (the replay at ``JOIN``, ``HISTORY BEFORE``) is
+``muca.server.replay.Replays``, which the factory owns.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from functools import cached_property
 
 from twisted.internet.base import DelayedCall
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -36,7 +37,7 @@ from muca.protocol.messages import (
     known_payload,
 )
 from muca.server.bus import Bus, ClusterUnavailable
-from muca.server.connection import ChatProtocol
+from muca.server.connection import ChatConnection, ChatProtocol
 from muca.server.context import NodeContext
 from muca.server.known import KnownUsers
 from muca.server.limits import ConnectionCounter, OutboundTotal
@@ -92,7 +93,7 @@ class ChatFactory(ServerFactory):
             config.max_connections, config.max_per_address, config.exempt_loopback
         )
         #: Every open connection, joined or not.
-        self.connections: set[ChatProtocol] = set()
+        self.connections: set[ChatConnection] = set()
         self.stopping = False
         self._roster_call: DelayedCall | None = None
         self._last_roster = float("-inf")
@@ -131,13 +132,13 @@ class ChatFactory(ServerFactory):
 
     # Connections
 
-    def admit(self, connection: ChatProtocol) -> str | None:
+    def admit(self, connection: ChatConnection) -> str | None:
         """Count a new connection in, or say why it is refused."""
         if self.stopping:
             return "the server is shutting down"
         return self.counter.admit(connection.address)
 
-    def release(self, connection: ChatProtocol) -> None:
+    def release(self, connection: ChatConnection) -> None:
         """Count an admitted connection out."""
         self.counter.release(connection.address)
 
@@ -176,7 +177,7 @@ class ChatFactory(ServerFactory):
 
         Each stops reading; the frames it had read but not handled yet
         (held by the rate limit or a password check) are answered with
-        ``SERVER_SHUTDOWN`` (see ``ChatProtocol.shutdown``). What is buffered
+        ``SERVER_SHUTDOWN`` (see ``ChatConnection.shutdown``). What is buffered
         gets ``timeout`` seconds to go out, then the remaining connections
         are dropped. No roster updates go out meanwhile.
         """
@@ -189,21 +190,21 @@ class ChatFactory(ServerFactory):
         log.info("closing {count} connections", count=len(closing))
         if not closing:
             return succeed(None)
-        done: Deferred[None] = Deferred()
         for connection in closing:
             connection.shutdown(timeout)
-        self._check_closed(done, self.clock.seconds() + timeout + 1.0)
-        return done
-
-    def _check_closed(self, done: Deferred[None], deadline: float) -> None:
-        if not self.connections or self.clock.seconds() > deadline:
-            done.callback(None)
-        else:
-            self.clock.callLater(0.01, self._check_closed, done, deadline)
+        closed = gatherResults(
+            [connection.when_closed() for connection in closing], consumeErrors=True
+        )
+        # Each is dropped once its grace is over; past that, a transport
+        # that never reports its end is not waited for.
+        closed.addTimeout(
+            timeout + 1.0, self.clock, onTimeoutCancel=lambda _result, _timeout: None
+        )
+        return closed.addCallback(lambda _: None)
 
     # Joins and leaves
 
-    def join(self, connection: ChatProtocol, join: Join) -> Member | Deferred[Member]:
+    def join(self, connection: ChatConnection, join: Join) -> Member | Deferred[Member]:
         """Add a connection to the room, at once or (in a cluster) once the
         bus agrees; refusals raise or fail with :class:`JoinRefused`."""
         joined = self.bus.join(self.room, connection, join)
@@ -211,7 +212,7 @@ class ChatFactory(ServerFactory):
             return joined.addCallback(self._joined, connection)
         return self._joined(joined, connection)
 
-    def _joined(self, member: Member, connection: ChatProtocol) -> Member:
+    def _joined(self, member: Member, connection: ChatConnection) -> Member:
         log.info(
             "{uid!r} joined as {nickname!r} from {peer}",
             uid=member.uid,

@@ -139,6 +139,17 @@ class CloseAllTests(SynchronousTestCase):
         self.assertEqual(self.server.factory.connections, set())
         self.assertEqual({type(p.reason) for p in peers}, {ConnectionDone})
 
+    def test_it_fires_in_the_turn_the_last_peer_goes_and_leaves_no_timer(
+        self,
+    ) -> None:
+        peers = self.connect(CLIENTS, reads=True)
+        done = self.server.factory.close_all(1.0)
+        self.assertFalse(done.called)
+        self.server.clock.advance(0)  # the peers go; no time passes
+        self.assertTrue(done.called)
+        self.assertEqual({type(p.reason) for p in peers}, {ConnectionDone})
+        self.assertEqual(self.server.clock.getDelayedCalls(), [])
+
     def test_peers_that_do_not_read_are_cut_at_the_grace(self) -> None:
         going = self.connect(CLIENTS // 2, reads=True)
         stuck = self.connect(CLIENTS // 2, reads=False)
