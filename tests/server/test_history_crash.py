@@ -143,7 +143,7 @@ class StartupErrorTests(TestCase):
         self.assertEqual(len(logged), 1, process.output)
         self.assertRegex(
             logged[0],
-            r"\[muca\.server\.tap#error\] muca: cannot open message database "
+            r"\[muca\.service\.tap#error\] muca: cannot open message database "
             r"/no/x\.db: directory /no does not exist$",
         )
 
