@@ -217,7 +217,6 @@ class PacedHistoryClockTests(TestCase):
         self.addCleanup(store.close)
         server = MemoryServer(store=store, rate=50, burst=5)
         self.addCleanup(server.stop)
-        server.factory.store_opened()
         greedy, carol, dave = (server.connect() for _ in ("greedy", "carol", "dave"))
         for peer, name in ((greedy, "Greedy"), (carol, "Carol"), (dave, "Dave")):
             peer.send_json(join(name, f"{name.lower()}@hku.hk", V=2))
