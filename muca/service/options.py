@@ -68,38 +68,33 @@ def _positive_int(value: str) -> int:
     return number
 
 
-def _non_negative_float(value: str) -> float:
+def _float_where(value: str, fits: Callable[[float], bool], what: str) -> float:
+    """``value`` as a finite number that ``fits``, or a ValueError saying
+    it is not ``what``."""
     try:
         number = float(value)
     except ValueError:
-        number = -1.0
-    if not number >= 0 or number == float("inf"):
-        raise ValueError(f"{value!r} is not a number of zero or more")
+        number = float("nan")  # fits nothing
+    if not fits(number) or number == float("inf"):
+        raise ValueError(f"{value!r} is not {what}")
     return number
+
+
+def _non_negative_float(value: str) -> float:
+    return _float_where(value, lambda n: n >= 0, "a number of zero or more")
 
 
 def _positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = 0.0
-    if not number > 0 or number == float("inf"):
-        raise ValueError(f"{value!r} is not a positive number")
-    return number
+    return _float_where(value, lambda n: n > 0, "a positive number")
 
 
 def _heartbeat_timeout(value: str) -> float:
     """Seconds, at least :data:`~muca.cluster.heartbeat.MIN_HEARTBEAT_TIMEOUT`."""
-    try:
-        number = float(value)
-    except ValueError:
-        number = 0.0
-    if not number >= MIN_HEARTBEAT_TIMEOUT or number == float("inf"):
-        raise ValueError(
-            f"{value!r} is not a number of seconds of at least"
-            f" {MIN_HEARTBEAT_TIMEOUT:g}"
-        )
-    return number
+    return _float_where(
+        value,
+        lambda n: n >= MIN_HEARTBEAT_TIMEOUT,
+        f"a number of seconds of at least {MIN_HEARTBEAT_TIMEOUT:g}",
+    )
 
 
 def _days_or_none(value: str) -> float:

@@ -10,7 +10,7 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from tests.support import OKAY, RawClient, connect, join
+from tests.support import OKAY, RawClient, connect, join, send
 from tests.support.redis import RedisServer
 from tests.support.twistd import Twistd, start_twistd
 
@@ -76,3 +76,32 @@ async def roster_becomes(
             if seen == want:
                 return
     raise AssertionError(f"last LIST {seen} is not {want}")
+
+
+async def next_of_any(tony: RawClient, mary: RawClient) -> dict[str, Any]:
+    """Tony's next ERROR or Mary's next MSG, whichever comes first (bounded)."""
+    for _ in range(1200):
+        for client, cmd in ((tony, "ERROR"), (mary, "MSG")):
+            while client.pending():
+                obj = await client.next_object()
+                if obj.get("CMD") == cmd:
+                    return obj
+        await deferLater(reactor, 0.05)
+    raise AssertionError("neither an ERROR nor the MSG came in 60 s")
+
+
+async def sends_until_delivered(
+    testcase: TestCase, tony: RawClient, uid: str, mary: RawClient, code: str
+) -> int:
+    """Tony (``uid``) sends to the room every 0.2 s until Mary gets one of
+    them, each refused meanwhile with ``code`` (bounded); how many were
+    refused."""
+    for attempt in range(200):
+        tony.send_json(send(f"again {attempt}", [], uid))
+        got = await next_of_any(tony, mary)
+        if got.get("CMD") == "MSG":
+            testcase.assertEqual(got["MSG"], f"again {attempt}")
+            return attempt
+        testcase.assertEqual(got["CODE"], code)
+        await deferLater(reactor, 0.2)
+    testcase.fail("the cluster did not recover")

@@ -12,7 +12,14 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import TestCase
 
 from muca.service import tap
-from tests.cluster.support import WAIT, join_on, next_of, roster_becomes, start_node
+from tests.cluster.support import (
+    WAIT,
+    join_on,
+    next_of,
+    roster_becomes,
+    sends_until_delivered,
+    start_node,
+)
 from tests.support import OKAY, RawClient, connect, join, send
 from tests.support import postgres as pgsupport
 from tests.support.redis import start_redis
@@ -215,30 +222,9 @@ class ClusterStoreFailureTests(TestCase):
         error = await next_of(tony, "ERROR", 60.0)
         self.assertEqual((error["CODE"], error["REF"]), ("STORE_UNAVAILABLE", "SEND"))
         pgsupport.start(server)
-        for attempt in range(200):
-            tony.send_json(send(f"again {attempt}", [], TONY[1]))
-            got = await next_of_any(tony, mary)
-            if got.get("CMD") == "MSG":
-                self.assertEqual(got["MSG"], f"again {attempt}")
-                break
-            self.assertEqual(got["CODE"], "STORE_UNAVAILABLE")
-            await deferLater(reactor, 0.2)
-        else:
-            self.fail("the cluster did not recover")
+        await sends_until_delivered(self, tony, TONY[1], mary, "STORE_UNAVAILABLE")
         # What was refused was never delivered.
         self.assertFalse(any(o.get("MSG") == "lost?" for o in mary.objects))
-
-
-async def next_of_any(tony: RawClient, mary: RawClient) -> dict[str, Any]:
-    """Tony's next ERROR or Mary's next MSG, whichever comes first (bounded)."""
-    for _ in range(1200):
-        for client, cmd in ((tony, "ERROR"), (mary, "MSG")):
-            while client.pending():
-                obj = await client.next_object()
-                if obj.get("CMD") == cmd:
-                    return obj
-        await deferLater(reactor, 0.05)
-    raise AssertionError("neither an ERROR nor the MSG came in 60 s")
 
 
 class OptionTests(TestCase):
