@@ -468,7 +468,9 @@ class ChatConnection(SlowReaderOutput, PacedInput, TimeoutMixin):
 
         One ``send`` instead of the transport's buffering, ``epoll_ctl`` to
         watch for writability, a writable event, ``send`` and ``epoll_ctl``
-        again; what the kernel does not take goes to :meth:`write_bytes`.
+        again; what the kernel does not take goes to :meth:`write_bytes`
+        (16-23 % less server CPU per delivery, measured in
+        :func:`muca.server.output.plain_socket`).
         Right after an original client's ``ACK`` it is held back a moment
         instead (see :meth:`_hold_after_ack`).
         For ``ACK`` it also matters that it leaves at once: a roster update
