@@ -85,7 +85,9 @@ class ChatFactory(ServerFactory):
         #: User ids that have joined before (offline delivery, --auth only):
         #: the room keeps them from being taken as nicknames.
         self.known = KnownUsers()
-        self.room = Room(config.capacity, self.known)
+        self.room = Room(
+            config.capacity, self.known, config.default_room, config.create_rooms
+        )
         #: Newcomers with the known capability whose first LIST is not out.
         self._known_pending: set[Member] = set()
         self.counter = ConnectionCounter(
