@@ -36,6 +36,9 @@ BAD_ROOM = "BAD_ROOM"
 INVITE_ONLY = "INVITE_ONLY"
 NOT_IN_ROOM = "NOT_IN_ROOM"
 ALREADY_IN_ROOM = "ALREADY_IN_ROOM"
+# A server that does not offer rooms yet (a node of a cluster) to a client
+# that asked for them.
+ROOMS_UNAVAILABLE = "ROOMS_UNAVAILABLE"
 # Moderation: a banned user cannot enter; only the owner may set a room.
 BANNED = "BANNED"
 NOT_ALLOWED = "NOT_ALLOWED"

@@ -528,7 +528,8 @@ class ChatConnection(SlowReaderOutput, PacedInput, TimeoutMixin):
         member = self.member
         try:
             command = messages.parse_client_command(
-                obj, rooms=member is not None and member.rooms
+                obj,
+                rooms=member is not None and (member.rooms or member.denied_rooms),
             )
         except JoinRefused as refusal:
             self.refuse(obj.get("UID"), obj.get("UN"), refusal)  # type: ignore[arg-type]

@@ -32,6 +32,8 @@ from muca.protocol.messages import (
     NO_SUCH_ROOM,
     NOT_ALLOWED,
     NOT_IN_ROOM,
+    ROOMS,
+    ROOMS_UNAVAILABLE,
     STORE_UNAVAILABLE,
     UNKNOWN_RECIPIENT,
     ChatMessage,
@@ -279,6 +281,14 @@ class ChatFactory(ServerFactory):
         and send ``KNOWN`` after the first ``LIST`` if it has the capability."""
         if KNOWN in join.caps:
             self._known_pending.add(member)
+        if ROOMS in join.caps and not member.rooms:
+            # Served as a client without rooms, and told so once.
+            member.denied_rooms = True
+            member.connection.send_error(
+                ROOMS_UNAVAILABLE,
+                _NO_ROOMS_HERE + " you are in the default room",
+                "JOIN",
+            )
         self.replays.start(member, join)
 
     def _send_known(self, listed: Iterable[Member]) -> None:
@@ -303,6 +313,10 @@ class ChatFactory(ServerFactory):
         Raises :class:`ProtocolError` when nobody can receive it; reports
         unknown recipients to the sender after publishing for the others.
         """
+        if sender.denied_rooms and send.room is not None:
+            raise ProtocolError(
+                ROOMS_UNAVAILABLE, _NO_ROOMS_HERE + " not delivered", "SEND"
+            )
         room = None
         if not send.to or ALL in send.to:
             room = self._room_to_send_to(sender, send)
@@ -510,6 +524,7 @@ class ChatFactory(ServerFactory):
         """``ENTER``: into a room, made first when there is none and this
         user may make one; ``ENTERED`` now, the room's ``LIST`` with the next
         roster update. Refusals raise :class:`ProtocolError`."""
+        _rooms_here(member, "ENTER")
         rooms = self.room.rooms
         name = request.room
         room = rooms.get(name)
@@ -538,6 +553,7 @@ class ChatFactory(ServerFactory):
 
     def exit(self, member: Member, request: Exit) -> None:
         """``EXIT``: out of a room; the others get its new roster."""
+        _rooms_here(member, "EXIT")
         room = self._room_of(member, request.room, "EXIT")
         self.room.exit(member, room)
         self.bus.roster_changed()
@@ -545,6 +561,7 @@ class ChatFactory(ServerFactory):
     def set_room(self, member: Member, request: RoomSet) -> None:
         """``ROOMSET`` by the room's owner: topic (``TOPIC`` to its members
         when it changes), private, slow mode."""
+        _rooms_here(member, "ROOMSET")
         room = self.room.rooms.get(request.room)
         if room is None:
             raise _no_such_room(request.room, "ROOMSET")
@@ -570,6 +587,7 @@ class ChatFactory(ServerFactory):
 
     def invite(self, member: Member, request: Invite) -> None:
         """``INVITE`` by a member: that user may enter (the room private)."""
+        _rooms_here(member, "INVITE")
         room = self._room_of(member, request.room, "INVITE")
         room.invited.add(request.uid)
         self.room.rooms.listing_changed = True
@@ -609,6 +627,18 @@ class ChatFactory(ServerFactory):
     def flush_output(self) -> None:
         """Write all queued fan-out now."""
         self.outbox.flush()
+
+
+_NO_ROOMS_HERE = (
+    "this server is a node of a cluster, which has no rooms yet"
+    " (only the default room):"
+)
+
+
+def _rooms_here(member: Member, ref: str) -> None:
+    """Refuse a rooms command where rooms are not served (a cluster)."""
+    if not member.rooms:
+        raise ProtocolError(ROOMS_UNAVAILABLE, _NO_ROOMS_HERE + " not done", ref)
 
 
 def _no_such_room(name: str, ref: str) -> ProtocolError:
