@@ -30,6 +30,18 @@ STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
 CLUSTER_UNAVAILABLE = "CLUSTER_UNAVAILABLE"
 # The server stopped before handling a frame it had read (also ACK FAIL).
 SERVER_SHUTDOWN = "SERVER_SHUTDOWN"
+# Rooms (capability "rooms"): ENTER, EXIT, SEND with ROOM, ROOMSET, INVITE.
+NO_SUCH_ROOM = "NO_SUCH_ROOM"
+BAD_ROOM = "BAD_ROOM"
+INVITE_ONLY = "INVITE_ONLY"
+NOT_IN_ROOM = "NOT_IN_ROOM"
+ALREADY_IN_ROOM = "ALREADY_IN_ROOM"
+# A server that does not offer rooms yet (a node of a cluster) to a client
+# that asked for them.
+ROOMS_UNAVAILABLE = "ROOMS_UNAVAILABLE"
+# Moderation: a banned user cannot enter; only the owner may set a room.
+BANNED = "BANNED"
+NOT_ALLOWED = "NOT_ALLOWED"
 
 # ACK FAIL codes.
 UID_TAKEN = "UID_TAKEN"
@@ -47,6 +59,7 @@ PRIVATE = "PRIVATE"
 PRESENCE_DELTA = "presence-delta"
 HISTORY = "history"
 KNOWN = "known"
+ROOMS = "rooms"
 #: Most known users one ``KNOWN`` lists (the most recently seen).
 MAX_KNOWN = 1000
 
@@ -59,6 +72,14 @@ MAX_SINCE = 1000
 #: The largest message id: the stores keep ids in signed 64-bit integers.
 MAX_MESSAGE_ID = 2**63 - 1
 _OUT_OF_RANGE = "{} is out of range: message ids are below 2**63"
+
+#: Longest room name, and the characters one may hold (after lowering).
+MAX_ROOM_NAME = 32
+_ROOM_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
+#: Longest topic a ``ROOMSET`` may give.
+MAX_TOPIC = 300
+#: Longest slow mode a ``ROOMSET`` may give, in seconds (a day).
+MAX_SLOW = 86400
 
 
 class ProtocolError(Exception):
@@ -99,6 +120,41 @@ class Send:
     text: str
     to: tuple[str, ...]
     sender: str
+    #: The room of a broadcast (a rooms client's ``ROOM``, its name), or
+    #: None: the default room.
+    room: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Enter:
+    """Enter a room (creating it when it does not exist and one may)."""
+
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class Exit:
+    """Leave a room."""
+
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSet:
+    """Change a room's settings; ``None``: that one stays as it is."""
+
+    room: str
+    topic: str | None = None
+    private: bool | None = None
+    slow: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Invite:
+    """Let a user into a (private) room."""
+
+    room: str
+    uid: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +165,10 @@ class History:
     limit: int = DEFAULT_HISTORY_LIMIT
 
 
-ClientCommand = Join | Send | History
+ClientCommand = Join | Send | History | Enter | Exit | RoomSet | Invite
+RoomCommand = Enter | Exit | RoomSet | Invite
+#: The commands only a client with the ``rooms`` capability has.
+ROOM_COMMANDS = frozenset({"ENTER", "EXIT", "ROOMSET", "INVITE"})
 
 
 def _whole(value: object) -> bool:
@@ -201,15 +260,46 @@ def uid_problem(uid: object) -> str | None:
     return None
 
 
-def parse_client_command(obj: dict[str, Any]) -> ClientCommand:
+def room_name(value: object, ref: str) -> str:
+    """The name of the room a client wrote (lowered, without a leading
+    ``#``); raise :class:`ProtocolError` ``BAD_ROOM`` (``REF`` ``ref``)
+    unless it is 1 to 32 characters of a-z, 0-9, ``-`` and ``_``."""
+    if not isinstance(value, str):
+        raise ProtocolError(BAD_ROOM, "ROOM must be a string, a room's name", ref)
+    name = value[1:] if value.startswith("#") else value
+    name = name.lower() if name.isascii() else name
+    if not name or len(name) > MAX_ROOM_NAME or not _ROOM_CHARACTERS.issuperset(name):
+        shown = value[:40] if is_text(value) else "?"
+        raise ProtocolError(
+            BAD_ROOM,
+            f"{shown!r} is no room name: 1 to {MAX_ROOM_NAME} characters of"
+            " a-z, 0-9, - and _ (an optional # before it)",
+            ref,
+        )
+    return name
+
+
+def unknown_command(cmd: str) -> ProtocolError:
+    """The ``BAD_COMMAND`` of a command this server (or, for the rooms
+    commands, this client's capabilities) does not have."""
+    name = cmd[:40]
+    # REF echoes the command only when it can be written back as UTF-8.
+    ref = name if is_text(name) else None
+    return ProtocolError(BAD_COMMAND, f"unknown command {name!r}", ref=ref)
+
+
+def parse_client_command(obj: dict[str, Any], rooms: bool = False) -> ClientCommand:
     """Turn an object a client sent into a command.
 
-    Raises :class:`JoinRefused` for an invalid ``JOIN`` and
-    :class:`ProtocolError` for anything else that is not a valid command.
+    ``rooms``: the client joined with the ``rooms`` capability; without it
+    the rooms commands are unknown and ``SEND`` ignores ``ROOM``, as
+    before rooms existed. Raises :class:`JoinRefused` for an invalid
+    ``JOIN`` and :class:`ProtocolError` for anything else that is not a
+    valid command.
     """
     cmd = obj.get("CMD")
     if cmd == "SEND":
-        return _parse_send(obj)
+        return _parse_send(obj, rooms)
     if cmd == "JOIN":
         return _parse_join(obj)
     if cmd == "HISTORY":
@@ -218,10 +308,42 @@ def parse_client_command(obj: dict[str, Any]) -> ClientCommand:
         raise ProtocolError(BAD_COMMAND, "missing CMD")
     if not isinstance(cmd, str):
         raise ProtocolError(BAD_COMMAND, "CMD must be a string")
-    name = cmd[:40]
-    # REF echoes the command only when it can be written back as UTF-8.
-    ref = name if is_text(name) else None
-    raise ProtocolError(BAD_COMMAND, f"unknown command {name!r}", ref=ref)
+    if rooms and cmd in ROOM_COMMANDS:
+        return _parse_room_command(cmd, obj)
+    raise unknown_command(cmd)
+
+
+def _parse_room_command(cmd: str, obj: dict[str, Any]) -> RoomCommand:
+    room = room_name(obj.get("ROOM"), cmd)
+    if cmd == "ENTER":
+        return Enter(room)
+    if cmd == "EXIT":
+        return Exit(room)
+    if cmd == "INVITE":
+        uid = obj.get("UID")
+        if not is_text(uid) or uid_problem(normal_form(uid)):
+            raise ProtocolError(BAD_COMMAND, "INVITE needs UID, a user id", cmd)
+        return Invite(room, normal_form(uid))
+    topic, private, slow = obj.get("TOPIC"), obj.get("PRIVATE"), obj.get("SLOW")
+    if topic is not None and not (is_text(topic) and len(topic) <= MAX_TOPIC):
+        raise ProtocolError(
+            BAD_COMMAND,
+            f"TOPIC must be a string of at most {MAX_TOPIC} characters",
+            cmd,
+        )
+    if private is not None and not isinstance(private, bool):
+        raise ProtocolError(BAD_COMMAND, "PRIVATE must be true or false", cmd)
+    if slow is not None and not (_whole(slow) and 0 <= slow <= MAX_SLOW):
+        raise ProtocolError(
+            BAD_COMMAND,
+            f"SLOW must be a whole number of seconds from 0 to {MAX_SLOW}",
+            cmd,
+        )
+    if topic is None and private is None and slow is None:
+        raise ProtocolError(
+            BAD_COMMAND, "ROOMSET needs TOPIC, PRIVATE or SLOW (any of them)", cmd
+        )
+    return RoomSet(room, topic, private, slow)
 
 
 def _parse_join(obj: dict[str, Any]) -> Join:
@@ -283,7 +405,7 @@ def _parse_history(obj: dict[str, Any]) -> History:
     return History(before=before, limit=limit)
 
 
-def _parse_send(obj: dict[str, Any]) -> Send:
+def _parse_send(obj: dict[str, Any], rooms: bool = False) -> Send:
     text = obj.get("MSG")
     to = obj.get("TO")
     sender = obj.get("FROM")
@@ -296,6 +418,9 @@ def _parse_send(obj: dict[str, Any]) -> Send:
         )
     if not isinstance(sender, str):
         raise ProtocolError(BAD_COMMAND, "SEND needs FROM, a string", ref="SEND")
+    room = obj.get("ROOM")
+    if rooms and room is not None:
+        return Send(text, tuple(to), sender, room_name(room, "SEND"))
     return Send(text=text, to=tuple(to), sender=sender)
 
 
@@ -338,6 +463,28 @@ def known_payload(entries: Iterable[dict[str, str]]) -> dict[str, Any]:
     """``KNOWN``: the known users who are away, ``{"UN": …, "UID": …}``
     each, most recently seen first."""
     return {"CMD": "KNOWN", "DATA": list(entries)}
+
+
+def rooms_payload(entries: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """``ROOMS``: the rooms a user may see, ``{"ROOM", "TOPIC", "COUNT",
+    "IN"}`` each."""
+    return {"CMD": "ROOMS", "DATA": list(entries)}
+
+
+def entered_payload(room: str, topic: str) -> dict[str, Any]:
+    """``ENTERED``: the answer to ``ENTER``."""
+    return {"CMD": "ENTERED", "ROOM": room, "TOPIC": topic}
+
+
+def topic_payload(room: str, topic: str, by: str) -> dict[str, Any]:
+    """``TOPIC``: a room's new topic, and who set it."""
+    return {"CMD": "TOPIC", "ROOM": room, "TOPIC": topic, "BY": by}
+
+
+def in_room(payload: dict[str, Any], room: str) -> dict[str, Any]:
+    """A room's ``LIST``, ``PRESENCE`` or ``MSG`` as a rooms client gets
+    it: the same object with ``ROOM``."""
+    return {**payload, "ROOM": room}
 
 
 def history_payload(more: bool) -> dict[str, Any]:
@@ -384,6 +531,9 @@ class ChatMessage:
     #: The sender's nickname when it sent this (None: not known, e.g. a
     #: message stored before nicknames were kept); only replays show it.
     nickname: str | None = None
+    #: The room of a broadcast; "" is the default room (and every private
+    #: or group message: those belong to no room).
+    room: str = ""
 
     def payload(self) -> dict[str, Any]:
         """The ``MSG`` object delivered for this message."""

@@ -17,7 +17,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from muca.protocol.messages import PRESENCE_DELTA, ChatMessage, Join
+from muca.protocol.messages import PRESENCE_DELTA, ROOMS, ChatMessage, Join
 from muca.server.room import Member, Room
 from muca.store.base import MessageStore
 
@@ -136,7 +136,14 @@ class LocalBus:
         # replace costs several times as much.
         accepted = [
             ChatMessage(
-                first + n, d.ts, d.sender, d.kind, d.recipients, d.text, d.nickname
+                first + n,
+                d.ts,
+                d.sender,
+                d.kind,
+                d.recipients,
+                d.text,
+                d.nickname,
+                d.room,
             )
             for n, d in enumerate(drafts)
         ]
@@ -152,7 +159,15 @@ class LocalBus:
     def _append_turn(self) -> None:
         assert self.store is not None
         turn, self._turn = self._turn, []
-        self.store.append(turn).addCallbacks(
+        # Not kept yet: the broadcasts of rooms other than the default one
+        # (the store has no rooms); they are delivered in their place.
+        kept = (
+            turn if not any(m.room for m in turn) else [m for m in turn if not m.room]
+        )
+        if not kept:
+            self._stored(None, turn)
+            return
+        self.store.append(kept).addCallbacks(
             self._stored, self._not_stored, (turn,), None, (turn,)
         )
 
@@ -187,9 +202,14 @@ class LocalBus:
             listener.roster_changed()
 
     def join(self, room: Room, connection: Any, join: Join) -> Member:
-        """The room decides alone, at once."""
+        """The room decides alone, at once; this bus carries rooms, so a
+        client with the ``rooms`` capability has it here."""
         member = room.join(
-            connection, join.nickname, join.uid, PRESENCE_DELTA in join.caps
+            connection,
+            join.nickname,
+            join.uid,
+            PRESENCE_DELTA in join.caps,
+            rooms=ROOMS in join.caps,
         )
         self.roster_changed()
         return member

@@ -543,8 +543,12 @@ class ChatConnection(SlowReaderOutput, PacedInput, TimeoutMixin):
             refusal = JoinRefused(ALREADY_JOINED, "you have already joined")
             self.refuse(obj.get("UID"), obj.get("UN"), refusal)  # type: ignore[arg-type]
             return
+        member = self.member
         try:
-            command = messages.parse_client_command(obj)
+            command = messages.parse_client_command(
+                obj,
+                rooms=member is not None and (member.rooms or member.denied_rooms),
+            )
         except JoinRefused as refusal:
             self.refuse(obj.get("UID"), obj.get("UN"), refusal)  # type: ignore[arg-type]
             return
@@ -558,8 +562,10 @@ class ChatConnection(SlowReaderOutput, PacedInput, TimeoutMixin):
             not_joined(self, "HISTORY" if isinstance(command, History) else "SEND")
         elif isinstance(command, History):
             user.history(command)
-        else:
+        elif isinstance(command, messages.Send):
             user.send(command)
+        else:
+            user.rooms(command)
 
     def _join(self, join: Join) -> None:
         """Log in as the ``JOIN`` says, then join: the frames after it wait

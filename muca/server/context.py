@@ -19,6 +19,7 @@ from muca.server.limits import DEFAULT_BURST, DEFAULT_MAX_PER_ADDRESS, DEFAULT_R
 from muca.server.logins import DEFAULT_LOGIN_DELAY, DEFAULT_LOGIN_DELAY_MAX
 from muca.server.output import Outbox
 from muca.server.replay import DEFAULT_HISTORY_REPLAY
+from muca.server.rooms import DEFAULT_ROOM, CreatePolicy
 from muca.store.base import MessageStore
 
 DEFAULT_LIST_INTERVAL = 0.1
@@ -81,6 +82,11 @@ class NodeConfig:
     history_replay: int = DEFAULT_HISTORY_REPLAY
     #: Seconds a shutdown gives the connections to close.
     shutdown_wait: float = DEFAULT_SHUTDOWN_WAIT
+    #: The room every JOIN enters (``--default-room``, not wired yet).
+    default_room: str = DEFAULT_ROOM
+    #: Who may create a room by entering it: ``anyone``, ``admins`` or
+    #: ``nobody`` (``--create-rooms``, not wired yet).
+    create_rooms: str = CreatePolicy.ANYONE.value
 
 
 @dataclass

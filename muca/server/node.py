@@ -26,15 +26,30 @@ from twisted.python.failure import Failure
 
 from muca.protocol.messages import (
     ALL,
+    ALREADY_IN_ROOM,
     CLUSTER_UNAVAILABLE,
+    INVITE_ONLY,
     KNOWN,
+    NO_SUCH_ROOM,
+    NOT_ALLOWED,
+    NOT_IN_ROOM,
+    ROOMS,
+    ROOMS_UNAVAILABLE,
     STORE_UNAVAILABLE,
     UNKNOWN_RECIPIENT,
     ChatMessage,
+    Enter,
+    Exit,
     History,
+    Invite,
     Join,
+    ProtocolError,
+    RoomSet,
     Send,
+    entered_payload,
     known_payload,
+    rooms_payload,
+    topic_payload,
 )
 from muca.server.bus import Bus, ClusterUnavailable
 from muca.server.connection import ChatConnection, ChatProtocol
@@ -45,6 +60,7 @@ from muca.server.logins import LoginThrottle
 from muca.server.output import Payload
 from muca.server.replay import Replays
 from muca.server.room import Member, Room
+from muca.server.rooms import ChatRoom, by_capability
 from muca.server.wrong_port import BrowserClient
 from muca.session.realm import Entrance, session_portal
 from muca.store.base import StoreError
@@ -86,7 +102,9 @@ class ChatFactory(ServerFactory):
         #: User ids that have joined before (offline delivery, --auth only):
         #: the room keeps them from being taken as nicknames.
         self.known = KnownUsers()
-        self.room = Room(config.capacity, self.known)
+        self.room = Room(
+            config.capacity, self.known, config.default_room, config.create_rooms
+        )
         #: Newcomers with the known capability whose first LIST is not out.
         self._known_pending: set[Member] = set()
         self.counter = ConnectionCounter(
@@ -264,6 +282,14 @@ class ChatFactory(ServerFactory):
         and send ``KNOWN`` after the first ``LIST`` if it has the capability."""
         if KNOWN in join.caps:
             self._known_pending.add(member)
+        if ROOMS in join.caps and not member.rooms:
+            # Served as a client without rooms, and told so once.
+            member.denied_rooms = True
+            member.connection.send_error(
+                ROOMS_UNAVAILABLE,
+                _NO_ROOMS_HERE + " you are in the default room",
+                "JOIN",
+            )
         self.replays.start(member, join)
 
     def _send_known(self, listed: Iterable[Member]) -> None:
@@ -288,7 +314,14 @@ class ChatFactory(ServerFactory):
         Raises :class:`ProtocolError` when nobody can receive it; reports
         unknown recipients to the sender after publishing for the others.
         """
-        route = self.room.route(sender, send.to)
+        if sender.denied_rooms and send.room is not None:
+            raise ProtocolError(
+                ROOMS_UNAVAILABLE, _NO_ROOMS_HERE + " not delivered", "SEND"
+            )
+        room = None
+        if not send.to or ALL in send.to:
+            room = self._room_to_send_to(sender, send)
+        route = self.room.route(sender, send.to, room)
         pending = self.room.is_pending_join
         if self._roster_call is not None and (
             pending(sender) or any(pending(m) for m in route.recipients)
@@ -314,6 +347,8 @@ class ChatFactory(ServerFactory):
                 if route.kind == ALL
                 else tuple(m.uid for m in route.recipients) + offline
             )
+            # The default room's broadcasts and private messages are "".
+            in_room = "" if room is None or room is self.room.default else room.name
             draft = ChatMessage(
                 0,
                 int(self.clock.seconds() * 1000),
@@ -322,6 +357,7 @@ class ChatFactory(ServerFactory):
                 recipients,
                 send.text,
                 sender.nickname,
+                in_room,
             )
             # Delivered (deliver) or refused (not_accepted) through the
             # listener, now or later.
@@ -333,6 +369,23 @@ class ChatFactory(ServerFactory):
                 f"not delivered to unknown user ids or nicknames: {names}",
                 "SEND",
             )
+
+    def _room_to_send_to(self, sender: Member, send: Send) -> ChatRoom:
+        """The room a broadcast goes to: its ``ROOM`` (a rooms client's),
+        else the default room; the sender must be in it."""
+        rooms = self.room.rooms
+        room = rooms.default if send.room is None else rooms.get(send.room)
+        if room is None:
+            raise ProtocolError(
+                NO_SUCH_ROOM, f"there is no room {send.room!r}: not delivered", "SEND"
+            )
+        if sender.uid not in room:
+            raise ProtocolError(
+                NOT_IN_ROOM,
+                f"you are not in the room {room.name!r}: enter it first; not delivered",
+                "SEND",
+            )
+        return room
 
     def _not_accepted(self, failure: Failure, sender: Member) -> None:
         # Nothing of it was delivered (the bus promises it): say so.
@@ -368,17 +421,24 @@ class ChatFactory(ServerFactory):
     def deliver(self, accepted: Sequence[ChatMessage]) -> None:
         """Queue accepted messages, in id order, for their recipients here."""
         room = self.room
+        rooms = room.rooms
         replays = self.replays
         for message in accepted:
             # Members joined on other nodes of a cluster have no connection
             # here: their own node writes to them.
+            in_room: ChatRoom | None = None
             if message.kind == ALL:
                 sender = message.sender
-                members: list[Member] = [
-                    m
-                    for m in room.members()
-                    if m.uid != sender and m.connection is not None
-                ]
+                in_room = rooms.get(message.room) if message.room else rooms.default
+                members: list[Member] = (
+                    []
+                    if in_room is None
+                    else [
+                        m
+                        for m in in_room.members()
+                        if m.uid != sender and m.connection is not None
+                    ]
+                )
             else:
                 found = (room.member(uid) for uid in message.recipients)
                 members = [
@@ -387,7 +447,15 @@ class ChatFactory(ServerFactory):
             members = replays.live(members, message)
             if members:
                 self.counters.delivered += len(members)
-                self.fan_out(Payload(message.payload()), members)
+                if in_room is None or not in_room.tagged:
+                    # One encoding for all (every private message, and every
+                    # broadcast in a room without rooms clients).
+                    self.fan_out(Payload(message.payload()), members)
+                else:
+                    for obj, group in by_capability(
+                        message.payload(), members, in_room.name
+                    ):
+                        self.fan_out(Payload(obj), group)
             self.last_delivered = message.id
 
     def passed(self, upto: int) -> None:
@@ -410,19 +478,132 @@ class ChatFactory(ServerFactory):
     def _send_roster(self) -> None:
         self._roster_call = None
         self._last_roster = self.clock.seconds()
-        update = self.room.take_roster_update()
-        if update is None:
+        updates = self.room.take_roster_updates()
+        rooms = self.room.rooms
+        listing = rooms.listing_changed
+        if not updates and not listing:
             return
-        if update.list_recipients:
-            self.fan_out(Payload(update.full_list), update.list_recipients)
-        if update.delta is not None:
-            self.fan_out(Payload(update.delta), update.delta_recipients)
+        if listing:
+            # Before the rosters: a newcomer gets ROOMS before its first LIST.
+            rooms.listing_changed = False
+            self._send_rooms()
+        for update in updates:
+            name = update.room
+            if update.list_recipients:
+                for obj, members in by_capability(
+                    update.full_list, update.list_recipients, name
+                ):
+                    self.fan_out(Payload(obj), members)
+            if update.delta is not None:
+                for obj, members in by_capability(
+                    update.delta, update.delta_recipients, name
+                ):
+                    self.fan_out(Payload(obj), members)
         # A timer's turn: nothing to coalesce with, and no reason to wait.
         self.flush_output()
         # Their first LIST is out: KNOWN and their replays may follow.
-        if self._known_pending:
-            self._send_known(update.list_recipients)
-        self.replays.listed(update.list_recipients)
+        for update in updates:
+            if self._known_pending:
+                self._send_known(update.list_recipients)
+            self.replays.listed(update.list_recipients)
+
+    def _send_rooms(self) -> None:
+        """``ROOMS`` to each rooms client here whose view of the rooms
+        changed since the last one it had."""
+        rooms = self.room.rooms
+        for member in self.room.members():
+            if not member.rooms or member.connection is None:
+                continue
+            listing = rooms.listing(member.uid)
+            if listing != member.shown:
+                member.shown = listing
+                self.fan_out(Payload(rooms_payload(listing)), [member])
+
+    # Rooms (capability "rooms")
+
+    def enter(self, member: Member, request: Enter) -> None:
+        """``ENTER``: into a room, made first when there is none and this
+        user may make one; ``ENTERED`` now, the room's ``LIST`` with the next
+        roster update. Refusals raise :class:`ProtocolError`."""
+        _rooms_here(member, "ENTER")
+        rooms = self.room.rooms
+        name = request.room
+        room = rooms.get(name)
+        if room is None:
+            if not rooms.may_create():
+                raise ProtocolError(
+                    NO_SUCH_ROOM,
+                    f"there is no room {name!r}, and this server does not let"
+                    " you create one",
+                    "ENTER",
+                )
+            room = rooms.create(name, member.uid)
+        elif member.uid in room:
+            raise ProtocolError(
+                ALREADY_IN_ROOM, f"you are in the room {name!r} already", "ENTER"
+            )
+        elif not room.may_enter(member.uid):
+            raise ProtocolError(
+                INVITE_ONLY,
+                f"the room {name!r} is private: a member must invite you",
+                "ENTER",
+            )
+        self.room.enter(member, room)
+        member.connection.send(entered_payload(room.name, room.topic))
+        self.bus.roster_changed()
+
+    def exit(self, member: Member, request: Exit) -> None:
+        """``EXIT``: out of a room; the others get its new roster."""
+        _rooms_here(member, "EXIT")
+        room = self._room_of(member, request.room, "EXIT")
+        self.room.exit(member, room)
+        self.bus.roster_changed()
+
+    def set_room(self, member: Member, request: RoomSet) -> None:
+        """``ROOMSET`` by the room's owner: topic (``TOPIC`` to its members
+        when it changes), private, slow mode."""
+        _rooms_here(member, "ROOMSET")
+        room = self.room.rooms.get(request.room)
+        if room is None:
+            raise _no_such_room(request.room, "ROOMSET")
+        if room.owner is None or room.owner != member.uid:
+            who = "the server" if room.owner is None else "its owner"
+            raise ProtocolError(
+                NOT_ALLOWED,
+                f"only {who} may change the room {room.name!r}",
+                "ROOMSET",
+            )
+        if request.private is not None:
+            room.private = request.private
+        if request.slow is not None:
+            room.slow = request.slow
+        if request.topic is not None and request.topic != room.topic:
+            room.topic = request.topic
+            told = [m for m in room.members() if m.rooms]
+            self.fan_out(
+                Payload(topic_payload(room.name, room.topic, member.uid)), told
+            )
+        self.room.rooms.listing_changed = True
+        self.bus.roster_changed()
+
+    def invite(self, member: Member, request: Invite) -> None:
+        """``INVITE`` by a member: that user may enter (the room private)."""
+        _rooms_here(member, "INVITE")
+        room = self._room_of(member, request.room, "INVITE")
+        room.invited.add(request.uid)
+        self.room.rooms.listing_changed = True
+        self.bus.roster_changed()
+
+    def _room_of(self, member: Member, name: str, ref: str) -> ChatRoom:
+        """The room of this name, which ``member`` must be in."""
+        room = self.room.rooms.get(name)
+        if room is None:
+            raise _no_such_room(name, ref)
+        if member.uid not in room:
+            raise ProtocolError(
+                NOT_IN_ROOM, f"you are not in the room {room.name!r}", ref
+            )
+        return room
 
     def _cancel_roster(self) -> None:
         if self._roster_call is not None and self._roster_call.active():
@@ -447,3 +628,19 @@ class ChatFactory(ServerFactory):
     def flush_output(self) -> None:
         """Write all queued fan-out now."""
         self.outbox.flush()
+
+
+_NO_ROOMS_HERE = (
+    "this server is a node of a cluster, which has no rooms yet"
+    " (only the default room):"
+)
+
+
+def _rooms_here(member: Member, ref: str) -> None:
+    """Refuse a rooms command where rooms are not served (a cluster)."""
+    if not member.rooms:
+        raise ProtocolError(ROOMS_UNAVAILABLE, _NO_ROOMS_HERE + " not done", ref)
+
+
+def _no_such_room(name: str, ref: str) -> ProtocolError:
+    return ProtocolError(NO_SUCH_ROOM, f"there is no room {name!r}", ref)

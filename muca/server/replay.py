@@ -33,6 +33,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from muca.protocol.messages import (
+    ALL,
     BAD_COMMAND,
     HISTORY,
     MAX_SINCE,
@@ -195,7 +196,11 @@ class Replays:
         # may not read back, e.g. a private one without --auth) goes in its
         # place, so that the member sees ids increasing; one the replay has
         # is not written twice.
-        early = [(m.id, m.payload()) for m in held[:passed] if m.id not in replayed]
+        early = [
+            (m.id, self._live_payload(replay.member, m))
+            for m in held[:passed]
+            if m.id not in replayed
+        ]
         if passed:
             replay.member.connection.hold_bytes(
                 -sum(_held_size(m) for m in held[:passed])
@@ -220,7 +225,7 @@ class Replays:
             end = history_payload(replay.pages.more)
         held = replay.held
         member.connection.hold_bytes(-sum(_held_size(m) for m in held))
-        objs = [end, *(m.payload() for m in held)]
+        objs = [end, *(self._live_payload(member, m) for m in held)]
         replay.held = []
         last = replay.pages.top
         if not replay.failed and last > self.node.last_delivered:
@@ -253,6 +258,14 @@ class Replays:
         connection.stream(_ScrollBack(pages))
 
     # Live messages
+
+    def _live_payload(self, member: Member, message: ChatMessage) -> dict[str, Any]:
+        """A held message as it would have gone out live: a room's
+        broadcast with ``ROOM`` for a rooms client."""
+        obj = message.payload()
+        if member.rooms and message.kind == ALL:
+            obj["ROOM"] = message.room or self.node.room.default.name
+        return obj
 
     def live(self, members: list[Member], message: ChatMessage) -> list[Member]:
         """The members to write ``message`` to now: it is held for those

@@ -61,9 +61,9 @@ class IChatClient(Interface):
 class IChatUser(Interface):
     """A logged-in user: the avatar of the realm, one per login.
 
-    ``enter``, ``exit`` (rooms) and moderation are meant to be added here:
-    each is a session call a front-end makes, refused or answered through
-    the user's :class:`IChatClient`.
+    Rooms (:meth:`rooms`) and, next, moderation are session calls a
+    front-end makes, refused or answered through the user's
+    :class:`IChatClient`.
     """
 
     uid = Attribute("The user id the login proved (or, anonymous, claimed).")
@@ -78,6 +78,10 @@ class IChatUser(Interface):
 
     def history(request):
         """Answer ``HISTORY BEFORE`` through the client."""
+
+    def rooms(request):
+        """``ENTER``, ``EXIT``, ``ROOMSET`` or ``INVITE`` (a client with the
+        ``rooms`` capability); problems are the client's ``ERROR`` s."""
 
     def leave():
         """Leave the room (the logout of the login); safe to call twice."""

@@ -21,10 +21,15 @@ from muca.protocol.messages import (
     FROM_MISMATCH,
     NOT_JOINED,
     SERVER_FULL,
+    Enter,
+    Exit,
     History,
+    Invite,
     Join,
     JoinRefused,
     ProtocolError,
+    RoomCommand,
+    RoomSet,
     Send,
 )
 from muca.server.room import Member
@@ -50,6 +55,18 @@ class Node(typing.Protocol):
 
     def scroll_back(self, member: Member, request: History) -> None:
         """Answer ``HISTORY BEFORE``."""
+
+    def enter(self, member: Member, request: Enter) -> None:
+        """Enter a room; raises :class:`ProtocolError`."""
+
+    def exit(self, member: Member, request: Exit) -> None:
+        """Leave a room; raises :class:`ProtocolError`."""
+
+    def set_room(self, member: Member, request: RoomSet) -> None:
+        """Change a room's settings; raises :class:`ProtocolError`."""
+
+    def invite(self, member: Member, request: Invite) -> None:
+        """Let a user into a room; raises :class:`ProtocolError`."""
 
 
 @implementer(IChatUser)
@@ -125,6 +142,25 @@ class ChatUser:
             not_joined(self.client, "HISTORY")
             return
         self.node.scroll_back(self.member, request)
+
+    def rooms(self, request: RoomCommand) -> None:
+        """``ENTER``, ``EXIT``, ``ROOMSET`` or ``INVITE`` (a rooms client's;
+        see ``muca.server.node``); refusals are the client's ``ERROR``."""
+        member = self.member
+        if member is None:
+            return
+        node = self.node
+        try:
+            if isinstance(request, Enter):
+                node.enter(member, request)
+            elif isinstance(request, Exit):
+                node.exit(member, request)
+            elif isinstance(request, RoomSet):
+                node.set_room(member, request)
+            else:
+                node.invite(member, request)
+        except ProtocolError as error:
+            self.client.send_error(error.code, error.reason, error.ref)
 
     def leave(self) -> None:
         """End the session: out of the room now (the others hear of it)."""
