@@ -82,10 +82,10 @@ class NodeConfig:
     history_replay: int = DEFAULT_HISTORY_REPLAY
     #: Seconds a shutdown gives the connections to close.
     shutdown_wait: float = DEFAULT_SHUTDOWN_WAIT
-    #: The room every JOIN enters (``--default-room``, not wired yet).
+    #: The room every JOIN enters (``--default-room``).
     default_room: str = DEFAULT_ROOM
     #: Who may create a room by entering it: ``anyone``, ``admins`` or
-    #: ``nobody`` (``--create-rooms``, not wired yet).
+    #: ``nobody`` (``--create-rooms``).
     create_rooms: str = CreatePolicy.ANYONE.value
 
 

@@ -13,6 +13,7 @@ from twisted.python import usage
 
 import muca
 from muca.cluster.heartbeat import HEARTBEAT_TTL, MIN_HEARTBEAT_TIMEOUT
+from muca.protocol.messages import ProtocolError, room_name
 from muca.protocol.wire import DEFAULT_MAX_FRAME
 from muca.server.auth import make_checker
 from muca.server.context import (
@@ -28,6 +29,7 @@ from muca.server.limits import (
 )
 from muca.server.logins import DEFAULT_LOGIN_DELAY, DEFAULT_LOGIN_DELAY_MAX
 from muca.server.replay import DEFAULT_HISTORY_REPLAY
+from muca.server.rooms import DEFAULT_ROOM, CreatePolicy
 from muca.service.listeners import with_backlog
 from muca.store import StoreError, open_store
 from muca.web.access import host_name, parse_networks
@@ -127,6 +129,21 @@ def _non_negative_int(value: str) -> int:
     if number < 0:
         raise ValueError(f"{value!r} is not zero or a positive whole number")
     return number
+
+
+def _room(value: str) -> str:
+    """A room's name as the protocol compares it (lowered, no ``#``)."""
+    try:
+        return room_name(value, "")
+    except ProtocolError as error:
+        raise ValueError(error.reason) from None
+
+
+def _create_policy(value: str) -> str:
+    policies = [policy.value for policy in CreatePolicy]
+    if value not in policies:
+        raise ValueError(f"{value!r} is not one of {', '.join(policies)}")
+    return value
 
 
 def _named(option: str, coerce: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -341,6 +358,22 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             f"Default: {DEFAULT_DB}; with --cluster, none (a --cluster needs "
             "a postgresql:// database every node shares, where each message "
             "is committed before any node delivers it).",
+        ],
+        [
+            "default-room",
+            None,
+            DEFAULT_ROOM,
+            "The room every JOIN enters (a client without the rooms capability "
+            "lives there alone): 1 to 32 of a-z, 0-9, - and _.",
+            _named("default-room", _room),
+        ],
+        [
+            "create-rooms",
+            None,
+            CreatePolicy.ANYONE.value,
+            "Who may create a room by entering one that does not exist: "
+            "anyone, admins or nobody.",
+            _named("create-rooms", _create_policy),
         ],
         [
             "history-replay",

@@ -220,6 +220,8 @@ def node_config(options: Options, descriptors: int) -> NodeConfig:
         login_delay=_off_when_zero(options["login-delay"]),
         login_delay_max=options["login-delay-max"],
         history_replay=options["history-replay"],
+        default_room=options["default-room"],
+        create_rooms=options["create-rooms"],
     )
 
 

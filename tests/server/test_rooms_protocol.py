@@ -6,7 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.support import OKAY, MemoryPeer, MemoryServer, join, msg, roster, send
+from twisted.trial.unittest import TestCase
+
+from tests.support import (
+    OKAY,
+    MemoryPeer,
+    MemoryServer,
+    connect,
+    join,
+    msg,
+    roster,
+    send,
+    start_service,
+)
 from tests.support.server import HENRY, MARY, TONY, ServerTestCase, without_ts
 
 
@@ -359,3 +371,19 @@ def _encoded(obj: dict[str, Any]) -> bytes:
     from muca.protocol.wire import Framing, encode
 
     return encode(obj, Framing.NATIVE)
+
+
+class DefaultRoomOptionTests(TestCase):
+    """``twistd muca --default-room`` on a real loopback server."""
+
+    async def test_a_rooms_client_is_in_the_named_default_room(self) -> None:
+        (port,) = await start_service(
+            self, "--listen", "tcp:0:interface=127.0.0.1", "--default-room", "Lobby"
+        )
+        tony = await connect(self, port.getHost().port)
+        tony.send_json(rooms_join(TONY))
+        self.assertEqual(await tony.next_objects(3), [
+            OKAY,
+            listing(("lobby", "", 1, True)),
+            in_room(roster(TONY), "lobby"),
+        ])  # fmt: skip

@@ -64,6 +64,34 @@ class LimitOptionTests(SynchronousTestCase):
         self.assertIsNone(config.max_per_address)
         self.assertIsNone(config.capacity)
 
+    def test_the_default_room_and_who_creates_rooms_reach_the_config(self) -> None:
+        config = service_for().config
+        self.assertEqual(
+            (config.default_room, config.create_rooms), ("general", "anyone")
+        )
+        config = service_for(
+            "--default-room", "#Lobby", "--create-rooms", "nobody"
+        ).config
+        self.assertEqual(
+            (config.default_room, config.create_rooms), ("lobby", "nobody")
+        )
+
+    def test_a_bad_room_name_or_creator_is_one_usage_line(self) -> None:
+        for args, said in (
+            (
+                ["--default-room", "the lobby"],
+                "--default-room: 'the lobby' is no room name",
+            ),
+            (["--default-room", "x" * 33], "--default-room: "),
+            (
+                ["--create-rooms", "maybe"],
+                "--create-rooms: 'maybe' is not one of anyone, admins, nobody",
+            ),
+        ):
+            with self.assertRaises(UsageError, msg=args) as caught:
+                tap.Options().parseOptions(args)
+            self.assertIn(said, str(caught.exception))
+
     def test_nonsense_values_are_usage_errors(self) -> None:
         for args in (
             ["--max-outbound", "0"],
