@@ -87,6 +87,14 @@ class PagesBehaviour(StoreCase):
         page = await store.since("eve", True, 100)
         self.assertEqual((ids(page), page.more), ([], False))
 
+    async def test_since_gives_at_most_1000_unless_told(self) -> None:
+        store = await self.opened()
+        await store.append([message(i) for i in range(1, 1003)])
+        page = await store.since("eve", True, 1)
+        self.assertEqual((ids(page), page.more), (list(range(3, 1003)), True))
+        page = await store.since("eve", True, 2)
+        self.assertEqual((ids(page), page.more), (list(range(3, 1003)), False))
+
     async def test_since_counts_only_what_the_reader_may_see(self) -> None:
         store = await self.opened()
         await store.append(CONVERSATION)
