@@ -169,6 +169,21 @@ class MigrationBehaviour(StoreCase):
         self.assertEqual(ids(await again.latest("alice", True, 1)), [121])
         self.assertEqual(self.schema(), ("3", VERSION_2_INDEXES))
 
+    async def test_an_empty_version_1_database_shows_its_first_private_message(
+        self,
+    ) -> None:
+        # A server that never stored a message before the upgrade: the
+        # first message after it, a private one, reaches its reader.
+        self.make_old_database(1, [])
+        store = await self.opened()
+        self.assertEqual(store.last_id(), 0)
+        first = message(1, "alice", "PRIVATE", ("bob",))
+        await store.append([first, message(2)])
+        await store.close()
+        again = await self.opened()
+        self.assertEqual((await again.latest("bob", True, 5)).messages[0], first)
+        self.assertEqual(ids(await again.latest("eve", True, 5)), [2])
+
     async def test_a_newer_schema_is_refused(self) -> None:
         store = await self.opened()
         await store.close()
@@ -211,6 +226,8 @@ class SQLiteMigrationTests(SQLiteBackend, MigrationBehaviour, TestCase):
                     )
                 )
             for table, rows in tables:
+                if not rows:
+                    continue
                 marks = ", ".join("?" * len(rows[0]))
                 db.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
         db.close()
@@ -244,5 +261,7 @@ class PostgresMigrationTests(PostgresBackend, MigrationBehaviour, TestCase):
                 db.execute(statement.format(id="BIGINT", text="BYTEA", key_only=""))
             with db.cursor() as cursor:
                 for table, rows in tables:
+                    if not rows:
+                        continue
                     marks = ", ".join(["%s"] * len(rows[0]))
                     cursor.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
