@@ -47,7 +47,7 @@ class ClusterURLTests(SynchronousTestCase):
             )
 
     def test_bad_port_or_database(self) -> None:
-        for url in ("redis://cache:port/0", "redis://cache:99999", "redis://cache/x"):
+        for url in ("redis://cache:port/0", "redis://cache:99999", "redis://cache/X"):
             self.assertEqual(
                 refusal(url), f"--cluster: bad port or database number in {url!r}"
             )
