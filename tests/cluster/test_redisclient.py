@@ -88,6 +88,26 @@ class ReplyParsingTests(SynchronousTestCase):
             self.reply_to(reply), ["OK", -12, None, None, [], "", b"\xff\xfe"]
         )
 
+    def test_an_array_of_strings_only_holds_each_kind_of_string(self) -> None:
+        # Read at once as strings (empty, nil, not UTF-8, ten bytes long),
+        # then a second reply right behind it; and cut anywhere.
+        replies = (
+            b"*5\r\n$0\r\n\r\n$-1\r\n$2\r\n\xff\xfe\r\n$10\r\n0123456789\r\n$0\r\n\r\n"
+            b"*2\r\n$1\r\na\r\n$-1\r\n"
+        )
+        values = (["", None, b"\xff\xfe", "0123456789", ""], ["a", None])
+        for cut in range(len(replies)):
+            redis = protocol()
+            first, second = redis.command(encode("A")), redis.command(encode("B"))
+            redis.dataReceived(replies[:cut])
+            redis.dataReceived(replies[cut:])
+            self.assertFalse(redis.transport.disconnecting, cut)
+            self.assertEqual(
+                (self.successResultOf(first), self.successResultOf(second)),
+                values,
+                cut,
+            )
+
     def test_a_number_stays_a_string(self) -> None:
         # User ids that look like numbers must stay strings.
         self.assertEqual(self.reply_to(b"$3\r\n007\r\n"), "007")
