@@ -30,7 +30,7 @@ from muca.cluster.redisclient import (
     connected,
     encode,
 )
-from tests.support.redis import start_redis
+from tests.support.redis import free_port, start_redis
 
 # One XREAD reply: one stream, one entry of three fields.
 FIELDS = ["t", "m", "f", "42", "d", "[]"]
@@ -168,6 +168,30 @@ class RealRedisTests(TestCase):
         await redis.command(encode("SET", "k", "é 1"))
         self.assertEqual(await redis.command(encode("GET", "k")), "é 1")
 
+    async def test_the_database_it_was_given(self) -> None:
+        other = connect(reactor, "127.0.0.1", self.redis.port, 3, 1.0)
+        self.addCleanup(other.disconnect)
+        in_3 = await until_connected(other)
+        await in_3.command(encode("SET", "k", "in 3"))
+        self.assertEqual(await in_3.command(encode("GET", "k")), "in 3")
+        in_0 = await until_connected(self.factory)
+        self.assertIsNone(await in_0.command(encode("GET", "k")))
+
+    async def test_an_outage_is_logged_with_the_connections_name(self) -> None:
+        with capturedLogs() as events:
+            link = connect(reactor, "127.0.0.1", free_port(), 0, 1.0)
+            self.addCleanup(link.disconnect)
+            deadline = time.monotonic() + 10
+            while link.failures == 0 and time.monotonic() < deadline:
+                await deferLater(reactor, 0.05, lambda: None)
+        lines = [formatEvent(e) for e in events if "cluster" in formatEvent(e)]
+        self.assertEqual(len(lines), 1, lines)
+        self.assertRegex(
+            lines[0],
+            r"^cluster: Redis connection to Redis: Connection was refused by"
+            r" other side: .*; reconnecting$",
+        )
+
     async def test_a_script_by_its_sha_once_redis_has_it(self) -> None:
         redis = await until_connected(self.factory)
         call = ScriptCall("return {KEYS[1], ARGV[1], ARGV[2]}", ["key"], ["fixed"])
@@ -199,8 +223,11 @@ class RealRedisTests(TestCase):
             first = redis.command(encode("PING"))
             second = redis.command(encode("PING"))
             for reply in (first, second):
-                with self.assertRaises(txredisapi.TimeoutError):
+                with self.assertRaises(txredisapi.TimeoutError) as late:
                     await reply
+                self.assertEqual(
+                    str(late.exception), "Not received Redis response in 1.0 seconds"
+                )
             # replyTimeout is 1 s; the margin is for a loaded machine.
             self.assertLess(time.monotonic() - started, 5.0)
             # Nothing more goes on a connection given up on.
@@ -288,10 +315,15 @@ class RedisLinkTests(SynchronousTestCase):
             delays, [RETRY_FIRST, 0.4, 0.8, RETRY_MAX, RETRY_MAX, RETRY_MAX]
         )
         lines = [formatEvent(e) for e in events if "cluster" in formatEvent(e)]
-        self.assertEqual(len(lines), 2, lines)
-        self.assertIn("commands connection to Redis: ", lines[0])
-        self.assertIn("reconnecting", lines[0])
-        self.assertIn("again after 7 attempts", lines[1])
+        self.assertEqual(
+            lines,
+            [
+                "cluster: commands connection to Redis: Connection was refused"
+                " by other side.; reconnecting",
+                f"cluster: commands connection to Redis again after 7 attempts"
+                f" ({sum(delays):.1f} s)",
+            ],
+        )
 
     def test_a_select_that_fails_or_times_out_is_retried(self) -> None:
         self.link.start()
@@ -300,7 +332,12 @@ class RedisLinkTests(SynchronousTestCase):
         stalled = self.endpoint.accept(answer=b"")
         self.assertIsNone(connected(self.link))
         stalled.transport.abortConnection = lambda: self.lose(stalled)
-        stalled._no_reply()
+        with capturedLogs() as events:
+            stalled._no_reply()
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            ["cluster: commands connection to Redis: no answer; reconnecting"],
+        )
         self.clock.advance(RETRY_FIRST)
         refused = self.endpoint.accept(answer=b"-ERR DB index is out of range\r\n")
         self.assertTrue(refused.given_up)
