@@ -119,6 +119,28 @@ class ReplyParsingTests(SynchronousTestCase):
         failure = self.failureResultOf(reply, txredisapi.ResponseError)
         self.assertEqual(str(failure.value), "NOSCRIPT No matching script.")
 
+    def test_an_error_not_in_utf8_and_the_reply_behind_it(self) -> None:
+        redis = protocol()
+        first, second = redis.command(encode("A")), redis.command(encode("B"))
+        redis.dataReceived(b"-ERR bad \xff key\r\n:7\r\n")
+        failure = self.failureResultOf(first, txredisapi.ResponseError)
+        self.assertEqual(str(failure.value), "ERR bad \ufffd key")
+        self.assertEqual(self.successResultOf(second), 7)
+
+    def test_nothing_is_sent_after_a_reply_came_too_late(self) -> None:
+        redis = protocol()
+        clock = Clock()
+        redis.callLater = clock.callLater
+        late = redis.command(encode("PING"))
+        clock.advance(2.0)
+        self.failureResultOf(late, txredisapi.TimeoutError)
+        redis.transport.clear()
+        refused = self.failureResultOf(
+            redis.command(encode("PING")), txredisapi.ConnectionError
+        )
+        self.assertEqual(str(refused.value), "Not connected")
+        self.assertEqual(redis.transport.value(), b"")
+
     def test_replies_go_to_the_commands_in_order(self) -> None:
         redis = protocol()
         first, second = redis.command(encode("A")), redis.command(encode("B"))
@@ -176,6 +198,9 @@ class RealRedisTests(TestCase):
         self.assertEqual(await in_3.command(encode("GET", "k")), "in 3")
         in_0 = await until_connected(self.factory)
         self.assertIsNone(await in_0.command(encode("GET", "k")))
+        # As Redis sees each connection.
+        self.assertIn(" db=3 ", await in_3.command(encode("CLIENT", "INFO")))
+        self.assertIn(" db=0 ", await in_0.command(encode("CLIENT", "INFO")))
 
     async def test_an_outage_is_logged_with_the_connections_name(self) -> None:
         with capturedLogs() as events:
@@ -299,6 +324,7 @@ class RedisLinkTests(SynchronousTestCase):
         redis.connectionLost(ConnectionRefusedError())
 
     def test_retries_back_off_and_an_outage_is_logged_once(self) -> None:
+        self.clock.advance(100)
         with capturedLogs() as events:
             self.link.start()
             delays = []
@@ -349,11 +375,43 @@ class RedisLinkTests(SynchronousTestCase):
     def test_a_lost_connection_is_made_again_at_once(self) -> None:
         self.link.start()
         first = self.endpoint.accept()
-        self.lose(first)
-        self.assertIsNone(connected(self.link))
-        self.clock.advance(0)
-        again = self.endpoint.accept()
+        with capturedLogs() as events:
+            self.lose(first)
+            self.assertIsNone(connected(self.link))
+            self.clock.advance(0)
+            again = self.endpoint.accept()
         self.assertIs(connected(self.link), again)
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            [
+                "cluster: commands connection to Redis: connection lost; reconnecting",
+                "cluster: commands connection to Redis again after 1 attempts (0.0 s)",
+            ],
+        )
+
+    def test_disconnect_after_a_loss_stops_there(self) -> None:
+        self.link.start()
+        self.lose(self.endpoint.accept())
+        self.successResultOf(self.link.disconnect())
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(len(self.endpoint.attempts), 1)
+
+    def test_disconnect_while_redis_has_not_answered_the_select(self) -> None:
+        self.link.start()
+        stalled = self.endpoint.accept(answer=b"")
+        closed = self.link.disconnect()
+        self.assertTrue(stalled.transport.disconnecting)
+        self.lose(stalled)
+        self.successResultOf(closed)
+        # Twice is no harm.
+        self.successResultOf(self.link.disconnect())
+
+    def test_disconnect_after_a_select_that_timed_out(self) -> None:
+        self.link.start()
+        stalled = self.endpoint.accept(answer=b"")
+        self.lose(stalled)
+        self.successResultOf(self.link.disconnect())
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_disconnect_stops_retrying(self) -> None:
         self.link.start()
