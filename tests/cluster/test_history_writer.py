@@ -194,8 +194,12 @@ class HistoryWriterTests(TestCase):
             await until(failing)
             with self.assertRaises(psycopg.OperationalError):
                 await writer.append(DRAFTS, "[data]", "0", "n1:1")
+        # libpq's message, on one line.
         self.assertTrue(writer.problem.startswith("PostgreSQL: "), writer.problem)
-        self.assertNotIn("\n", writer.problem)
+        self.assertIn(
+            f"port {server.port} failed: Connection refused Is the server running",
+            writer.problem,
+        )
         lines = [formatEvent(e) for e in events if "history" in formatEvent(e)]
         self.assertEqual(len(lines), 1, lines)
         self.assertEqual(
