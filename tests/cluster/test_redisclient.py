@@ -31,7 +31,7 @@ from muca.cluster.redisclient import (
     connected,
     encode,
 )
-from tests.support.redis import start_redis
+from tests.support.redis import free_port, start_redis
 
 # One XREAD reply: one stream, one entry of three fields.
 FIELDS = ["t", "m", "f", "42", "d", "[]"]
@@ -89,6 +89,26 @@ class ReplyParsingTests(SynchronousTestCase):
             self.reply_to(reply), ["OK", -12, None, None, [], "", b"\xff\xfe"]
         )
 
+    def test_an_array_of_strings_only_holds_each_kind_of_string(self) -> None:
+        # Read at once as strings (empty, nil, not UTF-8, ten bytes long),
+        # then a second reply right behind it; and cut anywhere.
+        replies = (
+            b"*5\r\n$0\r\n\r\n$-1\r\n$2\r\n\xff\xfe\r\n$10\r\n0123456789\r\n$0\r\n\r\n"
+            b"*2\r\n$1\r\na\r\n$-1\r\n"
+        )
+        values = (["", None, b"\xff\xfe", "0123456789", ""], ["a", None])
+        for cut in range(len(replies)):
+            redis = protocol()
+            first, second = redis.command(encode("A")), redis.command(encode("B"))
+            redis.dataReceived(replies[:cut])
+            redis.dataReceived(replies[cut:])
+            self.assertFalse(redis.transport.disconnecting, cut)
+            self.assertEqual(
+                (self.successResultOf(first), self.successResultOf(second)),
+                values,
+                cut,
+            )
+
     def test_a_number_stays_a_string(self) -> None:
         # User ids that look like numbers must stay strings.
         self.assertEqual(self.reply_to(b"$3\r\n007\r\n"), "007")
@@ -99,6 +119,28 @@ class ReplyParsingTests(SynchronousTestCase):
         redis.dataReceived(b"-NOSCRIPT No matching script.\r\n")
         failure = self.failureResultOf(reply, txredisapi.ResponseError)
         self.assertEqual(str(failure.value), "NOSCRIPT No matching script.")
+
+    def test_an_error_not_in_utf8_and_the_reply_behind_it(self) -> None:
+        redis = protocol()
+        first, second = redis.command(encode("A")), redis.command(encode("B"))
+        redis.dataReceived(b"-ERR bad \xff key\r\n:7\r\n")
+        failure = self.failureResultOf(first, txredisapi.ResponseError)
+        self.assertEqual(str(failure.value), "ERR bad \ufffd key")
+        self.assertEqual(self.successResultOf(second), 7)
+
+    def test_nothing_is_sent_after_a_reply_came_too_late(self) -> None:
+        redis = protocol()
+        clock = Clock()
+        redis.callLater = clock.callLater
+        late = redis.command(encode("PING"))
+        clock.advance(2.0)
+        self.failureResultOf(late, txredisapi.TimeoutError)
+        redis.transport.clear()
+        refused = self.failureResultOf(
+            redis.command(encode("PING")), txredisapi.ConnectionError
+        )
+        self.assertEqual(str(refused.value), "Not connected")
+        self.assertEqual(redis.transport.value(), b"")
 
     def test_replies_go_to_the_commands_in_order(self) -> None:
         redis = protocol()
@@ -149,6 +191,33 @@ class RealRedisTests(TestCase):
         await redis.command(encode("SET", "k", "é 1"))
         self.assertEqual(await redis.command(encode("GET", "k")), "é 1")
 
+    async def test_the_database_it_was_given(self) -> None:
+        other = connect(reactor, "127.0.0.1", self.redis.port, 3, 1.0)
+        self.addCleanup(other.disconnect)
+        in_3 = await until_connected(other)
+        await in_3.command(encode("SET", "k", "in 3"))
+        self.assertEqual(await in_3.command(encode("GET", "k")), "in 3")
+        in_0 = await until_connected(self.factory)
+        self.assertIsNone(await in_0.command(encode("GET", "k")))
+        # As Redis sees each connection.
+        self.assertIn(" db=3 ", await in_3.command(encode("CLIENT", "INFO")))
+        self.assertIn(" db=0 ", await in_0.command(encode("CLIENT", "INFO")))
+
+    async def test_an_outage_is_logged_with_the_connections_name(self) -> None:
+        with capturedLogs() as events:
+            link = connect(reactor, "127.0.0.1", free_port(), 0, 1.0)
+            self.addCleanup(link.disconnect)
+            deadline = time.monotonic() + 10
+            while link.failures == 0 and time.monotonic() < deadline:
+                await deferLater(reactor, 0.05, lambda: None)
+        lines = [formatEvent(e) for e in events if "cluster" in formatEvent(e)]
+        self.assertEqual(len(lines), 1, lines)
+        self.assertRegex(
+            lines[0],
+            r"^cluster: Redis connection to Redis: Connection was refused by"
+            r" other side: .*; reconnecting$",
+        )
+
     async def test_a_script_by_its_sha_once_redis_has_it(self) -> None:
         redis = await until_connected(self.factory)
         call = ScriptCall("return {KEYS[1], ARGV[1], ARGV[2]}", ["key"], ["fixed"])
@@ -180,8 +249,11 @@ class RealRedisTests(TestCase):
             first = redis.command(encode("PING"))
             second = redis.command(encode("PING"))
             for reply in (first, second):
-                with self.assertRaises(txredisapi.TimeoutError):
+                with self.assertRaises(txredisapi.TimeoutError) as late:
                     await reply
+                self.assertEqual(
+                    str(late.exception), "Not received Redis response in 1.0 seconds"
+                )
             # replyTimeout is 1 s; the margin is for a loaded machine.
             self.assertLess(time.monotonic() - started, 5.0)
             # Nothing more goes on a connection given up on.
@@ -252,6 +324,7 @@ class RedisLinkTests(SynchronousTestCase):
         redis.connectionLost(ConnectionRefusedError())
 
     def test_retries_back_off_and_an_outage_is_logged_once(self) -> None:
+        self.clock.advance(100)
         with capturedLogs() as events:
             self.link.start()
             delays = []
@@ -268,10 +341,15 @@ class RedisLinkTests(SynchronousTestCase):
             delays, [RETRY_FIRST, 0.4, 0.8, RETRY_MAX, RETRY_MAX, RETRY_MAX]
         )
         lines = [formatEvent(e) for e in events if "cluster" in formatEvent(e)]
-        self.assertEqual(len(lines), 2, lines)
-        self.assertIn("commands connection to Redis: ", lines[0])
-        self.assertIn("reconnecting", lines[0])
-        self.assertIn("again after 7 attempts", lines[1])
+        self.assertEqual(
+            lines,
+            [
+                "cluster: commands connection to Redis: Connection was refused"
+                " by other side.; reconnecting",
+                f"cluster: commands connection to Redis again after 7 attempts"
+                f" ({sum(delays):.1f} s)",
+            ],
+        )
 
     def test_a_select_that_fails_or_times_out_is_retried(self) -> None:
         self.link.start()
@@ -280,7 +358,12 @@ class RedisLinkTests(SynchronousTestCase):
         stalled = self.endpoint.accept(answer=b"")
         self.assertIsNone(connected(self.link))
         stalled.transport.abortConnection = lambda: self.lose(stalled)
-        self.clock.advance(2.0)
+        with capturedLogs() as events:
+            self.clock.advance(2.0)
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            ["cluster: commands connection to Redis: no answer; reconnecting"],
+        )
         self.clock.advance(RETRY_FIRST)
         refused = self.endpoint.accept(answer=b"-ERR DB index is out of range\r\n")
         self.assertTrue(refused.given_up)
@@ -292,11 +375,43 @@ class RedisLinkTests(SynchronousTestCase):
     def test_a_lost_connection_is_made_again_at_once(self) -> None:
         self.link.start()
         first = self.endpoint.accept()
-        self.lose(first)
-        self.assertIsNone(connected(self.link))
-        self.clock.advance(0)
-        again = self.endpoint.accept()
+        with capturedLogs() as events:
+            self.lose(first)
+            self.assertIsNone(connected(self.link))
+            self.clock.advance(0)
+            again = self.endpoint.accept()
         self.assertIs(connected(self.link), again)
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            [
+                "cluster: commands connection to Redis: connection lost; reconnecting",
+                "cluster: commands connection to Redis again after 1 attempts (0.0 s)",
+            ],
+        )
+
+    def test_disconnect_after_a_loss_stops_there(self) -> None:
+        self.link.start()
+        self.lose(self.endpoint.accept())
+        self.successResultOf(self.link.disconnect())
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(len(self.endpoint.attempts), 1)
+
+    def test_disconnect_while_redis_has_not_answered_the_select(self) -> None:
+        self.link.start()
+        stalled = self.endpoint.accept(answer=b"")
+        closed = self.link.disconnect()
+        self.assertTrue(stalled.transport.disconnecting)
+        self.lose(stalled)
+        self.successResultOf(closed)
+        # Twice is no harm.
+        self.successResultOf(self.link.disconnect())
+
+    def test_disconnect_after_a_select_that_timed_out(self) -> None:
+        self.link.start()
+        stalled = self.endpoint.accept(answer=b"")
+        self.lose(stalled)
+        self.successResultOf(self.link.disconnect())
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_disconnect_stops_retrying(self) -> None:
         self.link.start()

@@ -160,6 +160,8 @@ class MigrationBehaviour(StoreCase):
         old = busy_conversation(120)
         self.make_old_database(1, old)
         store = await self.reads_the_same(old)
+        # Version 3 at once, without version 1's per-user indexes.
+        self.assertEqual(self.schema(), ("3", VERSION_2_INDEXES))
         new = message(121, "frank", "PRIVATE", ("alice",))
         await store.append([new])
         self.assertEqual((await store.latest("frank", True, 1)).messages, [new])
@@ -168,6 +170,33 @@ class MigrationBehaviour(StoreCase):
         again = await self.opened()
         self.assertEqual(ids(await again.latest("alice", True, 1)), [121])
         self.assertEqual(self.schema(), ("3", VERSION_2_INDEXES))
+
+    async def test_an_empty_version_1_database_shows_its_first_private_message(
+        self,
+    ) -> None:
+        # A server that never stored a message before the upgrade: the
+        # first message after it, a private one, reaches its reader.
+        self.make_old_database(1, [])
+        store = await self.opened()
+        self.assertEqual(store.last_id(), 0)
+        first = message(1, "alice", "PRIVATE", ("bob",))
+        await store.append([first, message(2)])
+        await store.close()
+        again = await self.opened()
+        self.assertEqual((await again.latest("bob", True, 5)).messages[0], first)
+        self.assertEqual(ids(await again.latest("eve", True, 5)), [2])
+
+    async def test_a_schema_version_that_is_no_version_is_refused(self) -> None:
+        store = await self.opened()
+        await store.close()
+        for version, why in (
+            ("x", "not a MUCA database (schema version 'x')"),
+            ("0", "not a MUCA database (schema version 0)"),
+        ):
+            self.set_schema_version(version)  # type: ignore[arg-type]
+            with self.assertRaises(StoreError) as caught:
+                await self.new_store().open()
+            self.assertIn(why, str(caught.exception))
 
     async def test_a_newer_schema_is_refused(self) -> None:
         store = await self.opened()
@@ -211,6 +240,8 @@ class SQLiteMigrationTests(SQLiteBackend, MigrationBehaviour, TestCase):
                     )
                 )
             for table, rows in tables:
+                if not rows:
+                    continue
                 marks = ", ".join("?" * len(rows[0]))
                 db.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
         db.close()
@@ -244,5 +275,7 @@ class PostgresMigrationTests(PostgresBackend, MigrationBehaviour, TestCase):
                 db.execute(statement.format(id="BIGINT", text="BYTEA", key_only=""))
             with db.cursor() as cursor:
                 for table, rows in tables:
+                    if not rows:
+                        continue
                     marks = ", ".join(["%s"] * len(rows[0]))
                     cursor.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import TestCase
 
-from muca.store import may_read
+from muca.store import StoreError, may_read
 from tests.store.support import (
     CONVERSATION,
     PostgresBackend,
@@ -86,6 +86,20 @@ class PagesBehaviour(StoreCase):
         self.assertEqual((ids(page), page.more), ([80, 90, 100], False))
         page = await store.since("eve", True, 100)
         self.assertEqual((ids(page), page.more), ([], False))
+
+    async def test_a_negative_limit_is_refused(self) -> None:
+        store = await self.opened()
+        with self.assertRaises(StoreError) as refused:
+            await store.latest("eve", True, -1)
+        self.assertIn("a page limit cannot be negative (-1)", str(refused.exception))
+
+    async def test_since_gives_at_most_1000_unless_told(self) -> None:
+        store = await self.opened()
+        await store.append([message(i) for i in range(1, 1003)])
+        page = await store.since("eve", True, 1)
+        self.assertEqual((ids(page), page.more), (list(range(3, 1003)), True))
+        page = await store.since("eve", True, 2)
+        self.assertEqual((ids(page), page.more), (list(range(3, 1003)), False))
 
     async def test_since_counts_only_what_the_reader_may_see(self) -> None:
         store = await self.opened()

@@ -80,9 +80,16 @@ class StoringBehaviour(StoreCase):
     async def test_ids_must_increase(self) -> None:
         store = await self.opened()
         await store.append([message(3)])
-        for bad in ([message(3)], [message(5), message(4)], [message(9, kind="X")]):
-            with self.assertRaises(StoreError):
+        refusals = [
+            ([message(3)], "message id 3 is not above the previous id 3"),
+            ([message(5), message(4)], "message id 4 is not above the previous id 5"),
+            ([message(9, kind="X")], "unknown message kind 'X'"),
+            ([message(9, to=("bob",))], "broadcast 9 has recipients"),
+        ]
+        for bad, why in refusals:
+            with self.assertRaises(StoreError) as refused:
                 await store.append(bad)
+            self.assertEqual(str(refused.exception), why)
         self.assertEqual(store.last_id(), 3)
 
     async def test_known_users_are_remembered_across_a_reopen(self) -> None:
