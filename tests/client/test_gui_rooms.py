@@ -41,7 +41,7 @@ class RoomsTests(GuiTestCase):
             ("[From: Tony in #dev] build is red", ("broadcast",)),
         )
         # Henry is in general only: he does not get it; general's lines are
-        # as before rooms.
+        # as before rooms, and his window has no room list.
         self.type_into(henry, "ALL", "lunch?")
         henry.send_button.invoke()
         await self.until_in("lunch?", mary.messages)
@@ -50,6 +50,11 @@ class RoomsTests(GuiTestCase):
         )
         await settle()
         self.assertNotIn("build is red", pane_text(henry.messages))
+        self.assertFalse(henry.room_list.winfo_ismapped())
+        # Tony's room list: both rooms, general's new message counted.
+        await self.until_in("[1 new]", tony.room_list)
+        self.assertTrue(tony.room_list.winfo_ismapped())
+        self.assertEqual(pane_text(tony.room_list), "#general (3) [1 new]\n#dev (2)")
 
         # A refusal is one readable line in the console.
         self.type_into(henry, "", "/exit dev")
@@ -66,6 +71,7 @@ class RoomsTests(GuiTestCase):
         self.type_into(tony, "", "/enter general")
         tony.send_button.invoke()
         self.assertIn("messages to ALL go to #general now", pane_text(tony.console))
+        self.assertEqual(pane_text(tony.room_list), "#general (3)\n#dev (2)")
         self.type_into(mary, "", "/exit #dev")
         mary.send_button.invoke()
         await self.until_in("left #dev", mary.console)
