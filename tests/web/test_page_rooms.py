@@ -1,7 +1,8 @@
 """Rooms in the browser client: the room list from ROOMS, a room made from
 the "new room" entry, a message in it reaching only its members, entering
 by a click, the topic and roster of the room shown, a refusal as a readable
-line. Real Chromium, a real loopback server, a ChatClient bot."""
+line; and on a cluster node (no rooms yet) the page as before. Real
+Chromium, a real loopback server or node on redis-server, a ChatClient bot."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from twisted.trial.unittest import TestCase
 
 from muca.client.client import ChatClient
 from muca.web.gateway import make_site
+from tests.cluster.support import start_node
 from tests.support import browser, start_service
 from tests.support.browser import BROWSER, LAPTOP, PHONE, Tab
 from tests.support.client import RecordingObserver, settle, wait_until
+from tests.support.redis import free_port, start_redis
 from tests.web.test_page import ARTIFACTS, MARY, TONY, join_in, wait_message
 
 HENRY = ("Henry", "henry@hku.hk")
@@ -190,3 +193,45 @@ class RoomsPageTests(TestCase):
             await BROWSER.deferred(leave_dev_twice),
             "Cannot leave the room: you are not in the room 'dev' (NOT_IN_ROOM)",
         )
+
+
+class WithoutRoomsPageTests(TestCase):
+    async def test_on_a_cluster_node_the_page_is_one_room_as_before(self) -> None:
+        redis = start_redis(self)
+        web = free_port()
+        node = await start_node(self, redis, "--web", f"tcp:{web}:interface=127.0.0.1")
+        url = f"http://127.0.0.1:{web}/"
+        observer = RecordingObserver()
+        henry = ChatClient(reactor, *HENRY, observer)
+        self.addCleanup(henry.leave)
+        await henry.connect_tcp("127.0.0.1", node.port)
+        await henry.join()
+        tabs: dict[str, Tab] = {}
+
+        def close_tabs() -> None:
+            for tab in tabs.values():
+                tab.close()
+
+        self.addCleanup(lambda: BROWSER.deferred(close_tabs))
+
+        def join_and_write() -> tuple[bool, bool, list[str]]:
+            tabs["mary"] = BROWSER.open_tab(url, LAPTOP)
+            join_in(tabs["mary"], MARY, 1)
+            page = tabs["mary"].page
+            page.fill("#text", "hello node")
+            page.press("#text", "Enter")
+            wait_message(tabs["mary"], "all", "hello node")
+            lines = page.eval_on_selector_all(
+                "#console li.error .text", "(l) => l.map((x) => x.textContent)"
+            )
+            return (
+                page.is_visible("#rooms-panel"),
+                page.is_visible("#room-head"),
+                lines,
+            )
+
+        rooms_panel, room_head, errors = await BROWSER.deferred(join_and_write)
+        self.assertEqual((rooms_panel, room_head, errors), (False, False, []))
+        message = await observer.next_of("message")
+        self.assertEqual((message.text, message.room), ("hello node", None))
+        self.assertFalse(henry.rooms_available)
