@@ -1,10 +1,10 @@
 """MUCA clients: the client library (``client``, with what it raises in
 ``errors``, what it reports in ``observer``, where it connects in
 ``endpoint``, which sent message a refusal is about in ``sending``, who is
-in the room or away in ``roster``), its config files (``config``), the Tk
-window (``gui``, with ``panes``, ``addressing``, ``presence`` and
-``tkloop``), the ``muca-chat`` command line (``cli``) and the four-window
-demo (``demo``).
+in the room or away in ``roster``, the rooms a server has in ``rooms``),
+its config files (``config``), the Tk window (``gui``, with ``panes``,
+``addressing``, ``presence`` and ``tkloop``), the ``muca-chat`` command
+line (``cli``) and the four-window demo (``demo``).
 
 The library's public names, for scripts and bots, are importable from here
 (``from muca.client import ChatClient, ChatObserver``); their modules'
@@ -19,8 +19,11 @@ from muca.client.errors import (
     ConnectionClosed,
     MessageTooLong,
     NotConnected,
+    RoomRefused,
+    RoomsUnavailable,
 )
 from muca.client.observer import ChatObserver, ReceivedMessage
+from muca.client.rooms import RoomInfo
 from muca.client.sending import Refusal, SentMessage
 from muca.protocol.messages import JoinRefused, Peer
 
@@ -37,5 +40,8 @@ __all__ = [
     "Peer",
     "ReceivedMessage",
     "Refusal",
+    "RoomInfo",
+    "RoomRefused",
+    "RoomsUnavailable",
     "SentMessage",
 ]

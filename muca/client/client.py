@@ -13,6 +13,16 @@ What it raises is in :mod:`muca.client.errors`, what it reports
 (:class:`ChatObserver`, :class:`ReceivedMessage`) in
 :mod:`muca.client.observer`, and the TCP or TLS endpoint it connects
 through in :mod:`muca.client.endpoint`.
+
+Rooms: the ``JOIN`` asks for the ``rooms`` capability. A server that has
+them answers ``ROOMS`` after ``ACK``; :meth:`ChatClient.enter`,
+:meth:`~ChatClient.exit`, :meth:`~ChatClient.set_room`,
+:meth:`~ChatClient.invite` and ``send(..., room=)`` then work, and each
+room's roster, topic and broadcasts reach the observer with their room
+(see :mod:`muca.client.rooms`). :attr:`ChatClient.peers` stays the default
+room's. Against a server without rooms (an original server, or a cluster
+node that says ``ROOMS_UNAVAILABLE``) everything is as before rooms, and the
+rooms commands raise :class:`RoomsUnavailable`.
 """
 
 from __future__ import annotations
@@ -33,8 +43,11 @@ from muca.client.errors import (
     ConnectionClosed,
     MessageTooLong,
     NotConnected,
+    RoomRefused,
+    RoomsUnavailable,
 )
 from muca.client.observer import ChatObserver, ReceivedMessage
+from muca.client.rooms import RoomInfo, parse_rooms, room_name
 from muca.client.roster import Roster, parse_known
 from muca.client.sending import SentMessage, SentMessages, characters_that_fit
 from muca.protocol import messages
@@ -62,6 +75,11 @@ from muca.protocol.wire import (
 # (TYPE, FROM, TO, TS) and, toward some peers, with escapes: accept frames
 # this many times the server's limit.
 RECEIVE_FACTOR = 4
+
+#: The frames only a server with rooms sends.
+ROOM_EVENTS = frozenset({"ROOMS", "ENTERED", "TOPIC"})
+#: The refusals of rooms commands, by their ``REF``.
+ROOM_REFS = frozenset({"ENTER", "EXIT", "ROOMSET", "INVITE"})
 
 
 class ChatClientProtocol(Protocol):
@@ -102,6 +120,8 @@ class ChatClientProtocol(Protocol):
                 self.client._handle(command, frame)
             elif frame.get("CMD") == "KNOWN":
                 self.client._known(parse_known(frame))
+            elif frame.get("CMD") in ROOM_EVENTS:
+                self.client._room_event(frame)
 
     def connectionLost(self, reason: Failure = None) -> None:
         self.client._connection_lost(self, reason)
@@ -183,6 +203,37 @@ class ChatClient:
         self._first_list = True
         #: The messages sent that the server may still refuse.
         self.sent = SentMessages((uid, nickname))
+        self._reset_rooms()
+
+    def _reset_rooms(self) -> None:
+        #: The rooms we may see, the default room first (``ROOMS``); empty
+        #: on a server without rooms.
+        self.rooms: tuple[RoomInfo, ...] = ()
+        #: True once the server showed it has rooms, False once it showed it
+        #: has not, None before it said either (after ACK, before its
+        #: ROOMS or first LIST).
+        self.rooms_available: bool | None = None
+        self._room_peers: dict[str, tuple[Peer, ...]] = {}
+        # Rooms commands written before the server said whether it has rooms.
+        self._held: list[dict[str, Any]] = []
+        self._enter_waiters: list[tuple[str, defer.Deferred[str]]] = []
+
+    @property
+    def default_room(self) -> str | None:
+        """The server's default room (None on a server without rooms)."""
+        return self.rooms[0].name if self.rooms else None
+
+    @property
+    def rooms_in(self) -> tuple[str, ...]:
+        """The names of the rooms we are in, in ``ROOMS`` order."""
+        return tuple(info.name for info in self.rooms if info.inside)
+
+    def room_peers(self, room: str) -> tuple[Peer, ...]:
+        """Who is in ``room`` (one we are in), in join order; nobody for a
+        room we are not in."""
+        if room == self.default_room and room in self.rooms_in:
+            return self.roster.present
+        return self._room_peers.get(room, ())
 
     @property
     def peers(self) -> tuple[Peer, ...]:
@@ -275,7 +326,12 @@ class ChatClient:
         since = self.last_id if self._catch_up else None
         self._catching_up = since is not None
         self._password_used = password is not None
-        caps = (messages.PRESENCE_DELTA, messages.HISTORY, messages.KNOWN)
+        caps = (
+            messages.PRESENCE_DELTA,
+            messages.HISTORY,
+            messages.KNOWN,
+            messages.ROOMS,
+        )
         proto.send_object(
             messages.join_payload(
                 self.nickname, self.uid, password, caps=caps, since=since
@@ -294,27 +350,113 @@ class ChatClient:
         proto.send_object(messages.history_request_payload(self.oldest_id, limit))
         return True
 
-    def send(self, recipients: Sequence[str], text: str) -> SentMessage:
-        """Send a message to these user ids; no ids is a broadcast.
+    def send(
+        self, recipients: Sequence[str], text: str, room: str | None = None
+    ) -> SentMessage:
+        """Send a message to these user ids; no ids is a broadcast, to
+        ``room`` when given (a room we are in), else to the default room.
 
         Returns the message as sent: should the server refuse it, the
         observer's ``send_refused`` gets it back (see
         :mod:`muca.client.sending`). Raises :class:`NotConnected` before a
         successful join, and :class:`MessageTooLong` (sending nothing) when
-        the frame would be longer than the server takes.
+        the frame would be longer than the server takes. A ``room`` on a
+        server without rooms raises :class:`RoomsUnavailable`; one that is
+        no room's name, :class:`RoomRefused` (``BAD_ROOM``). A ``room`` with
+        recipients is ignored: private and group messages have no room.
         """
         proto = self._protocol
         if proto is None or not self.joined:
             raise NotConnected("join the chat room before sending")
         payload = messages.send_payload(text, list(recipients), self.uid)
+        if room is not None and not recipients:
+            room = room_name(room, "SEND")
+            self._check_rooms("SEND")
+            payload["ROOM"] = room
+        else:
+            room = None
         size = proto.frame_size(payload)
         if size > self.server_max_frame:
             room = self.server_max_frame - proto.frame_size({**payload, "MSG": ""})
             ascii_only = proto.framing is Framing.ORIGINAL
             most = characters_that_fit(text, room, ascii_only)
             raise MessageTooLong(len(text), most, size, self.server_max_frame)
-        proto.send_object(payload)
-        return self.sent.sent(tuple(recipients), text, self.reactor.seconds())
+        self._rooms_command(payload)
+        return self.sent.sent(
+            tuple(recipients), text, self.reactor.seconds(), room=room
+        )
+
+    # Rooms
+
+    def enter(self, room: str) -> defer.Deferred[str]:
+        """Enter ``room`` (``dev`` or ``#dev``), made first when the server
+        lets us; fires with its topic on ``ENTERED``, fails with
+        :class:`RoomRefused` (the observer's ``room_refused`` hears of it
+        too). Raises :class:`RoomsUnavailable` on a server without rooms,
+        :class:`RoomRefused` ``BAD_ROOM`` (sending nothing) for a bad name."""
+        name = room_name(room, "ENTER")
+        self._check_rooms("ENTER")
+        waiter: defer.Deferred[str] = defer.Deferred()
+        self._enter_waiters.append((name, waiter))
+        self._rooms_command({"CMD": "ENTER", "ROOM": name})
+        return waiter
+
+    def exit(self, room: str) -> None:
+        """Leave ``room`` (the default room too); ``room_exited`` follows,
+        or ``room_refused``. Raises as :meth:`enter` does."""
+        name = room_name(room, "EXIT")
+        self._check_rooms("EXIT")
+        self._rooms_command({"CMD": "EXIT", "ROOM": name})
+
+    def set_room(
+        self,
+        room: str,
+        topic: str | None = None,
+        private: bool | None = None,
+        slow: int | None = None,
+    ) -> None:
+        """Set a room we own (``ROOMSET``): its topic, whether it is private
+        (invite-only and hidden), its slow mode in seconds; any of them,
+        at least one. Refusals go to ``room_refused``."""
+        name = room_name(room, "ROOMSET")
+        if topic is None and private is None and slow is None:
+            raise ClientError("set_room needs a topic, private or slow")
+        self._check_rooms("ROOMSET")
+        payload: dict[str, Any] = {"CMD": "ROOMSET", "ROOM": name}
+        if topic is not None:
+            payload["TOPIC"] = topic
+        if private is not None:
+            payload["PRIVATE"] = private
+        if slow is not None:
+            payload["SLOW"] = slow
+        self._rooms_command(payload)
+
+    def invite(self, room: str, uid: str) -> None:
+        """Let user id ``uid`` into ``room`` (a private room we are in)."""
+        name = room_name(room, "INVITE")
+        self._check_rooms("INVITE")
+        self._rooms_command({"CMD": "INVITE", "ROOM": name, "UID": uid})
+
+    def _check_rooms(self, ref: str) -> None:
+        if self._protocol is None or not self.joined:
+            raise NotConnected("join the chat before using rooms")
+        if self.rooms_available is False:
+            raise RoomsUnavailable(
+                "this server has no rooms: everyone is in its one room"
+            )
+
+    def _rooms_command(self, payload: dict[str, Any]) -> None:
+        """Write ``payload`` now, or, before the server said whether it has
+        rooms and when it is a rooms command, once it has."""
+        proto = self._protocol
+        if proto is None:
+            return
+        if self.rooms_available is None and (
+            payload["CMD"] != "SEND" or "ROOM" in payload
+        ):
+            self._held.append(payload)
+        else:
+            proto.send_object(payload)
 
     def leave(self) -> defer.Deferred[None]:
         """Close the connection; fires once it is closed (at once if none)."""
@@ -332,8 +474,16 @@ class ChatClient:
 
     def nickname_of(self, uid: str) -> str:
         """The nickname of a user id in the room, else the last one it had
-        (it left, or the server named it in ``KNOWN``), else the id itself."""
-        return self.roster.nickname_of(uid)
+        (it left, or the server named it in ``KNOWN``), else the one it has
+        in another room we are in, else the id itself."""
+        nickname = self.roster.nickname_of(uid)
+        if nickname != uid:
+            return nickname
+        for peers in self._room_peers.values():
+            for peer in peers:
+                if peer.uid == uid:
+                    return peer.nickname
+        return nickname
 
     # Called by the protocol
 
@@ -363,6 +513,7 @@ class ChatClient:
                     ident=ident,
                     timestamp_ms=command.timestamp_ms,
                     history=command.history,
+                    room=_room_of(frame) if command.kind == messages.ALL else None,
                 )
             )
         elif isinstance(command, HistoryEnd):
@@ -375,13 +526,15 @@ class ChatClient:
                 self.more_history = command.more
             self.observer.history_end(self.more_history)
         elif isinstance(command, PeerList):
-            self._set_peers(command.peers)
+            self._roster_of(_room_of(frame), command.peers)
         elif isinstance(command, Presence):
+            room = _room_of(frame)
             left = set(command.left)
-            kept = [p for p in self.peers if p.uid not in left]
+            before = self.peers if self._is_default(room) else self.room_peers(room)
+            kept = [p for p in before if p.uid not in left]
             known = {p.uid for p in kept}
             kept.extend(p for p in command.joined if p.uid not in known)
-            self._set_peers(tuple(kept))
+            self._roster_of(room, tuple(kept))
         elif isinstance(command, Ack):
             self._acked(command)
         elif isinstance(command, ServerError):
@@ -396,6 +549,21 @@ class ChatClient:
         return self.nickname_of(message.sender)
 
     def _server_error(self, error: ServerError) -> None:
+        if error.code == messages.ROOMS_UNAVAILABLE and error.ref == "JOIN":
+            self._no_rooms()
+            self.observer.rooms_unavailable(error.reason)
+            return
+        if error.ref in ROOM_REFS:
+            room = None
+            if error.ref == "ENTER" and self._enter_waiters:
+                room, waiter = self._enter_waiters.pop(0)
+            else:
+                waiter = None
+            refusal = RoomRefused(error.code, error.reason, error.ref, room)
+            self.observer.room_refused(refusal)
+            if waiter is not None:
+                waiter.errback(refusal)
+            return
         if error.ref == "SEND":
             refusal = self.sent.refused(
                 error.code, error.reason, self.reactor.seconds()
@@ -432,6 +600,86 @@ class ChatClient:
         if waiter is not None:
             waiter.errback(JoinRefused(code, reason))
 
+    # Rooms, as the server reports them
+
+    def _is_default(self, room: str | None) -> bool:
+        return room is None or room == self.default_room
+
+    def _roster_of(self, room: str | None, peers: tuple[Peer, ...]) -> None:
+        if self.rooms_available is None:
+            # A first LIST with no ROOMS before it: a server without rooms.
+            self._no_rooms()
+        if self._is_default(room):
+            self._set_peers(peers)
+        else:
+            self._room_peers[room] = peers
+        if room is not None:
+            self.observer.room_peers_changed(room, peers)
+
+    def _no_rooms(self) -> None:
+        """The server has no rooms: what was held for them is refused."""
+        self.rooms_available = False
+        held, self._held = self._held, []
+        waiters, self._enter_waiters = self._enter_waiters, []
+        reason = "this server has no rooms: everyone is in its one room"
+        for payload in held:
+            if payload["CMD"] == "SEND":
+                refusal = self.sent.refused(
+                    messages.ROOMS_UNAVAILABLE, reason, self.reactor.seconds()
+                )
+                if refusal is not None:
+                    self.observer.send_refused(refusal)
+            else:
+                code, ref = messages.ROOMS_UNAVAILABLE, payload["CMD"]
+                refusal = RoomRefused(code, reason, ref, payload.get("ROOM"))
+                self.observer.room_refused(refusal)
+        for _, waiter in waiters:
+            waiter.errback(RoomsUnavailable(reason))
+
+    def _room_event(self, frame: dict[str, Any]) -> None:
+        cmd = frame["CMD"]
+        if cmd == "ROOMS":
+            self._rooms_listed(parse_rooms(frame))
+            return
+        room, topic = frame.get("ROOM"), frame.get("TOPIC")
+        if not isinstance(room, str):
+            return
+        topic = topic if isinstance(topic, str) else ""
+        if cmd == "ENTERED":
+            self.observer.room_entered(room, topic)
+            for index, (name, waiter) in enumerate(self._enter_waiters):
+                if name == room:
+                    del self._enter_waiters[index]
+                    waiter.callback(topic)
+                    break
+        elif cmd == "TOPIC":
+            by = frame.get("BY")
+            self.rooms = tuple(
+                RoomInfo(r.name, topic, r.count, r.inside) if r.name == room else r
+                for r in self.rooms
+            )
+            self.observer.topic_changed(room, topic, by if isinstance(by, str) else "")
+
+    def _rooms_listed(self, rooms: tuple[RoomInfo, ...]) -> None:
+        first = self.rooms_available is None
+        before = set(self.rooms_in)
+        self.rooms = rooms
+        now = set(self.rooms_in)
+        if first:
+            self.rooms_available = True
+            held, self._held = self._held, []
+            if self._protocol is not None:
+                for payload in held:
+                    self._protocol.send_object(payload)
+        self.observer.rooms_changed(rooms)
+        for room in sorted(before - now):
+            if self._is_default(room):
+                self._set_peers(())
+            else:
+                self._room_peers.pop(room, None)
+            self.observer.room_peers_changed(room, ())
+            self.observer.room_exited(room)
+
     def _set_peers(self, peers: tuple[Peer, ...]) -> None:
         joined, left = self.roster.set_present(peers)
         first, self._first_list = self._first_list, False
@@ -463,8 +711,13 @@ class ChatClient:
         self.roster.clear()
         self.sent.clear()
         waiter, self._join_waiter = self._join_waiter, None
+        had_rooms = bool(self.rooms)
+        enter_waiters = self._enter_waiters
+        self._reset_rooms()
         if had_peers:
             self.observer.peers_changed(())
+        if had_rooms:
+            self.observer.rooms_changed(())
         # The observer hears of the loss before a pending JOIN fails, so that
         # whoever waits on that JOIN can tell the loss is its own to report.
         self.observer.connection_lost(text, requested)
@@ -472,9 +725,17 @@ class ChatClient:
             waiter.errback(
                 ConnectionClosed(f"connection closed before JOIN was answered: {text}")
             )
+        for _, entering in enter_waiters:
+            entering.errback(ConnectionClosed(f"connection closed: {text}"))
         waiters, self._leave_waiters = self._leave_waiters, []
         for done in waiters:
             done.callback(None)
+
+
+def _room_of(frame: dict[str, Any]) -> str | None:
+    """The ``ROOM`` of a frame from a server with rooms, else None."""
+    room = frame.get("ROOM")
+    return room if isinstance(room, str) and room else None
 
 
 def _describe(failure: Failure | None) -> str:

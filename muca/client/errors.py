@@ -44,3 +44,38 @@ def too_long_text(size: int, limit: int, most: int, length: int) -> str:
 
 class CertificateRefused(ClientError):
     """The server's TLS certificate does not name the server we asked for."""
+
+
+class RoomsUnavailable(ClientError):
+    """The server offers no rooms (an original server, or a cluster node
+    that answered ``ROOMS_UNAVAILABLE``): it has its one room only."""
+
+
+class RoomRefused(ClientError):
+    """The server refused a rooms command (``ENTER``, ``EXIT``, ``ROOMSET``,
+    ``INVITE``, or a ``SEND`` to a room): its code, reason and ``REF``;
+    ``str()`` says what was refused and why."""
+
+    def __init__(self, code: str, reason: str, ref: str, room: str | None) -> None:
+        super().__init__(refused_text(ref, room, reason, code))
+        self.code = code
+        self.reason = reason
+        self.ref = ref
+        self.room = room
+
+
+_REFUSED = {
+    "ENTER": "cannot enter",
+    "EXIT": "cannot leave",
+    "ROOMSET": "cannot change",
+    "INVITE": "cannot invite to",
+    "SEND": "cannot send to",
+}
+
+
+def refused_text(ref: str, room: str | None, reason: str, code: str) -> str:
+    """One readable line: ``cannot enter #dev: <the server's reason> (CODE)``."""
+    action = _REFUSED.get(ref, f"{ref} refused")
+    where = f" #{room}" if room else (" the room" if ref in _REFUSED else "")
+    because = reason or "the server refused it"
+    return f"{action}{where}: {because} ({code})"

@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 from muca.client.addressing import AddressError, address
 from muca.client.client import ChatClient
 from muca.client.config import ClientConfig
-from muca.client.errors import ClientError, MessageTooLong
+from muca.client.errors import ClientError, MessageTooLong, RoomRefused
 from muca.client.observer import ChatObserver, ReceivedMessage
 from muca.client.panes import (
     AWAY_COLOUR,
@@ -34,11 +34,19 @@ from muca.client.panes import (
 )
 from muca.client.panes import pane_text as pane_text
 from muca.client.presence import PresenceLines, room_line
+from muca.client.rooms import RoomInfo
 from muca.client.sending import Refusal
 from muca.protocol.messages import ALL, AUTH_FAILED, JoinRefused, Peer
 
 # Messages closer together than this are one burst: one bell for them all.
 BURST_GAP = 5.0
+
+# The peer list's width in characters, and the room list's out of it.
+PEER_WIDTH = 60
+ROOM_WIDTH = 22
+
+# What the message box takes as a rooms command rather than a message.
+ROOM_COMMANDS = {"/enter": "enter", "/join": "enter", "/exit": "exit", "/leave": "exit"}
 
 
 class ChatWindow(ChatObserver):
@@ -82,6 +90,10 @@ class ChatWindow(ChatObserver):
         self._title = f"MUCA chat - {config.nickname}"
         #: Messages that arrived while the window was not focused.
         self.unread = 0
+        #: The room a message to ALL goes to (None: the default room).
+        self.room: str | None = None
+        #: Messages that came in rooms other than the one ALL goes to.
+        self.room_unread: dict[str, int] = {}
         #: Times the bell rang (once per burst of unread messages).
         self.bells = 0
         self.burst_gap = BURST_GAP
@@ -157,7 +169,7 @@ class ChatWindow(ChatObserver):
         self.peer_list = tk.Listbox(
             peers,
             height=4,
-            width=60,
+            width=PEER_WIDTH,
             fg=PEER_COLOUR,
             relief="flat",
             activestyle="none",
@@ -168,6 +180,18 @@ class ChatWindow(ChatObserver):
         self.peer_list.grid(row=0, column=0, sticky="nsew")
         self.peer_scroll.grid(row=0, column=1, sticky="ns")
         self.peer_list.bind("<ButtonRelease-1>", self._peer_clicked)
+        # The rooms, beside the peer list once we are in more than the
+        # default room (until then the window is the original's).
+        self.room_list = tk.Listbox(
+            peers,
+            height=4,
+            width=ROOM_WIDTH,
+            relief="flat",
+            activestyle="none",
+            exportselection=False,
+        )
+        self.room_list.bind("<ButtonRelease-1>", self._room_clicked)
+        self._shown_rooms: tuple[str, ...] = ()
         self.peer_list.bind("<Double-Button-1>", lambda event: "break")
         self.to_entry = tk.Entry(
             middle,
@@ -322,6 +346,12 @@ class ChatWindow(ChatObserver):
         if not self.client.joined:
             self.log_error("not connected: JOIN the chat room before sending")
             return False
+        words = text.split()
+        if len(words) == 2 and words[0] in ROOM_COMMANDS:
+            done = self._room_command(ROOM_COMMANDS[words[0]], words[1])
+            if done:
+                self.message_entry.delete("1.0", "end")
+            return done
         if not to_text:
             self.log_error("TO is empty: give nicknames separated by ', ' or ALL")
             return False
@@ -336,18 +366,121 @@ class ChatWindow(ChatObserver):
         except AddressError as error:
             self.log_error(str(error))
             return False
+        uids = [peer.uid for peer in addressed.recipients]
+        room = self.room if not uids else None
         try:
-            sent = client.send([peer.uid for peer in addressed.recipients], text)
+            sent = client.send(uids, text, room=room)
         except MessageTooLong as too_long:
             self.log_error(str(too_long))  # the text stays for the user to cut
             return False
-        line = f"{clock_time(None)} [To: {addressed.names}] {text}"
+        where = f" in #{room}" if room else ""
+        line = f"{clock_time(None)} [To: {addressed.names}{where}] {text}"
         prepend(self.messages, line, "own")
         self._mark_sent(sent.serial)
         self.message_entry.delete("1.0", "end")
         if addressed.note:
             self.log_note(addressed.note)
         return True
+
+    def _room_command(self, command: str, written: str) -> bool:
+        """``/enter NAME`` (or ``/join #NAME``): into a room, or back to one
+        we are in; ``/exit NAME`` (``/leave``): out of it."""
+        client = self.client
+        try:
+            if command == "enter":
+                name = written.lstrip("#").lower()
+                if name in client.rooms_in:
+                    self._show_room(name)
+                else:
+                    client.enter(written).addErrback(lambda _: None)
+            else:
+                client.exit(written)
+        except ClientError as problem:
+            self.log_error(str(problem))
+            return False
+        return True
+
+    def _show_room(self, room: str) -> None:
+        """Messages to ALL go to ``room`` now (None: the default room)."""
+        default = self.client.default_room
+        self.room = None if room == default else room
+        shown = room or default
+        self.room_unread.pop(shown or "", None)
+        self._draw_rooms()
+        self.log(
+            f"messages to ALL go to #{shown} now"
+            + (f"; /exit {shown} leaves it" if self.room else "")
+        )
+
+    def rooms_changed(self, rooms: tuple[RoomInfo, ...]) -> None:
+        """``ROOMS``: redraw the room list."""
+        self._draw_rooms()
+
+    def _draw_rooms(self) -> None:
+        """The room list: ``#dev (2)`` a line, ``- enter`` for one we are
+        not in, ``[3 new]`` for messages there since we looked; shown only
+        while we are in a room other than the default one."""
+        listing = self.room_list
+        if not listing.winfo_exists():
+            return
+        client = self.client
+        inside = client.rooms_in
+        default = client.default_room
+        wanted = bool(client.rooms) and (
+            len(inside) > 1 or default not in inside or self.room is not None
+        )
+        if not wanted:
+            listing.grid_remove()
+            self.peer_list.configure(width=PEER_WIDTH)
+            self._shown_rooms = ()
+            return
+        current = self.room or default
+        lines = []
+        for info in client.rooms:
+            line = f"#{info.name} ({info.count})"
+            if not info.inside:
+                line += " - enter"
+            unread = self.room_unread.get(info.name, 0)
+            if unread:
+                line += f" [{unread} new]"
+            lines.append(line)
+        listing.delete(0, "end")
+        listing.insert("end", *lines)
+        self._shown_rooms = tuple(info.name for info in client.rooms)
+        for index, name in enumerate(self._shown_rooms):
+            if name == current:
+                listing.itemconfigure(index, background=ENTRY_BACKGROUND)
+        # The two lists share the peer list's width: the window keeps its size.
+        self.peer_list.configure(width=PEER_WIDTH - ROOM_WIDTH - 2)
+        listing.grid(row=0, column=2, sticky="nsew", padx=(4, 0))
+
+    def _room_clicked(self, event: tk.Event) -> None:
+        """A click on a room: ALL goes there (entering it first if need be)."""
+        index = self.room_list.nearest(event.y)
+        if not 0 <= index < len(self._shown_rooms):
+            return
+        name = self._shown_rooms[index]
+        self._room_command("enter", name)
+
+    def room_entered(self, room: str, topic: str) -> None:
+        """``ENTERED``: say so, with the topic; ALL reaches that room now."""
+        self.log(f"entered #{room}" + (f": {topic}" if topic else ""))
+        self._show_room(room)
+
+    def room_exited(self, room: str) -> None:
+        """We left ``room``: ALL goes back to the default room."""
+        self.log(f"left #{room}")
+        if self.room == room:
+            self._show_room(self.client.default_room or "")
+
+    def room_refused(self, refusal: RoomRefused) -> None:
+        """A refused ``ENTER`` or ``EXIT``: the client's readable line."""
+        self.log_error(str(refusal))
+
+    def topic_changed(self, room: str, topic: str, by: str) -> None:
+        """A room's new topic, in the console."""
+        who = self.client.nickname_of(by)
+        self.log_note(f"{who} set the topic of #{room}: {topic}")
 
     def _mark_sent(self, serial: int) -> None:
         """Mark the line just sent, and forget the marks of messages that
@@ -493,10 +626,18 @@ class ChatWindow(ChatObserver):
         """Show a message, right-aligned, coloured by its type; count it in
         the title (and ring once per burst) while the window is not focused."""
         tag = KIND_TAGS.get(message.kind, "broadcast")
+        # A room other than the default one is named; the default room's
+        # lines are as they were before rooms.
+        room = message.room
+        where = f" in #{room}" if room and room != self.client.default_room else ""
         line = (
-            f"{clock_time(message.timestamp_ms)} [From: {message.sender_nickname}]"
-            f" {message.text}"
+            f"{clock_time(message.timestamp_ms)}"
+            f" [From: {message.sender_nickname}{where}] {message.text}"
         )
+        current = self.room or self.client.default_room
+        if room and room != current and not message.history:
+            self.room_unread[room] = self.room_unread.get(room, 0) + 1
+            self._draw_rooms()
         ident = message.ident
         if ident is None:
             prepend(self.messages, line, tag)
@@ -571,6 +712,9 @@ class ChatWindow(ChatObserver):
     def connection_lost(self, reason: str, requested: bool) -> None:
         """Tell the user who closed; a lost connection can be joined again."""
         pressed, self._leave_pressed = self._leave_pressed, False
+        self.room = None
+        self.room_unread.clear()
+        self._draw_rooms()
         self._update_buttons()
         if self._closing or self._busy:
             return  # a failed JOIN reports its own reason

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from muca.client.errors import RoomRefused
+from muca.client.rooms import RoomInfo
 from muca.client.sending import Refusal
 from muca.protocol.messages import Peer
 
@@ -23,6 +25,9 @@ class ReceivedMessage:
     timestamp_ms: int | None = None
     #: True for a message replayed from the history (sent before we joined).
     history: bool = False
+    #: The room of a broadcast from a server with rooms (None: a private or
+    #: group message, or a server without rooms).
+    room: str | None = None
 
 
 class ChatObserver:
@@ -61,3 +66,32 @@ class ChatObserver:
 
     def connection_lost(self, reason: str, requested: bool) -> None:
         """The connection ended; ``requested`` when we asked for it (leave)."""
+
+    # Rooms (a server with the ``rooms`` capability; none of these is called
+    # by a server without rooms, where the client behaves as before them).
+
+    def rooms_changed(self, rooms: tuple[RoomInfo, ...]) -> None:
+        """``ROOMS``: every room we may see, the default room first (see
+        ``ChatClient.rooms``); empty when the connection ended."""
+
+    def room_entered(self, room: str, topic: str) -> None:
+        """``ENTERED``: we are in ``room`` now; its roster follows."""
+
+    def room_exited(self, room: str) -> None:
+        """We are no longer in ``room`` (we left it)."""
+
+    def room_peers_changed(self, room: str, peers: tuple[Peer, ...]) -> None:
+        """The roster of a room we are in changed (the default room's is
+        also reported by ``peers_changed``)."""
+
+    def topic_changed(self, room: str, topic: str, by: str) -> None:
+        """``TOPIC``: ``room``'s topic is now ``topic``, set by user id ``by``."""
+
+    def room_refused(self, refusal: RoomRefused) -> None:
+        """The server refused ``ENTER``, ``EXIT``, ``ROOMSET`` or ``INVITE``
+        (``str(refusal)`` is a readable line); a refused ``SEND`` to a room
+        goes to ``send_refused``."""
+
+    def rooms_unavailable(self, reason: str) -> None:
+        """The server joined us without rooms (a cluster node:
+        ``ROOMS_UNAVAILABLE``); its one room is all there is."""

@@ -69,6 +69,9 @@ class SentMessage:
     passed_on: bool = True
     #: The user ids the server did not deliver it to (UNKNOWN_RECIPIENT).
     undelivered: tuple[str, ...] = field(default=())
+    #: The room a broadcast was sent to (None: the default room, or a
+    #: private or group message).
+    room: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,11 +97,17 @@ class SentMessages:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def sent(self, recipients: tuple[str, ...], text: str, now: float) -> SentMessage:
-        """Record a message just written to the server."""
+    def sent(
+        self,
+        recipients: tuple[str, ...],
+        text: str,
+        now: float,
+        room: str | None = None,
+    ) -> SentMessage:
+        """Record a message just written to the server (to ``room``)."""
         self._settle(now)
         self._serial += 1
-        message = SentMessage(self._serial, recipients, text, now)
+        message = SentMessage(self._serial, recipients, text, now, room=room)
         self._pending.append(message)
         if len(self._pending) > MOST_PENDING:
             self._pending.popleft()

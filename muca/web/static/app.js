@@ -1,6 +1,6 @@
 // Wiring: user input -> Session (protocol.js), Session events -> View (view.js).
 
-import { Session, typeFor } from './protocol.js';
+import { DIRECT, Session, typeFor } from './protocol.js';
 import { View, recipientsText } from './view.js';
 
 const STORE_KEY = 'muca.identity';
@@ -10,6 +10,7 @@ const view = new View();
 const session = new Session();
 const selected = new Set(); // uids the next message goes to; empty = everyone
 let unread = 0;
+const unreadIn = new Map(); // view (a room, or DIRECT) -> messages not seen there
 
 // --- remembered identity (never the password) ------------------------------
 
@@ -62,6 +63,61 @@ function togglePeer(uid) {
   refreshRecipients();
 }
 
+// --- rooms -------------------------------------------------------------------
+
+function currentTopic() {
+  return session.rooms.find((r) => r.ROOM === session.current)?.TOPIC || '';
+}
+
+function refreshRooms() {
+  view.renderRooms(session.rooms, session.current, unreadIn, pickRoom, DIRECT);
+  view.showRoomHead(session.roomsAvailable ? session.current : null, currentTopic(), DIRECT);
+}
+
+function pickRoom(name) {
+  view.showRoomError(null);
+  if (name === DIRECT) {
+    session.switchTo(DIRECT);
+    return;
+  }
+  const result = session.enter(name);
+  if (!result.ok) view.showRoomError(result.reason);
+}
+
+session.addEventListener('rooms', refreshRooms);
+
+session.addEventListener('room', () => {
+  const room = session.roomsAvailable ? session.current : null;
+  unreadIn.delete(room);
+  // A room's message goes to everyone in it: start from nobody picked.
+  if (room !== DIRECT) selected.clear();
+  view.showView(room);
+  refreshRooms();
+  refreshRecipients();
+});
+
+session.addEventListener('roomrefused', (e) => view.showRoomError(e.detail.text));
+
+document.getElementById('new-room').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const written = view.roomName.value.trim();
+  if (!written) return;
+  const result = session.enter(written);
+  if (!result.ok) {
+    view.showRoomError(result.reason);
+    return;
+  }
+  view.showRoomError(null);
+  view.roomName.value = '';
+});
+
+view.exitRoomBtn.addEventListener('click', () => {
+  if (session.current && session.current !== DIRECT) {
+    view.showRoomError(null);
+    session.exit(session.current);
+  }
+});
+
 // --- session events ----------------------------------------------------------
 
 session.addEventListener('state', () => {
@@ -100,7 +156,12 @@ session.addEventListener('peers', () => {
 
 session.addEventListener('message', (e) => {
   const msg = e.detail.msg;
-  view.addMessage(msg, (u) => session.nameOf(u), session.me?.uid);
+  const where = session.viewOf(msg);
+  view.addMessage(msg, (u) => session.nameOf(u), session.me?.uid, where);
+  if (where !== null && !view.shows(where) && !msg.hist && !msg.own) {
+    unreadIn.set(where, (unreadIn.get(where) || 0) + 1);
+    refreshRooms();
+  }
   if (!msg.hist && !msg.own && !pageIsSeen()) {
     unread += 1;
     updateTitle();
@@ -190,7 +251,7 @@ function sendCurrent() {
     view.log('error', result.reason); // the text stays in the box
     return;
   }
-  view.addMessage(result.msg, (u) => session.nameOf(u), session.me.uid);
+  view.addMessage(result.msg, (u) => session.nameOf(u), session.me.uid, session.viewOf(result.msg));
   view.text.value = '';
   autosize();
   refreshControls();

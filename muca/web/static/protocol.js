@@ -26,6 +26,22 @@ export function typeFor(toUids) {
   return toUids.length === 1 ? 'PRIVATE' : 'GROUP';
 }
 
+/** The view of private and group messages, beside the rooms' views. */
+export const DIRECT = '@direct';
+/** The refused rooms commands, as the activity line says them. */
+const ROOM_REFUSED = {
+  ENTER: 'Cannot enter the room', EXIT: 'Cannot leave the room',
+  ROOMSET: 'Cannot change the room', INVITE: 'Cannot invite to the room',
+};
+
+/** A room's name as the server writes it, or null for one it refuses. */
+export function roomName(written) {
+  let name = String(written).trim();
+  if (name.startsWith('#')) name = name.slice(1);
+  name = name.toLowerCase();
+  return /^[a-z0-9_-]{1,32}$/.test(name) ? name : null;
+}
+
 /** Delay before reconnect attempt number `attempt` (1-based). */
 export function backoffDelay(attempt) {
   return Math.min(BACKOFF_FIRST_MS * 2 ** (attempt - 1), BACKOFF_MAX_MS);
@@ -61,6 +77,26 @@ export class Session extends EventTarget {
     this.wasJoined = false;      // this session got ACK OKAY at least once
     this.attempt = 0;            // reconnect attempts since the last success
     this.retryTimer = null;
+    this.resetRooms();
+  }
+
+  /** Rooms (capability "rooms"): none known until the server lists them. */
+  resetRooms() {
+    this.rooms = [];             // [{ROOM, TOPIC, COUNT, IN}], the default room first
+    this.roomsAvailable = false; // the server sent ROOMS
+    this.roomPeers = new Map();  // room -> [{UN, UID}] of the rooms we are in
+    this.current = null;         // the view shown: a room's name, DIRECT, or null (no rooms)
+  }
+
+  get defaultRoom() {
+    return this.rooms.length ? this.rooms[0].ROOM : null;
+  }
+
+  /** The view a message belongs to: its room, DIRECT, or null without rooms. */
+  viewOf(msg) {
+    if (!this.roomsAvailable) return null;
+    if (msg.type !== 'ALL') return DIRECT;
+    return msg.room || this.defaultRoom;
   }
 
   emit(type, detail = {}) {
@@ -110,6 +146,9 @@ export class Session extends EventTarget {
     }
     if (this.state !== 'idle') this.log('info', 'You left the room.');
     this.peers = [];
+    this.resetRooms();
+    this.emit('rooms', { rooms: this.rooms });
+    this.emit('room', { room: null });
     this.emit('peers', { peers: this.peers });
     this.historyPending = false;
     this.setState('idle');
@@ -138,8 +177,10 @@ export class Session extends EventTarget {
 
   sendJoin() {
     const join = {
-      CMD: 'JOIN', UN: this.me.un, UID: this.me.uid, V: 2, CAPS: ['history', 'known'],
+      CMD: 'JOIN', UN: this.me.un, UID: this.me.uid, V: 2, CAPS: ['history', 'known', 'rooms'],
     };
+    this.resetRooms();
+    this.emit('rooms', { rooms: this.rooms });
     this.sentMessages = new SentMessages([this.me.uid, this.me.un]);
     if (this.me.pass) join.PASS = this.me.pass;
     // After a lost connection, ask only for what we missed.
@@ -171,6 +212,9 @@ export class Session extends EventTarget {
       case 'HISTORY': this.onHistoryEnd(obj); break;
       case 'KNOWN': this.onKnown(obj); break;
       case 'ERROR': this.onError(obj); break;
+      case 'ROOMS': this.onRooms(obj); break;
+      case 'ENTERED': this.onEntered(obj); break;
+      case 'TOPIC': this.onTopic(obj); break;
       default: break; // unknown commands are ignored, as the protocol asks
     }
   }
@@ -223,6 +267,15 @@ export class Session extends EventTarget {
 
   onList(obj) {
     if (!Array.isArray(obj.DATA)) return;
+    if (typeof obj.ROOM === 'string') {
+      const peers = obj.DATA.filter((p) => p && typeof p.UID === 'string')
+        .map((p) => ({ UN: String(p.UN ?? p.UID), UID: p.UID }));
+      for (const p of peers) this.names.set(p.UID, p.UN);
+      this.roomPeers.set(obj.ROOM, peers);
+      this.emit('rooms', { rooms: this.rooms });
+      // Only the room on screen shows its comings and goings.
+      if (obj.ROOM !== this.current) return;
+    }
     const before = new Set(this.peers.map((p) => p.UID));
     this.peers = obj.DATA.filter((p) => p && typeof p.UID === 'string')
       .map((p) => ({ UN: String(p.UN ?? p.UID), UID: p.UID }));
@@ -291,6 +344,82 @@ export class Session extends EventTarget {
     return this.names.get(uid) ?? uid;
   }
 
+  // --- rooms ---------------------------------------------------------------
+
+  onRooms(obj) {
+    if (!Array.isArray(obj.DATA)) return;
+    this.rooms = obj.DATA.filter((r) => r && typeof r.ROOM === 'string').map((r) => ({
+      ROOM: r.ROOM,
+      TOPIC: typeof r.TOPIC === 'string' ? r.TOPIC : '',
+      COUNT: Number.isInteger(r.COUNT) ? r.COUNT : 0,
+      IN: r.IN === true,
+    }));
+    this.roomsAvailable = true;
+    for (const r of this.rooms) if (!r.IN) this.roomPeers.delete(r.ROOM);
+    const inside = this.rooms.filter((r) => r.IN).map((r) => r.ROOM);
+    if (this.current === null || (this.current !== DIRECT && !inside.includes(this.current))) {
+      // First list, or we left the room shown: the default room, else
+      // another we are in, else the private messages.
+      this.switchTo(inside.includes(this.defaultRoom) ? this.defaultRoom : (inside[0] || DIRECT));
+    }
+    this.emit('rooms', { rooms: this.rooms });
+  }
+
+  onEntered(obj) {
+    if (typeof obj.ROOM !== 'string') return;
+    this.log('ok', `You entered #${obj.ROOM}.`);
+    this.switchTo(obj.ROOM);
+  }
+
+  onTopic(obj) {
+    if (typeof obj.ROOM !== 'string' || typeof obj.TOPIC !== 'string') return;
+    for (const r of this.rooms) if (r.ROOM === obj.ROOM) r.TOPIC = obj.TOPIC;
+    const by = typeof obj.BY === 'string' ? this.nameOf(obj.BY) : 'someone';
+    this.log('note', obj.TOPIC
+      ? `${by} set the topic of #${obj.ROOM}: ${obj.TOPIC}`
+      : `${by} cleared the topic of #${obj.ROOM}.`);
+    this.emit('rooms', { rooms: this.rooms });
+  }
+
+  /** The room `name` (or DIRECT) on screen; its roster is the people shown. */
+  switchTo(name) {
+    this.current = name;
+    if (name === DIRECT) {
+      // Anyone in a room with us can be written to.
+      const seen = new Map();
+      for (const peers of this.roomPeers.values()) for (const p of peers) seen.set(p.UID, p);
+      this.peers = [...seen.values()];
+    } else {
+      this.peers = this.roomPeers.get(name) || [];
+    }
+    this.emit('room', { room: name });
+    this.emit('peers', { peers: this.peers });
+  }
+
+  /** ENTER a room (made when it does not exist); false with a reason else. */
+  enter(written) {
+    const name = roomName(written);
+    if (name === null) {
+      return { ok: false, reason: `"${written}" is no room name: 1 to 32 characters of a-z, 0-9, - and _.` };
+    }
+    if (this.state !== 'joined' || !this.roomsAvailable) {
+      return { ok: false, reason: 'This server has no rooms: everyone is in its one room.' };
+    }
+    const known = this.rooms.find((r) => r.ROOM === name);
+    if (known && known.IN) {
+      this.switchTo(name);
+      return { ok: true };
+    }
+    this.write({ CMD: 'ENTER', ROOM: name });
+    return { ok: true };
+  }
+
+  /** EXIT a room we are in. */
+  exit(name) {
+    if (this.state !== 'joined' || !this.roomsAvailable) return false;
+    return this.write({ CMD: 'EXIT', ROOM: name });
+  }
+
   onMsg(obj) {
     if (typeof obj.MSG !== 'string') return;
     const id = Number.isInteger(obj.ID) ? obj.ID : null;
@@ -311,6 +440,7 @@ export class Session extends EventTarget {
       own: false,
       // The nickname it was sent with, for a replayed message.
       un: obj.HIST === true && typeof obj.UN === 'string' && obj.UN ? obj.UN : null,
+      room: typeof obj.ROOM === 'string' ? obj.ROOM : null,
     };
     // Our own messages read back from history (authenticated servers).
     if (this.me && msg.from === this.me.uid) msg.own = true;
@@ -326,6 +456,17 @@ export class Session extends EventTarget {
   onError(obj) {
     const code = obj.CODE || 'ERROR';
     const reason = obj.REASON || '';
+    if (code === 'ROOMS_UNAVAILABLE' && obj.REF === 'JOIN') {
+      // A cluster node: its one room, as before rooms existed.
+      this.roomsAvailable = false;
+      return;
+    }
+    if (ROOM_REFUSED[obj.REF]) {
+      const text = `${ROOM_REFUSED[obj.REF]}: ${reason || 'the server refused it'} (${code})`;
+      this.log('error', text);
+      this.emit('roomrefused', { code, reason, ref: obj.REF, text });
+      return;
+    }
     if (obj.REF === 'SEND' && this.sentMessages) {
       const refusal = this.sentMessages.refused(code, reason);
       if (refusal) {
@@ -385,6 +526,14 @@ export class Session extends EventTarget {
       return { ok: false, reason: 'You are not in the room: join first.' };
     }
     const cmd = { CMD: 'SEND', MSG: text, TO: [...toUids], FROM: this.me.uid };
+    let room = null;
+    if (this.roomsAvailable && toUids.length === 0) {
+      if (this.current === DIRECT || this.current === null) {
+        return { ok: false, reason: 'Pick the people to write to, or open a room.' };
+      }
+      room = this.current;
+      cmd.ROOM = room;
+    }
     const refusal = tooLong(cmd, this.maxFrame);
     if (refusal) return { ok: false, reason: refusal };
     if (!this.write(cmd)) {
@@ -393,7 +542,7 @@ export class Session extends EventTarget {
     const sent = this.sentMessages.sent(toUids, text);
     const msg = {
       id: null, type: typeFor(toUids), text, from: this.me.uid,
-      to: [...toUids], ts: Date.now(), hist: false, own: true, serial: sent.serial,
+      to: [...toUids], ts: Date.now(), hist: false, own: true, serial: sent.serial, room,
     };
     return { ok: true, msg };
   }

@@ -69,6 +69,15 @@ export class View {
     this.consolePanel = $('console-panel');
     this.consoleLast = $('console-last');
     this.joinError = $('join-error');
+    this.roomsPanel = $('rooms-panel');
+    this.roomsList = $('rooms');
+    this.roomName = $('room-name');
+    this.roomError = $('room-error');
+    this.roomHead = $('room-head');
+    this.roomTitle = $('room-title');
+    this.roomTopic = $('room-topic');
+    this.exitRoomBtn = $('exit-room');
+    this.view = null; // the messages shown: a room's name, '@direct', or null (all)
     // Whether the newest message is in view; kept so when the viewport
     // shrinks (a phone's on-screen keyboard opening).
     this.atBottom = true;
@@ -173,6 +182,92 @@ export class View {
     this.everyoneBtn.disabled = type === 'ALL';
   }
 
+  // --- rooms -----------------------------------------------------------
+
+  /**
+   * The room list: each room with its topic, how many are in it and
+   * whether we are; then the private messages. `unread` maps a view to its
+   * count; `onPick(name)` opens (or enters) one.
+   */
+  renderRooms(rooms, current, unread, onPick, direct) {
+    this.roomsPanel.hidden = rooms.length === 0;
+    const items = rooms.map((r) => {
+      const li = el('li', 'room');
+      li.dataset.room = r.ROOM;
+      li.classList.toggle('in', r.IN);
+      li.classList.toggle('current', r.ROOM === current);
+      const btn = el('button', 'room-btn');
+      btn.type = 'button';
+      btn.title = r.IN ? `Open #${r.ROOM}` : `Enter #${r.ROOM}`;
+      const label = el('span', 'room-label');
+      label.append(el('span', 'room-name', `#${r.ROOM}`));
+      if (r.TOPIC) label.append(el('span', 'room-topic-line', r.TOPIC));
+      btn.append(label);
+      if (!r.IN) btn.append(el('span', 'room-tag', 'enter'));
+      const count = el('span', 'room-count', String(r.COUNT));
+      count.title = `${r.COUNT} in the room`;
+      btn.append(count);
+      const n = unread.get(r.ROOM) || 0;
+      if (n > 0) btn.append(el('span', 'badge', String(n)));
+      btn.setAttribute('aria-current', String(r.ROOM === current));
+      btn.addEventListener('click', () => onPick(r.ROOM));
+      li.append(btn);
+      return li;
+    });
+    const li = el('li', 'room direct in');
+    li.dataset.room = direct;
+    li.classList.toggle('current', current === direct);
+    const btn = el('button', 'room-btn');
+    btn.type = 'button';
+    const label = el('span', 'room-label');
+    label.append(el('span', 'room-name', 'Private & group'));
+    btn.append(label);
+    const n = unread.get(direct) || 0;
+    if (n > 0) btn.append(el('span', 'badge', String(n)));
+    btn.addEventListener('click', () => onPick(direct));
+    li.append(btn);
+    items.push(li);
+    this.roomsList.replaceChildren(...items);
+  }
+
+  /** The head of the conversation: the room shown, its topic, Leave. */
+  showRoomHead(room, topic, direct) {
+    this.roomHead.hidden = room === null;
+    if (room === null) return;
+    const isDirect = room === direct;
+    this.roomTitle.textContent = isDirect ? 'Private & group messages' : `#${room}`;
+    this.roomTopic.textContent = isDirect ? '' : (topic || 'No topic');
+    this.roomTopic.classList.toggle('none', !topic);
+    this.exitRoomBtn.hidden = isDirect;
+  }
+
+  /** A refused rooms command, under the room list (null: none). */
+  showRoomError(text) {
+    this.roomError.hidden = text === null;
+    this.roomError.textContent = text || '';
+  }
+
+  /** Whether a message of view `where` is shown now: every view shows the
+   * private and group messages among its room's, as before rooms; the
+   * private view shows those only. */
+  shows(where) {
+    const view = this.view;
+    return view === null || where === undefined || where === null
+      || where === view || where === '@direct';
+  }
+
+  /** Show only the messages of view `view` (null: all of them). */
+  showView(view) {
+    this.view = view;
+    let any = false;
+    for (const li of this.messages.children) {
+      li.hidden = !this.shows(li.dataset.view);
+      if (!li.hidden) any = true;
+    }
+    this.empty.hidden = any;
+    this.scrollToBottom();
+  }
+
   // --- messages --------------------------------------------------------
 
   clearMessages() {
@@ -213,6 +308,7 @@ export class View {
     } else {
       kindText = { ALL: 'to everyone', GROUP: 'group', PRIVATE: 'private' }[msg.type];
     }
+    if (msg.type === 'ALL' && msg.room) kindText = `in #${msg.room}`;
     meta.append(el('span', `kind ${kind}`, kindText));
 
     const time = el('time', 'time', formatTime(msg.ts));
@@ -241,8 +337,10 @@ export class View {
    * echoes them) and stay where they were put, at the end when sent.  So
    * older history lands at the top, a catch-up after a reconnect at the end.
    */
-  addMessage(msg, nameOf, myUid) {
+  addMessage(msg, nameOf, myUid, view = null) {
     const node = this.messageElement(msg, nameOf, myUid);
+    if (view !== null) node.dataset.view = view;
+    node.hidden = !this.shows(view);
     const stick = this.nearBottom() || msg.own;
     let before = null;
     if (msg.id !== null) {
@@ -260,7 +358,7 @@ export class View {
     } else {
       this.messages.append(node);
     }
-    this.empty.hidden = true;
+    if (!node.hidden) this.empty.hidden = true;
     if (stick && !before) this.scrollToBottom();
     return node;
   }
