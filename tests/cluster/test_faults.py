@@ -213,8 +213,8 @@ class RedisFaultTests(TestCase):
         await logged(one, "cluster: Redis unreachable", since)
         # ...so whether it was accepted is not known yet (a paused Redis runs
         # what it finds when it resumes), and Tony has heard nothing of it;
-        # unless the batch waited behind a command already unanswered when
-        # Redis stopped, and so was never sent: then it is refused at once.
+        # unless, on a loaded machine, node one handled the SEND only after
+        # it had dropped its unanswered connection: never sent, refused at once.
         self.assertLessEqual(errors(tony, "CLUSTER_UNAVAILABLE"), 1)
         # Redis dies with the batch unread and comes back empty: once node
         # one has read the new stream to its end, the batch is not on it.
