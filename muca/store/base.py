@@ -15,7 +15,17 @@ from muca.protocol.messages import ALL, ChatMessage
 #: refused rather than misread, one with an older one is migrated at open.
 #: 2: the readers index (muca_readers) instead of per-user indexes.
 #: 3: each message's sender nickname; known users' last nickname and time.
-SCHEMA_VERSION = 3
+#: 4: each message's room ('' the default room); the rooms, their
+#: invitations and each account's rooms.
+SCHEMA_VERSION = 4
+
+#: The room of a message in the default room (and of every private or group
+#: message): whatever room the server names its default (``--default-room``).
+DEFAULT_ROOM_KEY = ""
+
+#: The rooms whose broadcasts a reader sees when a caller names none: the
+#: default room's.
+DEFAULT_ROOMS: tuple[str, ...] = (DEFAULT_ROOM_KEY,)
 
 
 class StoreError(Exception):
@@ -50,14 +60,35 @@ class KnownUser:
     seen: int
 
 
-def may_read(message: ChatMessage, reader: str | None, private: bool) -> bool:
+@dataclass(frozen=True, slots=True)
+class StoredRoom:
+    """A room as the store keeps it: its name, owner (None: the server's),
+    settings, when it was made (ms since the epoch) and the user ids
+    invited to it (in the order they were)."""
+
+    name: str
+    owner: str | None
+    topic: str = ""
+    private: bool = False
+    slow: int = 0
+    created: int = 0
+    invited: tuple[str, ...] = ()
+
+
+def may_read(
+    message: ChatMessage,
+    reader: str | None,
+    private: bool,
+    rooms: Sequence[str] = DEFAULT_ROOMS,
+) -> bool:
     """The visibility rule, in Python: the SQL of every backend must agree.
 
-    Every broadcast; and, only when ``private`` (servers with --auth), the
-    group and private messages that ``reader`` sent or received.
+    The broadcasts of ``rooms`` (room keys: ``""`` the default room); and,
+    only when ``private`` (servers with --auth), the group and private
+    messages that ``reader`` sent or received.
     """
     if message.kind == ALL:
-        return True
+        return message.room in rooms
     if not private or reader is None:
         return False
     return message.sender == reader or reader in message.recipients
@@ -94,6 +125,32 @@ class MessageStore(Protocol):
         seen first; valid after ``open``."""
         ...
 
+    def rooms_at_open(self) -> list[StoredRoom]:
+        """Every room kept when ``open`` read them, with its settings and
+        invitations, the oldest first; valid after ``open``."""
+        ...
+
+    def account_rooms_at_open(self) -> dict[str, list[str]]:
+        """Each account's rooms (``--auth``) when ``open`` read them, by
+        user id, in the order it entered them; valid after ``open``."""
+        ...
+
+    def save_room(self, room: StoredRoom) -> Deferred[None]:
+        """Keep a room made, or its new settings (not its invitations:
+        ``save_invite``)."""
+        ...
+
+    def save_invite(self, room: str, uid: str) -> Deferred[None]:
+        """Keep that ``uid`` was invited to ``room``."""
+        ...
+
+    def save_account_room(
+        self, uid: str, room: str, member: bool, seen_ms: int
+    ) -> Deferred[None]:
+        """Keep that the account ``uid`` is (``member``) or is no longer a
+        member of ``room``; ``seen_ms``: when it entered."""
+        ...
+
     def append(self, messages: Sequence[ChatMessage]) -> Deferred[None]:
         """Store ``messages``; fires once they are durable.
 
@@ -105,18 +162,36 @@ class MessageStore(Protocol):
         """
         ...
 
-    def latest(self, reader: str | None, private: bool, limit: int) -> Deferred[Page]:
-        """The newest ``limit`` messages ``reader`` may see."""
+    def latest(
+        self,
+        reader: str | None,
+        private: bool,
+        limit: int,
+        rooms: Sequence[str] = DEFAULT_ROOMS,
+    ) -> Deferred[Page]:
+        """The newest ``limit`` messages ``reader`` may see: the broadcasts
+        of ``rooms`` (room keys), and its own private and group messages
+        when ``private`` (see ``may_read``)."""
         ...
 
     def since(
-        self, reader: str | None, private: bool, after_id: int, limit: int = 1000
+        self,
+        reader: str | None,
+        private: bool,
+        after_id: int,
+        limit: int = 1000,
+        rooms: Sequence[str] = DEFAULT_ROOMS,
     ) -> Deferred[Page]:
         """Visible messages with an id above ``after_id``: the newest ``limit``."""
         ...
 
     def before(
-        self, reader: str | None, private: bool, before_id: int, limit: int
+        self,
+        reader: str | None,
+        private: bool,
+        before_id: int,
+        limit: int,
+        rooms: Sequence[str] = DEFAULT_ROOMS,
     ) -> Deferred[Page]:
         """The newest ``limit`` visible messages with an id below ``before_id``."""
         ...

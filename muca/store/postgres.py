@@ -19,7 +19,16 @@ from muca.store.shared import SQLStoreOperations
 T = TypeVar("T")
 
 #: The history's tables, whose size ``--history-bytes`` bounds.
-TABLES = ("muca_messages", "muca_recipients", "muca_readers", "muca_users", "muca_meta")
+TABLES = (
+    "muca_messages",
+    "muca_recipients",
+    "muca_readers",
+    "muca_users",
+    "muca_meta",
+    "muca_rooms",
+    "muca_room_invites",
+    "muca_account_rooms",
+)
 
 
 def _used_bytes(cursor: Any) -> int:
@@ -216,7 +225,7 @@ class PostgresStore(SQLStoreOperations):
     def _open(self, cursor: Any) -> int:
         cursor.execute(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
         last_id = sql.create_or_check(cursor, DIALECT)
-        self._known_at_open = sql.known_users(cursor)
+        self._read_at_open(cursor)
         return last_id
 
     def _write(self, work: Callable[..., T], *args: Any) -> Deferred[T]:

@@ -12,7 +12,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from muca.store import retention, sql
-from muca.store.base import ChatMessage, KnownUser, Page, StoreError
+from muca.store.base import (
+    DEFAULT_ROOMS,
+    ChatMessage,
+    KnownUser,
+    Page,
+    StoredRoom,
+    StoreError,
+)
 
 T = TypeVar("T")
 
@@ -38,6 +45,9 @@ class SQLStoreOperations:
         self._last_appended = 0
         # The known users as the open read them (see known_at_open).
         self._known_at_open: list[KnownUser] = []
+        # The rooms and each account's rooms as the open read them.
+        self._rooms_at_open: list[StoredRoom] = []
+        self._account_rooms_at_open: dict[str, list[str]] = {}
 
     def _write(self, work: Callable[..., T], *args: Any) -> Deferred[T]:
         """Run ``work(cursor, *args)`` in one committed transaction."""
@@ -59,6 +69,23 @@ class SQLStoreOperations:
         """The known users when the store was opened, the least recently
         seen first (read by the open: a server knows them before it serves)."""
         return self._known_at_open
+
+    def rooms_at_open(self) -> list[StoredRoom]:
+        """The rooms kept when the store was opened, the oldest first, with
+        their settings and invitations (read by the open, as the known
+        users are)."""
+        return self._rooms_at_open
+
+    def account_rooms_at_open(self) -> dict[str, list[str]]:
+        """Each account's rooms when the store was opened, by user id."""
+        return self._account_rooms_at_open
+
+    def _read_at_open(self, cursor: Any) -> None:
+        """What the open reads besides the schema, on the database thread:
+        the known users, the rooms, the accounts' rooms."""
+        self._known_at_open = sql.known_users(cursor)
+        self._rooms_at_open = sql.read_rooms(cursor, self.dialect)
+        self._account_rooms_at_open = sql.read_account_rooms(cursor)
 
     def append(self, messages: Sequence[ChatMessage]) -> Deferred[None]:
         """Store ``messages``; fires after the commit (see ``MessageStore``)."""
@@ -111,32 +138,77 @@ class SQLStoreOperations:
             else:
                 d.callback(None)
 
-    def latest(self, reader: str | None, private: bool, limit: int) -> Deferred[Page]:
+    def latest(
+        self,
+        reader: str | None,
+        private: bool,
+        limit: int,
+        rooms: Sequence[str] = DEFAULT_ROOMS,
+    ) -> Deferred[Page]:
         """The newest ``limit`` messages ``reader`` may see, oldest first."""
-        return self._page(reader, private, 0, sql.NO_UPPER_BOUND, limit)
+        return self._page(reader, private, 0, sql.NO_UPPER_BOUND, limit, rooms)
 
     def since(
-        self, reader: str | None, private: bool, after_id: int, limit: int = 1000
+        self,
+        reader: str | None,
+        private: bool,
+        after_id: int,
+        limit: int = 1000,
+        rooms: Sequence[str] = DEFAULT_ROOMS,
     ) -> Deferred[Page]:
         """Visible messages with an id above ``after_id``: the newest ``limit``."""
-        return self._page(reader, private, after_id, sql.NO_UPPER_BOUND, limit)
+        return self._page(reader, private, after_id, sql.NO_UPPER_BOUND, limit, rooms)
 
     def before(
-        self, reader: str | None, private: bool, before_id: int, limit: int
+        self,
+        reader: str | None,
+        private: bool,
+        before_id: int,
+        limit: int,
+        rooms: Sequence[str] = DEFAULT_ROOMS,
     ) -> Deferred[Page]:
         """The newest ``limit`` visible messages with an id below ``before_id``."""
-        return self._page(reader, private, 0, before_id, limit)
+        return self._page(reader, private, 0, before_id, limit, rooms)
 
     def _page(
-        self, reader: str | None, private: bool, lower: int, upper: int, limit: int
+        self,
+        reader: str | None,
+        private: bool,
+        lower: int,
+        upper: int,
+        limit: int,
+        rooms: Sequence[str],
     ) -> Deferred[Page]:
         return self._query(
-            sql.read_page, self.dialect, reader, private, lower, upper, limit
+            sql.read_page,
+            self.dialect,
+            reader,
+            private,
+            lower,
+            upper,
+            limit,
+            tuple(rooms),
         )
 
     def remember_user(self, uid: str, nickname: str, seen_ms: int) -> Deferred[None]:
         """Record that ``uid`` was seen at ``seen_ms`` as ``nickname``."""
         return self._write(sql.remember_user, self.dialect, uid, nickname, seen_ms)
+
+    def save_room(self, room: StoredRoom) -> Deferred[None]:
+        """Keep a room made, or its new settings."""
+        return self._write(sql.save_room, self.dialect, room)
+
+    def save_invite(self, room: str, uid: str) -> Deferred[None]:
+        """Keep that ``uid`` was invited to ``room``."""
+        return self._write(sql.save_invite, self.dialect, room, uid)
+
+    def save_account_room(
+        self, uid: str, room: str, member: bool, seen_ms: int
+    ) -> Deferred[None]:
+        """Keep that account ``uid`` is (or no longer is) in ``room``."""
+        return self._write(
+            sql.save_account_room, self.dialect, uid, room, member, seen_ms
+        )
 
     def prune(
         self,

@@ -11,8 +11,9 @@ like a committed transaction does (both are in the page cache); at the next
 open, what SQLite lacks is taken from the spool files, then they go.
 
 A file holds one line per append: a JSON array of its messages, each an
-array of id, time, sender, type, recipients, text and the sender's nickname
-(absent in lines written before nicknames were kept).  It is named
+array of id, time, sender, type, recipients, text, the sender's nickname
+and the room (``""``: the default room; the nickname absent in lines written
+before nicknames were kept, the room in those written before rooms were).  It is named
 ``<database>-spool.<n>``, and a new one is started once it passes
 ``SEGMENT_BYTES``, so that the files whose messages are all in SQLite can be
 deleted while the server runs.
@@ -44,7 +45,7 @@ _ENCODER = json.JSONEncoder(
 def _line(messages: Sequence[ChatMessage]) -> str:
     return _ENCODER.encode(
         [
-            [m.id, m.ts, m.sender, m.kind, m.recipients, m.text, m.nickname]
+            [m.id, m.ts, m.sender, m.kind, m.recipients, m.text, m.nickname, m.room]
             for m in messages
         ]
     )
@@ -63,12 +64,14 @@ def parse_line(line: str | bytes) -> list[ChatMessage]:
 
 
 def _message(row: object) -> ChatMessage:
-    # Six fields before nicknames were kept (schema version 3), seven since.
-    if not isinstance(row, list) or len(row) not in (6, 7):
+    # Six fields before nicknames were kept (schema version 3), seven
+    # before rooms were (version 4), eight since.
+    if not isinstance(row, list) or len(row) not in (6, 7, 8):
         raise ValueError("not a spooled message")
     id_, ts, sender, kind, recipients, text = row[:6]
-    nickname = row[6] if len(row) == 7 else None
-    fields = (id_, ts, sender, kind, text)
+    nickname = row[6] if len(row) >= 7 else None
+    room = row[7] if len(row) == 8 else ""
+    fields = (id_, ts, sender, kind, text, room)
     if not (
         type(id_) is int
         and type(ts) is int
@@ -78,7 +81,7 @@ def _message(row: object) -> ChatMessage:
         and (nickname is None or isinstance(nickname, str))
     ):
         raise ValueError("not a spooled message")
-    return ChatMessage(id_, ts, sender, kind, tuple(recipients), text, nickname)
+    return ChatMessage(id_, ts, sender, kind, tuple(recipients), text, nickname, room)
 
 
 class StoreGone(StoreError):

@@ -13,10 +13,12 @@ from typing import Any
 
 from muca.protocol.messages import ALL, GROUP, PRIVATE
 from muca.store.base import (
+    DEFAULT_ROOM_KEY,
     SCHEMA_VERSION,
     ChatMessage,
     KnownUser,
     Page,
+    StoredRoom,
     StoreError,
 )
 
@@ -51,7 +53,7 @@ class Dialect:
         return text.replace("?", self.placeholder)
 
 
-def _schema(dialect: Dialect) -> list[str]:
+def _tables(dialect: Dialect) -> list[str]:
     # Who may read a group or private message (its sender and recipients)
     # is the readers index, one row per (uid, message): a page of the
     # messages a uid sent or received is a range scan of it.  Its rows land
@@ -68,9 +70,8 @@ def _schema(dialect: Dialect) -> list[str]:
             sender TEXT NOT NULL,
             kind TEXT NOT NULL CHECK (kind IN ('ALL', 'GROUP', 'PRIVATE')),
             text {dialect.text_type} NOT NULL,
-            nickname TEXT)""",
-        """CREATE INDEX IF NOT EXISTS muca_messages_kind_id
-            ON muca_messages (kind, id)""",
+            nickname TEXT,
+            room TEXT NOT NULL DEFAULT '')""",
         """CREATE TABLE IF NOT EXISTS muca_recipients (
             message_id BIGINT NOT NULL REFERENCES muca_messages (id),
             position INTEGER NOT NULL,
@@ -84,7 +85,34 @@ def _schema(dialect: Dialect) -> list[str]:
         # seen (joined or left, ms since the epoch).
         """CREATE TABLE IF NOT EXISTS muca_users (
             uid TEXT PRIMARY KEY, nickname TEXT, seen BIGINT)""",
+        # The rooms made on the server (the default room is the server's
+        # and not kept here), their invitations, and the rooms each account
+        # is in (--auth): its next JOIN enters them again.
+        f"""CREATE TABLE IF NOT EXISTS muca_rooms (
+            name TEXT PRIMARY KEY,
+            owner TEXT,
+            topic {dialect.text_type} NOT NULL,
+            private INTEGER NOT NULL DEFAULT 0,
+            slow INTEGER NOT NULL DEFAULT 0,
+            created BIGINT NOT NULL DEFAULT 0)""",
+        f"""CREATE TABLE IF NOT EXISTS muca_room_invites (
+            room TEXT NOT NULL,
+            uid TEXT NOT NULL,
+            PRIMARY KEY (room, uid)){dialect.key_only_table}""",
+        """CREATE TABLE IF NOT EXISTS muca_account_rooms (
+            uid TEXT NOT NULL,
+            room TEXT NOT NULL,
+            since BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (uid, room))""",
     ]
+
+
+#: The indexes, made after the columns they need (see ``create_or_check``).
+#: A page of a room's broadcasts is a range scan of (kind, room, id).
+_INDEXES = [
+    """CREATE INDEX IF NOT EXISTS muca_messages_kind_room_id
+        ON muca_messages (kind, room, id)""",
+]
 
 
 #: What schema version 3 added to the tables of versions 1 and 2.
@@ -95,8 +123,17 @@ _VERSION_3_COLUMNS = (
 )
 
 
+#: What schema version 4 added: each message's room, the default room's
+#: (``''``) for every message kept before.
+_VERSION_4_COLUMNS = (
+    "ALTER TABLE muca_messages ADD COLUMN room TEXT NOT NULL DEFAULT ''",
+)
+
 #: Version 1's per-user indexes, which the readers index replaced.
 _VERSION_1_INDEXES = ("muca_messages_sender_id", "muca_recipients_uid_id")
+
+#: Versions 1 to 3's index of broadcasts, which (kind, room, id) replaced.
+_VERSION_3_INDEXES = ("muca_messages_kind_id",)
 
 
 META_TABLE = """CREATE TABLE IF NOT EXISTS muca_meta (
@@ -142,7 +179,7 @@ def create_or_check(cursor: Any, dialect: Dialect) -> int:
             )
         if number < 1:
             raise StoreError(f"not a MUCA database (schema version {number})")
-    for statement in _schema(dialect):
+    for statement in _tables(dialect):
         cursor.execute(statement)
     if number == 1:
         # Version 2: the readers index replaces two per-user indexes.
@@ -152,6 +189,14 @@ def create_or_check(cursor: Any, dialect: Dialect) -> int:
         # Version 3: senders' nicknames, known users' last nickname and time.
         for statement in _VERSION_3_COLUMNS:
             cursor.execute(statement)
+    if version is not None and number < 4:
+        # Version 4: rooms. What was kept before is the default room's.
+        for statement in _VERSION_4_COLUMNS:
+            cursor.execute(statement)
+        for name in _VERSION_3_INDEXES:
+            cursor.execute(f"DROP INDEX IF EXISTS {name}")
+    for statement in _INDEXES:
+        cursor.execute(statement)
     if number < SCHEMA_VERSION or version is None:
         write_meta(cursor, dialect, "schema_version", str(SCHEMA_VERSION))
     if number == 1:
@@ -196,9 +241,17 @@ def insert(cursor: Any, dialect: Dialect, messages: Sequence[ChatMessage]) -> No
     _insert_rows(
         cursor,
         dialect,
-        "muca_messages (id, ts, sender, kind, text, nickname)",
+        "muca_messages (id, ts, sender, kind, text, nickname, room)",
         [
-            (m.id, m.ts, m.sender, m.kind, dialect.encode_text(m.text), m.nickname)
+            (
+                m.id,
+                m.ts,
+                m.sender,
+                m.kind,
+                dialect.encode_text(m.text),
+                m.nickname,
+                m.room,
+            )
             for m in messages
         ],
     )
@@ -219,7 +272,7 @@ def insert(cursor: Any, dialect: Dialect, messages: Sequence[ChatMessage]) -> No
 def insert_json(cursor: Any, lines: str) -> None:
     """Insert the messages of ``lines``, a JSON array of spool lines (each
     an array of messages ``[id, ts, sender, kind, [recipients], text,
-    nickname]``, the nickname absent in older lines),
+    nickname, room]``, the nickname and the room absent in older lines),
     with their recipients; SQLite only (its JSON functions; its readers
     index is written later), inside the caller's transaction.
 
@@ -229,9 +282,9 @@ def insert_json(cursor: Any, lines: str) -> None:
     ``insert`` instead (see ``SQLiteStore``).
     """
     cursor.execute(
-        "INSERT INTO muca_messages (id, ts, sender, kind, text, nickname)"
+        "INSERT INTO muca_messages (id, ts, sender, kind, text, nickname, room)"
         " SELECT m.value ->> 0, m.value ->> 1, m.value ->> 2, m.value ->> 3,"
-        " m.value ->> 5, m.value ->> 6"
+        " m.value ->> 5, m.value ->> 6, COALESCE(m.value ->> 7, '')"
         " FROM json_each(?) AS line, json_each(line.value) AS m",
         (lines,),
     )
@@ -289,15 +342,32 @@ def index_readers(cursor: Any, dialect: Dialect) -> int:
     return newest
 
 
-def _page_sql(private: bool, tail: bool) -> str:
+#: Rooms a page reads one branch each at most; more go in one branch (a
+#: user in that many rooms at once: slower, but SQLite's limit of 500
+#: terms in a compound SELECT stays far).
+MAX_ROOM_BRANCHES = 64
+
+
+def _page_sql(rooms: int, private: bool, tail: bool) -> str:
     # Each branch takes at most limit + 1 ids through its own index, newest
     # first, so a page costs O(limit) whatever the table's size; UNION then
     # merges them and drops the duplicates (a reader's own broadcasts).
-    branches = [
-        "SELECT id FROM (SELECT id FROM muca_messages"
-        " WHERE kind = 'ALL' AND id > ? AND id < ?"
-        " ORDER BY id DESC LIMIT ?) AS b"
-    ]
+    # One branch per room: (kind, room, id) read backwards from the upper
+    # bound (see MAX_ROOM_BRANCHES).
+    if rooms > MAX_ROOM_BRANCHES:
+        marks = ", ".join(["?"] * rooms)
+        branches = [
+            "SELECT id FROM (SELECT id FROM muca_messages"
+            f" WHERE kind = 'ALL' AND room IN ({marks}) AND id > ? AND id < ?"
+            " ORDER BY id DESC LIMIT ?) AS b"
+        ]
+    else:
+        branches = [
+            "SELECT id FROM (SELECT id FROM muca_messages"
+            " WHERE kind = 'ALL' AND room = ? AND id > ? AND id < ?"
+            f" ORDER BY id DESC LIMIT ?) AS b{n}"
+            for n in range(rooms)
+        ]
     if private:
         branches.append(
             "SELECT id FROM (SELECT message_id AS id FROM muca_readers"
@@ -318,7 +388,7 @@ def _page_sql(private: bool, tail: bool) -> str:
         "WITH page (id) AS (SELECT id FROM ("
         + " UNION ".join(branches)
         + ") AS visible ORDER BY id DESC LIMIT ?)"
-        " SELECT m.id, m.ts, m.sender, m.kind, m.text, m.nickname, r.uid"
+        " SELECT m.id, m.ts, m.sender, m.kind, m.text, m.nickname, m.room, r.uid"
         " FROM page JOIN muca_messages AS m ON m.id = page.id"
         " LEFT JOIN muca_recipients AS r ON r.message_id = m.id"
         " ORDER BY m.id, r.position"
@@ -333,16 +403,27 @@ def read_page(
     lower: int,
     upper: int,
     limit: int,
+    rooms: Sequence[str] = (DEFAULT_ROOM_KEY,),
 ) -> Page:
     """The newest ``limit`` messages visible to ``reader`` with
-    ``lower < id < upper``, oldest first; ``more`` if older ones exist there."""
+    ``lower < id < upper``, oldest first; ``more`` if older ones exist there:
+    the broadcasts of ``rooms`` (room keys), and with ``private`` the
+    reader's own private and group messages."""
     if limit < 0:
         raise StoreError(f"a page limit cannot be negative ({limit})")
     # Without authentication a uid proves nothing: only broadcasts.
     private = private and reader is not None
+    rooms = list(dict.fromkeys(rooms))
+    if not rooms and not private:
+        return Page([], False)
     # One id past the limit tells whether older visible messages remain.
     fetch = limit + 1
-    params: list[Any] = [lower, upper, fetch]
+    params: list[Any] = []
+    if len(rooms) > MAX_ROOM_BRANCHES:
+        params += [*rooms, lower, upper, fetch]
+    else:
+        for room in rooms:
+            params += [room, lower, upper, fetch]
     if private:
         params += [reader, lower, upper, fetch]
     tail = private and dialect.readers_later
@@ -352,7 +433,7 @@ def read_page(
         unindexed_above = max(lower, readers_upto(cursor, dialect))
         params += [unindexed_above, upper, reader, reader, fetch]
     params.append(fetch)
-    cursor.execute(dialect.sql(_page_sql(private, tail)), params)
+    cursor.execute(dialect.sql(_page_sql(len(rooms), private, tail)), params)
     messages = rows_to_messages(cursor.fetchall(), dialect)
     more = len(messages) > limit
     if more:
@@ -364,15 +445,15 @@ def read_page(
 def rows_to_messages(
     rows: Sequence[Sequence[Any]], dialect: Dialect
 ) -> list[ChatMessage]:
-    """Fold rows of (id, ts, sender, kind, text, nickname, recipient uid or
-    NULL), ordered by id then recipient position, into messages."""
+    """Fold rows of (id, ts, sender, kind, text, nickname, room, recipient
+    uid or NULL), ordered by id then recipient position, into messages."""
     messages: list[ChatMessage] = []
     current: list[Any] | None = None
     recipients: list[str] = []
 
     def finish() -> None:
         if current is not None:
-            id_, ts, sender, kind, text, nickname = current
+            id_, ts, sender, kind, text, nickname, room = current
             messages.append(
                 ChatMessage(
                     int(id_),
@@ -382,13 +463,14 @@ def rows_to_messages(
                     tuple(recipients),
                     dialect.decode_text(text),
                     nickname,
+                    room or DEFAULT_ROOM_KEY,
                 )
             )
 
-    for id_, ts, sender, kind, text, nickname, uid in rows:
+    for id_, ts, sender, kind, text, nickname, room, uid in rows:
         if current is None or current[0] != id_:
             finish()
-            current = [id_, ts, sender, kind, text, nickname]
+            current = [id_, ts, sender, kind, text, nickname, room]
             recipients = []
         if uid is not None:
             recipients.append(uid)
@@ -418,6 +500,90 @@ def known_users(cursor: Any) -> list[KnownUser]:
     )
     rows = cursor.fetchall()
     return [KnownUser(uid, nickname, int(seen)) for uid, nickname, seen in rows]
+
+
+def read_rooms(cursor: Any, dialect: Dialect) -> list[StoredRoom]:
+    """Every kept room with its invitations, the oldest first."""
+    cursor.execute("SELECT room, uid FROM muca_room_invites ORDER BY room, uid")
+    invited: dict[str, list[str]] = {}
+    for room, uid in cursor.fetchall():
+        invited.setdefault(room, []).append(uid)
+    cursor.execute(
+        "SELECT name, owner, topic, private, slow, created FROM muca_rooms"
+        " ORDER BY created, name"
+    )
+    return [
+        StoredRoom(
+            name,
+            owner,
+            dialect.decode_text(topic),
+            bool(private),
+            int(slow),
+            int(created),
+            tuple(invited.get(name, ())),
+        )
+        for name, owner, topic, private, slow, created in cursor.fetchall()
+    ]
+
+
+def read_account_rooms(cursor: Any) -> dict[str, list[str]]:
+    """Each account's rooms, in the order it entered them."""
+    cursor.execute("SELECT uid, room FROM muca_account_rooms ORDER BY uid, since, room")
+    rooms: dict[str, list[str]] = {}
+    for uid, room in cursor.fetchall():
+        rooms.setdefault(uid, []).append(room)
+    return rooms
+
+
+def save_room(cursor: Any, dialect: Dialect, room: StoredRoom) -> None:
+    """Keep a room, or its settings when it is kept already (its owner and
+    when it was made stay)."""
+    cursor.execute(
+        dialect.sql(
+            "INSERT INTO muca_rooms (name, owner, topic, private, slow, created)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE"
+            " SET topic = excluded.topic, private = excluded.private,"
+            " slow = excluded.slow"
+        ),
+        (
+            room.name,
+            room.owner,
+            dialect.encode_text(room.topic),
+            int(room.private),
+            room.slow,
+            room.created,
+        ),
+    )
+
+
+def save_invite(cursor: Any, dialect: Dialect, room: str, uid: str) -> None:
+    """Keep an invitation (once)."""
+    cursor.execute(
+        dialect.sql(
+            "INSERT INTO muca_room_invites (room, uid) VALUES (?, ?)"
+            " ON CONFLICT (room, uid) DO NOTHING"
+        ),
+        (room, uid),
+    )
+
+
+def save_account_room(
+    cursor: Any, dialect: Dialect, uid: str, room: str, member: bool, since: int
+) -> None:
+    """Keep that account ``uid`` is in ``room`` (since ``since``), or forget it."""
+    if member:
+        cursor.execute(
+            dialect.sql(
+                "INSERT INTO muca_account_rooms (uid, room, since) VALUES (?, ?, ?)"
+                " ON CONFLICT (uid, room) DO NOTHING"
+            ),
+            (uid, room, since),
+        )
+    else:
+        cursor.execute(
+            dialect.sql("DELETE FROM muca_account_rooms WHERE uid = ? AND room = ?"),
+            (uid, room),
+        )
 
 
 def delete_range(cursor: Any, dialect: Dialect, first: int, last: int) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -332,12 +332,19 @@ class SQLiteStore(SQLStoreOperations):
         done.callback(None)
 
     def _page(
-        self, reader: str | None, private: bool, lower: int, upper: int, limit: int
+        self,
+        reader: str | None,
+        private: bool,
+        lower: int,
+        upper: int,
+        limit: int,
+        rooms: Sequence[str],
     ) -> Deferred[Page]:
         if private and reader is not None:
             self._private_pages = True
-        d = self._run(self._read_page, reader, private, lower, upper, limit)
-        d.addCallback(self._with_unstored, reader, private, lower, upper, limit)
+        rooms = tuple(rooms)
+        d = self._run(self._read_page, reader, private, lower, upper, limit, rooms)
+        d.addCallback(self._with_unstored, reader, private, lower, upper, limit, rooms)
         return d
 
     def _with_unstored(
@@ -348,6 +355,7 @@ class SQLiteStore(SQLStoreOperations):
         lower: int,
         upper: int,
         limit: int,
+        rooms: tuple[str, ...],
     ) -> Page:
         """Add the visible messages that SQLite did not have when it was
         read: they are newer than all it had, so the newest ``limit`` of
@@ -357,7 +365,7 @@ class SQLiteStore(SQLStoreOperations):
         for m in reversed(self._unstored):
             if m.id <= floor or len(extra) > limit:
                 break
-            if m.id < upper and may_read(m, reader, private):
+            if m.id < upper and may_read(m, reader, private, rooms):
                 extra.append(m)
         if not extra:
             return page
@@ -498,7 +506,7 @@ class SQLiteStore(SQLStoreOperations):
             if spooled:
                 self._transaction(_insert_lines, [line for _, line in spooled])
                 last_id = spooled[-1][0][-1].id
-            self._known_at_open = sql.known_users(connection.cursor())
+            self._read_at_open(connection.cursor())
             self.spool.start()
             self.spool.watch()
             return last_id
@@ -527,7 +535,13 @@ class SQLiteStore(SQLStoreOperations):
         return result
 
     def _read_page(
-        self, reader: str | None, private: bool, lower: int, upper: int, limit: int
+        self,
+        reader: str | None,
+        private: bool,
+        lower: int,
+        upper: int,
+        limit: int,
+        rooms: tuple[str, ...],
     ) -> Page:
         if private and reader is not None:
             cursor = self._require_connection().cursor()
@@ -536,7 +550,9 @@ class SQLiteStore(SQLStoreOperations):
             if newest - sql.readers_upto(cursor, DIALECT) > self.readers_chunk:
                 # Written now rather than read around at length.
                 self._transaction(sql.index_readers, DIALECT)
-        return self._read(sql.read_page, DIALECT, reader, private, lower, upper, limit)
+        return self._read(
+            sql.read_page, DIALECT, reader, private, lower, upper, limit, rooms
+        )
 
     def _read(self, work: Callable[..., T], *args: Any) -> T:
         # One SELECT outside a transaction sees one consistent snapshot.

@@ -41,6 +41,7 @@ def message(
     text: str | None = None,
     ts: int | None = None,
     nickname: str | None = None,
+    room: str = "",
 ) -> ChatMessage:
     """A message with defaults that keep the tests short."""
     return ChatMessage(
@@ -51,6 +52,7 @@ def message(
         recipients=to,
         text=f"message {id}" if text is None else text,
         nickname=nickname,
+        room=room,
     )
 
 

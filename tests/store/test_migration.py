@@ -1,7 +1,8 @@
-"""Schema migration: a new database gets schema version 3, a version 1 or 2
-database is migrated once and reads the same (its messages and known users
-without a nickname), and a newer schema is refused; on SQLite and on a real
-PostgreSQL."""
+"""Schema migration: a new database gets schema version 4, a version 1, 2 or
+3 database is migrated once, to version 4 at once, and reads the same (its
+messages and known users without a nickname before version 3, its messages
+in the default room before version 4), and a newer schema is refused; on
+SQLite and on a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import psycopg
 from twisted.trial.unittest import TestCase
 
 from muca.store import ChatMessage, MessageStore, StoreError, may_read
-from muca.store.base import KnownUser
+from muca.store.base import KnownUser, StoredRoom
 from tests.store.support import (
     PostgresBackend,
     SQLiteBackend,
@@ -61,12 +62,35 @@ VERSION_2_SCHEMA = [
     _USERS,
 ]
 
+#: The tables of schema version 3 as that release made them: version 2's
+#: with the senders' nicknames and the known users' last nickname and time.
+_, _, _, _, _, _READERS, _ = VERSION_2_SCHEMA
+VERSION_3_SCHEMA = [
+    _META,
+    """INSERT INTO muca_meta (key, value) VALUES ('schema_version', '3')""",
+    """CREATE TABLE muca_messages (
+        id {id} PRIMARY KEY,
+        ts BIGINT NOT NULL,
+        sender TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('ALL', 'GROUP', 'PRIVATE')),
+        text {text} NOT NULL,
+        nickname TEXT)""",
+    _KIND_INDEX,
+    _RECIPIENTS,
+    _READERS,
+    "CREATE TABLE muca_users (uid TEXT PRIMARY KEY, nickname TEXT, seen BIGINT)",
+]
+
 #: What version 2 held beside its messages: two known users, the readers
 #: index (every reader of the version's messages, see ``version_2_readers``).
 VERSION_2_USERS = ["carol", "dave"]
 
-#: The indexes of schema versions 2 and 3 (without those of primary keys).
-VERSION_2_INDEXES = {"muca_messages_kind_id"}
+#: The known users of version 3: with their last nickname and time.
+VERSION_3_USERS = [("carol", "Carol", 7), ("dave", "Dave", 9)]
+
+#: The indexes of schema version 4 (without those of primary keys): the
+#: broadcasts by room.
+VERSION_4_INDEXES = {"muca_messages_kind_room_id"}
 
 
 def version_2_readers(messages: list[ChatMessage]) -> list[tuple[str, int]]:
@@ -79,18 +103,24 @@ def version_2_readers(messages: list[ChatMessage]) -> list[tuple[str, int]]:
 def old_tables(
     version: int, messages: list[ChatMessage], encode: Any
 ) -> tuple[list[str], list[tuple[str, list[tuple[Any, ...]]]]]:
-    """The schema of ``version`` (1 or 2) and the rows that version wrote
-    for ``messages`` (and, in version 2, :data:`VERSION_2_USERS`), by table."""
+    """The schema of ``version`` (1, 2 or 3) and the rows that version wrote
+    for ``messages`` (and, in versions 2 and 3, :data:`VERSION_2_USERS` or
+    :data:`VERSION_3_USERS`), by table."""
     rows, recipients = version_1_rows(messages, encode)
+    if version == 3:
+        rows = [(*row, m.nickname) for row, m in zip(rows, messages, strict=True)]
     tables = [("muca_messages", rows), ("muca_recipients", recipients)]
     if version == 1:
         return VERSION_1_SCHEMA, tables
     tables += [
         ("muca_readers", version_2_readers(messages)),
-        ("muca_meta", [("readers_upto", str(messages[-1].id))]),
-        ("muca_users", [(uid,) for uid in VERSION_2_USERS]),
+        ("muca_meta", [("readers_upto", str(messages[-1].id))] if messages else []),
     ]
-    return VERSION_2_SCHEMA, tables
+    if version == 2:
+        tables.append(("muca_users", [(uid,) for uid in VERSION_2_USERS]))
+        return VERSION_2_SCHEMA, tables
+    tables.append(("muca_users", VERSION_3_USERS))
+    return VERSION_3_SCHEMA, tables
 
 
 def version_1_rows(
@@ -116,8 +146,8 @@ class MigrationBehaviour(StoreCase):
         raise NotImplementedError
 
     def make_old_database(self, version: int, messages: list[ChatMessage]) -> None:
-        """Create this test's database as schema ``version`` (1 or 2) held
-        ``messages`` (see :func:`old_tables`)."""
+        """Create this test's database as schema ``version`` (1, 2 or 3)
+        held ``messages`` (see :func:`old_tables`)."""
         raise NotImplementedError
 
     async def reads_the_same(self, old: list[ChatMessage]) -> MessageStore:
@@ -132,9 +162,45 @@ class MigrationBehaviour(StoreCase):
         self.assertEqual(page.messages, [m for m in old if may_read(m, "bob", True)])
         return store
 
-    async def test_a_new_database_has_the_version_3_schema(self) -> None:
-        await (await self.opened()).close()
-        self.assertEqual(self.schema(), ("3", VERSION_2_INDEXES))
+    async def test_a_new_database_has_the_version_4_schema(self) -> None:
+        store = await self.opened()
+        self.assertEqual(store.rooms_at_open(), [])
+        self.assertEqual(store.account_rooms_at_open(), {})
+        await store.close()
+        self.assertEqual(self.schema(), ("4", VERSION_4_INDEXES))
+
+    async def test_a_version_3_database_keeps_its_messages_in_the_default_room(
+        self,
+    ) -> None:
+        old = [
+            ChatMessage(m.id, m.ts, m.sender, m.kind, m.recipients, m.text, "Nick")
+            for m in busy_conversation(120)
+        ]
+        self.make_old_database(3, old)
+        store = await self.opened()
+        self.assertEqual(store.last_id(), 120)
+        # Every message kept before rooms is the default room's ("").
+        page = await store.latest("bob", True, 500)
+        self.assertEqual(page.messages, [m for m in old if may_read(m, "bob", True)])
+        self.assertEqual({m.room for m in page.messages}, {""})
+        self.assertEqual({m.nickname for m in page.messages}, {"Nick"})
+        broadcasts = [m.id for m in old if m.kind == "ALL"]
+        self.assertEqual(ids(await store.latest(None, False, 500)), broadcasts)
+        self.assertEqual(ids(await store.latest(None, False, 500, rooms=["dev"])), [])
+        self.assertEqual(
+            store.known_at_open(),
+            [KnownUser(uid, nickname, seen) for uid, nickname, seen in VERSION_3_USERS],
+        )
+        self.assertEqual(store.rooms_at_open(), [])
+        # A room's broadcast after the migration is that room's only.
+        await store.append([message(121, "alice", text="in dev", room="dev")])
+        self.assertEqual(ids(await store.latest(None, False, 5, rooms=["dev"])), [121])
+        self.assertEqual(ids(await store.latest(None, False, 1)), [broadcasts[-1]])
+        await store.save_room(StoredRoom("dev", "alice", created=5))
+        await store.close()
+        again = await self.opened()
+        self.assertEqual(again.rooms_at_open(), [StoredRoom("dev", "alice", created=5)])
+        self.assertEqual(self.schema(), ("4", VERSION_4_INDEXES))
 
     async def test_a_version_2_database_keeps_its_messages_and_users(self) -> None:
         old = busy_conversation(120)
@@ -154,22 +220,23 @@ class MigrationBehaviour(StoreCase):
             again.known_at_open(),
             [KnownUser("dave", None, 0), KnownUser("carol", "Carol", 5)],
         )
-        self.assertEqual(self.schema(), ("3", VERSION_2_INDEXES))
+        # Version 4 at once.
+        self.assertEqual(self.schema(), ("4", VERSION_4_INDEXES))
 
     async def test_a_version_1_database_is_migrated_and_reads_the_same(self) -> None:
         old = busy_conversation(120)
         self.make_old_database(1, old)
         store = await self.reads_the_same(old)
-        # Version 3 at once, without version 1's per-user indexes.
-        self.assertEqual(self.schema(), ("3", VERSION_2_INDEXES))
+        # Version 4 at once, without version 1's per-user indexes.
+        self.assertEqual(self.schema(), ("4", VERSION_4_INDEXES))
         new = message(121, "frank", "PRIVATE", ("alice",))
         await store.append([new])
         self.assertEqual((await store.latest("frank", True, 1)).messages, [new])
         await store.close()
-        # Migrated once: a second open finds version 3 and the same messages.
+        # Migrated once: a second open finds version 4 and the same messages.
         again = await self.opened()
         self.assertEqual(ids(await again.latest("alice", True, 1)), [121])
-        self.assertEqual(self.schema(), ("3", VERSION_2_INDEXES))
+        self.assertEqual(self.schema(), ("4", VERSION_4_INDEXES))
 
     async def test_an_empty_version_1_database_shows_its_first_private_message(
         self,

@@ -126,6 +126,29 @@ class SQLiteSpoolTests(SQLiteBackend, TestCase):
             [(1, "old", None), (2, "new", "Bob"), (3, "nul\x00", "Carol")],
         )
 
+    async def test_spooled_rooms_are_stored_and_lines_without_rooms_still_read(
+        self,
+    ) -> None:
+        store = SQLiteStore(self.path, ingest_count=10_000, ingest_delay=3600)
+        await store.open()
+        await store.append([message(1, room="dev"), message(2)])
+        # Read from the spool, before SQLite has them.
+        self.assertEqual(ids(await store.latest(None, False, 5, rooms=["dev"])), [1])
+        await store.close()
+        spool = Spool(self.path)
+        with open(spool.path(9), "wb") as f:
+            # Lines of the releases before rooms: the default room's.
+            f.write(b'[[3,3,"bob","ALL",[],"older","Bob"]]\n')
+            f.write(b'[[4,4,"bob","ALL",[],"nul\\u0000","Bob"]]\n')
+            f.write(b'[[5,5,"bob","ALL",[],"in ops","Bob","ops"]]\n')
+        store = await self.opened()
+        page = await store.latest(None, False, 10, rooms=["", "dev", "ops"])
+        self.assertEqual(
+            [(m.id, m.room) for m in page.messages],
+            [(1, "dev"), (2, ""), (3, ""), (4, ""), (5, "ops")],
+        )
+        self.assertEqual(ids(await store.latest(None, False, 10)), [2, 3, 4])
+
     async def test_spooled_messages_are_read_before_sqlite_has_them(self) -> None:
         store = SQLiteStore(self.path, ingest_count=10_000, ingest_delay=3600)
         await store.open()
