@@ -48,7 +48,6 @@ from muca.protocol.messages import (
     Send,
     entered_payload,
     known_payload,
-    rooms_payload,
     topic_payload,
 )
 from muca.server.bus import Bus, ClusterUnavailable
@@ -57,7 +56,7 @@ from muca.server.context import NodeContext
 from muca.server.known import KnownUsers
 from muca.server.limits import ConnectionCounter, OutboundTotal
 from muca.server.logins import LoginThrottle
-from muca.server.output import Payload
+from muca.server.output import EncodedPayload, Payload
 from muca.server.replay import Replays
 from muca.server.room import Member, Room
 from muca.server.rooms import ChatRoom, by_capability
@@ -510,14 +509,24 @@ class ChatFactory(ServerFactory):
     def _send_rooms(self) -> None:
         """``ROOMS`` to each rooms client here whose view of the rooms
         changed since the last one it had."""
-        rooms = self.room.rooms
-        for member in self.room.members():
-            if not member.rooms or member.connection is None:
-                continue
-            listing = rooms.listing(member.uid)
-            if listing != member.shown:
-                member.shown = listing
-                self.fan_out(Payload(rooms_payload(listing)), [member])
+        outbox = self.outbox
+        told = (m for m in self.room.members() if m.rooms and m.connection is not None)
+        for member, line in self.room.rooms.encoded_listings(told):
+            # What it was shown is kept as a hash (10,000 members' listings
+            # of 1,000 rooms would be 500 MB). The hash of bytes is keyed at
+            # random per process, so a peer cannot aim a topic at a
+            # collision; one by chance would hold back one ROOMS until the
+            # next change.
+            shown = hash(line)
+            if shown != member.shown:
+                member.shown = shown
+                # Written now, behind what this turn queued for it, not
+                # queued: 10,000 listings of 55 kB would wait in memory.
+                connection = member.connection
+                outbox.flush_one(connection)
+                connection.write_now(
+                    EncodedPayload(line).for_framing(connection.framing)
+                )
 
     # Rooms (capability "rooms")
 
