@@ -399,9 +399,9 @@ class RoomsBenchTests(unittest.TestCase):
         self.assertEqual(
             [(r["workload"], r["clients"], r["senders"]) for r in rows],
             [
-                ("broadcast w16 db=none", 10, 10),
+                ("broadcast w1 db=none", 10, 10),
                 ("rooms w1 db=none", 200, 200),
-                ("broadcast w16 sqlite", 10, 10),
+                ("broadcast w1 sqlite", 10, 10),
                 ("rooms w1 sqlite", 200, 200),
             ],
         )
