@@ -8,7 +8,7 @@ roster shows all N and its small room's roster shows all ``size``. Then
 every client sends to its small room, ``window`` messages in flight each,
 and each delivery is checked: from a room-mate, in order, exactly once, with
 its room's ``ROOM``. ``ROOMS`` lines are counted; a sample of clients keeps
-its last one, checked room by room at the end.
+its last one, checked room by room: the join waits for the last round.
 """
 
 from __future__ import annotations
@@ -204,18 +204,47 @@ class RoomsGenerator(LoadGenerator):
         else:
             raise BenchFailure(f"client {client.uid}: a roster of {room}")
 
-    def verify_rooms(self, settle: float = 0.3) -> None:
-        """After the join: rosters still complete, and the sampled clients'
-        last ``ROOMS`` shows ``general`` first, then every room (in the order
-        they were made) with its count, ``IN`` where it is."""
-        self._settle(settle)
-        rooms = self._count // self._size
+    def verify_rooms(self, timeout: float = 60.0, quiet: float = 0.5) -> float:
+        """After the join: wait for the last round of ``ROOMS`` (the server
+        sends them in rounds, further apart on a large server) until the
+        sampled clients' last one is right and no ``ROOMS`` came for
+        ``quiet`` seconds; then every roster must still be complete.
+        Return the seconds waited."""
+        started = time.monotonic()
+        deadline = started + timeout
+        pending = [client for client in self.clients if client.keep_rooms]
+        wrong = b""
+        lines = -1
+        changed = next_check = started
+        while True:
+            self._poll(0.05)
+            now = time.monotonic()
+            for client in pending:
+                if client.last_rooms:
+                    if self._rooms_right(client):
+                        client.keep_rooms = False  # no need to keep more
+                    else:
+                        wrong = client.last_rooms
+                    client.last_rooms = b""
+            pending = [client for client in pending if client.keep_rooms]
+            total = self.rooms_received()
+            if total != lines or any(client.skipping for client in self.clients):
+                lines, changed = total, now
+            if not pending and now - changed >= quiet:
+                break
+            if now >= deadline:
+                raise BenchFailure(
+                    f"{len(pending)} sampled clients without the right ROOMS after "
+                    f"{timeout:g} s (e.g. {wrong[:300]!r})"
+                )
+            if self._check is not None and now >= next_check:
+                self._check()
+                next_check = now + 0.5
         for client in self.clients:
             if (
                 client.general_view != self._count
                 or client.room_view != self._size
                 or client.tail
-                or client.skipping
                 or not client.rooms_lines
             ):
                 raise BenchFailure(
@@ -223,25 +252,23 @@ class RoomsGenerator(LoadGenerator):
                     f"{_GENERAL}, {client.room_view} in {client.room}, "
                     f"{client.rooms_lines} ROOMS"
                 )
-            if not client.keep_rooms:
-                continue
-            shown = json.loads(client.last_rooms)["DATA"]
-            expected = [{"ROOM": _GENERAL, "TOPIC": "", "COUNT": self._count}]
-            expected += [
-                {"ROOM": f"r{k}", "TOPIC": "", "COUNT": self._size}
-                for k in range(rooms)
-            ]
-            for entry in expected:
-                entry["IN"] = entry["ROOM"] in (_GENERAL, client.room)
-            # The rooms come in the order they were made: whoever entered
-            # first made each, so r1 may come before r0.
-            rest = sorted(shown[1:], key=lambda entry: int(entry["ROOM"][1:]))
-            if shown[:1] + rest != expected:
-                raise BenchFailure(
-                    f"client {client.uid}: its last ROOMS is wrong: "
-                    f"{client.last_rooms[:300]!r}"
-                )
-            client.last_rooms = b""
+        return time.monotonic() - started
+
+    def _rooms_right(self, client: RoomsClient) -> bool:
+        """Whether the client's last ``ROOMS`` shows ``general`` first, then
+        every room with its count, ``IN`` for its own only."""
+        shown = json.loads(client.last_rooms)["DATA"]
+        expected = [{"ROOM": _GENERAL, "TOPIC": "", "COUNT": self._count}]
+        expected += [
+            {"ROOM": f"r{k}", "TOPIC": "", "COUNT": self._size}
+            for k in range(self._count // self._size)
+        ]
+        for entry in expected:
+            entry["IN"] = entry["ROOM"] in (_GENERAL, client.room)
+        # The rooms come in the order they were made: whoever entered first
+        # made each, so r1 may come before r0.
+        rest = sorted(shown[1:], key=lambda entry: int(entry["ROOM"][1:]))
+        return shown[:1] + rest == expected
 
     def rooms_received(self) -> int:
         """``ROOMS`` lines received by all clients so far."""
