@@ -47,9 +47,6 @@ class Member:
     listed: set[str] = field(default_factory=set)
     #: The last ``ROOMS`` this member was sent (rooms clients only).
     shown: Any = None
-    #: It asked for rooms where the bus does not carry them (a cluster):
-    #: its rooms commands are answered ``ROOMS_UNAVAILABLE``.
-    denied_rooms: bool = False
     entry: dict[str, str] = field(init=False)
     #: The nickname's confusable skeleton (see ``muca.protocol.confusables``).
     look: str = field(init=False)
