@@ -14,10 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from tests.cluster.support import WAIT, join_on, start_node
-from tests.support import RawClient, send
+from tests.cluster.support import WAIT, join_on, logged, start_node
+from tests.support import RawClient, connect, join, send
 from tests.support import postgres as pgsupport
 from tests.support.redis import RedisServer, start_redis
 from tests.support.twistd import Twistd
@@ -252,6 +254,70 @@ class RoomsAcrossNodesTests(TestCase):
         )
         await room_roster_becomes(henry, "ops", HENRY)
         self.assertLess(time.monotonic() - killed, 10.0)
+
+
+class RoomsAfterRedisLostItsDataTests(TestCase):
+    async def test_the_nodes_register_their_rooms_again(self) -> None:
+        redis = start_redis(self)
+        one = await start_node(self, redis)
+        two = await start_node(self, redis)
+        tony = await join_on(self, one, *TONY, CAPS=["rooms"])
+        mary = await join_on(self, two, *MARY, CAPS=["rooms"])
+        tony.send_json({"CMD": "ENTER", "ROOM": "dev"})
+        await entered(tony, "dev")
+        tony.send_json(
+            {"CMD": "ROOMSET", "ROOM": "dev", "TOPIC": "the build", "PRIVATE": True}
+        )
+        tony.send_json({"CMD": "INVITE", "ROOM": "dev", "UID": MARY[1]})
+        await rooms_show(mary, [("general", 2, True), ("dev", 1, False)])
+        mary.send_json({"CMD": "ENTER", "ROOM": "dev"})
+        await entered(mary, "dev", "the build")
+        tony.send_json({"CMD": "EXIT", "ROOM": "general"})
+        await rooms_show(mary, [("general", 1, True), ("dev", 2, True)])
+
+        since = len(two.process.output)
+        redis.kill()
+        await logged(two, "cluster: Redis unreachable", since)
+        # Nothing is decided meanwhile: one ERROR, and nothing done.
+        mary.send_json({"CMD": "ENTER", "ROOM": "ops"})
+        code, ref, reason = await error(mary)
+        self.assertEqual((code, ref), ("CLUSTER_UNAVAILABLE", "ENTER"))
+        self.assertIn("cannot be reached", reason)
+
+        redis.start()
+        deadline = time.monotonic() + 2 * WAIT
+        while True:
+            probe = await connect(self, one.port)
+            probe.send_json(join("Other", MARY[1]))
+            ack = await probe.next_object(WAIT)
+            probe.close()
+            if ack.get("CODE") == "UID_TAKEN" or time.monotonic() > deadline:
+                break
+            await deferLater(reactor, 0.3)
+        self.assertEqual(ack.get("CODE"), "UID_TAKEN")
+        # The room, its settings, its invitation and members are back in
+        # Redis: a node started now has them.
+        three = await start_node(self, redis)
+        henry = await join_on(self, three, *HENRY, CAPS=["rooms"])
+        await rooms_show(henry, [("general", 2, True)])
+        henry.send_json({"CMD": "ENTER", "ROOM": "dev"})
+        self.assertEqual((await error(henry))[0], "INVITE_ONLY")
+        tony.send_json({"CMD": "INVITE", "ROOM": "dev", "UID": HENRY[1]})
+        await rooms_show(henry, [("general", 2, True), ("dev", 2, False)])
+        henry.send_json({"CMD": "ENTER", "ROOM": "dev"})
+        await entered(henry, "dev", "the build")
+        # Tony and Mary in the order their nodes registered them again.
+        roster = await next_where(
+            henry,
+            lambda o: o.get("CMD") == "LIST" and o.get("ROOM") == "dev",
+            "LIST of dev",
+        )
+        self.assertEqual(roster["DATA"][-1], peers(HENRY)[0])
+        self.assertCountEqual(roster["DATA"], peers(TONY, MARY, HENRY))
+        tony.send_json({**send("back", [], TONY[1]), "ROOM": "dev"})
+        for client in (mary, henry):
+            got = await message(client)
+            self.assertEqual((got["MSG"], got["ROOM"]), ("back", "dev"))
 
 
 class RoomsHistoryTests(TestCase):
