@@ -102,9 +102,12 @@ class Batch:
         accepted = []
         for index in range(skip, len(rows)):
             row = rows[index]
-            ts, sender, kind, to, text = row[:5]
+            if len(row) == 5:
+                ts, sender, kind, to, text = row
+                room = ""
+            else:
+                ts, sender, kind, to, text, room = row
             if kind == ALL or wanted(to):
-                room = row[5] if len(row) > 5 else ""
                 accepted.append(
                     ChatMessage(
                         first + index, ts, sender, kind, tuple(to), text, room=room
