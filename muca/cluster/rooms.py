@@ -46,6 +46,8 @@ from muca.server.room import ChatRoom, Member, Room
 MAX_ROOMS = 10_000
 #: The most user ids one room keeps invited.
 MAX_INVITED = 1_000
+#: The most invitations all rooms keep together.
+MAX_INVITATIONS = 100_000
 
 #: The connection of a member joined on another node (as in membership).
 REMOTE = None
@@ -192,6 +194,7 @@ class SharedRooms:
             self._key_of_name(request.room),
             request.uid,
             str(MAX_INVITED),
+            str(MAX_INVITATIONS),
         )
         d.addCallbacks(
             self._invited,
@@ -213,7 +216,8 @@ class SharedRooms:
             self._refuse(
                 member,
                 NOT_ALLOWED,
-                f"the room {name!r} has {MAX_INVITED} invitations, the most it keeps",
+                f"the room {name!r} has the most invitations the cluster keeps"
+                f" ({MAX_INVITED} a room, {MAX_INVITATIONS} in all)",
                 "INVITE",
             )
 

@@ -52,7 +52,8 @@ PREFIX = "muca:"
 #: nobody may take as a nickname (each node also checks those its database
 #: knows before it asks); rooms: a room's name -> [seq, owner, topic,
 #: private (0/1), slow, [invited uid, ...]] for every room but the default
-#: one (seq: from joinseq, the order the rooms were made in).
+#: one (seq: from joinseq, the order the rooms were made in); invitations:
+#: how many invitations all rooms hold together.
 _NAMES = (
     "members",
     "nicks",
@@ -66,6 +67,7 @@ _NAMES = (
     "looks",
     "known",
     "rooms",
+    "invitations",
 )
 KEYS = [PREFIX + name for name in _NAMES]
 
@@ -255,6 +257,7 @@ for _, room in ipairs(cjson.decode(ARGV[3])) do
     local state = {redis.call('INCR', KEYS[5]), room[2], room[3], room[4],
                    room[5], room[6]}
     redis.call('HSET', KEYS[12], key, cjson.encode(state))
+    redis.call('INCRBY', KEYS[13], #room[6])
     room_event(key, state, '', 0, 1)
     for _, uid in ipairs(room[6]) do emit('$invite', {key, uid, ''}) end
   end
@@ -457,10 +460,11 @@ return {'OK'}
     )
 )
 
-#: ARGV: maxlen uid node key invitee max-invited: a member of the room
-#: ``key`` lets ``invitee`` in. Returns ['OK'] (also when it was invited
-#: already), ['GONE'], ['NO_SUCH_ROOM'], ['NOT_IN_ROOM'] or
-#: ['INVITES_FULL'] (the room has ``max-invited`` invitations).
+#: ARGV: maxlen uid node key invitee max-invited max-invitations: a member
+#: of the room ``key`` lets ``invitee`` in. Returns ['OK'] (also when it was
+#: invited already), ['GONE'], ['NO_SUCH_ROOM'], ['NOT_IN_ROOM'] or
+#: ['INVITES_FULL'] (the room has ``max-invited`` invitations, or all rooms
+#: together ``max-invitations``).
 INVITE = (
     _COMMON
     + _MEMBER
@@ -475,7 +479,11 @@ if key ~= '' then
   for _, other in ipairs(state[6]) do
     if other == invitee then return {'OK'} end
   end
-  if #state[6] >= tonumber(ARGV[6]) then return {'INVITES_FULL'} end
+  if #state[6] >= tonumber(ARGV[6]) or tonumber(
+      redis.call('GET', KEYS[13]) or '0') >= tonumber(ARGV[7]) then
+    return {'INVITES_FULL'}
+  end
+  redis.call('INCR', KEYS[13])
   table.insert(state[6], invitee)
   redis.call('HSET', KEYS[12], key, cjson.encode(state))
 end

@@ -136,7 +136,7 @@ class RoomScriptsTests(TestCase):
         self.assertFalse(again.topic_changed)
         self.assertEqual(await self.enter(MARY[1], OTHER, "ops"), ["INVITE_ONLY"])
         # Only a member invites.
-        invite = ("ops", MARY[1], "2")
+        invite = ("ops", MARY[1], "2", "3")
         self.assertEqual(
             await self.script(scripts.INVITE, MARY[1], OTHER, *invite),
             ["NOT_IN_ROOM"],
@@ -146,11 +146,21 @@ class RoomScriptsTests(TestCase):
         )
         self.assertEqual(await self.appended(), [Invited("ops", MARY[1], TONY[1])])
         self.assertEqual(await self.enter(MARY[1], OTHER, "ops"), ["OK"])
-        # At most 2 invitations here (the script's argument).
-        for uid in ("a@x", "b@x"):
-            await self.script(scripts.INVITE, TONY[1], NODE, "ops", uid, "2")
+        # At most 2 invitations a room, 3 in all (the script's arguments).
+        invite = (TONY[1], NODE)
         self.assertEqual(
-            await self.script(scripts.INVITE, TONY[1], NODE, "ops", "b@x", "2"),
+            await self.script(scripts.INVITE, *invite, "ops", "a@x", "2", "3"), ["OK"]
+        )
+        self.assertEqual(
+            await self.script(scripts.INVITE, *invite, "ops", "b@x", "2", "3"),
+            ["INVITES_FULL"],
+        )
+        await self.enter(TONY[1], NODE, "dev")
+        self.assertEqual(
+            await self.script(scripts.INVITE, *invite, "dev", "c@x", "2", "3"), ["OK"]
+        )
+        self.assertEqual(
+            await self.script(scripts.INVITE, *invite, "dev", "d@x", "2", "3"),
             ["INVITES_FULL"],
         )
 
