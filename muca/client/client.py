@@ -20,8 +20,9 @@ them answers ``ROOMS`` after ``ACK``; :meth:`ChatClient.enter`,
 :meth:`~ChatClient.invite` and ``send(..., room=)`` then work, and each
 room's roster, topic and broadcasts reach the observer with their room
 (see :mod:`muca.client.rooms`). :attr:`ChatClient.peers` stays the default
-room's. Against a server without rooms (an original server, or a cluster
-node that says ``ROOMS_UNAVAILABLE``) everything is as before rooms, and the
+room's. Against a server without rooms (an original server, or a server
+that says ``ROOMS_UNAVAILABLE``, as older cluster nodes did) everything is as
+before rooms, and the
 rooms commands raise :class:`RoomsUnavailable`.
 """
 

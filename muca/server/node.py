@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from functools import cached_property
+from typing import Protocol
 
 from twisted.internet.base import DelayedCall
 from twisted.internet.defer import Deferred, gatherResults, succeed
@@ -33,8 +34,6 @@ from muca.protocol.messages import (
     NO_SUCH_ROOM,
     NOT_ALLOWED,
     NOT_IN_ROOM,
-    ROOMS,
-    ROOMS_UNAVAILABLE,
     STORE_UNAVAILABLE,
     UNKNOWN_RECIPIENT,
     ChatMessage,
@@ -67,6 +66,25 @@ from muca.store.base import StoreError
 log = Logger()
 
 
+class SharedRooms(Protocol):
+    """Rooms decided cluster-wide (``muca.cluster.rooms``): the node checks
+    a command on its replica, then hands it over; what is done comes back
+    through :meth:`ChatFactory.room_entered` and
+    :meth:`ChatFactory.room_changed`, refusals as an ``ERROR``."""
+
+    def enter(self, member: Member, name: str, create: bool) -> None:
+        """Enter the room ``name`` (made first if ``create``)."""
+
+    def exit(self, member: Member, room: ChatRoom) -> None:
+        """``member`` left ``room`` here: cluster-wide too."""
+
+    def set_room(self, member: Member, request: RoomSet) -> None:
+        """``ROOMSET`` by ``member``."""
+
+    def invite(self, member: Member, request: Invite) -> None:
+        """``INVITE`` by ``member``."""
+
+
 class ChatFactory(ServerFactory):
     """The server's shared state: the room, the limits, roster coalescing.
 
@@ -80,6 +98,8 @@ class ChatFactory(ServerFactory):
     #: Where the web listener serves the browser client, once it listens
     #: (set by ``muca.service.tap``); named to a browser on the chat port.
     browser_client: BrowserClient | None = None
+    #: A cluster's rooms (set by its bus); None: rooms are this node's.
+    shared_rooms: SharedRooms | None = None
 
     def __init__(self, context: NodeContext) -> None:
         """``context``: the clock, the configuration, the (opened) store,
@@ -285,14 +305,6 @@ class ChatFactory(ServerFactory):
         and send ``KNOWN`` after the first ``LIST`` if it has the capability."""
         if KNOWN in join.caps:
             self._known_pending.add(member)
-        if ROOMS in join.caps and not member.rooms:
-            # Served as a client without rooms, and told so once.
-            member.denied_rooms = True
-            member.connection.send_error(
-                ROOMS_UNAVAILABLE,
-                _NO_ROOMS_HERE + " you are in the default room",
-                "JOIN",
-            )
         self.replays.start(member, join)
 
     def _send_known(self, listed: Iterable[Member]) -> None:
@@ -317,10 +329,6 @@ class ChatFactory(ServerFactory):
         Raises :class:`ProtocolError` when nobody can receive it; reports
         unknown recipients to the sender after publishing for the others.
         """
-        if sender.denied_rooms and send.room is not None:
-            raise ProtocolError(
-                ROOMS_UNAVAILABLE, _NO_ROOMS_HERE + " not delivered", "SEND"
-            )
         room = None
         if not send.to or ALL in send.to:
             room = self._room_to_send_to(sender, send)
@@ -579,8 +587,8 @@ class ChatFactory(ServerFactory):
     def enter(self, member: Member, request: Enter) -> None:
         """``ENTER``: into a room, made first when there is none and this
         user may make one; ``ENTERED`` now, the room's ``LIST`` with the next
-        roster update. Refusals raise :class:`ProtocolError`."""
-        _rooms_here(member, "ENTER")
+        roster update. Refusals raise :class:`ProtocolError`. In a cluster
+        the room is entered (or made) once the cluster agrees."""
         rooms = self.room.rooms
         name = request.room
         room = rooms.get(name)
@@ -592,7 +600,6 @@ class ChatFactory(ServerFactory):
                     " you create one",
                     "ENTER",
                 )
-            room = rooms.create(name, member.uid)
         elif member.uid in room:
             raise ProtocolError(
                 ALREADY_IN_ROOM, f"you are in the room {name!r} already", "ENTER"
@@ -603,21 +610,31 @@ class ChatFactory(ServerFactory):
                 f"the room {name!r} is private: a member must invite you",
                 "ENTER",
             )
+        if self.shared_rooms is not None:
+            self.shared_rooms.enter(member, name, rooms.may_create())
+            return
+        if room is None:
+            room = rooms.create(name, member.uid)
         self.room.enter(member, room)
+        self.room_entered(member, room)
+
+    def room_entered(self, member: Member, room: ChatRoom) -> None:
+        """``member`` of this node entered ``room``: ``ENTERED``, and the
+        room's roster with the next update."""
         member.connection.send(entered_payload(room.name, room.topic))
         self.bus.roster_changed()
 
     def exit(self, member: Member, request: Exit) -> None:
         """``EXIT``: out of a room; the others get its new roster."""
-        _rooms_here(member, "EXIT")
         room = self._room_of(member, request.room, "EXIT")
         self.room.exit(member, room)
+        if self.shared_rooms is not None:
+            self.shared_rooms.exit(member, room)
         self.bus.roster_changed()
 
     def set_room(self, member: Member, request: RoomSet) -> None:
         """``ROOMSET`` by the room's owner: topic (``TOPIC`` to its members
         when it changes), private, slow mode."""
-        _rooms_here(member, "ROOMSET")
         room = self.room.rooms.get(request.room)
         if room is None:
             raise _no_such_room(request.room, "ROOMSET")
@@ -628,26 +645,36 @@ class ChatFactory(ServerFactory):
                 f"only {who} may change the room {room.name!r}",
                 "ROOMSET",
             )
+        if self.shared_rooms is not None:
+            self.shared_rooms.set_room(member, request)
+            return
         if request.private is not None:
             room.private = request.private
         if request.slow is not None:
             room.slow = request.slow
+        topic_by = None
         if request.topic is not None and request.topic != room.topic:
             room.topic = request.topic
+            topic_by = member.uid
+        self.room_changed(room, topic_by)
+
+    def room_changed(self, room: ChatRoom, topic_by: str | None) -> None:
+        """``room``'s settings or invitations changed; ``topic_by``: the
+        user id that set a new topic (its members here get ``TOPIC``)."""
+        if topic_by is not None:
             told = [m for m in room.members() if m.rooms]
-            self.fan_out(
-                Payload(topic_payload(room.name, room.topic, member.uid)), told
-            )
+            self.fan_out(Payload(topic_payload(room.name, room.topic, topic_by)), told)
         self.room.rooms.listing_changed = True
         self.bus.roster_changed()
 
     def invite(self, member: Member, request: Invite) -> None:
         """``INVITE`` by a member: that user may enter (the room private)."""
-        _rooms_here(member, "INVITE")
         room = self._room_of(member, request.room, "INVITE")
+        if self.shared_rooms is not None:
+            self.shared_rooms.invite(member, request)
+            return
         room.invited.add(request.uid)
-        self.room.rooms.listing_changed = True
-        self.bus.roster_changed()
+        self.room_changed(room, None)
 
     def _room_of(self, member: Member, name: str, ref: str) -> ChatRoom:
         """The room of this name, which ``member`` must be in."""
@@ -684,18 +711,6 @@ class ChatFactory(ServerFactory):
     def flush_output(self) -> None:
         """Write all queued fan-out now."""
         self.outbox.flush()
-
-
-_NO_ROOMS_HERE = (
-    "this server is a node of a cluster, which has no rooms yet"
-    " (only the default room):"
-)
-
-
-def _rooms_here(member: Member, ref: str) -> None:
-    """Refuse a rooms command where rooms are not served (a cluster)."""
-    if not member.rooms:
-        raise ProtocolError(ROOMS_UNAVAILABLE, _NO_ROOMS_HERE + " not done", ref)
 
 
 def _no_such_room(name: str, ref: str) -> ProtocolError:

@@ -457,7 +457,8 @@ export class Session extends EventTarget {
     const code = obj.CODE || 'ERROR';
     const reason = obj.REASON || '';
     if (code === 'ROOMS_UNAVAILABLE' && obj.REF === 'JOIN') {
-      // A cluster node: its one room, as before rooms existed.
+      // A server without rooms (an older cluster node): its one room, as
+      // before rooms existed.
       this.roomsAvailable = false;
       return;
     }
