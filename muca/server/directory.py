@@ -47,6 +47,9 @@ class Member:
     listed: set[str] = field(default_factory=set)
     #: The last ``ROOMS`` this member was sent (rooms clients only).
     shown: Any = None
+    #: It asked for the ``history`` capability: a room it enters is
+    #: replayed after ``ENTERED`` (set once it has joined).
+    history: bool = False
     #: It asked for rooms where the bus does not carry them (a cluster):
     #: its rooms commands are answered ``ROOMS_UNAVAILABLE``.
     denied_rooms: bool = False

@@ -28,6 +28,7 @@ from muca.protocol.messages import (
     ALL,
     ALREADY_IN_ROOM,
     CLUSTER_UNAVAILABLE,
+    HISTORY,
     INVITE_ONLY,
     KNOWN,
     NO_SUCH_ROOM,
@@ -282,6 +283,7 @@ class ChatFactory(ServerFactory):
         and send ``KNOWN`` after the first ``LIST`` if it has the capability."""
         if KNOWN in join.caps:
             self._known_pending.add(member)
+        member.history = HISTORY in join.caps
         if ROOMS in join.caps and not member.rooms:
             # Served as a client without rooms, and told so once.
             member.denied_rooms = True
@@ -405,6 +407,7 @@ class ChatFactory(ServerFactory):
         else:
             sender.connection.send_error(
                 CLUSTER_UNAVAILABLE,
+                HISTORY,
                 "the message could not be accepted (the cluster cannot be"
                 " reached); it was not delivered, send it again",
                 "SEND",
@@ -505,7 +508,7 @@ class ChatFactory(ServerFactory):
         for update in updates:
             if self._known_pending:
                 self._send_known(update.list_recipients)
-            self.replays.listed(update.list_recipients)
+            self.replays.listed(update.list_recipients, update.room)
 
     def _send_rooms(self) -> None:
         """``ROOMS`` to each rooms client here whose view of the rooms
@@ -550,6 +553,8 @@ class ChatFactory(ServerFactory):
             )
         self.room.enter(member, room)
         member.connection.send(entered_payload(room.name, room.topic))
+        # With history: the room's replay, once its LIST is out.
+        self.replays.entered(member, room)
         self.bus.roster_changed()
 
     def exit(self, member: Member, request: Exit) -> None:
