@@ -15,7 +15,7 @@ history a client reads back (the replay at ``JOIN``, ``HISTORY BEFORE``) is
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from functools import cached_property
 
 from twisted.internet.base import DelayedCall
@@ -129,6 +129,19 @@ class ChatFactory(ServerFactory):
             assert self.store is not None
             # Read by the open, before anybody joins: KNOWN lists them all.
             self.known.load(self.store.known_at_open())
+        #: Each account's rooms but the default one, by user id, in the
+        #: order it entered them (--auth with a store): its JOIN enters them.
+        self.account_rooms: dict[str, list[str]] = {}
+        # Changes of the rooms waiting to be written, one write at a time
+        # (see _save).
+        self._saves: dict[Hashable, tuple[Callable[[], Deferred[None]], str]] = {}
+        self._saving = False
+        if self.store is not None:
+            # Read by the open: the rooms made before, as they were left.
+            for kept in self.store.rooms_at_open():
+                self.room.rooms.restore(kept)
+            if self.keeps_accounts:
+                self.account_rooms = self.store.account_rooms_at_open()
         self.bus: Bus = context.bus
         self.bus.attach(self)
 
@@ -143,6 +156,11 @@ class ChatFactory(ServerFactory):
         """How every front-end logs its peers in (``muca.session.realm``):
         the login throttle, then the portal of this node's sessions."""
         return Entrance(session_portal(self, self.portal), self.logins, self.clock)
+
+    @property
+    def keeps_accounts(self) -> bool:
+        """Whether each user id's rooms are kept (``--auth``, a store)."""
+        return self.store is not None and self.private_history
 
     @property
     def tracks_known(self) -> bool:
@@ -284,6 +302,8 @@ class ChatFactory(ServerFactory):
         if KNOWN in join.caps:
             self._known_pending.add(member)
         member.history = HISTORY in join.caps
+        if member.rooms and self.account_rooms.get(member.uid):
+            self._enter_again(member)
         if ROOMS in join.caps and not member.rooms:
             # Served as a client without rooms, and told so once.
             member.denied_rooms = True
@@ -293,6 +313,21 @@ class ChatFactory(ServerFactory):
                 "JOIN",
             )
         self.replays.start(member, join)
+
+    def _enter_again(self, member: Member) -> None:
+        """An account's rooms, entered again at its ``JOIN`` (before its
+        replay, which covers them): ``ROOMS`` shows them, their ``LIST``s
+        follow. A room that is gone is forgotten."""
+        rooms = self.room.rooms
+        kept = []
+        for name in self.account_rooms[member.uid]:
+            room = rooms.get(name)
+            if room is None or room is rooms.default:
+                continue
+            kept.append(name)
+            self.room.enter(member, room)
+        self.account_rooms[member.uid] = kept
+        self.bus.roster_changed()
 
     def _send_known(self, listed: Iterable[Member]) -> None:
         """``KNOWN`` to the newcomers among ``listed`` that asked for it:
@@ -540,7 +575,8 @@ class ChatFactory(ServerFactory):
                     " you create one",
                     "ENTER",
                 )
-            room = rooms.create(name, member.uid)
+            room = rooms.create(name, member.uid, self._now_ms())
+            self._save_room(room)
         elif member.uid in room:
             raise ProtocolError(
                 ALREADY_IN_ROOM, f"you are in the room {name!r} already", "ENTER"
@@ -555,6 +591,7 @@ class ChatFactory(ServerFactory):
         member.connection.send(entered_payload(room.name, room.topic))
         # With history: the room's replay, once its LIST is out.
         self.replays.entered(member, room)
+        self._account_room(member, room, True)
         self.bus.roster_changed()
 
     def exit(self, member: Member, request: Exit) -> None:
@@ -562,6 +599,7 @@ class ChatFactory(ServerFactory):
         _rooms_here(member, "EXIT")
         room = self._room_of(member, request.room, "EXIT")
         self.room.exit(member, room)
+        self._account_room(member, room, False)
         self.bus.roster_changed()
 
     def set_room(self, member: Member, request: RoomSet) -> None:
@@ -588,6 +626,7 @@ class ChatFactory(ServerFactory):
             self.fan_out(
                 Payload(topic_payload(room.name, room.topic, member.uid)), told
             )
+        self._save_room(room)
         self.room.rooms.listing_changed = True
         self.bus.roster_changed()
 
@@ -595,9 +634,78 @@ class ChatFactory(ServerFactory):
         """``INVITE`` by a member: that user may enter (the room private)."""
         _rooms_here(member, "INVITE")
         room = self._room_of(member, request.room, "INVITE")
+        if request.uid not in room.invited and self.store is not None:
+            store, uid = self.store, request.uid
+            self._save(
+                ("invite", room.name, uid),
+                lambda: store.save_invite(room.name, uid),
+                f"the invitation of {uid!r} to the room {room.name!r}",
+            )
         room.invited.add(request.uid)
         self.room.rooms.listing_changed = True
         self.bus.roster_changed()
+
+    def _account_room(self, member: Member, room: ChatRoom, inside: bool) -> None:
+        """Keep that an account entered or left a room (``--auth``): its next
+        ``JOIN`` enters the rooms it is in. The default room is every
+        ``JOIN``'s, and not kept."""
+        if not self.keeps_accounts or room is self.room.rooms.default:
+            return
+        store, uid, name = self.store, member.uid, room.name
+        assert store is not None
+        names = self.account_rooms.setdefault(uid, [])
+        if inside:
+            names.append(name)
+        elif name in names:
+            names.remove(name)
+        since = self._now_ms()
+        self._save(
+            ("account", uid, name),
+            lambda: store.save_account_room(uid, name, inside, since),
+            f"that {uid!r} is {'in' if inside else 'out of'} the room {name!r}",
+        )
+
+    def _save_room(self, room: ChatRoom) -> None:
+        """Keep a room made, or its settings (as they are when written)."""
+        store = self.store
+        if store is not None:
+            self._save(
+                ("room", room.name),
+                lambda: store.save_room(room.stored()),
+                f"the room {room.name!r}",
+            )
+
+    def _save(
+        self, key: Hashable, work: Callable[[], Deferred[None]], what: str
+    ) -> None:
+        """A change of the rooms on its way to the store, after its answer.
+
+        The writes go one at a time, in the order of the changes (a pool of
+        database threads would reorder them); a change of what waits to be
+        written already replaces it in its place, so that what waits is at
+        most one write per room, invitation and account's room. A failure
+        is logged; the change holds while the server runs."""
+        self._saves[key] = (work, what)
+        if not self._saving:
+            self._next_save()
+
+    def _next_save(self, _: object = None) -> None:
+        if not self._saves:
+            self._saving = False
+            return
+        self._saving = True
+        key = next(iter(self._saves))
+        work, what = self._saves.pop(key)
+        work().addErrback(
+            lambda failure: log.error(
+                "muca: cannot keep {what}: {reason}",
+                what=what,
+                reason=failure.getErrorMessage(),
+            )
+        ).addBoth(self._next_save)
+
+    def _now_ms(self) -> int:
+        return int(self.clock.seconds() * 1000)
 
     def _room_of(self, member: Member, name: str, ref: str) -> ChatRoom:
         """The room of this name, which ``member`` must be in."""

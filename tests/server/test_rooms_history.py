@@ -115,7 +115,7 @@ class RoomsHistoryMixin:
         for _ in range(200):
             client.send_json(history(room))
             page = await until(client, marker)
-            if len(page) - 1 >= count:
+            if sum(1 for o in page if o.get("HIST")) >= count:
                 return
             await deferLater(reactor, 0.05)
         raise AssertionError(f"{count} messages were not stored in {room!r}")
@@ -308,6 +308,51 @@ class RoomsHistoryMixin:
             [seen(o) for o in got[3:]],
             [("p1", None, True), ("g2", "general", True), ("HISTORY", False, None)],
         )
+
+    async def test_since_catches_up_every_room_once_in_id_order(self) -> None:
+        port = await self.server(*AUTH)
+        alice, _ = await self.joined(port, ALICE)
+        bob, _ = await self.joined(port, BOB)
+        for room in ("dev", "ops", "misc"):
+            await self.entered(alice, room)
+        for room in ("ops", "dev"):
+            await self.entered(bob, room)
+        bob.send_json(send("seen", [], BOB[1]))
+        seen_id = (await until(alice, lambda o: o.get("MSG") == "seen"))[-1]["ID"]
+        await bob.close()
+        for obj in (
+            room_send("d1", ALICE[1], "dev"),
+            send("g1", [], ALICE[1]),
+            room_send("m1", ALICE[1], "misc"),
+            send("p1", [BOB[1]], ALICE[1]),
+            room_send("o1", ALICE[1], "ops"),
+            room_send("d2", ALICE[1], "dev"),
+        ):
+            alice.send_json(obj)
+        await self.stored(alice, "dev", 2)
+        # Back with SINCE: in its rooms again (its account's), and every
+        # message of them and its own since, once each, in id order; not
+        # those of a room it is not in.
+        bob, got = await self.joined(port, BOB, SINCE=seen_id)
+        self.assertEqual(
+            [seen(o) for o in got[1:]],
+            [
+                ("ROOMS",),
+                ("LIST", "general"),
+                # In the order the rooms were made.
+                ("LIST", "dev"),
+                ("LIST", "ops"),
+                ("d1", "dev", True),
+                ("g1", "general", True),
+                ("p1", None, True),
+                ("o1", "ops", True),
+                ("d2", "dev", True),
+                ("HISTORY", False, None),
+            ],
+        )
+        ids = [o["ID"] for o in got if o["CMD"] == "MSG"]
+        self.assertEqual(ids, sorted(set(ids)))
+        self.assertGreater(ids[0], seen_id)
 
 
 class SQLiteRoomsHistoryTests(RoomsHistoryMixin, TestCase):
