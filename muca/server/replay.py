@@ -195,7 +195,15 @@ class Replays:
         return DEFAULT_ROOM_KEY if room is self.node.room.default else room.name
 
     def _start(self, replay: Replay) -> None:
-        self._replays.setdefault(replay.member, []).append(replay)
+        queue = self._replays.setdefault(replay.member, [])
+        queue.append(replay)
+        if len(queue) == 1:
+            self._plan(replay)
+
+    def _plan(self, replay: Replay) -> None:
+        """Read where the replay's pages are. One replay of a member at a
+        time: what the server holds for it is one replay's pages, however
+        many rooms it enters at once."""
         replay.pages.plan().addCallbacks(
             self._replay_planned, self._replay_failed, (replay,), None, (replay,)
         )
@@ -226,23 +234,20 @@ class Replays:
         self._finish_replay(replay)
 
     def _finish_replay(self, replay: Replay) -> None:
-        """Listed and planned, and every replay of the member started before
-        it on its way: write it as the member reads, then what was held,
-        once each, in id order (see :meth:`_replay_page`); then the next."""
+        """Listed and planned, the first of the member's replays: write it as
+        the member reads, then what was held, once each, in id order (see
+        :meth:`_replay_page`)."""
         member = replay.member
         queue = self._replays.get(member)
-        if queue is None or replay not in queue:
-            return  # the member left meanwhile
+        if not queue or queue[0] is not replay:
+            return  # the member left meanwhile, or an earlier one is first
         if self.node.room.member(member.uid) is not member:
             self._replays.pop(member, None)
             return
-        for waiting in queue:
-            if waiting.streaming:
-                continue
-            if not waiting.listed or not waiting.planned:
-                return
-            waiting.streaming = True
-            member.connection.stream(_ReplaySource(self, waiting))
+        if replay.streaming or not replay.listed or not replay.planned:
+            return
+        replay.streaming = True
+        member.connection.stream(_ReplaySource(self, replay))
 
     def _replay_page(
         self, messages: list[ChatMessage] | None, replay: Replay
@@ -281,7 +286,10 @@ class Replays:
         queue = self._replays.get(member)
         if queue is not None and replay in queue:
             queue.remove(replay)
-            if not queue:
+            if queue:
+                # The next one's turn (it is written behind this one).
+                self._plan(queue[0])
+            else:
                 del self._replays[member]
         if replay.failed:
             ref = "JOIN" if replay.room is None else "ENTER"
@@ -389,6 +397,8 @@ class Replays:
             members = [m for m in members if not self._hold(m, message)]
         if self._replayed:
             members = self._not_replayed(members, message.id)
+            # Delivered in id order: no older one comes any more.
+            self.passed(message.id)
         return members
 
     def passed(self, upto: int) -> None:
@@ -430,14 +440,15 @@ class Replays:
 
 
 class _ReplaySource:
-    """A replay at ``JOIN`` as a stream's pages (see ``SlowReaderOutput.stream``)."""
-
-    #: One per connection: not charged to the rate limit.
-    charged = False
+    """A replay as a stream's pages (see ``SlowReaderOutput.stream``)."""
 
     def __init__(self, replays: Replays, replay: Replay) -> None:
         self._replays = replays
         self._replay = replay
+        #: A JOIN's is one per connection, not charged to the rate limit; a
+        #: room's is paid for by its size, as HISTORY is: a loop of ENTER
+        #: and EXIT is paced like frames as large as the replays.
+        self.charged = replay.room is not None
 
     def next_page(self) -> Deferred[Objects]:
         """The next page of the replay, its end last."""

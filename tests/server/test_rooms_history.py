@@ -435,3 +435,46 @@ class ReplayBehindLiveTests(TestCase):
             ],
         )
         self.assertEqual(server.factory.replays._replays, {})
+
+    async def test_rooms_entered_at_once_are_replayed_one_after_another(
+        self,
+    ) -> None:
+        store = SQLiteStore(os.path.join(fresh_directory(self), "h.db"))
+        await store.open()
+        self.addCleanup(store.close)
+        server = MemoryServer(store=store)
+        self.addCleanup(server.stop)
+        alice, bob = server.connect(), server.connect()
+        alice.send_json(join(*ALICE, CAPS=["rooms"]))
+        for room in ("a", "b", "c"):
+            alice.send_json({"CMD": "ENTER", "ROOM": room})
+            alice.send_json(room_send(f"in {room}", ALICE[1], room))
+        bob.send_json(join(*BOB, CAPS=["rooms", "history"]))
+        await take_until(bob, marker)
+        # Three ENTERs in one read: each room's replay after the one before.
+        bob.send(
+            b"".join(
+                b'{"CMD": "ENTER", "ROOM": "%s"}\n' % room.encode()
+                for room in ("c", "a", "b")
+            )
+        )
+        got = await take_until(bob, lambda o: o.get("ROOM") == "b" and marker(o))
+        self.assertEqual(
+            [seen(o) for o in got],
+            [
+                ("ENTERED", "c"),
+                ("ENTERED", "a"),
+                ("ENTERED", "b"),
+                ("ROOMS",),
+                ("LIST", "a"),
+                ("LIST", "b"),
+                ("LIST", "c"),
+                ("in c", "c", True),
+                ("HISTORY", False, "c"),
+                ("in a", "a", True),
+                ("HISTORY", False, "a"),
+                ("in b", "b", True),
+                ("HISTORY", False, "b"),
+            ],
+        )
+        self.assertEqual(server.factory.replays._replays, {})
