@@ -365,25 +365,34 @@ class ChatClient:
         rooms both are ignored: its one room and our own messages together,
         as before rooms."""
         proto = self._protocol
-        if proto is None or not self.joined or self.oldest_id is None:
+        if proto is None or self.oldest_id is None or not self.has_older(room, own):
             return False
         if not self.rooms_available:
-            if not self.more_history:
-                return False
             proto.send_object(messages.history_request_payload(self.oldest_id, limit))
             return True
-        key = None
-        if not own:
-            name = room if room is not None else self.default_room
-            key = room_name(name or "", "HISTORY")
-        if not self._more_in.get(key, self._more_at_join):
-            return False
+        key = self._history_key(room, own)
         # A room none of whose messages came yet: older than all that did.
         before = self._oldest_in.get(key, self.oldest_id)
         if own:
             self._own_asked += 1
         proto.send_object(messages.history_request_payload(before, limit, key))
         return True
+
+    def has_older(self, room: str | None = None, own: bool = False) -> bool:
+        """Whether the server said older messages exist where
+        :meth:`load_older` with the same arguments would ask."""
+        if not self.joined:
+            return False
+        if not self.rooms_available:
+            return self.more_history
+        return self._more_in.get(self._history_key(room, own), self._more_at_join)
+
+    def _history_key(self, room: str | None, own: bool) -> str | None:
+        """Where a scroll-back asks: a room's name, None for our own."""
+        if own:
+            return None
+        name = room if room is not None else self.default_room
+        return room_name(name or "", "HISTORY")
 
     def send(
         self, recipients: Sequence[str], text: str, room: str | None = None

@@ -139,6 +139,7 @@ class ClientHistoryTests(ClientTestMixin, TestCase):
             [("dev 3", "dev", True), ("dev 4", "dev", True), ("dev 5", "dev", True)],
         )
         self.assertEqual(seen.of("history end"), [False, True])
+        self.assertEqual((tony.has_older(), tony.has_older(room="dev")), (False, True))
         self.assertTrue(tony.load_older(limit=10, room="#Dev"))
         await seen.next_of("history end", 3)
         self.assertEqual(
@@ -147,6 +148,10 @@ class ClientHistoryTests(ClientTestMixin, TestCase):
         )
         self.assertEqual(seen.of("history end"), [False, True, False])
         self.assertFalse(tony.load_older(room="dev"))
+        self.assertEqual(
+            (tony.has_older(), tony.has_older(room="dev"), tony.has_older(own=True)),
+            (False, False, False),
+        )
         # Our own private messages: none on a server without --auth, so the
         # JOIN's replay said nothing older exists.
         self.assertFalse(tony.load_older(own=True))
