@@ -317,7 +317,8 @@ class ChatFactory(ServerFactory):
     def _enter_again(self, member: Member) -> None:
         """An account's rooms, entered again at its ``JOIN`` (before its
         replay, which covers them): ``ROOMS`` shows them, their ``LIST``s
-        follow. A room that is gone is forgotten."""
+        follow. A kept name that is no room here now (the default room's,
+        after ``--default-room`` named it) is left out."""
         rooms = self.room.rooms
         kept = []
         for name in self.account_rooms[member.uid]:
