@@ -15,7 +15,7 @@ history a client reads back (the replay at ``JOIN``, ``HISTORY BEFORE``) is
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from functools import cached_property
 from typing import Protocol
 
@@ -29,6 +29,7 @@ from muca.protocol.messages import (
     ALL,
     ALREADY_IN_ROOM,
     CLUSTER_UNAVAILABLE,
+    HISTORY,
     INVITE_ONLY,
     KNOWN,
     NO_SUCH_ROOM,
@@ -151,8 +152,22 @@ class ChatFactory(ServerFactory):
             assert self.store is not None
             # Read by the open, before anybody joins: KNOWN lists them all.
             self.known.load(self.store.known_at_open())
+        #: Each account's rooms but the default one, by user id, in the
+        #: order it entered them (--auth with a store): its JOIN enters them.
+        self.account_rooms: dict[str, list[str]] = {}
+        # Changes of the rooms waiting to be written, one write at a time
+        # (see _save).
+        self._saves: dict[Hashable, tuple[Callable[[], Deferred[None]], str]] = {}
+        self._saving = False
         self.bus: Bus = context.bus
         self.bus.attach(self)
+        if self.keeps_rooms:
+            assert self.store is not None
+            # Read by the open: the rooms made before, as they were left.
+            for kept in self.store.rooms_at_open():
+                self.room.rooms.restore(kept)
+            if self.keeps_accounts:
+                self.account_rooms = self.store.account_rooms_at_open()
 
     @property
     def private_history(self) -> bool:
@@ -165,6 +180,17 @@ class ChatFactory(ServerFactory):
         """How every front-end logs its peers in (``muca.session.realm``):
         the login throttle, then the portal of this node's sessions."""
         return Entrance(session_portal(self, self.portal), self.logins, self.clock)
+
+    @property
+    def keeps_rooms(self) -> bool:
+        """Whether the rooms are kept in this node's store: alone with a
+        store (a cluster's rooms are kept by its broker, ``muca.cluster``)."""
+        return self.store is not None and self.shared_rooms is None
+
+    @property
+    def keeps_accounts(self) -> bool:
+        """Whether each user id's rooms are kept (``--auth``, rooms kept)."""
+        return self.keeps_rooms and self.private_history
 
     @property
     def tracks_known(self) -> bool:
@@ -305,7 +331,26 @@ class ChatFactory(ServerFactory):
         and send ``KNOWN`` after the first ``LIST`` if it has the capability."""
         if KNOWN in join.caps:
             self._known_pending.add(member)
+        member.history = HISTORY in join.caps
+        if member.rooms and self.account_rooms.get(member.uid):
+            self._enter_again(member)
         self.replays.start(member, join)
+
+    def _enter_again(self, member: Member) -> None:
+        """An account's rooms, entered again at its ``JOIN`` (before its
+        replay, which covers them): ``ROOMS`` shows them, their ``LIST``s
+        follow. A kept name that is no room here now (the default room's,
+        after ``--default-room`` named it) is left out."""
+        rooms = self.room.rooms
+        kept = []
+        for name in self.account_rooms[member.uid]:
+            room = rooms.get(name)
+            if room is None or room is rooms.default:
+                continue
+            kept.append(name)
+            self.room.enter(member, room)
+        self.account_rooms[member.uid] = kept
+        self.bus.roster_changed()
 
     def _send_known(self, listed: Iterable[Member]) -> None:
         """``KNOWN`` to the newcomers among ``listed`` that asked for it:
@@ -416,6 +461,7 @@ class ChatFactory(ServerFactory):
         else:
             sender.connection.send_error(
                 CLUSTER_UNAVAILABLE,
+                HISTORY,
                 "the message could not be accepted (the cluster cannot be"
                 " reached); it was not delivered, send it again",
                 "SEND",
@@ -516,7 +562,7 @@ class ChatFactory(ServerFactory):
         for update in updates:
             if self._known_pending:
                 self._send_known(update.list_recipients)
-            self.replays.listed(update.list_recipients)
+            self.replays.listed(update.list_recipients, update.room)
 
     def _rooms_interval(self) -> float:
         """Seconds between two rounds of ``ROOMS`` to every member: the
@@ -614,7 +660,8 @@ class ChatFactory(ServerFactory):
             self.shared_rooms.enter(member, name, rooms.may_create())
             return
         if room is None:
-            room = rooms.create(name, member.uid)
+            room = rooms.create(name, member.uid, self._now_ms())
+            self._save_room(room)
         self.room.enter(member, room)
         self.room_entered(member, room)
 
@@ -622,6 +669,9 @@ class ChatFactory(ServerFactory):
         """``member`` of this node entered ``room``: ``ENTERED``, and the
         room's roster with the next update."""
         member.connection.send(entered_payload(room.name, room.topic))
+        # With history: the room's replay, once its LIST is out.
+        self.replays.entered(member, room)
+        self._account_room(member, room, True)
         self.bus.roster_changed()
 
     def exit(self, member: Member, request: Exit) -> None:
@@ -630,6 +680,7 @@ class ChatFactory(ServerFactory):
         self.room.exit(member, room)
         if self.shared_rooms is not None:
             self.shared_rooms.exit(member, room)
+        self._account_room(member, room, False)
         self.bus.roster_changed()
 
     def set_room(self, member: Member, request: RoomSet) -> None:
@@ -664,6 +715,7 @@ class ChatFactory(ServerFactory):
         if topic_by is not None:
             told = [m for m in room.members() if m.rooms]
             self.fan_out(Payload(topic_payload(room.name, room.topic, topic_by)), told)
+        self._save_room(room)
         self.room.rooms.listing_changed = True
         self.bus.roster_changed()
 
@@ -673,8 +725,78 @@ class ChatFactory(ServerFactory):
         if self.shared_rooms is not None:
             self.shared_rooms.invite(member, request)
             return
+        if request.uid not in room.invited and self.keeps_rooms:
+            store, uid = self.store, request.uid
+            assert store is not None
+            self._save(
+                ("invite", room.name, uid),
+                lambda: store.save_invite(room.name, uid),
+                f"the invitation of {uid!r} to the room {room.name!r}",
+            )
         room.invited.add(request.uid)
         self.room_changed(room, None)
+
+    def _account_room(self, member: Member, room: ChatRoom, inside: bool) -> None:
+        """Keep that an account entered or left a room (``--auth``): its next
+        ``JOIN`` enters the rooms it is in. The default room is every
+        ``JOIN``'s, and not kept."""
+        if not self.keeps_accounts or room is self.room.rooms.default:
+            return
+        store, uid, name = self.store, member.uid, room.name
+        assert store is not None
+        names = self.account_rooms.setdefault(uid, [])
+        if inside:
+            names.append(name)
+        elif name in names:
+            names.remove(name)
+        since = self._now_ms()
+        self._save(
+            ("account", uid, name),
+            lambda: store.save_account_room(uid, name, inside, since),
+            f"that {uid!r} is {'in' if inside else 'out of'} the room {name!r}",
+        )
+
+    def _save_room(self, room: ChatRoom) -> None:
+        """Keep a room made, or its settings (as they are when written)."""
+        store = self.store
+        if store is not None and self.keeps_rooms:
+            self._save(
+                ("room", room.name),
+                lambda: store.save_room(room.stored()),
+                f"the room {room.name!r}",
+            )
+
+    def _save(
+        self, key: Hashable, work: Callable[[], Deferred[None]], what: str
+    ) -> None:
+        """A change of the rooms on its way to the store, after its answer.
+
+        The writes go one at a time, in the order of the changes (a pool of
+        database threads would reorder them); a change of what waits to be
+        written already replaces it in its place, so that what waits is at
+        most one write per room, invitation and account's room. A failure
+        is logged; the change holds while the server runs."""
+        self._saves[key] = (work, what)
+        if not self._saving:
+            self._next_save()
+
+    def _next_save(self, _: object = None) -> None:
+        if not self._saves:
+            self._saving = False
+            return
+        self._saving = True
+        key = next(iter(self._saves))
+        work, what = self._saves.pop(key)
+        work().addErrback(
+            lambda failure: log.error(
+                "muca: cannot keep {what}: {reason}",
+                what=what,
+                reason=failure.getErrorMessage(),
+            )
+        ).addBoth(self._next_save)
+
+    def _now_ms(self) -> int:
+        return int(self.clock.seconds() * 1000)
 
     def _room_of(self, member: Member, name: str, ref: str) -> ChatRoom:
         """The room of this name, which ``member`` must be in."""
