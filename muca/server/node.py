@@ -461,7 +461,6 @@ class ChatFactory(ServerFactory):
         else:
             sender.connection.send_error(
                 CLUSTER_UNAVAILABLE,
-                HISTORY,
                 "the message could not be accepted (the cluster cannot be"
                 " reached); it was not delivered, send it again",
                 "SEND",

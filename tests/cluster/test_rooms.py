@@ -344,12 +344,28 @@ class RoomsHistoryTests(TestCase):
             [(id_, room, bytes(text).decode()) for id_, room, text in rows],
             [(1, "dev", "in dev"), (2, "", "in general")],
         )
-        # Scrolling back without ROOM reads the default room's: not dev's.
-        mary.send_json({"CMD": "HISTORY", "BEFORE": 10**12, "LIMIT": 10})
-        page = await next_where(mary, lambda o: o.get("CMD") == "MSG", "MSG")
+        # Scrolling back in a room reads that room's, on any node.
+        for room, text, id_ in (("dev", "in dev", 1), ("general", "in general", 2)):
+            mary.send_json(
+                {"CMD": "HISTORY", "ROOM": room, "BEFORE": 10**12, "LIMIT": 10}
+            )
+            page = await next_where(mary, lambda o: o.get("CMD") == "MSG", "MSG")
+            self.assertEqual(
+                (page["MSG"], page["ID"], page["HIST"], page["ROOM"]),
+                (text, id_, True, room),
+            )
+            self.assertEqual(
+                await mary.next_object(WAIT),
+                {"CMD": "HISTORY", "MORE": False, "ROOM": room},
+            )
+        # A room's replay after ENTERED, on a third node.
+        three = await start_node(self, redis, "--db", database)
+        olga = await join_on(self, three, *OLGA, CAPS=["rooms", "history"])
+        await next_where(olga, lambda o: o.get("CMD") == "HISTORY", "replay's end")
+        olga.send_json({"CMD": "ENTER", "ROOM": "dev"})
+        await entered(olga, "dev")
+        replayed = await next_where(olga, lambda o: o.get("CMD") == "MSG", "replay")
         self.assertEqual(
-            (page["MSG"], page["ID"], page["HIST"]), ("in general", 2, True)
-        )
-        self.assertEqual(
-            await mary.next_object(WAIT), {"CMD": "HISTORY", "MORE": False}
+            (replayed["MSG"], replayed["ROOM"], replayed["HIST"]),
+            ("in dev", "dev", True),
         )
