@@ -1,0 +1,1058 @@
+"""An IRC client: the IRC front-end of the session layer.
+
+:class:`IrcPeer` is a ``muca.server.connection.ChatConnection`` like the TCP
+and WebSocket front-ends, so that logins, the rate limit (fake lag), flow
+control, slow readers and shutdown are the same code; and a
+``twisted.words.protocols.irc.IRC`` for parsing and writing lines. Its
+lines in become session calls: registration (``NICK``, ``USER``, ``PASS``,
+``CAP``) is a MUCA ``JOIN`` with the ``rooms`` and ``presence-delta``
+capabilities, ``JOIN``/``PART`` of ``#room`` are ``ENTER``/``EXIT``,
+``PRIVMSG`` a ``SEND``. What the session and the node write to it (MUCA
+payloads, as objects or as native-framed lines of a fan-out) becomes IRC
+lines: ``ACK`` the welcome numerics, ``LIST`` and ``PRESENCE`` the
+``JOIN``/``PART``/``QUIT`` of others and ``NAMES``, ``MSG`` ``PRIVMSG``,
+``ERROR`` the numeric that says the same.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.words.protocols import irc
+
+import muca
+from muca.irc.names import (
+    CHANNELLEN,
+    NICKLEN,
+    USER_HOST,
+    channel,
+    irc_lower,
+    irc_nick,
+    user_part,
+    valid_nick,
+)
+from muca.protocol import messages
+from muca.protocol.messages import (
+    ALL,
+    MAX_TOPIC,
+    Join,
+    JoinRefused,
+    ProtocolError,
+    parse_client_command,
+    room_name,
+)
+from muca.protocol.wire import Framing
+from muca.server.connection import ChatConnection, Phase
+
+log = Logger()
+
+#: The server's name in every line it writes (``:muca 001 …``).
+SERVER = "muca"
+#: The longest line a client may send, tags included (IRCv3: 4,096 bytes
+#: of tags, then 512 of message); a longer one is answered 417 and dropped.
+MAX_LINE = 4096 + 512
+#: The longest line the server writes, tags aside, ``\r\n`` included.
+LINE_LIMIT = 512
+#: The capabilities this server offers.
+CAPABILITIES = ("server-time", "message-tags", "echo-message")
+#: Seconds of silence from a registered client after which it is pinged,
+#: and seconds it then has to say anything before it is disconnected.
+PING_AFTER = 120.0
+PING_WAIT = 60.0
+
+#: The commands a client may send before it is registered.
+_BEFORE_REGISTRATION = frozenset(
+    {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT"}
+)
+#: The refusals of a ``JOIN`` after which the connection is closed.
+_CLOSING_REFUSALS = frozenset(
+    {
+        messages.AUTH_FAILED,
+        messages.SERVER_FULL,
+        messages.SERVER_SHUTDOWN,
+        messages.CLUSTER_UNAVAILABLE,
+        messages.STORE_UNAVAILABLE,
+    }
+)
+#: ``ERROR`` codes after which the server closes the connection itself.
+_CLOSING_ERRORS = frozenset(
+    {messages.SLOW_CONSUMER, messages.SERVER_FULL, messages.SERVER_SHUTDOWN}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One line a client sent: its command (upper case) and parameters
+    (its tags, if any, are not used)."""
+
+    command: str
+    params: list[str]
+
+
+class _TooLong:
+    """A line over :data:`MAX_LINE`, dropped."""
+
+
+class _Malformed:
+    """A line that is not an IRC message."""
+
+
+TOO_LONG = _TooLong()
+MALFORMED = _Malformed()
+
+
+def parse_line(raw: bytes) -> Line | _Malformed | None:
+    """One line (without its ``\\n``) as a :class:`Line`; None for a blank
+    line (ignored, as IRC servers do)."""
+    raw = raw.rstrip(b"\r")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        # Older clients write Latin-1; every byte is a character there.
+        text = raw.decode("latin-1")
+    text = text.replace("\0", "").strip(" ")
+    if not text:
+        return None
+    if text.startswith("@"):
+        _, _, text = text.partition(" ")
+        text = text.lstrip(" ")
+    try:
+        _, command, params = irc.parsemsg(text)
+    except (irc.IRCBadMessage, ValueError, IndexError):
+        return MALFORMED
+    if not command.isalnum():
+        return MALFORMED
+    return Line(command.upper(), params)
+
+
+def split_text(text: str, room: int) -> list[str]:
+    """``text`` as lines of at most ``room`` UTF-8 bytes each, cut between
+    characters (never inside one) and at its newlines; empty lines dropped."""
+    pieces: list[str] = []
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        data = line.encode("utf-8")
+        while len(data) > room:
+            cut = room
+            # Back to the start of a character: never 10xxxxxx.
+            while cut > 0 and data[cut] & 0xC0 == 0x80:
+                cut -= 1
+            pieces.append(data[:cut].decode("utf-8"))
+            data = data[cut:]
+        if data:
+            pieces.append(data.decode("utf-8"))
+    return pieces
+
+
+def server_time(ms: int) -> str:
+    """IRCv3 ``server-time``: ``2026-12-08T00:17:46.123Z``."""
+    seconds, millis = divmod(int(ms), 1000)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{stamp}.{millis:03d}Z"
+
+
+def _clean(text: str) -> str:
+    """A parameter of a line: no CR, LF or NUL (a topic may hold them)."""
+    return text.replace("\r", " ").replace("\n", " ").replace("\0", "")
+
+
+@dataclass
+class Channel:
+    """A channel this client is in: its members by user id (their IRC
+    nicks), in the order the roster gave them."""
+
+    room: str
+    members: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The channel's IRC name."""
+        return channel(self.room)
+
+
+class IrcPeer(ChatConnection, irc.IRC):
+    """One IRC connection (see the module's text)."""
+
+    hostname = SERVER
+
+    def __init__(self, node: Any) -> None:
+        super().__init__()
+        self.factory = node
+        self.framing = Framing.NATIVE
+        #: What registration has gathered.
+        self.nick: str | None = None
+        self._username: str | None = None
+        self._realname = ""
+        self._password: str | None = None
+        self._negotiating = False
+        #: Capabilities the client enabled.
+        self.caps: set[str] = set()
+        #: Registered (the MUCA join accepted).
+        self.registered = False
+        self.away: str | None = None
+        self.modes = ""
+        self.uid: str | None = None
+        #: Channels it is in, by room name.
+        self.channels: dict[str, Channel] = {}
+        #: Rooms as the last ``ROOMS`` showed them, by name.
+        self.listing: dict[str, dict[str, Any]] = {}
+        #: Topics of rooms entered, until their first ``LIST``.
+        self._entering: dict[str, str] = {}
+        #: IRC nicks of users seen, by user id.
+        self._nicks: dict[str, str] = {}
+        #: What the session's ERROR answers: the command and its target.
+        self._context: tuple[str, str] = ("", "")
+        self._notice = False
+        self._refused_now = False
+        self._out: list[bytes] = []
+        self._buffer = bytearray()
+        self._dropping = False
+        self._pinged = False
+
+    # The wire
+
+    def connectionMade(self) -> None:  # noqa: N802
+        """Connected: count in (not IRC.connectionMade: no DNS lookup)."""
+        self.channels = {}
+        self._start(self.transport)
+
+    def _register(self) -> None:
+        self.transport.registerProducer(self, True)
+
+    def _unregister(self) -> None:
+        self.transport.unregisterProducer()
+
+    def _lose(self) -> None:
+        self.transport.loseConnection()
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        """Cut lines (each at most :data:`MAX_LINE` bytes held), parse them
+        and hand them on to wait for the rate limit, as MUCA frames do."""
+        if self._closing:
+            return
+        if self.registered:
+            self._pinged = False
+            self.resetTimeout()
+        buffer = self._buffer
+        buffer += data
+        frames: list[Any] = []
+        start = 0
+        while True:
+            end = buffer.find(b"\n", start)
+            if end < 0:
+                break
+            raw = bytes(buffer[start:end])
+            start = end + 1
+            if self._dropping:
+                self._dropping = False
+                continue
+            if len(raw) > MAX_LINE:
+                frames.append(TOO_LONG)
+                continue
+            line = parse_line(raw)
+            if line is not None:
+                frames.append(line)
+        del buffer[:start]
+        if len(buffer) > MAX_LINE:
+            if not self._dropping:
+                frames.append(TOO_LONG)
+            self._dropping = True
+            buffer.clear()
+        if frames:
+            self.frames_received(frames)
+
+    def sendLine(self, line: str) -> None:  # noqa: N802
+        """Queue one line: written with the others of this turn's work."""
+        self._out.append(line.encode("utf-8") + b"\r\n")
+
+    def _flush_out(self) -> None:
+        if self._out:
+            data = b"".join(self._out)
+            self._out.clear()
+            ChatConnection.write_now(self, data)
+
+    def _say(
+        self,
+        command: str,
+        *params: str,
+        prefix: str = SERVER,
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        """One line; its last parameter trailing (after ``:``)."""
+        items = [_clean(p) for p in params]
+        if items:
+            items[-1] = ":" + items[-1]
+        self.sendCommand(command, items, prefix, tags or None)
+
+    def _numeric(self, code: str, *params: str) -> None:
+        self._say(code, self.nick or "*", *params)
+
+    # What the session and the node write: MUCA payloads, as IRC lines
+
+    def send(self, obj: dict[str, Any]) -> None:
+        """One payload for this client alone, as IRC lines."""
+        outbox = self.factory.outbox
+        if outbox:
+            outbox.flush_one(self)
+        self._translate(obj)
+        self._flush_out()
+
+    def send_many(self, objs: list[dict[str, Any]]) -> int:
+        """Several payloads, in one write; the bytes written."""
+        outbox = self.factory.outbox
+        if outbox:
+            outbox.flush_one(self)
+        for obj in objs:
+            self._translate(obj)
+        size = sum(len(line) for line in self._out)
+        self._flush_out()
+        return size
+
+    def write_now(self, data: bytes) -> None:
+        """A fan-out's native-framed payloads, as IRC lines."""
+        for raw in data.splitlines():
+            if raw:
+                self._translate(json.loads(raw))
+        self._flush_out()
+
+    def _translate(self, obj: dict[str, Any]) -> None:
+        handler = _PAYLOADS.get(obj.get("CMD", ""))
+        if handler is not None:
+            handler(self, obj)
+
+    def _on_ack(self, obj: dict[str, Any]) -> None:
+        if obj.get("TYPE") == "OKAY":
+            self._welcome()
+        else:
+            self._refused(obj.get("CODE", ""), obj.get("REASON", ""))
+
+    def _welcome(self) -> None:
+        nick = self.nick or "*"
+        self.registered = True
+        self._numeric(
+            "001", f"Welcome to the MUCA chat, {nick}!{self._user()}@{USER_HOST}"
+        )
+        self._numeric("002", f"Your host is {SERVER}, running muca-{muca.__version__}")
+        self._numeric("003", "This server speaks MUCA; its rooms are channels")
+        self._say("004", nick, SERVER, f"muca-{muca.__version__}", "i", "nt")
+        self._say(
+            "005",
+            nick,
+            "CHANTYPES=#",
+            "CASEMAPPING=rfc1459",
+            f"NICKLEN={NICKLEN}",
+            f"CHANNELLEN={CHANNELLEN}",
+            f"TOPICLEN={MAX_TOPIC}",
+            "PREFIX=(o)@",
+            "CHANMODES=b,,,int",
+            "NETWORK=MUCA",
+            "are supported by this server",
+        )
+        self._numeric("375", f"- {SERVER} Message of the day -")
+        self._numeric(
+            "372",
+            "- MUCA rooms are channels: /join #room enters one, /list shows them.",
+        )
+        self._numeric("376", "End of /MOTD command.")
+
+    def _refused(self, code: str, reason: str) -> None:
+        wanted = self.nick or "*"
+        if code in (messages.NICK_TAKEN, messages.UID_TAKEN):
+            self._say("433", "*", wanted, f"Nickname is already in use: {reason}")
+        elif code == messages.BAD_JOIN:
+            self._say("432", "*", wanted, f"Erroneous nickname: {reason}")
+        elif code == messages.AUTH_FAILED:
+            self._say("464", "*", "Password incorrect")
+        if code in _CLOSING_REFUSALS:
+            self._closing_link(reason or code)
+        else:
+            # Registration starts again with the next NICK.
+            self.nick = None
+
+    def _closing_link(self, reason: str) -> None:
+        self._say("ERROR", f"Closing Link: {self.peer} ({reason})", prefix="")
+        self._flush_out()
+        self.close()
+
+    def _on_rooms(self, obj: dict[str, Any]) -> None:
+        self.listing = {
+            entry["ROOM"]: entry for entry in obj.get("DATA", []) if "ROOM" in entry
+        }
+
+    def _room_of(self, obj: dict[str, Any]) -> str:
+        return obj.get("ROOM") or self.factory.config.default_room
+
+    def _on_entered(self, obj: dict[str, Any]) -> None:
+        self._entering[obj["ROOM"]] = obj.get("TOPIC", "")
+
+    def _on_list(self, obj: dict[str, Any]) -> None:
+        room = self._room_of(obj)
+        members = {}
+        for entry in obj.get("DATA", []):
+            members[entry["UID"]] = self._learn(entry["UID"], entry["UN"])
+        joined = self.channels.get(room)
+        if joined is None:
+            self._entered(room, members)
+            return
+        for uid in [uid for uid in joined.members if uid not in members]:
+            self._gone(joined, uid)
+        for uid, nick in members.items():
+            if uid not in joined.members:
+                self._arrived(joined, uid, nick)
+
+    def _entered(self, room: str, members: dict[str, str]) -> None:
+        """The first roster of a room entered: JOIN, topic, NAMES."""
+        here = Channel(room, members)
+        self.channels[room] = here
+        topic = self._entering.pop(room, None)
+        if topic is None:
+            topic = self.listing.get(room, {}).get("TOPIC", "")
+        self.listing.setdefault(room, {"ROOM": room, "TOPIC": topic, "COUNT": 0})
+        self.listing[room]["TOPIC"] = topic
+        self._say("JOIN", here.name, prefix=self._mask(self.uid or ""))
+        self._topic_reply(here)
+        self._names(here)
+
+    def _topic_reply(self, here: Channel) -> None:
+        topic = self.listing.get(here.room, {}).get("TOPIC", "")
+        if topic:
+            self._numeric("332", here.name, topic)
+        else:
+            self._numeric("331", here.name, "No topic is set")
+
+    def _names(self, here: Channel) -> None:
+        owner = self._owner(here.room)
+        names = [
+            ("@" if uid == owner else "") + nick for uid, nick in here.members.items()
+        ]
+        start = f":{SERVER} 353 {self.nick} = {here.name} :"
+        room = LINE_LIMIT - 2 - len(start.encode())
+        chunk: list[str] = []
+        size = 0
+        for name in names:
+            if chunk and size + len(name) + 1 > room:
+                self._say("353", self.nick or "*", "=", here.name, " ".join(chunk))
+                chunk, size = [], 0
+            chunk.append(name)
+            size += len(name) + 1
+        if chunk:
+            self._say("353", self.nick or "*", "=", here.name, " ".join(chunk))
+        self._numeric("366", here.name, "End of /NAMES list.")
+
+    def _owner(self, room: str) -> str | None:
+        found = self.factory.room.rooms.get(room)
+        return None if found is None else found.owner
+
+    def _on_presence(self, obj: dict[str, Any]) -> None:
+        here = self.channels.get(self._room_of(obj))
+        if here is None:
+            return
+        for entry in obj.get("JOINED", []):
+            nick = self._learn(entry["UID"], entry["UN"])
+            if entry["UID"] not in here.members:
+                self._arrived(here, entry["UID"], nick)
+        for uid in obj.get("LEFT", []):
+            if uid in here.members:
+                self._gone(here, uid)
+
+    def _arrived(self, here: Channel, uid: str, nick: str) -> None:
+        here.members[uid] = nick
+        if uid != self.uid:
+            self._say("JOIN", here.name, prefix=self._mask(uid))
+
+    def _gone(self, here: Channel, uid: str) -> None:
+        """A user left a channel: PART, or QUIT once when it left the server."""
+        mask = self._mask(uid)
+        if uid in self.factory.room:
+            del here.members[uid]
+            self._say("PART", here.name, "left the room", prefix=mask)
+            return
+        for other in self.channels.values():
+            other.members.pop(uid, None)
+        self._say("QUIT", "left the chat", prefix=mask)
+
+    def _on_topic(self, obj: dict[str, Any]) -> None:
+        room = obj["ROOM"]
+        topic = obj.get("TOPIC", "")
+        self.listing.setdefault(room, {"ROOM": room, "COUNT": 0})["TOPIC"] = topic
+        if room in self.channels:
+            self._say(
+                "TOPIC", channel(room), topic, prefix=self._mask(obj.get("BY", ""))
+            )
+
+    def _on_msg(self, obj: dict[str, Any]) -> None:
+        sender = obj.get("FROM", "")
+        if obj.get("TYPE") == ALL:
+            target = channel(self._room_of(obj))
+        else:
+            target = self.nick or "*"
+        tags = self._tags(obj.get("TS"), obj.get("ID"))
+        self._privmsg(self._mask(sender), target, obj.get("MSG", ""), tags)
+
+    def _privmsg(
+        self,
+        mask: str,
+        target: str,
+        text: str,
+        tags: dict[str, str] | None,
+        command: str = "PRIVMSG",
+    ) -> None:
+        """Text as lines of at most :data:`LINE_LIMIT` bytes each."""
+        head = f":{mask} {command} {target} :"
+        for piece in split_text(text, LINE_LIMIT - 2 - len(head.encode("utf-8"))):
+            self.sendCommand(command, [target, ":" + piece], mask, tags or None)
+
+    def _tags(self, ts: int | None, ident: int | None) -> dict[str, str]:
+        tags: dict[str, str] = {}
+        if ts is not None and "server-time" in self.caps:
+            tags["time"] = server_time(ts)
+        if ident is not None and "message-tags" in self.caps:
+            tags["msgid"] = str(ident)
+        return tags
+
+    def _on_error(self, obj: dict[str, Any]) -> None:
+        code = obj.get("CODE", "")
+        reason = obj.get("REASON", "")
+        self._refused_now = True
+        if code in _CLOSING_ERRORS:
+            self._say("ERROR", f"Closing Link: {self.peer} ({reason})", prefix="")
+            return
+        if self._notice:
+            return  # no automatic reply to a NOTICE
+        command, target = self._context
+        numeric = _ERROR_NUMERICS.get((command, code)) or _ERROR_NUMERICS.get(
+            ("", code)
+        )
+        if numeric is not None:
+            self._numeric(numeric, target, reason)
+        elif code == messages.ALREADY_IN_ROOM:
+            pass
+        else:
+            self._say("NOTICE", self.nick or "*", f"{code}: {reason}")
+
+    # Names
+
+    def _user(self) -> str:
+        return user_part(self.uid or self._username or "user")
+
+    def _learn(self, uid: str, nickname: str) -> str:
+        nick = irc_nick(nickname, uid)
+        self._nicks[uid] = nick
+        return nick
+
+    def _nick_of(self, uid: str) -> str:
+        nick = self._nicks.get(uid)
+        if nick is not None:
+            return nick
+        member = self.factory.room.member(uid)
+        if member is None:
+            return irc_nick(uid, uid)
+        return self._learn(uid, member.nickname)
+
+    def _mask(self, uid: str) -> str:
+        if uid == self.uid and self.nick:
+            return f"{self.nick}!{self._user()}@{USER_HOST}"
+        return f"{self._nick_of(uid)}!{user_part(uid)}@{USER_HOST}"
+
+    def _uid_of(self, nick: str) -> str | None:
+        """The user id of the user IRC shows as ``nick`` (rfc1459 case)."""
+        wanted = irc_lower(nick)
+        for uid, known in self._nicks.items():
+            if irc_lower(known) == wanted and uid in self.factory.room:
+                return uid
+        for member in self.factory.room.members():
+            if irc_lower(irc_nick(member.nickname, member.uid)) == wanted:
+                self._nicks[member.uid] = irc_nick(member.nickname, member.uid)
+                return member.uid
+        return None
+
+    # Lines in: IRC commands as session calls
+
+    def _handle_frame(self, frame: Any) -> None:
+        outbox = self.factory.outbox
+        if outbox:
+            # What this turn's fan-out queued goes out before any answer.
+            outbox.flush_one(self)
+        try:
+            self._handle_line(frame)
+        except Exception:
+            log.failure("unexpected error handling a line from {peer}", peer=self.peer)
+            self._say("NOTICE", self.nick or "*", "the server could not handle this")
+        finally:
+            self._context = ("", "")
+            self._notice = False
+        self._flush_out()
+
+    def _handle_line(self, frame: Any) -> None:
+        if self._closing:
+            return
+        if self.phase is Phase.REFUSED:
+            self._closing_link(self._refusal or "the server is full")
+            return
+        if frame is TOO_LONG:
+            self._numeric("417", "Input line was too long")
+            return
+        if frame is MALFORMED:
+            self._say("NOTICE", self.nick or "*", "Malformed line ignored")
+            return
+        command = frame.command
+        if not self.registered and command not in _BEFORE_REGISTRATION:
+            self._numeric("451", "You have not registered")
+            return
+        handler = _COMMANDS.get(command)
+        if handler is None:
+            self._numeric("421", command[:32], "Unknown command")
+            return
+        wanted, run = handler
+        if len(frame.params) < wanted:
+            self._numeric("461", command, "Not enough parameters")
+            return
+        run(self, frame.params)
+
+    def irc_CAP(self, params: list[str]) -> None:  # noqa: N802
+        """Capability negotiation (IRCv3 ``CAP LS 302``, ``REQ``, ``END``)."""
+        sub = params[0].upper()
+        who = self.nick if self.registered and self.nick else "*"
+        if sub == "LS":
+            if not self.registered:
+                self._negotiating = True
+            self._say("CAP", who, "LS", " ".join(CAPABILITIES))
+        elif sub == "LIST":
+            self._say("CAP", who, "LIST", " ".join(sorted(self.caps)))
+        elif sub == "REQ":
+            if not self.registered:
+                self._negotiating = True
+            asked = params[1].split() if len(params) > 1 else []
+            if asked and all(cap.lstrip("-") in CAPABILITIES for cap in asked):
+                for cap in asked:
+                    if cap.startswith("-"):
+                        self.caps.discard(cap[1:])
+                    else:
+                        self.caps.add(cap)
+                self._say("CAP", who, "ACK", " ".join(asked))
+            else:
+                self._say("CAP", who, "NAK", " ".join(asked))
+        elif sub == "END":
+            self._negotiating = False
+            self._try_register()
+        else:
+            self._say("410", who, sub[:32], "Invalid CAP command")
+
+    def irc_NICK(self, params: list[str]) -> None:  # noqa: N802
+        """Choose the nickname (before registration only)."""
+        if not params or not params[0]:
+            self._numeric("431", "No nickname given")
+            return
+        nick = params[0]
+        if self.registered:
+            if nick != self.nick:
+                self._numeric(
+                    "447", "Nickname changes are not supported: reconnect to change"
+                )
+            return
+        if not valid_nick(nick):
+            self._numeric("432", nick[:NICKLEN], "Erroneous nickname")
+            return
+        self.nick = nick
+        self._try_register()
+
+    def irc_USER(self, params: list[str]) -> None:  # noqa: N802
+        """The user name and real name (before registration only)."""
+        if self.registered or self._username is not None:
+            self._numeric("462", "You may not reregister")
+            return
+        self._username = params[0]
+        self._realname = params[3]
+        self._try_register()
+
+    def irc_PASS(self, params: list[str]) -> None:  # noqa: N802
+        """The password of a server with ``--auth``."""
+        if self.registered:
+            self._numeric("462", "You may not reregister")
+            return
+        self._password = params[0]
+
+    def _try_register(self) -> None:
+        """NICK and USER given and capabilities settled: the MUCA join."""
+        if (
+            self.registered
+            or self._negotiating
+            or self.nick is None
+            or self._username is None
+            or self.phase is not Phase.CONNECTED
+        ):
+            return
+        nick = self.nick
+        request: dict[str, Any] = {
+            "CMD": "JOIN",
+            "UN": nick,
+            "UID": nick,
+            "V": 2,
+            "CAPS": [messages.ROOMS, messages.PRESENCE_DELTA],
+        }
+        if self._password is not None:
+            request["PASS"] = self._password
+        try:
+            join = parse_client_command(request)
+        except JoinRefused as refusal:
+            self._refused(refusal.code, refusal.reason)
+            return
+        assert isinstance(join, Join)
+        self.uid = join.uid
+        self._join(join)
+
+    def welcome(self, join: Join) -> None:
+        """Registered: the welcome numerics, then silence is watched."""
+        super().welcome(join)
+        if not self._closing:
+            self.setTimeout(PING_AFTER)
+
+    def irc_PING(self, params: list[str]) -> None:  # noqa: N802
+        """``PONG`` with the client's token."""
+        if not params:
+            self._numeric("409", "No origin specified")
+            return
+        self._say("PONG", SERVER, params[0])
+
+    def irc_PONG(self, params: list[str]) -> None:  # noqa: N802
+        """An answer to our ``PING``: the client is there (see dataReceived)."""
+
+    def irc_QUIT(self, params: list[str]) -> None:  # noqa: N802
+        """Leave: the others see the user leave the rooms."""
+        reason = params[0] if params else "Client quit"
+        self._say("ERROR", f"Closing Link: {self.peer} (Quit: {reason})", prefix="")
+        self._flush_out()
+        self.close()
+
+    def _channel_room(self, name: str) -> str | None:
+        """The room a channel names, or None once the client is told why not."""
+        if not name.startswith("#"):
+            self._numeric("403", name[:CHANNELLEN], "No such channel")
+            return None
+        try:
+            return room_name(name, "ENTER")
+        except ProtocolError:
+            self._numeric("479", name[:CHANNELLEN], "Illegal channel name")
+            return None
+
+    def _session(self, command: str, target: str, request: dict[str, Any]) -> bool:
+        """A rooms command or a ``SEND`` through the session; False when
+        it was refused (the client told so)."""
+        assert self.user is not None
+        self._context = (command, target)
+        self._refused_now = False
+        try:
+            parsed = parse_client_command(request, rooms=True)
+        except ProtocolError as error:
+            self._on_error(messages.error_payload(error.code, error.reason))
+            return False
+        if isinstance(parsed, messages.Send):
+            self.user.send(parsed)
+        else:
+            self.user.rooms(parsed)  # type: ignore[arg-type]
+        return not self._refused_now
+
+    def irc_JOIN(self, params: list[str]) -> None:  # noqa: N802
+        """``JOIN #a,#b``: enter each room; ``JOIN 0``: part them all."""
+        if params[0] == "0":
+            for here in list(self.channels.values()):
+                self._part(here, "left all rooms")
+            return
+        for name in params[0].split(","):
+            room = self._channel_room(name)
+            if room is None or room in self.channels:
+                continue
+            self._session("JOIN", name, {"CMD": "ENTER", "ROOM": room})
+
+    def irc_PART(self, params: list[str]) -> None:  # noqa: N802
+        """``PART #a,#b [reason]``: leave each room."""
+        reason = params[1] if len(params) > 1 else "left the room"
+        for name in params[0].split(","):
+            room = self._channel_room(name)
+            if room is None:
+                continue
+            here = self.channels.get(room)
+            if here is None:
+                self._numeric("442", name, "You're not on that channel")
+                continue
+            self._part(here, reason)
+
+    def _part(self, here: Channel, reason: str) -> None:
+        if self._session("PART", here.name, {"CMD": "EXIT", "ROOM": here.room}):
+            del self.channels[here.room]
+            self._say("PART", here.name, reason, prefix=self._mask(self.uid or ""))
+
+    def irc_PRIVMSG(self, params: list[str], command: str = "PRIVMSG") -> None:  # noqa: N802
+        """To ``#room`` (a room broadcast) or to a nick (a private message)."""
+        notice = command == "NOTICE"
+        if not params or not params[0]:
+            if not notice:
+                self._numeric("411", f"No recipient given ({command})")
+            return
+        if len(params) < 2 or not params[1]:
+            if not notice:
+                self._numeric("412", "No text to send")
+            return
+        text = params[1]
+        uid = self.uid or ""
+        for target in params[0].split(","):
+            self._notice = notice
+            if target.startswith("#"):
+                room = self._channel_room(target)
+                if room is None:
+                    continue
+                request = {"CMD": "SEND", "MSG": text, "TO": [], "FROM": uid}
+                request["ROOM"] = room
+            else:
+                to = self._uid_of(target)
+                if to is None:
+                    if not notice:
+                        self._numeric("401", target[:NICKLEN], "No such nick/channel")
+                    continue
+                if to == uid:
+                    self._privmsg(
+                        self._mask(uid), self.nick or "*", text, None, command
+                    )
+                    continue
+                request = {"CMD": "SEND", "MSG": text, "TO": [to], "FROM": uid}
+                away = self._away_of(to)
+                if away and not notice:
+                    self._numeric("301", self._nick_of(to), away)
+            if self._session(command, target, request) and "echo-message" in self.caps:
+                now = int(self.factory.clock.seconds() * 1000)
+                self._privmsg(
+                    self._mask(uid), target, text, self._tags(now, None), command
+                )
+
+    def irc_NOTICE(self, params: list[str]) -> None:  # noqa: N802
+        """As PRIVMSG, never answered by an error."""
+        self.irc_PRIVMSG(params, "NOTICE")
+
+    def _away_of(self, uid: str) -> str | None:
+        member = self.factory.room.member(uid)
+        connection = None if member is None else member.connection
+        return getattr(connection, "away", None)
+
+    def irc_TOPIC(self, params: list[str]) -> None:  # noqa: N802
+        """Ask for a channel's topic, or set it (its owner: ``ROOMSET``)."""
+        room = self._channel_room(params[0])
+        if room is None:
+            return
+        here = self.channels.get(room)
+        if here is None:
+            self._numeric("442", params[0], "You're not on that channel")
+            return
+        if len(params) == 1:
+            self._topic_reply(here)
+            return
+        request = {"CMD": "ROOMSET", "ROOM": room, "TOPIC": params[1][:MAX_TOPIC]}
+        self._session("TOPIC", here.name, request)
+
+    def irc_NAMES(self, params: list[str]) -> None:  # noqa: N802
+        """The members of channels it is in."""
+        if not params:
+            self._numeric("366", "*", "End of /NAMES list.")
+            return
+        for name in params[0].split(","):
+            here = self.channels.get(name[1:].lower()) if name.startswith("#") else None
+            if here is None:
+                self._numeric("366", name[:CHANNELLEN], "End of /NAMES list.")
+            else:
+                self._names(here)
+
+    def irc_WHO(self, params: list[str]) -> None:  # noqa: N802
+        """352 for each member of a channel it is in, or for one nick."""
+        mask = params[0] if params else "*"
+        if mask.startswith("#"):
+            here = self.channels.get(mask[1:].lower())
+            if here is not None:
+                owner = self._owner(here.room)
+                for uid in here.members:
+                    self._who_line(here.name, uid, "@" if uid == owner else "")
+        else:
+            uid = self._uid_of(mask)
+            if uid is not None:
+                self._who_line("*", uid, "")
+        self._numeric("315", mask[:CHANNELLEN], "End of /WHO list.")
+
+    def _who_line(self, where: str, uid: str, op: str) -> None:
+        here = "G" if self._away_of(uid) else "H"
+        self._numeric(
+            "352",
+            where,
+            user_part(uid),
+            USER_HOST,
+            SERVER,
+            self._nick_of(uid),
+            here + op,
+            f"0 {uid}",
+        )
+
+    def irc_WHOIS(self, params: list[str]) -> None:  # noqa: N802
+        """Who a nick is: its user id, its channels, away or not."""
+        nick = params[-1].split(",")[0]
+        uid = self._uid_of(nick)
+        if uid is None:
+            self._numeric("401", nick[:NICKLEN], "No such nick/channel")
+            self._numeric("318", nick[:NICKLEN], "End of /WHOIS list.")
+            return
+        shown = self._nick_of(uid)
+        self._numeric("311", shown, user_part(uid), USER_HOST, "*", uid)
+        shared = [here.name for here in self.channels.values() if uid in here.members]
+        if shared:
+            self._numeric("319", shown, " ".join(shared))
+        self._numeric("312", shown, SERVER, "MUCA chat server")
+        away = self._away_of(uid)
+        if away:
+            self._numeric("301", shown, away)
+        self._numeric("318", shown, "End of /WHOIS list.")
+
+    def irc_LIST(self, params: list[str]) -> None:  # noqa: N802
+        """The rooms it may see (as ``ROOMS`` last showed them)."""
+        self._numeric("321", "Channel", "Users  Name")
+        for room, entry in self.listing.items():
+            self._numeric(
+                "322", channel(room), str(entry.get("COUNT", 0)), entry.get("TOPIC", "")
+            )
+        self._numeric("323", "End of /LIST")
+
+    def irc_MODE(self, params: list[str]) -> None:  # noqa: N802
+        """Mode queries (324, 221, an empty ban list); user mode ``i``."""
+        target = params[0]
+        changes = params[1] if len(params) > 1 else ""
+        if target.startswith("#"):
+            room = target[1:].lower()
+            if room not in self.listing and room not in self.channels:
+                self._numeric("403", target[:CHANNELLEN], "No such channel")
+            elif not changes:
+                found = self.factory.room.rooms.get(room)
+                private = found is not None and found.private
+                self._numeric("324", channel(room), "+nt" + ("i" if private else ""))
+            elif changes.lstrip("+") == "b":
+                self._numeric("368", channel(room), "End of channel ban list")
+            else:
+                self._numeric(
+                    "482", channel(room), "Channel modes cannot be changed over IRC yet"
+                )
+            return
+        if irc_lower(target) != irc_lower(self.nick or ""):
+            self._numeric("502", "Cannot change mode for other users")
+            return
+        if not changes:
+            self._numeric("221", "+" + self.modes)
+            return
+        adding = True
+        for letter in changes:
+            if letter in "+-":
+                adding = letter == "+"
+            elif letter == "i":
+                self.modes = "i" if adding else ""
+            else:
+                self._numeric("501", "Unknown MODE flag")
+                return
+        self._say("MODE", self.nick or "*", changes, prefix=self._mask(self.uid or ""))
+
+    def irc_AWAY(self, params: list[str]) -> None:  # noqa: N802
+        """``AWAY :message`` (306), ``AWAY`` (305)."""
+        if params and params[0]:
+            self.away = params[0]
+            self._numeric("306", "You have been marked as being away")
+        else:
+            self.away = None
+            self._numeric("305", "You are no longer marked as being away")
+
+    # The connection's life
+
+    def timeoutConnection(self) -> None:  # noqa: N802
+        """Registration not done in time, or a registered client silent:
+        pinged first, then disconnected."""
+        if self.phase is Phase.JOINED:
+            if not self._pinged:
+                self._pinged = True
+                self._say("PING", SERVER, prefix="")
+                self._flush_out()
+                self.setTimeout(PING_WAIT)
+            else:
+                self._closing_link("Ping timeout")
+            return
+        if self.phase is Phase.CONNECTED:
+            log.info("closing {peer}: not registered in time", peer=self.peer)
+            self._closing_link("Registration timed out")
+            return
+        super().timeoutConnection()
+        self._flush_out()
+
+    def shutdown(self, grace: float) -> None:
+        """The server stops: say so, then close."""
+        if not self._close_started:
+            self._say(
+                "ERROR",
+                f"Closing Link: {self.peer} (the server is shutting down)",
+                prefix="",
+            )
+            self._flush_out()
+        super().shutdown(grace)
+
+    def connectionLost(self, reason: Failure | None = None) -> None:  # noqa: N802
+        """Gone: out of the rooms."""
+        self._out.clear()
+        self._buffer.clear()
+        super().connectionLost(reason)
+
+
+#: What each MUCA payload becomes.
+_PAYLOADS: dict[str, Callable[[IrcPeer, dict[str, Any]], None]] = {
+    "ACK": IrcPeer._on_ack,
+    "ROOMS": IrcPeer._on_rooms,
+    "ENTERED": IrcPeer._on_entered,
+    "LIST": IrcPeer._on_list,
+    "PRESENCE": IrcPeer._on_presence,
+    "TOPIC": IrcPeer._on_topic,
+    "MSG": IrcPeer._on_msg,
+    "ERROR": IrcPeer._on_error,
+}
+
+#: Each command: the parameters it needs, and its handler.
+_COMMANDS: dict[str, tuple[int, Callable[[IrcPeer, list[str]], None]]] = {
+    "CAP": (1, IrcPeer.irc_CAP),
+    "NICK": (0, IrcPeer.irc_NICK),
+    "USER": (4, IrcPeer.irc_USER),
+    "PASS": (1, IrcPeer.irc_PASS),
+    "PING": (0, IrcPeer.irc_PING),
+    "PONG": (0, IrcPeer.irc_PONG),
+    "QUIT": (0, IrcPeer.irc_QUIT),
+    "JOIN": (1, IrcPeer.irc_JOIN),
+    "PART": (1, IrcPeer.irc_PART),
+    "PRIVMSG": (0, IrcPeer.irc_PRIVMSG),
+    "NOTICE": (0, IrcPeer.irc_NOTICE),
+    "TOPIC": (1, IrcPeer.irc_TOPIC),
+    "NAMES": (0, IrcPeer.irc_NAMES),
+    "WHO": (0, IrcPeer.irc_WHO),
+    "WHOIS": (1, IrcPeer.irc_WHOIS),
+    "LIST": (0, IrcPeer.irc_LIST),
+    "MODE": (1, IrcPeer.irc_MODE),
+    "AWAY": (0, IrcPeer.irc_AWAY),
+}
+
+#: MUCA error codes as numerics, by the IRC command they answer ("" any).
+_ERROR_NUMERICS: dict[tuple[str, str], str] = {
+    ("JOIN", messages.NO_SUCH_ROOM): "403",
+    ("JOIN", messages.INVITE_ONLY): "473",
+    ("JOIN", messages.BANNED): "474",
+    ("JOIN", messages.BAD_ROOM): "479",
+    ("JOIN", messages.ROOMS_UNAVAILABLE): "403",
+    ("PART", messages.NOT_IN_ROOM): "442",
+    ("PART", messages.ROOMS_UNAVAILABLE): "442",
+    ("TOPIC", messages.NOT_ALLOWED): "482",
+    ("TOPIC", messages.NO_SUCH_ROOM): "403",
+    ("", messages.NO_SUCH_ROOM): "403",
+    ("", messages.NOT_IN_ROOM): "404",
+    ("", messages.BANNED): "404",
+    ("", messages.UNKNOWN_RECIPIENT): "401",
+    ("", messages.ROOMS_UNAVAILABLE): "404",
+}
