@@ -168,6 +168,8 @@ class Channel:
 
     room: str
     members: dict[str, str] = field(default_factory=dict)
+    #: Its first roster has come (NAMES was sent).
+    listed: bool = False
 
     @property
     def name(self) -> str:
@@ -201,8 +203,6 @@ class IrcPeer(ChatConnection, irc.IRC):
         self.channels: dict[str, Channel] = {}
         #: Rooms as the last ``ROOMS`` showed them, by name.
         self.listing: dict[str, dict[str, Any]] = {}
-        #: Topics of rooms entered, until their first ``LIST``.
-        self._entering: dict[str, str] = {}
         #: IRC nicks of users seen, by user id.
         self._nicks: dict[str, str] = {}
         #: What the session's ERROR answers: the command and its target.
@@ -388,35 +388,39 @@ class IrcPeer(ChatConnection, irc.IRC):
         return obj.get("ROOM") or self.factory.config.default_room
 
     def _on_entered(self, obj: dict[str, Any]) -> None:
-        self._entering[obj["ROOM"]] = obj.get("TOPIC", "")
+        """In a room: JOIN and its topic now, NAMES with its first roster."""
+        room = obj["ROOM"]
+        self._set_topic(room, obj.get("TOPIC", ""))
+        self._entered(room)
+
+    def _set_topic(self, room: str, topic: str) -> None:
+        self.listing.setdefault(room, {"ROOM": room, "COUNT": 0})["TOPIC"] = topic
+
+    def _entered(self, room: str) -> Channel:
+        here = self.channels[room] = Channel(room)
+        self._say("JOIN", here.name, prefix=self._mask(self.uid or ""))
+        self._topic_reply(here)
+        return here
 
     def _on_list(self, obj: dict[str, Any]) -> None:
         room = self._room_of(obj)
         members = {}
         for entry in obj.get("DATA", []):
             members[entry["UID"]] = self._learn(entry["UID"], entry["UN"])
-        joined = self.channels.get(room)
-        if joined is None:
-            self._entered(room, members)
+        here = self.channels.get(room)
+        if here is None:
+            # The default room, entered at registration.
+            here = self._entered(room)
+        if not here.listed:
+            here.listed = True
+            here.members = members
+            self._names(here)
             return
-        for uid in [uid for uid in joined.members if uid not in members]:
-            self._gone(joined, uid)
+        for uid in [uid for uid in here.members if uid not in members]:
+            self._gone(here, uid)
         for uid, nick in members.items():
-            if uid not in joined.members:
-                self._arrived(joined, uid, nick)
-
-    def _entered(self, room: str, members: dict[str, str]) -> None:
-        """The first roster of a room entered: JOIN, topic, NAMES."""
-        here = Channel(room, members)
-        self.channels[room] = here
-        topic = self._entering.pop(room, None)
-        if topic is None:
-            topic = self.listing.get(room, {}).get("TOPIC", "")
-        self.listing.setdefault(room, {"ROOM": room, "TOPIC": topic, "COUNT": 0})
-        self.listing[room]["TOPIC"] = topic
-        self._say("JOIN", here.name, prefix=self._mask(self.uid or ""))
-        self._topic_reply(here)
-        self._names(here)
+            if uid not in here.members:
+                self._arrived(here, uid, nick)
 
     def _topic_reply(self, here: Channel) -> None:
         topic = self.listing.get(here.room, {}).get("TOPIC", "")
@@ -450,7 +454,7 @@ class IrcPeer(ChatConnection, irc.IRC):
 
     def _on_presence(self, obj: dict[str, Any]) -> None:
         here = self.channels.get(self._room_of(obj))
-        if here is None:
+        if here is None or not here.listed:
             return
         for entry in obj.get("JOINED", []):
             nick = self._learn(entry["UID"], entry["UN"])
@@ -479,7 +483,7 @@ class IrcPeer(ChatConnection, irc.IRC):
     def _on_topic(self, obj: dict[str, Any]) -> None:
         room = obj["ROOM"]
         topic = obj.get("TOPIC", "")
-        self.listing.setdefault(room, {"ROOM": room, "COUNT": 0})["TOPIC"] = topic
+        self._set_topic(room, topic)
         if room in self.channels:
             self._say(
                 "TOPIC", channel(room), topic, prefix=self._mask(obj.get("BY", ""))
