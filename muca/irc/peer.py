@@ -236,8 +236,12 @@ class IrcPeer(ChatConnection, irc.IRC):
         if self._closing:
             return
         if self.registered:
-            self._pinged = False
-            self.resetTimeout()
+            # Silence is watched anew (PING_AFTER again after a PING).
+            if self._pinged:
+                self._pinged = False
+                self.setTimeout(PING_AFTER)
+            else:
+                self.resetTimeout()
         buffer = self._buffer
         buffer += data
         frames: list[Any] = []
