@@ -59,6 +59,10 @@ SERVER = "muca"
 MAX_LINE = 4096 + 512
 #: The longest line the server writes, tags aside, ``\r\n`` included.
 LINE_LIMIT = 512
+#: Targets one PRIVMSG or NOTICE may name, and channels one JOIN, PART or
+#: NAMES (``TARGMAX``): one line costs one token of the rate limit.
+MAX_TARGETS = 4
+MAX_CHANNELS = 10
 #: The capabilities this server offers.
 CAPABILITIES = ("server-time", "message-tags", "echo-message")
 #: Seconds of silence from a registered client after which it is pinged,
@@ -203,8 +207,6 @@ class IrcPeer(ChatConnection, irc.IRC):
         self.channels: dict[str, Channel] = {}
         #: Rooms as the last ``ROOMS`` showed them, by name.
         self.listing: dict[str, dict[str, Any]] = {}
-        #: IRC nicks of users seen, by user id.
-        self._nicks: dict[str, str] = {}
         #: What the session's ERROR answers: the command and its target.
         self._context: tuple[str, str] = ("", "")
         self._notice = False
@@ -353,6 +355,8 @@ class IrcPeer(ChatConnection, irc.IRC):
             f"CHANNELLEN={CHANNELLEN}",
             f"TOPICLEN={MAX_TOPIC}",
             "PREFIX=(o)@",
+            f"TARGMAX=PRIVMSG:{MAX_TARGETS},NOTICE:{MAX_TARGETS},"
+            f"JOIN:{MAX_CHANNELS},PART:{MAX_CHANNELS},NAMES:{MAX_CHANNELS}",
             "CHANMODES=b,,,int",
             "NETWORK=MUCA",
             "are supported by this server",
@@ -410,7 +414,7 @@ class IrcPeer(ChatConnection, irc.IRC):
         room = self._room_of(obj)
         members = {}
         for entry in obj.get("DATA", []):
-            members[entry["UID"]] = self._learn(entry["UID"], entry["UN"])
+            members[entry["UID"]] = irc_nick(entry["UN"], entry["UID"])
         here = self.channels.get(room)
         if here is None:
             # The default room, entered at registration.
@@ -461,7 +465,7 @@ class IrcPeer(ChatConnection, irc.IRC):
         if here is None or not here.listed:
             return
         for entry in obj.get("JOINED", []):
-            nick = self._learn(entry["UID"], entry["UN"])
+            nick = irc_nick(entry["UN"], entry["UID"])
             if entry["UID"] not in here.members:
                 self._arrived(here, entry["UID"], nick)
         for uid in obj.get("LEFT", []):
@@ -536,7 +540,7 @@ class IrcPeer(ChatConnection, irc.IRC):
         numeric = _ERROR_NUMERICS.get((command, code)) or _ERROR_NUMERICS.get(
             ("", code)
         )
-        if numeric is not None:
+        if numeric is not None and target:
             self._numeric(numeric, target, reason)
         elif code == messages.ALREADY_IN_ROOM:
             pass
@@ -548,19 +552,17 @@ class IrcPeer(ChatConnection, irc.IRC):
     def _user(self) -> str:
         return user_part(self.uid or self._username or "user")
 
-    def _learn(self, uid: str, nickname: str) -> str:
-        nick = irc_nick(nickname, uid)
-        self._nicks[uid] = nick
-        return nick
-
     def _nick_of(self, uid: str) -> str:
-        nick = self._nicks.get(uid)
-        if nick is not None:
-            return nick
+        """How IRC shows the user ``uid``: as its channels here list it, or
+        as the node's directory names it (a user in none of them)."""
+        for here in self.channels.values():
+            nick = here.members.get(uid)
+            if nick is not None:
+                return nick
         member = self.factory.room.member(uid)
         if member is None:
             return irc_nick(uid, uid)
-        return self._learn(uid, member.nickname)
+        return irc_nick(member.nickname, uid)
 
     def _mask(self, uid: str) -> str:
         if uid == self.uid and self.nick:
@@ -570,12 +572,12 @@ class IrcPeer(ChatConnection, irc.IRC):
     def _uid_of(self, nick: str) -> str | None:
         """The user id of the user IRC shows as ``nick`` (rfc1459 case)."""
         wanted = irc_lower(nick)
-        for uid, known in self._nicks.items():
-            if irc_lower(known) == wanted and uid in self.factory.room:
-                return uid
+        for here in self.channels.values():
+            for uid, known in here.members.items():
+                if irc_lower(known) == wanted:
+                    return uid
         for member in self.factory.room.members():
             if irc_lower(irc_nick(member.nickname, member.uid)) == wanted:
-                self._nicks[member.uid] = irc_nick(member.nickname, member.uid)
                 return member.uid
         return None
 
@@ -588,6 +590,9 @@ class IrcPeer(ChatConnection, irc.IRC):
             outbox.flush_one(self)
         try:
             self._handle_line(frame)
+            # An answer costs the rate limit by its size, as HISTORY's does
+            # (NAMES, WHO, LIST of a large server).
+            self.charge_answer(sum(len(line) for line in self._out))
         except Exception:
             log.failure("unexpected error handling a line from {peer}", peer=self.peer)
             self._say("NOTICE", self.nick or "*", "the server could not handle this")
@@ -765,13 +770,23 @@ class IrcPeer(ChatConnection, irc.IRC):
             self.user.rooms(parsed)  # type: ignore[arg-type]
         return not self._refused_now
 
+    def _targets(self, command: str, names: str, most: int) -> list[str]:
+        """The comma-separated targets of a line, at most ``most`` (407
+        for the rest)."""
+        targets = [name for name in names.split(",") if name]
+        if len(targets) > most:
+            if command != "NOTICE":
+                self._numeric("407", targets[most][:CHANNELLEN], "Too many targets")
+            del targets[most:]
+        return targets
+
     def irc_JOIN(self, params: list[str]) -> None:  # noqa: N802
         """``JOIN #a,#b``: enter each room; ``JOIN 0``: part them all."""
         if params[0] == "0":
             for here in list(self.channels.values()):
                 self._part(here, "left all rooms")
             return
-        for name in params[0].split(","):
+        for name in self._targets("JOIN", params[0], MAX_CHANNELS):
             room = self._channel_room(name)
             if room is None or room in self.channels:
                 continue
@@ -780,7 +795,7 @@ class IrcPeer(ChatConnection, irc.IRC):
     def irc_PART(self, params: list[str]) -> None:  # noqa: N802
         """``PART #a,#b [reason]``: leave each room."""
         reason = params[1] if len(params) > 1 else "left the room"
-        for name in params[0].split(","):
+        for name in self._targets("PART", params[0], MAX_CHANNELS):
             room = self._channel_room(name)
             if room is None:
                 continue
@@ -808,7 +823,7 @@ class IrcPeer(ChatConnection, irc.IRC):
             return
         text = params[1]
         uid = self.uid or ""
-        for target in params[0].split(","):
+        for target in self._targets(command, params[0], MAX_TARGETS):
             self._notice = notice
             if target.startswith("#"):
                 room = self._channel_room(target)
@@ -866,7 +881,7 @@ class IrcPeer(ChatConnection, irc.IRC):
         if not params:
             self._numeric("366", "*", "End of /NAMES list.")
             return
-        for name in params[0].split(","):
+        for name in self._targets("NAMES", params[0], MAX_CHANNELS):
             here = self.channels.get(name[1:].lower()) if name.startswith("#") else None
             if here is None:
                 self._numeric("366", name[:CHANNELLEN], "End of /NAMES list.")

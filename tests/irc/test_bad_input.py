@@ -173,3 +173,28 @@ class TimeoutTests(SynchronousTestCase):
         self.assertEqual(codes(lines), ["ERROR"])
         self.assertIn("Closing Link", lines[0])
         self.assertTrue(second.transport.disconnecting)
+
+
+class TargetTests(SynchronousTestCase):
+    def test_too_many_targets(self) -> None:
+        server = MemoryServer(rate=None)
+        self.addCleanup(server.stop)
+        peers = []
+        for n in range(6):
+            peer = server.connect()
+            peer.send_json({"CMD": "JOIN", "UN": f"u{n}", "UID": f"u{n}", "V": 2})
+            peers.append(peer)
+        alice = IrcClient(server)
+        self.addCleanup(alice.lose)
+        lines = alice.register("alice")
+        self.assertIn("TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:10,PART:10,NAMES:10", lines[4])
+        for peer in peers:
+            peer.take()
+        alice.send("PRIVMSG u0,u1,u2,u3,u4,u5 :hi")
+        self.assertEqual(alice.take(), [":muca 407 alice u4 :Too many targets"])
+        got = [[m["MSG"] for m in peer.take() if m["CMD"] == "MSG"] for peer in peers]
+        self.assertEqual(got, [["hi"]] * 4 + [[], []])
+        alice.send("JOIN " + ",".join(f"#r{n}" for n in range(12)))
+        lines = alice.take()
+        self.assertEqual(lines.count(":muca 407 alice #r10 :Too many targets"), 1)
+        self.assertEqual(sum(1 for line in lines if " JOIN :#r" in line), 10)
