@@ -16,6 +16,8 @@ lines: ``ACK`` the welcome numerics, ``LIST`` and ``PRESENCE`` the
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import time
 from collections.abc import Callable
@@ -70,9 +72,15 @@ CAPABILITIES = ("server-time", "message-tags", "echo-message")
 PING_AFTER = 120.0
 PING_WAIT = 60.0
 
+#: The longest SASL response, base64 (RFC 4616's three fields of at most
+#: 255 bytes each).
+MAX_SASL = 1600
+#: The length of an AUTHENTICATE line's chunk that says more follows.
+SASL_CHUNK = 400
+
 #: The commands a client may send before it is registered.
 _BEFORE_REGISTRATION = frozenset(
-    {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT"}
+    {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT", "AUTHENTICATE"}
 )
 #: The refusals of a ``JOIN`` after which the connection is closed.
 _CLOSING_REFUSALS = frozenset(
@@ -203,6 +211,12 @@ class IrcPeer(ChatConnection, irc.IRC):
         self.away: str | None = None
         self.modes = ""
         self.uid: str | None = None
+        #: The user id SASL proved (None: none yet; the nick is the id).
+        self.account: str | None = None
+        #: A SASL mechanism under way, and its response so far.
+        self._sasl: str | None = None
+        self._sasl_data = ""
+        self._sasl_login = False
         #: Channels it is in, by room name.
         self.channels: dict[str, Channel] = {}
         #: Rooms as the last ``ROOMS`` showed them, by name.
@@ -334,6 +348,8 @@ class IrcPeer(ChatConnection, irc.IRC):
     def _on_ack(self, obj: dict[str, Any]) -> None:
         if obj.get("TYPE") == "OKAY":
             self._welcome()
+        elif self._sasl_login and obj.get("CODE") == messages.AUTH_FAILED:
+            self._numeric("904", "SASL authentication failed")
         else:
             self._refused(obj.get("CODE", ""), obj.get("REASON", ""))
 
@@ -634,14 +650,16 @@ class IrcPeer(ChatConnection, irc.IRC):
         if sub == "LS":
             if not self.registered:
                 self._negotiating = True
-            self._say("CAP", who, "LS", " ".join(CAPABILITIES))
+            version = params[1] if len(params) > 1 else ""
+            self._say("CAP", who, "LS", " ".join(self._offered(version)))
         elif sub == "LIST":
             self._say("CAP", who, "LIST", " ".join(sorted(self.caps)))
         elif sub == "REQ":
             if not self.registered:
                 self._negotiating = True
             asked = params[1].split() if len(params) > 1 else []
-            if asked and all(cap.lstrip("-") in CAPABILITIES for cap in asked):
+            offered = [cap.partition("=")[0] for cap in self._offered("")]
+            if asked and all(cap.lstrip("-") in offered for cap in asked):
                 for cap in asked:
                     if cap.startswith("-"):
                         self.caps.discard(cap[1:])
@@ -655,6 +673,97 @@ class IrcPeer(ChatConnection, irc.IRC):
             self._try_register()
         else:
             self._say("410", who, sub[:32], "Invalid CAP command")
+
+    def _offered(self, version: str) -> list[str]:
+        """The capabilities of ``CAP LS``: SASL PLAIN on a server with
+        ``--auth`` (named with its mechanism for ``CAP LS 302``)."""
+        offered = list(CAPABILITIES)
+        if self.factory.portal is not None:
+            cap_302 = version.isdigit() and int(version) >= 302
+            offered.append("sasl=PLAIN" if cap_302 else "sasl")
+        return offered
+
+    def irc_AUTHENTICATE(self, params: list[str]) -> None:  # noqa: N802
+        """SASL PLAIN (RFC 4616): the password checked by a MUCA login
+        (its throttle included) before registration ends."""
+        if self.registered or self.account is not None:
+            self._numeric("907", "You have already authenticated using SASL")
+            return
+        if "sasl" not in self.caps:
+            self._numeric("904", "SASL authentication failed: CAP REQ sasl first")
+            return
+        value = params[0]
+        if value == "*":
+            self._sasl, self._sasl_data = None, ""
+            self._numeric("906", "SASL authentication aborted")
+            return
+        if self._sasl is None:
+            if value.upper() != "PLAIN":
+                self._numeric("908", "PLAIN", "are available SASL mechanisms")
+                self._numeric("904", "SASL authentication failed")
+                return
+            self._sasl = "PLAIN"
+            self.sendLine("AUTHENTICATE +")
+            return
+        if value != "+":
+            self._sasl_data += value
+        if len(self._sasl_data) > MAX_SASL:
+            self._sasl, self._sasl_data = None, ""
+            self._numeric("905", "SASL message too long")
+            return
+        if len(value) == SASL_CHUNK:
+            return  # more follows
+        data, self._sasl, self._sasl_data = self._sasl_data, None, ""
+        self._sasl_plain(data)
+
+    def _sasl_plain(self, data: str) -> None:
+        try:
+            fields = base64.b64decode(data, validate=True).decode("utf-8").split("\0")
+        except (binascii.Error, UnicodeDecodeError):
+            fields = []
+        if len(fields) != 3 or self.phase is not Phase.CONNECTED:
+            self._numeric("904", "SASL authentication failed")
+            return
+        authzid, account, password = fields
+        if authzid and authzid != account:
+            self._numeric("904", "SASL authentication failed: authzid is not yours")
+            return
+        # Clients may authenticate before they send NICK: the login needs
+        # only the user id and the password.
+        request = {"CMD": "JOIN", "UN": self.nick or account, "UID": account}
+        try:
+            join = parse_client_command({**request, "PASS": password})
+        except JoinRefused:
+            self._numeric("904", "SASL authentication failed")
+            return
+        assert isinstance(join, Join)
+        # The throttle and the portal of every login, without joining yet:
+        # the join follows at CAP END.
+        self.phase = Phase.LOGGING_IN
+        self._sasl_login = True
+        login = self.factory.entrance.log_in(self, join)
+        login.addCallback(self._sasl_proved, join)
+        login.addErrback(self._login_broke, join)
+        if self.phase is Phase.LOGGING_IN:
+            self._login = login
+            login.addBoth(self._decided)
+
+    def _sasl_proved(self, login: tuple[Any, Any] | None, join: Join) -> None:
+        self._login = None
+        self._sasl_login = False
+        if login is None:
+            return  # refused: 904 said
+        user, logout = login
+        if self._closing:
+            logout()
+            return
+        self.user, self._logout = user, logout
+        self.phase = Phase.CONNECTED
+        self.account = join.uid
+        mask = f"{self.nick or '*'}!{user_part(join.uid)}@{USER_HOST}"
+        self._numeric("900", mask, join.uid, f"You are now logged in as {join.uid}")
+        self._numeric("903", "SASL authentication successful")
+        self._flush_out()
 
     def irc_NICK(self, params: list[str]) -> None:  # noqa: N802
         """Choose the nickname (before registration only)."""
@@ -700,24 +809,43 @@ class IrcPeer(ChatConnection, irc.IRC):
             or self.phase is not Phase.CONNECTED
         ):
             return
-        nick = self.nick
+        if self.account is not None and self.user is not None:
+            # SASL proved the account: join as it, with no second login.
+            join = self._join_request(self.account, None)
+            if join is None:
+                return
+            self.uid = join.uid
+            self.phase = Phase.LOGGING_IN
+            self._joining = join
+            joined = self._logged_in((self.user, self._logout), join)
+            if self.phase is Phase.LOGGING_IN and joined is not None:
+                joined.addBoth(self._decided)
+            return
+        join = self._join_request(self.nick, self._password)
+        if join is None:
+            return
+        self.uid = join.uid
+        self._join(join)
+
+    def _join_request(self, uid: str, password: str | None) -> Join | None:
+        """The MUCA ``JOIN`` of this nick as ``uid``, or None once the client
+        has been told why it is no valid one."""
         request: dict[str, Any] = {
             "CMD": "JOIN",
-            "UN": nick,
-            "UID": nick,
+            "UN": self.nick,
+            "UID": uid,
             "V": 2,
             "CAPS": [messages.ROOMS, messages.PRESENCE_DELTA],
         }
-        if self._password is not None:
-            request["PASS"] = self._password
+        if password is not None:
+            request["PASS"] = password
         try:
             join = parse_client_command(request)
         except JoinRefused as refusal:
             self._refused(refusal.code, refusal.reason)
-            return
+            return None
         assert isinstance(join, Join)
-        self.uid = join.uid
-        self._join(join)
+        return join
 
     def welcome(self, join: Join) -> None:
         """Registered: the welcome numerics, then silence is watched."""
@@ -1046,6 +1174,7 @@ _COMMANDS: dict[str, tuple[int, Callable[[IrcPeer, list[str]], None]]] = {
     "NICK": (0, IrcPeer.irc_NICK),
     "USER": (4, IrcPeer.irc_USER),
     "PASS": (1, IrcPeer.irc_PASS),
+    "AUTHENTICATE": (1, IrcPeer.irc_AUTHENTICATE),
     "PING": (0, IrcPeer.irc_PING),
     "PONG": (0, IrcPeer.irc_PONG),
     "QUIT": (0, IrcPeer.irc_QUIT),

@@ -27,12 +27,16 @@ settings = {
 """
 
 
-class IrssiTests(TestCase):
+class IrssiDriver(TestCase):
+    """A server and a tmux to run irssi in (the tests are its subclasses')."""
+
     timeout = 120
+    #: The server's options besides its listeners.
+    options: tuple[str, ...] = ()
 
     async def setUp(self) -> None:
         self.twistd: Twistd = await start_twistd(
-            self, "--irc", "tcp:0:interface=127.0.0.1"
+            self, "--irc", "tcp:0:interface=127.0.0.1", *self.options
         )
         match = await self.twistd.process.wait_for(r"muca: IRC on 127\.0\.0\.1:(\d+)")
         self.irc_port = int(match.group(1))
@@ -66,6 +70,8 @@ class IrssiTests(TestCase):
             await deferLater(reactor, 0.1, lambda: None)
         raise AssertionError(f"irssi never showed {texts}:\n{screen}")
 
+
+class IrssiTests(IrssiDriver):
     async def test_irssi_talks_with_a_muca_client(self) -> None:
         observer = RecordingObserver()
         mary = ChatClient(reactor, "Mary", "mary@hku.hk", observer, timeout=5.0)
@@ -112,3 +118,46 @@ class IrssiTests(TestCase):
         await wait_until(
             lambda: "alice" not in [p.uid for p in mary.peers], 10, "alice gone"
         )
+
+
+class IrssiSaslTests(IrssiDriver):
+    """irssi's own SASL PLAIN on a server with ``--auth``."""
+
+    options = ("--auth", "memory:alice@hku.hk:sesame:mary@hku.hk:pw")
+
+    async def test_sasl_plain(self) -> None:
+        observer = RecordingObserver()
+        mary = ChatClient(reactor, "Mary", "mary@hku.hk", observer, timeout=5.0)
+        self.addCleanup(mary.leave)
+        await mary.connect_tcp("127.0.0.1", self.twistd.port)
+        await mary.join("pw")
+        await self.tmux(
+            "new-session",
+            "-d",
+            "-s",
+            "irc",
+            "-x",
+            "160",
+            "-y",
+            "40",
+            f"irssi --home={self.home}",
+        )
+        await self.screen_shows("Irssi v")
+        await self.keys(
+            "/network add -sasl_mechanism plain -sasl_username alice@hku.hk"
+            " -sasl_password sesame muca"
+        )
+        await self.screen_shows("Network muca saved")
+        await self.keys(f"/connect -network muca 127.0.0.1 {self.irc_port}")
+        await self.screen_shows("Welcome to the MUCA chat")
+        # The account is the user id; irssi's nick its nickname.
+        await wait_until(
+            lambda: (
+                ("alice", "alice@hku.hk") in [(p.nickname, p.uid) for p in mary.peers]
+            ),
+            10,
+            "alice@hku.hk in the room",
+        )
+        await self.keys("/msg Mary proved")
+        message = await observer.next_of("message")
+        self.assertEqual((message.sender_uid, message.text), ("alice@hku.hk", "proved"))

@@ -3,6 +3,8 @@ numerics and the default room as #general."""
 
 from __future__ import annotations
 
+import base64
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from muca.server.auth import make_checker, make_portal
@@ -196,3 +198,113 @@ class PasswordTests(SynchronousTestCase):
             self.assertEqual(lines[0], ":muca 464 * :Password incorrect")
             self.assertTrue(lines[1].startswith("ERROR :Closing Link: 127.0.0.1:"))
             self.assertTrue(client.transport.disconnecting)
+
+
+def plain(authzid: str, account: str, password: str) -> str:
+    """An ``AUTHENTICATE`` PLAIN response."""
+    raw = f"{authzid}\0{account}\0{password}".encode()
+    return base64.b64encode(raw).decode()
+
+
+class SaslTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        checker = make_checker("memory:alice@hku.hk:sesame")
+        self.server = MemoryServer(
+            portal=make_portal([checker]), rate=None, login_delay=None
+        )
+        self.addCleanup(self.server.stop)
+        self.client = IrcClient(self.server)
+        self.addCleanup(self.client.lose)
+        self.client.send("CAP LS 302", "NICK Alice", "USER alice 0 * :Alice A")
+        self.assertEqual(
+            self.client.take(),
+            [":muca CAP * LS :server-time message-tags echo-message sasl=PLAIN"],
+        )
+        self.client.send("CAP REQ :sasl")
+        self.assertEqual(self.client.take(), [":muca CAP * ACK :sasl"])
+
+    def test_plain_then_cap_end(self) -> None:
+        mary = self.server.connect()
+        client = self.client
+        client.send("AUTHENTICATE PLAIN")
+        self.assertEqual(client.take(), ["AUTHENTICATE +"])
+        client.send("AUTHENTICATE " + plain("", "alice@hku.hk", "sesame"))
+        self.assertEqual(
+            client.take(),
+            [
+                ":muca 900 Alice Alice!alice@muca alice@hku.hk"
+                " :You are now logged in as alice@hku.hk",
+                ":muca 903 Alice :SASL authentication successful",
+            ],
+        )
+        client.send("CAP END")
+        self.assertEqual(codes(client.take()), WELCOME + GENERAL)
+        # The MUCA user is the account, named by the nick.
+        mary.send_json(
+            {"CMD": "JOIN", "UN": "Mary", "UID": "mary", "V": 2, "PASS": "x"}
+        )
+        self.assertEqual(
+            mary.take(),
+            [
+                {
+                    "CMD": "ACK",
+                    "TYPE": "FAIL",
+                    "CODE": "AUTH_FAILED",
+                    "REASON": "wrong or missing password",
+                }
+            ],
+        )
+        self.assertEqual(
+            [m.uid for m in self.server.factory.room.members()], ["alice@hku.hk"]
+        )
+
+    def test_wrong_password_then_right(self) -> None:
+        client = self.client
+        client.send(
+            "AUTHENTICATE PLAIN", "AUTHENTICATE " + plain("", "alice@hku.hk", "no")
+        )
+        self.assertEqual(
+            client.take(),
+            ["AUTHENTICATE +", ":muca 904 Alice :SASL authentication failed"],
+        )
+        client.send("AUTHENTICATE PLAIN")
+        client.send("AUTHENTICATE " + plain("alice@hku.hk", "alice@hku.hk", "sesame"))
+        self.assertEqual(codes(client.take()), ["AUTHENTICATE", "900", "903"])
+        client.send("AUTHENTICATE PLAIN")
+        self.assertEqual(codes(client.take()), ["907"])
+
+    def test_bad_exchanges(self) -> None:
+        client = self.client
+        client.send(
+            "AUTHENTICATE SCRAM-SHA-256", "AUTHENTICATE PLAIN", "AUTHENTICATE *"
+        )
+        self.assertEqual(
+            client.take(),
+            [
+                ":muca 908 Alice PLAIN :are available SASL mechanisms",
+                ":muca 904 Alice :SASL authentication failed",
+                "AUTHENTICATE +",
+                ":muca 906 Alice :SASL authentication aborted",
+            ],
+        )
+        client.send("AUTHENTICATE PLAIN", *["AUTHENTICATE " + "A" * 400] * 5)
+        self.assertEqual(codes(client.take()), ["AUTHENTICATE", "905"])
+        client.send("AUTHENTICATE PLAIN", "AUTHENTICATE !!notbase64")
+        self.assertEqual(codes(client.take()), ["AUTHENTICATE", "904"])
+
+
+class NoSaslTests(SynchronousTestCase):
+    def test_no_sasl_without_auth(self) -> None:
+        server = MemoryServer(rate=None)
+        self.addCleanup(server.stop)
+        client = IrcClient(server)
+        self.addCleanup(client.lose)
+        client.send("CAP LS 302", "CAP REQ :sasl", "AUTHENTICATE PLAIN")
+        self.assertEqual(
+            client.take(),
+            [
+                ":muca CAP * LS :server-time message-tags echo-message",
+                ":muca CAP * NAK :sasl",
+                ":muca 904 * :SASL authentication failed: CAP REQ sasl first",
+            ],
+        )
