@@ -219,6 +219,8 @@ class IrcPeer(ChatConnection, irc.IRC):
         self._sasl_login = False
         #: Channels it is in, by room name.
         self.channels: dict[str, Channel] = {}
+        #: The default room's first roster has come (entered at registration).
+        self._default_listed = False
         #: Rooms as the last ``ROOMS`` showed them, by name.
         self.listing: dict[str, dict[str, Any]] = {}
         #: What the session's ERROR answers: the command and its target.
@@ -433,7 +435,10 @@ class IrcPeer(ChatConnection, irc.IRC):
             members[entry["UID"]] = irc_nick(entry["UN"], entry["UID"])
         here = self.channels.get(room)
         if here is None:
+            if self._default_listed or room != self.factory.config.default_room:
+                return  # a room left meanwhile
             # The default room, entered at registration.
+            self._default_listed = True
             here = self._entered(room)
         if not here.listed:
             here.listed = True
@@ -808,6 +813,13 @@ class IrcPeer(ChatConnection, irc.IRC):
             or self._username is None
             or self.phase is not Phase.CONNECTED
         ):
+            return
+        if self._uid_of(self.nick) is not None:
+            # Taken, or only case apart (rfc1459), or a MUCA nickname's IRC
+            # form: IRC could not tell the two apart.
+            self._refused(
+                messages.NICK_TAKEN, "IRC compares nicks without regard to case"
+            )
             return
         if self.account is not None and self.user is not None:
             # SASL proved the account: join as it, with no second login.

@@ -198,3 +198,18 @@ class TargetTests(SynchronousTestCase):
         lines = alice.take()
         self.assertEqual(lines.count(":muca 407 alice #r10 :Too many targets"), 1)
         self.assertEqual(sum(1 for line in lines if " JOIN :#r" in line), 10)
+
+
+class ShutdownTests(SynchronousTestCase):
+    def test_the_server_stopping_is_said(self) -> None:
+        server = MemoryServer(rate=None)
+        self.addCleanup(server.stop)
+        alice = IrcClient(server)
+        self.addCleanup(alice.lose)
+        alice.register("alice")
+        server.factory.close_all()
+        self.assertEqual(
+            alice.take(),
+            ["ERROR :Closing Link: 127.0.0.1:50001 (the server is shutting down)"],
+        )
+        self.assertTrue(alice.transport.disconnecting)

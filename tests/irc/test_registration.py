@@ -308,3 +308,27 @@ class NoSaslTests(SynchronousTestCase):
                 ":muca 904 * :SASL authentication failed: CAP REQ sasl first",
             ],
         )
+
+
+class CaseMappingTests(SynchronousTestCase):
+    def test_a_nick_only_case_apart_is_in_use(self) -> None:
+        server = MemoryServer(rate=None)
+        self.addCleanup(server.stop)
+        first = IrcClient(server)
+        self.addCleanup(first.lose)
+        first.register("Alice[1]")
+        second = IrcClient(server)
+        self.addCleanup(second.lose)
+        self.assertEqual(
+            second.register("aLICE{1}"),
+            [
+                ":muca 433 * aLICE{1} :Nickname is already in use:"
+                " IRC compares nicks without regard to case"
+            ],
+        )
+        # A MUCA user's IRC form counts too.
+        muca = server.connect()
+        muca.send_json({"CMD": "JOIN", "UN": "Zoé B", "UID": "zoe@hku.hk", "V": 2})
+        muca.take()
+        second.send("NICK zo__b|ed60")
+        self.assertEqual(codes(second.take()), ["433"])
