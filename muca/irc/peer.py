@@ -219,6 +219,8 @@ class IrcPeer(ChatConnection, irc.IRC):
         self._sasl_login = False
         #: Channels it is in, by room name.
         self.channels: dict[str, Channel] = {}
+        #: Rooms are served (not on a node of a cluster without them).
+        self._rooms_here = True
         #: The default room's first roster has come (entered at registration).
         self._default_listed = False
         #: Rooms as the last ``ROOMS`` showed them, by name.
@@ -552,6 +554,9 @@ class IrcPeer(ChatConnection, irc.IRC):
         code = obj.get("CODE", "")
         reason = obj.get("REASON", "")
         self._refused_now = True
+        if code == messages.ROOMS_UNAVAILABLE and obj.get("REF") == "JOIN":
+            # A node of a cluster: the default room only, without ROOM.
+            self._rooms_here = False
         if code in _CLOSING_ERRORS:
             self._say("ERROR", f"Closing Link: {self.peer} ({reason})", prefix="")
             return
@@ -970,7 +975,8 @@ class IrcPeer(ChatConnection, irc.IRC):
                 if room is None:
                     continue
                 request = {"CMD": "SEND", "MSG": text, "TO": [], "FROM": uid}
-                request["ROOM"] = room
+                if self._rooms_here or room != self.factory.config.default_room:
+                    request["ROOM"] = room
             else:
                 to = self._uid_of(target)
                 if to is None:
@@ -1214,6 +1220,7 @@ _ERROR_NUMERICS: dict[tuple[str, str], str] = {
     ("PART", messages.ROOMS_UNAVAILABLE): "442",
     ("TOPIC", messages.NOT_ALLOWED): "482",
     ("TOPIC", messages.NO_SUCH_ROOM): "403",
+    ("TOPIC", messages.ROOMS_UNAVAILABLE): "482",
     ("", messages.NO_SUCH_ROOM): "403",
     ("", messages.NOT_IN_ROOM): "404",
     ("", messages.BANNED): "404",
