@@ -192,8 +192,6 @@ class Channel:
 class IrcPeer(ChatConnection, irc.IRC):
     """One IRC connection (see the module's text)."""
 
-    hostname = SERVER
-
     def __init__(self, node: Any) -> None:
         super().__init__()
         self.factory = node
@@ -201,7 +199,6 @@ class IrcPeer(ChatConnection, irc.IRC):
         #: What registration has gathered.
         self.nick: str | None = None
         self._username: str | None = None
-        self._realname = ""
         self._password: str | None = None
         self._negotiating = False
         #: Capabilities the client enabled.
@@ -238,7 +235,6 @@ class IrcPeer(ChatConnection, irc.IRC):
 
     def connectionMade(self) -> None:  # noqa: N802
         """Connected: count in (not IRC.connectionMade: no DNS lookup)."""
-        self.channels = {}
         self._start(self.transport)
 
     def _register(self) -> None:
@@ -794,12 +790,12 @@ class IrcPeer(ChatConnection, irc.IRC):
         self._try_register()
 
     def irc_USER(self, params: list[str]) -> None:  # noqa: N802
-        """The user name and real name (before registration only)."""
+        """The user name (before registration only; the real name is not
+        kept: WHOIS shows the MUCA user id there)."""
         if self.registered or self._username is not None:
             self._numeric("462", "You may not reregister")
             return
         self._username = params[0]
-        self._realname = params[3]
         self._try_register()
 
     def irc_PASS(self, params: list[str]) -> None:  # noqa: N802
