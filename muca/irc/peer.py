@@ -340,6 +340,17 @@ class IrcPeer(ChatConnection, irc.IRC):
                 self._translate(json.loads(raw))
         self._flush_out()
 
+    def encode(self, objs: list[dict[str, Any]]) -> bytes:
+        """Payloads written past the lines of this turn (a history page, the
+        last words to a slow reader), as IRC lines."""
+        kept, self._out = self._out, []
+        try:
+            for obj in objs:
+                self._translate(obj)
+            return b"".join(self._out)
+        finally:
+            self._out = kept
+
     def _translate(self, obj: dict[str, Any]) -> None:
         handler = _PAYLOADS.get(obj.get("CMD", ""))
         if handler is not None:

@@ -213,3 +213,32 @@ class ShutdownTests(SynchronousTestCase):
             ["ERROR :Closing Link: 127.0.0.1:50001 (the server is shutting down)"],
         )
         self.assertTrue(alice.transport.disconnecting)
+
+
+class SlowReaderTests(SynchronousTestCase):
+    def test_a_slow_reader_is_told_in_irc(self) -> None:
+        server = MemoryServer(rate=None, max_outbound=1000)
+        self.addCleanup(server.stop)
+        alice = IrcClient(server)
+        self.addCleanup(alice.lose)
+        alice.register("alice")
+        mary = server.connect()
+        mary.send_json({"CMD": "JOIN", "UN": "Mary", "UID": "mary", "V": 2})
+        mary.take()
+        alice.take()
+        alice.protocol.pauseProducing()  # its socket is full
+        for n in range(20):
+            mary.send_json(
+                {"CMD": "SEND", "MSG": f"{n:02d}" + "x" * 100, "TO": [], "FROM": "mary"}
+            )
+            server.clock.advance(0)
+        lines = alice.take()
+        self.assertTrue(
+            all(line.startswith(":Mary!mary@muca PRIVMSG") for line in lines[:-1])
+        )
+        self.assertEqual(
+            lines[-1],
+            "ERROR :Closing Link: 127.0.0.1:50001"
+            " (you did not read fast enough; disconnecting)",
+        )
+        self.assertTrue(alice.transport.disconnecting)
