@@ -529,12 +529,26 @@ class IrcPeer(ChatConnection, irc.IRC):
 
     def _on_msg(self, obj: dict[str, Any]) -> None:
         sender = obj.get("FROM", "")
+        text = obj.get("MSG", "")
+        mask = self._mask(sender)
         if obj.get("TYPE") == ALL:
             target = channel(self._room_of(obj))
+        elif sender == self.uid:
+            return  # a private message of ours played back: to whom is not said
         else:
             target = self.nick or "*"
-        tags = self._tags(obj.get("TS"), obj.get("ID"))
-        self._privmsg(self._mask(sender), target, obj.get("MSG", ""), tags)
+        ts = obj.get("TS")
+        if obj.get("HIST"):
+            # Played back after joining, as a bouncer does: its sender as it
+            # was named then, and its time in the text for clients that
+            # cannot show server-time.
+            nickname = obj.get("UN") or sender
+            if sender != self.uid:
+                mask = f"{irc_nick(nickname, sender)}!{user_part(sender)}@{USER_HOST}"
+            if "server-time" not in self.caps and ts is not None:
+                text = f"[{server_time(ts)[:16].replace('T', ' ')}] {text}"
+        tags = self._tags(ts, obj.get("ID"))
+        self._privmsg(mask, target, text, tags)
 
     def _privmsg(
         self,
@@ -859,7 +873,7 @@ class IrcPeer(ChatConnection, irc.IRC):
             "UN": self.nick,
             "UID": uid,
             "V": 2,
-            "CAPS": [messages.ROOMS, messages.PRESENCE_DELTA],
+            "CAPS": [messages.ROOMS, messages.PRESENCE_DELTA, messages.HISTORY],
         }
         if password is not None:
             request["PASS"] = password

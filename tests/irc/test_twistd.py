@@ -93,3 +93,33 @@ class TwistdIrcTests(TestCase):
         alice.send("QUIT :bye")
         await alice.line_with("ERROR :Closing Link")
         await alice.closed
+
+    async def test_the_last_messages_are_played_back_at_registration(self) -> None:
+        mary, _ = await self.mary()
+        observer = RecordingObserver()
+        tony = ChatClient(reactor, "Tony", "tony@hku.hk", observer, timeout=5.0)
+        self.addCleanup(tony.leave)
+        await tony.connect_tcp("127.0.0.1", self.twistd.port)
+        await tony.join()
+        mary.send([], "said before")
+        mary.send([], "and again")
+        # Delivered to Tony: accepted, and stored first.
+        await observer.next_of("message", 2)
+        alice = await self.alice()
+        await alice.line_with(" 366 ")
+        first = await alice.line_with("said before")
+        self.assertRegex(
+            first,
+            r"^@time=\S+;msgid=\d+ :Mary!mary@muca PRIVMSG #general :said before$",
+        )
+        await alice.line_with("and again")
+        # A client without server-time reads the time in the text.
+        bob = await connect_irc(self, self.irc_port)
+        bob.send("NICK bob", "USER bob 0 * :Bob")
+        await bob.line_with(" 366 ")
+        line = await bob.line_with("said before")
+        self.assertRegex(
+            line,
+            r"^:Mary!mary@muca PRIVMSG #general"
+            r" :\[\d{4}-\d\d-\d\d \d\d:\d\d\] said before$",
+        )
