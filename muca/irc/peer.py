@@ -1125,6 +1125,16 @@ class IrcPeer(ChatConnection, irc.IRC):
                 self._numeric("324", channel(room), "+nt" + ("i" if private else ""))
             elif changes.lstrip("+") == "b":
                 self._numeric("368", channel(room), "End of channel ban list")
+            elif changes in ("+i", "-i") and room in self.channels:
+                # Invite-only is a private room (ROOMSET, its owner's).
+                request = {"CMD": "ROOMSET", "ROOM": room, "PRIVATE": changes == "+i"}
+                if self._session("MODE", channel(room), request):
+                    self._say(
+                        "MODE",
+                        channel(room),
+                        changes,
+                        prefix=self._mask(self.uid or ""),
+                    )
             else:
                 self._numeric(
                     "482", channel(room), "Channel modes cannot be changed over IRC yet"
@@ -1146,6 +1156,23 @@ class IrcPeer(ChatConnection, irc.IRC):
                 self._numeric("501", "Unknown MODE flag")
                 return
         self._say("MODE", self.nick or "*", changes, prefix=self._mask(self.uid or ""))
+
+    def irc_INVITE(self, params: list[str]) -> None:  # noqa: N802
+        """``INVITE nick #room``: that user may enter the (private) room."""
+        nick, name = params[0], params[1]
+        uid = self._uid_of(nick)
+        if uid is None:
+            self._numeric("401", nick[:NICKLEN], "No such nick/channel")
+            return
+        room = self._channel_room(name)
+        if room is None:
+            return
+        if room not in self.channels:
+            self._numeric("442", name, "You're not on that channel")
+            return
+        request = {"CMD": "INVITE", "ROOM": room, "UID": uid}
+        if self._session("INVITE", channel(room), request):
+            self._numeric("341", self._nick_of(uid), channel(room))
 
     def irc_AWAY(self, params: list[str]) -> None:  # noqa: N802
         """``AWAY :message`` (306), ``AWAY`` (305)."""
@@ -1228,6 +1255,7 @@ _COMMANDS: dict[str, tuple[int, Callable[[IrcPeer, list[str]], None]]] = {
     "LIST": (0, IrcPeer.irc_LIST),
     "MODE": (1, IrcPeer.irc_MODE),
     "AWAY": (0, IrcPeer.irc_AWAY),
+    "INVITE": (2, IrcPeer.irc_INVITE),
 }
 
 #: MUCA error codes as numerics, by the IRC command they answer ("" any).
@@ -1242,6 +1270,10 @@ _ERROR_NUMERICS: dict[tuple[str, str], str] = {
     ("TOPIC", messages.NOT_ALLOWED): "482",
     ("TOPIC", messages.NO_SUCH_ROOM): "403",
     ("TOPIC", messages.ROOMS_UNAVAILABLE): "482",
+    ("MODE", messages.NOT_ALLOWED): "482",
+    ("MODE", messages.ROOMS_UNAVAILABLE): "482",
+    ("INVITE", messages.NOT_IN_ROOM): "442",
+    ("INVITE", messages.ROOMS_UNAVAILABLE): "482",
     ("", messages.NO_SUCH_ROOM): "403",
     ("", messages.NOT_IN_ROOM): "404",
     ("", messages.BANNED): "404",

@@ -268,3 +268,36 @@ class ChannelTests(SynchronousTestCase):
         self.alice.send(f"PRIVMSG {nick} :bonjour")
         (message,) = zoe.take()[-1:]
         self.assertEqual((message["FROM"], message["MSG"]), ("alice", "bonjour"))
+
+    def test_invite_only_from_irc(self) -> None:
+        self.alice.send("JOIN #ops", "MODE #ops +i", "MODE #ops")
+        lines = self.alice.take()
+        self.assertIn(f"{ALICE} MODE #ops :+i", lines)
+        self.assertIn(":muca 324 alice #ops :+nti", lines)
+        self.mary.take()
+        self.mary.send_json({"CMD": "ENTER", "ROOM": "ops"})
+        (error,) = self.mary.take()
+        self.assertEqual(error["CODE"], "INVITE_ONLY")
+        self.alice.send("INVITE Mary #ops", "INVITE nobody #ops", "INVITE Mary #dev")
+        self.assertEqual(
+            self.alice.take(),
+            [
+                ":muca 341 alice Mary :#ops",
+                ":muca 401 alice nobody :No such nick/channel",
+                ":muca 442 alice #dev :You're not on that channel",
+            ],
+        )
+        self.mary.take()
+        self.mary.send_json({"CMD": "ENTER", "ROOM": "ops"})
+        self.assertEqual(self.mary.take()[0]["CMD"], "ENTERED")
+        # Only its owner sets the room's modes.
+        bob = self.irc("bob")
+        bob.send("JOIN #ops")
+        self.assertEqual(codes(bob.take()), ["473"])
+        self.alice.send("INVITE bob #ops")
+        self.alice.take()
+        bob.send("JOIN #ops", "MODE #ops -i")
+        self.assertIn(
+            ":muca 482 bob #ops :only its owner may change the room 'ops'",
+            bob.take(),
+        )
