@@ -5,20 +5,8 @@ quit. Every wait is bounded."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-from twisted.internet import reactor
-from twisted.internet.task import deferLater
-from twisted.internet.utils import getProcessOutputAndValue
-from twisted.trial.unittest import TestCase
-
-from muca.client.client import ChatClient
-from tests.support.client import RecordingObserver, wait_until
-from tests.support.twistd import Twistd, fresh_directory, start_twistd
-
-#: Seconds irssi may take to show something.
-SCREEN_WAIT = 15.0
+from tests.irc.terminal import TerminalTestCase
+from tests.support.client import wait_until
 
 IRSSI_CONFIG = """\
 settings = {
@@ -27,60 +15,19 @@ settings = {
 """
 
 
-class IrssiDriver(TestCase):
-    """A server and a tmux to run irssi in (the tests are its subclasses')."""
-
-    timeout = 120
-    #: The server's options besides its listeners.
-    options: tuple[str, ...] = ()
+class IrssiDriver(TerminalTestCase):
+    """irssi's home, with its config."""
 
     async def setUp(self) -> None:
-        self.twistd: Twistd = await start_twistd(
-            self, "--irc", "tcp:0:interface=127.0.0.1", *self.options
-        )
-        match = await self.twistd.process.wait_for(r"muca: IRC on 127\.0\.0\.1:(\d+)")
-        self.irc_port = int(match.group(1))
-        self.home = Path(fresh_directory(self))
+        await super().setUp()
         (self.home / "config").write_text(IRSSI_CONFIG)
-        # A tmux server of this test's own, on a socket in its directory.
-        self.socket = str(self.home / "tmux.socket")
-        self.addCleanup(self.tmux, "kill-server")
-
-    async def tmux(self, *args: str) -> str:
-        env = {**os.environ, "LANG": "C.UTF-8", "TERM": "xterm"}
-        argv = ["-S", self.socket, "-f", "/dev/null", *args]
-        out, err, code = await getProcessOutputAndValue("tmux", argv, env=env)
-        if code != 0 and args != ("kill-server",):
-            raise AssertionError(f"tmux {args}: {code} {err!r}")
-        return out.decode("utf-8", "replace")
-
-    async def keys(self, text: str) -> None:
-        """Type a line into irssi."""
-        await self.tmux("send-keys", "-t", "irc", "-l", text)
-        await self.tmux("send-keys", "-t", "irc", "Enter")
-
-    async def screen_shows(self, *texts: str) -> str:
-        """Wait until one line of irssi's screen holds every one of ``texts``."""
-        screen = ""
-        for _ in range(int(SCREEN_WAIT / 0.1)):
-            screen = await self.tmux("capture-pane", "-p", "-t", "irc")
-            for line in screen.splitlines():
-                if all(text in line for text in texts):
-                    return line
-            await deferLater(reactor, 0.1, lambda: None)
-        raise AssertionError(f"irssi never showed {texts}:\n{screen}")
 
 
 class IrssiTests(IrssiDriver):
     async def test_irssi_talks_with_a_muca_client(self) -> None:
-        observer = RecordingObserver()
-        mary = ChatClient(reactor, "Mary", "mary@hku.hk", observer, timeout=5.0)
-        self.addCleanup(mary.leave)
-        await mary.connect_tcp("127.0.0.1", self.twistd.port)
-        await mary.join()
-        irssi = f"irssi --home={self.home} -c 127.0.0.1 -p {self.irc_port} -n alice"
-        await self.tmux(
-            "new-session", "-d", "-s", "irc", "-x", "160", "-y", "40", irssi
+        mary, observer = await self.muca_user("Mary", "mary@hku.hk")
+        await self.start(
+            f"irssi --home={self.home} -c 127.0.0.1 -p {self.irc_port} -n alice"
         )
         await self.screen_shows("Welcome to the MUCA chat")
         await wait_until(
@@ -126,22 +73,8 @@ class IrssiSaslTests(IrssiDriver):
     options = ("--auth", "memory:alice@hku.hk:sesame:mary@hku.hk:pw")
 
     async def test_sasl_plain(self) -> None:
-        observer = RecordingObserver()
-        mary = ChatClient(reactor, "Mary", "mary@hku.hk", observer, timeout=5.0)
-        self.addCleanup(mary.leave)
-        await mary.connect_tcp("127.0.0.1", self.twistd.port)
-        await mary.join("pw")
-        await self.tmux(
-            "new-session",
-            "-d",
-            "-s",
-            "irc",
-            "-x",
-            "160",
-            "-y",
-            "40",
-            f"irssi --home={self.home}",
-        )
+        mary, observer = await self.muca_user("Mary", "mary@hku.hk", "pw")
+        await self.start(f"irssi --home={self.home}")
         await self.screen_shows("Irssi v")
         await self.keys(
             "/network add -sasl_mechanism plain -sasl_username alice@hku.hk"
