@@ -173,6 +173,12 @@ def _clean(text: str) -> str:
     return text.replace("\r", " ").replace("\n", " ").replace("\0", "")
 
 
+def _middle(text: str) -> str:
+    """A middle parameter: not empty, no space, not starting with ``:``."""
+    text = _clean(text).replace(" ", "_")
+    return "*" + text if not text or text.startswith(":") else text
+
+
 @dataclass
 class Channel:
     """A channel this client is in: its members by user id (their IRC
@@ -303,10 +309,12 @@ class IrcPeer(ChatConnection, irc.IRC):
         prefix: str = SERVER,
         tags: dict[str, str] | None = None,
     ) -> None:
-        """One line; its last parameter trailing (after ``:``)."""
-        items = [_clean(p) for p in params]
-        if items:
-            items[-1] = ":" + items[-1]
+        """One line; its last parameter trailing (after ``:``), the others
+        made middle parameters (a client's own words echoed in them, e.g.
+        an empty or ``:x`` target, cannot shift the line's fields)."""
+        items = [_middle(p) for p in params[:-1]]
+        if params:
+            items.append(":" + _clean(params[-1]))
         self.sendCommand(command, items, prefix, tags or None)
 
     def _numeric(self, code: str, *params: str) -> None:

@@ -242,3 +242,22 @@ class SlowReaderTests(SynchronousTestCase):
             " (you did not read fast enough; disconnecting)",
         )
         self.assertTrue(alice.transport.disconnecting)
+
+
+class EchoedWordsTests(SynchronousTestCase):
+    def test_a_clients_words_never_shift_a_reply(self) -> None:
+        server = MemoryServer(rate=None)
+        self.addCleanup(server.stop)
+        alice = IrcClient(server)
+        self.addCleanup(alice.lose)
+        alice.register("alice")
+        alice.send("WHOIS :", "JOIN ::x", "NAMES :a b")
+        self.assertEqual(
+            alice.take(),
+            [
+                ":muca 401 alice * :No such nick/channel",
+                ":muca 318 alice * :End of /WHOIS list.",
+                ":muca 403 alice *:x :No such channel",
+                ":muca 366 alice a_b :End of /NAMES list.",
+            ],
+        )
