@@ -222,8 +222,6 @@ class IrcPeer(ChatConnection, irc.IRC):
         self._sasl_login = False
         #: Channels it is in, by room name.
         self.channels: dict[str, Channel] = {}
-        #: Rooms are served (not on a node of a cluster without them).
-        self._rooms_here = True
         #: The default room's first roster has come (entered at registration).
         self._default_listed = False
         #: Rooms as the last ``ROOMS`` showed them, by name.
@@ -583,9 +581,6 @@ class IrcPeer(ChatConnection, irc.IRC):
         code = obj.get("CODE", "")
         reason = obj.get("REASON", "")
         self._refused_now = True
-        if code == messages.ROOMS_UNAVAILABLE and obj.get("REF") == "JOIN":
-            # A node of a cluster: the default room only, without ROOM.
-            self._rooms_here = False
         if code in _CLOSING_ERRORS:
             self._say("ERROR", f"Closing Link: {self.peer} ({reason})", prefix="")
             return
@@ -1004,8 +999,7 @@ class IrcPeer(ChatConnection, irc.IRC):
                 if room is None:
                     continue
                 request = {"CMD": "SEND", "MSG": text, "TO": [], "FROM": uid}
-                if self._rooms_here or room != self.factory.config.default_room:
-                    request["ROOM"] = room
+                request["ROOM"] = room
             else:
                 to = self._uid_of(target)
                 if to is None:
@@ -1272,19 +1266,13 @@ _ERROR_NUMERICS: dict[tuple[str, str], str] = {
     ("JOIN", messages.INVITE_ONLY): "473",
     ("JOIN", messages.BANNED): "474",
     ("JOIN", messages.BAD_ROOM): "479",
-    ("JOIN", messages.ROOMS_UNAVAILABLE): "403",
     ("PART", messages.NOT_IN_ROOM): "442",
-    ("PART", messages.ROOMS_UNAVAILABLE): "442",
     ("TOPIC", messages.NOT_ALLOWED): "482",
     ("TOPIC", messages.NO_SUCH_ROOM): "403",
-    ("TOPIC", messages.ROOMS_UNAVAILABLE): "482",
     ("MODE", messages.NOT_ALLOWED): "482",
-    ("MODE", messages.ROOMS_UNAVAILABLE): "482",
     ("INVITE", messages.NOT_IN_ROOM): "442",
-    ("INVITE", messages.ROOMS_UNAVAILABLE): "482",
     ("", messages.NO_SUCH_ROOM): "403",
     ("", messages.NOT_IN_ROOM): "404",
     ("", messages.BANNED): "404",
     ("", messages.UNKNOWN_RECIPIENT): "401",
-    ("", messages.ROOMS_UNAVAILABLE): "404",
 }

@@ -45,11 +45,12 @@ class Member:
     #: Its rooms (``muca.server.rooms.ChatRoom``, which imports this module).
     entered: dict[str, Any] = field(default_factory=dict)
     listed: set[str] = field(default_factory=set)
-    #: The last ``ROOMS`` this member was sent (rooms clients only).
+    #: The hash of the last ``ROOMS`` this member was sent (rooms clients
+    #: only; see ``muca.server.node.ChatFactory._send_rooms``).
     shown: Any = None
-    #: It asked for rooms where the bus does not carry them (a cluster):
-    #: its rooms commands are answered ``ROOMS_UNAVAILABLE``.
-    denied_rooms: bool = False
+    #: It asked for the ``history`` capability: a room it enters is
+    #: replayed after ``ENTERED`` (set once it has joined).
+    history: bool = False
     entry: dict[str, str] = field(init=False)
     #: The nickname's confusable skeleton (see ``muca.protocol.confusables``).
     look: str = field(init=False)

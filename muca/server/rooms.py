@@ -11,12 +11,14 @@ the default room and of no other.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from muca.protocol.messages import in_room, list_payload, presence_payload
+from muca.protocol.wire import native_json
 from muca.server.directory import Member
+from muca.store.base import StoredRoom
 
 DEFAULT_ROOM = "general"
 
@@ -78,9 +80,11 @@ class ChatRoom:
     which lets it coalesce a burst of changes into one update.
     """
 
-    def __init__(self, name: str, owner: str | None = None) -> None:
+    def __init__(self, name: str, owner: str | None = None, created: int = 0) -> None:
         self.name = name
         self.owner = owner
+        #: When it was made (ms since the epoch; 0: not known).
+        self.created = created
         self.topic = ""
         self.private = False
         #: Slow mode: seconds between two messages of one member (0: off).
@@ -95,6 +99,9 @@ class ChatRoom:
         self._pending_left: list[str] = []
         self._unsynced: dict[str, Member] = {}
         self._changed = False
+        # (count, topic, entry for a member, for anyone else): this room's
+        # ROOMS entry in native JSON, encoded again only when it changes.
+        self._encoded: tuple[int, str, bytes, bytes] | None = None
 
     def __repr__(self) -> str:
         return f"<ChatRoom {self.name!r}: {len(self._members)} members>"
@@ -196,6 +203,13 @@ class ChatRoom:
         self._changed = False
         return update
 
+    def stored(self) -> StoredRoom:
+        """This room as the store keeps it (its settings; the invitations
+        are kept one by one)."""
+        return StoredRoom(
+            self.name, self.owner, self.topic, self.private, self.slow, self.created
+        )
+
     def entry(self, uid: str) -> dict[str, Any]:
         """This room as ``ROOMS`` shows it to this user."""
         return {
@@ -204,6 +218,19 @@ class ChatRoom:
             "COUNT": len(self._members),
             "IN": uid in self._members,
         }
+
+    def encoded_entries(self) -> tuple[bytes, bytes]:
+        """This room's ``ROOMS`` entry in native JSON: as its members see it
+        (``IN`` true) and as anyone else does; encoded once per count and
+        topic, whoever they are sent to."""
+        count, topic = len(self._members), self.topic
+        cached = self._encoded
+        if cached is None or cached[0] != count or cached[1] != topic:
+            entry = {"ROOM": self.name, "TOPIC": topic, "COUNT": count, "IN": True}
+            inside = native_json(entry).encode()
+            entry["IN"] = False
+            cached = self._encoded = (count, topic, inside, native_json(entry).encode())
+        return cached[2], cached[3]
 
 
 class Rooms:
@@ -243,11 +270,63 @@ class Rooms:
         """Whether a user (a server admin or not) may create a room."""
         return self.policy.allows(admin)
 
-    def create(self, name: str, owner: str) -> ChatRoom:
-        """Make a public room with this owner (the name is free)."""
+    def create(self, name: str, owner: str, created: int = 0) -> ChatRoom:
+        """Make a public room with this owner (the name is free); ``created``:
+        when (ms since the epoch)."""
         assert name not in self._rooms, name
-        room = self._rooms[name] = ChatRoom(name, owner)
+        room = self._rooms[name] = ChatRoom(name, owner, created)
         self.listing_changed = True
+        return room
+
+    def encoded_listings(
+        self, members: Iterable[Member]
+    ) -> Iterator[tuple[Member, bytes]]:
+        """Each member's ``ROOMS`` in native framing: the bytes of encoding
+        ``rooms_payload(self.listing(uid))``, put together from each room's
+        entries as :meth:`ChatRoom.encoded_entries` encoded them, so that
+        10,000 members of 1,000 rooms cost a copy of a list and a join of
+        bytes each, not 10 million dictionaries encoded."""
+        rooms = list(self._rooms.values())
+        # The default room comes first and is never private: every other
+        # entry follows a comma, and an invisible one is no bytes at all.
+        inside, outside = rooms[0].encoded_entries()
+        base = [b'{"CMD":"ROOMS","DATA":[', outside]
+        ins, outs = [b"", inside], [b"", outside]
+        position = {rooms[0].name: 1}
+        private = []
+        for index, room in enumerate(rooms[1:], 2):
+            inside, outside = room.encoded_entries()
+            ins.append(b"," + inside)
+            outs.append(b"," + outside)
+            position[room.name] = index
+            if room.private:
+                private.append((index, room))
+                base.append(b"")
+            else:
+                base.append(outs[index])
+        base.append(b"]}\n")
+        for member in members:
+            parts = base.copy()
+            uid = member.uid
+            for index, room in private:
+                if room.visible_to(uid):
+                    parts[index] = outs[index]
+            for name in member.entered:
+                index = position[name]
+                parts[index] = ins[index]
+            yield member, b"".join(parts)
+
+    def restore(self, kept: StoredRoom) -> ChatRoom | None:
+        """Make again a room the store kept, with its settings and
+        invitations; None for one of the default room's name (the default
+        room is the server's, whatever was kept under its name)."""
+        if kept.name in self._rooms:
+            return None
+        room = self._rooms[kept.name] = ChatRoom(kept.name, kept.owner, kept.created)
+        room.topic = kept.topic
+        room.private = kept.private
+        room.slow = kept.slow
+        room.invited.update(kept.invited)
         return room
 
     def listing(self, uid: str) -> list[dict[str, Any]]:
