@@ -101,10 +101,13 @@ class TwistdIrcTests(TestCase):
         self.addCleanup(tony.leave)
         await tony.connect_tcp("127.0.0.1", self.twistd.port)
         await tony.join()
+        await mary.enter("dev")
+        await tony.enter("dev")
         mary.send([], "said before")
         mary.send([], "and again")
+        mary.send([], "said in dev", room="dev")
         # Delivered to Tony: accepted, and stored first.
-        await observer.next_of("message", 2)
+        await observer.next_of("message", 3)
         alice = await self.alice()
         await alice.line_with(" 366 ")
         first = await alice.line_with("said before")
@@ -113,6 +116,10 @@ class TwistdIrcTests(TestCase):
             r"^@time=\S+;msgid=\d+ :Mary!mary@muca PRIVMSG #general :said before$",
         )
         await alice.line_with("and again")
+        # A room's own history plays back when it is entered.
+        alice.send("JOIN #dev")
+        line = await alice.line_with("said in dev")
+        self.assertTrue(line.endswith(":Mary!mary@muca PRIVMSG #dev :said in dev"))
         # A client without server-time reads the time in the text.
         bob = await connect_irc(self, self.irc_port)
         bob.send("NICK bob", "USER bob 0 * :Bob")
