@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from twisted.internet.defer import Deferred
 
 # One message type for the wire, the bus and the store (re-exported here).
 from muca.protocol.messages import ALL, ChatMessage
+
+if TYPE_CHECKING:
+    from muca.store.accounts import Account
 
 #: The schema version this release writes; a database with a newer one is
 #: refused rather than misread, one with an older one is migrated at open.
@@ -17,7 +20,8 @@ from muca.protocol.messages import ALL, ChatMessage
 #: 3: each message's sender nickname; known users' last nickname and time.
 #: 4: each message's room ('' the default room); the rooms, their
 #: invitations and each account's rooms.
-SCHEMA_VERSION = 4
+#: 5: accounts (--auth db), invitations to register, the audit log.
+SCHEMA_VERSION = 5
 
 #: The room of a message in the default room (and of every private or group
 #: message): whatever room the server names its default (``--default-room``).
@@ -199,6 +203,27 @@ class MessageStore(Protocol):
     def remember_user(self, uid: str, nickname: str, seen_ms: int) -> Deferred[None]:
         """Record that ``uid`` was seen (joined or left) at ``seen_ms`` as
         ``nickname`` (it becomes known for offline delivery)."""
+        ...
+
+    def account(self, uid: str) -> Deferred[Account | None]:
+        """The account ``uid`` (``--auth db``), or None."""
+        ...
+
+    def register(
+        self, account: Account, invitation: str | None, now_ms: int
+    ) -> Deferred[None]:
+        """Make ``account`` with one use of ``invitation`` (None: none
+        needed); fails with ``muca.store.accounts.AccountRefused``."""
+        ...
+
+    def set_password(self, uid: str, password_hash: str, now_ms: int) -> Deferred[bool]:
+        """Keep an account's new password hash; False: no such account."""
+        ...
+
+    def account_states(
+        self, uids: Sequence[str]
+    ) -> Deferred[dict[str, tuple[str, bool]]]:
+        """The role and disabled flag of each of ``uids`` with an account."""
         ...
 
     def prune(
