@@ -10,74 +10,32 @@ Argon2id hashes (``muca.accounts.passwords``).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from muca.protocol.messages import BAD_INVITE, UID_TAKEN
+from muca.store.base import (
+    ADMIN,
+    MEMBER,
+    ROLES,
+    Account,
+    AccountRefused,
+    AuditEntry,
+    Invitation,
+)
 from muca.store.sql import Dialect
 
-#: The server roles an account may have.
-ADMIN = "admin"
-MEMBER = "member"
-ROLES = (ADMIN, MEMBER)
+__all__ = [
+    "ADMIN",
+    "MEMBER",
+    "ROLES",
+    "Account",
+    "AccountRefused",
+    "AuditEntry",
+    "Invitation",
+]
 
 #: User ids asked about in one statement at most (see ``account_states``).
 STATES_PER_QUERY = 500
-
-
-class AccountRefused(Exception):
-    """A registration the database refuses: ``code`` is the protocol's
-    (``UID_TAKEN``, ``BAD_INVITE``); the transaction is rolled back."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(f"{code}: {reason}")
-        self.code = code
-        self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class Account:
-    """One account as kept: ``password_hash`` is the encoded Argon2id hash;
-    ``created``: ms since the epoch."""
-
-    uid: str
-    password_hash: str
-    role: str = MEMBER
-    disabled: bool = False
-    created: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Invitation:
-    """An invitation code: uses left, expiry (ms since the epoch, None:
-    never), revoked, who made it and when."""
-
-    code: str
-    uses_left: int
-    expires: int | None
-    revoked: bool
-    created_by: str | None
-    created: int
-
-    def usable(self, now_ms: int) -> bool:
-        """Whether a registration may use it at ``now_ms``."""
-        return (
-            not self.revoked
-            and self.uses_left > 0
-            and (self.expires is None or self.expires > now_ms)
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    """One line of the audit log: when (ms since the epoch), who, what, to
-    whom, and details (never a password)."""
-
-    ts: int
-    actor: str
-    action: str
-    target: str | None
-    detail: str | None
 
 
 def _account(row: Any) -> Account:

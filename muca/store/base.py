@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from twisted.internet.defer import Deferred
 
 # One message type for the wire, the bus and the store (re-exported here).
 from muca.protocol.messages import ALL, ChatMessage
-
-if TYPE_CHECKING:
-    from muca.store.accounts import Account
 
 #: The schema version this release writes; a database with a newer one is
 #: refused rather than misread, one with an older one is migrated at open.
@@ -77,6 +74,67 @@ class StoredRoom:
     slow: int = 0
     created: int = 0
     invited: tuple[str, ...] = ()
+
+
+#: The server roles an account may have (``--auth db``).
+ADMIN = "admin"
+MEMBER = "member"
+ROLES = (ADMIN, MEMBER)
+
+
+class AccountRefused(Exception):
+    """A registration the database refuses: ``code`` is the protocol's
+    (``UID_TAKEN``, ``BAD_INVITE``); the transaction is rolled back."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """One account as kept: ``password_hash`` is the encoded Argon2id hash;
+    ``created``: ms since the epoch."""
+
+    uid: str
+    password_hash: str
+    role: str = MEMBER
+    disabled: bool = False
+    created: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Invitation:
+    """An invitation code: uses left, expiry (ms since the epoch, None:
+    never), revoked, who made it and when."""
+
+    code: str
+    uses_left: int
+    expires: int | None
+    revoked: bool
+    created_by: str | None
+    created: int
+
+    def usable(self, now_ms: int) -> bool:
+        """Whether a registration may use it at ``now_ms``."""
+        return (
+            not self.revoked
+            and self.uses_left > 0
+            and (self.expires is None or self.expires > now_ms)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One line of the audit log: when (ms since the epoch), who, what, to
+    whom, and details (never a password)."""
+
+    ts: int
+    actor: str
+    action: str
+    target: str | None
+    detail: str | None
 
 
 def may_read(
