@@ -391,6 +391,11 @@ Verb = Callable[[Database, argparse.Namespace, TextIO], None]
 _READERS = {user_list, invite_list, audit}
 
 
+def _verb(group: Any, name: str, what: str) -> argparse.ArgumentParser:
+    """A verb whose own ``--help`` says what it does, as its parent's does."""
+    return group.add_parser(name, help=what, description=what)
+
+
 def make_parser() -> argparse.ArgumentParser:
     """``muca-admin``'s options and verbs."""
     parser = _Parser(
@@ -407,37 +412,38 @@ def make_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     verbs.required = True
 
-    user = verbs.add_parser("user", help="accounts").add_subparsers(
+    user = _verb(verbs, "user", "accounts").add_subparsers(
         dest="action", metavar="ACTION", parser_class=_Parser
     )
     user.required = True
-    add = user.add_parser(
+    add = _verb(
+        user,
         "add",
-        help="make an account (its password asked twice on a terminal, or"
+        "make an account (its password asked twice on a terminal, or"
         " the first line of stdin)",
     )
     add.add_argument("uid")
     add.add_argument("--admin", action="store_true", help="a server admin")
     add.set_defaults(run=user_add)
-    user.add_parser("list", help="every account").set_defaults(run=user_list)
+    _verb(user, "list", "every account").set_defaults(run=user_list)
     for name, run, what in (
         ("disable", user_disable, "no more logins; a joined user is disconnected"),
         ("enable", user_enable, "logins again"),
         ("password", user_password, "a new password (as for add)"),
     ):
-        verb = user.add_parser(name, help=what)
+        verb = _verb(user, name, what)
         verb.add_argument("uid")
         verb.set_defaults(run=run)
-    role = user.add_parser("role", help="make an account admin or member")
+    role = _verb(user, "role", "make an account admin or member")
     role.add_argument("uid")
     role.add_argument("role", choices=rows.ROLES)
     role.set_defaults(run=user_role)
 
-    invite = verbs.add_parser("invite", help="invitation codes").add_subparsers(
+    invite = _verb(verbs, "invite", "invitation codes").add_subparsers(
         dest="action", metavar="ACTION", parser_class=_Parser
     )
     invite.required = True
-    create = invite.add_parser("create", help="a new code, printed alone")
+    create = _verb(invite, "create", "a new code, printed alone")
     create.add_argument(
         "--uses", type=int, default=DEFAULT_USES, help="registrations it takes"
     )
@@ -447,19 +453,17 @@ def make_parser() -> argparse.ArgumentParser:
         help=f"lifetime: 30m, 12h, 7d, 2w or never (default {DEFAULT_EXPIRES})",
     )
     create.set_defaults(run=invite_create)
-    invite.add_parser("list", help="every code and its state").set_defaults(
-        run=invite_list
-    )
-    revoke = invite.add_parser("revoke", help="a code takes no more registrations")
+    _verb(invite, "list", "every code and its state").set_defaults(run=invite_list)
+    revoke = _verb(invite, "revoke", "a code takes no more registrations")
     revoke.add_argument("code")
     revoke.set_defaults(run=invite_revoke)
 
-    log = verbs.add_parser("audit", help="what was done to accounts and codes")
+    log = _verb(verbs, "audit", "what was done to accounts and codes")
     log.add_argument("--since", help="from this date or time on (UTC)")
     log.set_defaults(run=audit)
 
-    imports = verbs.add_parser(
-        "import-users", help="accounts from a --auth file: uid:password file"
+    imports = _verb(
+        verbs, "import-users", "accounts from a --auth file: uid:password file"
     )
     imports.add_argument("file")
     imports.set_defaults(run=import_users)

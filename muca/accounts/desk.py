@@ -21,7 +21,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from muca.accounts.passwords import PasswordHashing, password_problem
+from muca.accounts.passwords import MAX_PASSWORD, PasswordHashing, password_problem
 from muca.protocol import messages
 from muca.protocol.messages import (
     AUTH_FAILED,
@@ -97,6 +97,9 @@ class Accounts:
         with ``UnauthorizedLogin`` (:class:`AccountDisabled` for a right
         password of a disabled account). A user id without an account
         takes as long (a decoy hash)."""
+        if len(password) > MAX_PASSWORD:
+            # No password is that long: not worth hashing 64 KiB of it.
+            raise error.UnauthorizedLogin()
         account = yield self.store.account(uid)
         encoded = None if account is None else account.password_hash
         right = yield self.hashing.verify(encoded, password)
