@@ -17,6 +17,7 @@ from tests.support.accounts import (
     PostgresAccounts,
     SQLiteAccounts,
     run_admin,
+    run_admin_on_terminal,
 )
 from tests.support.twistd import fresh_directory
 
@@ -93,6 +94,31 @@ class AdminBehaviour(AccountsCase):
             ),
             6,
         )
+
+    async def test_on_a_terminal_the_password_is_asked_twice(self) -> None:
+        code, shown = await run_admin_on_terminal(
+            self.db, "user", "add", "ann@hku.hk", answers=[SECRET, SECRET]
+        )
+        self.assertEqual(
+            (code, shown),
+            (
+                0,
+                "New password for ann@hku.hk: \nThe same password again: \n"
+                "added account ann@hku.hk (member)\n",
+            ),
+        )
+        code, shown = await run_admin_on_terminal(
+            self.db, "user", "password", "ann@hku.hk", answers=[SECRET, "other one!"]
+        )
+        self.assertEqual(code, 2)
+        self.assertTrue(
+            shown.endswith(
+                "The same password again: \n"
+                "muca-admin: the two passwords differ; nothing changed\n"
+            ),
+            shown,
+        )
+        self.assertNotIn(SECRET, shown)
 
     async def test_invite_verbs(self) -> None:
         first = (await self.admin("invite", "create")).strip()

@@ -78,3 +78,57 @@ class AccountsCase(TestCase if TYPE_CHECKING else object):
         client = await self.client(port)
         client.send_json(join("Nick" + str(abs(hash(uid)) % 1000), uid, PASS=password))
         return await client.next_object()
+
+
+#: Runs ``muca-admin ARGS`` on a pseudo-terminal of its own (its
+#: controlling terminal, where getpass asks), answers each prompt that ends
+#: in ": " with the next line of its stdin, and prints what the terminal
+#: showed; its exit status is muca-admin's.
+_ON_A_TERMINAL = r"""
+import os, pty, sys
+answers = sys.stdin.read().split("\n")
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+shown = b""
+while True:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    shown += chunk
+    if shown.endswith(b": ") and answers:
+        os.write(fd, answers.pop(0).encode() + b"\n")
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(shown.decode())
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+async def run_admin_on_terminal(
+    db: str, *args: str, answers: list[str]
+) -> tuple[int, str]:
+    """Run ``muca-admin --db DB ARGS`` on a pseudo-terminal, typing
+    ``answers`` at its prompts: its exit status and what the terminal
+    showed (prompts, output and errors; the passwords are not echoed)."""
+    shell = 'printf \'%s\' "$MUCA_INPUT" | exec "$@"'
+    out, err, code = await utils.getProcessOutputAndValue(
+        "/bin/sh",
+        [
+            "-c",
+            shell,
+            "sh",
+            sys.executable,
+            "-c",
+            _ON_A_TERMINAL,
+            MUCA_ADMIN,
+            "--db",
+            db,
+            *args,
+        ],
+        env={**os.environ, "MUCA_INPUT": "\n".join(answers)},
+    )
+    assert not err, err
+    return code, out.decode("utf-8").replace("\r\n", "\n")
