@@ -5,6 +5,7 @@
     .venv/bin/python -m bench --workload join-presence --clients 10000
     .venv/bin/python -m bench --cluster 2            # one node, then two nodes
     .venv/bin/python -m bench --workload abuse       # memory attacks, quiet server
+    .venv/bin/python -m bench --workload rooms       # 10,000 users in 1,000 rooms
 
 Prints a table and then the same figures as JSON; exits 1 when any message
 was lost, duplicated, reordered or misdelivered, or a roster ended wrong.
@@ -29,6 +30,7 @@ from bench.workloads import (
     join_presence,
     join_replay,
     private,
+    rooms,
 )
 
 WORKLOADS = (
@@ -40,6 +42,7 @@ WORKLOADS = (
     "history",
     "websocket",
     "abuse",
+    "rooms",
 )
 
 
@@ -88,6 +91,48 @@ def history_runs(settings: Settings, rounds: int) -> list[Callable[[], Result]]:
         ),
     ]
     return [*compared(pairs, rounds), lambda: join_replay(1000, settings)]
+
+
+def rooms_runs(
+    settings: Settings, clients: int, size: int, window: int
+) -> list[Callable[[], Result]]:
+    """The rooms workload beside the one-room broadcast of the same fan-out
+    and window (``size`` clients, every one sending ``window`` at a time:
+    each read of the server then carries as many messages as in a room),
+    with ``--db none`` and with SQLite history, in one run."""
+    off = dataclasses.replace(
+        settings, server_args=(*settings.server_args, "--db", "none")
+    )
+    runs: list[Callable[[], Result]] = []
+    for side, chosen in (("db=none", off), ("sqlite", settings)):
+        runs.append(_labelled(lambda s=chosen: broadcast(size, size, window, s), side))
+        runs.append(_labelled(lambda s=chosen: rooms(clients, size, window, s), side))
+    return runs
+
+
+def rooms_notes(results: list[Result]) -> list[str]:
+    """Each side's rooms run against its one-room broadcast: server CPU per
+    delivery, and the rooms run's peak against the 150 MB target."""
+    notes = []
+    for side in ("db=none", "sqlite"):
+        runs = [
+            r
+            for r in results
+            if r.workload.startswith("rooms w") and r.workload.endswith(f" {side}")
+        ]
+        for run in runs:
+            name = run.workload.replace("rooms", "broadcast", 1)
+            base = [r for r in results if r.workload == name]
+            if not base or not base[-1].cpu_us_per_delivery:
+                continue
+            ratio = (run.cpu_us_per_delivery or 0.0) / base[-1].cpu_us_per_delivery
+            peak = run.server_peak_rss_mb or 0.0
+            notes.append(
+                f"{run.workload}: server CPU per delivery {ratio:.2f}× the"
+                f" one-room broadcast's (target 1.2×); peak {peak:.0f} MB"
+                f" ({'within' if peak < 150 else 'over'} the 150 MB target)"
+            )
+    return notes
 
 
 def _rounds(results: list[Result], name: str) -> dict[str, dict[str, Result]]:
@@ -244,6 +289,13 @@ def plan(args: argparse.Namespace, settings: Settings) -> list[Callable[[], Resu
             )
         for websocket in (False, True):
             runs.append(lambda ws=websocket: join_presence(joiners, settings, ws))
+    if args.workload == "rooms":
+        # Not part of "all": 10,000 clients, twice.
+        runs.extend(
+            rooms_runs(
+                settings, args.clients or 10000, args.room_size, args.window or 1
+            )
+        )
     if args.workload == "abuse":
         # Not part of "all": each attack runs for three times --duration.
         runs.extend(abuse_runs(settings, args.clients))
@@ -327,6 +379,7 @@ def format_table(results: list[Result]) -> str:
             lines.append(f"  {result.workload} {result.clients}: {note}")
     lines.extend(f"  {note}" for note in history_notes(results))
     lines.extend(f"  {note}" for note in cluster_notes(results))
+    lines.extend(f"  {note}" for note in rooms_notes(results))
     lines.append("")
     lines.extend(LEGEND)
     return "\n".join(lines)
@@ -344,6 +397,12 @@ def main(argv: list[str] | None = None) -> int:
         "--clients", type=int, help="client count (default: each workload's own)"
     )
     parser.add_argument("--senders", type=int, default=20, help="broadcast senders")
+    parser.add_argument(
+        "--room-size",
+        type=int,
+        default=10,
+        help="rooms: clients to a small room (and the one-room broadcast's)",
+    )
     parser.add_argument(
         "--window", type=int, help="messages in flight per sender (default: 1 and 16)"
     )

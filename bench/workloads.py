@@ -11,6 +11,7 @@ from typing import Any
 
 from bench.cluster import Cluster
 from bench.load import Exchange, LoadGenerator, raise_fd_limit
+from bench.rooms import RoomsGenerator
 from bench.server import ServerProcess
 
 
@@ -84,7 +85,11 @@ class _Run:
     workload, cleaned up on exit."""
 
     def __init__(
-        self, settings: Settings, result: Result, websocket: bool = False
+        self,
+        settings: Settings,
+        result: Result,
+        websocket: bool = False,
+        generator: type[LoadGenerator] = LoadGenerator,
     ) -> None:
         raise_fd_limit(result.clients * 2 + 200)
         self.settings = settings
@@ -105,14 +110,15 @@ class _Run:
             self.server = ServerProcess(
                 settings.list_interval, settings.server_args, profile
             )
-        self.generator: LoadGenerator | None = None
+        self.generator: Any = None
+        self.generator_class = generator
         self.websocket = websocket
 
     def __enter__(self) -> _Run:
         self.server.start()
         ports = self.cluster.ports if self.cluster is not None else None
         port = self.server.web_port if self.websocket else self.server.port
-        self.generator = LoadGenerator(
+        self.generator = self.generator_class(
             port,
             check=self.server.check_alive,
             websocket=self.websocket,
@@ -200,6 +206,20 @@ class _Run:
         result.server_peak_rss_mb = server.memory().peak_kb / 1024
         if node_notes:
             self.per_node(result, *marks, exchange.deliveries)
+
+    def exchange_rooms(self, result: Result, window: int, duration: float) -> None:
+        """The rooms workload's message phase (see :mod:`bench.rooms`)."""
+        server, generator = self.server, self.generator
+        cpu = server.cpu_seconds()
+        exchange = generator.exchange_rooms(window, duration)
+        result.server_cpu_s = server.cpu_seconds() - cpu
+        result.messages = exchange.messages
+        result.deliveries = exchange.deliveries
+        result.deliveries_per_s = exchange.deliveries / exchange.seconds
+        if exchange.deliveries:
+            result.cpu_us_per_delivery = result.server_cpu_s * 1e6 / exchange.deliveries
+        _fill_latency(result, exchange)
+        result.server_peak_rss_mb = server.memory().peak_kb / 1024
 
 
 def _named(workload: str, websocket: bool) -> str:
@@ -319,6 +339,38 @@ def join_replay(clients: int, settings: Settings, replay: int = 50) -> Result:
         result.notes.append(
             f"all {clients} clients had their replay of {replay} messages after "
             f"{result.join_s:.2f} s"
+        )
+    result.generator_cpu_s = _generator_cpu() - cpu
+    return result
+
+
+def rooms(clients: int, size: int, window: int, settings: Settings) -> Result:
+    """Rooms clients, ``size`` to a small room (every one in the default
+    room too, where nobody sends), each sending to its small room with
+    ``window`` messages in flight; the join's time and CPU in the notes."""
+    result = Result(f"rooms w{window}", clients, clients, window)
+    cpu = _generator_cpu()
+    with _Run(settings, result, generator=RoomsGenerator) as run:
+        server, generator = run.server, run.generator
+        before = server.cpu_seconds()
+        result.join_s = generator.join_rooms(
+            clients, size, settings.max_pending, settings.timeout
+        )
+        rosters = result.join_s
+        result.join_s += generator.verify_rooms(settings.timeout)
+        join_cpu = server.cpu_seconds() - before
+        rooms_lines = generator.rooms_received()
+        result.notes.append(
+            f"{clients // size} rooms of {size} and {clients} in general: rosters "
+            f"complete after {rosters:.2f} s, the last ROOMS after "
+            f"{result.join_s:.2f} s, {join_cpu:.2f} s server CPU, "
+            f"{rooms_lines / clients:.1f} ROOMS per client"
+        )
+        joined_peak = server.memory().peak_kb / 1024
+        run.exchange_rooms(result, window, settings.duration)
+        result.notes.append(
+            f"peak {joined_peak:.1f} MB after the join, "
+            f"{result.server_peak_rss_mb:.1f} MB after the messages"
         )
     result.generator_cpu_s = _generator_cpu() - cpu
     return result

@@ -5,6 +5,7 @@ checked here (see bench/README.md for the figures)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import re
@@ -22,6 +23,7 @@ from bench.workloads import (
     join_presence,
     join_replay,
     private,
+    rooms,
 )
 from muca.protocol.wire import websocket_text_frame
 
@@ -363,3 +365,67 @@ class AbuseBenchTests(unittest.TestCase):
             )
         # Five non-reading clients of a 6 MB replay each: all dropped.
         self.assertIn("5 of 5 dropped as slow consumers", rows[2]["notes"][1])
+
+
+class RoomsBenchTests(unittest.TestCase):
+    """``--workload rooms``, small: 200 users in 20 rooms of 10 (and all in
+    general), each sending to its room; beside the one-room broadcast of the
+    same fan-out, without and with SQLite history."""
+
+    def test_every_message_reaches_its_room_mates_and_nobody_else(self) -> None:
+        # Rosters and ROOMS 0.5 s apart: the join waits for the last ROOMS.
+        slow = dataclasses.replace(TINY, list_interval=0.5)
+        result = rooms(clients=200, size=10, window=2, settings=slow)
+        self.assertEqual(result.workload, "rooms w2")
+        self.assertGreater(result.messages, 200)
+        self.assertEqual(result.deliveries, result.messages * 9)
+        self.assertIsNotNone(result.join_s)
+        self.assertRegex(
+            result.notes[0],
+            r"^20 rooms of 10 and 200 in general: rosters complete after "
+            r"\d+\.\d\d s, the last ROOMS after \d+\.\d\d s, \d+\.\d\d s "
+            r"server CPU, \d+\.\d ROOMS per client$",
+        )
+        self.assertRegex(
+            result.notes[1],
+            r"^peak \d+\.\d MB after the join, \d+\.\d MB after the messages$",
+        )
+
+    def test_a_run_reports_rooms_beside_the_one_room_broadcast(self) -> None:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            status = bench_main.main(
+                ["--workload", "rooms", "--clients", "200", "--duration", "0.3"]
+            )
+        self.assertEqual(status, 0)
+        printed = out.getvalue()
+        rows = json.loads(printed[printed.index("[") :])
+        self.assertEqual(
+            [(r["workload"], r["clients"], r["senders"]) for r in rows],
+            [
+                ("broadcast w1 db=none", 10, 10),
+                ("rooms w1 db=none", 200, 200),
+                ("broadcast w1 sqlite", 10, 10),
+                ("rooms w1 sqlite", 200, 200),
+            ],
+        )
+        for row in rows:
+            # Fan-out 9 on both sides: 10 in a room, 10 in the broadcast.
+            self.assertEqual(row["deliveries"], row["messages"] * 9)
+        table = printed[: printed.index("[")].splitlines()
+        for side in ("db=none", "sqlite"):
+            self.assertTrue(
+                any(line.startswith(f"rooms w1 {side} ") for line in table), side
+            )
+            self.assertTrue(
+                any(
+                    re.fullmatch(
+                        rf"  rooms w1 {side}: server CPU per delivery \d+\.\d\d×"
+                        r" the one-room broadcast's \(target 1\.2×\); peak \d+ MB"
+                        r" \((within|over) the 150 MB target\)",
+                        line,
+                    )
+                    for line in table
+                ),
+                table,
+            )

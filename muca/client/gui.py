@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 from muca.client.addressing import AddressError, address
 from muca.client.client import ChatClient
 from muca.client.config import ClientConfig
-from muca.client.errors import ClientError, MessageTooLong, RoomRefused
+from muca.client.errors import ClientError, MessageTooLong, RoomRefused, refused_text
 from muca.client.observer import ChatObserver, ReceivedMessage
 from muca.client.panes import (
     AWAY_COLOUR,
@@ -36,7 +36,7 @@ from muca.client.panes import pane_text as pane_text
 from muca.client.presence import PresenceLines, room_line
 from muca.client.rooms import RoomInfo
 from muca.client.sending import Refusal
-from muca.protocol.messages import ALL, AUTH_FAILED, JoinRefused, Peer
+from muca.protocol.messages import ALL, AUTH_FAILED, JoinRefused, Peer, ProtocolError
 
 # Messages closer together than this are one burst: one bell for them all.
 BURST_GAP = 5.0
@@ -347,6 +347,9 @@ class ChatWindow(ChatObserver):
             self.log_error("not connected: JOIN the chat room before sending")
             return False
         words = text.split()
+        if words[:1] in (["/exit"], ["/leave"]) and len(words) == 1:
+            # Bare: out of the room ALL goes to now.
+            words.append(self.room or self.client.default_room or "")
         if len(words) == 2 and words[0] in ROOM_COMMANDS:
             done = self._room_command(ROOM_COMMANDS[words[0]], words[1])
             if done:
@@ -384,7 +387,8 @@ class ChatWindow(ChatObserver):
 
     def _room_command(self, command: str, written: str) -> bool:
         """``/enter NAME`` (or ``/join #NAME``): into a room, or back to one
-        we are in; ``/exit NAME`` (``/leave``): out of it."""
+        we are in; ``/exit NAME`` (``/leave NAME``): out of it (bare: out of
+        the one ALL goes to)."""
         client = self.client
         try:
             if command == "enter":
@@ -397,6 +401,10 @@ class ChatWindow(ChatObserver):
                 client.exit(written)
         except ClientError as problem:
             self.log_error(str(problem))
+            return False
+        except ProtocolError as bad:  # not a room name: nothing was sent
+            ref = "ENTER" if command == "enter" else "EXIT"
+            self.log_error(refused_text(ref, None, bad.reason, bad.code))
             return False
         return True
 

@@ -29,6 +29,10 @@ DEFAULT_LIST_INTERVAL = 0.1
 # at 10,000 with the default), so that a storm of joins keeps those costs to
 # a bounded share of the time instead of growing with N² per second.
 LIST_INTERVAL_MEMBERS = 2000
+# ROOMS to every member, after a count changed, at most once per list
+# interval times members × rooms / this (5 s at 10,000 members in 1,000
+# rooms, with the default list interval; see ChatFactory._rooms_interval).
+ROOMS_INTERVAL_ENTRIES = 200_000
 DEFAULT_MAX_OUTBOUND = 4 * 1024 * 1024
 DEFAULT_JOIN_TIMEOUT = 30.0
 # Seconds a closed connection gets to take what is still buffered for it.
@@ -54,6 +58,9 @@ class NodeConfig:
     list_interval: float = DEFAULT_LIST_INTERVAL
     #: ...times members / this many in a larger room.
     list_interval_members: int = LIST_INTERVAL_MEMBERS
+    #: ``ROOMS`` rounds as far apart as the list interval, times members ×
+    #: rooms / this many when that is more.
+    rooms_interval_entries: int = ROOMS_INTERVAL_ENTRIES
     #: Members the room takes (``--max-members``).
     capacity: int | None = None
     #: Bytes that may wait for one connection (``--max-outbound``)...

@@ -45,7 +45,8 @@ class Member:
     #: Its rooms (``muca.server.rooms.ChatRoom``, which imports this module).
     entered: dict[str, Any] = field(default_factory=dict)
     listed: set[str] = field(default_factory=set)
-    #: The last ``ROOMS`` this member was sent (rooms clients only).
+    #: The hash of the last ``ROOMS`` this member was sent (rooms clients
+    #: only; see ``muca.server.node.ChatFactory._send_rooms``).
     shown: Any = None
     #: It asked for rooms where the bus does not carry them (a cluster):
     #: its rooms commands are answered ``ROOMS_UNAVAILABLE``.

@@ -2,6 +2,8 @@
 
 - :class:`Payload`: one object, encoded at most once per output framing, so
   that a fan-out writes the same bytes to every recipient.
+- :class:`EncodedPayload`: one given as its native bytes (a ``ROOMS`` put
+  together from pieces encoded once).
 - :class:`Outbox`: fan-out queued per connection during one reactor turn and
   written at its end, one write per connection however many messages.
 - :func:`plain_socket` / :func:`transport_idle`: when a plain TCP transport
@@ -11,6 +13,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
@@ -25,6 +28,9 @@ from muca.protocol.wire import Framing, encode, websocket_text_frame
 # take the transport's own write path.
 _BUFFER_ATTRIBUTES = ("_tempDataLen", "dataBuffer", "TLS", "disconnecting")
 
+
+# The framings whose bytes come from the native encoding alone.
+_FROM_NATIVE = (None, Framing.NATIVE, Framing.WEBSOCKET)
 
 #: Bytes of one turn's fan-out to a connection up to which they are joined
 #: into one write; past it each message is written by itself.
@@ -61,6 +67,24 @@ class Payload:
                 data = encode(self.obj, framing)
             self._others[framing] = data
         return data
+
+
+class EncodedPayload(Payload):
+    """An object given as its native encoding (a ``ROOMS`` put together
+    from entries encoded once): decoded only for a framing that needs the
+    object (length-prefixed, original)."""
+
+    __slots__ = ()
+
+    def __init__(self, native: bytes) -> None:
+        super().__init__({})
+        self._native = native
+        self.obj = None  # type: ignore[assignment]
+
+    def for_framing(self, framing: Framing | None) -> bytes:
+        if self.obj is None and framing not in _FROM_NATIVE:
+            self.obj = json.loads(self.native())
+        return super().for_framing(framing)
 
 
 class Writer(Protocol):

@@ -76,3 +76,72 @@ class RoomsTests(GuiTestCase):
         mary.send_button.invoke()
         await self.until_in("left #dev", mary.console)
         self.save_screenshot("gui-rooms.png")
+
+    async def test_unread_counts_of_the_rooms_not_shown_and_a_bare_leave(
+        self,
+    ) -> None:
+        tony = await self.joined(TONY, geometry="+0+0")
+        mary = await self.joined(MARY, geometry="+660+0")
+        henry = await self.joined(HENRY, geometry="+0+500")
+        await self.until_in("Henry (henry@hku.hk)", tony.peer_list)
+        for command in ("/join #dev", "/join #ops"):
+            self.type_into(tony, "", command)
+            self.assertTrue(tony.do_send())
+        await self.until_in("entered #ops", tony.console)
+        self.type_into(mary, "", "/join dev")
+        mary.send_button.invoke()
+        await self.until(lambda: len(tony.client.room_peers("dev")) == 2, "Mary in")
+
+        # ALL goes to #ops: what is said in #dev and #general is counted.
+        for text in ("deploy at 5", "deployed"):
+            self.type_into(mary, "ALL", text)
+            mary.send_button.invoke()
+        self.type_into(henry, "ALL", "lunch?")
+        henry.send_button.invoke()
+        await self.until_in("[2 new]", tony.room_list)
+        await self.until_in("[1 new]", tony.room_list)
+        self.assertEqual(
+            pane_text(tony.room_list),
+            "#general (3) [1 new]\n#dev (2) [2 new]\n#ops (1)",
+        )
+        self.assertEqual(
+            first_line(tony.messages), ("[From: Henry] lunch?", ("broadcast",))
+        )
+        self.save_screenshot("gui-rooms-unread.png")
+
+        # Switched to: #dev's count is cleared, the others' stay.
+        self.type_into(tony, "", "/join #dev")
+        self.assertTrue(tony.do_send())
+        self.assertIn("messages to ALL go to #dev now", pane_text(tony.console))
+        self.assertEqual(
+            pane_text(tony.room_list), "#general (3) [1 new]\n#dev (2)\n#ops (1)"
+        )
+        self.type_into(mary, "ALL", "thanks")
+        mary.send_button.invoke()
+        await self.until_in("thanks", tony.messages)
+        self.assertEqual(
+            pane_text(tony.room_list), "#general (3) [1 new]\n#dev (2)\n#ops (1)"
+        )
+
+        # /leave alone: out of the room ALL goes to, back to #general.
+        self.type_into(tony, "", "/leave")
+        self.assertTrue(tony.do_send())
+        self.assertEqual(tony.message_entry.get("1.0", "end-1c"), "")
+        await self.until_in("left #dev", tony.console)
+        self.assertIn("messages to ALL go to #general now", pane_text(tony.console))
+        await self.until_in("#dev (1) - enter", tony.room_list)
+        self.assertEqual(
+            pane_text(tony.room_list), "#general (3)\n#dev (1) - enter\n#ops (1)"
+        )
+
+        # Not a room name: one line in the console, nothing sent.
+        self.type_into(tony, "", "/join #dév")
+        self.assertFalse(tony.do_send())
+        line, tags = first_line(tony.console)
+        self.assertIn(
+            "cannot enter the room: '#dév' is no room name: 1 to 32 characters"
+            " of a-z, 0-9, - and _ (an optional # before it) (BAD_ROOM)",
+            line,
+        )
+        self.assertIn("error", tags)
+        self.assertEqual(tony.message_entry.get("1.0", "end-1c"), "/join #dév")

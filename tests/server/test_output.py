@@ -11,7 +11,13 @@ from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 
 from muca.protocol.wire import Framing
-from muca.server.output import Outbox, Payload, plain_socket, transport_idle
+from muca.server.output import (
+    EncodedPayload,
+    Outbox,
+    Payload,
+    plain_socket,
+    transport_idle,
+)
 from tests.support.client import make_certificates, temp_folder
 
 HELLO = {"CMD": "MSG", "TYPE": "ALL", "MSG": "héllo }{", "FROM": "u1"}
@@ -62,6 +68,13 @@ class PayloadTests(TestCase):
                     payload.for_framing(framing), payload.for_framing(framing)
                 )
         self.assertIs(payload.for_framing(None), payload.native())
+
+    def test_an_object_given_encoded_gets_every_framings_bytes(self) -> None:
+        payload = EncodedPayload(HELLO_NATIVE)
+        self.assertIs(payload.for_framing(Framing.NATIVE), HELLO_NATIVE)
+        self.assertEqual(payload.for_framing(Framing.WEBSOCKET), HELLO_WEBSOCKET)
+        self.assertEqual(payload.for_framing(Framing.ORIGINAL), HELLO_ORIGINAL)
+        self.assertEqual(payload.for_framing(Framing.PREFIXED), HELLO_PREFIXED)
 
 
 class OutboxTests(TestCase):

@@ -12,7 +12,9 @@ from muca.protocol.messages import (
     PRIVATE,
     ProtocolError,
     room_name,
+    rooms_payload,
 )
+from muca.protocol.wire import Framing, encode
 from muca.server.directory import Member
 from muca.server.room import Room
 from muca.server.rooms import ChatRoom, CreatePolicy, Rooms, by_capability
@@ -192,6 +194,44 @@ class SettingsTests(SynchronousTestCase):
                 {"ROOM": "dev", "TOPIC": "the build", "COUNT": 1, "IN": False},
             ],
         )
+
+    def test_encoded_listings_are_the_bytes_of_each_users_listing(self) -> None:
+        room = Room()
+        tony = room.join("c1", "Tony", "t", rooms=True)
+        mary = room.join("c2", "Mary", "m", rooms=True)
+        hugo = room.join("c3", "Hugo", "h", rooms=True)
+        dev = room.rooms.create("dev", "t")
+        dev.topic = "the build \u2028 is réd"
+        secret = room.rooms.create("secret", "t")
+        secret.private = True
+        secret.invited.add("m")
+        room.rooms.create("random", "h")
+        room.enter(tony, dev)
+        room.enter(tony, secret)
+        room.exit(hugo, room.default)
+
+        def expected(member: Member) -> bytes:
+            listing = room.rooms.listing(member.uid)
+            return encode(rooms_payload(listing), Framing.NATIVE)
+
+        members = [tony, mary, hugo]
+        got = dict(room.rooms.encoded_listings(members))
+        self.assertEqual(list(got), members)
+        for member in members:
+            self.assertEqual(got[member], expected(member), member.uid)
+        # Tony in dev and secret, Mary invited to secret, Hugo out of general.
+        self.assertIn(b'"ROOM":"secret","TOPIC":"","COUNT":1,"IN":true', got[tony])
+        self.assertIn(b'"ROOM":"secret","TOPIC":"","COUNT":1,"IN":false', got[mary])
+        self.assertNotIn(b"secret", got[hugo])
+        self.assertIn(b'"ROOM":"general","TOPIC":"","COUNT":2,"IN":false', got[hugo])
+        self.assertIn("the build \\u2028 is réd".encode(), got[mary])
+        # A new count or topic is encoded again; the rest is as before.
+        dev.topic = "green"
+        room.enter(mary, dev)
+        got = dict(room.rooms.encoded_listings(members))
+        for member in members:
+            self.assertEqual(got[member], expected(member), member.uid)
+        self.assertIn(b'"ROOM":"dev","TOPIC":"green","COUNT":2,"IN":true', got[mary])
 
 
 class ByCapabilityTests(SynchronousTestCase):
