@@ -35,6 +35,7 @@ class PasswordDialog:
         top.protocol("WM_DELETE_WINDOW", self.close)
         top.bind("<Escape>", lambda event: self.close())
         self.entries: dict[str, tk.Entry] = {}
+        self._typed: list[tk.StringVar] = []
         for row, name in enumerate(("OLD PASSWORD", "NEW PASSWORD")):
             tk.Label(top, text=f"{name}:", font=("TkDefaultFont", 10, "bold")).grid(
                 row=row, column=0, sticky="e", padx=(8, 2), pady=4
@@ -49,8 +50,12 @@ class PasswordDialog:
                 highlightbackground="black",
             )
             entry.grid(row=row, column=1, sticky="ew", padx=(2, 8), pady=4)
-            entry.bind("<Key>", lambda event: self.hint.configure(text=""), add="+")
             self.entries[name] = entry
+            # Whatever is typed (or pasted) clears the hint about what is missing.
+            typed = tk.StringVar(top)
+            typed.trace_add("write", lambda *_: self.hint.configure(text=""))
+            entry.configure(textvariable=typed)
+            self._typed.append(typed)
         self.old_entry = self.entries["OLD PASSWORD"]
         self.new_entry = self.entries["NEW PASSWORD"]
         self.old_entry.bind("<Return>", lambda event: self.new_entry.focus_set())

@@ -139,6 +139,7 @@ class AccountWindowTests(SQLiteAccounts, AccountsCase, GuiTestCase):
         )
         dialog.old_entry.insert(0, "not my password")
         dialog.new_entry.insert(0, "a new password")
+        self.assertEqual(dialog.hint.cget("text"), "")
         self.root.update()
         self.save_screenshot("gui-password.png")
         dialog.new_entry.focus_force()

@@ -108,7 +108,13 @@ class AccountsPageTests(SQLiteAccounts, AccountsCase, TestCase):
             seen["create hidden"] = page.is_hidden("#open-register")
             page.click("#leave")
             page.wait_for_selector("#app[data-state='idle']")
-            seen["errors"] = tab.errors
+            # The same link on a phone: the form first, the code in it.
+            phone = self.open(f"/?invite={code}", PHONE)
+            phone.page.wait_for_selector("#register-panel:not([hidden])")
+            seen["phone invite"] = phone.page.input_value("#reg-invite")
+            phone.page.fill("#reg-uid", "cat@hku.hk")
+            phone.page.screenshot(path=str(ARTIFACTS / "web-accounts-invite-phone.png"))
+            seen["errors"] = tab.errors + phone.errors
             return seen
 
         os.makedirs(ARTIFACTS, exist_ok=True)
@@ -126,6 +132,7 @@ class AccountsPageTests(SQLiteAccounts, AccountsCase, TestCase):
                 "form": ["ann@hku.hk", SECRET],
                 "password shown": True,
                 "create hidden": True,
+                "phone invite": code,
                 "errors": [],
             },
         )
