@@ -8,18 +8,32 @@ from __future__ import annotations
 import os
 
 from twisted.internet import reactor
+from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import TestCase
 
-from muca.client import AccountRefused, ChatClient, ClientError, NotConnected
+from muca.client import (
+    AccountRefused,
+    ChatClient,
+    ClientError,
+    ConnectionClosed,
+    NotConnected,
+)
 from muca.protocol.messages import AUTH_FAILED, JoinRefused
 from tests.support.accounts import AccountsCase, SQLiteAccounts
-from tests.support.client import RecordingObserver
+from tests.support.client import RecordingObserver, listen_loopback
 from tests.support.twistd import fresh_directory, start_twistd
 
 SECRET = "correct horse battery"
 RULE = (
     "a password needs at least 8 characters (at most 1024) and must not be the user id"
 )
+
+
+class HangsUp(Protocol):
+    """A server that closes the connection on whatever it reads."""
+
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.loseConnection()
 
 
 class ClientAccountsTests(SQLiteAccounts, AccountsCase, TestCase):
@@ -129,3 +143,16 @@ class ClientAccountsTests(SQLiteAccounts, AccountsCase, TestCase):
         again = await self.chat("ann@hku.hk")
         await again.join("a new password")
         self.assertTrue(again.joined)
+
+    async def test_a_connection_closed_before_the_answer_fails_the_wait(
+        self,
+    ) -> None:
+        port = await listen_loopback(self, Factory.forProtocol(HangsUp))
+        ann = await self.chat("ann@hku.hk", port=port)
+        with self.assertRaises(ConnectionClosed) as raised:
+            await ann.register(SECRET, "code")
+        self.assertEqual(
+            str(raised.exception),
+            "connection closed before REGISTER was answered:"
+            " the server closed the connection",
+        )
