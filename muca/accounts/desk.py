@@ -79,7 +79,8 @@ class Accounts:
         #: by ``muca.accounts.watch`` while they are joined).
         self.admins: set[str] = set()
 
-    def _now(self) -> Any:
+    def _clock(self) -> Any:
+        """The node's clock (the global reactor for accounts used alone)."""
         if self.clock is None:
             from twisted.internet import reactor
 
@@ -87,7 +88,7 @@ class Accounts:
         return self.clock
 
     def _now_ms(self) -> int:
-        return int(self._now().seconds() * 1000)
+        return int(self._clock().seconds() * 1000)
 
     # -- logins ----------------------------------------------------------
 
@@ -114,7 +115,7 @@ class Accounts:
         if self.hashing.needs_rehash(encoded):  # type: ignore[arg-type]
             # Made with older parameters: kept again with today's.
             renewed = yield self.hashing.hash(password)
-            yield self.store.set_password(uid, renewed, self._now_ms())
+            yield self.store.set_password(uid, renewed, self._now_ms(), "rehash")
         return uid
 
     # -- REGISTER and PASSWORD ------------------------------------------
@@ -211,7 +212,7 @@ class Accounts:
         wait = 0.0 if throttle is None else throttle.refused(keys)
         if wait <= 0:
             return defer.succeed(answer)
-        return task.deferLater(self._now(), wait, lambda: answer)
+        return task.deferLater(self._clock(), wait, lambda: answer)
 
     @staticmethod
     def _unavailable(failure: Any, ref: str) -> dict[str, Any]:

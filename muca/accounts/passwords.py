@@ -20,7 +20,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
@@ -57,7 +57,7 @@ class PasswordHashing:
     low-memory profile, when None). ``reactor``: where results fire (the
     global one, looked up at first use, when None). The pool starts at the
     first call and stops when the reactor shuts down or :meth:`stop` is
-    called.
+    called; after that every call fails.
     """
 
     def __init__(
@@ -73,8 +73,13 @@ class PasswordHashing:
         self._decoy: str | None = None
         self._decoy_lock = threading.Lock()
         self._trigger: Any = None
+        self._stopped = False
 
     def _run(self, work: Any, *args: Any) -> Deferred[Any]:
+        if self._stopped:
+            # Stopped for good (the reactor is shutting down): a pool
+            # started now would keep the process alive.
+            return fail(RuntimeError("password hashing has stopped"))
         if self._pool is None:
             if self._reactor is None:
                 from twisted.internet import reactor
@@ -90,8 +95,9 @@ class PasswordHashing:
         return deferToThreadPool(self._reactor, self._pool, work, *args)
 
     def stop(self) -> None:
-        """Stop the pool (its threads finish what they do); a later call
-        starts a new one."""
+        """Stop the pool (its threads finish what they do), for good: a
+        later call fails."""
+        self._stopped = True
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.stop()

@@ -274,8 +274,11 @@ class MessageStore(Protocol):
         needed); fails with ``muca.store.accounts.AccountRefused``."""
         ...
 
-    def set_password(self, uid: str, password_hash: str, now_ms: int) -> Deferred[bool]:
-        """Keep an account's new password hash; False: no such account."""
+    def set_password(
+        self, uid: str, password_hash: str, now_ms: int, action: str = "password"
+    ) -> Deferred[bool]:
+        """Keep an account's new password hash (audited as ``action``);
+        False: no such account."""
         ...
 
     def account_states(

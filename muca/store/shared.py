@@ -223,19 +223,23 @@ class SQLStoreOperations:
         fails with ``AccountRefused`` (``UID_TAKEN``, ``BAD_INVITE``)."""
         return self._write(accounts.register, self.dialect, account, invitation, now_ms)
 
-    def set_password(self, uid: str, password_hash: str, now_ms: int) -> Deferred[bool]:
-        """Keep the account's new password hash (audited as its own
-        change); False when there is no such account."""
-        return self._write(self._set_password, uid, password_hash, now_ms)
+    def set_password(
+        self, uid: str, password_hash: str, now_ms: int, action: str = "password"
+    ) -> Deferred[bool]:
+        """Keep the account's new password hash, audited as ``action`` by
+        the account itself (``password``: it changed its password;
+        ``rehash``: hashed again with today's parameters); False when there
+        is no such account."""
+        return self._write(self._set_password, uid, password_hash, now_ms, action)
 
     def _set_password(
-        self, cursor: Any, uid: str, password_hash: str, now_ms: int
+        self, cursor: Any, uid: str, password_hash: str, now_ms: int, action: str
     ) -> bool:
         changed = accounts.update_account(
             cursor, self.dialect, uid, password_hash=password_hash
         )
         if changed:
-            accounts.audit(cursor, self.dialect, now_ms, uid, "password", uid)
+            accounts.audit(cursor, self.dialect, now_ms, uid, action, uid)
         return changed
 
     def account_states(

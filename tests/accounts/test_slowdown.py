@@ -12,12 +12,14 @@ import os
 import time
 from typing import Any
 
+from argon2 import PasswordHasher
+from twisted.internet import reactor, task
 from twisted.trial.unittest import TestCase
 
 from muca.accounts.desk import AccountChecker, Accounts, Registration
 from muca.accounts.passwords import PasswordHashing
 from muca.server.auth import make_portal
-from muca.store.accounts import Account, update_account
+from muca.store.accounts import Account, read_audit, update_account
 from muca.store.sqlite import SQLiteStore
 from tests.support import OKAY, MemoryPeer, MemoryServer, join, until
 from tests.support.twistd import fresh_directory
@@ -143,6 +145,41 @@ class SlowdownTests(TestCase):
         # A right password is not a failure: nothing more is counted.
         self.assertEqual(self.server.factory.logins.failures(("uid", ANN[1])), 1)
 
+    async def test_a_hash_with_older_parameters_is_renewed_at_a_right_login(
+        self,
+    ) -> None:
+        await self.start(Registration.OPEN)
+        older = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+        await self.store.register(Account("bob@hku.hk", older.hash(SECRET)), None, 2)
+        peer = self.server.connect("10.0.0.1")
+        peer.send_json(join("Bob", "bob@hku.hk", PASS=SECRET))
+        self.assertEqual((await self.answer(peer))[0], OKAY)
+        hashes: list[str] = []
+
+        async def renewed() -> bool:
+            account = await self.store.account("bob@hku.hk")
+            hashes.append(account.password_hash)
+            return not account.password_hash.startswith("$argon2id$v=19$m=1024,")
+
+        await _eventually(renewed)
+        self.assertTrue(hashes[-1].startswith("$argon2id$v=19$m=65536,t=3,p=4$"))
+        audit = await self.store._query(read_audit, self.store.dialect, 0)
+        # (In any order: the fake clock's time is 0.)
+        self.assertCountEqual(
+            [(entry.actor, entry.action) for entry in audit],
+            [
+                (ANN[1], "register"),
+                ("bob@hku.hk", "register"),
+                ("bob@hku.hk", "rehash"),
+            ],
+        )
+        # The renewed hash logs in.
+        peer.lose()
+        again = self.server.connect("10.0.0.2")
+        again.send_json(join("Bob", "bob@hku.hk", PASS=SECRET))
+        await until(lambda: again.transport.value(), 30, "bob's ACK")
+        self.assertEqual(again.take()[0], OKAY)
+
     async def test_wrong_invitation_codes_are_refused_later_and_later(self) -> None:
         await self.start(Registration.INVITE)
         clock = self.server.clock
@@ -163,6 +200,15 @@ class SlowdownTests(TestCase):
                 answer = peer.take()
             self.assertEqual(answer[0]["CODE"], "BAD_INVITE", n)
         self.assertEqual(clock.getDelayedCalls(), [])
+
+
+async def _eventually(check: Any, timeout: float = 10.0) -> None:
+    """Await ``check()`` every 50 ms until it is true; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        await task.deferLater(reactor, 0.05, lambda: None)
 
 
 def _disable(cursor: Any, dialect: Any, uid: str) -> None:
