@@ -50,6 +50,12 @@ BAD_JOIN = "BAD_JOIN"
 ALREADY_JOINED = "ALREADY_JOINED"
 AUTH_FAILED = "AUTH_FAILED"
 SERVER_FULL = "SERVER_FULL"
+# Accounts (--auth db): REGISTER's and PASSWORD's refusals, and the ERROR
+# before a disabled account's connection closes.
+BAD_INVITE = "BAD_INVITE"
+WEAK_PASSWORD = "WEAK_PASSWORD"
+REGISTRATION_CLOSED = "REGISTRATION_CLOSED"
+ACCOUNT_DISABLED = "ACCOUNT_DISABLED"
 
 # MSG types.
 ALL = "ALL"
@@ -169,7 +175,31 @@ class History:
     room: str | None = None
 
 
-ClientCommand = Join | Send | History | Enter | Exit | RoomSet | Invite
+@dataclass(frozen=True, slots=True)
+class Register:
+    """Make an account (``--auth db``), before ``JOIN``; ``invitation``: the
+    ``INVITE`` code, if one was given."""
+
+    uid: str
+    password: str
+    invitation: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordChange:
+    """A joined user's new password, with its current one."""
+
+    old: str
+    new: str
+
+
+#: The longest invitation code read (a code muca-admin makes is 22).
+MAX_INVITE = 64
+
+
+ClientCommand = (
+    Join | Send | History | Enter | Exit | RoomSet | Invite | Register | PasswordChange
+)
 RoomCommand = Enter | Exit | RoomSet | Invite
 #: The commands only a client with the ``rooms`` capability has.
 ROOM_COMMANDS = frozenset({"ENTER", "EXIT", "ROOMSET", "INVITE"})
@@ -308,6 +338,10 @@ def parse_client_command(obj: dict[str, Any], rooms: bool = False) -> ClientComm
         return _parse_join(obj)
     if cmd == "HISTORY":
         return _parse_history(obj, rooms)
+    if cmd == "REGISTER":
+        return _parse_register(obj)
+    if cmd == "PASSWORD":
+        return _parse_password(obj)
     if cmd is None:
         raise ProtocolError(BAD_COMMAND, "missing CMD")
     if not isinstance(cmd, str):
@@ -348,6 +382,35 @@ def _parse_room_command(cmd: str, obj: dict[str, Any]) -> RoomCommand:
             BAD_COMMAND, "ROOMSET needs TOPIC, PRIVATE or SLOW (any of them)", cmd
         )
     return RoomSet(room, topic, private, slow)
+
+
+def _parse_register(obj: dict[str, Any]) -> Register:
+    uid, password, invitation = obj.get("UID"), obj.get("PASS"), obj.get("INVITE")
+    if is_text(uid):
+        uid = normal_form(uid)
+    problem = uid_problem(uid)
+    if problem:
+        raise ProtocolError(BAD_COMMAND, problem, "REGISTER")
+    if not is_text(password):
+        raise ProtocolError(BAD_COMMAND, "REGISTER needs PASS, a string", "REGISTER")
+    if invitation is not None and not (
+        is_text(invitation) and 0 < len(invitation) <= MAX_INVITE
+    ):
+        raise ProtocolError(
+            BAD_COMMAND,
+            f"INVITE must be a code of 1 to {MAX_INVITE} characters",
+            "REGISTER",
+        )
+    return Register(uid, password, invitation)
+
+
+def _parse_password(obj: dict[str, Any]) -> PasswordChange:
+    old, new = obj.get("OLD"), obj.get("NEW")
+    if not is_text(old) or not is_text(new):
+        raise ProtocolError(
+            BAD_COMMAND, "PASSWORD needs OLD and NEW, strings", "PASSWORD"
+        )
+    return PasswordChange(old, new)
 
 
 def _parse_join(obj: dict[str, Any]) -> Join:

@@ -73,11 +73,16 @@ class AnyPasswordChecker:
             credentials.UsernamePassword(name, password),
             credentials.UsernamePassword(name.encode("utf-8"), password.encode()),
         )
+        # A refusal that says more than "unauthorized" (a disabled account,
+        # muca.accounts.desk) is the one given when no checker accepts.
+        refusal = error.UnauthorizedLogin()
         for checker in self.checkers:
             for attempt in attempts:
                 try:
                     yield checker.requestAvatarId(attempt)
-                except error.UnauthorizedLogin:
+                except error.UnauthorizedLogin as refused:
+                    if type(refused) is not error.UnauthorizedLogin:
+                        refusal = refused
                     continue
                 except Exception:
                     log.failure(
@@ -87,7 +92,7 @@ class AnyPasswordChecker:
                     )
                     continue
                 return name
-        raise error.UnauthorizedLogin()
+        raise refusal
 
 
 def make_portal(checkers: Sequence[ICredentialsChecker]) -> Portal | None:
@@ -143,14 +148,14 @@ def check_password_file(path: str) -> None:
                 line = raw.rstrip()
                 if not line:
                     continue
-                problem = _password_line_problem(line)
+                problem = password_line_problem(line)
                 if problem:
                     raise usage.UsageError(f"{option}: line {number} {problem}")
     except OSError as failed:
         raise usage.UsageError(f"{option}: {failed.strerror}") from None
 
 
-def _password_line_problem(line: bytes) -> str | None:
+def password_line_problem(line: bytes) -> str | None:
     """What is wrong with one non-blank line of a password file, if anything."""
     colon = b":"  # FilePasswordDB's default delimiter, as strcred makes it
     try:

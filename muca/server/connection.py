@@ -23,7 +23,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from twisted.internet import interfaces
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -34,12 +34,17 @@ from zope.interface import implementer
 from muca.protocol import messages
 from muca.protocol.messages import (
     ALREADY_JOINED,
+    BAD_COMMAND,
+    NOT_JOINED,
+    REGISTRATION_CLOSED,
     SERVER_FULL,
     SERVER_SHUTDOWN,
     History,
     Join,
     JoinRefused,
+    PasswordChange,
     ProtocolError,
+    Register,
 )
 from muca.protocol.wire import BadFrame, FrameDecoder, FrameTooLong, Framing
 from muca.server.addresses import describe_address
@@ -110,8 +115,10 @@ class Node(typing.Protocol):
     config: NodeConfig
     #: Bytes waiting for all connections together (--max-outbound-total).
     outbound: OutboundTotal
-    #: Logins: the throttle, then the session portal.
+    #: Logins: the session portal, then the throttle.
     entrance: Entrance
+    #: The accounts (``--auth db``: REGISTER, PASSWORD), or None.
+    accounts: Any
     connections: set[Any]
     #: Where the web listener serves the browser client (None: nowhere).
     browser_client: BrowserClient | None
@@ -158,6 +165,8 @@ class ChatConnection(SlowReaderOutput, PacedInput, TimeoutMixin):
         #: its login while no user is handed back yet.
         self._joining: Join | None = None
         self._login: Deferred[Any] | None = None
+        #: A REGISTER or PASSWORD being answered: the next frames wait.
+        self._account_call: Deferred[Any] | None = None
         #: Counted in by the node (or, on a WebSocket, by the web listener's
         #: HTTP connection under it); released when the connection closes.
         self.admitted = False
@@ -193,7 +202,7 @@ class ChatConnection(SlowReaderOutput, PacedInput, TimeoutMixin):
 
     @property
     def _logging_in(self) -> bool:
-        return self.phase is Phase.LOGGING_IN
+        return self.phase is Phase.LOGGING_IN or self._account_call is not None
 
     @property
     def _close_started(self) -> bool:
@@ -280,6 +289,10 @@ class ChatConnection(SlowReaderOutput, PacedInput, TimeoutMixin):
             self.admitted = False
             factory.release(self)
         self._end_session()
+        call, self._account_call = self._account_call, None
+        if call is not None:
+            # Its hash or its delay is left to finish unheard.
+            call.cancel()
         waiters, self._closed_waiters = self._closed_waiters, None
         for waiter in waiters or ():
             waiter.callback(None)
@@ -558,6 +571,8 @@ class ChatConnection(SlowReaderOutput, PacedInput, TimeoutMixin):
         user = self.user
         if isinstance(command, Join):
             self._join(command)
+        elif isinstance(command, Register | PasswordChange):
+            self._account(command)
         elif user is None:
             not_joined(self, "HISTORY" if isinstance(command, History) else "SEND")
         elif isinstance(command, History):
@@ -584,6 +599,52 @@ class ChatConnection(SlowReaderOutput, PacedInput, TimeoutMixin):
             if self.user is None:
                 self._login = login
             login.addBoth(self._decided)
+
+    def _account(self, command: Register | PasswordChange) -> None:
+        """``REGISTER`` (before joining) or ``PASSWORD`` (joined): asked of
+        the accounts; the frames after it wait for the answer."""
+        accounts = self.factory.accounts
+        register = isinstance(command, Register)
+        ref = "REGISTER" if register else "PASSWORD"
+        if accounts is None:
+            self.send_error(
+                REGISTRATION_CLOSED if register else BAD_COMMAND,
+                "this server keeps no accounts (it runs without --auth db)",
+                ref,
+            )
+            return
+        if isinstance(command, Register):
+            if self.user is not None or self.phase is not Phase.CONNECTED:
+                self.send_error(ALREADY_JOINED, "REGISTER comes before JOIN", ref)
+                return
+            call = accounts.register(
+                command.uid,
+                command.password,
+                command.invitation,
+                Entrance.keys(self, None),
+            )
+        else:
+            user = self.user
+            if user is None:
+                self.send_error(NOT_JOINED, "join with your password first", ref)
+                return
+            call = accounts.change_password(
+                user.uid, command.old, command.new, Entrance.keys(self, user.uid)
+            )
+        if call.called:
+            call.addCallback(self.send)
+            return
+        self._account_call = call
+        call.addCallbacks(self._account_answered, self._account_gone)
+
+    def _account_answered(self, answer: dict[str, Any]) -> None:
+        self._account_call = None
+        if not self._closing:
+            self.send(answer)
+        self._handle_waiting()
+
+    def _account_gone(self, failure: Failure) -> None:
+        failure.trap(CancelledError)
 
     def _logged_in(self, login: tuple[IChatUser, Any] | None, join: Join) -> Any:
         self._login = None

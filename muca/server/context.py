@@ -8,6 +8,7 @@ command line, the tests from a fake clock.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from twisted.cred.portal import Portal
 from twisted.internet.interfaces import IReactorTime
@@ -112,6 +113,9 @@ class NodeContext:
     portal: Portal | None = None
     #: Totals for /metrics.
     counters: Counters = field(default_factory=Counters)
+    #: The accounts of ``--auth db`` (``muca.accounts.desk.Accounts``), or
+    #: None.
+    accounts: Any = None
 
     @classmethod
     def alone(

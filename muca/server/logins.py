@@ -1,10 +1,11 @@
-"""Failed logins slowed down: how long a login attempt waits before its
-password is checked.
+"""Failed logins slowed down: how long the refusal of a wrong password
+waits before it is answered.
 
 Plain Python: time comes from an ``IReactorTime`` given by the caller, and
-nothing here touches a socket. The connection (``muca.server.connection``)
-asks it around every password check, whatever ``--auth`` method checks it;
-accounts (``REGISTER``, ``--auth db``) are meant to ask it the same way.
+nothing here touches a socket. The logins (``muca.session.realm``) ask it
+after every refused password, whatever ``--auth`` method checked it, and so
+do the accounts' ``REGISTER`` (a wrong invitation) and ``PASSWORD`` (a
+wrong old password, ``muca.accounts.desk``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Hashable, Iterable
 
 from twisted.internet.interfaces import IReactorTime
 
-#: Seconds the attempt after a first failure waits; each failure doubles it.
+#: Seconds the refusal after a first failure waits; each failure doubles it.
 DEFAULT_LOGIN_DELAY = 0.25
 #: The longest wait, however many failures: nobody is locked out for longer.
 DEFAULT_LOGIN_DELAY_MAX = 16.0
@@ -28,20 +29,23 @@ _MAX_COUNT = 64
 
 
 class LoginThrottle:
-    """Growing, capped delays for login attempts after failed ones.
+    """Growing, capped delays for the refusals of wrong passwords.
 
     Every attempt names its keys: e.g. the connection, the user id and the
-    address it comes from. After ``n`` failures under a key, the next
-    attempt under it waits until ``first × 2^(n−1)`` seconds (at most
-    ``cap``) after the last failure; an attempt under several keys waits for
-    the longest. :meth:`wait` says how long, :meth:`failed` records a
-    failure. A success records nothing and resets nothing: a right password
-    waits like a wrong one (otherwise the wait itself would tell a guesser
-    it is wrong), but never longer than ``cap``, so nobody can lock a user
-    out, and an attempt under keys with no recent failure never waits.
-    Each ``quiet`` seconds (4 × ``cap`` by default) without a failure forget
-    one failure of a key. At most ``max_records`` keys are kept; past it
-    the oldest failures are forgotten first.
+    address it comes from. A password is checked at once, and a right one
+    is answered at once, never slowed (a guesser learns nothing from that:
+    it is in). A wrong one is counted under each key by :meth:`refused`,
+    which says how long its refusal waits: not at all for a first failure,
+    then until ``first × 2^(n−1)`` seconds after the refusal of the
+    ``n``-th failure before it (under the key that makes it wait longest),
+    at most ``cap`` from now. A connection's next frames wait for that
+    answer, so guessing on one connection, from one address or for one user
+    id goes slower and slower (parallel guesses under one key queue up
+    behind each other's refusals), and nobody is locked out: the right
+    password gets in at once, and a wrong one waits at most ``cap``. Each
+    ``quiet`` seconds (4 × ``cap`` by default) without a failure forget one
+    failure of a key. At most ``max_records`` keys are kept; past it the
+    oldest failures are forgotten first.
     """
 
     def __init__(
@@ -66,7 +70,8 @@ class LoginThrottle:
         return len(self._records)
 
     def delay(self, failures: int) -> float:
-        """Seconds between the last of ``failures`` and the next attempt."""
+        """Seconds between the refusal of the last of ``failures`` and
+        the next one's."""
         if failures <= 0:
             return 0.0
         return min(self.first * 2.0 ** (min(failures, _MAX_COUNT) - 1), self.cap)
@@ -78,29 +83,31 @@ class LoginThrottle:
             return 0
         return self._decayed(record, self._clock.seconds())
 
-    def wait(self, keys: Iterable[Hashable]) -> float:
-        """Seconds an attempt under all of ``keys`` must wait before its
-        password is checked (0: at once); never more than ``cap``."""
+    def refused(self, keys: Iterable[Hashable]) -> float:
+        """Count a wrong or missing password under each of ``keys``; return
+        the seconds its refusal waits (at most ``cap``): until ``first ×
+        2^(n−1)`` seconds after the refusal of the ``n``-th failure before
+        it, under the key that makes it wait longest."""
         now = self._clock.seconds()
+        records = self._records
+        keys = list(keys)
+        counts = []
         longest = 0.0
-        records = self._records
-        for key in keys:
-            record = records.get(key)
-            if record is not None:
-                count, last = record
-                longest = max(longest, last + self.delay(int(count)) - now)
-        return min(longest, self.cap)
-
-    def failed(self, keys: Iterable[Hashable]) -> None:
-        """An attempt under ``keys`` had a wrong or missing password."""
-        now = self._clock.seconds()
-        records = self._records
         for key in keys:
             record = records.pop(key, None)
-            count = 0 if record is None else self._decayed(record, now)
-            # Re-inserted: the dict keeps keys in order of their last failure.
-            records[key] = [min(count + 1, _MAX_COUNT), now]
+            if record is None:
+                counts.append(0)
+                continue
+            count = self._decayed(record, now)
+            counts.append(count)
+            longest = max(longest, record[1] + self.delay(count) - now)
+        answered = now + min(longest, self.cap)
+        for key, count in zip(keys, counts, strict=True):
+            # Re-inserted: the dict keeps keys in order of their last
+            # failure, each with the time its refusal is answered.
+            records[key] = [min(count + 1, _MAX_COUNT), answered]
         self._prune(now)
+        return answered - now
 
     def forget(self, key: Hashable) -> None:
         """Drop what is known of ``key`` (a connection that has closed)."""
@@ -108,7 +115,8 @@ class LoginThrottle:
 
     def _decayed(self, record: list[float], now: float) -> int:
         count, last = record
-        return max(0, int(count) - math.floor((now - last) / self.quiet))
+        # A refusal still waiting (``last`` ahead) has not begun to decay.
+        return max(0, int(count) - math.floor(max(0.0, now - last) / self.quiet))
 
     def _prune(self, now: float) -> None:
         records = self._records

@@ -144,6 +144,11 @@ class ChatFactory(ServerFactory):
         #: Totals for /metrics.
         self.counters = context.counters
         self.store = context.store
+        #: The accounts (--auth db), slowed by the same throttle as logins.
+        self.accounts = context.accounts
+        if self.accounts is not None:
+            self.accounts.clock = self.clock
+            self.accounts.throttle = self.logins
         #: The id of the last message the bus delivered here.
         self.last_delivered = 0
         #: History replays at JOIN and HISTORY BEFORE (muca.server.replay).
@@ -180,6 +185,10 @@ class ChatFactory(ServerFactory):
         """How every front-end logs its peers in (``muca.session.realm``):
         the login throttle, then the portal of this node's sessions."""
         return Entrance(session_portal(self, self.portal), self.logins, self.clock)
+
+    def is_admin(self, uid: str) -> bool:
+        """Whether ``uid`` logged in to an admin's account (``--auth db``)."""
+        return self.accounts is not None and uid in self.accounts.admins
 
     @property
     def keeps_rooms(self) -> bool:
@@ -638,7 +647,7 @@ class ChatFactory(ServerFactory):
         name = request.room
         room = rooms.get(name)
         if room is None:
-            if not rooms.may_create():
+            if not rooms.may_create(self.is_admin(member.uid)):
                 raise ProtocolError(
                     NO_SUCH_ROOM,
                     f"there is no room {name!r}, and this server does not let"

@@ -146,6 +146,15 @@ def _create_policy(value: str) -> str:
     return value
 
 
+def _registration(value: str) -> str:
+    from muca.accounts.desk import Registration
+
+    modes = [mode.value for mode in Registration]
+    if value not in modes:
+        raise ValueError(f"{value!r} is not one of {', '.join(modes)}")
+    return value
+
+
 def _named(option: str, coerce: Callable[[str], Any]) -> Callable[[str], Any]:
     """``coerce`` whose errors name the option: usage.Options says only
     "Parameter type enforcement failed" for a ValueError, so raise the
@@ -210,8 +219,9 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         f"TCP port {DEFAULT_PORT} on every interface, and serves the browser "
         "client on http://HOST:40080/ (--web). With --auth (e.g. "
         "--auth memory:alice@hku.hk:secret or --auth file:users.txt, a file of "
-        "uid:password lines) every JOIN needs a PASS that is right for its UID; "
-        "without it no password is asked."
+        "uid:password lines, or --auth db, accounts in the --db database made "
+        "with muca-admin or REGISTER) every JOIN needs a PASS that is right "
+        "for its UID; without it no password is asked."
     )
     optParameters = [
         [
@@ -280,16 +290,17 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "login-delay",
             None,
             DEFAULT_LOGIN_DELAY,
-            "With --auth: seconds the login after a failed one waits before its "
-            "password is checked, doubled by each further failure (per "
-            "connection, user id and address); 0: failed logins are not slowed.",
+            "With --auth: seconds after a refused login before the next wrong "
+            "password is refused, doubled by each further failure (per "
+            "connection, user id and address); a right password is never "
+            "slowed; 0: failed logins are not slowed.",
             _named("login-delay", _non_negative_float),
         ],
         [
             "login-delay-max",
             None,
             DEFAULT_LOGIN_DELAY_MAX,
-            "With --auth: the longest a login waits however many failed before it.",
+            "With --auth: the longest a refusal waits however many failed before it.",
             _named("login-delay-max", _non_negative_float),
         ],
         [
@@ -358,6 +369,15 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             f"Default: {DEFAULT_DB}; with --cluster, none (a --cluster needs "
             "a postgresql:// database every node shares, where each message "
             "is committed before any node delivers it).",
+        ],
+        [
+            "register",
+            None,
+            "invite",
+            "With --auth db: who may make an account with REGISTER: open "
+            "(anyone), invite (with an invitation code from muca-admin invite "
+            "create) or closed (only muca-admin user add).",
+            _named("register", _registration),
         ],
         [
             "default-room",
@@ -475,10 +495,15 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             raise usage.UsageError(f"--metrics-from: {error}") from None
 
     def opt_auth(self, description: str) -> None:
-        """Check every JOIN's PASS with this method:
-        memory:UID:PASSWORD[:UID:PASSWORD...] or file:PATH (a file of
-        uid:password lines, checked at start); --help-auth lists the others.
-        Repeatable: a user may be in any of them."""
+        """Check every JOIN's PASS with this method: db (the accounts in the
+        --db database, Argon2id hashes), memory:UID:PASSWORD[:UID:PASSWORD...]
+        or file:PATH (a file of uid:password lines, checked at start);
+        --help-auth lists the others. Repeatable: a user may be in any of
+        them."""
+        if description == "db":
+            # Its checker needs the store, chosen in postOptions.
+            self["auth-db"] = True
+            return
         self.addChecker(make_checker(description))
 
     def opt_version(self) -> None:
@@ -493,6 +518,23 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         except usage.UsageError:
             self._failed = True
             raise
+
+    def _account_checker(self) -> None:
+        """``--auth db``: the accounts in the store, checked by a checker of
+        their own among the others."""
+        from muca.accounts.desk import AccountChecker, Accounts, Registration
+        from muca.accounts.passwords import PasswordHashing
+
+        if self["store"] is None:
+            raise usage.UsageError(
+                "--auth db keeps the accounts in the database: give --db a file"
+                " or a postgresql:// URL, not none"
+            )
+        accounts = Accounts(
+            self["store"], PasswordHashing(), Registration(self["register"])
+        )
+        self["accounts"] = accounts
+        self.addChecker(AccountChecker(accounts))
 
     def getUsage(self, width: int | None = None) -> str:
         """All the options, or after a mistake where to find them."""
@@ -523,6 +565,9 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             self["store"] = open_store(self["db"])
         except StoreError as error:
             raise usage.UsageError(f"--db: {error}") from None
+        self["accounts"] = None
+        if self.get("auth-db"):
+            self._account_checker()
         if self["cluster"] is not None and self["store"] is not None:
             from muca.store.postgres import PostgresStore
 

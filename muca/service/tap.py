@@ -19,6 +19,7 @@ from twisted.internet.protocol import ServerFactory
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from muca.accounts.watch import AccountWatch
 from muca.server.auth import make_portal
 from muca.server.context import NodeConfig, NodeContext
 from muca.server.limits import DEFAULT_MAX_PER_ADDRESS, default_max_connections
@@ -86,9 +87,11 @@ class ChatService(service.MultiService):
         history_days: float | None = None,
         history_max: int | None = None,
         history_bytes: int | None = None,
+        accounts: Any = None,
     ) -> None:
         """``bus``: a cluster's (None: the server runs alone, on a
-        ``LocalBus``); ``store``: not opened yet."""
+        ``LocalBus``); ``store``: not opened yet; ``accounts``: those of
+        ``--auth db`` (``muca.accounts.desk.Accounts``) in that store."""
         super().__init__()
         self.reactor = reactor
         self.config = config
@@ -101,6 +104,8 @@ class ChatService(service.MultiService):
         self.history_days = history_days
         self.history_max = history_max
         self.history_bytes = history_bytes
+        self.accounts = accounts
+        self._watch: AccountWatch | None = None
         self._pruning: LoopingCall | None = None
         #: Given the node once it is built: chat listeners serve it, web
         #: listeners a site built on it.
@@ -148,11 +153,19 @@ class ChatService(service.MultiService):
         in a cluster, the Redis bus."""
         clock, config, portal = self.reactor, self.config, self.portal
         if self.bus is None:
-            return NodeContext.alone(clock, config, store, portal)
-        return NodeContext(clock, self.bus, Outbox(clock), config, store, portal)
+            context = NodeContext.alone(clock, config, store, portal)
+        else:
+            context = NodeContext(clock, self.bus, Outbox(clock), config, store, portal)
+        context.accounts = self.accounts
+        return context
 
     def startService(self) -> None:
         super().startService()
+        if self.accounts is not None:
+            # muca-admin's changes (a disabled account, a role) reach the
+            # joined users within seconds.
+            self._watch = AccountWatch(self.factory, self.accounts)
+            self._watch.start()
         store = self.store
         if store is not None and (
             self.history_days or self.history_max or self.history_bytes
@@ -183,6 +196,8 @@ class ChatService(service.MultiService):
         return pruning.addCallbacks(pruned, failed)
 
     def stopService(self) -> Deferred[None]:
+        if self._watch is not None:
+            self._watch.stop()
         if self._pruning is not None and self._pruning.running:
             self._pruning.stop()
         # /healthz says 503 from now on, to a load balancer still connected.
@@ -259,6 +274,7 @@ def makeService(options: Options) -> ChatService:
         options["history-days"],
         options["history-max"],
         options["history-bytes"],
+        options["accounts"],
     )
     for description in options["listen"]:
         chat.listen(description, lambda node: node)

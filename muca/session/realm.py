@@ -5,8 +5,9 @@ to the front-end's client (the *mind* of the login), whose logout leaves the
 room. Without ``--auth`` the portal's only checker is
 :class:`AnonymousChecker`, which takes the user id a ``JOIN`` claims; with it,
 the ``--auth`` checkers (``muca.server.auth``) prove it by password.
-:class:`Entrance` puts the login throttle (``muca.server.logins``) in front
-of the portal, so a failed login slows the next ones whatever checks it.
+:class:`Entrance` puts the login throttle (``muca.server.logins``) behind
+the portal: a refused login is answered later and later, whatever checks
+it, and a right password at once.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
-from muca.protocol.messages import AUTH_FAILED, Join, JoinRefused
+from muca.protocol.messages import ACCOUNT_DISABLED, AUTH_FAILED, Join, JoinRefused
 from muca.server.logins import LoginThrottle
 from muca.session.interfaces import IChatClient, IChatUser
 from muca.session.user import ChatUser, Node
@@ -31,6 +32,15 @@ from muca.session.user import ChatUser, Node
 log = Logger()
 
 _AUTH_FAILED = JoinRefused(AUTH_FAILED, "wrong or missing password")
+_DISABLED = JoinRefused(
+    ACCOUNT_DISABLED, "this account is disabled by the server's admin"
+)
+
+
+class AccountDisabled(error.UnauthorizedLogin):
+    """A right password for a disabled account (``--auth db``): refused
+    with ``ACCOUNT_DISABLED``, told only to one who knew the password, and
+    not slowed."""
 
 
 class IClaimedId(Interface):
@@ -114,11 +124,13 @@ def join_credentials(join: Join) -> Any:
 
 
 class Entrance:
-    """Logins of one node: the throttle's wait, then the portal.
+    """Logins of one node: the portal, then for a refused one the
+    throttle's delay.
 
-    A login under keys with recent failures (the connection, the user id,
-    the address) waits first, right password or wrong (an answer sooner
-    would tell which); a refused one is counted under them.
+    A password is checked at once and a right one gets in at once; a
+    refused one is counted under the login's keys (the connection, the
+    user id, the address) and answered after the throttle's delay, which
+    grows with the failures under them (see ``LoginThrottle``).
     """
 
     def __init__(
@@ -132,47 +144,57 @@ class Entrance:
         self, client: IChatClient, join: Join
     ) -> defer.Deferred[tuple[IChatUser, Any] | None]:
         """Fire with the user and its logout, or with None once the client
-        has been refused (``AUTH_FAILED``). Cancelling it (the connection is
-        going) stops the wait and fires nothing at the client."""
-        keys = self._keys(client, join.uid)
-        throttle = self.throttle
-        wait = 0.0 if throttle is None else throttle.wait(keys)
-        if wait > 0:
-            waited = task.deferLater(self.clock, wait, lambda: None)
-            login = waited.addCallback(lambda _: self._ask(client, join))
-        else:
-            login = self._ask(client, join)
-        return login.addCallbacks(
-            self._logged_in, self._refused, errbackArgs=(client, join, keys)
+        has been refused (``AUTH_FAILED``, ``ACCOUNT_DISABLED``). Cancelling
+        it (the connection is going) stops waiting and fires nothing at the
+        client."""
+        login = _uninterrupted(
+            self.portal.login(join_credentials(join), client, IChatUser)
         )
-
-    def _ask(self, client: IChatClient, join: Join) -> defer.Deferred[Any]:
-        login = self.portal.login(join_credentials(join), client, IChatUser)
-        return _uninterrupted(login)
+        return login.addCallbacks(
+            self._logged_in, self._refused, errbackArgs=(client, join)
+        )
 
     def _logged_in(self, result: tuple[Any, IChatUser, Any]) -> tuple[IChatUser, Any]:
         _, user, logout = result
         return user, logout
 
     def _refused(
-        self, failure: Failure, client: IChatClient, join: Join, keys: list[Hashable]
-    ) -> None:
+        self, failure: Failure, client: IChatClient, join: Join
+    ) -> defer.Deferred[None] | None:
         if failure.check(defer.CancelledError):
-            return
+            return None
+        if failure.check(AccountDisabled):
+            # Its password was right: nothing to slow down.
+            client.refuse(join.uid, join.nickname, _DISABLED)
+            return None
         if not failure.check(error.UnauthorizedLogin, error.UnhandledCredentials):
             log.failure("login of user id {uid!r}", failure, uid=join.uid)
-        if self.throttle is not None:
-            self.throttle.failed(keys)
-        client.refuse(join.uid, join.nickname, _AUTH_FAILED)
+        throttle = self.throttle
+        wait = (
+            0.0 if throttle is None else throttle.refused(self.keys(client, join.uid))
+        )
+        if wait <= 0:
+            client.refuse(join.uid, join.nickname, _AUTH_FAILED)
+            return None
+        later = task.deferLater(
+            self.clock, wait, client.refuse, join.uid, join.nickname, _AUTH_FAILED
+        )
+        # Cancelled when the connection goes meanwhile: nothing to tell.
+        later.addErrback(lambda cancelled: cancelled.trap(defer.CancelledError))
+        return later.addCallback(lambda _: None)
 
     def forget(self, client: IChatClient) -> None:
         """The connection has closed: its own failures no longer count."""
         if self.throttle is not None:
             self.throttle.forget(connection_key(client))
 
-    def _keys(self, client: IChatClient, uid: str) -> list[Hashable]:
-        """What a login attempt on this connection is counted under."""
-        keys: list[Hashable] = [connection_key(client), ("uid", uid)]
+    @staticmethod
+    def keys(client: IChatClient, uid: str | None) -> list[Hashable]:
+        """What an attempt on this connection is counted under: the
+        connection, the user id (when one is named), the address."""
+        keys: list[Hashable] = [connection_key(client)]
+        if uid is not None:
+            keys.append(("uid", uid))
         if client.address is not None:
             keys.append(("address", client.address))
         return keys

@@ -17,7 +17,8 @@ from muca.protocol.messages import ALL, ChatMessage
 #: 3: each message's sender nickname; known users' last nickname and time.
 #: 4: each message's room ('' the default room); the rooms, their
 #: invitations and each account's rooms.
-SCHEMA_VERSION = 4
+#: 5: accounts (--auth db), invitations to register, the audit log.
+SCHEMA_VERSION = 5
 
 #: The room of a message in the default room (and of every private or group
 #: message): whatever room the server names its default (``--default-room``).
@@ -73,6 +74,67 @@ class StoredRoom:
     slow: int = 0
     created: int = 0
     invited: tuple[str, ...] = ()
+
+
+#: The server roles an account may have (``--auth db``).
+ADMIN = "admin"
+MEMBER = "member"
+ROLES = (ADMIN, MEMBER)
+
+
+class AccountRefused(Exception):
+    """A registration the database refuses: ``code`` is the protocol's
+    (``UID_TAKEN``, ``BAD_INVITE``); the transaction is rolled back."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """One account as kept: ``password_hash`` is the encoded Argon2id hash;
+    ``created``: ms since the epoch."""
+
+    uid: str
+    password_hash: str
+    role: str = MEMBER
+    disabled: bool = False
+    created: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Invitation:
+    """An invitation code: uses left, expiry (ms since the epoch, None:
+    never), revoked, who made it and when."""
+
+    code: str
+    uses_left: int
+    expires: int | None
+    revoked: bool
+    created_by: str | None
+    created: int
+
+    def usable(self, now_ms: int) -> bool:
+        """Whether a registration may use it at ``now_ms``."""
+        return (
+            not self.revoked
+            and self.uses_left > 0
+            and (self.expires is None or self.expires > now_ms)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One line of the audit log: when (ms since the epoch), who, what, to
+    whom, and details (never a password)."""
+
+    ts: int
+    actor: str
+    action: str
+    target: str | None
+    detail: str | None
 
 
 def may_read(
@@ -199,6 +261,30 @@ class MessageStore(Protocol):
     def remember_user(self, uid: str, nickname: str, seen_ms: int) -> Deferred[None]:
         """Record that ``uid`` was seen (joined or left) at ``seen_ms`` as
         ``nickname`` (it becomes known for offline delivery)."""
+        ...
+
+    def account(self, uid: str) -> Deferred[Account | None]:
+        """The account ``uid`` (``--auth db``), or None."""
+        ...
+
+    def register(
+        self, account: Account, invitation: str | None, now_ms: int
+    ) -> Deferred[None]:
+        """Make ``account`` with one use of ``invitation`` (None: none
+        needed); fails with ``muca.store.accounts.AccountRefused``."""
+        ...
+
+    def set_password(
+        self, uid: str, password_hash: str, now_ms: int, action: str = "password"
+    ) -> Deferred[bool]:
+        """Keep an account's new password hash (audited as ``action``);
+        False: no such account."""
+        ...
+
+    def account_states(
+        self, uids: Sequence[str]
+    ) -> Deferred[dict[str, tuple[str, bool]]]:
+        """The role and disabled flag of each of ``uids`` with an account."""
         ...
 
     def prune(

@@ -11,7 +11,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from muca.store import retention, sql
+from muca.store import accounts, retention, sql
 from muca.store.base import (
     DEFAULT_ROOMS,
     ChatMessage,
@@ -209,6 +209,44 @@ class SQLStoreOperations:
         return self._write(
             sql.save_account_room, self.dialect, uid, room, member, seen_ms
         )
+
+    # Accounts (--auth db)
+
+    def account(self, uid: str) -> Deferred[accounts.Account | None]:
+        """The account ``uid`` (its encoded password hash included), or None."""
+        return self._query(accounts.get_account, self.dialect, uid)
+
+    def register(
+        self, account: accounts.Account, invitation: str | None, now_ms: int
+    ) -> Deferred[None]:
+        """Make ``account``, using ``invitation`` once (None: none needed);
+        fails with ``AccountRefused`` (``UID_TAKEN``, ``BAD_INVITE``)."""
+        return self._write(accounts.register, self.dialect, account, invitation, now_ms)
+
+    def set_password(
+        self, uid: str, password_hash: str, now_ms: int, action: str = "password"
+    ) -> Deferred[bool]:
+        """Keep the account's new password hash, audited as ``action`` by
+        the account itself (``password``: it changed its password;
+        ``rehash``: hashed again with today's parameters); False when there
+        is no such account."""
+        return self._write(self._set_password, uid, password_hash, now_ms, action)
+
+    def _set_password(
+        self, cursor: Any, uid: str, password_hash: str, now_ms: int, action: str
+    ) -> bool:
+        changed = accounts.update_account(
+            cursor, self.dialect, uid, password_hash=password_hash
+        )
+        if changed:
+            accounts.audit(cursor, self.dialect, now_ms, uid, action, uid)
+        return changed
+
+    def account_states(
+        self, uids: Sequence[str]
+    ) -> Deferred[dict[str, tuple[str, bool]]]:
+        """The role and disabled flag of each of ``uids`` with an account."""
+        return self._query(accounts.account_states, self.dialect, list(uids))
 
     def prune(
         self,

@@ -47,6 +47,8 @@ class Dialect:
     #: in use); False: deleted rows' space stays counted (PostgreSQL, until
     #: a ``VACUUM FULL``), and is reused by the rows inserted after.
     size_shrinks: bool
+    #: A primary key the database numbers itself (the audit log's rows).
+    serial_key: str
 
     def sql(self, text: str) -> str:
         """``text`` written with ``?`` placeholders, in this dialect's style."""
@@ -104,6 +106,33 @@ def _tables(dialect: Dialect) -> list[str]:
             room TEXT NOT NULL,
             since BIGINT NOT NULL DEFAULT 0,
             PRIMARY KEY (uid, room))""",
+        # Accounts (--auth db): the password's Argon2id hash in its encoded
+        # form (the parameters inside it, so that they can be raised later),
+        # never the password; the server role; disabled or not.
+        """CREATE TABLE IF NOT EXISTS muca_accounts (
+            uid TEXT PRIMARY KEY,
+            password_hash TEXT NOT NULL,
+            role TEXT NOT NULL DEFAULT 'member' CHECK (role IN ('admin', 'member')),
+            disabled INTEGER NOT NULL DEFAULT 0,
+            created BIGINT NOT NULL)""",
+        # Invitations to register (--register invite): uses left, expiry
+        # (ms since the epoch, NULL: never), revoked, who made it and when.
+        """CREATE TABLE IF NOT EXISTS muca_invitations (
+            code TEXT PRIMARY KEY,
+            uses_left INTEGER NOT NULL,
+            expires BIGINT,
+            revoked INTEGER NOT NULL DEFAULT 0,
+            created_by TEXT,
+            created BIGINT NOT NULL)""",
+        # What was done to accounts and invitations, by whom (muca-admin's
+        # user name, or the account itself), when.
+        f"""CREATE TABLE IF NOT EXISTS muca_audit (
+            id {dialect.serial_key},
+            ts BIGINT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT,
+            detail TEXT)""",
     ]
 
 
@@ -112,6 +141,7 @@ def _tables(dialect: Dialect) -> list[str]:
 _INDEXES = [
     """CREATE INDEX IF NOT EXISTS muca_messages_kind_room_id
         ON muca_messages (kind, room, id)""",
+    "CREATE INDEX IF NOT EXISTS muca_audit_ts ON muca_audit (ts)",
 ]
 
 

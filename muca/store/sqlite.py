@@ -54,6 +54,7 @@ DIALECT = sql.Dialect(
     key_only_table=" WITHOUT ROWID",
     used_bytes=_used_bytes,
     size_shrinks=True,
+    serial_key="INTEGER PRIMARY KEY",
 )
 
 

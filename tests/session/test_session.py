@@ -212,15 +212,23 @@ class PasswordSessionTests(SessionTestCase):
                 password,
             )
 
-    def test_a_failed_login_slows_the_next_one(self) -> None:
+    def test_a_failed_login_slows_the_next_refusal_not_a_right_password(
+        self,
+    ) -> None:
         self.log_in(TONY, password="wrong")
         client = RecordingClient()
-        waiting = self.server.factory.entrance.log_in(
-            client, Join(*TONY, password="pw")
+        refused = self.server.factory.entrance.log_in(
+            client, Join(*TONY, password="wrong again")
         )
-        self.assertNoResult(waiting)
+        self.assertNoResult(refused)
+        self.assertEqual(client.seen, [])
         self.server.clock.advance(self.server.factory.logins.first)
-        self.assertIsNotNone(self.successResultOf(waiting))
+        self.assertIsNone(self.successResultOf(refused))
+        self.assertEqual(len(client.seen), 1)
+        right = self.server.factory.entrance.log_in(
+            RecordingClient(), Join(*TONY, password="pw")
+        )
+        self.assertIsNotNone(self.successResultOf(right))
 
     def test_a_login_given_up_during_its_wait_says_nothing(self) -> None:
         self.log_in(TONY, password="wrong")

@@ -1,8 +1,8 @@
-"""Schema migration: a new database gets schema version 4, a version 1, 2 or
-3 database is migrated once, to version 4 at once, and reads the same (its
-messages and known users without a nickname before version 3, its messages
-in the default room before version 4), and a newer schema is refused; on
-SQLite and on a real PostgreSQL."""
+"""Schema migration: a new database gets schema version 5, a version 1, 2, 3
+or 4 database is migrated once, to version 5 at once, and reads the same
+(its messages and known users without a nickname before version 3, its
+messages in the default room before version 4, no accounts before version
+5), and a newer schema is refused; on SQLite and on a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import psycopg
 from twisted.trial.unittest import TestCase
 
 from muca.store import ChatMessage, MessageStore, StoreError, may_read
+from muca.store.accounts import Account
 from muca.store.base import KnownUser, StoredRoom
 from tests.store.support import (
     PostgresBackend,
@@ -88,9 +89,48 @@ VERSION_2_USERS = ["carol", "dave"]
 #: The known users of version 3: with their last nickname and time.
 VERSION_3_USERS = [("carol", "Carol", 7), ("dave", "Dave", 9)]
 
-#: The indexes of schema version 4 (without those of primary keys): the
-#: broadcasts by room.
-VERSION_4_INDEXES = {"muca_messages_kind_room_id"}
+#: The tables of schema version 4 as that release made them: version 3's
+#: with each message's room, the rooms, their invitations and the
+#: accounts' rooms.
+VERSION_4_SCHEMA = [
+    _META,
+    """INSERT INTO muca_meta (key, value) VALUES ('schema_version', '4')""",
+    """CREATE TABLE muca_messages (
+        id {id} PRIMARY KEY,
+        ts BIGINT NOT NULL,
+        sender TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('ALL', 'GROUP', 'PRIVATE')),
+        text {text} NOT NULL,
+        nickname TEXT,
+        room TEXT NOT NULL DEFAULT '')""",
+    "CREATE INDEX muca_messages_kind_room_id ON muca_messages (kind, room, id)",
+    _RECIPIENTS,
+    _READERS,
+    "CREATE TABLE muca_users (uid TEXT PRIMARY KEY, nickname TEXT, seen BIGINT)",
+    """CREATE TABLE muca_rooms (
+        name TEXT PRIMARY KEY,
+        owner TEXT,
+        topic {text} NOT NULL,
+        private INTEGER NOT NULL DEFAULT 0,
+        slow INTEGER NOT NULL DEFAULT 0,
+        created BIGINT NOT NULL DEFAULT 0)""",
+    """CREATE TABLE muca_room_invites (
+        room TEXT NOT NULL,
+        uid TEXT NOT NULL,
+        PRIMARY KEY (room, uid)){key_only}""",
+    """CREATE TABLE muca_account_rooms (
+        uid TEXT NOT NULL,
+        room TEXT NOT NULL,
+        since BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (uid, room))""",
+]
+
+#: The rooms of version 4 (name, owner, topic, private, slow, created).
+VERSION_4_ROOMS = [("dev", "alice", "code", 1, 0, 3)]
+
+#: The indexes of the current schema version, 5 (without those of primary
+#: keys): the broadcasts by room, the audit log by time.
+CURRENT_INDEXES = {"muca_messages_kind_room_id", "muca_audit_ts"}
 
 
 def version_2_readers(messages: list[ChatMessage]) -> list[tuple[str, int]]:
@@ -103,10 +143,15 @@ def version_2_readers(messages: list[ChatMessage]) -> list[tuple[str, int]]:
 def old_tables(
     version: int, messages: list[ChatMessage], encode: Any
 ) -> tuple[list[str], list[tuple[str, list[tuple[Any, ...]]]]]:
-    """The schema of ``version`` (1, 2 or 3) and the rows that version wrote
-    for ``messages`` (and, in versions 2 and 3, :data:`VERSION_2_USERS` or
-    :data:`VERSION_3_USERS`), by table."""
+    """The schema of ``version`` (1 to 4) and the rows that version wrote
+    for ``messages`` (and, in versions 2 to 4, :data:`VERSION_2_USERS` or
+    :data:`VERSION_3_USERS`; in version 4 :data:`VERSION_4_ROOMS`), by
+    table."""
     rows, recipients = version_1_rows(messages, encode)
+    if version == 4:
+        rows = [
+            (*row, m.nickname, m.room) for row, m in zip(rows, messages, strict=True)
+        ]
     if version == 3:
         rows = [(*row, m.nickname) for row, m in zip(rows, messages, strict=True)]
     tables = [("muca_messages", rows), ("muca_recipients", recipients)]
@@ -120,7 +165,11 @@ def old_tables(
         tables.append(("muca_users", [(uid,) for uid in VERSION_2_USERS]))
         return VERSION_2_SCHEMA, tables
     tables.append(("muca_users", VERSION_3_USERS))
-    return VERSION_3_SCHEMA, tables
+    if version == 3:
+        return VERSION_3_SCHEMA, tables
+    rooms = [(n, o, encode(t), p, sl, c) for n, o, t, p, sl, c in VERSION_4_ROOMS]
+    tables.append(("muca_rooms", rooms))
+    return VERSION_4_SCHEMA, tables
 
 
 def version_1_rows(
@@ -146,7 +195,7 @@ class MigrationBehaviour(StoreCase):
         raise NotImplementedError
 
     def make_old_database(self, version: int, messages: list[ChatMessage]) -> None:
-        """Create this test's database as schema ``version`` (1, 2 or 3)
+        """Create this test's database as schema ``version`` (1 to 4)
         held ``messages`` (see :func:`old_tables`)."""
         raise NotImplementedError
 
@@ -162,12 +211,57 @@ class MigrationBehaviour(StoreCase):
         self.assertEqual(page.messages, [m for m in old if may_read(m, "bob", True)])
         return store
 
-    async def test_a_new_database_has_the_version_4_schema(self) -> None:
+    async def test_a_new_database_has_the_version_5_schema(self) -> None:
         store = await self.opened()
         self.assertEqual(store.rooms_at_open(), [])
         self.assertEqual(store.account_rooms_at_open(), {})
+        self.assertIsNone(await store.account("alice"))
         await store.close()
-        self.assertEqual(self.schema(), ("4", VERSION_4_INDEXES))
+        self.assertEqual(self.schema(), ("5", CURRENT_INDEXES))
+
+    async def test_a_version_4_database_keeps_its_rooms_and_gains_accounts(
+        self,
+    ) -> None:
+        # Every other broadcast in the room "dev".
+        old = [
+            ChatMessage(
+                m.id,
+                m.ts,
+                m.sender,
+                m.kind,
+                m.recipients,
+                m.text,
+                "Nick",
+                "dev" if m.kind == "ALL" and m.id % 2 else "",
+            )
+            for m in busy_conversation(120)
+        ]
+        self.make_old_database(4, old)
+        store = await self.opened()
+        self.assertEqual(store.last_id(), 120)
+        page = await store.latest("bob", True, 500, rooms=["", "dev"])
+        self.assertEqual(
+            page.messages, [m for m in old if may_read(m, "bob", True, ["", "dev"])]
+        )
+        self.assertEqual(
+            store.rooms_at_open(), [StoredRoom("dev", "alice", "code", True, 0, 3)]
+        )
+        self.assertEqual(
+            store.known_at_open(),
+            [KnownUser(uid, nickname, seen) for uid, nickname, seen in VERSION_3_USERS],
+        )
+        # The accounts' tables are there, empty, and take an account.
+        self.assertIsNone(await store.account("alice"))
+        account = Account(
+            "alice", "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA", created=4
+        )
+        await store.register(account, None, 4)
+        self.assertEqual(await store.account("alice"), account)
+        await store.close()
+        self.assertEqual(self.schema(), ("5", CURRENT_INDEXES))
+        again = await self.opened()
+        self.assertEqual(await again.account("alice"), account)
+        self.assertEqual(self.schema(), ("5", CURRENT_INDEXES))
 
     async def test_a_version_3_database_keeps_its_messages_in_the_default_room(
         self,
@@ -200,7 +294,7 @@ class MigrationBehaviour(StoreCase):
         await store.close()
         again = await self.opened()
         self.assertEqual(again.rooms_at_open(), [StoredRoom("dev", "alice", created=5)])
-        self.assertEqual(self.schema(), ("4", VERSION_4_INDEXES))
+        self.assertEqual(self.schema(), ("5", CURRENT_INDEXES))
 
     async def test_a_version_2_database_keeps_its_messages_and_users(self) -> None:
         old = busy_conversation(120)
@@ -220,23 +314,23 @@ class MigrationBehaviour(StoreCase):
             again.known_at_open(),
             [KnownUser("dave", None, 0), KnownUser("carol", "Carol", 5)],
         )
-        # Version 4 at once.
-        self.assertEqual(self.schema(), ("4", VERSION_4_INDEXES))
+        # Version 5 at once.
+        self.assertEqual(self.schema(), ("5", CURRENT_INDEXES))
 
     async def test_a_version_1_database_is_migrated_and_reads_the_same(self) -> None:
         old = busy_conversation(120)
         self.make_old_database(1, old)
         store = await self.reads_the_same(old)
-        # Version 4 at once, without version 1's per-user indexes.
-        self.assertEqual(self.schema(), ("4", VERSION_4_INDEXES))
+        # Version 5 at once, without version 1's per-user indexes.
+        self.assertEqual(self.schema(), ("5", CURRENT_INDEXES))
         new = message(121, "frank", "PRIVATE", ("alice",))
         await store.append([new])
         self.assertEqual((await store.latest("frank", True, 1)).messages, [new])
         await store.close()
-        # Migrated once: a second open finds version 4 and the same messages.
+        # Migrated once: a second open finds version 5 and the same messages.
         again = await self.opened()
         self.assertEqual(ids(await again.latest("alice", True, 1)), [121])
-        self.assertEqual(self.schema(), ("4", VERSION_4_INDEXES))
+        self.assertEqual(self.schema(), ("5", CURRENT_INDEXES))
 
     async def test_an_empty_version_1_database_shows_its_first_private_message(
         self,

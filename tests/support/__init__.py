@@ -386,8 +386,9 @@ class RecordingTransport(StringTransport):
 class MemoryServer:
     """A ``ChatFactory`` on a fake clock, for in-memory protocol tests.
 
-    ``store`` (opened), ``portal`` and ``bus`` (a :class:`LocalBus` on the
-    store unless given) go to its ``NodeContext``, the other keywords to its
+    ``store`` (opened), ``portal``, ``accounts`` (``--auth db``'s) and
+    ``bus`` (a :class:`LocalBus` on the store unless given) go to its
+    ``NodeContext``, the other keywords to its
     ``NodeConfig``; ``list_interval`` defaults to
     0 so that every roster change is sent at the end of its reactor turn
     (:meth:`MemoryPeer.take` runs that turn's delayed calls), and
@@ -400,6 +401,7 @@ class MemoryServer:
         store: MessageStore | None = None,
         portal: Portal | None = None,
         bus: Bus | None = None,
+        accounts: Any = None,
         **config: Any,
     ) -> None:
         config.setdefault("list_interval", 0)
@@ -411,6 +413,7 @@ class MemoryServer:
         else:
             outbox = Outbox(self.clock)
             context = NodeContext(self.clock, bus, outbox, settings, store, portal)
+        context.accounts = accounts
         self.factory = ChatFactory(context)
         self.factory.doStart()
         self._next_port = 50000

@@ -1,0 +1,1 @@
+"""Accounts: password hashes, registration, invitations and muca-admin."""

@@ -1,0 +1,1 @@
+"""Accounts: --auth db, REGISTER and PASSWORD, muca-admin, login slow-down."""
