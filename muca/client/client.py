@@ -28,6 +28,7 @@ rooms commands raise :class:`RoomsUnavailable`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from OpenSSL import SSL
@@ -45,8 +46,9 @@ from muca.client.errors import (
     NotConnected,
     RoomRefused,
     RoomsUnavailable,
+    SearchRefused,
 )
-from muca.client.observer import ChatObserver, ReceivedMessage
+from muca.client.observer import ChatObserver, ReceivedMessage, SearchResult
 from muca.client.rooms import RoomInfo, parse_rooms, room_name
 from muca.client.roster import Roster, parse_known
 from muca.client.sending import SentMessage, SentMessages, characters_that_fit
@@ -60,6 +62,7 @@ from muca.protocol.messages import (
     PeerList,
     Presence,
     ProtocolError,
+    SearchEnd,
     ServerError,
 )
 from muca.protocol.wire import (
@@ -203,6 +206,10 @@ class ChatClient:
         self._first_list = True
         #: The messages sent that the server may still refuse.
         self.sent = SentMessages((uid, nickname))
+        # Searches asked for and not answered yet, in the order sent (the
+        # server answers in that order): each one's waiter (None once it
+        # timed out: its answer is still read, and dropped) and its finds.
+        self._searches: list[_PendingSearch] = []
         self._reset_rooms()
 
     def _reset_rooms(self) -> None:
@@ -331,6 +338,7 @@ class ChatClient:
             messages.HISTORY,
             messages.KNOWN,
             messages.ROOMS,
+            messages.SEARCH,
         )
         proto.send_object(
             messages.join_payload(
@@ -349,6 +357,47 @@ class ChatClient:
             return False
         proto.send_object(messages.history_request_payload(self.oldest_id, limit))
         return True
+
+    def search(
+        self,
+        query: str,
+        room: str | None = None,
+        sender: str | None = None,
+        before: int | None = None,
+        limit: int = messages.DEFAULT_SEARCH_LIMIT,
+    ) -> defer.Deferred[SearchResult]:
+        """Search what we may read back for ``query`` (words, ``plan*``,
+        ``"phrases"``): in ``room`` only when given, sent by ``sender`` when
+        given, older than the id ``before`` when given; at most ``limit``
+        (1 to 50) messages. Fires with a :class:`SearchResult` (newest
+        first); fails with :class:`SearchRefused` (``BAD_QUERY`` and the
+        server's reason, ...), :class:`NotConnected` before a join,
+        :class:`ConnectionClosed`, or :class:`ClientError` when no answer
+        comes within the timeout. The finds do not go to the observer."""
+        proto = self._protocol
+        if proto is None or not self.joined:
+            return defer.fail(NotConnected("join the chat room before searching"))
+        if room is not None:
+            room = room_name(room, "SEARCH")
+        pending = _PendingSearch(defer.Deferred())
+        self._searches.append(pending)
+        proto.send_object(
+            messages.search_request_payload(query, room, sender, before, limit)
+        )
+        waiter = pending.waiter
+        assert waiter is not None
+
+        def timed_out(failure: Failure) -> Failure:
+            if failure.check(defer.TimeoutError):
+                pending.waiter = None
+                raise ClientError(
+                    f"{self._where} did not answer SEARCH within {self.timeout:g} s"
+                )
+            return failure
+
+        waiter.addTimeout(self.timeout, self.reactor)
+        waiter.addErrback(timed_out)
+        return waiter
 
     def send(
         self, recipients: Sequence[str], text: str, room: str | None = None
@@ -503,19 +552,26 @@ class ChatClient:
                     self.last_id = ident
                 if self.oldest_id is None or ident < self.oldest_id:
                     self.oldest_id = ident
-            self.observer.message_received(
-                ReceivedMessage(
-                    kind=command.kind,
-                    sender_uid=command.sender,
-                    sender_nickname=self._sender_nickname(command, frame),
-                    text=command.text,
-                    to=command.to,
-                    ident=ident,
-                    timestamp_ms=command.timestamp_ms,
-                    history=command.history,
-                    room=_room_of(frame) if command.kind == messages.ALL else None,
-                )
+            received = ReceivedMessage(
+                kind=command.kind,
+                sender_uid=command.sender,
+                sender_nickname=self._sender_nickname(command, frame),
+                text=command.text,
+                to=command.to,
+                ident=ident,
+                timestamp_ms=command.timestamp_ms,
+                history=command.history,
+                room=_room_of(frame) if command.kind == messages.ALL else None,
             )
+            if frame.get("SEARCH") is True and self._searches:
+                self._searches[0].found.append(received)
+            else:
+                self.observer.message_received(received)
+        elif isinstance(command, SearchEnd):
+            if self._searches:
+                done = self._searches.pop(0)
+                if done.waiter is not None:
+                    done.waiter.callback(SearchResult(tuple(done.found), command.more))
         elif isinstance(command, HistoryEnd):
             if self._catching_up:
                 # The end of a SINCE catch-up: whether older messages exist
@@ -549,6 +605,11 @@ class ChatClient:
         return self.nickname_of(message.sender)
 
     def _server_error(self, error: ServerError) -> None:
+        if error.ref == "SEARCH" and self._searches:
+            refused = self._searches.pop(0).waiter
+            if refused is not None:
+                refused.errback(SearchRefused(error.code, error.reason))
+            return
         if error.code == messages.ROOMS_UNAVAILABLE and error.ref == "JOIN":
             self._no_rooms()
             self.observer.rooms_unavailable(error.reason)
@@ -727,9 +788,21 @@ class ChatClient:
             )
         for _, entering in enter_waiters:
             entering.errback(ConnectionClosed(f"connection closed: {text}"))
+        searches, self._searches = self._searches, []
+        for pending in searches:
+            if pending.waiter is not None:
+                pending.waiter.errback(ConnectionClosed(f"connection closed: {text}"))
         waiters, self._leave_waiters = self._leave_waiters, []
         for done in waiters:
             done.callback(None)
+
+
+@dataclass(eq=False)
+class _PendingSearch:
+    """A ``SEARCH`` sent and not answered yet."""
+
+    waiter: defer.Deferred[SearchResult] | None
+    found: list[ReceivedMessage] = field(default_factory=list)
 
 
 def _room_of(frame: dict[str, Any]) -> str | None:
