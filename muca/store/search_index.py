@@ -19,15 +19,29 @@ message's batch and deleted with it (``ON DELETE CASCADE``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from twisted.logger import Logger
 
 from muca.store.base import ChatMessage
 from muca.store.search import CJK_GLOB, Query, document, fts5_match, tsquery
 
-if TYPE_CHECKING:
-    from muca.store.sql import Dialect
+
+class Dialect(Protocol):
+    """What the index needs of a backend's ``muca.store.sql.Dialect``
+    (which imports this module)."""
+
+    placeholder: str
+    full_text: str
+
+    def decode_text(self, value: Any) -> str:
+        """A stored text as ``str``."""
+        ...
+
+    def sql(self, text: str) -> str:
+        """``text`` with this dialect's placeholders."""
+        ...
+
 
 log = Logger()
 
