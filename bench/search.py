@@ -19,6 +19,7 @@ text. Then, through the store's own ``search`` on its database thread:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import random
@@ -82,7 +83,8 @@ def _word(rank: int) -> str:
 def generate(count: int, seed: int = 1) -> list[ChatMessage]:
     """``count`` broadcasts in the default room, ids 1 to ``count``."""
     rng = random.Random(seed)
-    weights = [1 / (r + 1) for r in range(VOCABULARY)]
+    # Cumulative once: choices() would sum the weights again for each call.
+    cumulative = list(itertools.accumulate(1 / (r + 1) for r in range(VOCABULARY)))
     words = [_word(r) for r in range(VOCABULARY)]
     texts: list[str] = []
     for _ in range(count):
@@ -93,7 +95,11 @@ def generate(count: int, seed: int = 1) -> list[ChatMessage]:
             ]
             texts.append("".join(chars))
         else:
-            texts.append(" ".join(rng.choices(words, weights, k=rng.randint(3, 20))))
+            texts.append(
+                " ".join(
+                    rng.choices(words, cum_weights=cumulative, k=rng.randint(3, 20))
+                )
+            )
     return [
         ChatMessage(i, 1_800_000_000_000 + i, f"u{i % 500}", "ALL", (), t, None, "")
         for i, t in enumerate(texts, 1)
