@@ -13,7 +13,8 @@ without its index, nor its index kept without it, whatever path wrote it
 PostgreSQL: ``muca_search``, one ``tsvector`` per message (made by
 ``muca.store.search.document``: folded words, and three-character pieces of
 Chinese and Japanese) with a GIN index, written in the transaction of the
-message's batch and deleted with it (``ON DELETE CASCADE``).
+message's batch, deleted with it (``ON DELETE CASCADE``) and when its
+text is replaced (a trigger: a deleted text's words are not found).
 """
 
 from __future__ import annotations
@@ -91,17 +92,40 @@ _POSTGRES_SCHEMA = [
             REFERENCES muca_messages (id) ON DELETE CASCADE,
         doc TSVECTOR NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS muca_search_doc ON muca_search USING GIN (doc)",
+    # A text replaced (a deletion by its author or a moderator keeps the id
+    # and empties the text) is no longer found by its old words; whoever
+    # writes a new text indexes it (``insert``).
+    """CREATE OR REPLACE FUNCTION muca_search_forget() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            DELETE FROM muca_search WHERE message_id = OLD.id;
+            RETURN NEW;
+        END $$""",
 ]
+
+#: Made once (see ``create``): dropping and making it again at every open
+#: would lock the messages of every server of a cluster for a moment.
+_POSTGRES_TRIGGER = """CREATE TRIGGER muca_search_update
+    AFTER UPDATE OF text ON muca_messages
+    FOR EACH ROW WHEN (OLD.text IS DISTINCT FROM NEW.text)
+    EXECUTE FUNCTION muca_search_forget()"""
 
 #: Messages indexed at once when a migration builds the index.
 BUILD_BATCH = 2000
 
 
 def create(cursor: Any, dialect: Dialect) -> None:
-    """Create the index's tables (and SQLite's triggers) if absent."""
+    """Create the index's tables and triggers if absent."""
     schema = _SQLITE_SCHEMA if dialect.full_text == FTS5 else _POSTGRES_SCHEMA
     for statement in schema:
         cursor.execute(statement)
+    if dialect.full_text == TSVECTOR:
+        cursor.execute(
+            "SELECT 1 FROM pg_trigger WHERE tgname = 'muca_search_update'"
+            " AND tgrelid = 'muca_messages'::regclass"
+        )
+        if not cursor.fetchall():
+            cursor.execute(_POSTGRES_TRIGGER)
 
 
 def build(cursor: Any, dialect: Dialect) -> int:

@@ -5,6 +5,9 @@ never), filters, pages, pruned messages gone; the same results on both."""
 
 from __future__ import annotations
 
+import sqlite3
+
+import psycopg
 from twisted.trial.unittest import TestCase
 
 from muca.store import MessageStore
@@ -182,6 +185,21 @@ class SearchBehaviour(StoreCase):
         self.assertEqual(await self.found(store, "東京タワー"), [4])
         self.assertEqual(await self.found(store, "old"), [])
 
+    async def test_a_text_emptied_in_the_database_is_no_longer_found(self) -> None:
+        # What a deletion (moderation's DELETE) does to a message's row: the
+        # id stays, the text goes, and search forgets its words.
+        store = await self.stored()
+        await store.close()
+        self.empty_text(4)
+        store = await self.opened()
+        self.assertEqual(await self.found(store, "cafe"), [5])
+        self.assertEqual(await self.found(store, "muller"), [])
+        self.assertEqual(await self.found(store, "plan"), [1, 8, 9])
+
+    def empty_text(self, ident: int) -> None:
+        """Set message ``ident``'s text to '' behind the store."""
+        raise NotImplementedError
+
     async def test_the_index_survives_a_restart(self) -> None:
         store = await self.stored()
         await store.close()
@@ -208,6 +226,18 @@ class SearchBehaviour(StoreCase):
 class SQLiteSearchTests(SQLiteBackend, SearchBehaviour, TestCase):
     """Search on SQLite."""
 
+    def empty_text(self, ident: int) -> None:
+        db = sqlite3.connect(self.path)
+        with db:
+            db.execute("UPDATE muca_messages SET text = '' WHERE id = ?", (ident,))
+        db.close()
+
 
 class PostgresSearchTests(PostgresBackend, SearchBehaviour, TestCase):
     """Search on PostgreSQL."""
+
+    def empty_text(self, ident: int) -> None:
+        with psycopg.connect(self.conninfo, autocommit=True) as db:
+            db.execute(
+                "UPDATE muca_messages SET text = ''::bytea WHERE id = %s", (ident,)
+            )
