@@ -232,7 +232,7 @@ def document(text: str) -> str:
     position = 1
     for word in words(text):
         if any(map(is_cjk, word)):
-            pieces = _trigrams(word) if len(word) <= 65536 else []
+            pieces = _trigrams(word)
         else:
             pieces = [word] if len(word) <= MAX_WORD else []
         for piece in pieces:
