@@ -214,12 +214,16 @@ def search_sql(
     sender: str | None,
     before: int,
     limit: int,
+    after: int = 0,
+    materialized: bool = False,
 ) -> tuple[str, list[Any]] | None:
     """The statement (and its parameters) that reads the newest ``limit``
     messages matching ``query`` that ``reader`` may read (the broadcasts
     of ``rooms``; with ``private``, its own private and group messages),
-    from ``sender`` if given, with an id below ``before``, as rows for
-    ``sql.rows_to_messages``; None: it may read nothing."""
+    from ``sender`` if given, with an id below ``before`` and above
+    ``after``, as rows for ``sql.rows_to_messages``; None: it may read
+    nothing. ``materialized`` (PostgreSQL): every match found through the
+    GIN index first, then ordered (see ``sql.search``)."""
     private = private and reader is not None
     rooms = list(dict.fromkeys(rooms))
     if not rooms and not private:
@@ -234,12 +238,22 @@ def search_sql(
         extra = ""
         if words and cjk:
             extra = " AND m.id IN (SELECT rowid FROM muca_search_cjk(?))"
+    elif materialized:
+        ids = (
+            "WITH f (message_id) AS MATERIALIZED (SELECT message_id"
+            " FROM muca_search WHERE doc @@ ?::tsquery"
+            " AND message_id < ? AND message_id > ?)"
+            " SELECT f.message_id AS id FROM f"
+        )
+        params += [tsquery(query.terms), before, after]
+        key = "f.message_id"
+        extra = ""
     else:
         ids = "SELECT f.message_id AS id FROM muca_search AS f"
         key = "f.message_id"
         extra = " AND f.doc @@ ?::tsquery"
-    ids += f" JOIN muca_messages AS m ON m.id = {key} WHERE {key} < ?"
-    params.append(before)
+    ids += f" JOIN muca_messages AS m ON m.id = {key} WHERE {key} < ? AND {key} > ?"
+    params += [before, after]
     if extra:
         ids += extra
         params.append(

@@ -498,17 +498,76 @@ def search(
     may read (as a page does), from ``sender`` if given, with an id below
     ``before``; oldest first, ``more`` when older matching ones exist."""
     # One past the limit tells whether older matches remain.
-    found = search_index.search_sql(
-        dialect, query, reader, private, rooms, sender, before, limit + 1
-    )
-    if found is None:
-        return Page([], False)
-    cursor.execute(*found)
-    messages = rows_to_messages(cursor.fetchall(), dialect)
+    wanted = limit + 1
+    if dialect.full_text == search_index.TSVECTOR:
+        messages = _search_postgres(
+            cursor, dialect, query, reader, private, rooms, sender, before, wanted
+        )
+    else:
+        found = search_index.search_sql(
+            dialect, query, reader, private, rooms, sender, before, wanted
+        )
+        if found is None:
+            return Page([], False)
+        cursor.execute(*found)
+        messages = rows_to_messages(cursor.fetchall(), dialect)
     more = len(messages) > limit
     if more:
         messages = messages[len(messages) - limit :]
     return Page(messages, more)
+
+
+#: Newest messages a PostgreSQL search walks in id order before it asks the
+#: GIN index for the rest (see ``_search_postgres``).
+SEARCH_WINDOW = 20_000
+
+
+def _search_postgres(
+    cursor: Any,
+    dialect: Dialect,
+    query: Query,
+    reader: str | None,
+    private: bool,
+    rooms: Sequence[str],
+    sender: str | None,
+    before: int,
+    wanted: int,
+) -> list[ChatMessage]:
+    """A search in two steps, since no one plan is fast for every word.
+    Walking the messages newest first finds a common word's page at once
+    and a rare one's only after the whole table; the GIN index finds a
+    rare word's few matches at once and a common one's only by reading
+    them all. So the newest ``SEARCH_WINDOW`` messages below ``before``
+    are walked first; what they lack comes from the GIN index's matches
+    below them (few, or the walk would have filled the page)."""
+    cursor.execute(
+        dialect.sql("SELECT COALESCE(MAX(id), 0) FROM muca_messages WHERE id < ?"),
+        (before,),
+    )
+    floor = max(0, int(cursor.fetchall()[0][0]) - SEARCH_WINDOW)
+    found = search_index.search_sql(
+        dialect, query, reader, private, rooms, sender, before, wanted, floor
+    )
+    if found is None:
+        return []
+    cursor.execute(*found)
+    newest = rows_to_messages(cursor.fetchall(), dialect)
+    if len(newest) >= wanted or floor == 0:
+        return newest
+    older = search_index.search_sql(
+        dialect,
+        query,
+        reader,
+        private,
+        rooms,
+        sender,
+        floor + 1,
+        wanted - len(newest),
+        materialized=True,
+    )
+    assert older is not None
+    cursor.execute(*older)
+    return rows_to_messages(cursor.fetchall(), dialect) + newest
 
 
 def rows_to_messages(

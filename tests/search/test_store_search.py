@@ -10,7 +10,7 @@ import sqlite3
 import psycopg
 from twisted.trial.unittest import TestCase
 
-from muca.store import MessageStore
+from muca.store import MessageStore, sql
 from muca.store.search import parse
 from tests.store.support import (
     DAY_MS,
@@ -241,3 +241,13 @@ class PostgresSearchTests(PostgresBackend, SearchBehaviour, TestCase):
             db.execute(
                 "UPDATE muca_messages SET text = ''::bytea WHERE id = %s", (ident,)
             )
+
+
+class PostgresTwoStepSearchTests(PostgresSearchTests):
+    """Search on PostgreSQL with a walk of 3 messages: what the newest
+    three lack comes from the GIN index's matches (see sql.SEARCH_WINDOW),
+    with the same results."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.patch(sql, "SEARCH_WINDOW", 3)
