@@ -6,6 +6,7 @@
     .venv/bin/python -m bench --cluster 2            # one node, then two nodes
     .venv/bin/python -m bench --workload abuse       # memory attacks, quiet server
     .venv/bin/python -m bench --workload rooms       # 10,000 users in 1,000 rooms
+    .venv/bin/python -m bench --workload search --messages 1000000
 
 Prints a table and then the same figures as JSON; exits 1 when any message
 was lost, duplicated, reordered or misdelivered, or a roster ended wrong.
@@ -43,6 +44,7 @@ WORKLOADS = (
     "websocket",
     "abuse",
     "rooms",
+    "search",
 )
 
 
@@ -432,6 +434,17 @@ def main(argv: list[str] | None = None) -> int:
         help="history and --cluster: each comparison this many times, the "
         "two sides interleaved; the notes give the median ratio",
     )
+    parser.add_argument(
+        "--messages",
+        type=int,
+        default=100_000,
+        help="search: messages in the generated database",
+    )
+    parser.add_argument(
+        "--search-postgres",
+        metavar="CONNINFO",
+        help="search: also on this PostgreSQL database (its muca_ tables dropped)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the JSON here")
     parser.add_argument(
         "--profile",
@@ -443,6 +456,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             f"--cluster runs {', '.join(CLUSTER_WORKLOADS)}, not {args.workload}"
         )
+    if args.workload == "search":
+        # Not a server run: the store's queries over a generated database.
+        from bench import search
+
+        output = search.run(
+            args.messages,
+            args.search_postgres,
+            lambda line: print(line, file=sys.stderr, flush=True),
+        )
+        print(output)
+        return 0
     settings = Settings(
         duration=args.duration,
         list_interval=args.list_interval,

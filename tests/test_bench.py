@@ -429,3 +429,38 @@ class RoomsBenchTests(unittest.TestCase):
                 ),
                 table,
             )
+
+
+class SearchBenchTests(unittest.TestCase):
+    """``--workload search`` in miniature, on SQLite and PostgreSQL."""
+
+    def test_the_generated_history_finds_every_kind_of_query(self) -> None:
+        from bench import search
+        from muca.store.search import parse, words
+
+        messages = search.generate(3000)
+        cjk = [m for m in messages if not m.text.isascii()]
+        self.assertTrue(200 <= len(cjk) <= 400, len(cjk))
+        kinds = search.queries()
+        common = kinds["common word"][0]
+        self.assertGreater(sum(common in words(m.text) for m in messages), 300)
+        for texts in kinds.values():
+            for text in texts:
+                parse(text)  # every query is a good one
+
+    def test_a_run_prints_figures_for_both_backends(self) -> None:
+        from bench import search
+        from tests.support import postgres as pgsupport
+
+        conninfo = pgsupport.fresh_database(self)
+        printed = search.run(2000, conninfo, lambda line: None)
+        table = printed[: printed.index("[")]
+        rows = json.loads(printed[printed.index("[") :])
+        self.assertEqual([r["backend"] for r in rows], ["sqlite", "postgresql"])
+        for row in rows:
+            self.assertEqual(row["messages"], 2000)
+            self.assertEqual(set(row["query_ms"]), set(search.queries()))
+            self.assertGreater(row["bytes_with_index"], row["bytes_without_index"])
+            self.assertGreater(row["cpu_ratio"], 0)
+        self.assertIn("sqlite, 2,000 messages: database", table)
+        self.assertIn("  cjk part       p50", table)

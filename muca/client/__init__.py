@@ -22,8 +22,9 @@ from muca.client.errors import (
     NotConnected,
     RoomRefused,
     RoomsUnavailable,
+    SearchRefused,
 )
-from muca.client.observer import ChatObserver, ReceivedMessage
+from muca.client.observer import ChatObserver, ReceivedMessage, SearchResult
 from muca.client.rooms import RoomInfo
 from muca.client.sending import Refusal, SentMessage
 from muca.protocol.messages import JoinRefused, Peer
@@ -45,5 +46,7 @@ __all__ = [
     "RoomInfo",
     "RoomRefused",
     "RoomsUnavailable",
+    "SearchRefused",
+    "SearchResult",
     "SentMessage",
 ]

@@ -34,6 +34,7 @@ fail with :class:`AccountRefused` carrying the server's code and reason.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from OpenSSL import SSL
@@ -52,8 +53,9 @@ from muca.client.errors import (
     NotConnected,
     RoomRefused,
     RoomsUnavailable,
+    SearchRefused,
 )
-from muca.client.observer import ChatObserver, ReceivedMessage
+from muca.client.observer import ChatObserver, ReceivedMessage, SearchResult
 from muca.client.rooms import RoomInfo, parse_rooms, room_name
 from muca.client.roster import Roster, parse_known
 from muca.client.sending import SentMessage, SentMessages, characters_that_fit
@@ -67,6 +69,7 @@ from muca.protocol.messages import (
     PeerList,
     Presence,
     ProtocolError,
+    SearchEnd,
     ServerError,
 )
 from muca.protocol.wire import (
@@ -230,6 +233,10 @@ class ChatClient:
         # REGISTER and PASSWORD sent and not answered yet, by their REF, in
         # the order sent (the server answers them in that order).
         self._account_waiters: list[tuple[str, defer.Deferred[None]]] = []
+        # Searches asked for and not answered yet, in the order sent (the
+        # server answers in that order): each one's waiter (None once it
+        # timed out: its answer is still read, and dropped) and its finds.
+        self._searches: list[_PendingSearch] = []
         self._reset_rooms()
 
     def _reset_rooms(self) -> None:
@@ -361,6 +368,7 @@ class ChatClient:
             messages.HISTORY,
             messages.KNOWN,
             messages.ROOMS,
+            messages.SEARCH,
         )
         proto.send_object(
             messages.join_payload(
@@ -486,6 +494,47 @@ class ChatClient:
             return None
         name = room if room is not None else self.default_room
         return room_name(name or "", "HISTORY")
+
+    def search(
+        self,
+        query: str,
+        room: str | None = None,
+        sender: str | None = None,
+        before: int | None = None,
+        limit: int = messages.DEFAULT_SEARCH_LIMIT,
+    ) -> defer.Deferred[SearchResult]:
+        """Search what we may read back for ``query`` (words, ``plan*``,
+        ``"phrases"``): in ``room`` only when given, sent by ``sender`` when
+        given, older than the id ``before`` when given; at most ``limit``
+        (1 to 50) messages. Fires with a :class:`SearchResult` (newest
+        first); fails with :class:`SearchRefused` (``BAD_QUERY`` and the
+        server's reason, ...), :class:`NotConnected` before a join,
+        :class:`ConnectionClosed`, or :class:`ClientError` when no answer
+        comes within the timeout. The finds do not go to the observer."""
+        proto = self._protocol
+        if proto is None or not self.joined:
+            return defer.fail(NotConnected("join the chat room before searching"))
+        if room is not None:
+            room = room_name(room, "SEARCH")
+        pending = _PendingSearch(defer.Deferred())
+        self._searches.append(pending)
+        proto.send_object(
+            messages.search_request_payload(query, room, sender, before, limit)
+        )
+        waiter = pending.waiter
+        assert waiter is not None
+
+        def timed_out(failure: Failure) -> Failure:
+            if failure.check(defer.TimeoutError):
+                pending.waiter = None
+                raise ClientError(
+                    f"{self._where} did not answer SEARCH within {self.timeout:g} s"
+                )
+            return failure
+
+        waiter.addTimeout(self.timeout, self.reactor)
+        waiter.addErrback(timed_out)
+        return waiter
 
     def send(
         self, recipients: Sequence[str], text: str, room: str | None = None
@@ -644,19 +693,26 @@ class ChatClient:
                 oldest = self._oldest_in.get(key)
                 if oldest is None or ident < oldest:
                     self._oldest_in[key] = ident
-            self.observer.message_received(
-                ReceivedMessage(
-                    kind=command.kind,
-                    sender_uid=command.sender,
-                    sender_nickname=self._sender_nickname(command, frame),
-                    text=command.text,
-                    to=command.to,
-                    ident=ident,
-                    timestamp_ms=command.timestamp_ms,
-                    history=command.history,
-                    room=_room_of(frame) if command.kind == messages.ALL else None,
-                )
+            received = ReceivedMessage(
+                kind=command.kind,
+                sender_uid=command.sender,
+                sender_nickname=self._sender_nickname(command, frame),
+                text=command.text,
+                to=command.to,
+                ident=ident,
+                timestamp_ms=command.timestamp_ms,
+                history=command.history,
+                room=_room_of(frame) if command.kind == messages.ALL else None,
             )
+            if frame.get("SEARCH") is True and self._searches:
+                self._searches[0].found.append(received)
+            else:
+                self.observer.message_received(received)
+        elif isinstance(command, SearchEnd):
+            if self._searches:
+                done = self._searches.pop(0)
+                if done.waiter is not None:
+                    done.waiter.callback(SearchResult(tuple(done.found), command.more))
         elif isinstance(command, HistoryEnd):
             self._history_end(command)
         elif isinstance(command, PeerList):
@@ -707,6 +763,11 @@ class ChatClient:
             if waiter is not None:
                 waiter.errback(AccountRefused(error.code, error.reason, error.ref))
                 return
+        if error.ref == "SEARCH" and self._searches:
+            refused = self._searches.pop(0).waiter
+            if refused is not None:
+                refused.errback(SearchRefused(error.code, error.reason))
+            return
         if error.code == messages.ROOMS_UNAVAILABLE and error.ref == "JOIN":
             self._no_rooms()
             self.observer.rooms_unavailable(error.reason)
@@ -890,9 +951,21 @@ class ChatClient:
             asking.errback(
                 ConnectionClosed(f"connection closed before {ref} was answered: {text}")
             )
+        searches, self._searches = self._searches, []
+        for pending in searches:
+            if pending.waiter is not None:
+                pending.waiter.errback(ConnectionClosed(f"connection closed: {text}"))
         waiters, self._leave_waiters = self._leave_waiters, []
         for done in waiters:
             done.callback(None)
+
+
+@dataclass(eq=False)
+class _PendingSearch:
+    """A ``SEARCH`` sent and not answered yet."""
+
+    waiter: defer.Deferred[SearchResult] | None
+    found: list[ReceivedMessage] = field(default_factory=list)
 
 
 def _room_of(frame: dict[str, Any]) -> str | None:

@@ -52,6 +52,16 @@ class RoomsUnavailable(ClientError):
     one room only."""
 
 
+class SearchRefused(ClientError):
+    """The server refused a ``SEARCH`` (``BAD_QUERY``, ``NO_SUCH_ROOM``, a
+    server without history, ...): its code and reason."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(f"cannot search: {reason} ({code})")
+        self.code = code
+        self.reason = reason
+
+
 class RoomRefused(ClientError):
     """The server refused a rooms command (``ENTER``, ``EXIT``, ``ROOMSET``,
     ``INVITE``, or a ``SEND`` to a room): its code, reason and ``REF``;

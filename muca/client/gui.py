@@ -30,7 +30,7 @@ from muca.client.client import ChatClient
 from muca.client.config import ClientConfig
 from muca.client.dialogs import PasswordDialog
 from muca.client.errors import ClientError, MessageTooLong, RoomRefused, refused_text
-from muca.client.observer import ChatObserver, ReceivedMessage
+from muca.client.observer import ChatObserver, ReceivedMessage, SearchResult
 from muca.client.panes import (
     AWAY_COLOUR,
     ENTRY_BACKGROUND,
@@ -54,6 +54,12 @@ PEER_WIDTH = 60
 ROOM_WIDTH = 22
 
 # What the message box takes as a rooms command rather than a message.
+#: ``/search words``: the newest matches in the console (at most this many,
+#: each text cut to SEARCH_TEXT characters).
+SEARCH_COMMAND = "/search"
+SEARCH_HITS = 20
+SEARCH_TEXT = 120
+
 ROOM_COMMANDS = {"/enter": "enter", "/join": "enter", "/exit": "exit", "/leave": "exit"}
 
 
@@ -365,7 +371,15 @@ class ChatWindow(ChatObserver):
         if not self.client.joined:
             self.log_error("not connected: JOIN the chat room before sending")
             return False
-        words = text.split()
+        words = command
+        if words and words[0] == SEARCH_COMMAND:
+            query = text.strip()[len(SEARCH_COMMAND) :].strip()
+            if not query:
+                self.log_error("/search needs words: /search plan*")
+                return False
+            self._search(query)
+            self.message_entry.delete("1.0", "end")
+            return True
         if words[:1] in (["/exit"], ["/leave"]) and len(words) == 1:
             # Bare: out of the room ALL goes to now.
             words.append(self.room or self.client.default_room or "")
@@ -514,6 +528,37 @@ class ChatWindow(ChatObserver):
                 )
 
         return attempt.addCallbacks(changed, refused)
+
+    def _search(self, query: str) -> None:
+        """``/search words``: the newest matches listed in the console,
+        newest at the top under a line that counts them; a refusal is one
+        error line."""
+        searching = self.client.search(query, limit=SEARCH_HITS)
+
+        def found(result: SearchResult) -> None:
+            # Written oldest first: each line goes to the top.
+            for hit in reversed(result.messages):
+                where = f"#{hit.room} " if hit.room else ""
+                text = " ".join(hit.text.split())
+                if len(text) > SEARCH_TEXT:
+                    text = text[: SEARCH_TEXT - 1] + "…"
+                self.log(
+                    f"  {clock_time(hit.timestamp_ms)} {where}"
+                    f"{hit.sender_nickname}: {text}"
+                )
+            count = len(result.messages)
+            more = " (older ones too: narrow the words)" if result.more else ""
+            self.log(
+                f"search {query!r}: {count} found{more}"
+                if count
+                else f"search {query!r}: nothing found"
+            )
+
+        def refused(failure: Failure) -> None:
+            failure.trap(ClientError)
+            self.log_error(str(failure.value))
+
+        searching.addCallbacks(found, refused)
 
     def _room_command(self, command: str, written: str) -> bool:
         """``/enter NAME`` (or ``/join #NAME``): into a room, or back to one

@@ -30,6 +30,15 @@ class ReceivedMessage:
     room: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """What a search found: the matching messages, newest first; ``more``:
+    older matches exist (search again with ``before`` the oldest's id)."""
+
+    messages: tuple[ReceivedMessage, ...]
+    more: bool
+
+
 class ChatObserver:
     """What a :class:`ChatClient` reports; subclass and override what you need."""
 

@@ -26,6 +26,7 @@ UNKNOWN_RECIPIENT = "UNKNOWN_RECIPIENT"
 FROM_MISMATCH = "FROM_MISMATCH"
 SLOW_CONSUMER = "SLOW_CONSUMER"
 STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
+BAD_QUERY = "BAD_QUERY"
 # A cluster node cannot reach the shared broker: nothing was accepted.
 CLUSTER_UNAVAILABLE = "CLUSTER_UNAVAILABLE"
 # The server stopped before handling a frame it had read (also ACK FAIL).
@@ -66,6 +67,7 @@ PRESENCE_DELTA = "presence-delta"
 HISTORY = "history"
 KNOWN = "known"
 ROOMS = "rooms"
+SEARCH = "search"
 #: Most known users one ``KNOWN`` lists (the most recently seen).
 MAX_KNOWN = 1000
 
@@ -73,6 +75,9 @@ MAX_KNOWN = 1000
 MAX_HISTORY_LIMIT = 200
 #: ``LIMIT`` when a ``HISTORY BEFORE`` gives none.
 DEFAULT_HISTORY_LIMIT = 50
+#: Most messages one ``SEARCH`` may ask for, and its ``LIMIT`` by default.
+MAX_SEARCH_LIMIT = 50
+DEFAULT_SEARCH_LIMIT = 20
 #: Most messages a ``JOIN`` with ``SINCE`` catches up on (the newest).
 MAX_SINCE = 1000
 #: The largest message id: the stores keep ids in signed 64-bit integers.
@@ -193,12 +198,35 @@ class PasswordChange:
     new: str
 
 
+@dataclass(frozen=True, slots=True)
+class Search:
+    """``SEARCH``: up to ``limit`` readable messages matching ``query`` (the
+    words as typed: ``muca.store.search`` parses them), in ``room`` (None:
+    every room one is in, and one's private and group messages), from
+    ``sender``, with an id below ``before``, newest first."""
+
+    query: str
+    room: str | None = None
+    sender: str | None = None
+    before: int = MAX_MESSAGE_ID
+    limit: int = DEFAULT_SEARCH_LIMIT
+
+
 #: The longest invitation code read (a code muca-admin makes is 22).
 MAX_INVITE = 64
 
 
 ClientCommand = (
-    Join | Send | History | Enter | Exit | RoomSet | Invite | Register | PasswordChange
+    Join
+    | Send
+    | History
+    | Search
+    | Enter
+    | Exit
+    | RoomSet
+    | Invite
+    | Register
+    | PasswordChange
 )
 RoomCommand = Enter | Exit | RoomSet | Invite
 #: The commands only a client with the ``rooms`` capability has.
@@ -342,6 +370,8 @@ def parse_client_command(obj: dict[str, Any], rooms: bool = False) -> ClientComm
         return _parse_register(obj)
     if cmd == "PASSWORD":
         return _parse_password(obj)
+    if cmd == "SEARCH":
+        return _parse_search(obj)
     if cmd is None:
         raise ProtocolError(BAD_COMMAND, "missing CMD")
     if not isinstance(cmd, str):
@@ -475,6 +505,37 @@ def _parse_history(obj: dict[str, Any], rooms: bool = False) -> History:
     return History(before=before, limit=limit)
 
 
+def _parse_search(obj: dict[str, Any]) -> Search:
+    query = obj.get("Q")
+    if not is_text(query):
+        raise ProtocolError(
+            BAD_QUERY, "SEARCH needs Q, the words to search for", ref="SEARCH"
+        )
+    room = obj.get("ROOM")
+    if room is not None:
+        room = room_name(room, "SEARCH")
+    sender = obj.get("FROM")
+    if sender is not None and not (is_text(sender) and sender):
+        raise ProtocolError(
+            BAD_COMMAND, "SEARCH's FROM must be a user id", ref="SEARCH"
+        )
+    before = obj.get("BEFORE", MAX_MESSAGE_ID)
+    if not (_whole(before) and 0 < before <= MAX_MESSAGE_ID):
+        raise ProtocolError(
+            BAD_COMMAND,
+            "SEARCH's BEFORE must be a message id (a whole number > 0)",
+            ref="SEARCH",
+        )
+    limit = obj.get("LIMIT", DEFAULT_SEARCH_LIMIT)
+    if not (_whole(limit) and 1 <= limit <= MAX_SEARCH_LIMIT):
+        raise ProtocolError(
+            BAD_COMMAND,
+            f"SEARCH LIMIT must be a whole number from 1 to {MAX_SEARCH_LIMIT}",
+            ref="SEARCH",
+        )
+    return Search(query, room, sender, before, limit)
+
+
 def _parse_send(obj: dict[str, Any], rooms: bool = False) -> Send:
     text = obj.get("MSG")
     to = obj.get("TO")
@@ -555,6 +616,11 @@ def in_room(payload: dict[str, Any], room: str) -> dict[str, Any]:
     """A room's ``LIST``, ``PRESENCE`` or ``MSG`` as a rooms client gets
     it: the same object with ``ROOM``."""
     return {**payload, "ROOM": room}
+
+
+def search_payload(more: bool) -> dict[str, Any]:
+    """``SEARCH``: the end of a search's answer; ``MORE``: older matches."""
+    return {"CMD": "SEARCH", "MORE": more}
 
 
 def history_payload(more: bool, room: str | None = None) -> dict[str, Any]:
@@ -690,7 +756,16 @@ class ServerError:
     ref: str | None = None
 
 
-ServerCommand = Ack | PeerList | Presence | Message | ServerError | HistoryEnd
+@dataclass(frozen=True, slots=True)
+class SearchEnd:
+    """The end of a ``SEARCH``'s answer; ``more``: older matches exist."""
+
+    more: bool
+
+
+ServerCommand = (
+    Ack | PeerList | Presence | Message | ServerError | HistoryEnd | SearchEnd
+)
 
 
 def _peers(data: object) -> tuple[Peer, ...]:
@@ -742,6 +817,8 @@ def parse_server_command(obj: dict[str, Any]) -> ServerCommand | None:
             more=obj.get("MORE") is True,
             room=room if isinstance(room, str) and room else None,
         )
+    if cmd == "SEARCH":
+        return SearchEnd(more=obj.get("MORE") is True)
     if cmd == "LIST":
         return PeerList(_peers(obj.get("DATA")))
     if cmd == "PRESENCE":
@@ -788,6 +865,24 @@ def join_payload(
         payload["PASS"] = password
     if since is not None:
         payload["SINCE"] = since
+    return payload
+
+
+def search_request_payload(
+    query: str,
+    room: str | None = None,
+    sender: str | None = None,
+    before: int | None = None,
+    limit: int = DEFAULT_SEARCH_LIMIT,
+) -> dict[str, Any]:
+    """``SEARCH``: ask for the newest ``limit`` matches of ``query``."""
+    payload: dict[str, Any] = {"CMD": "SEARCH", "Q": query, "LIMIT": limit}
+    if room is not None:
+        payload["ROOM"] = room
+    if sender is not None:
+        payload["FROM"] = sender
+    if before is not None:
+        payload["BEFORE"] = before
     return payload
 
 

@@ -45,6 +45,7 @@ from muca.protocol.messages import (
     PasswordChange,
     ProtocolError,
     Register,
+    Search,
 )
 from muca.protocol.wire import BadFrame, FrameDecoder, FrameTooLong, Framing
 from muca.server.addresses import describe_address
@@ -394,7 +395,7 @@ class ChatConnection(SlowReaderOutput, PacedInput, TimeoutMixin):
                 answers.append(
                     messages.ack_fail_payload(SERVER_SHUTDOWN, SHUTDOWN_REASON)
                 )
-            elif command in ("SEND", "HISTORY"):
+            elif command in ("SEND", "HISTORY", "SEARCH"):
                 answers.append(
                     messages.error_payload(SERVER_SHUTDOWN, SHUTDOWN_REASON, command)
                 )
@@ -574,9 +575,14 @@ class ChatConnection(SlowReaderOutput, PacedInput, TimeoutMixin):
         elif isinstance(command, Register | PasswordChange):
             self._account(command)
         elif user is None:
-            not_joined(self, "HISTORY" if isinstance(command, History) else "SEND")
+            if isinstance(command, History):
+                not_joined(self, "HISTORY")
+            else:
+                not_joined(self, "SEARCH" if isinstance(command, Search) else "SEND")
         elif isinstance(command, History):
             user.history(command)
+        elif isinstance(command, Search):
+            user.search(command)
         elif isinstance(command, messages.Send):
             user.send(command)
         else:

@@ -45,11 +45,13 @@ from muca.protocol.messages import (
     Join,
     ProtocolError,
     RoomSet,
+    Search,
     Send,
     entered_payload,
     known_payload,
     topic_payload,
 )
+from muca.server import search
 from muca.server.bus import Bus, ClusterUnavailable
 from muca.server.connection import ChatConnection, ChatProtocol
 from muca.server.context import NodeContext
@@ -374,6 +376,10 @@ class ChatFactory(ServerFactory):
     def scroll_back(self, member: Member, request: History) -> None:
         """Answer ``HISTORY BEFORE``: older messages, then ``HISTORY MORE``."""
         self.replays.scroll_back(member, request)
+
+    def search(self, member: Member, request: Search) -> None:
+        """Answer ``SEARCH``: the matches, then ``SEARCH MORE``."""
+        search.search(self, member, request)
 
     # Messages
 

@@ -79,6 +79,9 @@ class IChatUser(Interface):
     def history(request):
         """Answer ``HISTORY BEFORE`` through the client."""
 
+    def search(request):
+        """Answer ``SEARCH`` through the client."""
+
     def rooms(request):
         """``ENTER``, ``EXIT``, ``ROOMSET`` or ``INVITE`` (a client with the
         ``rooms`` capability); problems are the client's ``ERROR`` s."""

@@ -30,6 +30,7 @@ from muca.protocol.messages import (
     ProtocolError,
     RoomCommand,
     RoomSet,
+    Search,
     Send,
 )
 from muca.server.room import Member
@@ -55,6 +56,9 @@ class Node(typing.Protocol):
 
     def scroll_back(self, member: Member, request: History) -> None:
         """Answer ``HISTORY BEFORE``."""
+
+    def search(self, member: Member, request: Search) -> None:
+        """Answer ``SEARCH``."""
 
     def enter(self, member: Member, request: Enter) -> None:
         """Enter a room; raises :class:`ProtocolError`."""
@@ -143,6 +147,13 @@ class ChatUser:
             return
         self.node.scroll_back(self.member, request)
 
+    def search(self, request: Search) -> None:
+        """Search what this user may read back: matches, then ``SEARCH MORE``."""
+        if self.member is None:
+            not_joined(self.client, "SEARCH")
+            return
+        self.node.search(self.member, request)
+
     def rooms(self, request: RoomCommand) -> None:
         """``ENTER``, ``EXIT``, ``ROOMSET`` or ``INVITE`` (a rooms client's;
         see ``muca.server.node``); refusals are the client's ``ERROR``."""
@@ -171,8 +182,9 @@ class ChatUser:
 
 
 def not_joined(client: IChatClient, command: str) -> None:
-    """What a peer is told of a ``SEND`` or ``HISTORY`` before it joined."""
+    """What a peer is told of a ``SEND``, ``HISTORY`` or ``SEARCH`` before
+    it joined."""
     if command == "SEND":
         client.send_error(NOT_JOINED, "join the chat room before sending", "SEND")
     else:
-        client.send_error(NOT_JOINED, "join the chat room first", "HISTORY")
+        client.send_error(NOT_JOINED, "join the chat room first", command)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from twisted.internet.defer import Deferred
 
 # One message type for the wire, the bus and the store (re-exported here).
 from muca.protocol.messages import ALL, ChatMessage
+
+if TYPE_CHECKING:
+    from muca.store.search import Query
 
 #: The schema version this release writes; a database with a newer one is
 #: refused rather than misread, one with an older one is migrated at open.
@@ -18,7 +21,8 @@ from muca.protocol.messages import ALL, ChatMessage
 #: 4: each message's room ('' the default room); the rooms, their
 #: invitations and each account's rooms.
 #: 5: accounts (--auth db), invitations to register, the audit log.
-SCHEMA_VERSION = 5
+#: 6: the search index (see ``muca.store.search_index``).
+SCHEMA_VERSION = 6
 
 #: The room of a message in the default room (and of every private or group
 #: message): whatever room the server names its default (``--default-room``).
@@ -256,6 +260,24 @@ class MessageStore(Protocol):
         rooms: Sequence[str] = DEFAULT_ROOMS,
     ) -> Deferred[Page]:
         """The newest ``limit`` visible messages with an id below ``before_id``."""
+        ...
+
+    def search(
+        self,
+        reader: str | None,
+        private: bool,
+        query: Query,
+        rooms: Sequence[str] = DEFAULT_ROOMS,
+        sender: str | None = None,
+        before: int = 2**63 - 1,
+        limit: int = 20,
+    ) -> Deferred[Page]:
+        """The newest ``limit`` messages matching ``query`` (parsed by
+        ``muca.store.search.parse``) that ``reader`` may see as in a page
+        (the broadcasts of ``rooms``, its own private and group messages
+        when ``private``), sent by ``sender`` when given, with an id below
+        ``before``; oldest first, ``more`` when older matches exist. Every
+        message appended before the call is searched."""
         ...
 
     def remember_user(self, uid: str, nickname: str, seen_ms: int) -> Deferred[None]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from muca.store import sql
+from muca.store import search_index, sql
 from muca.store.base import StoreError
 
 MS_PER_DAY = 86_400_000
@@ -98,6 +98,8 @@ def prune_to_size(cursor: Any, dialect: sql.Dialect, max_bytes: int) -> int:
         deleted += sql.delete_range(cursor, dialect, 0, int(oldest) + share - 1)
         if not dialect.size_shrinks:
             break
+        # FTS5 keeps a deleted message's words until its segments merge.
+        search_index.compact(cursor, dialect)
         size = dialect.used_bytes(cursor)
         if size <= max_bytes:
             break

@@ -20,6 +20,7 @@ from muca.store.base import (
     StoredRoom,
     StoreError,
 )
+from muca.store.search import Query
 
 T = TypeVar("T")
 
@@ -188,6 +189,30 @@ class SQLStoreOperations:
             upper,
             limit,
             tuple(rooms),
+        )
+
+    def search(
+        self,
+        reader: str | None,
+        private: bool,
+        query: Query,
+        rooms: Sequence[str] = DEFAULT_ROOMS,
+        sender: str | None = None,
+        before: int = sql.NO_UPPER_BOUND,
+        limit: int = 20,
+    ) -> Deferred[Page]:
+        """The newest ``limit`` messages matching ``query`` that ``reader``
+        may read (see ``MessageStore.search``), oldest first."""
+        return self._query(
+            sql.search,
+            self.dialect,
+            query,
+            reader,
+            private,
+            tuple(rooms),
+            sender,
+            before,
+            limit,
         )
 
     def remember_user(self, uid: str, nickname: str, seen_ms: int) -> Deferred[None]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from muca.protocol.messages import ALL, GROUP, PRIVATE
+from muca.store import search_index
 from muca.store.base import (
     DEFAULT_ROOM_KEY,
     SCHEMA_VERSION,
@@ -21,6 +22,7 @@ from muca.store.base import (
     StoredRoom,
     StoreError,
 )
+from muca.store.search import Query
 
 #: Larger than any id a caller can give (ids are 64-bit in PostgreSQL).
 NO_UPPER_BOUND = 2**63 - 1
@@ -49,6 +51,10 @@ class Dialect:
     size_shrinks: bool
     #: A primary key the database numbers itself (the audit log's rows).
     serial_key: str
+    #: How the search index is kept: ``search_index.FTS5`` (SQLite's
+    #: full-text tables, kept by triggers) or ``search_index.TSVECTOR``
+    #: (a tsvector per message, written with its batch).
+    full_text: str
 
     def sql(self, text: str) -> str:
         """``text`` written with ``?`` placeholders, in this dialect's style."""
@@ -227,6 +233,10 @@ def create_or_check(cursor: Any, dialect: Dialect) -> int:
             cursor.execute(f"DROP INDEX IF EXISTS {name}")
     for statement in _INDEXES:
         cursor.execute(statement)
+    search_index.create(cursor, dialect)
+    if version is not None and number < 6:
+        # Version 6: the search index, built for the messages kept before.
+        search_index.build(cursor, dialect)
     if number < SCHEMA_VERSION or version is None:
         write_meta(cursor, dialect, "schema_version", str(SCHEMA_VERSION))
     if number == 1:
@@ -297,6 +307,7 @@ def insert(cursor: Any, dialect: Dialect, messages: Sequence[ChatMessage]) -> No
         readers = {(m.sender, m.id) for m in messages if m.kind != ALL}
         readers.update((uid, message_id) for message_id, _, uid in recipients)
         _insert_rows(cursor, dialect, "muca_readers (uid, message_id)", sorted(readers))
+    search_index.insert(cursor, dialect, messages)
 
 
 def insert_json(cursor: Any, lines: str) -> None:
@@ -470,6 +481,93 @@ def read_page(
         # The extra one is the oldest: it only served to set ``more``.
         messages = messages[len(messages) - limit :]
     return Page(messages, more)
+
+
+def search(
+    cursor: Any,
+    dialect: Dialect,
+    query: Query,
+    reader: str | None,
+    private: bool,
+    rooms: Sequence[str],
+    sender: str | None,
+    before: int,
+    limit: int,
+) -> Page:
+    """The newest ``limit`` messages matching ``query`` that ``reader``
+    may read (as a page does), from ``sender`` if given, with an id below
+    ``before``; oldest first, ``more`` when older matching ones exist."""
+    # One past the limit tells whether older matches remain.
+    wanted = limit + 1
+    if dialect.full_text == search_index.TSVECTOR:
+        messages = _search_postgres(
+            cursor, dialect, query, reader, private, rooms, sender, before, wanted
+        )
+    else:
+        found = search_index.search_sql(
+            dialect, query, reader, private, rooms, sender, before, wanted
+        )
+        if found is None:
+            return Page([], False)
+        cursor.execute(*found)
+        messages = rows_to_messages(cursor.fetchall(), dialect)
+    more = len(messages) > limit
+    if more:
+        messages = messages[len(messages) - limit :]
+    return Page(messages, more)
+
+
+#: Newest messages a PostgreSQL search walks in id order before it asks the
+#: GIN index for the rest (see ``_search_postgres``).
+SEARCH_WINDOW = 20_000
+
+
+def _search_postgres(
+    cursor: Any,
+    dialect: Dialect,
+    query: Query,
+    reader: str | None,
+    private: bool,
+    rooms: Sequence[str],
+    sender: str | None,
+    before: int,
+    wanted: int,
+) -> list[ChatMessage]:
+    """A search in two steps, since no one plan is fast for every word.
+    Walking the messages newest first finds a common word's page at once
+    and a rare one's only after the whole table; the GIN index finds a
+    rare word's few matches at once and a common one's only by reading
+    them all. So the newest ``SEARCH_WINDOW`` messages below ``before``
+    are walked first; what they lack comes from the GIN index's matches
+    below them (few, or the walk would have filled the page)."""
+    cursor.execute(
+        dialect.sql("SELECT COALESCE(MAX(id), 0) FROM muca_messages WHERE id < ?"),
+        (before,),
+    )
+    floor = max(0, int(cursor.fetchall()[0][0]) - SEARCH_WINDOW)
+    found = search_index.search_sql(
+        dialect, query, reader, private, rooms, sender, before, wanted, floor
+    )
+    if found is None:
+        return []
+    cursor.execute(*found)
+    newest = rows_to_messages(cursor.fetchall(), dialect)
+    if len(newest) >= wanted or floor == 0:
+        return newest
+    older = search_index.search_sql(
+        dialect,
+        query,
+        reader,
+        private,
+        rooms,
+        sender,
+        floor + 1,
+        wanted - len(newest),
+        materialized=True,
+    )
+    assert older is not None
+    cursor.execute(*older)
+    return rows_to_messages(cursor.fetchall(), dialect) + newest
 
 
 def rows_to_messages(

@@ -20,8 +20,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from muca.store import sql
-from muca.store.base import ChatMessage, Page, StoreError, may_read
+from muca.store import search_index, sql
+from muca.store.base import DEFAULT_ROOMS, ChatMessage, Page, StoreError, may_read
+from muca.store.search import Query
 from muca.store.shared import SQLStoreOperations
 from muca.store.spool import NUL_IN_LINE, Spool, parse_line
 from muca.store.spool_thread import STALL_SECONDS, WAIT_BYTES, SpoolThread
@@ -54,6 +55,7 @@ DIALECT = sql.Dialect(
     key_only_table=" WITHOUT ROWID",
     used_bytes=_used_bytes,
     size_shrinks=True,
+    full_text=search_index.FTS5,
     serial_key="INTEGER PRIMARY KEY",
 )
 
@@ -391,6 +393,23 @@ class SQLiteStore(SQLStoreOperations):
             return self._ingest_done
 
         return d.addCallback(rest)
+
+    def search(
+        self,
+        reader: str | None,
+        private: bool,
+        query: Query,
+        rooms: Sequence[str] = DEFAULT_ROOMS,
+        sender: str | None = None,
+        before: int = sql.NO_UPPER_BOUND,
+        limit: int = 20,
+    ) -> Deferred[Page]:
+        """Search as ``MessageStore.search`` does, once what is spooled now
+        is in SQLite (a moment: the index is SQLite's)."""
+        parent = super().search
+        return self._move_all().addCallback(
+            lambda _: parent(reader, private, query, rooms, sender, before, limit)
+        )
 
     def prune(
         self,

@@ -87,7 +87,9 @@ class ClientAgainstOriginalServerTests(TestCase):
         self.assertEqual(client.framing, Framing.ORIGINAL)
         join = json.loads(sent)
         self.assertEqual(join["V"], 2)
-        self.assertEqual(join["CAPS"], ["presence-delta", "history", "known", "rooms"])
+        self.assertEqual(
+            join["CAPS"], ["presence-delta", "history", "known", "rooms", "search"]
+        )
         self.assertEqual((join["UN"], join["UID"]), TONY)
 
 

@@ -1,8 +1,9 @@
-"""Schema migration: a new database gets schema version 5, a version 1, 2, 3
-or 4 database is migrated once, to version 5 at once, and reads the same
-(its messages and known users without a nickname before version 3, its
-messages in the default room before version 4, no accounts before version
-5), and a newer schema is refused; on SQLite and on a real PostgreSQL."""
+"""Schema migration: a new database gets schema version 6, a version 1 to 5
+database is migrated once, to version 6 at once, and reads the same (its
+messages and known users without a nickname before version 3, its messages
+in the default room before version 4, no accounts before version 5, its
+messages found by search once version 6 indexed them), and a newer schema
+is refused; on SQLite and on a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from twisted.trial.unittest import TestCase
 from muca.store import ChatMessage, MessageStore, StoreError, may_read
 from muca.store.accounts import Account
 from muca.store.base import KnownUser, StoredRoom
+from muca.store.search import parse
 from tests.store.support import (
     PostgresBackend,
     SQLiteBackend,
@@ -128,8 +130,9 @@ VERSION_4_SCHEMA = [
 #: The rooms of version 4 (name, owner, topic, private, slow, created).
 VERSION_4_ROOMS = [("dev", "alice", "code", 1, 0, 3)]
 
-#: The indexes of the current schema version, 5 (without those of primary
-#: keys): the broadcasts by room, the audit log by time.
+#: The indexes of the current schema version, 6 (without those of primary
+#: keys): the broadcasts by room, the audit log by time (and PostgreSQL's
+#: search index: see ``current_indexes``).
 CURRENT_INDEXES = {"muca_messages_kind_room_id", "muca_audit_ts"}
 
 
@@ -211,13 +214,46 @@ class MigrationBehaviour(StoreCase):
         self.assertEqual(page.messages, [m for m in old if may_read(m, "bob", True)])
         return store
 
-    async def test_a_new_database_has_the_version_5_schema(self) -> None:
+    #: The backend's indexes of the current schema.
+    current_indexes = CURRENT_INDEXES
+
+    def drop_search_index(self) -> None:
+        """Make the database what version 5 made: no search index."""
+        raise NotImplementedError
+
+    async def test_a_version_5_database_gets_its_messages_indexed(self) -> None:
+        old = [
+            message(1, "alice", text="the café opens at noon"),
+            message(2, "bob", "PRIVATE", ("alice",), text="meet at the cafe"),
+            message(3, "carol", text="東京タワーに行きました", room="dev"),
+            message(4, "dave", text="nothing to see"),
+        ]
+        store = await self.opened()
+        await store.append(old)
+        await store.close()
+        self.drop_search_index()
+        self.set_schema_version(5)
+        store = await self.opened()
+        self.assertEqual(self.schema(), ("6", self.current_indexes))
+        found = await store.search("alice", True, parse("CAFE"), rooms=["", "dev"])
+        self.assertEqual(found.messages, old[:2])
+        found = await store.search("alice", True, parse("タワー"), rooms=["", "dev"])
+        self.assertEqual(found.messages, [old[2]])
+        # New messages are indexed as before, the old ones once.
+        await store.append([message(5, "eve", text="cafe again")])
+        found = await store.search(None, False, parse("cafe"))
+        self.assertEqual(ids(found), [1, 5])
+        await store.close()
+        again = await self.opened()
+        self.assertEqual(ids(await again.search(None, False, parse("cafe"))), [1, 5])
+
+    async def test_a_new_database_has_the_version_6_schema(self) -> None:
         store = await self.opened()
         self.assertEqual(store.rooms_at_open(), [])
         self.assertEqual(store.account_rooms_at_open(), {})
         self.assertIsNone(await store.account("alice"))
         await store.close()
-        self.assertEqual(self.schema(), ("5", CURRENT_INDEXES))
+        self.assertEqual(self.schema(), ("6", self.current_indexes))
 
     async def test_a_version_4_database_keeps_its_rooms_and_gains_accounts(
         self,
@@ -258,10 +294,10 @@ class MigrationBehaviour(StoreCase):
         await store.register(account, None, 4)
         self.assertEqual(await store.account("alice"), account)
         await store.close()
-        self.assertEqual(self.schema(), ("5", CURRENT_INDEXES))
+        self.assertEqual(self.schema(), ("6", self.current_indexes))
         again = await self.opened()
         self.assertEqual(await again.account("alice"), account)
-        self.assertEqual(self.schema(), ("5", CURRENT_INDEXES))
+        self.assertEqual(self.schema(), ("6", self.current_indexes))
 
     async def test_a_version_3_database_keeps_its_messages_in_the_default_room(
         self,
@@ -294,7 +330,7 @@ class MigrationBehaviour(StoreCase):
         await store.close()
         again = await self.opened()
         self.assertEqual(again.rooms_at_open(), [StoredRoom("dev", "alice", created=5)])
-        self.assertEqual(self.schema(), ("5", CURRENT_INDEXES))
+        self.assertEqual(self.schema(), ("6", self.current_indexes))
 
     async def test_a_version_2_database_keeps_its_messages_and_users(self) -> None:
         old = busy_conversation(120)
@@ -315,14 +351,14 @@ class MigrationBehaviour(StoreCase):
             [KnownUser("dave", None, 0), KnownUser("carol", "Carol", 5)],
         )
         # Version 5 at once.
-        self.assertEqual(self.schema(), ("5", CURRENT_INDEXES))
+        self.assertEqual(self.schema(), ("6", self.current_indexes))
 
     async def test_a_version_1_database_is_migrated_and_reads_the_same(self) -> None:
         old = busy_conversation(120)
         self.make_old_database(1, old)
         store = await self.reads_the_same(old)
         # Version 5 at once, without version 1's per-user indexes.
-        self.assertEqual(self.schema(), ("5", CURRENT_INDEXES))
+        self.assertEqual(self.schema(), ("6", self.current_indexes))
         new = message(121, "frank", "PRIVATE", ("alice",))
         await store.append([new])
         self.assertEqual((await store.latest("frank", True, 1)).messages, [new])
@@ -330,7 +366,7 @@ class MigrationBehaviour(StoreCase):
         # Migrated once: a second open finds version 5 and the same messages.
         again = await self.opened()
         self.assertEqual(ids(await again.latest("alice", True, 1)), [121])
-        self.assertEqual(self.schema(), ("5", CURRENT_INDEXES))
+        self.assertEqual(self.schema(), ("6", self.current_indexes))
 
     async def test_an_empty_version_1_database_shows_its_first_private_message(
         self,
@@ -371,6 +407,14 @@ class MigrationBehaviour(StoreCase):
 class SQLiteMigrationTests(SQLiteBackend, MigrationBehaviour, TestCase):
     """Schema versions of an SQLite file."""
 
+    def drop_search_index(self) -> None:
+        with sqlite3.connect(self.path) as db:
+            for trigger in ("insert", "delete", "update"):
+                db.execute(f"DROP TRIGGER muca_search_{trigger}")
+            db.execute("DROP TABLE muca_search_words")
+            db.execute("DROP TABLE muca_search_cjk")
+        db.close()
+
     def set_schema_version(self, version: int) -> None:
         with sqlite3.connect(self.path) as db:
             db.execute(
@@ -410,6 +454,12 @@ class SQLiteMigrationTests(SQLiteBackend, MigrationBehaviour, TestCase):
 
 class PostgresMigrationTests(PostgresBackend, MigrationBehaviour, TestCase):
     """Schema versions of a real PostgreSQL database."""
+
+    current_indexes = CURRENT_INDEXES | {"muca_search_doc"}
+
+    def drop_search_index(self) -> None:
+        with psycopg.connect(self.conninfo, autocommit=True) as db:
+            db.execute("DROP TABLE muca_search")
 
     def set_schema_version(self, version: int) -> None:
         with psycopg.connect(self.conninfo, autocommit=True) as db:

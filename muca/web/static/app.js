@@ -120,10 +120,37 @@ view.exitRoomBtn.addEventListener('click', () => {
   }
 });
 
+// --- search ------------------------------------------------------------------
+
+view.searchForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  const result = session.search(view.searchQ.value);
+  if (!result.ok) view.showSearchNote(result.reason, true);
+  else view.showSearchNote('Searching…');
+});
+
+/** A result clicked: its room on screen (entered if need be), the message
+ *  flashed when that room shows it. */
+function openHit(hit) {
+  if (session.roomsAvailable) {
+    if (hit.room) pickRoom(hit.room); else session.switchTo(DIRECT);
+  }
+  if (hit.id !== null) setTimeout(() => view.flashMessage(hit.id), 50);
+}
+
+session.addEventListener('search', (e) => {
+  view.showSearchResults(e.detail, (u) => session.nameOf(u), openHit);
+});
+session.addEventListener('searchfailed', (e) => {
+  view.showSearchResults(null);
+  view.showSearchNote(e.detail.text, true);
+});
+
 // --- session events ----------------------------------------------------------
 
 session.addEventListener('state', () => {
   view.showState(session.state, session.me);
+  view.showSearch(session.state === 'joined');
   if (session.state === 'joined') {
     view.text.focus();
     if (window.matchMedia('(max-width: 700px)').matches) view.foldConsole();

@@ -12,6 +12,8 @@ import { SentMessages, tooLong } from './sending.js';
 export const DEFAULT_MAX_FRAME = 65536;
 /** Messages asked for per "Load older messages" click. */
 export const OLDER_PAGE = 50;
+/** Matches one search shows (the server's LIMIT is at most 50). */
+export const SEARCH_PAGE = 20;
 /** Reconnect delays: 1 s, 2 s, 4 s ... capped at 10 s. */
 export const BACKOFF_FIRST_MS = 1000;
 export const BACKOFF_MAX_MS = 10000;
@@ -85,6 +87,8 @@ export class Session extends EventTarget {
     this.attempt = 0;            // reconnect attempts since the last success
     this.retryTimer = null;
     this.newPasswords = [];      // PASSWORD sent, not answered: the new ones, in order
+    this.searchHits = [];        // the MSG items of the SEARCH answer coming
+    this.searchQuery = '';
     this.resetRooms();
   }
 
@@ -197,7 +201,7 @@ export class Session extends EventTarget {
 
   sendJoin() {
     const join = {
-      CMD: 'JOIN', UN: this.me.un, UID: this.me.uid, V: 2, CAPS: ['history', 'known', 'rooms'],
+      CMD: 'JOIN', UN: this.me.un, UID: this.me.uid, V: 2, CAPS: ['history', 'known', 'rooms', 'search'],
     };
     this.resetRooms();
     this.emit('rooms', { rooms: this.rooms });
@@ -228,7 +232,10 @@ export class Session extends EventTarget {
       case 'ACK': this.onAck(obj); break;
       case 'LIST': this.onList(obj); break;
       case 'PRESENCE': this.onPresence(obj); break;
-      case 'MSG': this.onMsg(obj); break;
+      case 'MSG':
+        if (obj.SEARCH === true) this.onSearchHit(obj); else this.onMsg(obj);
+        break;
+      case 'SEARCH': this.onSearchEnd(obj); break;
       case 'HISTORY': this.onHistoryEnd(obj); break;
       case 'KNOWN': this.onKnown(obj); break;
       case 'ERROR': this.onError(obj); break;
@@ -530,6 +537,12 @@ export class Session extends EventTarget {
       this.emit('password', { ok: false, code, reason, text });
       return;
     }
+    if (obj.REF === 'SEARCH') {
+      this.searchHits = [];
+      const text = `Cannot search: ${reason || 'the server refused it'} (${code})`;
+      this.emit('searchfailed', { code, reason, text });
+      return;
+    }
     if (code === 'ROOMS_UNAVAILABLE' && obj.REF === 'JOIN') {
       // A server without rooms (an older cluster node): its one room, as
       // before rooms existed.
@@ -622,6 +635,38 @@ export class Session extends EventTarget {
       to: [...toUids], ts: Date.now(), hist: false, own: true, serial: sent.serial, room,
     };
     return { ok: true, msg };
+  }
+
+  /** Search what we may read back for ``query`` (the newest SEARCH_PAGE). */
+  search(query) {
+    const q = query.trim();
+    if (this.state !== 'joined') return { ok: false, reason: 'Join the room to search.' };
+    if (!q) return { ok: false, reason: 'Type the words to search for.' };
+    this.searchHits = [];
+    this.searchQuery = q;
+    if (!this.write({ CMD: 'SEARCH', Q: q, LIMIT: SEARCH_PAGE })) {
+      return { ok: false, reason: 'The connection is not open.' };
+    }
+    return { ok: true };
+  }
+
+  onSearchHit(obj) {
+    if (typeof obj.MSG !== 'string' || typeof obj.FROM !== 'string') return;
+    this.searchHits.push({
+      id: Number.isInteger(obj.ID) ? obj.ID : null,
+      type: typeof obj.TYPE === 'string' ? obj.TYPE : 'ALL',
+      text: obj.MSG,
+      from: obj.FROM,
+      un: typeof obj.UN === 'string' ? obj.UN : null,
+      ts: Number.isInteger(obj.TS) ? obj.TS : null,
+      room: typeof obj.ROOM === 'string' ? obj.ROOM : null,
+    });
+  }
+
+  onSearchEnd(obj) {
+    const hits = this.searchHits;
+    this.searchHits = [];
+    this.emit('search', { hits, more: obj.MORE === true, query: this.searchQuery || '' });
   }
 
   /**

@@ -45,9 +45,67 @@ function hueClass(uid) {
   return `hue-${h % 8}`;
 }
 
+/** A word folded as the server folds it: lowered, accents removed. */
+function fold(word) {
+  return word.toLowerCase().normalize('NFD').replace(/\p{Mn}/gu, '').normalize('NFC');
+}
+
+const CJK = /[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f]/u;
+const WORD = /[\p{L}\p{N}\p{M}]+/gu;
+
+/** What a query highlights: whole words, prefixes (plan*), and Chinese or
+ *  Japanese parts (found anywhere). */
+export function queryTerms(query) {
+  const terms = { words: new Set(), prefixes: [], parts: [] };
+  for (const chunk of query.replace(/"/g, ' ').split(/\s+/)) {
+    const starred = chunk.endsWith('*');
+    const found = [...chunk.matchAll(WORD)].map((m) => fold(m[0]));
+    found.forEach((w, i) => {
+      if (CJK.test(w)) terms.parts.push(w);
+      else if (starred && i === found.length - 1) terms.prefixes.push(w);
+      else terms.words.add(w);
+    });
+  }
+  return terms;
+}
+
+/** ``text`` as text nodes and <mark> elements around what ``terms`` match. */
+export function highlighted(text, terms) {
+  const marks = []; // [start, end) ranges
+  for (const m of text.matchAll(WORD)) {
+    const word = fold(m[0]);
+    if (terms.words.has(word) || terms.prefixes.some((p) => word.startsWith(p))) {
+      marks.push([m.index, m.index + m[0].length]);
+    }
+  }
+  const lowered = text.toLowerCase();
+  for (const part of terms.parts) {
+    for (let at = lowered.indexOf(part); at >= 0; at = lowered.indexOf(part, at + 1)) {
+      marks.push([at, at + part.length]);
+    }
+  }
+  marks.sort((a, b) => a[0] - b[0]);
+  const nodes = [];
+  let pos = 0;
+  for (const [start, end] of marks) {
+    if (end <= pos) continue;
+    const from = Math.max(start, pos);
+    if (from > pos) nodes.push(document.createTextNode(text.slice(pos, from)));
+    nodes.push(el('mark', '', text.slice(from, end)));
+    pos = end;
+  }
+  if (pos < text.length) nodes.push(document.createTextNode(text.slice(pos)));
+  return nodes;
+}
+
 export class View {
   constructor() {
     this.app = $('app');
+    this.searchPanel = $('search-panel');
+    this.searchForm = $('search-form');
+    this.searchQ = $('search-q');
+    this.searchNote = $('search-note');
+    this.searchResults = $('search-results');
     this.status = $('status');
     this.nickname = $('nickname');
     this.uid = $('uid');
@@ -242,6 +300,64 @@ export class View {
   }
 
   /** A refused rooms command, under the room list (null: none). */
+  /** The search box, shown while joined. */
+  showSearch(visible) {
+    this.searchPanel.hidden = !visible;
+    if (!visible) this.showSearchResults(null);
+  }
+
+  /** A line over the results (null: none). */
+  showSearchNote(text, error = false) {
+    this.searchNote.hidden = text === null;
+    this.searchNote.textContent = text ?? '';
+    this.searchNote.classList.toggle('error', error);
+  }
+
+  /** The results (null: cleared): room, sender, time, the text with the
+   *  matching words marked; a click calls ``onPick(hit)``. */
+  showSearchResults(result, nameOf = null, onPick = null) {
+    this.searchResults.replaceChildren();
+    if (result === null) {
+      this.showSearchNote(null);
+      return;
+    }
+    const { hits, more, query } = result;
+    const count = hits.length;
+    this.showSearchNote(count === 0
+      ? `Nothing found for ${query}.`
+      : `${count}${more ? '+' : ''} found for ${query}, newest first.`);
+    const terms = queryTerms(query);
+    for (const hit of hits) {
+      const li = el('li', 'search-hit');
+      if (hit.id !== null) li.dataset.id = String(hit.id);
+      const button = el('button', 'search-open');
+      button.type = 'button';
+      const meta = el('span', 'search-meta');
+      const where = hit.room ? `#${hit.room}` : (hit.type === 'ALL' ? '' : 'private');
+      meta.append(
+        el('span', 'search-room', where),
+        el('span', 'search-from', hit.un || nameOf(hit.from)),
+        el('time', 'search-time', hit.ts === null ? '' : formatTime(hit.ts)),
+      );
+      const body = el('span', 'search-text');
+      body.append(...highlighted(hit.text, terms));
+      button.append(meta, body);
+      button.addEventListener('click', () => onPick(hit));
+      li.append(button);
+      this.searchResults.append(li);
+    }
+  }
+
+  /** Scroll to the message with this id when it is shown, and flash it. */
+  flashMessage(id) {
+    const li = this.messages.querySelector(`li.msg[data-id="${Number(id)}"]`);
+    if (!li || li.hidden) return false;
+    li.scrollIntoView({ block: 'center' });
+    li.classList.add('found');
+    setTimeout(() => li.classList.remove('found'), 2000);
+    return true;
+  }
+
   showRoomError(text) {
     this.roomError.hidden = text === null;
     this.roomError.textContent = text || '';
