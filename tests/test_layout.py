@@ -123,12 +123,12 @@ class ImportTests(SynchronousTestCase):
         # The web room reuses the server's connection; a cluster's bus is
         # given to the node by the composition root. The server imports
         # neither, and the web room never the client.
-        above = ("muca.web", "muca.cluster", "muca.client")
+        above = ("muca.web", "muca.irc", "muca.cluster", "muca.client")
         for name, targets in import_graph().items():
             if name.startswith(("muca.server", "muca.protocol", "muca.session")):
                 outside = {t for t in targets if t.startswith(above)}
                 self.assertEqual(outside, set(), name)
-            if name.startswith("muca.web"):
+            if name.startswith(("muca.web", "muca.irc")):
                 client = {t for t in targets if t.startswith("muca.client")}
                 self.assertEqual(client, set(), name)
 

@@ -20,8 +20,9 @@ them answers ``ROOMS`` after ``ACK``; :meth:`ChatClient.enter`,
 :meth:`~ChatClient.invite` and ``send(..., room=)`` then work, and each
 room's roster, topic and broadcasts reach the observer with their room
 (see :mod:`muca.client.rooms`). :attr:`ChatClient.peers` stays the default
-room's. Against a server without rooms (an original server, or a cluster
-node that says ``ROOMS_UNAVAILABLE``) everything is as before rooms, and the
+room's. Against a server without rooms (an original server, or a server
+that says ``ROOMS_UNAVAILABLE``, as older cluster nodes did) everything is as
+before rooms, and the
 rooms commands raise :class:`RoomsUnavailable`.
 """
 
@@ -193,8 +194,16 @@ class ChatClient:
         #: The highest and lowest message ids seen (None before any).
         self.last_id: int | None = None
         self.oldest_id: int | None = None
-        #: The server said older messages exist (``HISTORY MORE``).
+        #: The server said older messages exist (``HISTORY MORE``, the last
+        #: one it sent).
         self.more_history = False
+        # Per room on a server with rooms (None: messages without a room,
+        # our own private and group ones): the oldest id seen there, and
+        # whether the server said older ones exist (a room's replay or
+        # scroll-back; until then what the JOIN's replay said).
+        self._oldest_in: dict[str | None, int] = {}
+        self._more_in: dict[str | None, bool] = {}
+        self._more_at_join = False
         # Set when the connection broke without our asking: the next JOIN
         # catches up with SINCE instead of a fresh replay.
         self._catch_up = False
@@ -217,6 +226,9 @@ class ChatClient:
         # Rooms commands written before the server said whether it has rooms.
         self._held: list[dict[str, Any]] = []
         self._enter_waiters: list[tuple[str, defer.Deferred[str]]] = []
+        # Scroll-backs in our own messages asked for and not ended yet:
+        # their end has no ROOM, as the JOIN's replay's has not.
+        self._own_asked = 0
 
     @property
     def default_room(self) -> str | None:
@@ -339,16 +351,49 @@ class ChatClient:
         )
         return waiter
 
-    def load_older(self, limit: int = messages.DEFAULT_HISTORY_LIMIT) -> bool:
+    def load_older(
+        self,
+        limit: int = messages.DEFAULT_HISTORY_LIMIT,
+        room: str | None = None,
+        own: bool = False,
+    ) -> bool:
         """Ask for up to ``limit`` messages older than the oldest seen; False
-        when there is nothing to ask for (not joined, or none older)."""
+        when there is nothing to ask for (not joined, or none older).
+
+        On a server with rooms this scrolls back in one room (``HISTORY``
+        with ``ROOM``): ``room``, by default the default room; with ``own``,
+        in our own private and group messages instead. On a server without
+        rooms both are ignored: its one room and our own messages together,
+        as before rooms."""
         proto = self._protocol
-        if proto is None or not self.joined or self.oldest_id is None:
+        if proto is None or self.oldest_id is None or not self.has_older(room, own):
             return False
-        if not self.more_history:
-            return False
-        proto.send_object(messages.history_request_payload(self.oldest_id, limit))
+        if not self.rooms_available:
+            proto.send_object(messages.history_request_payload(self.oldest_id, limit))
+            return True
+        key = self._history_key(room, own)
+        # A room none of whose messages came yet: older than all that did.
+        before = self._oldest_in.get(key, self.oldest_id)
+        if own:
+            self._own_asked += 1
+        proto.send_object(messages.history_request_payload(before, limit, key))
         return True
+
+    def has_older(self, room: str | None = None, own: bool = False) -> bool:
+        """Whether the server said older messages exist where
+        :meth:`load_older` with the same arguments would ask."""
+        if not self.joined:
+            return False
+        if not self.rooms_available:
+            return self.more_history
+        return self._more_in.get(self._history_key(room, own), self._more_at_join)
+
+    def _history_key(self, room: str | None, own: bool) -> str | None:
+        """Where a scroll-back asks: a room's name, None for our own."""
+        if own:
+            return None
+        name = room if room is not None else self.default_room
+        return room_name(name or "", "HISTORY")
 
     def send(
         self, recipients: Sequence[str], text: str, room: str | None = None
@@ -503,6 +548,10 @@ class ChatClient:
                     self.last_id = ident
                 if self.oldest_id is None or ident < self.oldest_id:
                     self.oldest_id = ident
+                key = _room_of(frame) if command.kind == messages.ALL else None
+                oldest = self._oldest_in.get(key)
+                if oldest is None or ident < oldest:
+                    self._oldest_in[key] = ident
             self.observer.message_received(
                 ReceivedMessage(
                     kind=command.kind,
@@ -517,14 +566,7 @@ class ChatClient:
                 )
             )
         elif isinstance(command, HistoryEnd):
-            if self._catching_up:
-                # The end of a SINCE catch-up: whether older messages exist
-                # was known before it.
-                self._catching_up = False
-                self.more_history = self.more_history or command.more
-            else:
-                self.more_history = command.more
-            self.observer.history_end(self.more_history)
+            self._history_end(command)
         elif isinstance(command, PeerList):
             self._roster_of(_room_of(frame), command.peers)
         elif isinstance(command, Presence):
@@ -539,6 +581,25 @@ class ChatClient:
             self._acked(command)
         elif isinstance(command, ServerError):
             self._server_error(command)
+
+    def _history_end(self, end: HistoryEnd) -> None:
+        if end.room is not None:
+            # A room's replay or scroll-back.
+            self._more_in[end.room] = self.more_history = end.more
+        elif self._own_asked:
+            self._own_asked -= 1
+            self._more_in[None] = self.more_history = end.more
+        elif self._catching_up:
+            # The end of a SINCE catch-up: whether older messages exist
+            # was known before it.
+            self._catching_up = False
+            self.more_history = self.more_history or end.more
+            self._more_at_join = self.more_history
+        else:
+            # The JOIN's replay, of every room we are in and our own.
+            self.more_history = self._more_at_join = end.more
+            self._more_in.clear()
+        self.observer.history_end(self.more_history)
 
     def _sender_nickname(self, message: Message, frame: dict[str, Any]) -> str:
         """A replayed message's own ``UN`` (the nickname it was sent with),

@@ -47,8 +47,9 @@ class CertificateRefused(ClientError):
 
 
 class RoomsUnavailable(ClientError):
-    """The server offers no rooms (an original server, or a cluster node
-    that answered ``ROOMS_UNAVAILABLE``): it has its one room only."""
+    """The server offers no rooms (an original server, or one that
+    answered ``ROOMS_UNAVAILABLE``, as older cluster nodes did): it has its
+    one room only."""
 
 
 class RoomRefused(ClientError):

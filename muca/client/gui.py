@@ -248,7 +248,7 @@ class ChatWindow(ChatObserver):
             return
         can_join = not self.client.joined and not self._busy
         can_leave = self.client.connected or self._busy
-        can_load = self.client.joined and self.client.more_history
+        can_load = self.client.has_older()
         self.join_button.configure(state="normal" if can_join else "disabled")
         self.leave_button.configure(state="normal" if can_leave else "disabled")
         self.older_button.configure(state="normal" if can_load else "disabled")

@@ -93,5 +93,5 @@ class ChatObserver:
         goes to ``send_refused``."""
 
     def rooms_unavailable(self, reason: str) -> None:
-        """The server joined us without rooms (a cluster node:
-        ``ROOMS_UNAVAILABLE``); its one room is all there is."""
+        """The server joined us without rooms (``ROOMS_UNAVAILABLE``, as
+        older cluster nodes did); its one room is all there is."""

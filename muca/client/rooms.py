@@ -4,7 +4,7 @@ a room's name as the server writes it.
 A server with rooms sends ``ROOMS`` right after ``ACK OKAY`` and again
 whenever the rooms a user may see, their counts or its membership change;
 the first entry is the server's default room. A server without them (an
-original one, or a cluster node that answers ``ROOMS_UNAVAILABLE``) sends
+original one, or an older cluster node that answers ``ROOMS_UNAVAILABLE``) sends
 none, and its one room is the only one.
 """
 

@@ -9,9 +9,20 @@ string fields:
   published it; ``u`` the JSON list of the uids the messages are for, or
   ``0`` when one of them is a broadcast, so that a node none of whose
   members is among them passes the batch by without decoding ``d``; ``d``
-  the messages' JSON, one row ``[ts, sender, kind, to, text]`` each;
-- a join (:class:`Joined`): ``t=j``, ``d`` = ``[uid, nickname, node, seq]``;
-- a leave (:class:`Left`): ``t=l``, ``d`` = ``[uid, node]``.
+  the messages' JSON, one row ``[ts, sender, kind, to, text]`` each, and
+  ``room`` after them for a broadcast in a room other than the default one;
+- a join (:class:`Joined`): ``t=j``, ``d`` = ``[uid, nickname, node, seq]``,
+  and the member's rooms after them when it is registered again;
+- a leave (:class:`Left`): ``t=l``, ``d`` = ``[uid, node]``;
+- a member entering a room (:class:`Entered`): ``t=e``, ``d`` = ``[uid,
+  room, seq, node]``; leaving one (:class:`Exited`): ``t=x``, ``d`` =
+  ``[uid, room, node]``;
+- a room made or set (:class:`RoomChanged`): ``t=r``, ``d`` = ``[room,
+  owner, topic, private, slow, by, topic changed, made]``; an invitation
+  (:class:`Invited`): ``t=i``, ``d`` = ``[room, uid, by]``.
+
+A room is named by its key: its name, or ``""`` for the default room
+(whatever each node calls it), as in the store.
 
 This module is the one Python place that knows those field names; the
 scripts get them from here (see ``muca.cluster.scripts``).
@@ -45,6 +56,10 @@ class Kind(StrEnum):
     MESSAGES = "m"
     JOIN = "j"
     LEAVE = "l"
+    ENTER = "e"
+    EXIT = "x"
+    ROOM = "r"
+    INVITE = "i"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,22 +101,32 @@ class Batch:
         first = self.first
         accepted = []
         for index in range(skip, len(rows)):
-            ts, sender, kind, to, text = rows[index]
+            row = rows[index]
+            if len(row) == 5:
+                ts, sender, kind, to, text = row
+                room = ""
+            else:
+                ts, sender, kind, to, text, room = row
             if kind == ALL or wanted(to):
                 accepted.append(
-                    ChatMessage(first + index, ts, sender, kind, tuple(to), text)
+                    ChatMessage(
+                        first + index, ts, sender, kind, tuple(to), text, room=room
+                    )
                 )
         return accepted
 
 
 @dataclass(frozen=True, slots=True)
 class Joined:
-    """``uid`` joined as ``nickname`` on ``node``; ``seq`` orders joins."""
+    """``uid`` joined as ``nickname`` on ``node``; ``seq`` orders joins.
+    ``rooms``: the keys of the rooms it is in, when its node registered it
+    again (None: a join, in the default room)."""
 
     uid: str
     nickname: str
     node: str
     seq: int
+    rooms: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +137,52 @@ class Left:
     node: str
 
 
-Entry = Batch | Joined | Left
+@dataclass(frozen=True, slots=True)
+class Entered:
+    """``uid``, a member of ``node``, entered the room ``room`` (a key);
+    ``seq`` orders entries."""
+
+    uid: str
+    room: str
+    seq: int
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class Exited:
+    """``uid``, a member of ``node``, left the room ``room`` (a key)."""
+
+    uid: str
+    room: str
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoomChanged:
+    """The room ``room`` was ``made`` (by ``by``, its ``owner``) or set by
+    ``by`` (``""``: registered again by a node); its settings now, and
+    whether its topic changed."""
+
+    room: str
+    owner: str
+    topic: str
+    private: bool
+    slow: int
+    by: str
+    topic_changed: bool
+    made: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Invited:
+    """``uid`` may enter the room ``room``, invited by ``by``."""
+
+    room: str
+    uid: str
+    by: str
+
+
+Entry = Batch | Joined | Left | Entered | Exited | RoomChanged | Invited
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +210,14 @@ class Publication:
 
 def publication(drafts: Sequence[ChatMessage], token: str) -> Publication:
     """The batch of ``drafts``, named ``token``, as the stream will hold it."""
-    data = _to_json([(m.ts, m.sender, m.kind, m.recipients, m.text) for m in drafts])
+    data = _to_json(
+        [
+            (m.ts, m.sender, m.kind, m.recipients, m.text, m.room)
+            if m.room
+            else (m.ts, m.sender, m.kind, m.recipients, m.text)
+            for m in drafts
+        ]
+    )
     # Who the batch is for, apart from ``data``: the nodes none of whose
     # members are among them pass it over undecoded.
     uids: set[str] = set()
@@ -167,12 +244,34 @@ def decode(fields: Mapping[str, str]) -> Entry | None:
             int(fields[FIRST]), fields.get(TOKEN, ""), fields[DATA], int(count), to
         )
     if kind == Kind.JOIN:
-        uid, nickname, node, seq = json.loads(fields[DATA])
+        data = json.loads(fields[DATA])
+        uid, nickname, node, seq = data[:4]
+        if len(data) > 4:
+            return Joined(uid, nickname, node, int(seq), _keys(data[4]))
         return Joined(uid, nickname, node, int(seq))
     if kind == Kind.LEAVE:
         uid, node = json.loads(fields[DATA])
         return Left(uid, node)
+    if kind == Kind.ENTER:
+        uid, room, seq, node = json.loads(fields[DATA])
+        return Entered(uid, room, int(seq), node)
+    if kind == Kind.EXIT:
+        uid, room, node = json.loads(fields[DATA])
+        return Exited(uid, room, node)
+    if kind == Kind.ROOM:
+        room, owner, topic, private, slow, by, changed, made = json.loads(fields[DATA])
+        return RoomChanged(
+            room, owner, topic, bool(private), int(slow), by, bool(changed), bool(made)
+        )
+    if kind == Kind.INVITE:
+        room, uid, by = json.loads(fields[DATA])
+        return Invited(room, uid, by)
     return None
+
+
+def _keys(value: Any) -> tuple[str, ...]:
+    """A JSON list of room keys (Redis's JSON gives an empty one as ``{}``)."""
+    return tuple(value) if isinstance(value, list) else ()
 
 
 def encode(entry: Entry) -> dict[str, str]:
@@ -188,9 +287,32 @@ def encode(entry: Entry) -> dict[str, str]:
         fields[DATA] = entry.data
         return fields
     if isinstance(entry, Joined):
-        data = [entry.uid, entry.nickname, entry.node, entry.seq]
+        data: list[Any] = [entry.uid, entry.nickname, entry.node, entry.seq]
+        if entry.rooms is not None:
+            data.append(list(entry.rooms))
         return {KIND: Kind.JOIN.value, DATA: _to_json(data)}
-    return {KIND: Kind.LEAVE.value, DATA: _to_json([entry.uid, entry.node])}
+    if isinstance(entry, Left):
+        return {KIND: Kind.LEAVE.value, DATA: _to_json([entry.uid, entry.node])}
+    if isinstance(entry, Entered):
+        data = [entry.uid, entry.room, entry.seq, entry.node]
+        return {KIND: Kind.ENTER.value, DATA: _to_json(data)}
+    if isinstance(entry, Exited):
+        data = [entry.uid, entry.room, entry.node]
+        return {KIND: Kind.EXIT.value, DATA: _to_json(data)}
+    if isinstance(entry, RoomChanged):
+        data = [
+            entry.room,
+            entry.owner,
+            entry.topic,
+            int(entry.private),
+            entry.slow,
+            entry.by,
+            int(entry.topic_changed),
+            int(entry.made),
+        ]
+        return {KIND: Kind.ROOM.value, DATA: _to_json(data)}
+    data = [entry.room, entry.uid, entry.by]
+    return {KIND: Kind.INVITE.value, DATA: _to_json(data)}
 
 
 #: JSON as the stream holds it: compact, UTF-8 as is; rows of plain values

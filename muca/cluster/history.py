@@ -174,6 +174,7 @@ class HistoryWriter:
                     m.recipients,
                     m.text,
                     m.nickname,
+                    m.room,
                 )
                 for index, m in enumerate(drafts)
             ]

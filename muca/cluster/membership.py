@@ -23,11 +23,13 @@ from twisted.python.failure import Failure
 
 from muca.cluster import scripts
 from muca.cluster.entries import Joined, Left
+from muca.cluster.rooms import SharedRooms
 from muca.cluster.stream import StreamReader
 from muca.protocol.confusables import skeleton
 from muca.protocol.messages import (
     CLUSTER_UNAVAILABLE,
     PRESENCE_DELTA,
+    ROOMS,
     SERVER_FULL,
     UID_TAKEN,
     Join,
@@ -59,7 +61,9 @@ class Membership:
     ``run`` runs one of the cluster's scripts; ``stream`` is the node's
     reader (a snapshot of the registry tells where to read from);
     ``command_failed`` hears of a leave that Redis did not take.
-    :attr:`listener` is the bus's listener (it has the ``room``).
+    :attr:`listener` is the bus's listener (it has the ``room``);
+    :attr:`rooms` the members' rooms (``muca.cluster.rooms``), which the
+    snapshot and registering again carry too.
     """
 
     def __init__(
@@ -77,9 +81,28 @@ class Membership:
         self._run = run
         self._stream = stream
         self._command_failed = command_failed
-        self.listener: Any = None
+        self.rooms = SharedRooms(node, run, command_failed)
+        self._listener: Any = None
         self._pending: dict[str, tuple[Any, Join, Deferred[Member]]] = {}
         self._stale: set[str] = set()
+        # Drops the members not registered again after Redis lost its data.
+        self._drop_call: IDelayedCall | None = None
+
+    @property
+    def listener(self) -> Any:
+        """The bus's listener, the node's ``ChatFactory``."""
+        return self._listener
+
+    @listener.setter
+    def listener(self, listener: Any) -> None:
+        self._listener = listener
+        self.rooms.listener = listener
+
+    def stop(self) -> None:
+        """The node stops: no timer of ours is left behind."""
+        if self._drop_call is not None and self._drop_call.active():
+            self._drop_call.cancel()
+        self._drop_call = None
 
     @property
     def room(self) -> Room:
@@ -199,15 +222,18 @@ class Membership:
         """Load the registry and follow the stream from where it was taken."""
         reply = yield self._run(scripts.SNAPSHOT)
         position = reply[1]
-        rows = [reply[i : i + 4] for i in range(2, len(reply), 4)]
+        self.rooms.load(reply[2])
+        rows = [reply[i : i + 5] for i in range(3, len(reply), 5)]
         rows.sort(key=lambda row: int(row[3]))
         room = self.room
-        for uid, nickname, _node, _seq in rows:
+        placed = []
+        for uid, nickname, _node, _seq, rooms in rows:
             self.listener.remember(uid, nickname)
             if uid not in room:
-                room.join(REMOTE, nickname, uid, decided=True)
+                placed.append((room.join(REMOTE, nickname, uid, decided=True), rooms))
+        self.rooms.place(placed)
         self._stream.read_from(position)
-        if rows:
+        if rows or len(room.rooms) > 1:
             self.listener.roster_changed()
 
     def replay_all(self, grace: float) -> None:
@@ -216,9 +242,11 @@ class Membership:
         seconds are dropped."""
         self._stale = {m.uid for m in self.room.members() if m.connection is REMOTE}
         self._stream.read_from("0-0")
-        self.clock.callLater(grace, self._drop_stale)
+        self.stop()
+        self._drop_call = self.clock.callLater(grace, self._drop_stale)
 
     def _drop_stale(self) -> None:
+        self._drop_call = None
         stale, self._stale = self._stale, set()
         room = self.room
         for uid in stale:
@@ -236,10 +264,13 @@ class Membership:
         return d
 
     def sync(self, members: Sequence[Member]) -> Deferred[Any]:
-        """Make ``members`` this node's whole registration in Redis."""
-        args = [self.node]
+        """Make ``members`` this node's whole registration in Redis, each in
+        the rooms it is in here (the rooms this node knows are made again
+        if Redis lost them)."""
+        rooms = self.rooms
+        args = [self.node, rooms.definitions() if members else "[]"]
         for member in members:
-            args += [member.uid, member.nickname, member.look]
+            args += [member.uid, member.nickname, member.look, rooms.keys_of(member)]
         return self._run(scripts.SYNC, *args)
 
     def _conflicts(self, uids: list[str]) -> None:
@@ -266,15 +297,20 @@ class Membership:
                 return
             connection, join, joined = pending
             presence = PRESENCE_DELTA in join.caps
+            rooms = ROOMS in join.caps
             try:
-                member = room.join(connection, nickname, uid, presence, decided=True)
+                member = room.join(
+                    connection, nickname, uid, presence, rooms=rooms, decided=True
+                )
             except JoinRefused:
                 # The registry gave us this id and nickname: whoever held
                 # them in this replica left while Redis was losing its data.
                 for stale in (room.member(uid), self._by_nickname(nickname)):
                     if stale is not None and stale.connection is REMOTE:
                         room.leave(stale)
-                member = room.join(connection, nickname, uid, presence, decided=True)
+                member = room.join(
+                    connection, nickname, uid, presence, rooms=rooms, decided=True
+                )
             self.listener.roster_changed()
             joined.callback(member)
             return
@@ -282,18 +318,26 @@ class Membership:
         self.listener.remember(uid, nickname)
         current = room.member(uid)
         if current is not None:
-            if current.connection is not REMOTE or current.nickname == nickname:
+            if current.connection is not REMOTE:
+                return
+            if current.nickname == nickname:
+                if event.rooms is not None:
+                    # Registered again by its node, in these rooms.
+                    self.rooms.reconcile(current, event.rooms)
+                    self.listener.roster_changed()
                 return
             room.leave(current)
         try:
-            room.join(REMOTE, nickname, uid, decided=True)
+            member = room.join(REMOTE, nickname, uid, decided=True)
         except JoinRefused:
             # A stale holder of the nickname (see replay_all) gives way.
             holder = self._by_nickname(nickname)
             if holder is None or holder.connection is not REMOTE:
                 raise
             room.leave(holder)
-            room.join(REMOTE, nickname, uid, decided=True)
+            member = room.join(REMOTE, nickname, uid, decided=True)
+        if event.rooms is not None:
+            self.rooms.reconcile(member, event.rooms)
         self.listener.roster_changed()
 
     def _by_nickname(self, nickname: str) -> Member | None:

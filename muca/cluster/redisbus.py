@@ -17,7 +17,9 @@ exactly-once even when the stream is read again after Redis lost its data.
 and delivers the messages read from the stream; it owns one of each of:
 
 - :class:`~muca.cluster.membership.Membership` (``membership.py``): joins
-  and leaves, the replica of the room, registering again;
+  and leaves, the replica of the room, registering again; and with it
+  :class:`~muca.cluster.rooms.SharedRooms` (``rooms.py``): entering and
+  leaving rooms, their settings and invitations, cluster-wide;
 - :class:`~muca.cluster.publishing.Publisher` (``publishing.py``): batches
   of messages put on the stream, and those whose outcome is unsure;
 - :class:`~muca.cluster.history.HistoryWriter` (``history.py``), with a
@@ -41,7 +43,7 @@ from twisted.python.failure import Failure
 
 from muca.cluster import scripts
 from muca.cluster.address import RedisAddress
-from muca.cluster.entries import Batch, Entry, Joined, Publication
+from muca.cluster.entries import Batch, Entry, Joined, Left, Publication
 from muca.cluster.heartbeat import HEARTBEAT_INTERVAL, HEARTBEAT_TTL, STALL
 from muca.cluster.history import HistoryWriter
 from muca.cluster.membership import REMOTE, Membership
@@ -138,9 +140,11 @@ class RedisBus(Service):
     # Bus
 
     def attach(self, listener: BusListener) -> None:
-        """Deliver to ``listener`` (a ChatFactory: it has the ``room``)."""
+        """Deliver to ``listener`` (a ChatFactory: it has the ``room``); its
+        rooms commands are decided cluster-wide (``muca.cluster.rooms``)."""
         self.listener = listener
         self._membership.listener = listener
+        listener.shared_rooms = self._membership.rooms
 
     @property
     def room(self) -> Room:
@@ -291,6 +295,7 @@ class RedisBus(Service):
     def stopService(self) -> Deferred[None]:
         super().stopService()
         self._stream.stop()
+        self._membership.stop()
         self.ready = False
         # Refused now: the node is going.
         self._wake_joins()
@@ -380,8 +385,10 @@ class RedisBus(Service):
             self._apply_messages(entry)
         elif isinstance(entry, Joined):
             self._membership.apply_join(entry)
-        else:
+        elif isinstance(entry, Left):
             self._membership.apply_leave(entry)
+        else:
+            self._membership.rooms.apply(entry)
 
     def _apply_messages(self, batch: Batch) -> None:
         """Deliver a batch's messages that have a recipient connected here.
@@ -414,7 +421,13 @@ class RedisBus(Service):
                 if m.kind == ALL or here(m.recipients):
                     accepted.append(
                         ChatMessage(
-                            first + index, m.ts, m.sender, m.kind, m.recipients, m.text
+                            first + index,
+                            m.ts,
+                            m.sender,
+                            m.kind,
+                            m.recipients,
+                            m.text,
+                            room=m.room,
                         )
                     )
         elif rows is not None:

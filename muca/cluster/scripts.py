@@ -24,6 +24,10 @@ _ENTRY_NAMES = {
     "messages": entries.Kind.MESSAGES.value,
     "join": entries.Kind.JOIN.value,
     "leave": entries.Kind.LEAVE.value,
+    "enter": entries.Kind.ENTER.value,
+    "exit": entries.Kind.EXIT.value,
+    "room": entries.Kind.ROOM.value,
+    "invite": entries.Kind.INVITE.value,
 }
 
 
@@ -34,7 +38,10 @@ def _with_entry_names(script: str) -> str:
 
 PREFIX = "muca:"
 
-#: members: uid -> [nickname, node, join seq, look]; nicks: nickname -> uid;
+#: members: uid -> [nickname, node, join seq, look, rooms] (rooms: the
+#: member's rooms, ``[key, seq, key, seq, ...]`` in the order entered, each
+#: with the sequence number of its entry; the default room's key is ''; an
+#: entry without it is in the default room from its join); nicks: nickname -> uid;
 #: events: the stream; ids: the last message id given; joinseq: the last
 #: join sequence number; nodes: node id -> Redis time (ms) of its last
 #: heartbeat; epoch: changes when Redis lost its data; beat: Redis time of
@@ -43,7 +50,10 @@ PREFIX = "muca:"
 #: a nickname's confusable skeleton -> uid (muca.protocol.confusables);
 #: known: the user ids that joined on an authenticating cluster, whose ids
 #: nobody may take as a nickname (each node also checks those its database
-#: knows before it asks).
+#: knows before it asks); rooms: a room's name -> [seq, owner, topic,
+#: private (0/1), slow, [invited uid, ...]] for every room but the default
+#: one (seq: from joinseq, the order the rooms were made in); invitations:
+#: how many invitations all rooms hold together.
 _NAMES = (
     "members",
     "nicks",
@@ -56,6 +66,8 @@ _NAMES = (
     "settling",
     "looks",
     "known",
+    "rooms",
+    "invitations",
 )
 KEYS = [PREFIX + name for name in _NAMES]
 
@@ -73,13 +85,35 @@ local function drop(uid, entry)
   end
   emit('$leave', {uid, entry[2]})
 end
-local function register(uid, nick, node, look)
+-- rooms: nil (the default room) or a list of room keys, in the order the
+-- member entered them (registering it again: see SYNC).
+local function register(uid, nick, node, look, rooms)
   local seq = redis.call('INCR', KEYS[5])
-  redis.call('HSET', KEYS[1], uid, cjson.encode({nick, node, seq, look}))
+  local entered = {'', seq}
+  if rooms then
+    entered = {}
+    for _, key in ipairs(rooms) do
+      table.insert(entered, key)
+      table.insert(entered, redis.call('INCR', KEYS[5]))
+    end
+  end
+  redis.call('HSET', KEYS[1], uid, cjson.encode({nick, node, seq, look, entered}))
   redis.call('HSET', KEYS[2], nick, uid)
   redis.call('HSETNX', KEYS[10], look, uid)
-  emit('$join', {uid, nick, node, seq})
+  if rooms then
+    emit('$join', {uid, nick, node, seq, rooms})
+  else
+    emit('$join', {uid, nick, node, seq})
+  end
   return seq
+end
+-- A member's rooms: [key, seq, ...] (see KEYS).
+local function rooms_of(entry)
+  return entry[5] or {'', entry[3]}
+end
+local function room_event(key, state, by, topic_changed, created)
+  emit('$room', {key, state[2], state[3], state[4], state[5], by,
+                 topic_changed, created})
 end
 """)
 
@@ -206,26 +240,65 @@ return {epoch, known, removed}
 """
 )
 
-#: ARGV: maxlen node uid1 nick1 look1 uid2 nick2 look2 ... Makes the
-#: registry hold exactly these members for this node (after Redis lost its
-#: data, or after this node was taken for dead). Returns the uids somebody
-#: else holds now.
-SYNC = (
-    _COMMON
-    + """
+#: ARGV: maxlen node rooms uid1 nick1 look1 rooms1 uid2 ... Makes the
+#: registry hold exactly these members for this node, each in the rooms it
+#: is in here (after Redis lost its data, or after this node was taken for
+#: dead; ``rooms``: a JSON list of the rooms this node knows, ``[name, owner,
+#: topic, private, slow, [invited, ...]]`` each, made again if Redis lost
+#: them; ``roomsN``: a JSON list of the member's room keys, in the order it
+#: entered them). A member still registered here leaves the rooms it is no
+#: longer in. Returns the uids somebody else holds now.
+SYNC = _COMMON + _with_entry_names(
+    """
 local node = ARGV[2]
+for _, room in ipairs(cjson.decode(ARGV[3])) do
+  local key = room[1]
+  if redis.call('HEXISTS', KEYS[12], key) == 0 then
+    local state = {redis.call('INCR', KEYS[5]), room[2], room[3], room[4],
+                   room[5], room[6]}
+    redis.call('HSET', KEYS[12], key, cjson.encode(state))
+    redis.call('INCRBY', KEYS[13], #room[6])
+    room_event(key, state, '', 0, 1)
+    for _, uid in ipairs(room[6]) do emit('$invite', {key, uid, ''}) end
+  end
+end
 local keep = {}
 local conflicts = {}
-for i = 3, #ARGV, 3 do
+for i = 4, #ARGV, 4 do
   local uid, nick, look = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local rooms = cjson.decode(ARGV[i + 3])
   keep[uid] = true
   local raw = redis.call('HGET', KEYS[1], uid)
   if raw then
-    if cjson.decode(raw)[2] ~= node then table.insert(conflicts, uid) end
+    local entry = cjson.decode(raw)
+    if entry[2] ~= node then
+      table.insert(conflicts, uid)
+    else
+      -- Exits this node made while Redis could not take them.
+      local wanted = {}
+      for _, key in ipairs(rooms) do wanted[key] = true end
+      local entered, kept = rooms_of(entry), {}
+      for j = 1, #entered, 2 do
+        if wanted[entered[j]] then
+          table.insert(kept, entered[j])
+          table.insert(kept, entered[j + 1])
+        else
+          emit('$exit', {uid, entered[j], node})
+        end
+      end
+      entry[5] = kept
+      redis.call('HSET', KEYS[1], uid, cjson.encode(entry))
+    end
   elseif redis.call('HEXISTS', KEYS[2], nick) == 1 then
     table.insert(conflicts, uid)
   else
-    register(uid, nick, node, look)
+    local known = {}
+    for _, key in ipairs(rooms) do
+      if key == '' or redis.call('HEXISTS', KEYS[12], key) == 1 then
+        table.insert(known, key)
+      end
+    end
+    register(uid, nick, node, look, known)
   end
 end
 local all = redis.call('HGETALL', KEYS[1])
@@ -238,12 +311,22 @@ return conflicts
 )
 
 #: No ARGV. The registry and the stream position it is current at, at once:
-#: [epoch, last stream entry id, uid, nickname, node, seq, ...].
+#: [epoch, last stream entry id, rooms, uid, nickname, node, seq, its rooms,
+#: ...]; ``rooms``: the JSON of ``[[name, seq, owner, topic, private, slow,
+#: [invited, ...]], ...]``; a member's rooms: the JSON of ``[key, seq, ...]``
+#: (see :data:`KEYS`; an empty list may come as ``{}``).
 SNAPSHOT = """
 local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
 local position = '0-0'
 if #last > 0 then position = last[1][1] end
-local reply = {redis.call('GET', KEYS[7]) or '', position}
+local rooms = {}
+local made = redis.call('HGETALL', KEYS[12])
+for i = 1, #made, 2 do
+  local state = cjson.decode(made[i + 1])
+  table.insert(rooms, {made[i], state[1], state[2], state[3], state[4],
+                       state[5], state[6]})
+end
+local reply = {redis.call('GET', KEYS[7]) or '', position, cjson.encode(rooms)}
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
   local entry = cjson.decode(all[i + 1])
@@ -251,9 +334,164 @@ for i = 1, #all, 2 do
   table.insert(reply, entry[1])
   table.insert(reply, entry[2])
   table.insert(reply, string.format('%d', entry[3]))
+  table.insert(reply, cjson.encode(entry[5] or {'', entry[3]}))
 end
 return reply
 """
+
+# The member ARGV[2] of node ARGV[3], and its entry; or nil.
+_MEMBER = """
+local uid, node = ARGV[2], ARGV[3]
+local raw = redis.call('HGET', KEYS[1], uid)
+if not raw then return {'GONE'} end
+local entry = cjson.decode(raw)
+if entry[2] ~= node then return {'GONE'} end
+local function is_in(key)
+  local entered = rooms_of(entry)
+  for i = 1, #entered, 2 do
+    if entered[i] == key then return i end
+  end
+  return nil
+end
+"""
+
+#: ARGV: maxlen uid node key create max-rooms. Enters member ``uid`` of
+#: ``node`` into the room ``key`` ('' the default room); a room that does not
+#: exist is made first when ``create`` is '1' (public, ``uid`` its owner)
+#: and the cluster has fewer than ``max-rooms``. Returns ['OK'] or the
+#: refusal: ['GONE'] (not this node's member any more), ['ALREADY_IN_ROOM'],
+#: ['NO_SUCH_ROOM'], ['ROOMS_FULL'], ['INVITE_ONLY'].
+ENTER = (
+    _COMMON
+    + _MEMBER
+    + _with_entry_names(
+        """
+local key = ARGV[4]
+if is_in(key) then return {'ALREADY_IN_ROOM'} end
+if key ~= '' then
+  local raw_state = redis.call('HGET', KEYS[12], key)
+  if not raw_state then
+    if ARGV[5] ~= '1' then return {'NO_SUCH_ROOM'} end
+    if redis.call('HLEN', KEYS[12]) >= tonumber(ARGV[6]) then
+      return {'ROOMS_FULL'}
+    end
+    local state = {redis.call('INCR', KEYS[5]), uid, '', 0, 0, {}}
+    redis.call('HSET', KEYS[12], key, cjson.encode(state))
+    room_event(key, state, uid, 0, 1)
+  else
+    local state = cjson.decode(raw_state)
+    if state[4] == 1 and state[2] ~= uid then
+      local invited = false
+      for _, other in ipairs(state[6]) do
+        if other == uid then invited = true end
+      end
+      if not invited then return {'INVITE_ONLY'} end
+    end
+  end
+end
+local entered = rooms_of(entry)
+local seq = redis.call('INCR', KEYS[5])
+table.insert(entered, key)
+table.insert(entered, seq)
+entry[5] = entered
+redis.call('HSET', KEYS[1], uid, cjson.encode(entry))
+emit('$enter', {uid, key, seq, node})
+return {'OK'}
+"""
+    )
+)
+
+#: ARGV: maxlen uid node key. Takes member ``uid`` of ``node`` out of the
+#: room ``key``. Returns 1, or 0 when it was not in it (or is not this
+#: node's).
+EXIT = _COMMON + _with_entry_names(
+    """
+local uid, node, key = ARGV[2], ARGV[3], ARGV[4]
+local raw = redis.call('HGET', KEYS[1], uid)
+if not raw then return 0 end
+local entry = cjson.decode(raw)
+if entry[2] ~= node then return 0 end
+local entered, kept, found = rooms_of(entry), {}, false
+for i = 1, #entered, 2 do
+  if entered[i] == key then
+    found = true
+  else
+    table.insert(kept, entered[i])
+    table.insert(kept, entered[i + 1])
+  end
+end
+if not found then return 0 end
+entry[5] = kept
+redis.call('HSET', KEYS[1], uid, cjson.encode(entry))
+emit('$exit', {uid, key, node})
+return 1
+"""
+)
+
+#: ARGV: maxlen uid node key topic private slow: the room's owner sets it;
+#: ``topic`` is '' (unchanged) or '=' and the topic; ``private`` and
+#: ``slow`` '' (unchanged) or the value (0/1; seconds). Returns ['OK'],
+#: ['GONE'], ['NO_SUCH_ROOM'] or ['NOT_ALLOWED', owner].
+ROOMSET = (
+    _COMMON
+    + _MEMBER
+    + _with_entry_names(
+        """
+local key = ARGV[4]
+if key == '' then return {'NOT_ALLOWED', ''} end
+local raw_state = redis.call('HGET', KEYS[12], key)
+if not raw_state then return {'NO_SUCH_ROOM'} end
+local state = cjson.decode(raw_state)
+if state[2] ~= uid then return {'NOT_ALLOWED', state[2]} end
+local changed = 0
+if ARGV[5] ~= '' then
+  local topic = string.sub(ARGV[5], 2)
+  if topic ~= state[3] then
+    state[3] = topic
+    changed = 1
+  end
+end
+if ARGV[6] ~= '' then state[4] = tonumber(ARGV[6]) end
+if ARGV[7] ~= '' then state[5] = tonumber(ARGV[7]) end
+redis.call('HSET', KEYS[12], key, cjson.encode(state))
+room_event(key, state, uid, changed, 0)
+return {'OK'}
+"""
+    )
+)
+
+#: ARGV: maxlen uid node key invitee max-invited max-invitations: a member
+#: of the room ``key`` lets ``invitee`` in. Returns ['OK'] (also when it was
+#: invited already), ['GONE'], ['NO_SUCH_ROOM'], ['NOT_IN_ROOM'] or
+#: ['INVITES_FULL'] (the room has ``max-invited`` invitations, or all rooms
+#: together ``max-invitations``).
+INVITE = (
+    _COMMON
+    + _MEMBER
+    + _with_entry_names(
+        """
+local key, invitee = ARGV[4], ARGV[5]
+if not is_in(key) then return {'NOT_IN_ROOM'} end
+if key ~= '' then
+  local raw_state = redis.call('HGET', KEYS[12], key)
+  if not raw_state then return {'NO_SUCH_ROOM'} end
+  local state = cjson.decode(raw_state)
+  for _, other in ipairs(state[6]) do
+    if other == invitee then return {'OK'} end
+  end
+  if #state[6] >= tonumber(ARGV[6]) or tonumber(
+      redis.call('GET', KEYS[13]) or '0') >= tonumber(ARGV[7]) then
+    return {'INVITES_FULL'}
+  end
+  redis.call('INCR', KEYS[13])
+  table.insert(state[6], invitee)
+  redis.call('HSET', KEYS[12], key, cjson.encode(state))
+end
+emit('$invite', {key, invitee, uid})
+return {'OK'}
+"""
+    )
+)
 
 #: ARGV: maxlen floor. The id the next message would get (nothing changes).
 NEXT_ID = """

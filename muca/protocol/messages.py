@@ -169,6 +169,10 @@ class History:
 
     before: int
     limit: int = DEFAULT_HISTORY_LIMIT
+    #: The room to scroll back in (a rooms client's ``ROOM``, its name), or
+    #: None: the user's own private and group messages (and the default
+    #: room's broadcasts for a client without rooms).
+    room: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,7 +337,7 @@ def parse_client_command(obj: dict[str, Any], rooms: bool = False) -> ClientComm
     if cmd == "JOIN":
         return _parse_join(obj)
     if cmd == "HISTORY":
-        return _parse_history(obj)
+        return _parse_history(obj, rooms)
     if cmd == "REGISTER":
         return _parse_register(obj)
     if cmd == "PASSWORD":
@@ -444,7 +448,7 @@ def _parse_join(obj: dict[str, Any]) -> Join:
     )
 
 
-def _parse_history(obj: dict[str, Any]) -> History:
+def _parse_history(obj: dict[str, Any], rooms: bool = False) -> History:
     before = obj.get("BEFORE")
     limit = obj.get("LIMIT", DEFAULT_HISTORY_LIMIT)
     if not (_whole(before) and before > 0):
@@ -465,6 +469,9 @@ def _parse_history(obj: dict[str, Any]) -> History:
             f"HISTORY LIMIT must be a whole number from 1 to {MAX_HISTORY_LIMIT}",
             ref="HISTORY",
         )
+    room = obj.get("ROOM")
+    if rooms and room is not None:
+        return History(before, limit, room_name(room, "HISTORY"))
     return History(before=before, limit=limit)
 
 
@@ -550,9 +557,12 @@ def in_room(payload: dict[str, Any], room: str) -> dict[str, Any]:
     return {**payload, "ROOM": room}
 
 
-def history_payload(more: bool) -> dict[str, Any]:
-    """``HISTORY``: the end of a replay or scroll-back; ``MORE``: older exist."""
-    return {"CMD": "HISTORY", "MORE": more}
+def history_payload(more: bool, room: str | None = None) -> dict[str, Any]:
+    """``HISTORY``: the end of a replay or scroll-back; ``MORE``: older exist;
+    ``ROOM``: the room it was of (a room's replay or ``HISTORY ROOM``)."""
+    if room is None:
+        return {"CMD": "HISTORY", "MORE": more}
+    return {"CMD": "HISTORY", "MORE": more, "ROOM": room}
 
 
 def message_payload(
@@ -664,9 +674,11 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class HistoryEnd:
-    """The end of a replay or scroll-back; ``more``: older messages exist."""
+    """The end of a replay or scroll-back; ``more``: older messages exist;
+    ``room``: the room it was of (a room's replay or ``HISTORY ROOM``)."""
 
     more: bool
+    room: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -725,7 +737,11 @@ def parse_server_command(obj: dict[str, Any]) -> ServerCommand | None:
             history=obj.get("HIST") is True,
         )
     if cmd == "HISTORY":
-        return HistoryEnd(more=obj.get("MORE") is True)
+        room = obj.get("ROOM")
+        return HistoryEnd(
+            more=obj.get("MORE") is True,
+            room=room if isinstance(room, str) and room else None,
+        )
     if cmd == "LIST":
         return PeerList(_peers(obj.get("DATA")))
     if cmd == "PRESENCE":
@@ -775,9 +791,14 @@ def join_payload(
     return payload
 
 
-def history_request_payload(before: int, limit: int) -> dict[str, Any]:
-    """``HISTORY BEFORE``: ask for older messages."""
-    return {"CMD": "HISTORY", "BEFORE": before, "LIMIT": limit}
+def history_request_payload(
+    before: int, limit: int, room: str | None = None
+) -> dict[str, Any]:
+    """``HISTORY BEFORE``: ask for older messages (in ``room`` when given)."""
+    payload: dict[str, Any] = {"CMD": "HISTORY", "BEFORE": before, "LIMIT": limit}
+    if room is not None:
+        payload["ROOM"] = room
+    return payload
 
 
 def send_payload(text: str, to: Sequence[str], sender: str) -> dict[str, Any]:

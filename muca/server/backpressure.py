@@ -190,6 +190,12 @@ class SlowReaderOutput:
         self._drop_output()
         self.abort()
 
+    def encode(self, objs: list[dict[str, Any]]) -> bytes:
+        """These payloads as this connection's bytes, in its framing (a
+        front-end whose wire is no MUCA framing, IRC's, translates them)."""
+        framing = self.framing
+        return b"".join(Payload(obj).for_framing(framing) for obj in objs)
+
     def stream(self, source: PageSource) -> None:
         """Write what ``source`` produces as the peer reads: a page at a
         time, the next one read only once the transport has taken the last
@@ -232,8 +238,7 @@ class SlowReaderOutput:
             return
         objs, last = result
         source = self._sources.popleft() if last else self._sources[0]
-        framing = self.framing
-        data = b"".join(Payload(obj).for_framing(framing) for obj in objs)
+        data = self.encode(objs)
         if data:
             self._write_out(data)
             if source.charged:
@@ -275,11 +280,9 @@ class SlowReaderOutput:
         factory.counters.slow_consumers += 1
         # Behind everything queued: it arrives only if the peer reads again
         # within the grace period.
-        payload = Payload(
-            messages.error_payload(
-                SLOW_CONSUMER, "you did not read fast enough; disconnecting"
-            )
+        error = messages.error_payload(
+            SLOW_CONSUMER, "you did not read fast enough; disconnecting"
         )
-        self._stream.write(payload.for_framing(self.framing))
+        self._stream.write(self.encode([error]))
         self.close()
         return True

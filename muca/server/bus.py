@@ -159,15 +159,7 @@ class LocalBus:
     def _append_turn(self) -> None:
         assert self.store is not None
         turn, self._turn = self._turn, []
-        # Not kept yet: the broadcasts of rooms other than the default one
-        # (the store has no rooms); they are delivered in their place.
-        kept = (
-            turn if not any(m.room for m in turn) else [m for m in turn if not m.room]
-        )
-        if not kept:
-            self._stored(None, turn)
-            return
-        self.store.append(kept).addCallbacks(
+        self.store.append(turn).addCallbacks(
             self._stored, self._not_stored, (turn,), None, (turn,)
         )
 

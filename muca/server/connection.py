@@ -560,7 +560,7 @@ class ChatConnection(SlowReaderOutput, PacedInput, TimeoutMixin):
         try:
             command = messages.parse_client_command(
                 obj,
-                rooms=member is not None and (member.rooms or member.denied_rooms),
+                rooms=member is not None and member.rooms,
             )
         except JoinRefused as refusal:
             self.refuse(obj.get("UID"), obj.get("UN"), refusal)  # type: ignore[arg-type]

@@ -48,9 +48,9 @@ class Member:
     #: The hash of the last ``ROOMS`` this member was sent (rooms clients
     #: only; see ``muca.server.node.ChatFactory._send_rooms``).
     shown: Any = None
-    #: It asked for rooms where the bus does not carry them (a cluster):
-    #: its rooms commands are answered ``ROOMS_UNAVAILABLE``.
-    denied_rooms: bool = False
+    #: It asked for the ``history`` capability: a room it enters is
+    #: replayed after ``ENTERED`` (set once it has joined).
+    history: bool = False
     entry: dict[str, str] = field(init=False)
     #: The nickname's confusable skeleton (see ``muca.protocol.confusables``).
     look: str = field(init=False)

@@ -15,8 +15,9 @@ history a client reads back (the replay at ``JOIN``, ``HISTORY BEFORE``) is
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from functools import cached_property
+from typing import Protocol
 
 from twisted.internet.base import DelayedCall
 from twisted.internet.defer import Deferred, gatherResults, succeed
@@ -28,13 +29,12 @@ from muca.protocol.messages import (
     ALL,
     ALREADY_IN_ROOM,
     CLUSTER_UNAVAILABLE,
+    HISTORY,
     INVITE_ONLY,
     KNOWN,
     NO_SUCH_ROOM,
     NOT_ALLOWED,
     NOT_IN_ROOM,
-    ROOMS,
-    ROOMS_UNAVAILABLE,
     STORE_UNAVAILABLE,
     UNKNOWN_RECIPIENT,
     ChatMessage,
@@ -67,6 +67,25 @@ from muca.store.base import StoreError
 log = Logger()
 
 
+class SharedRooms(Protocol):
+    """Rooms decided cluster-wide (``muca.cluster.rooms``): the node checks
+    a command on its replica, then hands it over; what is done comes back
+    through :meth:`ChatFactory.room_entered` and
+    :meth:`ChatFactory.room_changed`, refusals as an ``ERROR``."""
+
+    def enter(self, member: Member, name: str, create: bool) -> None:
+        """Enter the room ``name`` (made first if ``create``)."""
+
+    def exit(self, member: Member, room: ChatRoom) -> None:
+        """``member`` left ``room`` here: cluster-wide too."""
+
+    def set_room(self, member: Member, request: RoomSet) -> None:
+        """``ROOMSET`` by ``member``."""
+
+    def invite(self, member: Member, request: Invite) -> None:
+        """``INVITE`` by ``member``."""
+
+
 class ChatFactory(ServerFactory):
     """The server's shared state: the room, the limits, roster coalescing.
 
@@ -80,6 +99,8 @@ class ChatFactory(ServerFactory):
     #: Where the web listener serves the browser client, once it listens
     #: (set by ``muca.service.tap``); named to a browser on the chat port.
     browser_client: BrowserClient | None = None
+    #: A cluster's rooms (set by its bus); None: rooms are this node's.
+    shared_rooms: SharedRooms | None = None
 
     def __init__(self, context: NodeContext) -> None:
         """``context``: the clock, the configuration, the (opened) store,
@@ -136,8 +157,22 @@ class ChatFactory(ServerFactory):
             assert self.store is not None
             # Read by the open, before anybody joins: KNOWN lists them all.
             self.known.load(self.store.known_at_open())
+        #: Each account's rooms but the default one, by user id, in the
+        #: order it entered them (--auth with a store): its JOIN enters them.
+        self.account_rooms: dict[str, list[str]] = {}
+        # Changes of the rooms waiting to be written, one write at a time
+        # (see _save).
+        self._saves: dict[Hashable, tuple[Callable[[], Deferred[None]], str]] = {}
+        self._saving = False
         self.bus: Bus = context.bus
         self.bus.attach(self)
+        if self.keeps_rooms:
+            assert self.store is not None
+            # Read by the open: the rooms made before, as they were left.
+            for kept in self.store.rooms_at_open():
+                self.room.rooms.restore(kept)
+            if self.keeps_accounts:
+                self.account_rooms = self.store.account_rooms_at_open()
 
     @property
     def private_history(self) -> bool:
@@ -154,6 +189,17 @@ class ChatFactory(ServerFactory):
     def is_admin(self, uid: str) -> bool:
         """Whether ``uid`` logged in to an admin's account (``--auth db``)."""
         return self.accounts is not None and uid in self.accounts.admins
+
+    @property
+    def keeps_rooms(self) -> bool:
+        """Whether the rooms are kept in this node's store: alone with a
+        store (a cluster's rooms are kept by its broker, ``muca.cluster``)."""
+        return self.store is not None and self.shared_rooms is None
+
+    @property
+    def keeps_accounts(self) -> bool:
+        """Whether each user id's rooms are kept (``--auth``, rooms kept)."""
+        return self.keeps_rooms and self.private_history
 
     @property
     def tracks_known(self) -> bool:
@@ -294,15 +340,26 @@ class ChatFactory(ServerFactory):
         and send ``KNOWN`` after the first ``LIST`` if it has the capability."""
         if KNOWN in join.caps:
             self._known_pending.add(member)
-        if ROOMS in join.caps and not member.rooms:
-            # Served as a client without rooms, and told so once.
-            member.denied_rooms = True
-            member.connection.send_error(
-                ROOMS_UNAVAILABLE,
-                _NO_ROOMS_HERE + " you are in the default room",
-                "JOIN",
-            )
+        member.history = HISTORY in join.caps
+        if member.rooms and self.account_rooms.get(member.uid):
+            self._enter_again(member)
         self.replays.start(member, join)
+
+    def _enter_again(self, member: Member) -> None:
+        """An account's rooms, entered again at its ``JOIN`` (before its
+        replay, which covers them): ``ROOMS`` shows them, their ``LIST``s
+        follow. A kept name that is no room here now (the default room's,
+        after ``--default-room`` named it) is left out."""
+        rooms = self.room.rooms
+        kept = []
+        for name in self.account_rooms[member.uid]:
+            room = rooms.get(name)
+            if room is None or room is rooms.default:
+                continue
+            kept.append(name)
+            self.room.enter(member, room)
+        self.account_rooms[member.uid] = kept
+        self.bus.roster_changed()
 
     def _send_known(self, listed: Iterable[Member]) -> None:
         """``KNOWN`` to the newcomers among ``listed`` that asked for it:
@@ -326,10 +383,6 @@ class ChatFactory(ServerFactory):
         Raises :class:`ProtocolError` when nobody can receive it; reports
         unknown recipients to the sender after publishing for the others.
         """
-        if sender.denied_rooms and send.room is not None:
-            raise ProtocolError(
-                ROOMS_UNAVAILABLE, _NO_ROOMS_HERE + " not delivered", "SEND"
-            )
         room = None
         if not send.to or ALL in send.to:
             room = self._room_to_send_to(sender, send)
@@ -517,7 +570,7 @@ class ChatFactory(ServerFactory):
         for update in updates:
             if self._known_pending:
                 self._send_known(update.list_recipients)
-            self.replays.listed(update.list_recipients)
+            self.replays.listed(update.list_recipients, update.room)
 
     def _rooms_interval(self) -> float:
         """Seconds between two rounds of ``ROOMS`` to every member: the
@@ -588,8 +641,8 @@ class ChatFactory(ServerFactory):
     def enter(self, member: Member, request: Enter) -> None:
         """``ENTER``: into a room, made first when there is none and this
         user may make one; ``ENTERED`` now, the room's ``LIST`` with the next
-        roster update. Refusals raise :class:`ProtocolError`."""
-        _rooms_here(member, "ENTER")
+        roster update. Refusals raise :class:`ProtocolError`. In a cluster
+        the room is entered (or made) once the cluster agrees."""
         rooms = self.room.rooms
         name = request.room
         room = rooms.get(name)
@@ -601,7 +654,6 @@ class ChatFactory(ServerFactory):
                     " you create one",
                     "ENTER",
                 )
-            room = rooms.create(name, member.uid)
         elif member.uid in room:
             raise ProtocolError(
                 ALREADY_IN_ROOM, f"you are in the room {name!r} already", "ENTER"
@@ -612,21 +664,36 @@ class ChatFactory(ServerFactory):
                 f"the room {name!r} is private: a member must invite you",
                 "ENTER",
             )
+        if self.shared_rooms is not None:
+            self.shared_rooms.enter(member, name, rooms.may_create())
+            return
+        if room is None:
+            room = rooms.create(name, member.uid, self._now_ms())
+            self._save_room(room)
         self.room.enter(member, room)
+        self.room_entered(member, room)
+
+    def room_entered(self, member: Member, room: ChatRoom) -> None:
+        """``member`` of this node entered ``room``: ``ENTERED``, and the
+        room's roster with the next update."""
         member.connection.send(entered_payload(room.name, room.topic))
+        # With history: the room's replay, once its LIST is out.
+        self.replays.entered(member, room)
+        self._account_room(member, room, True)
         self.bus.roster_changed()
 
     def exit(self, member: Member, request: Exit) -> None:
         """``EXIT``: out of a room; the others get its new roster."""
-        _rooms_here(member, "EXIT")
         room = self._room_of(member, request.room, "EXIT")
         self.room.exit(member, room)
+        if self.shared_rooms is not None:
+            self.shared_rooms.exit(member, room)
+        self._account_room(member, room, False)
         self.bus.roster_changed()
 
     def set_room(self, member: Member, request: RoomSet) -> None:
         """``ROOMSET`` by the room's owner: topic (``TOPIC`` to its members
         when it changes), private, slow mode."""
-        _rooms_here(member, "ROOMSET")
         room = self.room.rooms.get(request.room)
         if room is None:
             raise _no_such_room(request.room, "ROOMSET")
@@ -637,26 +704,107 @@ class ChatFactory(ServerFactory):
                 f"only {who} may change the room {room.name!r}",
                 "ROOMSET",
             )
+        if self.shared_rooms is not None:
+            self.shared_rooms.set_room(member, request)
+            return
         if request.private is not None:
             room.private = request.private
         if request.slow is not None:
             room.slow = request.slow
+        topic_by = None
         if request.topic is not None and request.topic != room.topic:
             room.topic = request.topic
+            topic_by = member.uid
+        self.room_changed(room, topic_by)
+
+    def room_changed(self, room: ChatRoom, topic_by: str | None) -> None:
+        """``room``'s settings or invitations changed; ``topic_by``: the
+        user id that set a new topic (its members here get ``TOPIC``)."""
+        if topic_by is not None:
             told = [m for m in room.members() if m.rooms]
-            self.fan_out(
-                Payload(topic_payload(room.name, room.topic, member.uid)), told
-            )
+            self.fan_out(Payload(topic_payload(room.name, room.topic, topic_by)), told)
+        self._save_room(room)
         self.room.rooms.listing_changed = True
         self.bus.roster_changed()
 
     def invite(self, member: Member, request: Invite) -> None:
         """``INVITE`` by a member: that user may enter (the room private)."""
-        _rooms_here(member, "INVITE")
         room = self._room_of(member, request.room, "INVITE")
+        if self.shared_rooms is not None:
+            self.shared_rooms.invite(member, request)
+            return
+        if request.uid not in room.invited and self.keeps_rooms:
+            store, uid = self.store, request.uid
+            assert store is not None
+            self._save(
+                ("invite", room.name, uid),
+                lambda: store.save_invite(room.name, uid),
+                f"the invitation of {uid!r} to the room {room.name!r}",
+            )
         room.invited.add(request.uid)
-        self.room.rooms.listing_changed = True
-        self.bus.roster_changed()
+        self.room_changed(room, None)
+
+    def _account_room(self, member: Member, room: ChatRoom, inside: bool) -> None:
+        """Keep that an account entered or left a room (``--auth``): its next
+        ``JOIN`` enters the rooms it is in. The default room is every
+        ``JOIN``'s, and not kept."""
+        if not self.keeps_accounts or room is self.room.rooms.default:
+            return
+        store, uid, name = self.store, member.uid, room.name
+        assert store is not None
+        names = self.account_rooms.setdefault(uid, [])
+        if inside:
+            names.append(name)
+        elif name in names:
+            names.remove(name)
+        since = self._now_ms()
+        self._save(
+            ("account", uid, name),
+            lambda: store.save_account_room(uid, name, inside, since),
+            f"that {uid!r} is {'in' if inside else 'out of'} the room {name!r}",
+        )
+
+    def _save_room(self, room: ChatRoom) -> None:
+        """Keep a room made, or its settings (as they are when written)."""
+        store = self.store
+        if store is not None and self.keeps_rooms:
+            self._save(
+                ("room", room.name),
+                lambda: store.save_room(room.stored()),
+                f"the room {room.name!r}",
+            )
+
+    def _save(
+        self, key: Hashable, work: Callable[[], Deferred[None]], what: str
+    ) -> None:
+        """A change of the rooms on its way to the store, after its answer.
+
+        The writes go one at a time, in the order of the changes (a pool of
+        database threads would reorder them); a change of what waits to be
+        written already replaces it in its place, so that what waits is at
+        most one write per room, invitation and account's room. A failure
+        is logged; the change holds while the server runs."""
+        self._saves[key] = (work, what)
+        if not self._saving:
+            self._next_save()
+
+    def _next_save(self, _: object = None) -> None:
+        if not self._saves:
+            self._saving = False
+            return
+        self._saving = True
+        key = next(iter(self._saves))
+        work, what = self._saves.pop(key)
+        work().addErrback(
+            lambda failure: log.error(
+                "muca: cannot keep {what}: {reason}",
+                what=what,
+                reason=failure.getErrorMessage(),
+            )
+        ).addBoth(self._next_save)
+
+    def _now_ms(self) -> int:
+        return int(self.clock.seconds() * 1000)
 
     def _room_of(self, member: Member, name: str, ref: str) -> ChatRoom:
         """The room of this name, which ``member`` must be in."""
@@ -693,18 +841,6 @@ class ChatFactory(ServerFactory):
     def flush_output(self) -> None:
         """Write all queued fan-out now."""
         self.outbox.flush()
-
-
-_NO_ROOMS_HERE = (
-    "this server is a node of a cluster, which has no rooms yet"
-    " (only the default room):"
-)
-
-
-def _rooms_here(member: Member, ref: str) -> None:
-    """Refuse a rooms command where rooms are not served (a cluster)."""
-    if not member.rooms:
-        raise ProtocolError(ROOMS_UNAVAILABLE, _NO_ROOMS_HERE + " not done", ref)
 
 
 def _no_such_room(name: str, ref: str) -> ProtocolError:

@@ -14,12 +14,13 @@ meanwhile is simply missing; none comes twice or out of order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from twisted.internet.defer import Deferred, succeed
 
 from muca.protocol.messages import ChatMessage
-from muca.store.base import MessageStore, Page
+from muca.store.base import DEFAULT_ROOMS, MessageStore, Page
 
 #: Messages read at once while planning.
 PLAN_PAGE = 50
@@ -42,7 +43,9 @@ class _Range:
 
 class HistoryPages:
     """The newest ``count`` messages ``reader`` may see with an id above
-    ``lower`` and below ``upper``, oldest first, a page at a time."""
+    ``lower`` and below ``upper``, oldest first, a page at a time: the
+    broadcasts of ``rooms`` (room keys, ``""`` the default room) and, when
+    ``private``, its own private and group messages."""
 
     def __init__(
         self,
@@ -52,8 +55,10 @@ class HistoryPages:
         lower: int,
         upper: int,
         count: int,
+        rooms: Sequence[str] = DEFAULT_ROOMS,
     ) -> None:
         self._store = store
+        self._rooms = tuple(rooms)
         self._reader = reader
         self._private = private
         self._lower = lower
@@ -71,7 +76,9 @@ class HistoryPages:
         self._kept = 0
 
     def _before(self, upper: int, limit: int) -> Deferred[Page]:
-        return self._store.before(self._reader, self._private, upper, limit)
+        return self._store.before(
+            self._reader, self._private, upper, limit, rooms=self._rooms
+        )
 
     def plan(self) -> Deferred[None]:
         """Find the pages; fires once :meth:`next` may be called."""

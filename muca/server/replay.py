@@ -1,5 +1,5 @@
-"""The history a client reads back: the replay at ``JOIN`` and ``HISTORY
-BEFORE``.
+"""The history a client reads back: the replay at ``JOIN``, a room's replay
+after ``ENTERED``, and ``HISTORY BEFORE``.
 
 How a newcomer gets its history: a client joining with the ``history``
 capability (``SINCE`` or not) has its replay read from the store once its
@@ -8,7 +8,10 @@ is out (:meth:`Replays.listed`). Live messages for it meanwhile are held
 behind the replay, then written once each, in id order, with it
 (:meth:`Replays.live`). A cluster's store can have a message before this
 node's bus delivers it: a member whose replay had it does not get it again
-live. ``HISTORY BEFORE`` is :meth:`Replays.scroll_back`.
+live. A room entered with the capability is replayed the same way once
+that room's ``LIST`` is out (:meth:`Replays.entered`); a member's replays
+are written in the order they were started. ``HISTORY BEFORE`` (with
+``ROOM``: one room's) is :meth:`Replays.scroll_back`.
 
 Both are written as the peer reads (``IChatClient.stream``, which every
 ``muca.server.connection.ChatConnection`` has from
@@ -24,7 +27,7 @@ known here only through the small :class:`ReplayNode` interface.
 from __future__ import annotations
 
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,16 +40,19 @@ from muca.protocol.messages import (
     BAD_COMMAND,
     HISTORY,
     MAX_SINCE,
+    NO_SUCH_ROOM,
+    NOT_IN_ROOM,
     STORE_UNAVAILABLE,
     ChatMessage,
     History,
     Join,
+    ProtocolError,
     error_payload,
     history_payload,
 )
 from muca.server.pages import HistoryPages
-from muca.server.room import Member, Room
-from muca.store.base import MessageStore
+from muca.server.room import ChatRoom, Member, Room
+from muca.store.base import DEFAULT_ROOM_KEY, MessageStore
 from muca.store.sql import NO_UPPER_BOUND
 
 # Messages replayed at a JOIN with the history capability.
@@ -76,16 +82,21 @@ Objects = tuple[list[dict[str, Any]], bool]
 
 @dataclass(eq=False)
 class Replay:
-    """A newcomer's history on its way: live messages for it wait in
-    ``held`` until its first ``LIST`` is out and all of ``pages`` is
-    written."""
+    """A replay on its way (a newcomer's history, or a room's after
+    ``ENTERED``): live messages for its member wait in ``held`` until the
+    ``LIST`` of the room ``after`` is out and all of ``pages`` is written.
+    ``room``: the room it is of (its end says so), None for a ``JOIN``'s."""
 
     member: Member
     pages: HistoryPages
+    after: str
+    room: str | None = None
     held: list[ChatMessage] = field(default_factory=list)
     planned: bool = False
     listed: bool = False
     failed: bool = False
+    #: Handed to the connection's stream (which writes it in turn).
+    streaming: bool = False
 
 
 def _failed(failure: Failure, replay: Replay) -> None:
@@ -104,7 +115,12 @@ def _held_size(message: ChatMessage) -> int:
 
 class Replays:
     """The node's replays on their way, and the members whose replay went
-    past the last message delivered here."""
+    past the last message delivered here.
+
+    A member may have several replays on their way (its ``JOIN``'s, then
+    those of rooms it entered): they are written in the order they were
+    started, and what is delivered to it meanwhile waits behind the last
+    of them."""
 
     def __init__(
         self, node: ReplayNode, history_replay: int = DEFAULT_HISTORY_REPLAY
@@ -113,11 +129,13 @@ class Replays:
         ``SINCE``."""
         self.node = node
         self.history_replay = history_replay
-        # Newcomers whose replay is on its way (see Replay).
-        self._replays: dict[Member, Replay] = {}
-        # Newcomers whose replay went past the last message delivered here:
-        # the newest id they have (see _not_replayed).
-        self._replayed: dict[Member, int] = {}
+        # Members whose replays are on their way, in the order started (see
+        # Replay).
+        self._replays: dict[Member, list[Replay]] = {}
+        # Members whose replay went past the last message delivered here:
+        # the ids they have that the bus has not delivered yet (see
+        # _not_replayed).
+        self._replayed: dict[Member, set[int]] = {}
 
     def start(self, member: Member, join: Join) -> None:
         """The ``ACK`` is out: start the replay a history client asked for.
@@ -129,28 +147,75 @@ class Replays:
         if store is None or HISTORY not in join.caps:
             return
         private = self.node.private_history
+        # Every room it is in (a client without rooms: the default room).
+        rooms = [self.room_key(room) for room in member.entered.values()]
         if join.since is not None:
             pages = HistoryPages(
-                store, member.uid, private, join.since, NO_UPPER_BOUND, MAX_SINCE
+                store,
+                member.uid,
+                private,
+                join.since,
+                NO_UPPER_BOUND,
+                MAX_SINCE,
+                rooms,
             )
         else:
             pages = HistoryPages(
-                store, member.uid, private, 0, NO_UPPER_BOUND, self.history_replay
+                store,
+                member.uid,
+                private,
+                0,
+                NO_UPPER_BOUND,
+                self.history_replay,
+                rooms,
             )
-        replay = Replay(member, pages)
-        self._replays[member] = replay
-        pages.plan().addCallbacks(
+        self._start(Replay(member, pages, self.node.room.default.name))
+
+    def entered(self, member: Member, room: ChatRoom) -> None:
+        """``ENTERED`` is out: with ``history``, that room's replay (its
+        newest broadcasts, then ``HISTORY`` with ``ROOM``) follows the room's
+        ``LIST``."""
+        store = self.node.store
+        if store is None or not member.history:
+            return
+        pages = HistoryPages(
+            store,
+            member.uid,
+            False,
+            0,
+            NO_UPPER_BOUND,
+            self.history_replay,
+            (self.room_key(room),),
+        )
+        self._start(Replay(member, pages, room.name, room.name))
+
+    def room_key(self, room: ChatRoom) -> str:
+        """The store's name of a room: ``""`` for the default room."""
+        return DEFAULT_ROOM_KEY if room is self.node.room.default else room.name
+
+    def _start(self, replay: Replay) -> None:
+        queue = self._replays.setdefault(replay.member, [])
+        queue.append(replay)
+        if len(queue) == 1:
+            self._plan(replay)
+
+    def _plan(self, replay: Replay) -> None:
+        """Read where the replay's pages are. One replay of a member at a
+        time: what the server holds for it is one replay's pages, however
+        many rooms it enters at once."""
+        replay.pages.plan().addCallbacks(
             self._replay_planned, self._replay_failed, (replay,), None, (replay,)
         )
 
-    def listed(self, members: Iterable[Member]) -> None:
-        """These members' first ``LIST`` is out: their replays may follow."""
+    def listed(self, members: Iterable[Member], room: str) -> None:
+        """These members' first ``LIST`` of ``room`` is out: their replays
+        waiting for it may follow."""
         if self._replays:
             for member in members:
-                replay = self._replays.get(member)
-                if replay is not None and not replay.listed:
-                    replay.listed = True
-                    self._finish_replay(replay)
+                for replay in self._replays.get(member, ()):
+                    if replay.after == room and not replay.listed:
+                        replay.listed = True
+                        self._finish_replay(replay)
 
     def left(self, member: Member) -> None:
         """``member``'s connection has gone: a replay on its way has nobody
@@ -168,16 +233,19 @@ class Replays:
         self._finish_replay(replay)
 
     def _finish_replay(self, replay: Replay) -> None:
-        """Listed and planned: write the replay as the member reads, then
-        what was held, once each, in id order (see :meth:`_replay_page`)."""
-        if not replay.listed or not replay.planned:
-            return
+        """Listed and planned, the first of the member's replays: write it as
+        the member reads, then what was held, once each, in id order (see
+        :meth:`_replay_page`)."""
         member = replay.member
-        if self._replays.get(member) is not replay:
-            return  # the member left meanwhile
+        queue = self._replays.get(member)
+        if not queue or queue[0] is not replay:
+            return  # the member left meanwhile, or an earlier one is first
         if self.node.room.member(member.uid) is not member:
             self._replays.pop(member, None)
             return
+        if replay.streaming or not replay.listed or not replay.planned:
+            return
+        replay.streaming = True
         member.connection.stream(_ReplaySource(self, replay))
 
     def _replay_page(
@@ -196,18 +264,17 @@ class Replays:
         # may not read back, e.g. a private one without --auth) goes in its
         # place, so that the member sees ids increasing; one the replay has
         # is not written twice.
+        member = replay.member
         early = [
-            (m.id, self._live_payload(replay.member, m))
+            (m.id, self._live_payload(member, m))
             for m in held[:passed]
             if m.id not in replayed
         ]
         if passed:
-            replay.member.connection.hold_bytes(
-                -sum(_held_size(m) for m in held[:passed])
-            )
+            member.connection.hold_bytes(-sum(_held_size(m) for m in held[:passed]))
             del held[:passed]
         merged = sorted(
-            [(m.id, m.history_payload()) for m in messages] + early,
+            [(m.id, self._history_payload(member, m)) for m in messages] + early,
             key=lambda pair: pair[0],
         )
         return [obj for _, obj in merged], False
@@ -215,23 +282,31 @@ class Replays:
     def _end_replay(self, replay: Replay) -> Objects:
         """The replay's last page: its end, then what was held."""
         member = replay.member
-        if self._replays.get(member) is replay:
-            del self._replays[member]
+        queue = self._replays.get(member)
+        if queue is not None and replay in queue:
+            queue.remove(replay)
+            if queue:
+                # The next one's turn (it is written behind this one).
+                self._plan(queue[0])
+            else:
+                del self._replays[member]
         if replay.failed:
+            ref = "JOIN" if replay.room is None else "ENTER"
             end = error_payload(
-                STORE_UNAVAILABLE, "the history cannot be read now", "JOIN"
+                STORE_UNAVAILABLE, "the history cannot be read now", ref
             )
         else:
-            end = history_payload(replay.pages.more)
+            end = history_payload(replay.pages.more, replay.room)
         held = replay.held
         member.connection.hold_bytes(-sum(_held_size(m) for m in held))
         objs = [end, *(self._live_payload(member, m) for m in held)]
         replay.held = []
-        last = replay.pages.top
-        if not replay.failed and last > self.node.last_delivered:
-            # Read back before the bus delivered it here (a cluster's store
-            # has a message before every node does): not again live.
-            self._replayed[member] = last
+        delivered = self.node.last_delivered
+        if not replay.failed and replay.pages.top > delivered:
+            # Read back before the bus delivered them here (a cluster's
+            # store has a message before every node does): not again live.
+            ahead = {ident for ident in replay.pages.ids if ident > delivered}
+            self._replayed.setdefault(member, set()).update(ahead)
         return objs, True
 
     def _replay_broke(self, failure: Failure, replay: Replay) -> Objects:
@@ -239,7 +314,12 @@ class Replays:
         return self._end_replay(replay)
 
     def scroll_back(self, member: Member, request: History) -> None:
-        """Answer ``HISTORY BEFORE``: older messages, then ``HISTORY MORE``."""
+        """Answer ``HISTORY BEFORE``: older messages, then ``HISTORY MORE``.
+
+        With ``ROOM``: that room's broadcasts (a private room's for its
+        members only). Without: the user's own private and group messages,
+        and the default room's broadcasts for a client without rooms.
+        Refusals are the member's ``ERROR``."""
         connection = member.connection
         store = self.node.store
         if store is None:
@@ -247,22 +327,56 @@ class Replays:
                 BAD_COMMAND, "this server keeps no history", "HISTORY"
             )
             return
+        private = self.node.private_history
+        if request.room is not None and member.rooms:
+            try:
+                room = self._readable_room(member, request.room)
+            except ProtocolError as error:
+                connection.send_error(error.code, error.reason, error.ref)
+                return
+            rooms: tuple[str, ...] = (self.room_key(room),)
+            private = False
+            label: str | None = room.name
+        elif member.rooms:
+            rooms, label = (), None
+        else:
+            rooms, label = (DEFAULT_ROOM_KEY,), None
         pages = HistoryPages(
-            store,
-            member.uid,
-            self.node.private_history,
-            0,
-            request.before,
-            request.limit,
+            store, member.uid, private, 0, request.before, request.limit, rooms
         )
-        connection.stream(_ScrollBack(pages))
+        connection.stream(
+            _ScrollBack(pages, lambda m: self._history_payload(member, m), label)
+        )
+
+    def _readable_room(self, member: Member, name: str) -> ChatRoom:
+        """The room whose history ``member`` asks for: a public one, or a
+        private one it is in."""
+        room = self.node.room.rooms.get(name)
+        if room is None:
+            raise ProtocolError(NO_SUCH_ROOM, f"there is no room {name!r}", "HISTORY")
+        if room.private and member.uid not in room:
+            raise ProtocolError(
+                NOT_IN_ROOM,
+                f"the room {name!r} is private: only its members read its history",
+                "HISTORY",
+            )
+        return room
 
     # Live messages
 
     def _live_payload(self, member: Member, message: ChatMessage) -> dict[str, Any]:
         """A held message as it would have gone out live: a room's
         broadcast with ``ROOM`` for a rooms client."""
-        obj = message.payload()
+        return self._tagged(member, message, message.payload())
+
+    def _history_payload(self, member: Member, message: ChatMessage) -> dict[str, Any]:
+        """A message read back (``HIST``), a room's broadcast with ``ROOM``
+        for a rooms client."""
+        return self._tagged(member, message, message.history_payload())
+
+    def _tagged(
+        self, member: Member, message: ChatMessage, obj: dict[str, Any]
+    ) -> dict[str, Any]:
         if member.rooms and message.kind == ALL:
             obj["ROOM"] = message.room or self.node.room.default.name
         return obj
@@ -275,13 +389,19 @@ class Replays:
             members = [m for m in members if not self._hold(m, message)]
         if self._replayed:
             members = self._not_replayed(members, message.id)
+            # Delivered in id order: no older one comes any more.
+            self.passed(message.id)
         return members
 
     def passed(self, upto: int) -> None:
         """Messages up to ``upto`` went by (some with no recipient here)."""
         replayed = self._replayed
-        if replayed and upto >= max(replayed.values()):
-            replayed.clear()
+        for member, ids in list(replayed.items()):
+            ahead = {ident for ident in ids if ident > upto}
+            if ahead:
+                replayed[member] = ahead
+            else:
+                del replayed[member]
 
     def _not_replayed(self, members: Iterable[Member], ident: int) -> list[Member]:
         """Leave out the members whose replay had this message already: a
@@ -289,20 +409,21 @@ class Replays:
         replayed = self._replayed
         kept = []
         for member in members:
-            upto = replayed.get(member)
-            if upto is None:
+            ids = replayed.get(member)
+            if ids is None or ident not in ids:
                 kept.append(member)
-            elif ident > upto:
+                continue
+            ids.discard(ident)
+            if not ids:
                 del replayed[member]
-                kept.append(member)
-        if ident >= max(replayed.values(), default=0):
-            replayed.clear()
         return kept
 
     def _hold(self, member: Member, message: ChatMessage) -> bool:
-        replay = self._replays.get(member)
-        if replay is None:
+        queue = self._replays.get(member)
+        if not queue:
             return False
+        # Behind the last of its replays: written after all of them.
+        replay = queue[-1]
         replay.held.append(message)
         # Counted against the member's limits: a member that does not read
         # its replay does not make the server hold the room's traffic.
@@ -311,14 +432,15 @@ class Replays:
 
 
 class _ReplaySource:
-    """A replay at ``JOIN`` as a stream's pages (see ``SlowReaderOutput.stream``)."""
-
-    #: One per connection: not charged to the rate limit.
-    charged = False
+    """A replay as a stream's pages (see ``SlowReaderOutput.stream``)."""
 
     def __init__(self, replays: Replays, replay: Replay) -> None:
         self._replays = replays
         self._replay = replay
+        #: A JOIN's is one per connection, not charged to the rate limit; a
+        #: room's is paid for by its size, as HISTORY is: a loop of ENTER
+        #: and EXIT is paced like frames as large as the replays.
+        self.charged = replay.room is not None
 
     def next_page(self) -> Deferred[Objects]:
         """The next page of the replay, its end last."""
@@ -342,8 +464,17 @@ class _ScrollBack:
     #: large as the answers.
     charged = True
 
-    def __init__(self, pages: HistoryPages) -> None:
+    def __init__(
+        self,
+        pages: HistoryPages,
+        payload: Callable[[ChatMessage], dict[str, Any]],
+        room: str | None = None,
+    ) -> None:
+        """``payload``: a message as this member gets it read back;
+        ``room``: the room asked for (its end says so)."""
         self._pages = pages
+        self._payload = payload
+        self._room = room
         self._planned = False
 
     def next_page(self) -> Deferred[Objects]:
@@ -357,8 +488,8 @@ class _ScrollBack:
 
     def _page(self, messages: list[ChatMessage] | None) -> Objects:
         if messages is None:
-            return [history_payload(self._pages.more)], True
-        return [m.history_payload() for m in messages], False
+            return [history_payload(self._pages.more, self._room)], True
+        return [self._payload(m) for m in messages], False
 
     def _failed(self, failure: Failure) -> Objects:
         log.error(

@@ -18,6 +18,7 @@ from typing import Any
 from muca.protocol.messages import in_room, list_payload, presence_payload
 from muca.protocol.wire import native_json
 from muca.server.directory import Member
+from muca.store.base import StoredRoom
 
 DEFAULT_ROOM = "general"
 
@@ -79,9 +80,11 @@ class ChatRoom:
     which lets it coalesce a burst of changes into one update.
     """
 
-    def __init__(self, name: str, owner: str | None = None) -> None:
+    def __init__(self, name: str, owner: str | None = None, created: int = 0) -> None:
         self.name = name
         self.owner = owner
+        #: When it was made (ms since the epoch; 0: not known).
+        self.created = created
         self.topic = ""
         self.private = False
         #: Slow mode: seconds between two messages of one member (0: off).
@@ -200,6 +203,13 @@ class ChatRoom:
         self._changed = False
         return update
 
+    def stored(self) -> StoredRoom:
+        """This room as the store keeps it (its settings; the invitations
+        are kept one by one)."""
+        return StoredRoom(
+            self.name, self.owner, self.topic, self.private, self.slow, self.created
+        )
+
     def entry(self, uid: str) -> dict[str, Any]:
         """This room as ``ROOMS`` shows it to this user."""
         return {
@@ -260,10 +270,11 @@ class Rooms:
         """Whether a user (a server admin or not) may create a room."""
         return self.policy.allows(admin)
 
-    def create(self, name: str, owner: str) -> ChatRoom:
-        """Make a public room with this owner (the name is free)."""
+    def create(self, name: str, owner: str, created: int = 0) -> ChatRoom:
+        """Make a public room with this owner (the name is free); ``created``:
+        when (ms since the epoch)."""
         assert name not in self._rooms, name
-        room = self._rooms[name] = ChatRoom(name, owner)
+        room = self._rooms[name] = ChatRoom(name, owner, created)
         self.listing_changed = True
         return room
 
@@ -304,6 +315,19 @@ class Rooms:
                 index = position[name]
                 parts[index] = ins[index]
             yield member, b"".join(parts)
+
+    def restore(self, kept: StoredRoom) -> ChatRoom | None:
+        """Make again a room the store kept, with its settings and
+        invitations; None for one of the default room's name (the default
+        room is the server's, whatever was kept under its name)."""
+        if kept.name in self._rooms:
+            return None
+        room = self._rooms[kept.name] = ChatRoom(kept.name, kept.owner, kept.created)
+        room.topic = kept.topic
+        room.private = kept.private
+        room.slow = kept.slow
+        room.invited.update(kept.invited)
+        return room
 
     def listing(self, uid: str) -> list[dict[str, Any]]:
         """``ROOMS``' entries for this user: every room it may see."""

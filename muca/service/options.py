@@ -439,6 +439,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         }
         self["listen"] = []
         self["web"] = []
+        self["irc"] = []
         self["web-origin"] = []
         self["web-host"] = []
         self["metrics-from"] = []
@@ -459,6 +460,14 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             description = as_description("web", description)
             check_listen("web", description)
         self["web"].append(description)
+
+    def opt_irc(self, description: str) -> None:
+        """Let IRC clients in on a port number or an endpoint description
+        (e.g. tcp:6667, ssl:6697:privateKey=key.pem:certKey=cert.pem): the
+        rooms are channels. Repeatable. Default: none."""
+        description = as_description("irc", description)
+        check_listen("irc", description)
+        self["irc"].append(description)
 
     def opt_web_host(self, name: str) -> None:
         """A name the web listener answers to (e.g. chat.example.org): pages
@@ -573,3 +582,4 @@ class Options(usage.Options, strcred.AuthOptionMixin):
                 raise usage.UsageError("--web none cannot go with other --web")
             web = []
         self["web"] = [with_backlog(d) for d in web]
+        self["irc"] = [with_backlog(d) for d in self["irc"]]

@@ -297,6 +297,11 @@ def makeService(options: Options) -> ChatService:
                 site,
                 _browser_client(chat, description, options["web-host"]),
             )
+    if options["irc"]:
+        from muca.irc.listener import IrcListener, announce
+
+        for description in options["irc"]:
+            chat.listen(description, IrcListener, announce)
     return chat
 
 

@@ -116,3 +116,42 @@ class ClientHistoryTests(ClientTestMixin, TestCase):
             texts(seen.of("message")[3:]),
             [("while away 1", True), ("while away 2", True), ("back", False)],
         )
+
+    async def test_older_messages_are_asked_for_per_room(self) -> None:
+        mary, _ = await self.client(MARY)
+        _, henry_heard = await self.client(HENRY)
+        await mary.enter("dev")
+        for n in range(1, 6):
+            mary.send([], f"dev {n}", room="dev")
+        mary.send([], "general 1")
+        await henry_heard.next_of("message", 1)  # in general: stored after dev's
+
+        tony, seen = await self.client(TONY, observer=HistoryObserver())
+        await seen.next_of("history end")
+        self.assertEqual(texts(seen.of("message")), [("general 1", True)])
+        # Nothing older in the default room: not even asked.
+        self.assertFalse(tony.load_older())
+        await tony.enter("dev")
+        await seen.next_of("history end", 2)
+        replayed = seen.of("message")[1:]
+        self.assertEqual(
+            [(m.text, m.room, m.history) for m in replayed],
+            [("dev 3", "dev", True), ("dev 4", "dev", True), ("dev 5", "dev", True)],
+        )
+        self.assertEqual(seen.of("history end"), [False, True])
+        self.assertEqual((tony.has_older(), tony.has_older(room="dev")), (False, True))
+        self.assertTrue(tony.load_older(limit=10, room="#Dev"))
+        await seen.next_of("history end", 3)
+        self.assertEqual(
+            [(m.text, m.room) for m in seen.of("message")[4:]],
+            [("dev 1", "dev"), ("dev 2", "dev")],
+        )
+        self.assertEqual(seen.of("history end"), [False, True, False])
+        self.assertFalse(tony.load_older(room="dev"))
+        self.assertEqual(
+            (tony.has_older(), tony.has_older(room="dev"), tony.has_older(own=True)),
+            (False, False, False),
+        )
+        # Our own private messages: none on a server without --auth, so the
+        # JOIN's replay said nothing older exists.
+        self.assertFalse(tony.load_older(own=True))

@@ -1,7 +1,8 @@
 """Rooms with ChatClient on a real loopback server: the rooms listed,
 entering, leaving, a room's roster, topic and broadcasts reaching only its
-members, refusals as readable lines; and a server without rooms (an
-original one, a cluster node) where the client is what it was before."""
+members, refusals as readable lines; rooms across two cluster nodes; and a
+server without rooms (an original one) where the client is what it was
+before."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from twisted.trial.unittest import TestCase
 
 from muca.client.client import ChatClient
 from muca.client.errors import NotConnected, RoomRefused, RoomsUnavailable
-from muca.client.observer import ReceivedMessage
 from muca.client.rooms import RoomInfo
 from muca.protocol.messages import ALL, PRIVATE, Peer
 from tests.cluster.support import start_node
@@ -240,24 +240,40 @@ class WithoutRoomsTests(RoomsClientMixin, TestCase):
         refusal = await observer.next_of("room_refused")
         self.assertEqual(refusal.code, "ROOMS_UNAVAILABLE")
 
-    async def test_a_cluster_node_without_rooms_is_one_room(self) -> None:
+
+class ClusterRoomsTests(RoomsClientMixin, TestCase):
+    async def test_rooms_across_two_cluster_nodes(self) -> None:
         redis = start_redis(self)
-        node = await start_node(self, redis)
-        self.port = node.port
-        tony, tony_seen = await self.rooms_client(TONY)
-        mary, mary_seen = await self.rooms_client(MARY)
-        reason = await tony_seen.next_of("rooms_unavailable")
-        self.assertIn("cluster", reason)
-        await tony_seen.next_of("peers", 2)
-        self.assertEqual(tony.peers, (Peer(*TONY), Peer(*MARY)))
-        self.assertFalse(tony.rooms_available)
-        with self.assertRaises(RoomsUnavailable):
-            tony.enter("dev")
-        tony.send([], "hello")
-        message = await mary_seen.next_of("message", 1)
-        self.assertEqual(
-            (message.kind, message.room, message.text), (ALL, None, "hello")
+        one = await start_node(self, redis)
+        two = await start_node(self, redis)
+        # A loaded machine may hold a node back: the replies get 10 s.
+        tony_seen, mary_seen = RoomsObserver(), RoomsObserver()
+        tony, _ = await self.client(TONY, 10.0, observer=tony_seen, port=one.port)
+        mary, _ = await self.client(MARY, 10.0, observer=mary_seen, port=two.port)
+        await wait_until(lambda: len(tony.peers) == 2, what="both", timeout=30)
+        self.assertTrue(tony.rooms_available)
+        self.assertEqual(await tony.enter("#dev"), "")
+        self.assertEqual(await mary.enter("dev"), "")
+        await wait_until(
+            lambda: tony.room_peers("dev") == (Peer(*TONY), Peer(*MARY)),
+            what="dev's roster",
+            timeout=30,
         )
-        self.assertIsInstance(message, ReceivedMessage)
-        # No ERROR line for either of them: the node's one room is all.
+        tony.set_room("dev", topic="the build")
+        self.assertEqual(
+            await mary_seen.next_of("topic"), ("dev", "the build", TONY[1])
+        )
+        tony.send([], "build is red", room="dev")
+        message = await mary_seen.next_of("message")
+        self.assertEqual(
+            (message.kind, message.room, message.text), (ALL, "dev", "build is red")
+        )
+        mary.exit("dev")
+        await wait_until(
+            lambda: tony.room_peers("dev") == (Peer(*TONY),), what="left", timeout=30
+        )
+        # Neither heard that rooms are unavailable, nor had an error.
+        self.assertEqual(
+            tony_seen.of("rooms_unavailable") + mary_seen.of("rooms_unavailable"), []
+        )
         self.assertEqual(tony_seen.of("error") + mary_seen.of("error"), [])

@@ -94,7 +94,7 @@ class ScriptEntriesTests(TestCase):
         await self.join(*TONY)
         await self.appended()
         # SYNC: Tony is no longer this node's, Mary is.
-        await self.script(scripts.SYNC, NODE, MARY[1], MARY[0], "mary")
+        await self.script(scripts.SYNC, NODE, "[]", MARY[1], MARY[0], "mary", '[""]')
         [(_, joined), (_, left)] = await self.appended()
         assert isinstance(joined, Joined), joined
         self.assertEqual((joined.nickname, joined.uid, joined.node), (*MARY, NODE))

@@ -1,6 +1,7 @@
 """Rooms on a server with a history (SQLite): the broadcasts of rooms other
-than the default one are delivered in id order with the rest, and not kept
-(the store has no rooms yet), so no replay shows them."""
+than the default one are delivered in id order with the rest, and kept with
+their room, so that a client without rooms (in the default room alone) is
+never replayed another room's."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ async def messages(peer: MemoryPeer, count: int) -> list[dict[str, Any]]:
 
 
 class RoomsWithAStoreTests(TestCase):
-    async def test_room_broadcasts_are_delivered_in_order_and_not_replayed(
+    async def test_room_broadcasts_are_delivered_in_order_and_kept_per_room(
         self,
     ) -> None:
         store = SQLiteStore(os.path.join(fresh_directory(self), "h.db"))
@@ -58,11 +59,17 @@ class RoomsWithAStoreTests(TestCase):
         )
         self.assertEqual(sorted(o["ID"] for o in got), [o["ID"] for o in got])
         self.assertEqual([o["MSG"] for o in await messages(henry, 1)], ["in general"])
-        # A newcomer's replay: the default room's only.
+        # A newcomer without rooms: the default room's replay only.
         peter = server.connect()
         peter.send_json(join("Peter", "peter@hku.hk", CAPS=["history"]))
         replay = await messages(peter, 3)
         self.assertEqual(
             [(o["CMD"], o.get("MSG"), o.get("HIST")) for o in replay],
             [("ACK", None, None), ("MSG", "in general", True), ("HISTORY", None, None)],
+        )
+        # The store has the room's broadcasts, with their room.
+        page = await store.latest(None, False, 50, rooms=["dev"])
+        self.assertEqual(
+            [(m.room, m.text) for m in page.messages],
+            [("dev", "in dev"), ("dev", "in dev again")],
         )

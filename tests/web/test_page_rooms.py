@@ -1,8 +1,8 @@
 """Rooms in the browser client: the room list from ROOMS, a room made from
 the "new room" entry, a message in it reaching only its members, entering
 by a click, the topic and roster of the room shown, a refusal as a readable
-line; and on a cluster node (no rooms yet) the page as before. Real
-Chromium, a real loopback server or node on redis-server, a ChatClient bot."""
+line; and on a cluster, the rooms of every node. Real Chromium, a real
+loopback server or nodes on redis-server, a ChatClient bot."""
 
 from __future__ import annotations
 
@@ -195,17 +195,21 @@ class RoomsPageTests(TestCase):
         )
 
 
-class WithoutRoomsPageTests(TestCase):
-    async def test_on_a_cluster_node_the_page_is_one_room_as_before(self) -> None:
+class ClusterRoomsPageTests(TestCase):
+    async def test_on_a_cluster_the_page_has_the_rooms_of_every_node(self) -> None:
         redis = start_redis(self)
+        one = await start_node(self, redis)
         web = free_port()
-        node = await start_node(self, redis, "--web", f"tcp:{web}:interface=127.0.0.1")
+        await start_node(self, redis, "--web", f"tcp:{web}:interface=127.0.0.1")
         url = f"http://127.0.0.1:{web}/"
         observer = RecordingObserver()
-        henry = ChatClient(reactor, *HENRY, observer)
+        henry = ChatClient(reactor, *HENRY, observer, timeout=10.0)
         self.addCleanup(henry.leave)
-        await henry.connect_tcp("127.0.0.1", node.port)
+        await henry.connect_tcp("127.0.0.1", one.port)
         await henry.join()
+        # Made on node one, with its topic; the page is on node two.
+        await henry.enter("ops")
+        henry.set_room("ops", topic="deploys on Friday")
         tabs: dict[str, Tab] = {}
 
         def close_tabs() -> None:
@@ -214,24 +218,40 @@ class WithoutRoomsPageTests(TestCase):
 
         self.addCleanup(lambda: BROWSER.deferred(close_tabs))
 
-        def join_and_write() -> tuple[bool, bool, list[str]]:
+        def join_and_enter() -> tuple[list[dict[str, Any]], list[str], str]:
             tabs["mary"] = BROWSER.open_tab(url, LAPTOP)
             join_in(tabs["mary"], MARY, 1)
             page = tabs["mary"].page
-            page.fill("#text", "hello node")
+            page.wait_for_selector("#rooms li[data-room='ops'] .room-topic-line")
+            page.click("#rooms li[data-room='ops'] button")
+            page.wait_for_function(
+                "() => document.querySelector('#room-title').textContent === '#ops'"
+            )
+            page.wait_for_function(
+                "() => document.querySelectorAll('#peers li').length === 2"
+            )
+            people = page.eval_on_selector_all(
+                "#peers .peer-name", "(n) => n.map((x) => x.textContent)"
+            )
+            page.fill("#text", "on my way")
             page.press("#text", "Enter")
-            wait_message(tabs["mary"], "all", "hello node")
+            wait_message(tabs["mary"], "all", "on my way")
             lines = page.eval_on_selector_all(
                 "#console li.error .text", "(l) => l.map((x) => x.textContent)"
             )
-            return (
-                page.is_visible("#rooms-panel"),
-                page.is_visible("#room-head"),
-                lines,
-            )
+            return rooms_shown(tabs["mary"]), people, " ".join(lines)
 
-        rooms_panel, room_head, errors = await BROWSER.deferred(join_and_write)
-        self.assertEqual((rooms_panel, room_head, errors), (False, False, []))
+        rooms, people, errors = await BROWSER.deferred(join_and_enter)
+        self.assertEqual(
+            rooms,
+            [
+                {"name": "#general", "topic": "", "count": "2", "in": True,
+                 "current": False},
+                {"name": "#ops", "topic": "deploys on Friday", "count": "2",
+                 "in": True, "current": True},
+            ],
+        )  # fmt: skip
+        self.assertEqual((people, errors), (["Henry", "Mary"], ""))
         message = await observer.next_of("message")
-        self.assertEqual((message.text, message.room), ("hello node", None))
-        self.assertFalse(henry.rooms_available)
+        self.assertEqual((message.text, message.room), ("on my way", "ops"))
+        self.assertTrue(henry.rooms_available)

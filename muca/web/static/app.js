@@ -40,7 +40,7 @@ function refreshControls() {
   const joined = state === 'joined';
   view.text.disabled = !joined;
   view.sendBtn.disabled = !joined || view.text.value.trim() === '';
-  view.showLoadOlder(joined && session.more, session.historyPending);
+  view.showLoadOlder(joined && session.olderShown(), session.historyPending);
 }
 
 function refreshRecipients() {
@@ -94,6 +94,7 @@ session.addEventListener('room', () => {
   view.showView(room);
   refreshRooms();
   refreshRecipients();
+  refreshControls();
 });
 
 session.addEventListener('roomrefused', (e) => view.showRoomError(e.detail.text));

@@ -74,6 +74,12 @@ export class Session extends EventTarget {
     this.maxFrame = DEFAULT_MAX_FRAME;
     this.more = false;           // the server has older messages for us
     this.historyPending = false; // a HISTORY answer is still coming
+    // With rooms, history is per view (a room, or DIRECT: our own private
+    // and group messages): the lowest id seen there, and whether older
+    // ones exist (its last HISTORY end; until then the JOIN replay's).
+    this.minIn = new Map();
+    this.moreIn = new Map();
+    this.ownAsked = 0;           // HISTORY requests for DIRECT not answered yet
     this.wasJoined = false;      // this session got ACK OKAY at least once
     this.attempt = 0;            // reconnect attempts since the last success
     this.retryTimer = null;
@@ -123,6 +129,8 @@ export class Session extends EventTarget {
       this.maxId = 0;
       this.minId = 0;
       this.more = false;
+      this.minIn.clear();
+      this.moreIn.clear();
       this.away = [];
       this.authenticating = false;
       this.emit('reset');
@@ -151,6 +159,7 @@ export class Session extends EventTarget {
     this.emit('room', { room: null });
     this.emit('peers', { peers: this.peers });
     this.historyPending = false;
+    this.ownAsked = 0;
     this.setState('idle');
   }
 
@@ -442,22 +451,47 @@ export class Session extends EventTarget {
       un: obj.HIST === true && typeof obj.UN === 'string' && obj.UN ? obj.UN : null,
       room: typeof obj.ROOM === 'string' ? obj.ROOM : null,
     };
+    const where = this.viewOf(msg);
+    if (id !== null && where !== null) {
+      const lowest = this.minIn.get(where);
+      if (lowest === undefined || id < lowest) this.minIn.set(where, id);
+    }
     // Our own messages read back from history (authenticated servers).
     if (this.me && msg.from === this.me.uid) msg.own = true;
     this.emit('message', { msg });
   }
 
   onHistoryEnd(obj) {
-    this.more = obj.MORE === true;
+    const more = obj.MORE === true;
+    if (typeof obj.ROOM === 'string') {
+      // A room's replay (after ENTERED) or its scroll-back.
+      this.moreIn.set(obj.ROOM, more);
+    } else if (this.ownAsked > 0) {
+      this.ownAsked -= 1;
+      this.moreIn.set(DIRECT, more);
+    } else {
+      // The JOIN's replay or catch-up: of every room we are in and our own.
+      this.more = more;
+      this.moreIn.clear();
+    }
     this.historyPending = false;
-    this.emit('history', { more: this.more });
+    this.emit('history', { more: this.olderShown() });
+  }
+
+  /** Whether older messages exist for the view shown (Load older). */
+  olderShown() {
+    if (!this.roomsAvailable) return this.more;
+    if (this.current === null) return false;
+    const more = this.moreIn.get(this.current);
+    return more === undefined ? this.more : more;
   }
 
   onError(obj) {
     const code = obj.CODE || 'ERROR';
     const reason = obj.REASON || '';
     if (code === 'ROOMS_UNAVAILABLE' && obj.REF === 'JOIN') {
-      // A cluster node: its one room, as before rooms existed.
+      // A server without rooms (an older cluster node): its one room, as
+      // before rooms existed.
       this.roomsAvailable = false;
       return;
     }
@@ -488,6 +522,7 @@ export class Session extends EventTarget {
     this.socket = null;
     if (this.sentMessages) this.sentMessages.clear();
     this.historyPending = false;
+    this.ownAsked = 0;
     if (!this.wasJoined) {
       // Never got in: nothing to resume, the user tries again by hand.
       if (this.state !== 'idle') {
@@ -547,12 +582,24 @@ export class Session extends EventTarget {
     return { ok: true, msg };
   }
 
-  /** Ask for up to OLDER_PAGE messages older than the oldest shown. */
+  /**
+   * Ask for up to OLDER_PAGE messages older than the oldest shown: with
+   * rooms, in the view shown (HISTORY with ROOM for a room; without it, our
+   * own private and group messages for DIRECT).
+   */
   loadOlder() {
-    if (this.state !== 'joined' || !this.more || this.historyPending || this.minId === 0) {
+    if (this.state !== 'joined' || !this.olderShown() || this.historyPending || this.minId === 0) {
       return false;
     }
+    const cmd = { CMD: 'HISTORY', BEFORE: this.minId, LIMIT: OLDER_PAGE };
+    if (this.roomsAvailable) {
+      // A view none of whose messages came yet: older than all that did.
+      cmd.BEFORE = this.minIn.get(this.current) || this.minId;
+      if (this.current === DIRECT) this.ownAsked += 1;
+      else cmd.ROOM = this.current;
+    }
+    if (!this.write(cmd)) return false;
     this.historyPending = true;
-    return this.write({ CMD: 'HISTORY', BEFORE: this.minId, LIMIT: OLDER_PAGE });
+    return true;
   }
 }
