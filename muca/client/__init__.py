@@ -13,6 +13,7 @@ paths work as well.
 
 from muca.client.client import ChatClient
 from muca.client.errors import (
+    AccountRefused,
     CertificateRefused,
     ClientError,
     ConnectFailed,
@@ -28,6 +29,7 @@ from muca.client.sending import Refusal, SentMessage
 from muca.protocol.messages import JoinRefused, Peer
 
 __all__ = [
+    "AccountRefused",
     "CertificateRefused",
     "ChatClient",
     "ChatObserver",

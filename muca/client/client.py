@@ -24,6 +24,11 @@ room's. Against a server without rooms (an original server, or a server
 that says ``ROOMS_UNAVAILABLE``, as older cluster nodes did) everything is as
 before rooms, and the
 rooms commands raise :class:`RoomsUnavailable`.
+
+Accounts (a server with ``--auth db``): :meth:`ChatClient.register` makes an
+account for the client's user id on a connection that has not joined, and
+:meth:`~ChatClient.change_password` changes a joined user's password; both
+fail with :class:`AccountRefused` carrying the server's code and reason.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from twisted.python.failure import Failure
 
 from muca.client.endpoint import DEFAULT_TIMEOUT, client_endpoint
 from muca.client.errors import (
+    AccountRefused,
     ClientError,
     ConnectFailed,
     ConnectionClosed,
@@ -81,6 +87,13 @@ RECEIVE_FACTOR = 4
 ROOM_EVENTS = frozenset({"ROOMS", "ENTERED", "TOPIC"})
 #: The refusals of rooms commands, by their ``REF``.
 ROOM_REFS = frozenset({"ENTER", "EXIT", "ROOMSET", "INVITE"})
+#: The answers to ``REGISTER`` and ``PASSWORD``, and their refusals' ``REF``s.
+ACCOUNT_ANSWERS = frozenset({"REGISTERED", "PASSWORD"})
+ACCOUNT_REFS = frozenset({"REGISTER", "PASSWORD"})
+#: The longest wait, in seconds, for the answer to ``REGISTER`` or
+#: ``PASSWORD`` (never shorter than the client's timeout): a server answers
+#: a wrong invitation or old password later and later, up to 16 s by default.
+ACCOUNT_WAIT = 20.0
 
 
 class ChatClientProtocol(Protocol):
@@ -123,6 +136,8 @@ class ChatClientProtocol(Protocol):
                 self.client._known(parse_known(frame))
             elif frame.get("CMD") in ROOM_EVENTS:
                 self.client._room_event(frame)
+            elif frame.get("CMD") in ACCOUNT_ANSWERS:
+                self.client._account_answer(frame)
 
     def connectionLost(self, reason: Failure = None) -> None:
         self.client._connection_lost(self, reason)
@@ -212,6 +227,9 @@ class ChatClient:
         self._first_list = True
         #: The messages sent that the server may still refuse.
         self.sent = SentMessages((uid, nickname))
+        # REGISTER and PASSWORD sent and not answered yet, by their REF, in
+        # the order sent (the server answers them in that order).
+        self._account_waiters: list[tuple[str, defer.Deferred[None]]] = []
         self._reset_rooms()
 
     def _reset_rooms(self) -> None:
@@ -350,6 +368,80 @@ class ChatClient:
             )
         )
         return waiter
+
+    # Accounts
+
+    def register(
+        self, password: str, invitation: str | None = None
+    ) -> defer.Deferred[None]:
+        """Make an account for our user id with ``password`` (``REGISTER``,
+        with the ``invitation`` code a server that registers by invitation
+        wants), on a connection that has not joined; fires on
+        ``REGISTERED``, after which :meth:`join` with that password logs in.
+        Fails with :class:`AccountRefused` (``UID_TAKEN``, ``BAD_INVITE``,
+        ``WEAK_PASSWORD`` with what is needed, ``REGISTRATION_CLOSED``),
+        :class:`NotConnected` when not connected, :class:`ClientError` when
+        joined."""
+        if self._protocol is None:
+            return defer.fail(NotConnected("not connected"))
+        if self.joined or self._join_waiter is not None:
+            return defer.fail(
+                ClientError("already joined: an account is made before joining")
+            )
+        payload: dict[str, Any] = {"CMD": "REGISTER", "UID": self.uid, "PASS": password}
+        if invitation is not None:
+            payload["INVITE"] = invitation
+        return self._account_request(payload)
+
+    def change_password(self, old: str, new: str) -> defer.Deferred[None]:
+        """Change our password from ``old`` to ``new`` (``PASSWORD``, joined);
+        fires when the server says it changed. Fails with
+        :class:`AccountRefused` (``AUTH_FAILED``: ``old`` is wrong;
+        ``WEAK_PASSWORD``; ``BAD_COMMAND`` on a server without accounts),
+        :class:`NotConnected` before joining."""
+        if self._protocol is None or not self.joined:
+            return defer.fail(
+                NotConnected("join the chat room before changing the password")
+            )
+        return self._account_request({"CMD": "PASSWORD", "OLD": old, "NEW": new})
+
+    def _account_request(self, payload: dict[str, Any]) -> defer.Deferred[None]:
+        proto = self._protocol
+        assert proto is not None
+        ref = payload["CMD"]
+        waiter: defer.Deferred[None] = defer.Deferred()
+        entry = (ref, waiter)
+        self._account_waiters.append(entry)
+        wait = max(self.timeout, ACCOUNT_WAIT)
+
+        def timed_out(failure: Failure) -> Failure:
+            if failure.check(defer.TimeoutError):
+                if entry in self._account_waiters:
+                    self._account_waiters.remove(entry)
+                raise ConnectFailed(
+                    f"{self._where} did not answer {ref} within {wait:g} s"
+                )
+            return failure
+
+        waiter.addTimeout(wait, self.reactor)
+        waiter.addErrback(timed_out)
+        proto.send_object(payload)
+        return waiter
+
+    def _account_waiter(self, ref: str) -> defer.Deferred[None] | None:
+        for index, (waiting, waiter) in enumerate(self._account_waiters):
+            if waiting == ref:
+                del self._account_waiters[index]
+                return waiter
+        return None
+
+    def _account_answer(self, frame: dict[str, Any]) -> None:
+        ref = "REGISTER" if frame["CMD"] == "REGISTERED" else "PASSWORD"
+        if ref == "PASSWORD" and frame.get("CHANGED") is not True:
+            return
+        waiter = self._account_waiter(ref)
+        if waiter is not None:
+            waiter.callback(None)
 
     def load_older(
         self,
@@ -610,6 +702,11 @@ class ChatClient:
         return self.nickname_of(message.sender)
 
     def _server_error(self, error: ServerError) -> None:
+        if error.ref in ACCOUNT_REFS:
+            waiter = self._account_waiter(error.ref)
+            if waiter is not None:
+                waiter.errback(AccountRefused(error.code, error.reason, error.ref))
+                return
         if error.code == messages.ROOMS_UNAVAILABLE and error.ref == "JOIN":
             self._no_rooms()
             self.observer.rooms_unavailable(error.reason)
@@ -774,6 +871,7 @@ class ChatClient:
         waiter, self._join_waiter = self._join_waiter, None
         had_rooms = bool(self.rooms)
         enter_waiters = self._enter_waiters
+        account_waiters, self._account_waiters = self._account_waiters, []
         self._reset_rooms()
         if had_peers:
             self.observer.peers_changed(())
@@ -788,6 +886,10 @@ class ChatClient:
             )
         for _, entering in enter_waiters:
             entering.errback(ConnectionClosed(f"connection closed: {text}"))
+        for ref, asking in account_waiters:
+            asking.errback(
+                ConnectionClosed(f"connection closed before {ref} was answered: {text}")
+            )
         waiters, self._leave_waiters = self._leave_waiters, []
         for done in waiters:
             done.callback(None)

@@ -80,3 +80,21 @@ def refused_text(ref: str, room: str | None, reason: str, code: str) -> str:
     where = f" #{room}" if room else (" the room" if ref in _REFUSED else "")
     because = reason or "the server refused it"
     return f"{action}{where}: {because} ({code})"
+
+
+class AccountRefused(ClientError):
+    """The server refused a ``REGISTER`` or a ``PASSWORD`` (``ref``): its
+    code (``UID_TAKEN``, ``BAD_INVITE``, ``WEAK_PASSWORD``,
+    ``REGISTRATION_CLOSED``, ``AUTH_FAILED``, ...) and reason; ``str()`` is
+    one line: ``cannot create the account: <the server's reason> (CODE)``."""
+
+    def __init__(self, code: str, reason: str, ref: str) -> None:
+        action = (
+            "cannot create the account"
+            if ref == "REGISTER"
+            else "cannot change the password"
+        )
+        super().__init__(f"{action}: {reason or 'the server refused it'} ({code})")
+        self.code = code
+        self.reason = reason
+        self.ref = ref

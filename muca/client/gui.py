@@ -4,7 +4,14 @@
 window for the user of a config file. Tk runs inside Twisted's reactor through
 ``twisted.internet.tksupport``; nothing here blocks and there is no modal
 dialog (either would stop all networking while open): questions, such as a
-password, are asked inside the window.
+password, are asked inside the window, or in a dialog that is not modal
+(``/password``, :mod:`muca.client.dialogs`).
+
+Accounts (a server with ``--auth db``): ``/register CODE`` in the message
+box, before joining, makes an account for the window's user id with the
+password of the PASSWORD field (or the config's) and that invitation code
+(``/register`` alone on an open server); ``/password`` (or ``/password OLD
+NEW``), joined, changes it. Each answer is one console line.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from twisted.python.failure import Failure
 from muca.client.addressing import AddressError, address
 from muca.client.client import ChatClient
 from muca.client.config import ClientConfig
+from muca.client.dialogs import PasswordDialog
 from muca.client.errors import ClientError, MessageTooLong, RoomRefused, refused_text
 from muca.client.observer import ChatObserver, ReceivedMessage
 from muca.client.panes import (
@@ -77,6 +85,8 @@ class ChatWindow(ChatObserver):
         self._leave_pressed = False
         self._asking_password = False
         self._password = config.password
+        #: The ``/password`` dialog while it is open.
+        self.password_dialog: PasswordDialog | None = None
         # The peer list's entries: the users in the room, then those away.
         self._shown_peers: tuple[Peer, ...] = ()
         #: Lines written to the console so far.
@@ -315,15 +325,18 @@ class ChatWindow(ChatObserver):
             self.log_error(f"cannot join: {failure.getErrorMessage()}")
 
     def _ask_password(self) -> None:
-        self._asking_password = True
-        self.password_label.grid(row=4, column=0, pady=2)
-        self.password_entry.grid(row=4, column=1, sticky="ew", pady=2)
+        self._show_password()
         self.password_entry.delete(0, "end")
-        self.password_entry.focus_set()
         self.log(
             "the server wants a password: type it in the PASSWORD field"
             " above and press Enter"
         )
+
+    def _show_password(self) -> None:
+        self._asking_password = True
+        self.password_label.grid(row=4, column=0, pady=2)
+        self.password_entry.grid(row=4, column=1, sticky="ew", pady=2)
+        self.password_entry.focus_set()
 
     def _hide_password(self) -> None:
         self._asking_password = False
@@ -343,6 +356,12 @@ class ChatWindow(ChatObserver):
         """SEND: check TO and the message, then send; True when something was sent."""
         text = self.message_entry.get("1.0", "end-1c")
         to_text = self.to_entry.get().strip()
+        command = text.split()
+        if command[:1] in (["/register"], ["/password"]):
+            done = self._account_command(command[0], command[1:])
+            if done:
+                self.message_entry.delete("1.0", "end")
+            return done
         if not self.client.joined:
             self.log_error("not connected: JOIN the chat room before sending")
             return False
@@ -384,6 +403,117 @@ class ChatWindow(ChatObserver):
         if addressed.note:
             self.log_note(addressed.note)
         return True
+
+    # Accounts
+
+    def _account_command(self, command: str, words: list[str]) -> bool:
+        """``/register [CODE]`` or ``/password [OLD NEW]``; True when asked of
+        the server (or the dialog opened), False after an error line."""
+        if command == "/register":
+            if len(words) > 1:
+                self.log_error("/register takes one invitation code: /register CODE")
+                return False
+            return self.do_register(words[0] if words else None)
+        if len(words) not in (0, 2):
+            self.log_error(
+                "/password takes your old password and the new one:"
+                " /password OLD NEW, or /password alone to type them masked"
+            )
+            return False
+        if not self.client.joined:
+            self.log_error("not connected: JOIN with your password before changing it")
+            return False
+        if words:
+            self.change_password(words[0], words[1])
+        else:
+            self.ask_new_password()
+        return True
+
+    def do_register(self, invitation: str | None) -> bool:
+        """Make an account for this window's user id with the PASSWORD
+        field's password (else the config's) and ``invitation``; the answer
+        is one console line. False when nothing could be asked."""
+        if self.client.joined:
+            self.log_error(
+                "already joined: an account is made before joining; LEAVE first"
+            )
+            return False
+        if self._busy:
+            self.log_error("already connecting: wait for the answer")
+            return False
+        typed = self.password_entry.get() if self._asking_password else ""
+        password = typed or self._password
+        if not password:
+            self._show_password()
+            self.log(
+                "type the password for your new account in the PASSWORD field"
+                " above, then /register"
+                + (f" {invitation}" if invitation else " CODE")
+                + " again"
+            )
+            return False
+        self._busy = True
+        self._update_buttons()
+        config = self.config
+        if self.client.connected:
+            attempt = self.client.leave()
+        else:
+            attempt = defer.succeed(None)
+        attempt.addCallback(
+            lambda _: self.client.connect_tcp(
+                config.server, config.port, config.tls, config.ca_file
+            )
+        )
+        attempt.addCallback(lambda _: self.client.register(password, invitation))
+
+        def registered(_: None) -> None:
+            self._password = password
+            self.log(
+                f"account created: you can join with it ({config.uid}); press JOIN"
+            )
+
+        def refused(failure: Failure) -> None:
+            if failure.check(ClientError):
+                self.log_error(str(failure.value))
+            else:
+                self.log_error(
+                    f"cannot create the account: {failure.getErrorMessage()}"
+                )
+
+        attempt.addCallbacks(registered, refused)
+        attempt.addBoth(self._not_busy)
+        # The connection was for REGISTER only: JOIN makes its own.
+        attempt.addBoth(lambda _: self.client.leave())
+        return True
+
+    def ask_new_password(self) -> PasswordDialog:
+        """``/password`` alone: the dialog asking the old and the new one."""
+        dialog = self.password_dialog
+        if dialog is not None and dialog.open:
+            dialog.top.lift()
+            return dialog
+        self.password_dialog = PasswordDialog(
+            self.master, f"Change password - {self.config.uid}", self.change_password
+        )
+        return self.password_dialog
+
+    def change_password(self, old: str, new: str) -> defer.Deferred[None]:
+        """``PASSWORD``: one console line, ``password changed`` or why not."""
+        attempt = self.client.change_password(old, new)
+
+        def changed(_: None) -> None:
+            self._password = new
+            self.log("password changed: join with the new one from now on")
+
+        def refused(failure: Failure) -> None:
+            if failure.check(ClientError):
+                self.log_error(str(failure.value))
+            else:
+                self.log_error(
+                    f"cannot change the password: {failure.getErrorMessage()}"
+                )
+
+        return attempt.addCallbacks(changed, refused)
 
     def _room_command(self, command: str, written: str) -> bool:
         """``/enter NAME`` (or ``/join #NAME``): into a room, or back to one
@@ -547,6 +677,8 @@ class ChatWindow(ChatObserver):
         if self._closing:
             return
         self._closing = True
+        if self.password_dialog is not None:
+            self.password_dialog.close()
         left = self.client.leave()
         # A TLS close waits for the peer; never let the window hang on it.
         left.addTimeout(1.0, self.reactor)

@@ -97,6 +97,9 @@ class Replay:
     failed: bool = False
     #: Handed to the connection's stream (which writes it in turn).
     streaming: bool = False
+    #: The ids of what its member sent meanwhile: it has them (it sent
+    #: them), so the replay leaves them out if the store already shows them.
+    own: set[int] = field(default_factory=set)
 
 
 def _failed(failure: Failure, replay: Replay) -> None:
@@ -273,8 +276,14 @@ class Replays:
         if passed:
             member.connection.hold_bytes(-sum(_held_size(m) for m in held[:passed]))
             del held[:passed]
+        own = replay.own
         merged = sorted(
-            [(m.id, self._history_payload(member, m)) for m in messages] + early,
+            [
+                (m.id, self._history_payload(member, m))
+                for m in messages
+                if m.id not in own
+            ]
+            + early,
             key=lambda pair: pair[0],
         )
         return [obj for _, obj in merged], False
@@ -387,6 +396,12 @@ class Replays:
         it already."""
         if self._replays:
             members = [m for m in members if not self._hold(m, message)]
+            sender = self.node.room.member(message.sender)
+            if sender is not None:
+                # Its own words, sent while its replays are on their way: not
+                # shown to it again as history.
+                for replay in self._replays.get(sender, ()):
+                    replay.own.add(message.id)
         if self._replayed:
             members = self._not_replayed(members, message.id)
             # Delivered in id order: no older one comes any more.

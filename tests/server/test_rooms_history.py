@@ -6,6 +6,7 @@ its members only), ``HISTORY`` without it, and the ``JOIN`` replay and
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -435,6 +436,48 @@ class ReplayBehindLiveTests(TestCase):
             ],
         )
         self.assertEqual(server.factory.replays._replays, {})
+
+    async def test_what_one_says_while_ones_replay_waits_is_not_replayed(
+        self,
+    ) -> None:
+        store = SQLiteStore(os.path.join(fresh_directory(self), "h.db"))
+        await store.open()
+        self.addCleanup(store.close)
+        server = MemoryServer(store=store)
+        self.addCleanup(server.stop)
+        alice, bob = server.connect(), server.connect()
+        alice.send_json(join(*ALICE, CAPS=["rooms"]))
+        alice.send_json({"CMD": "ENTER", "ROOM": "dev"})
+        alice.send_json(room_send("old", ALICE[1], "dev"))
+        await take_until(alice, lambda o: o.get("CMD") == "LIST")
+        # Bob joins, enters and speaks in one read: the room's replay waits
+        # behind his JOIN's (for his first LIST), so his words are stored
+        # before it is read. He sent them: they are not shown to him again
+        # as history. Alice gets them live.
+        bob.send(
+            b"".join(
+                json.dumps(obj).encode() + b"\n"
+                for obj in (
+                    join(*BOB, CAPS=["rooms", "history"]),
+                    {"CMD": "ENTER", "ROOM": "dev"},
+                    room_send("mine", BOB[1], "dev"),
+                )
+            )
+        )
+        got = await take_until(bob, lambda o: marker(o) and o.get("ROOM") == "dev")
+        self.assertEqual(
+            [seen(o) for o in got if o.get("CMD") in ("MSG", "HISTORY", "ERROR")],
+            [("HISTORY", False, None), ("old", "dev", True), ("HISTORY", False, "dev")],
+        )
+        heard = await take_until(alice, lambda o: o.get("MSG") == "mine")
+        self.assertEqual(seen(heard[-1]), ("mine", "dev", False))
+        # Read back later, it is there like any other.
+        bob.send_json(history("dev"))
+        page = await take_until(bob, lambda o: marker(o) and o.get("ROOM") == "dev")
+        self.assertEqual(
+            [seen(o) for o in page],
+            [("old", "dev", True), ("mine", "dev", True), ("HISTORY", False, "dev")],
+        )
 
     async def test_rooms_entered_at_once_are_replayed_one_after_another(
         self,

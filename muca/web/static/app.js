@@ -1,5 +1,6 @@
 // Wiring: user input -> Session (protocol.js), Session events -> View (view.js).
 
+import { setupAccounts } from './accountsview.js';
 import { DIRECT, Session, typeFor } from './protocol.js';
 import { View, recipientsText } from './view.js';
 
@@ -296,9 +297,23 @@ function clearUnread() {
 window.addEventListener('focus', clearUnread);
 document.addEventListener('visibilitychange', clearUnread);
 
+// --- accounts ----------------------------------------------------------------
+
+loadIdentity(); // before the accounts: a ?invite= link's form takes the user id
+setupAccounts(session, view, {
+  accountMade(uid, pass) {
+    // The new account in the join form: a nickname, then Join.
+    view.uid.value = uid;
+    view.password.value = pass;
+    view.showPassword();
+    view.showJoinError(null);
+    (view.nickname.value.trim() ? view.joinBtn : view.nickname).focus();
+    refreshControls();
+  },
+});
+
 // --- start -------------------------------------------------------------------
 
-loadIdentity();
 view.showState(session.state, null);
 refreshControls();
 refreshRecipients();

@@ -5,6 +5,7 @@
 // ("state", "peers", "message", "history", "log") that view code listens to.
 // See docs/protocol.md for the contract; the comments here say why, not what.
 
+import { refusalText } from './accounts.js';
 import { SentMessages, tooLong } from './sending.js';
 
 /** Frame limit when the server's ACK names none (PROTOCOL.md: 64 KiB). */
@@ -83,6 +84,7 @@ export class Session extends EventTarget {
     this.wasJoined = false;      // this session got ACK OKAY at least once
     this.attempt = 0;            // reconnect attempts since the last success
     this.retryTimer = null;
+    this.newPasswords = [];      // PASSWORD sent, not answered: the new ones, in order
     this.resetRooms();
   }
 
@@ -141,8 +143,17 @@ export class Session extends EventTarget {
     this.open();
   }
 
+  /** PASSWORD questions of a connection that closed get no answer. */
+  dropPasswords() {
+    if (this.newPasswords.length === 0) return;
+    this.newPasswords = [];
+    const text = 'Password not changed: the connection closed before the server answered.';
+    this.emit('password', { ok: false, code: 'NO_CONNECTION', reason: text, text });
+  }
+
   /** Leave on purpose: close cleanly and never reconnect. */
   leave() {
+    this.dropPasswords();
     clearTimeout(this.retryTimer);
     this.retryTimer = null;
     const sock = this.socket;
@@ -224,6 +235,7 @@ export class Session extends EventTarget {
       case 'ROOMS': this.onRooms(obj); break;
       case 'ENTERED': this.onEntered(obj); break;
       case 'TOPIC': this.onTopic(obj); break;
+      case 'PASSWORD': this.onPasswordChanged(obj); break;
       default: break; // unknown commands are ignored, as the protocol asks
     }
   }
@@ -486,9 +498,38 @@ export class Session extends EventTarget {
     return more === undefined ? this.more : more;
   }
 
+  // --- accounts ------------------------------------------------------------
+
+  /** PASSWORD: change ours (joined); the answer comes as a "password" event. */
+  changePassword(old, pass) {
+    if (this.state !== 'joined') {
+      return { ok: false, reason: 'Join with your password before changing it.' };
+    }
+    if (!this.write({ CMD: 'PASSWORD', OLD: old, NEW: pass })) {
+      return { ok: false, reason: 'The connection is not open: nothing was changed.' };
+    }
+    this.newPasswords.push(pass);
+    return { ok: true };
+  }
+
+  onPasswordChanged(obj) {
+    if (obj.CHANGED !== true || this.newPasswords.length === 0) return;
+    // A reconnect logs in with the new one from now on.
+    this.me.pass = this.newPasswords.shift();
+    this.log('ok', 'Password changed.');
+    this.emit('password', { ok: true, pass: this.me.pass });
+  }
+
   onError(obj) {
     const code = obj.CODE || 'ERROR';
     const reason = obj.REASON || '';
+    if (obj.REF === 'PASSWORD' && this.newPasswords.length > 0) {
+      this.newPasswords.shift();
+      const text = refusalText('Password not changed', code, reason);
+      this.log('error', text);
+      this.emit('password', { ok: false, code, reason, text });
+      return;
+    }
     if (code === 'ROOMS_UNAVAILABLE' && obj.REF === 'JOIN') {
       // A server without rooms (an older cluster node): its one room, as
       // before rooms existed.
@@ -520,6 +561,7 @@ export class Session extends EventTarget {
   onClosed(sock, ev) {
     if (sock !== null && sock !== this.socket) return; // an old socket
     this.socket = null;
+    this.dropPasswords();
     if (this.sentMessages) this.sentMessages.clear();
     this.historyPending = false;
     this.ownAsked = 0;
