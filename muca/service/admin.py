@@ -1,5 +1,6 @@
 """``muca-admin``: the accounts, invitations and audit log of a server's
-database (``--db``, as ``twistd muca`` is given it), from a shell.
+database (``--db``, as ``twistd muca`` is given it), from a shell; a
+composition root of its own, beside ``twistd muca``'s.
 
 It works while servers run on the same database (a cluster's nodes
 included): it opens its own connection, changes the accounts' rows in short
