@@ -40,6 +40,15 @@ def message_text(pane: tk.Text) -> str:
     return TIME_PREFIX.sub("", pane_text(pane))
 
 
+#: Every test's Tk root, kept until the process exits. A Tcl interpreter
+#: must be deleted by the thread that made it (else Tcl aborts the process:
+#: "Tcl_AsyncDelete: async handler deleted by the wrong thread"); a widget
+#: or variable of a test left in a reference cycle holds its interpreter,
+#: and the garbage collector may free the cycle later on any thread (a
+#: store's), so the interpreters outlive every test.
+_ROOTS: list[tk.Tk] = []
+
+
 class GuiTestCase(TestCase):
     """A display, a server and a Tk root driven by tksupport, for each test."""
 
@@ -61,14 +70,10 @@ class GuiTestCase(TestCase):
         self.addCleanup(tkloop.uninstall)
 
     def _forget_tk(self) -> None:
-        """Destroy the Tk root and free it here, on the main thread.
-
-        Trial keeps every test case until the run ends: a Tk object left to a
-        later garbage collection might be freed on a worker thread (a
-        store's), which aborts the process ("Tcl_AsyncDelete: async handler
-        deleted by the wrong thread").
-        """
+        """Destroy the Tk root, keep its interpreter (see ``_ROOTS``) and
+        collect the test's garbage here, on the main thread."""
         self.root.destroy()
+        _ROOTS.append(self.root)
         del self.root
         gc.collect()
 
