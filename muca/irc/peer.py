@@ -20,6 +20,7 @@ import base64
 import binascii
 import json
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,7 @@ from muca.protocol import messages
 from muca.protocol.messages import (
     ALL,
     MAX_TOPIC,
+    ChatMessage,
     Join,
     JoinRefused,
     ProtocolError,
@@ -71,6 +73,9 @@ CAPABILITIES = ("server-time", "message-tags", "echo-message")
 #: and seconds it then has to say anything before it is disconnected.
 PING_AFTER = 120.0
 PING_WAIT = 60.0
+#: Messages sent with ``echo-message`` whose echo is awaited (older ones
+#: were refused, or are dropped past this many).
+MAX_ECHOES = 32
 
 #: The longest SASL response, base64 (RFC 4616's three fields of at most
 #: 255 bytes each).
@@ -234,6 +239,9 @@ class IrcPeer(ChatConnection, irc.IRC):
         self._buffer = bytearray()
         self._dropping = False
         self._pinged = False
+        #: Lines sent with echo-message not echoed yet: (command, target,
+        #: text), in the order they were sent.
+        self._echoes: deque[tuple[str, str, str]] = deque(maxlen=MAX_ECHOES)
 
     # The wire
 
@@ -555,6 +563,24 @@ class IrcPeer(ChatConnection, irc.IRC):
                 text = f"[{server_time(ts)[:16].replace('T', ' ')}] {text}"
         tags = self._tags(ts, obj.get("ID"))
         self._privmsg(mask, target, text, tags)
+
+    def accepted(self, message: ChatMessage) -> None:
+        """One of this user's messages accepted: with ``echo-message``, the
+        line it sent, with the message's time and id (none when it reached
+        nobody and was not kept: id 0)."""
+        echoes = self._echoes
+        while echoes:
+            command, target, text = echoes.popleft()
+            if text == message.text:
+                break
+        else:
+            return  # not sent over IRC with echo-message
+        outbox = self.factory.outbox
+        if outbox:
+            outbox.flush_one(self)
+        tags = self._tags(message.ts, message.id or None)
+        self._privmsg(self._mask(message.sender), target, text, tags, command)
+        self._flush_out()
 
     def _privmsg(
         self,
@@ -1015,11 +1041,12 @@ class IrcPeer(ChatConnection, irc.IRC):
                 away = self._away_of(to)
                 if away and not notice:
                     self._numeric("301", self._nick_of(to), away)
-            if self._session(command, target, request) and "echo-message" in self.caps:
-                now = int(self.factory.clock.seconds() * 1000)
-                self._privmsg(
-                    self._mask(uid), target, text, self._tags(now, None), command
-                )
+            echo = "echo-message" in self.caps
+            if echo:
+                # Echoed once accepted, with its id (see accepted).
+                self._echoes.append((command, target, text))
+            if not self._session(command, target, request) and echo:
+                self._echoes.pop()
 
     def irc_NOTICE(self, params: list[str]) -> None:  # noqa: N802
         """As PRIVMSG, never answered by an error."""

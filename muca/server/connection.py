@@ -36,6 +36,7 @@ from muca.protocol.messages import (
     ALREADY_JOINED,
     SERVER_FULL,
     SERVER_SHUTDOWN,
+    ChatMessage,
     History,
     Join,
     JoinRefused,
@@ -145,6 +146,11 @@ class ChatConnection(SlowReaderOutput, PacedInput, TimeoutMixin):
     """
 
     factory: Node
+
+    def accepted(self, message: ChatMessage) -> None:
+        """One of this user's own messages was accepted and has its id (the
+        node delivering it calls this on the sender's connection): MUCA
+        clients learn nothing from it; IRC's ``echo-message`` echoes it."""
 
     def __init__(self) -> None:
         self.phase = Phase.CONNECTED

@@ -90,10 +90,15 @@ class ChannelTests(SynchronousTestCase):
         tagged.send("CAP END")
         tagged.take()
         self.alice.take()
+        self.mary.take()
         tagged.send("PRIVMSG #general :mine")
         (echo,) = tagged.take()
+        # The echo has the id the others' copies have.
+        (seen,) = self.mary.take()
         self.assertEqual(
-            echo, "@time=2025-12-06T05:46:40.250Z :bob!bob@muca PRIVMSG #general :mine"
+            echo,
+            f"@time=2025-12-06T05:46:40.250Z;msgid={seen['ID']}"
+            " :bob!bob@muca PRIVMSG #general :mine",
         )
         self.mary_sends("tagged")
         (line,) = tagged.take()
@@ -109,6 +114,40 @@ class ChannelTests(SynchronousTestCase):
                 f"{MARY} PRIVMSG #general :tagged",
             ],
         )
+
+    def test_echoes_have_the_ids_of_the_messages(self) -> None:
+        tagged = self.irc("bob", "CAP REQ :echo-message message-tags")
+        tagged.send("CAP END")
+        tagged.take()
+        self.mary.take()
+        tagged.send(
+            "PRIVMSG mary,alice :to two",
+            "NOTICE Mary :noted",
+            "PRIVMSG nobody :lost",
+            "PRIVMSG bob :to me",
+        )
+        lines = tagged.take()
+        ids = [m["ID"] for m in self.mary.take()]
+        (alices,) = [line for line in self.alice.take() if "to two" in line]
+        self.assertEqual(len(ids), 2)
+        self.assertEqual(
+            lines,
+            [
+                f"@msgid={ids[0]} :bob!bob@muca PRIVMSG mary :to two",
+                f"@msgid={ids[0] + 1} :bob!bob@muca PRIVMSG alice :to two",
+                f"@msgid={ids[1]} :bob!bob@muca NOTICE Mary :noted",
+                ":muca 401 bob nobody :No such nick/channel",
+                ":bob!bob@muca PRIVMSG bob :to me",
+            ],
+        )
+        self.assertEqual(alices, ":bob!bob@muca PRIVMSG alice :to two")
+
+    def test_echo_alone_in_a_room_has_no_id(self) -> None:
+        tagged = self.irc("bob", "CAP REQ :echo-message message-tags")
+        tagged.send("CAP END", "JOIN #quiet")
+        tagged.take()
+        tagged.send("PRIVMSG #quiet :anyone?")
+        self.assertEqual(tagged.take(), [":bob!bob@muca PRIVMSG #quiet :anyone?"])
 
     def test_long_messages_split_between_characters(self) -> None:
         text = "é" * 400 + "x" * 300
