@@ -25,11 +25,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols import irc
 
 import muca
+from muca.irc.history import MAX_LIMIT, BadQuery, Query, RoomHistory, parse_query
 from muca.irc.names import (
     CHANNELLEN,
     NICKLEN,
@@ -67,8 +69,12 @@ LINE_LIMIT = 512
 #: NAMES (``TARGMAX``): one line costs one token of the rate limit.
 MAX_TARGETS = 4
 MAX_CHANNELS = 10
-#: The capabilities this server offers.
-CAPABILITIES = ("server-time", "message-tags", "echo-message")
+#: The capabilities this server offers (and, with a history, CHATHISTORY's).
+CAPABILITIES = ("server-time", "message-tags", "echo-message", "batch")
+CHATHISTORY = "draft/chathistory"
+#: CHATHISTORY requests one connection may have waiting for the store
+#: (answered in turn; more are refused).
+MAX_HISTORY_QUERIES = 4
 #: Seconds of silence from a registered client after which it is pinged,
 #: and seconds it then has to say anything before it is disconnected.
 PING_AFTER = 120.0
@@ -242,6 +248,11 @@ class IrcPeer(ChatConnection, irc.IRC):
         #: Lines sent with echo-message not echoed yet: (command, target,
         #: text), in the order they were sent.
         self._echoes: deque[tuple[str, str, str]] = deque(maxlen=MAX_ECHOES)
+        #: CHATHISTORY requests not answered yet, the first being read.
+        self._queries: deque[Query] = deque()
+        #: The batch the lines being written belong to, and the last one.
+        self._batch: str | None = None
+        self._batches = 0
 
     # The wire
 
@@ -402,6 +413,14 @@ class IrcPeer(ChatConnection, irc.IRC):
             "NETWORK=MUCA",
             "are supported by this server",
         )
+        if self.factory.store is not None:
+            self._say(
+                "005",
+                nick,
+                f"CHATHISTORY={MAX_LIMIT}",
+                "MSGREFTYPES=msgid,timestamp",
+                "are supported by this server",
+            )
         self._numeric("375", f"- {SERVER} Message of the day -")
         self._numeric(
             "372",
@@ -597,6 +616,8 @@ class IrcPeer(ChatConnection, irc.IRC):
 
     def _tags(self, ts: int | None, ident: int | None) -> dict[str, str]:
         tags: dict[str, str] = {}
+        if self._batch is not None:
+            tags["batch"] = self._batch
         if ts is not None and "server-time" in self.caps:
             tags["time"] = server_time(ts)
         if ident is not None and "message-tags" in self.caps:
@@ -738,6 +759,8 @@ class IrcPeer(ChatConnection, irc.IRC):
         """The capabilities of ``CAP LS``: SASL PLAIN on a server with
         ``--auth`` (named with its mechanism for ``CAP LS 302``)."""
         offered = list(CAPABILITIES)
+        if self.factory.store is not None:
+            offered.append(CHATHISTORY)
         if self.factory.portal is not None:
             cap_302 = version.isdigit() and int(version) >= 302
             offered.append("sasl=PLAIN" if cap_302 else "sasl")
@@ -902,8 +925,12 @@ class IrcPeer(ChatConnection, irc.IRC):
             "UN": self.nick,
             "UID": uid,
             "V": 2,
-            "CAPS": [messages.ROOMS, messages.PRESENCE_DELTA, messages.HISTORY],
+            "CAPS": [messages.ROOMS, messages.PRESENCE_DELTA],
         }
+        if CHATHISTORY not in self.caps:
+            # Played back at registration and on joining, as a bouncer does;
+            # a client with draft/chathistory asks for what it wants.
+            request["CAPS"].append(messages.HISTORY)
         if password is not None:
             request["PASS"] = password
         try:
@@ -1212,6 +1239,110 @@ class IrcPeer(ChatConnection, irc.IRC):
             self.away = None
             self._numeric("305", "You are no longer marked as being away")
 
+    def irc_CHATHISTORY(self, params: list[str]) -> None:  # noqa: N802
+        """IRCv3 ``draft/chathistory`` of a channel: the messages asked for
+        in a ``chathistory`` batch, read in turn (see muca.irc.history)."""
+        try:
+            query = parse_query(params)
+        except BadQuery as bad:
+            self._fail(bad.code, params[0][:32], bad.reason)
+            return
+        if not query.target.startswith("#"):
+            self._fail(
+                "INVALID_TARGET",
+                query.subcommand,
+                query.target[:NICKLEN],
+                "Only channels' history can be read here",
+            )
+            return
+        if len(self._queries) >= MAX_HISTORY_QUERIES:
+            self._fail(
+                "MESSAGE_ERROR",
+                query.subcommand,
+                query.target[:CHANNELLEN],
+                "Too many CHATHISTORY requests at once: wait for the answers",
+            )
+            return
+        self._queries.append(query)
+        if len(self._queries) == 1:
+            self._next_query()
+
+    def _fail(self, code: str, *params: str) -> None:
+        self._say("FAIL", "CHATHISTORY", code, *params)
+
+    def _next_query(self) -> None:
+        """Read the first request waiting; answer it, then the next one."""
+        query = self._queries[0]
+        member = None if self.user is None else self.user.member
+        reading: Deferred[list[ChatMessage]]
+        try:
+            if member is None:
+                raise ProtocolError(messages.NOT_JOINED, "not joined", "CHATHISTORY")
+            room = room_name(query.target, "CHATHISTORY")
+            before, top = self.factory.replays.room_reader(member, room, "CHATHISTORY")
+            reading = Deferred.fromCoroutine(RoomHistory(before, top).answer(query))
+        except ProtocolError as error:
+            reading = fail(error)
+        reading.addCallbacks(self._answer, self._unanswered, (query,), None, (query,))
+        reading.addErrback(
+            lambda failure: log.failure("answering CHATHISTORY", failure)
+        )
+        reading.addBoth(self._query_done)
+
+    def _answer(self, found: list[ChatMessage], query: Query) -> None:
+        if self._closing:
+            return
+        outbox = self.factory.outbox
+        if outbox:
+            outbox.flush_one(self)
+        name = channel(room_name(query.target, "CHATHISTORY"))
+        batched = "batch" in self.caps
+        if batched:
+            self._batches += 1
+            ident = f"h{self._batches}"
+            # Written as is: no trailing parameter (":-h1") to confuse clients.
+            self.sendCommand("BATCH", [f"+{ident}", "chathistory", name], SERVER)
+            self._batch = ident
+        try:
+            for message in found:
+                obj = message.history_payload()
+                obj["ROOM"] = room_name(query.target, "CHATHISTORY")
+                self._on_msg(obj)
+        finally:
+            self._batch = None
+        if batched:
+            self.sendCommand("BATCH", [f"-{ident}"], SERVER)
+        self.charge_answer(sum(len(line) for line in self._out))
+        self._flush_out()
+
+    def _unanswered(self, failure: Failure, query: Query) -> None:
+        if self._closing:
+            return
+        target = query.target[:CHANNELLEN]
+        if failure.check(ProtocolError):
+            error = failure.value
+            code = (
+                "INVALID_TARGET"
+                if error.code
+                in (messages.NO_SUCH_ROOM, messages.NOT_IN_ROOM, messages.BAD_ROOM)
+                else "MESSAGE_ERROR"
+            )
+            self._fail(code, query.subcommand, target, error.reason)
+        else:
+            log.failure("cannot read the history for CHATHISTORY", failure)
+            self._fail(
+                "MESSAGE_ERROR",
+                query.subcommand,
+                target,
+                "The history cannot be read now",
+            )
+        self._flush_out()
+
+    def _query_done(self, _: object) -> None:
+        self._queries.popleft()
+        if self._queries and not self._closing:
+            self._next_query()
+
     # The connection's life
 
     def timeoutConnection(self) -> None:  # noqa: N802
@@ -1285,6 +1416,7 @@ _COMMANDS: dict[str, tuple[int, Callable[[IrcPeer, list[str]], None]]] = {
     "MODE": (1, IrcPeer.irc_MODE),
     "AWAY": (0, IrcPeer.irc_AWAY),
     "INVITE": (2, IrcPeer.irc_INVITE),
+    "CHATHISTORY": (1, IrcPeer.irc_CHATHISTORY),
 }
 
 #: MUCA error codes as numerics, by the IRC command they answer ("" any).
