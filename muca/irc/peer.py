@@ -72,6 +72,8 @@ MAX_CHANNELS = 10
 #: The capabilities this server offers (and, with a history, CHATHISTORY's).
 CAPABILITIES = ("server-time", "message-tags", "echo-message", "batch")
 CHATHISTORY = "draft/chathistory"
+#: How a CTCP ACTION (``/me does``) starts: ``\x01ACTION does\x01``.
+ACTION = "\x01ACTION "
 #: CHATHISTORY requests one connection may have waiting for the store
 #: (answered in turn; more are refused).
 MAX_HISTORY_QUERIES = 4
@@ -246,8 +248,8 @@ class IrcPeer(ChatConnection, irc.IRC):
         self._dropping = False
         self._pinged = False
         #: Lines sent with echo-message not echoed yet: (command, target,
-        #: text), in the order they were sent.
-        self._echoes: deque[tuple[str, str, str]] = deque(maxlen=MAX_ECHOES)
+        #: text, the MUCA message's text), in the order they were sent.
+        self._echoes: deque[tuple[str, str, str, str]] = deque(maxlen=MAX_ECHOES)
         #: CHATHISTORY requests not answered yet, the first being read.
         self._queries: deque[Query] = deque()
         #: The batch the lines being written belong to, and the last one.
@@ -571,6 +573,13 @@ class IrcPeer(ChatConnection, irc.IRC):
         else:
             target = self.nick or "*"
         ts = obj.get("TS")
+        action = False
+        if text.startswith("* "):
+            # "* nick does": its sender's /me (CTCP ACTION).
+            nickname = obj.get("UN") or self._nickname(sender)
+            head = f"* {nickname} "
+            if nickname and text.startswith(head) and len(text) > len(head):
+                text, action = text[len(head) :], True
         if obj.get("HIST"):
             # Played back after joining, as a bouncer does: its sender as it
             # was named then, and its time in the text for clients that
@@ -580,8 +589,17 @@ class IrcPeer(ChatConnection, irc.IRC):
                 mask = f"{irc_nick(nickname, sender)}!{user_part(sender)}@{USER_HOST}"
             if "server-time" not in self.caps and ts is not None:
                 text = f"[{server_time(ts)[:16].replace('T', ' ')}] {text}"
+        if action:
+            text = f"{ACTION}{text}\x01"
         tags = self._tags(ts, obj.get("ID"))
         self._privmsg(mask, target, text, tags)
+
+    def _nickname(self, uid: str) -> str | None:
+        """The MUCA nickname of a user here (None: not known)."""
+        if uid == self.uid:
+            return self.nick
+        member = self.factory.room.member(uid)
+        return None if member is None else member.nickname
 
     def accepted(self, message: ChatMessage) -> None:
         """One of this user's messages accepted: with ``echo-message``, the
@@ -589,8 +607,8 @@ class IrcPeer(ChatConnection, irc.IRC):
         nobody and was not kept: id 0)."""
         echoes = self._echoes
         while echoes:
-            command, target, text = echoes.popleft()
-            if text == message.text:
+            command, target, text, said = echoes.popleft()
+            if said == message.text:
                 break
         else:
             return  # not sent over IRC with echo-message
@@ -609,9 +627,19 @@ class IrcPeer(ChatConnection, irc.IRC):
         tags: dict[str, str] | None,
         command: str = "PRIVMSG",
     ) -> None:
-        """Text as lines of at most :data:`LINE_LIMIT` bytes each."""
+        """Text as lines of at most :data:`LINE_LIMIT` bytes each (a CTCP
+        ACTION's body cut so, each piece an ACTION)."""
         head = f":{mask} {command} {target} :"
-        for piece in split_text(text, LINE_LIMIT - 2 - len(head.encode("utf-8"))):
+        room = LINE_LIMIT - 2 - len(head.encode("utf-8"))
+        if text.startswith(ACTION):
+            body = text[len(ACTION) :].removesuffix("\x01")
+            pieces = [
+                f"{ACTION}{piece}\x01"
+                for piece in split_text(body, room - len(ACTION) - 1)
+            ]
+        else:
+            pieces = split_text(text, room)
+        for piece in pieces:
             self.sendCommand(command, [target, ":" + piece], mask, tags or None)
 
     def _tags(self, ts: int | None, ident: int | None) -> dict[str, str]:
@@ -1044,6 +1072,10 @@ class IrcPeer(ChatConnection, irc.IRC):
                 self._numeric("412", "No text to send")
             return
         text = params[1]
+        # MUCA clients read a /me (CTCP ACTION) as "* nick does".
+        said = text
+        if text.startswith(ACTION):
+            said = f"* {self.nick} {text[len(ACTION) :].removesuffix(chr(1))}"
         uid = self.uid or ""
         for target in self._targets(command, params[0], MAX_TARGETS):
             self._notice = notice
@@ -1051,7 +1083,7 @@ class IrcPeer(ChatConnection, irc.IRC):
                 room = self._channel_room(target)
                 if room is None:
                     continue
-                request = {"CMD": "SEND", "MSG": text, "TO": [], "FROM": uid}
+                request = {"CMD": "SEND", "MSG": said, "TO": [], "FROM": uid}
                 request["ROOM"] = room
             else:
                 to = self._uid_of(target)
@@ -1064,14 +1096,14 @@ class IrcPeer(ChatConnection, irc.IRC):
                         self._mask(uid), self.nick or "*", text, None, command
                     )
                     continue
-                request = {"CMD": "SEND", "MSG": text, "TO": [to], "FROM": uid}
+                request = {"CMD": "SEND", "MSG": said, "TO": [to], "FROM": uid}
                 away = self._away_of(to)
                 if away and not notice:
                     self._numeric("301", self._nick_of(to), away)
             echo = "echo-message" in self.caps
             if echo:
                 # Echoed once accepted, with its id (see accepted).
-                self._echoes.append((command, target, text))
+                self._echoes.append((command, target, text, said))
             if not self._session(command, target, request) and echo:
                 self._echoes.pop()
 

@@ -149,6 +149,47 @@ class ChannelTests(SynchronousTestCase):
         tagged.send("PRIVMSG #quiet :anyone?")
         self.assertEqual(tagged.take(), [":bob!bob@muca PRIVMSG #quiet :anyone?"])
 
+    def test_actions_both_ways(self) -> None:
+        self.mary.take()
+        self.alice.send("PRIVMSG #general :\x01ACTION waves\x01")
+        (message,) = self.mary.take()
+        self.assertEqual(message["MSG"], "* alice waves")
+        self.mary_sends("* Mary smiles")
+        self.mary_sends("* Tony is not Mary")
+        self.mary_sends("* Mary ")
+        self.assertEqual(
+            self.alice.take(),
+            [
+                f"{MARY} PRIVMSG #general :\x01ACTION smiles\x01",
+                f"{MARY} PRIVMSG #general :* Tony is not Mary",
+                f"{MARY} PRIVMSG #general :* Mary ",
+            ],
+        )
+        # A long one is several actions, each within the line limit.
+        self.mary_sends("* Mary " + "é" * 600)
+        lines = self.alice.take()
+        self.assertEqual(len(lines), 3)
+        body = ""
+        for line in lines:
+            self.assertLessEqual(len(line.encode()) + 2, 512)
+            head, _, text = line.partition(" :")
+            self.assertEqual(head, f"{MARY} PRIVMSG #general")
+            self.assertTrue(text.startswith("\x01ACTION ") and text.endswith("\x01"))
+            body += text[len("\x01ACTION ") : -1]
+        self.assertEqual(body, "é" * 600)
+
+    def test_an_action_echoed_as_sent(self) -> None:
+        tagged = self.irc("bob", "CAP REQ :echo-message")
+        tagged.send("CAP END")
+        tagged.take()
+        self.mary.take()
+        tagged.send("PRIVMSG mary :\x01ACTION nods\x01")
+        self.assertEqual(
+            tagged.take(), [":bob!bob@muca PRIVMSG mary :\x01ACTION nods\x01"]
+        )
+        (message,) = self.mary.take()
+        self.assertEqual((message["TYPE"], message["MSG"]), ("PRIVATE", "* bob nods"))
+
     def test_long_messages_split_between_characters(self) -> None:
         text = "é" * 400 + "x" * 300
         self.mary_sends(text)
