@@ -55,6 +55,7 @@ from muca.protocol.messages import (
 )
 from muca.protocol.wire import Framing
 from muca.server.connection import ChatConnection, Phase
+from muca.server.output import Payload
 
 log = Logger()
 
@@ -214,7 +215,7 @@ class IrcPeer(ChatConnection, irc.IRC):
     def __init__(self, node: Any) -> None:
         super().__init__()
         self.factory = node
-        self.framing = Framing.NATIVE
+        self.framing = Framing.IRC
         #: What registration has gathered.
         self.nick: str | None = None
         self._username: str | None = None
@@ -247,6 +248,9 @@ class IrcPeer(ChatConnection, irc.IRC):
         self._buffer = bytearray()
         self._dropping = False
         self._pinged = False
+        #: What its lines of a room's message depend on, the tags it
+        #: enabled: the outbox shares them among clients with the same key.
+        self.shared_key = (False, False)
         #: Lines sent with echo-message not echoed yet: (command, target,
         #: text, the MUCA message's text), in the order they were sent.
         self._echoes: deque[tuple[str, str, str, str]] = deque(maxlen=MAX_ECHOES)
@@ -361,11 +365,43 @@ class IrcPeer(ChatConnection, irc.IRC):
         return size
 
     def write_now(self, data: bytes) -> None:
-        """A fan-out's native-framed payloads, as IRC lines."""
+        """Lines made for this client (the outbox's, see :meth:`render`), or
+        natively framed payloads (a ``ROOMS`` listing), translated now: a
+        MUCA line starts with ``{``, no IRC line does."""
+        if not data.startswith(b"{"):
+            ChatConnection.write_now(self, data)
+            return
         for raw in data.splitlines():
             if raw:
                 self._translate(json.loads(raw))
         self._flush_out()
+
+    def render(self, payload: Payload) -> bytes:
+        """A fan-out's payload as this client's IRC lines. A message's are
+        made once for all the IRC clients that show it alike (its sender,
+        its target, the tags they enabled): not decoded and translated
+        again for each of 500 recipients."""
+        obj = payload.obj
+        if obj is None:
+            obj = payload.obj = json.loads(payload.native())
+        if obj.get("CMD") != "MSG":
+            # Rosters and the like change this client's view: each its own.
+            return self.encode([obj])
+        data = self.encode([obj])
+        if obj.get("TYPE") == ALL:
+            # A room's message is the same line for every client with the
+            # same tags (a MUCA nickname is fixed for a session, so its
+            # sender's mask is the same for all); the outbox looks it up
+            # by shared_key before it asks here.
+            shared = payload.shared
+            if shared is None:
+                shared = payload.shared = {}
+            shared[self.shared_key] = data
+        return data
+
+    def _caps_changed(self) -> None:
+        caps = self.caps
+        self.shared_key = ("server-time" in caps, "message-tags" in caps)
 
     def encode(self, objs: list[dict[str, Any]]) -> bytes:
         """Payloads written past the lines of this turn (a history page, the
@@ -774,6 +810,7 @@ class IrcPeer(ChatConnection, irc.IRC):
                         self.caps.discard(cap[1:])
                     else:
                         self.caps.add(cap)
+                self._caps_changed()
                 self._say("CAP", who, "ACK", " ".join(asked))
             else:
                 self._say("CAP", who, "NAK", " ".join(asked))

@@ -727,7 +727,7 @@ class ChatProtocol(ChatConnection, Protocol):
 
 
 #: Output framings that a JOIN never changes.
-_SELF_DELIMITED = (Framing.PREFIXED, Framing.WEBSOCKET)
+_SELF_DELIMITED = (Framing.PREFIXED, Framing.WEBSOCKET, Framing.IRC)
 
 _KEEPALIVE = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6))
 

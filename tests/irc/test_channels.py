@@ -190,6 +190,27 @@ class ChannelTests(SynchronousTestCase):
         (message,) = self.mary.take()
         self.assertEqual((message["TYPE"], message["MSG"]), ("PRIVATE", "* bob nods"))
 
+    def test_a_broadcast_is_made_once_for_clients_with_the_same_tags(self) -> None:
+        bob = self.irc("bob")
+        tagged = self.irc("carol", "CAP REQ :server-time message-tags")
+        tagged.send("CAP END")
+        for client in (self.alice, bob, tagged):
+            client.take()
+        self.mary_sends("to all")
+        queued = self.server.factory.outbox._queued
+        lines = {
+            client: queued[client.protocol] for client in (self.alice, bob, tagged)
+        }
+        # The very same bytes for alice and bob, others for carol.
+        self.assertIs(lines[self.alice][0], lines[bob][0])
+        self.assertIsNot(lines[tagged][0], lines[bob][0])
+        self.assertEqual(self.alice.take(), [f"{MARY} PRIVMSG #general :to all"])
+        self.assertEqual(bob.take(), [f"{MARY} PRIVMSG #general :to all"])
+        (line,) = tagged.take()
+        self.assertRegex(
+            line, rf"^@time=\S+;msgid=\d+ {MARY} PRIVMSG #general :to all$"
+        )
+
     def test_long_messages_split_between_characters(self) -> None:
         text = "é" * 400 + "x" * 300
         self.mary_sends(text)
