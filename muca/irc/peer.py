@@ -733,6 +733,12 @@ class IrcPeer(ChatConnection, irc.IRC):
     def _uid_of(self, nick: str) -> str | None:
         """The user id of the user IRC shows as ``nick`` (rfc1459 case)."""
         wanted = irc_lower(nick)
+        # Most often the nick is the user id (an IRC user's): found at once.
+        member = self.factory.room.member(nick)
+        if member is not None and (
+            irc_lower(irc_nick(member.nickname, member.uid)) == wanted
+        ):
+            return member.uid
         for here in self.channels.values():
             for uid, known in here.members.items():
                 if irc_lower(known) == wanted:
