@@ -7,6 +7,7 @@
     .venv/bin/python -m bench --workload abuse       # memory attacks, quiet server
     .venv/bin/python -m bench --workload rooms       # 10,000 users in 1,000 rooms
     .venv/bin/python -m bench --workload search --messages 1000000
+    .venv/bin/python -m bench --workload irc         # IRC clients beside MUCA ones
 
 Prints a table and then the same figures as JSON; exits 1 when any message
 was lost, duplicated, reordered or misdelivered, or a roster ended wrong.
@@ -45,6 +46,7 @@ WORKLOADS = (
     "abuse",
     "rooms",
     "search",
+    "irc",
 )
 
 
@@ -110,6 +112,49 @@ def rooms_runs(
         runs.append(_labelled(lambda s=chosen: broadcast(size, size, window, s), side))
         runs.append(_labelled(lambda s=chosen: rooms(clients, size, window, s), side))
     return runs
+
+
+def irc_runs(
+    settings: Settings, broadcasters: int, talkers: int, senders: int, rounds: int
+) -> list[Callable[[], Result]]:
+    """Broadcast w16 to ``broadcasters`` clients and private w1 at
+    ``talkers``, each over the MUCA protocol and by IRC clients, the two
+    sides interleaved for ``rounds`` rounds."""
+    pairs = [
+        (
+            lambda: broadcast(broadcasters, senders, 16, settings),
+            lambda: broadcast(broadcasters, senders, 16, settings, irc=True),
+        ),
+        (
+            lambda: private(talkers, 1, settings),
+            lambda: private(talkers, 1, settings, irc=True),
+        ),
+    ]
+    return compared(pairs, rounds)
+
+
+def irc_notes(results: list[Result]) -> list[str]:
+    """IRC clients against MUCA clients: server CPU per delivery, round by
+    round (target within 1.5×)."""
+    notes = []
+    for name in ("broadcast w16", "private w1"):
+        muca: dict[str, Result] = {}
+        irc: dict[str, Result] = {}
+        for result in results:
+            words = result.workload.split()
+            number = words.pop() if words[-1].startswith("#") else ""
+            if " ".join(words) == name:
+                muca[number] = result
+            elif " ".join(words) == f"{name} irc":
+                irc[number] = result
+        if not (muca and irc):
+            continue
+        ratio = _ratios(muca, irc, lambda r: r.cpu_us_per_delivery or 0.0, "{:.2f}×")
+        notes.append(
+            f"{name}: IRC clients' server CPU per delivery {ratio} the MUCA"
+            " protocol's (target within 1.5×)"
+        )
+    return notes
 
 
 def rooms_notes(results: list[Result]) -> list[str]:
@@ -298,6 +343,17 @@ def plan(args: argparse.Namespace, settings: Settings) -> list[Callable[[], Resu
                 settings, args.clients or 10000, args.room_size, args.window or 1
             )
         )
+    if args.workload == "irc":
+        # Not part of "all": the IRC front-end against the MUCA protocol.
+        runs.extend(
+            irc_runs(
+                settings,
+                args.clients or 500,
+                args.clients or 100,
+                args.senders,
+                args.rounds,
+            )
+        )
     if args.workload == "abuse":
         # Not part of "all": each attack runs for three times --duration.
         runs.extend(abuse_runs(settings, args.clients))
@@ -382,6 +438,7 @@ def format_table(results: list[Result]) -> str:
     lines.extend(f"  {note}" for note in history_notes(results))
     lines.extend(f"  {note}" for note in cluster_notes(results))
     lines.extend(f"  {note}" for note in rooms_notes(results))
+    lines.extend(f"  {note}" for note in irc_notes(results))
     lines.append("")
     lines.extend(LEGEND)
     return "\n".join(lines)

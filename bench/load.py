@@ -232,11 +232,33 @@ class LoadGenerator:
                 host = f"{self.address[0]}:{self.address[1]}"
                 self._write(client, client.ws.send(Request(host=host, target="/ws")))
             else:
-                self._write(client, client.join_frame())
+                self._write(client, self._join_frame(client))
             return
         data, client.out = client.out, b""
         self.epoll.modify(client.fd, _IN)
         self._write(client, data)
+
+    #: What a message's text carries in what a client reads (see _MSG_TEXT).
+    MSG_TEXT = _MSG_TEXT
+
+    def _message_parts(
+        self, slot: int, sender: Client, private: bool
+    ) -> tuple[bytes, bytes]:
+        """What a sender's message is, before and after its
+        ``<sequence>.<ns>``: a ``SEND`` to all, or to its partner."""
+        to = f'"u{sender.index ^ 1}"' if private else ""
+        return (
+            b'{"CMD":"SEND","MSG":"%d.' % slot,
+            f'","TO":[{to}],"FROM":"{sender.uid}"}}\n'.encode(),
+        )
+
+    def _marker(self, private: bool) -> bytes:
+        """What every message line a client reads holds once."""
+        return b'"TYPE":"PRIVATE"' if private else b'"TYPE":"ALL"'
+
+    def _join_frame(self, client: Client) -> bytes:
+        """What a client sends once connected (see :meth:`Client.join_frame`)."""
+        return client.join_frame()
 
     def _send_line(self, client: Client, line: bytes) -> None:
         """Send one JSON line: as it is on TCP, as a text message on WebSocket."""
@@ -258,7 +280,7 @@ class LoadGenerator:
             client.ws.receive_data(data[: end + 4])
             if not any(isinstance(e, AcceptConnection) for e in client.ws.events()):
                 raise BenchFailure(f"client {client.uid}: refused {data[:200]!r}")
-            self._send_line(client, client.join_frame())
+            self._send_line(client, self._join_frame(client))
             data = data[end + 4 :]
         lines, client.frames = unframe(client.frames + data if client.frames else data)
         if lines is None:
@@ -551,21 +573,16 @@ class LoadGenerator:
                 if client.index in slot_of:
                     client.expect[slot_of[client.index]] = _FORBIDDEN
         fanout = 1 if private else len(clients) - 1
-        prefixes = []
-        for slot, sender in enumerate(senders):
-            to = f'"u{sender.index ^ 1}"' if private else ""
-            prefixes.append(
-                (
-                    sender,
-                    b'{"CMD":"SEND","MSG":"%d.' % slot,
-                    f'","TO":[{to}],"FROM":"{sender.uid}"}}\n'.encode(),
-                )
-            )
+        prefixes = [
+            (sender, *self._message_parts(slot, sender, private))
+            for slot, sender in enumerate(senders)
+        ]
         sent = [0] * slots
         remaining: list[dict[int, int]] = [{} for _ in range(slots)]
         state = {"inflight": 0, "sending": True, "deliveries": 0}
         latencies = array("q")
-        marker = b'"TYPE":"PRIVATE"' if private else b'"TYPE":"ALL"'
+        marker = self._marker(private)
+        message_text = self.MSG_TEXT
 
         def send_next(slot: int) -> None:
             if per_sender is not None and sent[slot] >= per_sender:
@@ -588,10 +605,10 @@ class LoadGenerator:
                 client.tail = b""
             if not end:
                 return
-            found = _MSG_TEXT.findall(data)
+            found = message_text.findall(data)
             count = len(found)
             if data.count(b"\n") != count or data.count(marker) != count:
-                _stray(client, data, marker)
+                _stray(client, data, marker, message_text)
             now = time.monotonic_ns()
             expect = client.expect
             for slot_text, sequence_text, sent_text in found:
@@ -708,9 +725,11 @@ def _replay(transcript: list[bytes]) -> list[str]:
     return list(roster)
 
 
-def _stray(client: Client, data: bytes, marker: bytes) -> None:
+def _stray(
+    client: Client, data: bytes, marker: bytes, message_text: re.Pattern[bytes]
+) -> None:
     for line in data.splitlines():
-        if not (_MSG_TEXT.search(line) and marker in line):
+        if not (message_text.search(line) and marker in line):
             raise BenchFailure(f"client {client.uid}: unexpected {line[:200]!r}")
     raise BenchFailure(f"client {client.uid}: unexpected {data[:200]!r}")
 

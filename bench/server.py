@@ -20,6 +20,7 @@ from pathlib import Path
 
 _PORT_LINE = re.compile(r"ChatFactory starting on (\d+)")
 _WEB_PORT_LINE = re.compile(r"Site starting on (\d+)")
+_IRC_PORT_LINE = re.compile(r"muca: IRC on [\d.]+:(\d+)")
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -67,6 +68,8 @@ class ServerProcess:
         self.port = 0
         #: The web listener's port (the protocol over WebSocket at /ws).
         self.web_port = 0
+        #: The IRC listener's port, when the arguments have ``--irc``.
+        self.irc_port = 0
         self._dir: str | None = None
 
     @property
@@ -124,9 +127,11 @@ class ServerProcess:
             )
             match = _PORT_LINE.search(log)
             web = _WEB_PORT_LINE.search(log)
-            if match and web:
+            irc = _IRC_PORT_LINE.search(log)
+            if match and web and (irc or "--irc" not in self.extra_args):
                 self.port = int(match.group(1))
                 self.web_port = int(web.group(1))
+                self.irc_port = int(irc.group(1)) if irc else 0
                 if self.profile_path:
                     self._start_profiler()
                 return

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bench.cluster import Cluster
+from bench.irc import IrcGenerator
 from bench.load import Exchange, LoadGenerator, raise_fd_limit
 from bench.rooms import RoomsGenerator
 from bench.server import ServerProcess
@@ -90,8 +91,21 @@ class _Run:
         result: Result,
         websocket: bool = False,
         generator: type[LoadGenerator] = LoadGenerator,
+        irc: bool = False,
     ) -> None:
         raise_fd_limit(result.clients * 2 + 200)
+        if irc:
+            # IRC clients, on the server's --irc listener.
+            generator = IrcGenerator
+            settings = dataclasses.replace(
+                settings,
+                server_args=(
+                    *settings.server_args,
+                    "--irc",
+                    "tcp:0:interface=127.0.0.1",
+                ),
+            )
+        self.irc = irc
         self.settings = settings
         profile = None
         if settings.profile_dir:
@@ -118,6 +132,8 @@ class _Run:
         self.server.start()
         ports = self.cluster.ports if self.cluster is not None else None
         port = self.server.web_port if self.websocket else self.server.port
+        if self.irc:
+            port = self.server.irc_port
         self.generator = self.generator_class(
             port,
             check=self.server.check_alive,
@@ -222,7 +238,9 @@ class _Run:
         result.server_peak_rss_mb = server.memory().peak_kb / 1024
 
 
-def _named(workload: str, websocket: bool) -> str:
+def _named(workload: str, websocket: bool, irc: bool = False) -> str:
+    if irc:
+        return f"{workload} irc"
     return f"{workload} ws" if websocket else workload
 
 
@@ -232,13 +250,16 @@ def broadcast(
     window: int,
     settings: Settings,
     websocket: bool = False,
+    irc: bool = False,
 ) -> Result:
     """``senders`` clients broadcast to all, ``window`` messages in flight each;
-    over WebSocket when ``websocket``."""
+    over WebSocket when ``websocket``, IRC clients in #general when ``irc``."""
     senders = min(senders, clients)
-    result = Result(_named(f"broadcast w{window}", websocket), clients, senders, window)
+    result = Result(
+        _named(f"broadcast w{window}", websocket, irc), clients, senders, window
+    )
     cpu = _generator_cpu()
-    with _Run(settings, result, websocket) as run:
+    with _Run(settings, result, websocket, irc=irc) as run:
         run.join(result, clients, presence=True)
         result.notes.clear()  # the join is set-up here, not the measure
         run.exchange(
@@ -252,11 +273,14 @@ def broadcast(
     return result
 
 
-def private(clients: int, window: int, settings: Settings) -> Result:
-    """Clients 2k and 2k+1 send each other private messages."""
-    result = Result(f"private w{window}", clients, clients // 2 * 2, window)
+def private(clients: int, window: int, settings: Settings, irc: bool = False) -> Result:
+    """Clients 2k and 2k+1 send each other private messages (IRC clients'
+    PRIVMSG to a nick when ``irc``)."""
+    result = Result(
+        _named(f"private w{window}", False, irc), clients, clients // 2 * 2, window
+    )
     cpu = _generator_cpu()
-    with _Run(settings, result) as run:
+    with _Run(settings, result, irc=irc) as run:
         run.join(result, clients, presence=True)
         result.notes.clear()  # the join is set-up here, not the measure
         run.exchange(result, [], True, window=window, duration=settings.duration)

@@ -46,6 +46,40 @@ class BenchSmokeTests(unittest.TestCase):
         self.assertGreater(result.messages, 0)
         self.assertEqual(result.deliveries, result.messages)
 
+    def test_irc_clients_broadcast_and_talk_in_private(self) -> None:
+        result = broadcast(clients=6, senders=3, window=4, settings=TINY, irc=True)
+        self.assertEqual(result.workload, "broadcast w4 irc")
+        self.assertGreater(result.messages, 0)
+        self.assertEqual(result.deliveries, result.messages * 5)
+        result = private(clients=6, window=2, settings=TINY, irc=True)
+        self.assertEqual(result.workload, "private w2 irc")
+        self.assertGreater(result.messages, 0)
+        self.assertEqual(result.deliveries, result.messages)
+
+    def test_irc_notes_compare_irc_clients_with_muca_ones_round_by_round(
+        self,
+    ) -> None:
+        results = []
+        for number, (muca, irc) in enumerate([(0.4, 0.5), (0.5, 0.7)], start=1):
+            base = Result(f"broadcast w16 #{number}", 500, 20, 16)
+            base.cpu_us_per_delivery = muca
+            other = Result(f"broadcast w16 irc #{number}", 500, 20, 16)
+            other.cpu_us_per_delivery = irc
+            results += [base, other]
+        alone = Result("private w1", 100, 100, 1)
+        alone.cpu_us_per_delivery = 50.0
+        results.append(alone)
+        self.assertEqual(
+            bench_main.irc_notes(results),
+            [
+                "broadcast w16: IRC clients' server CPU per delivery 1.32×"
+                " (median of 2 rounds: 1.25×, 1.40×) the MUCA protocol's"
+                " (target within 1.5×)"
+            ],
+        )
+        plan = bench_main.irc_runs(TINY, 6, 4, 3, rounds=1)
+        self.assertEqual(len(plan), 4)
+
     def test_original_clients_all_see_the_full_list(self) -> None:
         result = join_original(clients=20, settings=TINY)
         self.assertIsNotNone(result.join_s)

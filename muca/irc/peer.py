@@ -20,15 +20,18 @@ import base64
 import binascii
 import json
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols import irc
 
 import muca
+from muca.irc.history import MAX_LIMIT, BadQuery, Query, RoomHistory, parse_query
 from muca.irc.names import (
     CHANNELLEN,
     NICKLEN,
@@ -43,6 +46,7 @@ from muca.protocol import messages
 from muca.protocol.messages import (
     ALL,
     MAX_TOPIC,
+    ChatMessage,
     Join,
     JoinRefused,
     ProtocolError,
@@ -51,6 +55,7 @@ from muca.protocol.messages import (
 )
 from muca.protocol.wire import Framing
 from muca.server.connection import ChatConnection, Phase
+from muca.server.output import Payload
 
 log = Logger()
 
@@ -65,12 +70,21 @@ LINE_LIMIT = 512
 #: NAMES (``TARGMAX``): one line costs one token of the rate limit.
 MAX_TARGETS = 4
 MAX_CHANNELS = 10
-#: The capabilities this server offers.
-CAPABILITIES = ("server-time", "message-tags", "echo-message")
+#: The capabilities this server offers (and, with a history, CHATHISTORY's).
+CAPABILITIES = ("server-time", "message-tags", "echo-message", "batch")
+CHATHISTORY = "draft/chathistory"
+#: How a CTCP ACTION (``/me does``) starts: ``\x01ACTION does\x01``.
+ACTION = "\x01ACTION "
+#: CHATHISTORY requests one connection may have waiting for the store
+#: (answered in turn; more are refused).
+MAX_HISTORY_QUERIES = 4
 #: Seconds of silence from a registered client after which it is pinged,
 #: and seconds it then has to say anything before it is disconnected.
 PING_AFTER = 120.0
 PING_WAIT = 60.0
+#: Messages sent with ``echo-message`` whose echo is awaited (older ones
+#: were refused, or are dropped past this many).
+MAX_ECHOES = 32
 
 #: The longest SASL response, base64 (RFC 4616's three fields of at most
 #: 255 bytes each).
@@ -201,7 +215,7 @@ class IrcPeer(ChatConnection, irc.IRC):
     def __init__(self, node: Any) -> None:
         super().__init__()
         self.factory = node
-        self.framing = Framing.NATIVE
+        self.framing = Framing.IRC
         #: What registration has gathered.
         self.nick: str | None = None
         self._username: str | None = None
@@ -234,6 +248,17 @@ class IrcPeer(ChatConnection, irc.IRC):
         self._buffer = bytearray()
         self._dropping = False
         self._pinged = False
+        #: What its lines of a room's message depend on, the tags it
+        #: enabled: the outbox shares them among clients with the same key.
+        self.shared_key = (False, False)
+        #: Lines sent with echo-message not echoed yet: (command, target,
+        #: text, the MUCA message's text), in the order they were sent.
+        self._echoes: deque[tuple[str, str, str, str]] = deque(maxlen=MAX_ECHOES)
+        #: CHATHISTORY requests not answered yet, the first being read.
+        self._queries: deque[Query] = deque()
+        #: The batch the lines being written belong to, and the last one.
+        self._batch: str | None = None
+        self._batches = 0
 
     # The wire
 
@@ -340,11 +365,43 @@ class IrcPeer(ChatConnection, irc.IRC):
         return size
 
     def write_now(self, data: bytes) -> None:
-        """A fan-out's native-framed payloads, as IRC lines."""
+        """Lines made for this client (the outbox's, see :meth:`render`), or
+        natively framed payloads (a ``ROOMS`` listing), translated now: a
+        MUCA line starts with ``{``, no IRC line does."""
+        if not data.startswith(b"{"):
+            ChatConnection.write_now(self, data)
+            return
         for raw in data.splitlines():
             if raw:
                 self._translate(json.loads(raw))
         self._flush_out()
+
+    def render(self, payload: Payload) -> bytes:
+        """A fan-out's payload as this client's IRC lines. A message's are
+        made once for all the IRC clients that show it alike (its sender,
+        its target, the tags they enabled): not decoded and translated
+        again for each of 500 recipients."""
+        obj = payload.obj
+        if obj is None:
+            obj = payload.obj = json.loads(payload.native())
+        if obj.get("CMD") != "MSG":
+            # Rosters and the like change this client's view: each its own.
+            return self.encode([obj])
+        data = self.encode([obj])
+        if obj.get("TYPE") == ALL:
+            # A room's message is the same line for every client with the
+            # same tags (a MUCA nickname is fixed for a session, so its
+            # sender's mask is the same for all); the outbox looks it up
+            # by shared_key before it asks here.
+            shared = payload.shared
+            if shared is None:
+                shared = payload.shared = {}
+            shared[self.shared_key] = data
+        return data
+
+    def _caps_changed(self) -> None:
+        caps = self.caps
+        self.shared_key = ("server-time" in caps, "message-tags" in caps)
 
     def encode(self, objs: list[dict[str, Any]]) -> bytes:
         """Payloads written past the lines of this turn (a history page, the
@@ -394,6 +451,14 @@ class IrcPeer(ChatConnection, irc.IRC):
             "NETWORK=MUCA",
             "are supported by this server",
         )
+        if self.factory.store is not None:
+            self._say(
+                "005",
+                nick,
+                f"CHATHISTORY={MAX_LIMIT}",
+                "MSGREFTYPES=msgid,timestamp",
+                "are supported by this server",
+            )
         self._numeric("375", f"- {SERVER} Message of the day -")
         self._numeric(
             "372",
@@ -544,6 +609,13 @@ class IrcPeer(ChatConnection, irc.IRC):
         else:
             target = self.nick or "*"
         ts = obj.get("TS")
+        action = False
+        if text.startswith("* "):
+            # "* nick does": its sender's /me (CTCP ACTION).
+            nickname = obj.get("UN") or self._nickname(sender)
+            head = f"* {nickname} "
+            if nickname and text.startswith(head) and len(text) > len(head):
+                text, action = text[len(head) :], True
         if obj.get("HIST"):
             # Played back after joining, as a bouncer does: its sender as it
             # was named then, and its time in the text for clients that
@@ -553,8 +625,35 @@ class IrcPeer(ChatConnection, irc.IRC):
                 mask = f"{irc_nick(nickname, sender)}!{user_part(sender)}@{USER_HOST}"
             if "server-time" not in self.caps and ts is not None:
                 text = f"[{server_time(ts)[:16].replace('T', ' ')}] {text}"
+        if action:
+            text = f"{ACTION}{text}\x01"
         tags = self._tags(ts, obj.get("ID"))
         self._privmsg(mask, target, text, tags)
+
+    def _nickname(self, uid: str) -> str | None:
+        """The MUCA nickname of a user here (None: not known)."""
+        if uid == self.uid:
+            return self.nick
+        member = self.factory.room.member(uid)
+        return None if member is None else member.nickname
+
+    def accepted(self, message: ChatMessage) -> None:
+        """One of this user's messages accepted: with ``echo-message``, the
+        line it sent, with the message's time and id (none when it reached
+        nobody and was not kept: id 0)."""
+        echoes = self._echoes
+        while echoes:
+            command, target, text, said = echoes.popleft()
+            if said == message.text:
+                break
+        else:
+            return  # not sent over IRC with echo-message
+        outbox = self.factory.outbox
+        if outbox:
+            outbox.flush_one(self)
+        tags = self._tags(message.ts, message.id or None)
+        self._privmsg(self._mask(message.sender), target, text, tags, command)
+        self._flush_out()
 
     def _privmsg(
         self,
@@ -564,13 +663,25 @@ class IrcPeer(ChatConnection, irc.IRC):
         tags: dict[str, str] | None,
         command: str = "PRIVMSG",
     ) -> None:
-        """Text as lines of at most :data:`LINE_LIMIT` bytes each."""
+        """Text as lines of at most :data:`LINE_LIMIT` bytes each (a CTCP
+        ACTION's body cut so, each piece an ACTION)."""
         head = f":{mask} {command} {target} :"
-        for piece in split_text(text, LINE_LIMIT - 2 - len(head.encode("utf-8"))):
+        room = LINE_LIMIT - 2 - len(head.encode("utf-8"))
+        if text.startswith(ACTION):
+            body = text[len(ACTION) :].removesuffix("\x01")
+            pieces = [
+                f"{ACTION}{piece}\x01"
+                for piece in split_text(body, room - len(ACTION) - 1)
+            ]
+        else:
+            pieces = split_text(text, room)
+        for piece in pieces:
             self.sendCommand(command, [target, ":" + piece], mask, tags or None)
 
     def _tags(self, ts: int | None, ident: int | None) -> dict[str, str]:
         tags: dict[str, str] = {}
+        if self._batch is not None:
+            tags["batch"] = self._batch
         if ts is not None and "server-time" in self.caps:
             tags["time"] = server_time(ts)
         if ident is not None and "message-tags" in self.caps:
@@ -622,6 +733,12 @@ class IrcPeer(ChatConnection, irc.IRC):
     def _uid_of(self, nick: str) -> str | None:
         """The user id of the user IRC shows as ``nick`` (rfc1459 case)."""
         wanted = irc_lower(nick)
+        # Most often the nick is the user id (an IRC user's): found at once.
+        member = self.factory.room.member(nick)
+        if member is not None and (
+            irc_lower(irc_nick(member.nickname, member.uid)) == wanted
+        ):
+            return member.uid
         for here in self.channels.values():
             for uid, known in here.members.items():
                 if irc_lower(known) == wanted:
@@ -699,6 +816,7 @@ class IrcPeer(ChatConnection, irc.IRC):
                         self.caps.discard(cap[1:])
                     else:
                         self.caps.add(cap)
+                self._caps_changed()
                 self._say("CAP", who, "ACK", " ".join(asked))
             else:
                 self._say("CAP", who, "NAK", " ".join(asked))
@@ -712,6 +830,8 @@ class IrcPeer(ChatConnection, irc.IRC):
         """The capabilities of ``CAP LS``: SASL PLAIN on a server with
         ``--auth`` (named with its mechanism for ``CAP LS 302``)."""
         offered = list(CAPABILITIES)
+        if self.factory.store is not None:
+            offered.append(CHATHISTORY)
         if self.factory.portal is not None:
             cap_302 = version.isdigit() and int(version) >= 302
             offered.append("sasl=PLAIN" if cap_302 else "sasl")
@@ -876,8 +996,12 @@ class IrcPeer(ChatConnection, irc.IRC):
             "UN": self.nick,
             "UID": uid,
             "V": 2,
-            "CAPS": [messages.ROOMS, messages.PRESENCE_DELTA, messages.HISTORY],
+            "CAPS": [messages.ROOMS, messages.PRESENCE_DELTA],
         }
+        if CHATHISTORY not in self.caps:
+            # Played back at registration and on joining, as a bouncer does;
+            # a client with draft/chathistory asks for what it wants.
+            request["CAPS"].append(messages.HISTORY)
         if password is not None:
             request["PASS"] = password
         try:
@@ -991,6 +1115,10 @@ class IrcPeer(ChatConnection, irc.IRC):
                 self._numeric("412", "No text to send")
             return
         text = params[1]
+        # MUCA clients read a /me (CTCP ACTION) as "* nick does".
+        said = text
+        if text.startswith(ACTION):
+            said = f"* {self.nick} {text[len(ACTION) :].removesuffix(chr(1))}"
         uid = self.uid or ""
         for target in self._targets(command, params[0], MAX_TARGETS):
             self._notice = notice
@@ -998,7 +1126,7 @@ class IrcPeer(ChatConnection, irc.IRC):
                 room = self._channel_room(target)
                 if room is None:
                     continue
-                request = {"CMD": "SEND", "MSG": text, "TO": [], "FROM": uid}
+                request = {"CMD": "SEND", "MSG": said, "TO": [], "FROM": uid}
                 request["ROOM"] = room
             else:
                 to = self._uid_of(target)
@@ -1011,15 +1139,16 @@ class IrcPeer(ChatConnection, irc.IRC):
                         self._mask(uid), self.nick or "*", text, None, command
                     )
                     continue
-                request = {"CMD": "SEND", "MSG": text, "TO": [to], "FROM": uid}
+                request = {"CMD": "SEND", "MSG": said, "TO": [to], "FROM": uid}
                 away = self._away_of(to)
                 if away and not notice:
                     self._numeric("301", self._nick_of(to), away)
-            if self._session(command, target, request) and "echo-message" in self.caps:
-                now = int(self.factory.clock.seconds() * 1000)
-                self._privmsg(
-                    self._mask(uid), target, text, self._tags(now, None), command
-                )
+            echo = "echo-message" in self.caps
+            if echo:
+                # Echoed once accepted, with its id (see accepted).
+                self._echoes.append((command, target, text, said))
+            if not self._session(command, target, request) and echo:
+                self._echoes.pop()
 
     def irc_NOTICE(self, params: list[str]) -> None:  # noqa: N802
         """As PRIVMSG, never answered by an error."""
@@ -1185,6 +1314,110 @@ class IrcPeer(ChatConnection, irc.IRC):
             self.away = None
             self._numeric("305", "You are no longer marked as being away")
 
+    def irc_CHATHISTORY(self, params: list[str]) -> None:  # noqa: N802
+        """IRCv3 ``draft/chathistory`` of a channel: the messages asked for
+        in a ``chathistory`` batch, read in turn (see muca.irc.history)."""
+        try:
+            query = parse_query(params)
+        except BadQuery as bad:
+            self._fail(bad.code, params[0][:32], bad.reason)
+            return
+        if not query.target.startswith("#"):
+            self._fail(
+                "INVALID_TARGET",
+                query.subcommand,
+                query.target[:NICKLEN],
+                "Only channels' history can be read here",
+            )
+            return
+        if len(self._queries) >= MAX_HISTORY_QUERIES:
+            self._fail(
+                "MESSAGE_ERROR",
+                query.subcommand,
+                query.target[:CHANNELLEN],
+                "Too many CHATHISTORY requests at once: wait for the answers",
+            )
+            return
+        self._queries.append(query)
+        if len(self._queries) == 1:
+            self._next_query()
+
+    def _fail(self, code: str, *params: str) -> None:
+        self._say("FAIL", "CHATHISTORY", code, *params)
+
+    def _next_query(self) -> None:
+        """Read the first request waiting; answer it, then the next one."""
+        query = self._queries[0]
+        member = None if self.user is None else self.user.member
+        reading: Deferred[list[ChatMessage]]
+        try:
+            if member is None:
+                raise ProtocolError(messages.NOT_JOINED, "not joined", "CHATHISTORY")
+            room = room_name(query.target, "CHATHISTORY")
+            before, top = self.factory.replays.room_reader(member, room, "CHATHISTORY")
+            reading = Deferred.fromCoroutine(RoomHistory(before, top).answer(query))
+        except ProtocolError as error:
+            reading = fail(error)
+        reading.addCallbacks(self._answer, self._unanswered, (query,), None, (query,))
+        reading.addErrback(
+            lambda failure: log.failure("answering CHATHISTORY", failure)
+        )
+        reading.addBoth(self._query_done)
+
+    def _answer(self, found: list[ChatMessage], query: Query) -> None:
+        if self._closing:
+            return
+        outbox = self.factory.outbox
+        if outbox:
+            outbox.flush_one(self)
+        name = channel(room_name(query.target, "CHATHISTORY"))
+        batched = "batch" in self.caps
+        if batched:
+            self._batches += 1
+            ident = f"h{self._batches}"
+            # Written as is: no trailing parameter (":-h1") to confuse clients.
+            self.sendCommand("BATCH", [f"+{ident}", "chathistory", name], SERVER)
+            self._batch = ident
+        try:
+            for message in found:
+                obj = message.history_payload()
+                obj["ROOM"] = room_name(query.target, "CHATHISTORY")
+                self._on_msg(obj)
+        finally:
+            self._batch = None
+        if batched:
+            self.sendCommand("BATCH", [f"-{ident}"], SERVER)
+        self.charge_answer(sum(len(line) for line in self._out))
+        self._flush_out()
+
+    def _unanswered(self, failure: Failure, query: Query) -> None:
+        if self._closing:
+            return
+        target = query.target[:CHANNELLEN]
+        if failure.check(ProtocolError):
+            error = failure.value
+            code = (
+                "INVALID_TARGET"
+                if error.code
+                in (messages.NO_SUCH_ROOM, messages.NOT_IN_ROOM, messages.BAD_ROOM)
+                else "MESSAGE_ERROR"
+            )
+            self._fail(code, query.subcommand, target, error.reason)
+        else:
+            log.failure("cannot read the history for CHATHISTORY", failure)
+            self._fail(
+                "MESSAGE_ERROR",
+                query.subcommand,
+                target,
+                "The history cannot be read now",
+            )
+        self._flush_out()
+
+    def _query_done(self, _: object) -> None:
+        self._queries.popleft()
+        if self._queries and not self._closing:
+            self._next_query()
+
     # The connection's life
 
     def timeoutConnection(self) -> None:  # noqa: N802
@@ -1258,6 +1491,7 @@ _COMMANDS: dict[str, tuple[int, Callable[[IrcPeer, list[str]], None]]] = {
     "MODE": (1, IrcPeer.irc_MODE),
     "AWAY": (0, IrcPeer.irc_AWAY),
     "INVITE": (2, IrcPeer.irc_INVITE),
+    "CHATHISTORY": (1, IrcPeer.irc_CHATHISTORY),
 }
 
 #: MUCA error codes as numerics, by the IRC command they answer ("" any).

@@ -34,6 +34,7 @@ class Framing(enum.Enum):
     ORIGINAL = "original"  # objects back to back, ASCII
     PREFIXED = "prefixed"  # 4-byte big-endian length, then the object (UTF-8)
     WEBSOCKET = "websocket"  # one object per WebSocket text message, UTF-8
+    IRC = "irc"  # IRC lines, made per connection by muca.irc (native within)
 
 
 #: The framings of a TCP byte stream, which :class:`FrameDecoder` cuts;

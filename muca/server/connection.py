@@ -39,6 +39,7 @@ from muca.protocol.messages import (
     REGISTRATION_CLOSED,
     SERVER_FULL,
     SERVER_SHUTDOWN,
+    ChatMessage,
     History,
     Join,
     JoinRefused,
@@ -153,6 +154,11 @@ class ChatConnection(SlowReaderOutput, PacedInput, TimeoutMixin):
     """
 
     factory: Node
+
+    def accepted(self, message: ChatMessage) -> None:
+        """One of this user's own messages was accepted and has its id (the
+        node delivering it calls this on the sender's connection): MUCA
+        clients learn nothing from it; IRC's ``echo-message`` echoes it."""
 
     def __init__(self) -> None:
         self.phase = Phase.CONNECTED
@@ -788,7 +794,7 @@ class ChatProtocol(ChatConnection, Protocol):
 
 
 #: Output framings that a JOIN never changes.
-_SELF_DELIMITED = (Framing.PREFIXED, Framing.WEBSOCKET)
+_SELF_DELIMITED = (Framing.PREFIXED, Framing.WEBSOCKET, Framing.IRC)
 
 _KEEPALIVE = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6))
 

@@ -411,28 +411,32 @@ class ChatFactory(ServerFactory):
         # With a history, a broadcast to an empty room is still kept for
         # those who join later.
         stored_anyway = self.store is not None and route.kind == ALL
+        recipients = (
+            ()
+            if route.kind == ALL
+            else tuple(m.uid for m in route.recipients) + offline
+        )
+        # The default room's broadcasts and private messages are "".
+        in_room = "" if room is None or room is self.room.default else room.name
+        draft = ChatMessage(
+            0,
+            int(self.clock.seconds() * 1000),
+            sender.uid,
+            route.kind,
+            recipients,
+            send.text,
+            sender.nickname,
+            in_room,
+        )
         if route.recipients or offline or stored_anyway:
             self.counters.accepted += 1
-            recipients = (
-                ()
-                if route.kind == ALL
-                else tuple(m.uid for m in route.recipients) + offline
-            )
-            # The default room's broadcasts and private messages are "".
-            in_room = "" if room is None or room is self.room.default else room.name
-            draft = ChatMessage(
-                0,
-                int(self.clock.seconds() * 1000),
-                sender.uid,
-                route.kind,
-                recipients,
-                send.text,
-                sender.nickname,
-                in_room,
-            )
             # Delivered (deliver) or refused (not_accepted) through the
             # listener, now or later.
             self.bus.publish([draft])
+        elif route.kind == ALL and sender.connection is not None:
+            # A broadcast to a room nobody else is in, and no history: its
+            # sender's own copy has no id (see deliver).
+            sender.connection.accepted(draft)
         if unknown:
             names = ", ".join(unknown)
             sender.connection.send_error(
@@ -516,6 +520,9 @@ class ChatFactory(ServerFactory):
                     m for m in found if m is not None and m.connection is not None
                 ]
             members = replays.live(members, message)
+            author = room.member(message.sender)
+            if author is not None and author.connection is not None:
+                author.connection.accepted(message)
             if members:
                 self.counters.delivered += len(members)
                 if in_room is None or not in_room.tagged:

@@ -5,7 +5,9 @@
 - :class:`EncodedPayload`: one given as its native bytes (a ``ROOMS`` put
   together from pieces encoded once).
 - :class:`Outbox`: fan-out queued per connection during one reactor turn and
-  written at its end, one write per connection however many messages.
+  written at its end, one write per connection however many messages. An
+  IRC connection's bytes (``Framing.IRC``) are its front-end's lines, made
+  once per message for every IRC connection with the same ``shared_key``.
 - :func:`plain_socket` / :func:`transport_idle`: when a plain TCP transport
   holds nothing, a write can go straight to its socket (see
   ``muca.server.connection.ChatConnection.write_now``).
@@ -30,7 +32,7 @@ _BUFFER_ATTRIBUTES = ("_tempDataLen", "dataBuffer", "TLS", "disconnecting")
 
 
 # The framings whose bytes come from the native encoding alone.
-_FROM_NATIVE = (None, Framing.NATIVE, Framing.WEBSOCKET)
+_FROM_NATIVE = (None, Framing.NATIVE, Framing.WEBSOCKET, Framing.IRC)
 
 #: Bytes of one turn's fan-out to a connection up to which they are joined
 #: into one write; past it each message is written by itself.
@@ -40,12 +42,16 @@ JOIN_MAX = 64 * 1024
 class Payload:
     """One object to deliver, encoded at most once per output framing."""
 
-    __slots__ = ("obj", "_native", "_others")
+    __slots__ = ("obj", "_native", "_others", "shared")
 
     def __init__(self, obj: dict[str, Any]) -> None:
         self.obj = obj
         self._native: bytes | None = None
         self._others: dict[Framing, bytes] = {}
+        #: What a front-end whose bytes depend on the recipient made of it,
+        #: by what they depend on, for every connection alike (IRC's lines,
+        #: see ``muca.irc.peer.IrcPeer.render``).
+        self.shared: dict[Any, bytes] | None = None
 
     def native(self) -> bytes:
         """The object in native framing."""
@@ -55,8 +61,8 @@ class Payload:
 
     def for_framing(self, framing: Framing | None) -> bytes:
         """The bytes for a connection with this output framing (native
-        while it is not known yet)."""
-        if framing is None or framing is Framing.NATIVE:
+        while it is not known yet, and for IRC: its peers translate them)."""
+        if framing is None or framing is Framing.NATIVE or framing is Framing.IRC:
             return self.native()
         data = self._others.get(framing)
         if data is None:
@@ -95,6 +101,13 @@ class Writer(Protocol):
     def write_now(self, data: bytes) -> None:
         """Write bytes behind everything written before."""
 
+    def render(self, payload: Payload) -> bytes:
+        """A payload as this connection's bytes (``Framing.IRC`` only)."""
+
+    #: What its rendering of a room's message depends on (``Framing.IRC``
+    #: only): connections with the same key share it (``Payload.shared``).
+    shared_key: Any
+
 
 class Outbox:
     """Fan-out queued per connection until the end of the reactor turn.
@@ -128,6 +141,7 @@ class Outbox:
             self._flush_call = self._clock.callLater(0, self.flush)
         native = payload.native()
         native_framing, websocket_framing = Framing.NATIVE, Framing.WEBSOCKET
+        irc_framing = Framing.IRC
         # Local names, not a call or an Enum hash per recipient: a room of
         # browsers is all WebSocket.
         websocket: bytes | None = None
@@ -139,6 +153,13 @@ class Outbox:
                 if websocket is None:
                     websocket = payload.for_framing(websocket_framing)
                 data = websocket
+            elif framing is irc_framing:
+                # IRC lines depend on the recipient: its front-end makes
+                # them, once for all who see them alike.
+                shared = payload.shared
+                data = shared.get(connection.shared_key) if shared else None
+                if data is None:
+                    data = connection.render(payload)
             else:
                 data = payload.for_framing(framing)
             chunks = queued.get(connection)

@@ -52,7 +52,7 @@ from muca.protocol.messages import (
 )
 from muca.server.pages import HistoryPages
 from muca.server.room import ChatRoom, Member, Room
-from muca.store.base import DEFAULT_ROOM_KEY, MessageStore
+from muca.store.base import DEFAULT_ROOM_KEY, MessageStore, Page
 from muca.store.sql import NO_UPPER_BOUND
 
 # Messages replayed at a JOIN with the history capability.
@@ -356,6 +356,30 @@ class Replays:
         connection.stream(
             _ScrollBack(pages, lambda m: self._history_payload(member, m), label)
         )
+
+    def room_reader(
+        self, member: Member, name: str, ref: str
+    ) -> tuple[Callable[[int, int], Deferred[Page]], int]:
+        """``HISTORY ROOM``'s reading for a front-end that pages a room's
+        history itself (IRC's ``CHATHISTORY``): the store's page of the
+        newest messages of room ``name`` below an id, as ``member`` may
+        read them, and an id above every message known here. Raises
+        :class:`ProtocolError` (``ref`` its reference) as ``HISTORY``
+        refuses."""
+        store = self.node.store
+        if store is None:
+            raise ProtocolError(BAD_COMMAND, "this server keeps no history", ref)
+        try:
+            room = self._readable_room(member, name)
+        except ProtocolError as error:
+            raise ProtocolError(error.code, error.reason, ref) from None
+        rooms = (self.room_key(room),)
+        uid = member.uid
+
+        def before(upper: int, limit: int) -> Deferred[Page]:
+            return store.before(uid, False, upper, limit, rooms=rooms)
+
+        return before, max(store.last_id(), self.node.last_delivered) + 1
 
     def _readable_room(self, member: Member, name: str) -> ChatRoom:
         """The room whose history ``member`` asks for: a public one, or a

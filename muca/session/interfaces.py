@@ -44,6 +44,12 @@ class IChatClient(Interface):
     def write_now(data):
         """Write bytes already encoded for this peer's framing (fan-out)."""
 
+    def accepted(message):
+        """One of this peer's own messages (a ``ChatMessage``) was accepted
+        and has its id: the node that delivers it says so to its sender's
+        connection (IRC's ``echo-message`` echoes it; others ignore it).
+        A broadcast that reached nobody and was not kept comes with id 0."""
+
     def stream(source):
         """Write a history a page at a time, as the peer reads it."""
 

@@ -90,10 +90,15 @@ class ChannelTests(SynchronousTestCase):
         tagged.send("CAP END")
         tagged.take()
         self.alice.take()
+        self.mary.take()
         tagged.send("PRIVMSG #general :mine")
         (echo,) = tagged.take()
+        # The echo has the id the others' copies have.
+        (seen,) = self.mary.take()
         self.assertEqual(
-            echo, "@time=2025-12-06T05:46:40.250Z :bob!bob@muca PRIVMSG #general :mine"
+            echo,
+            f"@time=2025-12-06T05:46:40.250Z;msgid={seen['ID']}"
+            " :bob!bob@muca PRIVMSG #general :mine",
         )
         self.mary_sends("tagged")
         (line,) = tagged.take()
@@ -108,6 +113,102 @@ class ChannelTests(SynchronousTestCase):
                 ":bob!bob@muca PRIVMSG #general :mine",
                 f"{MARY} PRIVMSG #general :tagged",
             ],
+        )
+
+    def test_echoes_have_the_ids_of_the_messages(self) -> None:
+        tagged = self.irc("bob", "CAP REQ :echo-message message-tags")
+        tagged.send("CAP END")
+        tagged.take()
+        self.mary.take()
+        tagged.send(
+            "PRIVMSG mary,alice :to two",
+            "NOTICE Mary :noted",
+            "PRIVMSG nobody :lost",
+            "PRIVMSG bob :to me",
+        )
+        lines = tagged.take()
+        ids = [m["ID"] for m in self.mary.take()]
+        (alices,) = [line for line in self.alice.take() if "to two" in line]
+        self.assertEqual(len(ids), 2)
+        self.assertEqual(
+            lines,
+            [
+                f"@msgid={ids[0]} :bob!bob@muca PRIVMSG mary :to two",
+                f"@msgid={ids[0] + 1} :bob!bob@muca PRIVMSG alice :to two",
+                f"@msgid={ids[1]} :bob!bob@muca NOTICE Mary :noted",
+                ":muca 401 bob nobody :No such nick/channel",
+                ":bob!bob@muca PRIVMSG bob :to me",
+            ],
+        )
+        self.assertEqual(alices, ":bob!bob@muca PRIVMSG alice :to two")
+
+    def test_echo_alone_in_a_room_has_no_id(self) -> None:
+        tagged = self.irc("bob", "CAP REQ :echo-message message-tags")
+        tagged.send("CAP END", "JOIN #quiet")
+        tagged.take()
+        tagged.send("PRIVMSG #quiet :anyone?")
+        self.assertEqual(tagged.take(), [":bob!bob@muca PRIVMSG #quiet :anyone?"])
+
+    def test_actions_both_ways(self) -> None:
+        self.mary.take()
+        self.alice.send("PRIVMSG #general :\x01ACTION waves\x01")
+        (message,) = self.mary.take()
+        self.assertEqual(message["MSG"], "* alice waves")
+        self.mary_sends("* Mary smiles")
+        self.mary_sends("* Tony is not Mary")
+        self.mary_sends("* Mary ")
+        self.assertEqual(
+            self.alice.take(),
+            [
+                f"{MARY} PRIVMSG #general :\x01ACTION smiles\x01",
+                f"{MARY} PRIVMSG #general :* Tony is not Mary",
+                f"{MARY} PRIVMSG #general :* Mary ",
+            ],
+        )
+        # A long one is several actions, each within the line limit.
+        self.mary_sends("* Mary " + "é" * 600)
+        lines = self.alice.take()
+        self.assertEqual(len(lines), 3)
+        body = ""
+        for line in lines:
+            self.assertLessEqual(len(line.encode()) + 2, 512)
+            head, _, text = line.partition(" :")
+            self.assertEqual(head, f"{MARY} PRIVMSG #general")
+            self.assertTrue(text.startswith("\x01ACTION ") and text.endswith("\x01"))
+            body += text[len("\x01ACTION ") : -1]
+        self.assertEqual(body, "é" * 600)
+
+    def test_an_action_echoed_as_sent(self) -> None:
+        tagged = self.irc("bob", "CAP REQ :echo-message")
+        tagged.send("CAP END")
+        tagged.take()
+        self.mary.take()
+        tagged.send("PRIVMSG mary :\x01ACTION nods\x01")
+        self.assertEqual(
+            tagged.take(), [":bob!bob@muca PRIVMSG mary :\x01ACTION nods\x01"]
+        )
+        (message,) = self.mary.take()
+        self.assertEqual((message["TYPE"], message["MSG"]), ("PRIVATE", "* bob nods"))
+
+    def test_a_broadcast_is_made_once_for_clients_with_the_same_tags(self) -> None:
+        bob = self.irc("bob")
+        tagged = self.irc("carol", "CAP REQ :server-time message-tags")
+        tagged.send("CAP END")
+        for client in (self.alice, bob, tagged):
+            client.take()
+        self.mary_sends("to all")
+        queued = self.server.factory.outbox._queued
+        lines = {
+            client: queued[client.protocol] for client in (self.alice, bob, tagged)
+        }
+        # The very same bytes for alice and bob, others for carol.
+        self.assertIs(lines[self.alice][0], lines[bob][0])
+        self.assertIsNot(lines[tagged][0], lines[bob][0])
+        self.assertEqual(self.alice.take(), [f"{MARY} PRIVMSG #general :to all"])
+        self.assertEqual(bob.take(), [f"{MARY} PRIVMSG #general :to all"])
+        (line,) = tagged.take()
+        self.assertRegex(
+            line, rf"^@time=\S+;msgid=\d+ {MARY} PRIVMSG #general :to all$"
         )
 
     def test_long_messages_split_between_characters(self) -> None:

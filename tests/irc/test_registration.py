@@ -151,7 +151,8 @@ class CapabilityTests(SynchronousTestCase):
         client = self.client
         client.send("CAP LS 302", "NICK alice", "USER alice 0 * :A")
         self.assertEqual(
-            client.take(), [":muca CAP * LS :server-time message-tags echo-message"]
+            client.take(),
+            [":muca CAP * LS :server-time message-tags echo-message batch"],
         )
         client.send("CAP REQ :server-time echo-message", "CAP REQ :sasl multi-prefix")
         self.assertEqual(
@@ -218,7 +219,7 @@ class SaslTests(SynchronousTestCase):
         self.client.send("CAP LS 302", "NICK Alice", "USER alice 0 * :Alice A")
         self.assertEqual(
             self.client.take(),
-            [":muca CAP * LS :server-time message-tags echo-message sasl=PLAIN"],
+            [":muca CAP * LS :server-time message-tags echo-message batch sasl=PLAIN"],
         )
         self.client.send("CAP REQ :sasl")
         self.assertEqual(self.client.take(), [":muca CAP * ACK :sasl"])
@@ -303,7 +304,7 @@ class NoSaslTests(SynchronousTestCase):
         self.assertEqual(
             client.take(),
             [
-                ":muca CAP * LS :server-time message-tags echo-message",
+                ":muca CAP * LS :server-time message-tags echo-message batch",
                 ":muca CAP * NAK :sasl",
                 ":muca 904 * :SASL authentication failed: CAP REQ sasl first",
             ],

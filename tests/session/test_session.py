@@ -58,6 +58,9 @@ class RecordingClient:
     def send_error(self, code: str, reason: str, ref: str | None = None) -> None:
         self.send(messages.error_payload(code, reason, ref))
 
+    def accepted(self, message: messages.ChatMessage) -> None:
+        """Its own message accepted: a MUCA peer is told nothing."""
+
     def write_now(self, data: bytes) -> None:
         self.seen.extend(json.loads(line) for line in data.splitlines() if line)
 
