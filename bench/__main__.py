@@ -163,15 +163,15 @@ def irc_notes(results: list[Result]) -> list[str]:
 def logins_runs(
     settings: Settings, count: int, senders: int, window: int
 ) -> list[Callable[[], Result]]:
-    """The logins workload's three rows (one server run): the broadcast
-    without logins, the broadcast during ``count`` logins, the logins."""
+    """The logins workload's four rows (one server run): the broadcast
+    before, during and after ``count`` logins, and the logins."""
     results: list[Result] = []
 
     def run() -> Result:
         results.extend(logins(count, settings, senders=senders, window=window))
         return results[0]
 
-    return [run, lambda: results[1], lambda: results[2]]
+    return [run, *(lambda i=i: results[i] for i in range(1, 4))]
 
 
 def rooms_notes(results: list[Result]) -> list[str]:
