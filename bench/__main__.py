@@ -8,6 +8,7 @@
     .venv/bin/python -m bench --workload rooms       # 10,000 users in 1,000 rooms
     .venv/bin/python -m bench --workload search --messages 1000000
     .venv/bin/python -m bench --workload irc         # IRC clients beside MUCA ones
+    .venv/bin/python -m bench --workload logins      # 1,000 Argon2id logins
 
 Prints a table and then the same figures as JSON; exits 1 when any message
 was lost, duplicated, reordered or misdelivered, or a roster ended wrong.
@@ -23,6 +24,7 @@ import sys
 from collections.abc import Callable
 
 from bench.abuse import abuse_runs
+from bench.logins import logins
 from bench.server import BenchFailure
 from bench.workloads import (
     Result,
@@ -47,6 +49,7 @@ WORKLOADS = (
     "rooms",
     "search",
     "irc",
+    "logins",
 )
 
 
@@ -155,6 +158,20 @@ def irc_notes(results: list[Result]) -> list[str]:
             " protocol's (target within 1.5×)"
         )
     return notes
+
+
+def logins_runs(
+    settings: Settings, count: int, senders: int, window: int
+) -> list[Callable[[], Result]]:
+    """The logins workload's four rows (one server run): the broadcast
+    before, during and after ``count`` logins, and the logins."""
+    results: list[Result] = []
+
+    def run() -> Result:
+        results.extend(logins(count, settings, senders=senders, window=window))
+        return results[0]
+
+    return [run, *(lambda i=i: results[i] for i in range(1, 4))]
 
 
 def rooms_notes(results: list[Result]) -> list[str]:
@@ -353,6 +370,11 @@ def plan(args: argparse.Namespace, settings: Settings) -> list[Callable[[], Resu
                 args.senders,
                 args.rounds,
             )
+        )
+    if args.workload == "logins":
+        # Not part of "all": --clients accounts log in during a broadcast.
+        runs.extend(
+            logins_runs(settings, args.clients or 1000, args.senders, args.window or 1)
         )
     if args.workload == "abuse":
         # Not part of "all": each attack runs for three times --duration.

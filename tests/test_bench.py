@@ -498,3 +498,79 @@ class SearchBenchTests(unittest.TestCase):
             self.assertGreater(row["cpu_ratio"], 0)
         self.assertIn("sqlite, 2,000 messages: database", table)
         self.assertIn("  cjk part       p50", table)
+
+
+class LoginsBenchTests(unittest.TestCase):
+    """``--workload logins``, small: 20 accounts log in with Argon2id on a
+    ``--auth db`` server while a broadcast runs, beside the same broadcast
+    without logins."""
+
+    def test_every_login_succeeds_during_a_checked_broadcast(self) -> None:
+        from bench.logins import logins
+
+        quiet, busy, after, row = logins(20, TINY, clients=6, senders=3, window=2)
+        self.assertEqual(
+            [quiet.workload, busy.workload, after.workload, row.workload],
+            [
+                "logins broadcast w2 no logins",
+                "logins broadcast w2 with logins",
+                "logins broadcast w2 after logins",
+                "logins",
+            ],
+        )
+        for broadcast_row in (quiet, busy, after):
+            self.assertGreater(broadcast_row.messages, 0)
+            self.assertEqual(broadcast_row.deliveries, broadcast_row.messages * 5)
+            self.assertGreater(broadcast_row.latency_p99_ms, 0)
+        self.assertEqual(row.clients, 20)
+        self.assertRegex(row.notes[0], r"^set-up: 26 accounts written in \d+\.\d\d s$")
+        self.assertRegex(
+            row.notes[1],
+            r"^20 of 20 logins OKAY in \d+\.\d\d s: \d+\.\d logins/s, 4 at a"
+            r" time; \d+ ms server CPU a login",
+        )
+        self.assertRegex(
+            row.notes[2],
+            r"^broadcast p99 \d+\.\d\d ms with logins against \d+\.\d\d ms"
+            r" before and \d+\.\d\d ms after them: \d+\.\d\d× their mean"
+            r" \((within|OVER) the 2× target\)$",
+        )
+        # The login clients came and went in sight of the broadcast clients
+        # (deltas batched, the last ones maybe after the last phase).
+        phases = re.match(
+            r"^(\d+) broadcast phases during the logins; (\d+) PRESENCE lines"
+            r" of login clients set aside$",
+            busy.notes[0],
+        )
+        self.assertIsNotNone(phases, busy.notes[0])
+        self.assertGreater(int(phases.group(1)), 0)
+        self.assertGreater(int(phases.group(2)), 0)
+        self.assertGreater(row.latency_p50_ms, 0)
+        self.assertGreater(row.server_cpu_s, 0)
+
+    def test_presence_lines_are_set_aside_wherever_tcp_splits(self) -> None:
+        from bench.logins import AccountsGenerator
+
+        stream = (
+            b'{"CMD":"MSG","MSG":"0.1.5"}\n'
+            b'{"CMD":"PRESENCE","JOINED":[{"UID":"l1"}],"LEFT":[]}\n'
+            b'{"CMD":"MSG","MSG":"0.2.6"}\n'
+            b'{"CMD":"PRESENCE","JOINED":[],"LEFT":["l1"]}\n'
+        )
+        generator = AccountsGenerator(1)
+        self.addCleanup(generator.close)
+        client = Client(0, True)
+        for cut in range(len(stream) + 1):
+            seen: list[bytes] = []
+            generator.presence_lines = 0
+            wrapped = generator._without_presence(
+                lambda c, data, seen=seen: seen.append(data)
+            )
+            wrapped(client, stream[:cut])
+            wrapped(client, stream[cut:])
+            self.assertEqual(
+                b"".join(seen),
+                b'{"CMD":"MSG","MSG":"0.1.5"}\n{"CMD":"MSG","MSG":"0.2.6"}\n',
+            )
+            self.assertTrue(all(data.endswith(b"\n") for data in seen))
+            self.assertEqual(generator.presence_lines, 2)
