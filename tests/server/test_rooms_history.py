@@ -382,6 +382,16 @@ async def take_until(peer: MemoryPeer, done: Any) -> list[dict[str, Any]]:
     raise AssertionError(f"no end in {got!r}")
 
 
+async def server_on_sqlite(testcase: TestCase) -> MemoryServer:
+    """An in-memory server on a fresh SQLite history, closed after the test."""
+    store = SQLiteStore(os.path.join(fresh_directory(testcase), "h.db"))
+    await store.open()
+    testcase.addCleanup(store.close)
+    server = MemoryServer(store=store)
+    testcase.addCleanup(server.stop)
+    return server
+
+
 class ReplayBehindLiveTests(TestCase):
     """A room's message delivered while the room's replay is read: it comes
     once, in its place (in memory, so that it is delivered before the replay
@@ -390,11 +400,7 @@ class ReplayBehindLiveTests(TestCase):
     async def test_a_message_delivered_during_the_rooms_replay_comes_once(
         self,
     ) -> None:
-        store = SQLiteStore(os.path.join(fresh_directory(self), "h.db"))
-        await store.open()
-        self.addCleanup(store.close)
-        server = MemoryServer(store=store)
-        self.addCleanup(server.stop)
+        server = await server_on_sqlite(self)
         alice, bob = server.connect(), server.connect()
         alice.send_json(join(*ALICE, CAPS=["rooms"]))
         alice.send_json({"CMD": "ENTER", "ROOM": "dev"})
@@ -440,11 +446,7 @@ class ReplayBehindLiveTests(TestCase):
     async def test_what_one_says_while_ones_replay_waits_is_not_replayed(
         self,
     ) -> None:
-        store = SQLiteStore(os.path.join(fresh_directory(self), "h.db"))
-        await store.open()
-        self.addCleanup(store.close)
-        server = MemoryServer(store=store)
-        self.addCleanup(server.stop)
+        server = await server_on_sqlite(self)
         alice, bob = server.connect(), server.connect()
         alice.send_json(join(*ALICE, CAPS=["rooms"]))
         alice.send_json({"CMD": "ENTER", "ROOM": "dev"})
@@ -482,11 +484,7 @@ class ReplayBehindLiveTests(TestCase):
     async def test_rooms_entered_at_once_are_replayed_one_after_another(
         self,
     ) -> None:
-        store = SQLiteStore(os.path.join(fresh_directory(self), "h.db"))
-        await store.open()
-        self.addCleanup(store.close)
-        server = MemoryServer(store=store)
-        self.addCleanup(server.stop)
+        server = await server_on_sqlite(self)
         alice, bob = server.connect(), server.connect()
         alice.send_json(join(*ALICE, CAPS=["rooms"]))
         for room in ("a", "b", "c"):
