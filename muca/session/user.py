@@ -27,6 +27,7 @@ from muca.protocol.messages import (
     Invite,
     Join,
     JoinRefused,
+    Moderate,
     ProtocolError,
     RoomCommand,
     RoomSet,
@@ -71,6 +72,9 @@ class Node(typing.Protocol):
 
     def invite(self, member: Member, request: Invite) -> None:
         """Let a user into a room; raises :class:`ProtocolError`."""
+
+    def moderate(self, member: Member, request: Moderate) -> None:
+        """A moderation command; raises :class:`ProtocolError`."""
 
 
 @implementer(IChatUser)
@@ -170,6 +174,17 @@ class ChatUser:
                 node.set_room(member, request)
             else:
                 node.invite(member, request)
+        except ProtocolError as error:
+            self.client.send_error(error.code, error.reason, error.ref)
+
+    def moderate(self, request: Moderate) -> None:
+        """A moderation command (see ``muca.server.node``); refusals are
+        the client's ``ERROR``."""
+        member = self.member
+        if member is None:
+            return
+        try:
+            self.node.moderate(member, request)
         except ProtocolError as error:
             self.client.send_error(error.code, error.reason, error.ref)
 

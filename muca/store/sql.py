@@ -19,6 +19,7 @@ from muca.store.base import (
     ChatMessage,
     KnownUser,
     Page,
+    Sanction,
     StoredRoom,
     StoreError,
 )
@@ -139,6 +140,22 @@ def _tables(dialect: Dialect) -> list[str]:
             action TEXT NOT NULL,
             target TEXT,
             detail TEXT)""",
+        # Moderation (version 7): each room's moderators (named by its
+        # owner or an admin), and the bans and mutes of a room or (room '')
+        # of the whole server, until a time (ms since the epoch; NULL: for
+        # ever), by whom and why.
+        f"""CREATE TABLE IF NOT EXISTS muca_moderators (
+            room TEXT NOT NULL,
+            uid TEXT NOT NULL,
+            PRIMARY KEY (room, uid)){dialect.key_only_table}""",
+        f"""CREATE TABLE IF NOT EXISTS muca_sanctions (
+            kind TEXT NOT NULL CHECK (kind IN ('ban', 'mute')),
+            room TEXT NOT NULL,
+            uid TEXT NOT NULL,
+            until BIGINT,
+            by_uid TEXT NOT NULL,
+            reason {dialect.text_type} NOT NULL,
+            PRIMARY KEY (kind, room, uid))""",
     ]
 
 
@@ -712,6 +729,85 @@ def save_account_room(
             dialect.sql("DELETE FROM muca_account_rooms WHERE uid = ? AND room = ?"),
             (uid, room),
         )
+
+
+def read_moderators(cursor: Any) -> dict[str, set[str]]:
+    """Each room's moderators."""
+    cursor.execute("SELECT room, uid FROM muca_moderators")
+    moderators: dict[str, set[str]] = {}
+    for room, uid in cursor.fetchall():
+        moderators.setdefault(room, set()).add(uid)
+    return moderators
+
+
+def save_moderator(
+    cursor: Any, dialect: Dialect, room: str, uid: str, named: bool
+) -> None:
+    """Keep that ``uid`` moderates ``room``, or forget it."""
+    if named:
+        cursor.execute(
+            dialect.sql(
+                "INSERT INTO muca_moderators (room, uid) VALUES (?, ?)"
+                " ON CONFLICT (room, uid) DO NOTHING"
+            ),
+            (room, uid),
+        )
+    else:
+        cursor.execute(
+            dialect.sql("DELETE FROM muca_moderators WHERE room = ? AND uid = ?"),
+            (room, uid),
+        )
+
+
+def read_sanctions(cursor: Any, dialect: Dialect) -> list[Sanction]:
+    """Every ban and mute kept."""
+    cursor.execute(
+        "SELECT kind, room, uid, until, by_uid, reason FROM muca_sanctions"
+        " ORDER BY kind, room, uid"
+    )
+    return [
+        Sanction(
+            kind,
+            room,
+            uid,
+            None if until is None else int(until),
+            by,
+            dialect.decode_text(reason),
+        )
+        for kind, room, uid, until, by, reason in cursor.fetchall()
+    ]
+
+
+def save_sanction(cursor: Any, dialect: Dialect, sanction: Sanction) -> None:
+    """Keep a ban or mute, replacing the one of its kind, room and uid."""
+    cursor.execute(
+        dialect.sql(
+            "INSERT INTO muca_sanctions (kind, room, uid, until, by_uid, reason)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind, room, uid) DO UPDATE"
+            " SET until = excluded.until, by_uid = excluded.by_uid,"
+            " reason = excluded.reason"
+        ),
+        (
+            sanction.kind,
+            sanction.room,
+            sanction.uid,
+            sanction.until,
+            sanction.by,
+            dialect.encode_text(sanction.reason),
+        ),
+    )
+
+
+def drop_sanction(
+    cursor: Any, dialect: Dialect, kind: str, room: str, uid: str
+) -> None:
+    """Forget a ban or mute."""
+    cursor.execute(
+        dialect.sql(
+            "DELETE FROM muca_sanctions WHERE kind = ? AND room = ? AND uid = ?"
+        ),
+        (kind, room, uid),
+    )
 
 
 def delete_range(cursor: Any, dialect: Dialect, first: int, last: int) -> int:
