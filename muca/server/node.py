@@ -775,7 +775,10 @@ class ChatFactory(ServerFactory):
         room = self.room.rooms.get(request.room)
         if room is None:
             raise _no_such_room(request.room, "ROOMSET")
-        slow_only = request.topic is None and request.private is None
+        # A moderator (or an admin) may set a made room's slow mode alone.
+        slow_only = (
+            request.topic is None and request.private is None and room.owner is not None
+        )
         if (room.owner is None or room.owner != member.uid) and not (
             slow_only and self._moderates(member.uid, room)
         ):

@@ -137,8 +137,17 @@ class ModerationBehaviour(ModerationCase):
             (error["CODE"], error["REASON"]),
             ("MUTED", "you are muted here for ever: not delivered"),
         )
+        # Without the capability the commands are unknown.
+        old.send_json({"CMD": "UNMUTE", "UID": BOB[1]})
+        error = await seek(old, "ERROR")
+        self.assertEqual(
+            (error["CODE"], error["REASON"]),
+            ("BAD_COMMAND", "unknown command 'UNMUTE'"),
+        )
         root.send_json({"CMD": "UNMUTE", "UID": BOB[1]})
-        await seek(root, "NOTICE")
+        self.assertEqual(
+            await seek(root, "NOTICE"), notice("Root unmuted Bob", "general")
+        )
         old.send_json({"CMD": "SEND", "MSG": "sorry", "TO": [], "FROM": BOB[1]})
         # The first message Ann gets is the one sent after the unmute.
         got = await seek(ann, "MSG")

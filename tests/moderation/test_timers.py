@@ -5,11 +5,16 @@ stop; slow mode's wait and its bounded memory."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from twisted.cred import strcred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from muca.server.auth import make_portal
 from muca.server.moderation import SERVER, Moderation, duration_text
 from muca.store.base import BAN, MUTE, Sanction
+from tests.support import MemoryPeer, MemoryServer, join
 
 START = 1_000_000.0
 
@@ -106,3 +111,51 @@ class TimersTests(SynchronousTestCase):
         self.assertEqual(moderation.moderators, {"maths": {"cid", "dan", "bob"}})
         moderation.apply_kept({"physics": {"eve"}})
         self.assertEqual(moderation.moderators, {"physics": {"eve"}})
+
+
+def _server() -> MemoryServer:
+    checker = strcred.makeChecker("memory:ann:pw:bob:pw")
+    return MemoryServer(portal=make_portal([checker]), rate=None, login_delay=None)
+
+
+def _joined(server: MemoryServer, uid: str) -> MemoryPeer:
+    peer = server.connect()
+    caps = ["rooms", "moderation"]
+    peer.send_json(join(uid.title(), uid, PASS="pw", V=2, CAPS=caps))
+    peer.send_json({"CMD": "ENTER", "ROOM": "maths"})
+    peer.take()
+    return peer
+
+
+def _of(peer: MemoryPeer, cmd: str) -> list[Any]:
+    return [obj for obj in peer.take() if obj["CMD"] == cmd]
+
+
+class NodeClockTests(SynchronousTestCase):
+    """A node on a fake clock (no store): a timed mute ends by itself."""
+
+    def test_a_mute_ends_by_itself_and_the_room_hears_of_it(self) -> None:
+        server = _server()
+        self.addCleanup(server.stop)
+        ann, bob = _joined(server, "ann"), _joined(server, "bob")
+        ann.take()
+        ann.send_json({"CMD": "MUTE", "ROOM": "maths", "UID": "bob", "FOR": 60})
+        said = {"CMD": "NOTICE", "ROOM": "maths", "TEXT": "Ann muted Bob for 1 minute"}
+        self.assertEqual(_of(bob, "NOTICE"), [said])
+        server.clock.advance(59.5)
+        bob.send_json(
+            {"CMD": "SEND", "MSG": "x", "TO": [], "FROM": "bob", "ROOM": "maths"}
+        )
+        self.assertEqual(
+            [e["REASON"] for e in _of(bob, "ERROR")],
+            ["you are muted in the room 'maths' for 1 more second: not delivered"],
+        )
+        self.assertEqual(_of(ann, "MSG"), [])
+        server.clock.advance(0.5)
+        over = {"CMD": "NOTICE", "ROOM": "maths", "TEXT": "the mute of Bob is over"}
+        self.assertEqual(_of(ann, "NOTICE"), [over])
+        bob.send_json(
+            {"CMD": "SEND", "MSG": "y", "TO": [], "FROM": "bob", "ROOM": "maths"}
+        )
+        self.assertEqual([m["MSG"] for m in _of(ann, "MSG")], ["y"])
+        self.assertEqual(server.clock.getDelayedCalls(), [])
