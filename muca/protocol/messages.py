@@ -49,6 +49,8 @@ NOT_ALLOWED = "NOT_ALLOWED"
 MUTED = "MUTED"
 SLOW_MODE = "SLOW_MODE"
 MODERATION_UNAVAILABLE = "MODERATION_UNAVAILABLE"
+# A DELETE of an id that is no message kept (or kept no more).
+NO_SUCH_MESSAGE = "NO_SUCH_MESSAGE"
 
 # ACK FAIL codes.
 UID_TAKEN = "UID_TAKEN"
@@ -242,6 +244,14 @@ class Moderate:
     named: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """``DELETE``: the text of message ``id`` removed, why."""
+
+    id: int
+    reason: str = ""
+
+
 #: The longest invitation code read (a code muca-admin makes is 22).
 MAX_INVITE = 64
 
@@ -258,6 +268,7 @@ ClientCommand = (
     | Register
     | PasswordChange
     | Moderate
+    | Delete
 )
 RoomCommand = Enter | Exit | RoomSet | Invite
 #: The commands only a client with the ``rooms`` capability has.
@@ -414,7 +425,25 @@ def parse_client_command(
         return _parse_room_command(cmd, obj)
     if moderation and cmd in MODERATION_COMMANDS:
         return _parse_moderate(cmd, obj)
+    if moderation and cmd == "DELETE":
+        return _parse_delete(obj)
     raise unknown_command(cmd)
+
+
+def _parse_delete(obj: dict[str, Any]) -> Delete:
+    message_id = obj.get("ID")
+    if not (_whole(message_id) and 0 < message_id <= MAX_MESSAGE_ID):
+        raise ProtocolError(
+            BAD_COMMAND, "DELETE needs ID, a message id (a whole number > 0)", "DELETE"
+        )
+    reason = obj.get("REASON", "")
+    if not (is_text(reason) and len(reason) <= MAX_REASON):
+        raise ProtocolError(
+            BAD_COMMAND,
+            f"REASON must be a string of at most {MAX_REASON} characters",
+            "DELETE",
+        )
+    return Delete(message_id, reason)
 
 
 def _parse_moderate(cmd: str, obj: dict[str, Any]) -> Moderate:
@@ -681,6 +710,11 @@ def topic_payload(room: str, topic: str, by: str) -> dict[str, Any]:
 def notice_payload(room: str, text: str) -> dict[str, Any]:
     """``NOTICE``: what a moderator did, to the room's members."""
     return {"CMD": "NOTICE", "ROOM": room, "TEXT": text}
+
+
+def deleted_payload(message_id: int) -> dict[str, Any]:
+    """``DELETED``: the text of message ``ID`` is gone."""
+    return {"CMD": "DELETED", "ID": message_id}
 
 
 def kicked_payload(by: str, reason: str) -> dict[str, Any]:

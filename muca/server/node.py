@@ -36,6 +36,7 @@ from muca.protocol.messages import (
     MODERATION,
     MODERATION_UNAVAILABLE,
     MUTED,
+    NO_SUCH_MESSAGE,
     NO_SUCH_ROOM,
     NOT_ALLOWED,
     NOT_IN_ROOM,
@@ -43,6 +44,7 @@ from muca.protocol.messages import (
     STORE_UNAVAILABLE,
     UNKNOWN_RECIPIENT,
     ChatMessage,
+    Delete,
     Enter,
     Exit,
     History,
@@ -54,6 +56,7 @@ from muca.protocol.messages import (
     RoomSet,
     Search,
     Send,
+    deleted_payload,
     entered_payload,
     kicked_payload,
     known_payload,
@@ -947,6 +950,94 @@ class ChatFactory(ServerFactory):
         if target is not None and action in ("KICK", "BAN"):
             self._put_out(target, room, action, text, member.uid, reason)
 
+    def delete(self, member: Member, request: Delete) -> None:
+        """``DELETE``: a message's text removed from history and search by
+        its author, a moderator of its room or an admin; ``DELETED`` to
+        those here who got it (its room's members, its parties)."""
+        if self.shared_rooms is not None:
+            raise ProtocolError(
+                MODERATION_UNAVAILABLE,
+                "moderation is not available on a cluster's nodes yet",
+                "DELETE",
+            )
+        store = self.store
+        if store is None:
+            raise ProtocolError(
+                NO_SUCH_MESSAGE, "this server keeps no messages", "DELETE"
+            )
+        found = store.message(request.id)
+        found.addCallback(self._delete_found, member, request)
+        found.addErrback(self._delete_failed, member)
+
+    def _delete_found(
+        self, message: ChatMessage | None, member: Member, request: Delete
+    ) -> Deferred[None] | None:
+        here = self.room.member(member.uid) is member
+        rooms = self.room.rooms
+        room = None
+        if message is not None and message.kind == ALL:
+            room = rooms.default if message.room == "" else rooms.get(message.room)
+        readers = () if message is None else (message.sender, *message.recipients)
+        if message is None or (message.kind != ALL and member.uid not in readers):
+            if here:
+                member.connection.send_error(
+                    NO_SUCH_MESSAGE, f"there is no message {request.id}", "DELETE"
+                )
+            return None
+        allowed = (
+            message.sender == member.uid
+            or self.is_admin(member.uid)
+            or (room is not None and self._moderates(member.uid, room))
+        )
+        if not allowed:
+            if here:
+                member.connection.send_error(
+                    NOT_ALLOWED,
+                    "only its author or a moderator of its room may delete"
+                    f" message {request.id}",
+                    "DELETE",
+                )
+            return None
+        assert self.store is not None
+        done = self.store.delete_text(request.id)
+        return done.addCallback(self._deleted, message, member, room, request)
+
+    def _deleted(
+        self,
+        _: None,
+        message: ChatMessage,
+        member: Member,
+        room: ChatRoom | None,
+        request: Delete,
+    ) -> None:
+        if message.kind == ALL:
+            told = [] if room is None else room.members()
+        else:
+            told = [
+                m
+                for uid in (message.sender, *message.recipients)
+                if (m := self.room.member(uid)) is not None
+            ]
+        if self.room.member(member.uid) is member and member not in told:
+            told.append(member)
+        self.fan_out(Payload(deleted_payload(message.id)), told)
+        where = "private" if message.kind != ALL else message.room or "default room"
+        reason = f": {request.reason}" if request.reason else ""
+        self._audit_line(
+            member.uid,
+            "delete",
+            message.sender,
+            f"message {message.id} ({where}){reason}",
+        )
+
+    def _delete_failed(self, failure: Failure, member: Member) -> None:
+        if not failure.check(StoreError):
+            log.failure("DELETE", failure)
+        if self.room.member(member.uid) is member:
+            member.connection.send_error(
+                STORE_UNAVAILABLE, "the history cannot be changed now", "DELETE"
+            )
+
     def _put_out(
         self,
         target: Member,
@@ -1002,11 +1093,18 @@ class ChatFactory(ServerFactory):
         place = "server" if where == SERVER else f"room {where}"
         span = "" if action not in ("BAN", "MUTE") else f" {duration_text(seconds)}"
         detail = f"{place}{span}" + (f": {reason}" if reason else "")
+        self._audit_line(actor, action.lower(), target, detail)
+
+    def _audit_line(self, actor: str, action: str, target: str, detail: str) -> None:
+        """One line of the audit log, on its way to the store."""
+        store = self.store
+        if store is None:
+            return
         now = self._now_ms()
         self._audits += 1
         self._save(
             ("audit", self._audits),
-            lambda: store.audit(now, actor, action.lower(), target, detail),
+            lambda: store.audit(now, actor, action, target, detail),
             f"the audit of {action} {target!r}",
         )
 

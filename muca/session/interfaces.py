@@ -94,7 +94,8 @@ class IChatUser(Interface):
 
     def moderate(request):
         """``KICK``, ``BAN``, ``UNBAN``, ``MUTE``, ``UNMUTE`` or
-        ``MODERATOR`` (a client with the ``moderation`` capability);
+        ``MODERATOR``, or ``DELETE`` (a client with the ``moderation``
+        capability);
         problems are the client's ``ERROR`` s."""
 
     def leave():

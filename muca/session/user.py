@@ -21,6 +21,7 @@ from muca.protocol.messages import (
     FROM_MISMATCH,
     NOT_JOINED,
     SERVER_FULL,
+    Delete,
     Enter,
     Exit,
     History,
@@ -75,6 +76,9 @@ class Node(typing.Protocol):
 
     def moderate(self, member: Member, request: Moderate) -> None:
         """A moderation command; raises :class:`ProtocolError`."""
+
+    def delete(self, member: Member, request: Delete) -> None:
+        """``DELETE``; raises :class:`ProtocolError`."""
 
 
 @implementer(IChatUser)
@@ -177,14 +181,17 @@ class ChatUser:
         except ProtocolError as error:
             self.client.send_error(error.code, error.reason, error.ref)
 
-    def moderate(self, request: Moderate) -> None:
-        """A moderation command (see ``muca.server.node``); refusals are
-        the client's ``ERROR``."""
+    def moderate(self, request: Moderate | Delete) -> None:
+        """A moderation command or ``DELETE`` (see ``muca.server.node``);
+        refusals are the client's ``ERROR``."""
         member = self.member
         if member is None:
             return
         try:
-            self.node.moderate(member, request)
+            if isinstance(request, Delete):
+                self.node.delete(member, request)
+            else:
+                self.node.moderate(member, request)
         except ProtocolError as error:
             self.client.send_error(error.code, error.reason, error.ref)
 

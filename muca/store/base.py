@@ -246,6 +246,15 @@ class MessageStore(Protocol):
         too: the caller ends those)."""
         ...
 
+    def message(self, message_id: int) -> Deferred[ChatMessage | None]:
+        """The message kept under ``message_id``, if any (one appended
+        already included)."""
+        ...
+
+    def delete_text(self, message_id: int) -> Deferred[None]:
+        """Empty a message's text (its id stays), in history and search."""
+        ...
+
     def moderators(self) -> Deferred[dict[str, set[str]]]:
         """Each room's moderators now, read off the reactor thread."""
         ...

@@ -251,6 +251,14 @@ class SQLStoreOperations:
 
     # Moderation
 
+    def message(self, message_id: int) -> Deferred[ChatMessage | None]:
+        """The message kept under ``message_id``, if any."""
+        return self._query(sql.read_message, self.dialect, message_id)
+
+    def delete_text(self, message_id: int) -> Deferred[None]:
+        """Empty a message's text, in history and search."""
+        return self._write(sql.delete_text, self.dialect, message_id)
+
     def moderators(self) -> Deferred[dict[str, set[str]]]:
         """Each room's moderators now (``muca-admin`` may have named some)."""
         return self._query(sql.read_moderators)

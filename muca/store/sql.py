@@ -731,6 +731,47 @@ def save_account_room(
         )
 
 
+def read_message(cursor: Any, dialect: Dialect, message_id: int) -> ChatMessage | None:
+    """The message kept under ``message_id``, if any."""
+    cursor.execute(
+        dialect.sql(
+            "SELECT id, ts, sender, kind, text, nickname, room FROM muca_messages"
+            " WHERE id = ?"
+        ),
+        (message_id,),
+    )
+    rows = cursor.fetchall()
+    if not rows:
+        return None
+    (mid, ts, sender, kind, text, nickname, room) = rows[0]
+    cursor.execute(
+        dialect.sql(
+            "SELECT uid FROM muca_recipients WHERE message_id = ? ORDER BY position"
+        ),
+        (message_id,),
+    )
+    recipients = tuple(uid for (uid,) in cursor.fetchall())
+    return ChatMessage(
+        int(mid),
+        int(ts),
+        sender,
+        kind,
+        recipients,
+        dialect.decode_text(text),
+        nickname,
+        room,
+    )
+
+
+def delete_text(cursor: Any, dialect: Dialect, message_id: int) -> None:
+    """Empty a message's text (its id stays); the search index follows it
+    (its triggers)."""
+    cursor.execute(
+        dialect.sql("UPDATE muca_messages SET text = ? WHERE id = ?"),
+        (dialect.encode_text(""), message_id),
+    )
+
+
 def read_moderators(cursor: Any) -> dict[str, set[str]]:
     """Each room's moderators."""
     cursor.execute("SELECT room, uid FROM muca_moderators")

@@ -274,6 +274,50 @@ class ModerationBehaviour(ModerationCase):
         )
 
 
+class DeleteBehaviour(ModerationCase):
+    """``DELETE`` by the author and by a room's owner, not by another."""
+
+    async def test_delete_reaches_the_room_and_leaves_history_and_search(
+        self,
+    ) -> None:
+        await self.accounts()
+        server = await self.server()
+        ann = await self.member(server.port, ANN)
+        bob = await self.member(server.port, BOB)
+        cid = await self.member(server.port, CID)
+        for text in ("the secret plan", "lunch at noon", "secret meeting"):
+            bob.send_json(
+                {"CMD": "SEND", "MSG": text, "TO": [], "FROM": BOB[1], "ROOM": "maths"}
+            )
+        first, second, third = [await seek(cid, "MSG") for _ in range(3)]
+        cid.send_json({"CMD": "DELETE", "ID": first["ID"]})
+        error = await seek(cid, "ERROR")
+        self.assertEqual((error["CODE"], error["REF"]), ("NOT_ALLOWED", "DELETE"))
+        ann.send_json({"CMD": "DELETE", "ID": first["ID"], "REASON": "leak"})
+        bob.send_json({"CMD": "DELETE", "ID": second["ID"]})  # its author
+        for client in (ann, bob, cid):
+            got = [await seek(client, "DELETED", skip=("MSG",)) for _ in range(2)]
+            self.assertEqual(
+                sorted(d["ID"] for d in got), [first["ID"], second["ID"]], client
+            )
+        cid.send_json({"CMD": "SEARCH", "Q": "secret"})
+        self.assertEqual((await seek(cid, "MSG"))["MSG"], "secret meeting")
+        self.assertEqual((await seek(cid, "SEARCH"))["MORE"], False)
+        cid.send_json({"CMD": "DELETE", "ID": 999})
+        error = await seek(cid, "ERROR")
+        self.assertEqual(
+            (error["CODE"], error["REASON"]),
+            ("NO_SUCH_MESSAGE", "there is no message 999"),
+        )
+        cid.send_json({"CMD": "HISTORY", "ROOM": "maths", "BEFORE": third["ID"] + 1})
+        kept = [await seek(cid, "MSG") for _ in range(3)]
+        self.assertEqual([m["MSG"] for m in kept], ["", "", "secret meeting"])
+        log = await self.admin("audit")
+        self.assertIn(
+            f"ann@hku.hk\tdelete\tbob@hku.hk\tmessage {first['ID']} (maths): leak", log
+        )
+
+
 class TimedBehaviour(ModerationCase):
     """Across a real restart: a timed ban ends by itself, a mute stays."""
 
@@ -321,4 +365,12 @@ class SQLiteTimed(SQLiteAccounts, TimedBehaviour, TestCase):
 
 
 class PostgresTimed(PostgresAccounts, TimedBehaviour, TestCase):
+    pass
+
+
+class SQLiteDelete(SQLiteAccounts, DeleteBehaviour, TestCase):
+    pass
+
+
+class PostgresDelete(PostgresAccounts, DeleteBehaviour, TestCase):
     pass
