@@ -252,6 +252,14 @@ class Delete:
     reason: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Report:
+    """``REPORT``: message ``id`` shown to its room's moderators, why."""
+
+    id: int
+    reason: str = ""
+
+
 #: The longest invitation code read (a code muca-admin makes is 22).
 MAX_INVITE = 64
 
@@ -269,6 +277,7 @@ ClientCommand = (
     | PasswordChange
     | Moderate
     | Delete
+    | Report
 )
 RoomCommand = Enter | Exit | RoomSet | Invite
 #: The commands only a client with the ``rooms`` capability has.
@@ -425,25 +434,25 @@ def parse_client_command(
         return _parse_room_command(cmd, obj)
     if moderation and cmd in MODERATION_COMMANDS:
         return _parse_moderate(cmd, obj)
-    if moderation and cmd == "DELETE":
-        return _parse_delete(obj)
+    if moderation and cmd in ("DELETE", "REPORT"):
+        return _parse_delete(obj, cmd)
     raise unknown_command(cmd)
 
 
-def _parse_delete(obj: dict[str, Any]) -> Delete:
+def _parse_delete(obj: dict[str, Any], cmd: str) -> Delete | Report:
     message_id = obj.get("ID")
     if not (_whole(message_id) and 0 < message_id <= MAX_MESSAGE_ID):
         raise ProtocolError(
-            BAD_COMMAND, "DELETE needs ID, a message id (a whole number > 0)", "DELETE"
+            BAD_COMMAND, f"{cmd} needs ID, a message id (a whole number > 0)", cmd
         )
     reason = obj.get("REASON", "")
     if not (is_text(reason) and len(reason) <= MAX_REASON):
         raise ProtocolError(
             BAD_COMMAND,
             f"REASON must be a string of at most {MAX_REASON} characters",
-            "DELETE",
+            cmd,
         )
-    return Delete(message_id, reason)
+    return Delete(message_id, reason) if cmd == "DELETE" else Report(message_id, reason)
 
 
 def _parse_moderate(cmd: str, obj: dict[str, Any]) -> Moderate:

@@ -592,7 +592,7 @@ class ChatConnection(SlowReaderOutput, PacedInput, TimeoutMixin):
             user.search(command)
         elif isinstance(command, messages.Send):
             user.send(command)
-        elif isinstance(command, messages.Moderate | messages.Delete):
+        elif isinstance(command, messages.Moderate | messages.Delete | messages.Report):
             user.moderate(command)
         else:
             user.rooms(command)

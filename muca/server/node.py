@@ -15,6 +15,7 @@ history a client reads back (the replay at ``JOIN``, ``HISTORY BEFORE``) is
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from functools import cached_property
 from typing import Protocol
@@ -53,6 +54,7 @@ from muca.protocol.messages import (
     JoinRefused,
     Moderate,
     ProtocolError,
+    Report,
     RoomSet,
     Search,
     Send,
@@ -63,6 +65,7 @@ from muca.protocol.messages import (
     notice_payload,
     topic_payload,
 )
+from muca.protocol.wire import native_json
 from muca.server import search
 from muca.server.bus import Bus, ClusterUnavailable
 from muca.server.connection import ChatConnection, ChatProtocol
@@ -373,6 +376,8 @@ class ChatFactory(ServerFactory):
             self._known_pending.add(member)
         member.history = HISTORY in join.caps
         member.moderation = MODERATION in join.caps and self.private_history
+        if member.moderation and self.keeps_rooms:
+            self._deliver_reports(member)
         if member.rooms and self.account_rooms.get(member.uid):
             self._enter_again(member)
         self.replays.start(member, join)
@@ -1030,12 +1035,125 @@ class ChatFactory(ServerFactory):
             f"message {message.id} ({where}){reason}",
         )
 
-    def _delete_failed(self, failure: Failure, member: Member) -> None:
+    def report(self, member: Member, request: Report) -> None:
+        """``REPORT``: a message shown to its room's owner and moderators and
+        to the admins: at once to those joined here with the moderation
+        capability, at their next ``JOIN`` to the others (kept till then)."""
+        store = self.store
+        if self.shared_rooms is not None or store is None:
+            raise ProtocolError(
+                MODERATION_UNAVAILABLE,
+                "reports need a server of its own with a database",
+                "REPORT",
+            )
+        found = store.message(request.id)
+        found.addCallback(self._report_found, member, request)
+        found.addErrback(self._delete_failed, member, "REPORT")
+
+    def _report_found(
+        self, message: ChatMessage | None, member: Member, request: Report
+    ) -> Deferred[None] | None:
+        here = self.room.member(member.uid) is member
+        readers = () if message is None else (message.sender, *message.recipients)
+        if message is None or (message.kind != ALL and member.uid not in readers):
+            if here:
+                member.connection.send_error(
+                    NO_SUCH_MESSAGE, f"there is no message {request.id}", "REPORT"
+                )
+            return None
+        rooms = self.room.rooms
+        room = None
+        if message.kind == ALL:
+            room = rooms.default if message.room == "" else rooms.get(message.room)
+        moderators = set()
+        if room is not None:
+            if room.owner is not None:
+                moderators.add(room.owner)
+            moderators |= self.moderation.moderators.get(room.name, set())
+        payload = {
+            "CMD": "REPORT",
+            "ID": message.id,
+            "ROOM": None if room is None else room.name,
+            "AUTHOR": message.sender,
+            "TEXT": message.text,
+            "BY": member.uid,
+            "REASON": request.reason,
+            "TS": self._now_ms(),
+        }
+        assert self.store is not None
+        admins = self.store.admins()
+        return admins.addCallback(
+            self._send_report, moderators, payload, member, message
+        )
+
+    def _send_report(
+        self,
+        admins: list[str],
+        moderators: set[str],
+        payload: dict[str, object],
+        member: Member,
+        message: ChatMessage,
+    ) -> None:
+        told, later = [], []
+        for uid in sorted(moderators | set(admins)):
+            target = self.room.member(uid)
+            if target is not None and target.moderation:
+                told.append(target)
+            else:
+                later.append(uid)
+        self.fan_out(Payload(payload), told)
+        store = self.store
+        if later and store is not None:
+            report = native_json(payload)
+            self._save(
+                ("reports", self._audits + 1, message.id),
+                lambda: store.save_reports(later, report),
+                f"the report of message {message.id}",
+            )
+        self._audit_line(
+            member.uid,
+            "report",
+            message.sender,
+            f"message {message.id}"
+            + (f": {payload['REASON']}" if payload["REASON"] else ""),
+        )
+        if self.room.member(member.uid) is member:
+            where = payload["ROOM"] or self.room.rooms.default.name
+            member.connection.send(
+                notice_payload(
+                    str(where),
+                    f"your report of message {message.id} went to the moderators",
+                )
+            )
+
+    def _deliver_reports(self, member: Member) -> None:
+        """The reports kept for a moderator that just joined, now."""
+        store = self.store
+        assert store is not None
+
+        def send(reports: list[str]) -> None:
+            if self.room.member(member.uid) is not member:
+                return
+            for report in reports:
+                member.connection.send(json.loads(report))
+
+        store.take_reports(member.uid).addCallbacks(
+            send,
+            lambda failure: log.error(
+                "muca: cannot read the reports for {uid!r}: {reason}",
+                uid=member.uid,
+                reason=failure.getErrorMessage(),
+            ),
+        )
+
+    def _delete_failed(
+        self, failure: Failure, member: Member, ref: str = "DELETE"
+    ) -> None:
         if not failure.check(StoreError):
             log.failure("DELETE", failure)
         if self.room.member(member.uid) is member:
             member.connection.send_error(
-                STORE_UNAVAILABLE, "the history cannot be changed now", "DELETE"
+                STORE_UNAVAILABLE, "the history cannot be read or changed now", ref
             )
 
     def _put_out(

@@ -30,6 +30,7 @@ from muca.protocol.messages import (
     JoinRefused,
     Moderate,
     ProtocolError,
+    Report,
     RoomCommand,
     RoomSet,
     Search,
@@ -79,6 +80,9 @@ class Node(typing.Protocol):
 
     def delete(self, member: Member, request: Delete) -> None:
         """``DELETE``; raises :class:`ProtocolError`."""
+
+    def report(self, member: Member, request: Report) -> None:
+        """``REPORT``; raises :class:`ProtocolError`."""
 
 
 @implementer(IChatUser)
@@ -181,8 +185,8 @@ class ChatUser:
         except ProtocolError as error:
             self.client.send_error(error.code, error.reason, error.ref)
 
-    def moderate(self, request: Moderate | Delete) -> None:
-        """A moderation command or ``DELETE`` (see ``muca.server.node``);
+    def moderate(self, request: Moderate | Delete | Report) -> None:
+        """A moderation command, ``DELETE`` or ``REPORT`` (see ``muca.server.node``);
         refusals are the client's ``ERROR``."""
         member = self.member
         if member is None:
@@ -190,6 +194,8 @@ class ChatUser:
         try:
             if isinstance(request, Delete):
                 self.node.delete(member, request)
+            elif isinstance(request, Report):
+                self.node.report(member, request)
             else:
                 self.node.moderate(member, request)
         except ProtocolError as error:

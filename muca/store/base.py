@@ -255,6 +255,19 @@ class MessageStore(Protocol):
         """Empty a message's text (its id stays), in history and search."""
         ...
 
+    def admins(self) -> Deferred[list[str]]:
+        """The enabled admin accounts' user ids."""
+        ...
+
+    def save_reports(self, uids: Sequence[str], report: str) -> Deferred[None]:
+        """Keep a report (its JSON) for these moderators until their next
+        ``JOIN`` (at most ``sql.MAX_PENDING_REPORTS`` each)."""
+        ...
+
+    def take_reports(self, uid: str) -> Deferred[list[str]]:
+        """The reports waiting for ``uid``, oldest first, forgotten as read."""
+        ...
+
     def moderators(self) -> Deferred[dict[str, set[str]]]:
         """Each room's moderators now, read off the reactor thread."""
         ...

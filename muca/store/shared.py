@@ -259,6 +259,18 @@ class SQLStoreOperations:
         """Empty a message's text, in history and search."""
         return self._write(sql.delete_text, self.dialect, message_id)
 
+    def admins(self) -> Deferred[list[str]]:
+        """The enabled admin accounts' user ids."""
+        return self._query(sql.admins)
+
+    def save_reports(self, uids: Sequence[str], report: str) -> Deferred[None]:
+        """Keep a report (JSON) for these moderators until their next JOIN."""
+        return self._write(sql.save_reports, self.dialect, tuple(uids), report)
+
+    def take_reports(self, uid: str) -> Deferred[list[str]]:
+        """The reports waiting for ``uid`` (JSON), forgotten as read."""
+        return self._write(sql.take_reports, self.dialect, uid)
+
     def moderators(self) -> Deferred[dict[str, set[str]]]:
         """Each room's moderators now (``muca-admin`` may have named some)."""
         return self._query(sql.read_moderators)

@@ -156,6 +156,13 @@ def _tables(dialect: Dialect) -> list[str]:
             by_uid TEXT NOT NULL,
             reason {dialect.text_type} NOT NULL,
             PRIMARY KEY (kind, room, uid))""",
+        # Reports waiting for a moderator or admin (``uid``) that was not
+        # joined with the moderation capability when they were made: sent
+        # at its next JOIN, then forgotten.
+        f"""CREATE TABLE IF NOT EXISTS muca_reports (
+            id {dialect.serial_key},
+            uid TEXT NOT NULL,
+            report {dialect.text_type} NOT NULL)""",
     ]
 
 
@@ -770,6 +777,48 @@ def delete_text(cursor: Any, dialect: Dialect, message_id: int) -> None:
         dialect.sql("UPDATE muca_messages SET text = ? WHERE id = ?"),
         (dialect.encode_text(""), message_id),
     )
+
+
+#: Most reports kept for one moderator until its next JOIN (the newest
+#: past this are not kept: what reporters can make the database hold is
+#: bounded).
+MAX_PENDING_REPORTS = 1000
+
+
+def admins(cursor: Any) -> list[str]:
+    """The user ids of the enabled admin accounts."""
+    cursor.execute(
+        "SELECT uid FROM muca_accounts WHERE role = 'admin' AND disabled = 0"
+    )
+    return [uid for (uid,) in cursor.fetchall()]
+
+
+def save_reports(
+    cursor: Any, dialect: Dialect, uids: Sequence[str], report: str
+) -> None:
+    """Keep ``report`` (its JSON) for each of ``uids`` that has fewer than
+    :data:`MAX_PENDING_REPORTS` waiting."""
+    for uid in uids:
+        cursor.execute(
+            dialect.sql("SELECT COUNT(*) FROM muca_reports WHERE uid = ?"), (uid,)
+        )
+        if int(cursor.fetchall()[0][0]) < MAX_PENDING_REPORTS:
+            cursor.execute(
+                dialect.sql("INSERT INTO muca_reports (uid, report) VALUES (?, ?)"),
+                (uid, dialect.encode_text(report)),
+            )
+
+
+def take_reports(cursor: Any, dialect: Dialect, uid: str) -> list[str]:
+    """The reports waiting for ``uid``, oldest first, forgotten as read."""
+    cursor.execute(
+        dialect.sql("SELECT id, report FROM muca_reports WHERE uid = ? ORDER BY id"),
+        (uid,),
+    )
+    rows = cursor.fetchall()
+    if rows:
+        cursor.execute(dialect.sql("DELETE FROM muca_reports WHERE uid = ?"), (uid,))
+    return [dialect.decode_text(report) for _, report in rows]
 
 
 def read_moderators(cursor: Any) -> dict[str, set[str]]:

@@ -318,6 +318,59 @@ class DeleteBehaviour(ModerationCase):
         )
 
 
+class ReportBehaviour(ModerationCase):
+    """``REPORT`` reaching the room's owner at once, an admin at its next
+    ``JOIN`` (kept in the database till then)."""
+
+    async def test_a_report_reaches_the_owner_now_and_an_admin_later(self) -> None:
+        await self.accounts()
+        server = await self.server()
+        ann = await self.member(server.port, ANN)
+        bob = await self.member(server.port, BOB)
+        cid = await self.member(server.port, CID)
+        bob.send_json(
+            {
+                "CMD": "SEND",
+                "MSG": "rude words",
+                "TO": [],
+                "FROM": BOB[1],
+                "ROOM": "maths",
+            }
+        )
+        sent = await seek(cid, "MSG")
+        cid.send_json({"CMD": "REPORT", "ID": 999})
+        error = await seek(cid, "ERROR")
+        self.assertEqual((error["CODE"], error["REF"]), ("NO_SUCH_MESSAGE", "REPORT"))
+        cid.send_json({"CMD": "REPORT", "ID": sent["ID"], "REASON": "insults"})
+        self.assertEqual(
+            await seek(cid, "NOTICE"),
+            notice(f"your report of message {sent['ID']} went to the moderators"),
+        )
+        report = await seek(ann, "REPORT", skip=("MSG",))
+        expected = {
+            "CMD": "REPORT",
+            "ID": sent["ID"],
+            "ROOM": "maths",
+            "AUTHOR": BOB[1],
+            "TEXT": "rude words",
+            "BY": CID[1],
+            "REASON": "insults",
+        }
+        self.assertEqual({k: v for k, v in report.items() if k != "TS"}, expected)
+        root = await self.client(server.port)
+        root.send_json(join(*ROOT, PASS=SECRET, V=2, CAPS=["rooms", "moderation"]))
+        self.assertEqual((await root.next_object())["TYPE"], "OKAY")
+        later = await seek(root, "REPORT")
+        self.assertEqual({k: v for k, v in later.items() if k != "TS"}, expected)
+        self.assertEqual(later["TS"], report["TS"])
+        # Delivered: not again at the next JOIN.
+        root.transport.loseConnection()
+        await root.closed()
+        again = await self.member(server.port, ROOT, room="maths")
+        again.send_json({"CMD": "REPORT", "ID": 999})
+        self.assertEqual((await seek(again, "ERROR"))["CODE"], "NO_SUCH_MESSAGE")
+
+
 class TimedBehaviour(ModerationCase):
     """Across a real restart: a timed ban ends by itself, a mute stays."""
 
@@ -373,4 +426,12 @@ class SQLiteDelete(SQLiteAccounts, DeleteBehaviour, TestCase):
 
 
 class PostgresDelete(PostgresAccounts, DeleteBehaviour, TestCase):
+    pass
+
+
+class SQLiteReport(SQLiteAccounts, ReportBehaviour, TestCase):
+    pass
+
+
+class PostgresReport(PostgresAccounts, ReportBehaviour, TestCase):
     pass

@@ -268,10 +268,13 @@ class MigrationBehaviour(StoreCase):
         await store.save_sanction(Sanction("mute", "", "carol", None, "alice"))
         await store.drop_sanction("mute", "", "carol")
         await store.save_moderator("dev", "dave", True)
+        await store.save_reports(["dave"], '{"CMD": "REPORT"}')
         await store.close()
         again = await self.opened()
         self.assertEqual(again.sanctions_at_open(), [ban])
         self.assertEqual(again.moderators_at_open(), {"dev": {"dave"}})
+        self.assertEqual(await again.take_reports("dave"), ['{"CMD": "REPORT"}'])
+        self.assertEqual(await again.take_reports("dave"), [])
         self.assertEqual(ids(await again.latest(None, False, 10)), [1])
         await again.close()
 
@@ -445,8 +448,8 @@ class SQLiteMigrationTests(SQLiteBackend, MigrationBehaviour, TestCase):
 
     def drop_moderation_tables(self) -> None:
         with sqlite3.connect(self.path) as db:
-            db.execute("DROP TABLE muca_moderators")
-            db.execute("DROP TABLE muca_sanctions")
+            for table in ("muca_moderators", "muca_sanctions", "muca_reports"):
+                db.execute(f"DROP TABLE {table}")
         db.close()
 
     def set_schema_version(self, version: int) -> None:
@@ -497,7 +500,7 @@ class PostgresMigrationTests(PostgresBackend, MigrationBehaviour, TestCase):
 
     def drop_moderation_tables(self) -> None:
         with psycopg.connect(self.conninfo, autocommit=True) as db:
-            db.execute("DROP TABLE muca_moderators, muca_sanctions")
+            db.execute("DROP TABLE muca_moderators, muca_sanctions, muca_reports")
 
     def set_schema_version(self, version: int) -> None:
         with psycopg.connect(self.conninfo, autocommit=True) as db:
