@@ -801,10 +801,17 @@ class ChatFactory(ServerFactory):
             return
         if request.private is not None:
             room.private = request.private
-        if request.slow is not None:
+        if request.slow is not None and request.slow != room.slow:
             room.slow = request.slow
             if not room.slow:
                 self.moderation.forget_room(room.name)
+                self._notice(room, f"{member.nickname} turned slow mode off", member)
+            else:
+                self._notice(
+                    room,
+                    f"{member.nickname} set slow mode to {room.slow} seconds",
+                    member,
+                )
         topic_by = None
         if request.topic is not None and request.topic != room.topic:
             room.topic = request.topic
