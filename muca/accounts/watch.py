@@ -1,13 +1,14 @@
 """What ``muca-admin`` changes, noticed by a running server: every few
 seconds it reads the role and disabled flag of the users joined on it (on
 the store's thread, never the reactor's), disconnects those whose account
-is disabled now, and keeps its admins' set true."""
+is disabled now, and keeps its admins' set true; and the rooms' moderators
+(``muca-admin room moderator``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -50,11 +51,17 @@ class AccountWatch:
     def check(self) -> Deferred[None] | None:
         """One read of the joined users' accounts, and what follows from it
         (the loop waits for it before the next)."""
+        store = self.accounts.store
+        d: Deferred[Any] = succeed(None)
+        if self.node.keeps_rooms:
+            d = store.moderators().addCallbacks(
+                self.node.moderation.apply_kept, self._failed
+            )
         uids = [member.uid for member in self.node.room.directory.members()]
-        if not uids:
-            return None
-        d = self.accounts.store.account_states(uids)
-        return d.addCallbacks(self._apply, self._failed)
+        if uids:
+            d.addCallback(lambda _: store.account_states(uids))
+            d.addCallbacks(self._apply, self._failed)
+        return d
 
     def _apply(self, states: dict[str, tuple[str, bool]]) -> None:
         directory = self.node.room.directory

@@ -88,6 +88,8 @@ RECEIVE_FACTOR = 4
 
 #: The frames only a server with rooms sends.
 ROOM_EVENTS = frozenset({"ROOMS", "ENTERED", "TOPIC"})
+#: What moderation tells a client: each becomes one line (``notice``).
+MODERATION_EVENTS = frozenset({"NOTICE", "KICKED", "DELETED", "REPORT"})
 #: The refusals of rooms commands, by their ``REF``.
 ROOM_REFS = frozenset({"ENTER", "EXIT", "ROOMSET", "INVITE"})
 #: The answers to ``REGISTER`` and ``PASSWORD``, and their refusals' ``REF``s.
@@ -139,6 +141,8 @@ class ChatClientProtocol(Protocol):
                 self.client._known(parse_known(frame))
             elif frame.get("CMD") in ROOM_EVENTS:
                 self.client._room_event(frame)
+            elif frame.get("CMD") in MODERATION_EVENTS:
+                self.client._moderation_event(frame)
             elif frame.get("CMD") in ACCOUNT_ANSWERS:
                 self.client._account_answer(frame)
 
@@ -369,6 +373,7 @@ class ChatClient:
             messages.KNOWN,
             messages.ROOMS,
             messages.SEARCH,
+            messages.MODERATION,
         )
         proto.send_object(
             messages.join_payload(
@@ -622,6 +627,61 @@ class ChatClient:
         name = room_name(room, "INVITE")
         self._check_rooms("INVITE")
         self._rooms_command({"CMD": "INVITE", "ROOM": name, "UID": uid})
+
+    # Moderation (capability "moderation")
+
+    def moderate(
+        self,
+        action: str,
+        uid: str,
+        room: str | None = None,
+        seconds: int | None = None,
+        reason: str = "",
+    ) -> None:
+        """``KICK``, ``BAN``, ``UNBAN``, ``MUTE``, ``UNMUTE`` or
+        ``MODERATOR`` of ``uid`` in ``room`` (None: server-wide), for
+        ``seconds`` (None: for ever); the answer is a ``notice``, a refusal
+        a ``server_error``."""
+        payload: dict[str, Any] = {"CMD": action, "UID": uid}
+        if room is not None:
+            payload["ROOM"] = room_name(room, action)
+        if action in ("BAN", "MUTE"):
+            payload["FOR"] = seconds
+        if reason:
+            payload["REASON"] = reason
+        self._moderation_command(payload)
+
+    def delete(self, message_id: int, reason: str = "") -> None:
+        """``DELETE`` a message (ours, or as a moderator of its room)."""
+        self._moderation_command({"CMD": "DELETE", "ID": message_id, "REASON": reason})
+
+    def report(self, message_id: int, reason: str = "") -> None:
+        """``REPORT`` a message to its room's moderators."""
+        self._moderation_command({"CMD": "REPORT", "ID": message_id, "REASON": reason})
+
+    def _moderation_command(self, payload: dict[str, Any]) -> None:
+        if self._protocol is None or not self.joined:
+            raise NotConnected("join the chat before moderating")
+        self._protocol.send_object(payload)
+
+    def _moderation_event(self, frame: dict[str, Any]) -> None:
+        """``NOTICE``, ``KICKED``, ``DELETED``, ``REPORT``: one line each."""
+        cmd = frame["CMD"]
+        reason = frame.get("REASON")
+        why = f": {reason}" if isinstance(reason, str) and reason else ""
+        if cmd == "NOTICE":
+            text = f"#{frame.get('ROOM')}: {frame.get('TEXT')}"
+        elif cmd == "KICKED":
+            text = f"{frame.get('BY')} put you off the server{why}"
+        elif cmd == "DELETED":
+            text = f"message {frame.get('ID')} was deleted"
+        else:
+            where = f" in #{frame['ROOM']}" if frame.get("ROOM") else ""
+            text = (
+                f"{frame.get('BY')} reported message {frame.get('ID')} by"
+                f" {frame.get('AUTHOR')}{where}{why}"
+            )
+        self.observer.notice(text)
 
     def _check_rooms(self, ref: str) -> None:
         if self._protocol is None or not self.joined:

@@ -62,6 +62,28 @@ SEARCH_TEXT = 120
 
 ROOM_COMMANDS = {"/enter": "enter", "/join": "enter", "/exit": "exit", "/leave": "exit"}
 
+#: The moderation commands (in the room ALL goes to now) and how they are used.
+MODERATION_USAGE = {
+    "/kick": "/kick UID",
+    "/ban": "/ban UID [10m]",
+    "/mute": "/mute UID 10m",
+    "/unmute": "/unmute UID",
+    "/unban": "/unban UID",
+    "/delete": "/delete ID",
+    "/report": "/report ID reason",
+    "/slow": "/slow SECONDS",
+}
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> int | None:
+    """Seconds in ``90``, ``30s``, ``10m``, ``1h``, ``2d``; None if it is none."""
+    unit = _UNITS.get(text[-1:], 0)
+    digits = text[:-1] if unit else text
+    if not digits.isdigit() or int(digits) == 0:
+        return None
+    return int(digits) * (unit or 1)
+
 
 class ChatWindow(ChatObserver):
     """One user's chat window, built inside ``master`` (a Tk or a Toplevel).
@@ -380,6 +402,11 @@ class ChatWindow(ChatObserver):
             self._search(query)
             self.message_entry.delete("1.0", "end")
             return True
+        if words and words[0] in MODERATION_USAGE:
+            done = self._moderation_command(words[0], words[1:], text)
+            if done:
+                self.message_entry.delete("1.0", "end")
+            return done
         if words[:1] in (["/exit"], ["/leave"]) and len(words) == 1:
             # Bare: out of the room ALL goes to now.
             words.append(self.room or self.client.default_room or "")
@@ -659,6 +686,53 @@ class ChatWindow(ChatObserver):
     def room_refused(self, refusal: RoomRefused) -> None:
         """A refused ``ENTER`` or ``EXIT``: the client's readable line."""
         self.log_error(str(refusal))
+
+    def _moderation_command(self, command: str, args: list[str], text: str) -> bool:
+        """``/kick``, ``/ban``, ``/mute``, ``/unmute``, ``/unban``, ``/delete``,
+        ``/report``, ``/slow``; the server's answer is a console line (a
+        notice, or its ERROR). False after a usage line."""
+        usage = f"use {MODERATION_USAGE[command]}"
+        client, room = self.client, self.room or self.client.default_room
+        if command in ("/delete", "/report"):
+            if (
+                not args
+                or not args[0].isdigit()
+                or (command == "/report") != (len(args) > 1)
+            ):
+                self.log_error(usage)
+                return False
+            reason = text.split(None, 2)[2] if len(args) > 1 else ""
+            if command == "/delete":
+                client.delete(int(args[0]))
+            else:
+                client.report(int(args[0]), reason)
+            return True
+        if command == "/slow":
+            seconds = parse_duration(args[0]) if len(args) == 1 else None
+            if args == ["0"]:
+                seconds = 0
+            if seconds is None or room is None:
+                self.log_error(usage)
+                return False
+            client.set_room(room, slow=seconds)
+            return True
+        seconds = None
+        if command in ("/ban", "/mute") and len(args) == 2:
+            seconds = parse_duration(args[1])
+            if seconds is None:
+                self.log_error(
+                    f"{usage}: {args[1]!r} is no duration (30s, 10m, 1h, 2d)"
+                )
+                return False
+        elif len(args) != 1 or (command == "/mute"):
+            self.log_error(usage)
+            return False
+        client.moderate(command[1:].upper(), args[0], room, seconds)
+        return True
+
+    def notice(self, text: str) -> None:
+        """A moderation line in the console."""
+        self.log_note(text)
 
     def topic_changed(self, room: str, topic: str, by: str) -> None:
         """A room's new topic, in the console."""

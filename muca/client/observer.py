@@ -101,6 +101,10 @@ class ChatObserver:
         (``str(refusal)`` is a readable line); a refused ``SEND`` to a room
         goes to ``send_refused``."""
 
+    def notice(self, text: str) -> None:
+        """A moderation line: a room's ``NOTICE``, a kick, a deletion, a
+        report (for a moderator)."""
+
     def rooms_unavailable(self, reason: str) -> None:
         """The server joined us without rooms (``ROOMS_UNAVAILABLE``, as
         older cluster nodes did); its one room is all there is."""

@@ -43,6 +43,14 @@ ROOMS_UNAVAILABLE = "ROOMS_UNAVAILABLE"
 # Moderation: a banned user cannot enter; only the owner may set a room.
 BANNED = "BANNED"
 NOT_ALLOWED = "NOT_ALLOWED"
+# Moderation (capability "moderation", authenticating servers): a muted
+# user's SEND, a SEND faster than the room's slow mode; moderation on a
+# cluster's node (not there yet).
+MUTED = "MUTED"
+SLOW_MODE = "SLOW_MODE"
+MODERATION_UNAVAILABLE = "MODERATION_UNAVAILABLE"
+# A DELETE of an id that is no message kept (or kept no more).
+NO_SUCH_MESSAGE = "NO_SUCH_MESSAGE"
 
 # ACK FAIL codes.
 UID_TAKEN = "UID_TAKEN"
@@ -68,6 +76,7 @@ HISTORY = "history"
 KNOWN = "known"
 ROOMS = "rooms"
 SEARCH = "search"
+MODERATION = "moderation"
 #: Most known users one ``KNOWN`` lists (the most recently seen).
 MAX_KNOWN = 1000
 
@@ -212,6 +221,45 @@ class Search:
     limit: int = DEFAULT_SEARCH_LIMIT
 
 
+#: Longest REASON a moderation command may give.
+MAX_REASON = 300
+#: Longest ban or mute with an end, in seconds (a year); FOR null: for ever.
+MAX_SANCTION = 366 * 86400
+#: The moderation commands (a client with the ``moderation`` capability).
+MODERATION_COMMANDS = frozenset({"KICK", "BAN", "UNBAN", "MUTE", "UNMUTE", "MODERATOR"})
+
+
+@dataclass(frozen=True, slots=True)
+class Moderate:
+    """A moderation command: ``action`` (one of
+    :data:`MODERATION_COMMANDS`) on ``uid`` in ``room`` (None: the whole
+    server), for ``seconds`` (None: for ever; BAN and MUTE), why;
+    ``named``: MODERATOR's ``ON`` (made a moderator, or no longer)."""
+
+    action: str
+    room: str | None
+    uid: str
+    seconds: int | None = None
+    reason: str = ""
+    named: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """``DELETE``: the text of message ``id`` removed, why."""
+
+    id: int
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """``REPORT``: message ``id`` shown to its room's moderators, why."""
+
+    id: int
+    reason: str = ""
+
+
 #: The longest invitation code read (a code muca-admin makes is 22).
 MAX_INVITE = 64
 
@@ -227,6 +275,9 @@ ClientCommand = (
     | Invite
     | Register
     | PasswordChange
+    | Moderate
+    | Delete
+    | Report
 )
 RoomCommand = Enter | Exit | RoomSet | Invite
 #: The commands only a client with the ``rooms`` capability has.
@@ -350,14 +401,17 @@ def unknown_command(cmd: str) -> ProtocolError:
     return ProtocolError(BAD_COMMAND, f"unknown command {name!r}", ref=ref)
 
 
-def parse_client_command(obj: dict[str, Any], rooms: bool = False) -> ClientCommand:
+def parse_client_command(
+    obj: dict[str, Any], rooms: bool = False, moderation: bool = False
+) -> ClientCommand:
     """Turn an object a client sent into a command.
 
     ``rooms``: the client joined with the ``rooms`` capability; without it
     the rooms commands are unknown and ``SEND`` ignores ``ROOM``, as
     before rooms existed. Raises :class:`JoinRefused` for an invalid
     ``JOIN`` and :class:`ProtocolError` for anything else that is not a
-    valid command.
+    valid command. ``moderation``: the client joined with that capability
+    (on an authenticating server): the moderation commands are known.
     """
     cmd = obj.get("CMD")
     if cmd == "SEND":
@@ -378,7 +432,57 @@ def parse_client_command(obj: dict[str, Any], rooms: bool = False) -> ClientComm
         raise ProtocolError(BAD_COMMAND, "CMD must be a string")
     if rooms and cmd in ROOM_COMMANDS:
         return _parse_room_command(cmd, obj)
+    if moderation and cmd in MODERATION_COMMANDS:
+        return _parse_moderate(cmd, obj)
+    if moderation and cmd in ("DELETE", "REPORT"):
+        return _parse_delete(obj, cmd)
     raise unknown_command(cmd)
+
+
+def _parse_delete(obj: dict[str, Any], cmd: str) -> Delete | Report:
+    message_id = obj.get("ID")
+    if not (_whole(message_id) and 0 < message_id <= MAX_MESSAGE_ID):
+        raise ProtocolError(
+            BAD_COMMAND, f"{cmd} needs ID, a message id (a whole number > 0)", cmd
+        )
+    reason = obj.get("REASON", "")
+    if not (is_text(reason) and len(reason) <= MAX_REASON):
+        raise ProtocolError(
+            BAD_COMMAND,
+            f"REASON must be a string of at most {MAX_REASON} characters",
+            cmd,
+        )
+    return Delete(message_id, reason) if cmd == "DELETE" else Report(message_id, reason)
+
+
+def _parse_moderate(cmd: str, obj: dict[str, Any]) -> Moderate:
+    room = obj.get("ROOM")
+    if room is not None or cmd == "MODERATOR":
+        room = room_name(room, cmd)
+    uid = obj.get("UID")
+    if not is_text(uid) or uid_problem(normal_form(uid)):
+        raise ProtocolError(BAD_COMMAND, f"{cmd} needs UID, a user id", cmd)
+    seconds = obj.get("FOR")
+    if cmd not in ("BAN", "MUTE"):
+        seconds = None
+    elif seconds is not None and not (_whole(seconds) and 0 < seconds <= MAX_SANCTION):
+        raise ProtocolError(
+            BAD_COMMAND,
+            f"FOR must be a whole number of seconds from 1 to {MAX_SANCTION},"
+            " or null (for ever)",
+            cmd,
+        )
+    reason = obj.get("REASON", "")
+    if not (is_text(reason) and len(reason) <= MAX_REASON):
+        raise ProtocolError(
+            BAD_COMMAND,
+            f"REASON must be a string of at most {MAX_REASON} characters",
+            cmd,
+        )
+    named = obj.get("ON", True)
+    if not isinstance(named, bool):
+        raise ProtocolError(BAD_COMMAND, "ON must be true or false", cmd)
+    return Moderate(cmd, room, normal_form(uid), seconds, reason, named)
 
 
 def _parse_room_command(cmd: str, obj: dict[str, Any]) -> RoomCommand:
@@ -610,6 +714,21 @@ def entered_payload(room: str, topic: str) -> dict[str, Any]:
 def topic_payload(room: str, topic: str, by: str) -> dict[str, Any]:
     """``TOPIC``: a room's new topic, and who set it."""
     return {"CMD": "TOPIC", "ROOM": room, "TOPIC": topic, "BY": by}
+
+
+def notice_payload(room: str, text: str) -> dict[str, Any]:
+    """``NOTICE``: what a moderator did, to the room's members."""
+    return {"CMD": "NOTICE", "ROOM": room, "TEXT": text}
+
+
+def deleted_payload(message_id: int) -> dict[str, Any]:
+    """``DELETED``: the text of message ``ID`` is gone."""
+    return {"CMD": "DELETED", "ID": message_id}
+
+
+def kicked_payload(by: str, reason: str) -> dict[str, Any]:
+    """``KICKED``: off the server, by whom and why (the connection closes)."""
+    return {"CMD": "KICKED", "BY": by, "REASON": reason}
 
 
 def in_room(payload: dict[str, Any], room: str) -> dict[str, Any]:

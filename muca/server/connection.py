@@ -568,6 +568,7 @@ class ChatConnection(SlowReaderOutput, PacedInput, TimeoutMixin):
             command = messages.parse_client_command(
                 obj,
                 rooms=member is not None and member.rooms,
+                moderation=member is not None and member.moderation,
             )
         except JoinRefused as refusal:
             self.refuse(obj.get("UID"), obj.get("UN"), refusal)  # type: ignore[arg-type]
@@ -591,6 +592,8 @@ class ChatConnection(SlowReaderOutput, PacedInput, TimeoutMixin):
             user.search(command)
         elif isinstance(command, messages.Send):
             user.send(command)
+        elif isinstance(command, messages.Moderate | messages.Delete | messages.Report):
+            user.moderate(command)
         else:
             user.rooms(command)
 

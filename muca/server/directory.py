@@ -51,6 +51,9 @@ class Member:
     #: It asked for the ``history`` capability: a room it enters is
     #: replayed after ``ENTERED`` (set once it has joined).
     history: bool = False
+    #: It asked for the ``moderation`` capability on an authenticating
+    #: server: the moderation commands are its (set once it has joined).
+    moderation: bool = False
     entry: dict[str, str] = field(init=False)
     #: The nickname's confusable skeleton (see ``muca.protocol.confusables``).
     look: str = field(init=False)

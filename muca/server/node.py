@@ -15,6 +15,7 @@ history a client reads back (the replay at ``JOIN``, ``HISTORY BEFORE``) is
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from functools import cached_property
 from typing import Protocol
@@ -28,29 +29,43 @@ from twisted.python.failure import Failure
 from muca.protocol.messages import (
     ALL,
     ALREADY_IN_ROOM,
+    BANNED,
     CLUSTER_UNAVAILABLE,
     HISTORY,
     INVITE_ONLY,
     KNOWN,
+    MODERATION,
+    MODERATION_UNAVAILABLE,
+    MUTED,
+    NO_SUCH_MESSAGE,
     NO_SUCH_ROOM,
     NOT_ALLOWED,
     NOT_IN_ROOM,
+    SLOW_MODE,
     STORE_UNAVAILABLE,
     UNKNOWN_RECIPIENT,
     ChatMessage,
+    Delete,
     Enter,
     Exit,
     History,
     Invite,
     Join,
+    JoinRefused,
+    Moderate,
     ProtocolError,
+    Report,
     RoomSet,
     Search,
     Send,
+    deleted_payload,
     entered_payload,
+    kicked_payload,
     known_payload,
+    notice_payload,
     topic_payload,
 )
+from muca.protocol.wire import native_json
 from muca.server import search
 from muca.server.bus import Bus, ClusterUnavailable
 from muca.server.connection import ChatConnection, ChatProtocol
@@ -58,13 +73,14 @@ from muca.server.context import NodeContext
 from muca.server.known import KnownUsers
 from muca.server.limits import ConnectionCounter, OutboundTotal
 from muca.server.logins import LoginThrottle
+from muca.server.moderation import SERVER, Moderation, duration_text
 from muca.server.output import EncodedPayload, Payload
 from muca.server.replay import Replays
 from muca.server.room import Member, Room
 from muca.server.rooms import ChatRoom, by_capability
 from muca.server.wrong_port import BrowserClient
 from muca.session.realm import Entrance, session_portal
-from muca.store.base import StoreError
+from muca.store.base import BAN, MUTE, Sanction, StoreError
 
 log = Logger()
 
@@ -166,6 +182,8 @@ class ChatFactory(ServerFactory):
         # (see _save).
         self._saves: dict[Hashable, tuple[Callable[[], Deferred[None]], str]] = {}
         self._saving = False
+        # Audit lines written so far (each its own key in _saves).
+        self._audits = 0
         self.bus: Bus = context.bus
         self.bus.attach(self)
         if self.keeps_rooms:
@@ -175,6 +193,15 @@ class ChatFactory(ServerFactory):
                 self.room.rooms.restore(kept)
             if self.keeps_accounts:
                 self.account_rooms = self.store.account_rooms_at_open()
+        #: Moderators, bans, mutes and slow mode (muca.server.moderation).
+        self.moderation = Moderation(self.clock, self._sanction_over)
+        if self.keeps_rooms and self.private_history:
+            assert self.store is not None
+            over = self.moderation.load(
+                self.store.moderators_at_open(), self.store.sanctions_at_open()
+            )
+            for sanction in over:
+                self._sanction_over(sanction)
 
     @property
     def private_history(self) -> bool:
@@ -285,6 +312,11 @@ class ChatFactory(ServerFactory):
     def join(self, connection: ChatConnection, join: Join) -> Member | Deferred[Member]:
         """Add a connection to the room, at once or (in a cluster) once the
         bus agrees; refusals raise or fail with :class:`JoinRefused`."""
+        ban = self.moderation.banned(SERVER, join.uid)
+        if ban is not None:
+            raise JoinRefused(
+                BANNED, f"you are banned from this server {self._time_left(ban)}"
+            )
         joined = self.bus.join(self.room, connection, join)
         if isinstance(joined, Deferred):
             return joined.addCallback(self._joined, connection)
@@ -343,6 +375,9 @@ class ChatFactory(ServerFactory):
         if KNOWN in join.caps:
             self._known_pending.add(member)
         member.history = HISTORY in join.caps
+        member.moderation = MODERATION in join.caps and self.private_history
+        if member.moderation and self.keeps_rooms:
+            self._deliver_reports(member)
         if member.rooms and self.account_rooms.get(member.uid):
             self._enter_again(member)
         self.replays.start(member, join)
@@ -357,6 +392,8 @@ class ChatFactory(ServerFactory):
         for name in self.account_rooms[member.uid]:
             room = rooms.get(name)
             if room is None or room is rooms.default:
+                continue
+            if self.moderation.banned(name, member.uid) is not None:
                 continue
             kept.append(name)
             self.room.enter(member, room)
@@ -392,6 +429,7 @@ class ChatFactory(ServerFactory):
         room = None
         if not send.to or ALL in send.to:
             room = self._room_to_send_to(sender, send)
+        slow = self._check_may_send(sender, room)
         route = self.room.route(sender, send.to, room)
         pending = self.room.is_pending_join
         if self._roster_call is not None and (
@@ -428,6 +466,8 @@ class ChatFactory(ServerFactory):
             sender.nickname,
             in_room,
         )
+        if slow and room is not None:
+            self.moderation.sent(room.name, room.slow, sender.uid, len(room))
         if route.recipients or offline or stored_anyway:
             self.counters.accepted += 1
             # Delivered (deliver) or refused (not_accepted) through the
@@ -444,6 +484,33 @@ class ChatFactory(ServerFactory):
                 f"not delivered to unknown user ids or nicknames: {names}",
                 "SEND",
             )
+
+    def _check_may_send(self, sender: Member, room: ChatRoom | None) -> bool:
+        """Raise ``MUTED`` for a muted sender, ``SLOW_MODE`` for one that
+        sent in this slow room too recently; True when the room's slow mode
+        applies to this sender (its time is to be kept)."""
+        moderation = self.moderation
+        if not moderation and (room is None or not room.slow):
+            return False
+        mute = moderation.muted(None if room is None else room.name, sender.uid)
+        if mute is not None:
+            where = "here" if mute.room == SERVER else f"in the room {mute.room!r}"
+            raise ProtocolError(
+                MUTED,
+                f"you are muted {where} {self._time_left(mute)}: not delivered",
+                "SEND",
+            )
+        if room is None or not room.slow or self._moderates(sender.uid, room):
+            return False
+        wait = moderation.slow_wait(room.name, room.slow, sender.uid)
+        if wait:
+            raise ProtocolError(
+                SLOW_MODE,
+                f"slow mode in the room {room.name!r}: one message per"
+                f" {room.slow} seconds; wait {wait} more seconds: not delivered",
+                "SEND",
+            )
+        return True
 
     def _room_to_send_to(self, sender: Member, send: Send) -> ChatRoom:
         """The room a broadcast goes to: its ``ROOM`` (a rooms client's),
@@ -671,6 +738,12 @@ class ChatFactory(ServerFactory):
             raise ProtocolError(
                 ALREADY_IN_ROOM, f"you are in the room {name!r} already", "ENTER"
             )
+        elif (ban := self.moderation.banned(name, member.uid)) is not None:
+            raise ProtocolError(
+                BANNED,
+                f"you are banned from the room {name!r} {self._time_left(ban)}",
+                "ENTER",
+            )
         elif not room.may_enter(member.uid):
             raise ProtocolError(
                 INVITE_ONLY,
@@ -710,7 +783,13 @@ class ChatFactory(ServerFactory):
         room = self.room.rooms.get(request.room)
         if room is None:
             raise _no_such_room(request.room, "ROOMSET")
-        if room.owner is None or room.owner != member.uid:
+        # A moderator (or an admin) may set a made room's slow mode alone.
+        slow_only = (
+            request.topic is None and request.private is None and room.owner is not None
+        )
+        if (room.owner is None or room.owner != member.uid) and not (
+            slow_only and self._moderates(member.uid, room)
+        ):
             who = "the server" if room.owner is None else "its owner"
             raise ProtocolError(
                 NOT_ALLOWED,
@@ -722,8 +801,17 @@ class ChatFactory(ServerFactory):
             return
         if request.private is not None:
             room.private = request.private
-        if request.slow is not None:
+        if request.slow is not None and request.slow != room.slow:
             room.slow = request.slow
+            if not room.slow:
+                self.moderation.forget_room(room.name)
+                self._notice(room, f"{member.nickname} turned slow mode off", member)
+            else:
+                self._notice(
+                    room,
+                    f"{member.nickname} set slow mode to {room.slow} seconds",
+                    member,
+                )
         topic_by = None
         if request.topic is not None and request.topic != room.topic:
             room.topic = request.topic
@@ -756,6 +844,430 @@ class ChatFactory(ServerFactory):
             )
         room.invited.add(request.uid)
         self.room_changed(room, None)
+
+    # Moderation (capability "moderation", authenticating servers)
+
+    def _moderates(self, uid: str, room: ChatRoom) -> bool:
+        """Whether ``uid`` may moderate ``room``: a server admin, its owner,
+        one of its moderators."""
+        return (
+            self.is_admin(uid)
+            or (room.owner is not None and room.owner == uid)
+            or self.moderation.is_moderator(room.name, uid)
+        )
+
+    def _time_left(self, sanction: Sanction) -> str:
+        """``for 540 more seconds`` or ``for ever``."""
+        left = self.moderation.seconds_left(sanction)
+        if left is None:
+            return "for ever"
+        return f"for {left} more second{'s' if left != 1 else ''}"
+
+    def _shown(self, uid: str) -> str:
+        """A user as a notice names it: its nickname when joined, else its id."""
+        member = self.room.member(uid)
+        return uid if member is None else member.nickname
+
+    def moderate(self, member: Member, request: Moderate) -> None:
+        """``KICK``, ``BAN``, ``UNBAN``, ``MUTE``, ``UNMUTE``, ``MODERATOR``
+        by ``member``: in a room (its owner, moderators and the admins may)
+        or, without ``ROOM``, the whole server (the admins may). The room's
+        members (and the actor) get a ``NOTICE``; the audit log has it."""
+        action = request.action
+        if self.shared_rooms is not None:
+            raise ProtocolError(
+                MODERATION_UNAVAILABLE,
+                "moderation is not available on a cluster's nodes yet",
+                action,
+            )
+        room = None
+        if request.room is not None:
+            room = self.room.rooms.get(request.room)
+            if room is None:
+                raise _no_such_room(request.room, action)
+        uid = request.uid
+        if room is None:
+            allowed = self.is_admin(member.uid)
+            what = "only the server's admins may do this server-wide"
+        elif action == "MODERATOR":
+            allowed = self.is_admin(member.uid) or room.owner == member.uid
+            what = f"only the owner of the room {room.name!r} or an admin may"
+        else:
+            allowed = self._moderates(member.uid, room)
+            what = f"only the moderators of the room {room.name!r} may"
+            if (
+                allowed
+                and not self.is_admin(member.uid)
+                and (self.is_admin(uid) or room.owner == uid)
+            ):
+                allowed = False
+                what = "a room's owner and the server's admins are out of reach"
+        if not allowed:
+            raise ProtocolError(NOT_ALLOWED, f"{what} ({action})", action)
+        target = self.room.member(uid)
+        actor, whom = member.nickname, self._shown(uid)
+        where = SERVER if room is None else room.name
+        reason = request.reason
+        if action in ("BAN", "MUTE") and self.moderation.full(
+            action.lower(), where, uid
+        ):
+            raise ProtocolError(
+                NOT_ALLOWED, "too many bans and mutes here: lift some first", action
+            )
+        if action == "MODERATOR" and request.named:
+            assert room is not None
+            if self.moderation.moderators_full(room.name, uid):
+                raise ProtocolError(
+                    NOT_ALLOWED, "this room has as many moderators as it may", action
+                )
+        if action == "KICK":
+            if target is None or (room is not None and uid not in room):
+                place = "here" if room is None else f"in the room {room.name!r}"
+                raise ProtocolError(NOT_IN_ROOM, f"{uid!r} is not {place}", action)
+            text = f"{actor} kicked {whom}"
+        elif action in ("BAN", "MUTE"):
+            kind = BAN if action == "BAN" else MUTE
+            until = (
+                None
+                if request.seconds is None
+                else self._now_ms() + request.seconds * 1000
+            )
+            sanction = Sanction(kind, where, uid, until, member.uid, reason)
+            self.moderation.impose(sanction)
+            self._keep_sanction(sanction, True)
+            verb = "banned" if kind == BAN else "muted"
+            text = f"{actor} {verb} {whom} {duration_text(request.seconds)}"
+        elif action in ("UNBAN", "UNMUTE"):
+            kind = BAN if action == "UNBAN" else MUTE
+            lifted = self.moderation.lift(kind, where, uid)
+            if lifted is not None:
+                self._keep_sanction(lifted, False)
+            text = f"{actor} {'unbanned' if kind == BAN else 'unmuted'} {whom}"
+        else:
+            assert room is not None
+            self.moderation.name(room.name, uid, request.named)
+            if self.store is not None:
+                store, name, named = self.store, room.name, request.named
+                self._save(
+                    ("moderator", name, uid),
+                    lambda: store.save_moderator(name, uid, named),
+                    f"the moderator {uid!r} of the room {name!r}",
+                )
+            role = "a moderator" if request.named else "no longer a moderator"
+            text = f"{actor} made {whom} {role}"
+        if reason:
+            text += f": {reason}"
+        self._audit(member.uid, action, uid, where, request.seconds, reason)
+        self._notice(room, text, member)
+        if target is not None and action in ("KICK", "BAN"):
+            self._put_out(target, room, action, text, member.uid, reason)
+
+    def delete(self, member: Member, request: Delete) -> None:
+        """``DELETE``: a message's text removed from history and search by
+        its author, a moderator of its room or an admin; ``DELETED`` to
+        those here who got it (its room's members, its parties)."""
+        if self.shared_rooms is not None:
+            raise ProtocolError(
+                MODERATION_UNAVAILABLE,
+                "moderation is not available on a cluster's nodes yet",
+                "DELETE",
+            )
+        store = self.store
+        if store is None:
+            raise ProtocolError(
+                NO_SUCH_MESSAGE, "this server keeps no messages", "DELETE"
+            )
+        found = store.message(request.id)
+        found.addCallback(self._delete_found, member, request)
+        found.addErrback(self._delete_failed, member)
+
+    def _delete_found(
+        self, message: ChatMessage | None, member: Member, request: Delete
+    ) -> Deferred[None] | None:
+        here = self.room.member(member.uid) is member
+        rooms = self.room.rooms
+        room = None
+        if message is not None and message.kind == ALL:
+            room = rooms.default if message.room == "" else rooms.get(message.room)
+        readers = () if message is None else (message.sender, *message.recipients)
+        if message is None or (message.kind != ALL and member.uid not in readers):
+            if here:
+                member.connection.send_error(
+                    NO_SUCH_MESSAGE, f"there is no message {request.id}", "DELETE"
+                )
+            return None
+        allowed = (
+            message.sender == member.uid
+            or self.is_admin(member.uid)
+            or (room is not None and self._moderates(member.uid, room))
+        )
+        if not allowed:
+            if here:
+                member.connection.send_error(
+                    NOT_ALLOWED,
+                    "only its author or a moderator of its room may delete"
+                    f" message {request.id}",
+                    "DELETE",
+                )
+            return None
+        assert self.store is not None
+        done = self.store.delete_text(request.id)
+        return done.addCallback(self._deleted, message, member, room, request)
+
+    def _deleted(
+        self,
+        _: None,
+        message: ChatMessage,
+        member: Member,
+        room: ChatRoom | None,
+        request: Delete,
+    ) -> None:
+        if message.kind == ALL:
+            told = [] if room is None else room.members()
+        else:
+            told = [
+                m
+                for uid in (message.sender, *message.recipients)
+                if (m := self.room.member(uid)) is not None
+            ]
+        if self.room.member(member.uid) is member and member not in told:
+            told.append(member)
+        self.fan_out(Payload(deleted_payload(message.id)), told)
+        where = "private" if message.kind != ALL else message.room or "default room"
+        reason = f": {request.reason}" if request.reason else ""
+        self._audit_line(
+            member.uid,
+            "delete",
+            message.sender,
+            f"message {message.id} ({where}){reason}",
+        )
+
+    def report(self, member: Member, request: Report) -> None:
+        """``REPORT``: a message shown to its room's owner and moderators and
+        to the admins: at once to those joined here with the moderation
+        capability, at their next ``JOIN`` to the others (kept till then)."""
+        store = self.store
+        if self.shared_rooms is not None or store is None:
+            raise ProtocolError(
+                MODERATION_UNAVAILABLE,
+                "reports need a server of its own with a database",
+                "REPORT",
+            )
+        found = store.message(request.id)
+        found.addCallback(self._report_found, member, request)
+        found.addErrback(self._delete_failed, member, "REPORT")
+
+    def _report_found(
+        self, message: ChatMessage | None, member: Member, request: Report
+    ) -> Deferred[None] | None:
+        here = self.room.member(member.uid) is member
+        readers = () if message is None else (message.sender, *message.recipients)
+        if message is None or (message.kind != ALL and member.uid not in readers):
+            if here:
+                member.connection.send_error(
+                    NO_SUCH_MESSAGE, f"there is no message {request.id}", "REPORT"
+                )
+            return None
+        rooms = self.room.rooms
+        room = None
+        if message.kind == ALL:
+            room = rooms.default if message.room == "" else rooms.get(message.room)
+        moderators = set()
+        if room is not None:
+            if room.owner is not None:
+                moderators.add(room.owner)
+            moderators |= self.moderation.moderators.get(room.name, set())
+        payload = {
+            "CMD": "REPORT",
+            "ID": message.id,
+            "ROOM": None if room is None else room.name,
+            "AUTHOR": message.sender,
+            "TEXT": message.text,
+            "BY": member.uid,
+            "REASON": request.reason,
+            "TS": self._now_ms(),
+        }
+        assert self.store is not None
+        admins = self.store.admins()
+        return admins.addCallback(
+            self._send_report, moderators, payload, member, message
+        )
+
+    def _send_report(
+        self,
+        admins: list[str],
+        moderators: set[str],
+        payload: dict[str, object],
+        member: Member,
+        message: ChatMessage,
+    ) -> None:
+        told, later = [], []
+        for uid in sorted(moderators | set(admins)):
+            target = self.room.member(uid)
+            if target is not None and target.moderation:
+                told.append(target)
+            else:
+                later.append(uid)
+        self.fan_out(Payload(payload), told)
+        store = self.store
+        if later and store is not None:
+            report = native_json(payload)
+            self._save(
+                ("reports", self._audits + 1, message.id),
+                lambda: store.save_reports(later, report),
+                f"the report of message {message.id}",
+            )
+        self._audit_line(
+            member.uid,
+            "report",
+            message.sender,
+            f"message {message.id}"
+            + (f": {payload['REASON']}" if payload["REASON"] else ""),
+        )
+        if self.room.member(member.uid) is member:
+            where = payload["ROOM"] or self.room.rooms.default.name
+            member.connection.send(
+                notice_payload(
+                    str(where),
+                    f"your report of message {message.id} went to the moderators",
+                )
+            )
+
+    def _deliver_reports(self, member: Member) -> None:
+        """The reports kept for a moderator that just joined, now."""
+        store = self.store
+        assert store is not None
+
+        def send(reports: list[str]) -> None:
+            if self.room.member(member.uid) is not member:
+                return
+            for report in reports:
+                member.connection.send(json.loads(report))
+
+        store.take_reports(member.uid).addCallbacks(
+            send,
+            lambda failure: log.error(
+                "muca: cannot read the reports for {uid!r}: {reason}",
+                uid=member.uid,
+                reason=failure.getErrorMessage(),
+            ),
+        )
+
+    def _delete_failed(
+        self, failure: Failure, member: Member, ref: str = "DELETE"
+    ) -> None:
+        if not failure.check(StoreError):
+            log.failure("DELETE", failure)
+        if self.room.member(member.uid) is member:
+            member.connection.send_error(
+                STORE_UNAVAILABLE, "the history cannot be read or changed now", ref
+            )
+
+    def _put_out(
+        self,
+        target: Member,
+        room: ChatRoom | None,
+        action: str,
+        text: str,
+        by: str,
+        reason: str,
+    ) -> None:
+        """A kicked or banned member: out of ``room``, or off the server
+        (``KICKED``, or a ban's ``ERROR BANNED``, then its connection closes)."""
+        if room is not None:
+            if target.uid in room:
+                self.room.exit(target, room)
+                self._account_room(target, room, False)
+                self.room.rooms.listing_changed = True
+                self.bus.roster_changed()
+            return
+        connection = target.connection
+        if connection is None:
+            return
+        if action == "KICK":
+            connection.send(kicked_payload(by, reason))
+        else:
+            connection.send_error(BANNED, text)
+        connection.close()
+
+    def _notice(
+        self, room: ChatRoom | None, text: str, actor: Member | None = None
+    ) -> None:
+        """``NOTICE`` to the room's members that know it (the rooms or
+        moderation capability; the default room's for a server-wide
+        action), and to the actor."""
+        place = self.room.rooms.default if room is None else room
+        told = [m for m in place.members() if m.rooms or m.moderation]
+        if actor is not None and actor not in told:
+            told.append(actor)
+        self.fan_out(Payload(notice_payload(place.name, text)), told)
+
+    def _audit(
+        self,
+        actor: str,
+        action: str,
+        target: str,
+        where: str,
+        seconds: int | None,
+        reason: str,
+    ) -> None:
+        """A moderation action in the audit log (who, what, whom, when, why)."""
+        store = self.store
+        if store is None:
+            return
+        place = "server" if where == SERVER else f"room {where}"
+        span = "" if action not in ("BAN", "MUTE") else f" {duration_text(seconds)}"
+        detail = f"{place}{span}" + (f": {reason}" if reason else "")
+        self._audit_line(actor, action.lower(), target, detail)
+
+    def _audit_line(self, actor: str, action: str, target: str, detail: str) -> None:
+        """One line of the audit log, on its way to the store."""
+        store = self.store
+        if store is None:
+            return
+        now = self._now_ms()
+        self._audits += 1
+        self._save(
+            ("audit", self._audits),
+            lambda: store.audit(now, actor, action, target, detail),
+            f"the audit of {action} {target!r}",
+        )
+
+    def _keep_sanction(self, sanction: Sanction, imposed: bool) -> None:
+        """A ban or mute imposed (or ended) on its way to the store."""
+        store = self.store
+        if store is None:
+            return
+        key = ("sanction", sanction.kind, sanction.room, sanction.uid)
+        if imposed:
+            self._save(
+                key,
+                lambda: store.save_sanction(sanction),
+                f"the {sanction.kind} of {sanction.uid!r}",
+            )
+        else:
+            self._save(
+                key,
+                lambda: store.drop_sanction(sanction.kind, sanction.room, sanction.uid),
+                f"the end of the {sanction.kind} of {sanction.uid!r}",
+            )
+
+    def _sanction_over(self, sanction: Sanction) -> None:
+        """A timed ban or mute ended: forgotten, and said in its room."""
+        self._keep_sanction(sanction, False)
+        self._audit(
+            "server",
+            "UN" + sanction.kind.upper(),
+            sanction.uid,
+            sanction.room,
+            None,
+            "its time is over",
+        )
+        room = None if sanction.room == SERVER else self.room.rooms.get(sanction.room)
+        if sanction.room == SERVER or room is not None:
+            self._notice(
+                room, f"the {sanction.kind} of {self._shown(sanction.uid)} is over"
+            )
 
     def _account_room(self, member: Member, room: ChatRoom, inside: bool) -> None:
         """Keep that an account entered or left a room (``--auth``): its next
@@ -837,6 +1349,7 @@ class ChatFactory(ServerFactory):
         self._roster_call = self._rooms_call = None
 
     def stopFactory(self) -> None:
+        self.moderation.stop()
         self._cancel_roster()
         self.flush_output()
 

@@ -28,7 +28,7 @@ from typing import Any, NoReturn, TextIO
 from argon2 import PasswordHasher
 
 from muca.accounts.passwords import password_problem
-from muca.protocol.messages import normal_form, uid_problem
+from muca.protocol.messages import ProtocolError, normal_form, room_name, uid_problem
 from muca.server.auth import password_line_problem
 from muca.store import accounts as rows
 from muca.store import sql
@@ -333,6 +333,23 @@ def audit(db: Database, args: argparse.Namespace, out: TextIO) -> None:
         print(line, file=out)
 
 
+def room_moderator(db: Database, args: argparse.Namespace, out: TextIO) -> None:
+    uid = _uid(args.uid)
+    try:
+        room = room_name(args.room, "room moderator")
+    except ProtocolError as problem:
+        raise Mistake(f"muca-admin: {problem.reason}") from None
+    named = not args.remove
+    with db.transaction() as cursor:
+        sql.save_moderator(cursor, db.dialect, room, uid, named)
+        detail = f"room {room}" + ("" if named else " (removed)")
+        rows.audit(
+            cursor, db.dialect, _now_ms(), _actor(), "room moderator", uid, detail
+        )
+    state = "a moderator" if named else "no longer a moderator"
+    print(f"{uid} is {state} of {room}", file=out)
+
+
 def import_users(db: Database, args: argparse.Namespace, out: TextIO) -> None:
     users = read_password_file(args.file)
     hasher = PasswordHasher()
@@ -462,6 +479,18 @@ def make_parser() -> argparse.ArgumentParser:
     log = _verb(verbs, "audit", "what was done to accounts and codes")
     log.add_argument("--since", help="from this date or time on (UTC)")
     log.set_defaults(run=audit)
+
+    room = _verb(verbs, "room", "rooms").add_subparsers(
+        dest="action", metavar="ACTION", parser_class=_Parser
+    )
+    room.required = True
+    moderator = _verb(room, "moderator", "name a moderator of a room")
+    moderator.add_argument("room")
+    moderator.add_argument("uid")
+    moderator.add_argument(
+        "--remove", action="store_true", help="no longer a moderator of it"
+    )
+    moderator.set_defaults(run=room_moderator)
 
     imports = _verb(
         verbs, "import-users", "accounts from a --auth file: uid:password file"

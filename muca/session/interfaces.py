@@ -92,5 +92,11 @@ class IChatUser(Interface):
         """``ENTER``, ``EXIT``, ``ROOMSET`` or ``INVITE`` (a client with the
         ``rooms`` capability); problems are the client's ``ERROR`` s."""
 
+    def moderate(request):
+        """``KICK``, ``BAN``, ``UNBAN``, ``MUTE``, ``UNMUTE`` or
+        ``MODERATOR``, or ``DELETE`` (a client with the ``moderation``
+        capability);
+        problems are the client's ``ERROR`` s."""
+
     def leave():
         """Leave the room (the logout of the login); safe to call twice."""

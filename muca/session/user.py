@@ -21,13 +21,16 @@ from muca.protocol.messages import (
     FROM_MISMATCH,
     NOT_JOINED,
     SERVER_FULL,
+    Delete,
     Enter,
     Exit,
     History,
     Invite,
     Join,
     JoinRefused,
+    Moderate,
     ProtocolError,
+    Report,
     RoomCommand,
     RoomSet,
     Search,
@@ -71,6 +74,15 @@ class Node(typing.Protocol):
 
     def invite(self, member: Member, request: Invite) -> None:
         """Let a user into a room; raises :class:`ProtocolError`."""
+
+    def moderate(self, member: Member, request: Moderate) -> None:
+        """A moderation command; raises :class:`ProtocolError`."""
+
+    def delete(self, member: Member, request: Delete) -> None:
+        """``DELETE``; raises :class:`ProtocolError`."""
+
+    def report(self, member: Member, request: Report) -> None:
+        """``REPORT``; raises :class:`ProtocolError`."""
 
 
 @implementer(IChatUser)
@@ -170,6 +182,22 @@ class ChatUser:
                 node.set_room(member, request)
             else:
                 node.invite(member, request)
+        except ProtocolError as error:
+            self.client.send_error(error.code, error.reason, error.ref)
+
+    def moderate(self, request: Moderate | Delete | Report) -> None:
+        """A moderation command, ``DELETE`` or ``REPORT`` (see ``muca.server.node``);
+        refusals are the client's ``ERROR``."""
+        member = self.member
+        if member is None:
+            return
+        try:
+            if isinstance(request, Delete):
+                self.node.delete(member, request)
+            elif isinstance(request, Report):
+                self.node.report(member, request)
+            else:
+                self.node.moderate(member, request)
         except ProtocolError as error:
             self.client.send_error(error.code, error.reason, error.ref)
 

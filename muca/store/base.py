@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 #: invitations and each account's rooms.
 #: 5: accounts (--auth db), invitations to register, the audit log.
 #: 6: the search index (see ``muca.store.search_index``).
-SCHEMA_VERSION = 6
+#: 7: moderation: the rooms' moderators, bans and mutes.
+SCHEMA_VERSION = 7
 
 #: The room of a message in the default room (and of every private or group
 #: message): whatever room the server names its default (``--default-room``).
@@ -78,6 +79,25 @@ class StoredRoom:
     slow: int = 0
     created: int = 0
     invited: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Sanction:
+    """A ban or a mute (``kind``) of ``uid`` in ``room`` (``""``: the whole
+    server) until ``until`` (ms since the epoch; None: for ever), by whom
+    and why."""
+
+    kind: str
+    room: str
+    uid: str
+    until: int | None
+    by: str
+    reason: str = ""
+
+
+#: The kinds of a :class:`Sanction`.
+BAN = "ban"
+MUTE = "mute"
 
 
 #: The server roles an account may have (``--auth db``).
@@ -215,6 +235,60 @@ class MessageStore(Protocol):
     ) -> Deferred[None]:
         """Keep that the account ``uid`` is (``member``) or is no longer a
         member of ``room``; ``seen_ms``: when it entered."""
+        ...
+
+    def moderators_at_open(self) -> dict[str, set[str]]:
+        """Each room's moderators when ``open`` read them, by room name."""
+        ...
+
+    def sanctions_at_open(self) -> list[Sanction]:
+        """The bans and mutes kept when ``open`` read them (expired ones
+        too: the caller ends those)."""
+        ...
+
+    def message(self, message_id: int) -> Deferred[ChatMessage | None]:
+        """The message kept under ``message_id``, if any (one appended
+        already included)."""
+        ...
+
+    def delete_text(self, message_id: int) -> Deferred[None]:
+        """Empty a message's text (its id stays), in history and search."""
+        ...
+
+    def admins(self) -> Deferred[list[str]]:
+        """The enabled admin accounts' user ids."""
+        ...
+
+    def save_reports(self, uids: Sequence[str], report: str) -> Deferred[None]:
+        """Keep a report (its JSON) for these moderators until their next
+        ``JOIN`` (at most ``sql.MAX_PENDING_REPORTS`` each)."""
+        ...
+
+    def take_reports(self, uid: str) -> Deferred[list[str]]:
+        """The reports waiting for ``uid``, oldest first, forgotten as read."""
+        ...
+
+    def moderators(self) -> Deferred[dict[str, set[str]]]:
+        """Each room's moderators now, read off the reactor thread."""
+        ...
+
+    def save_moderator(self, room: str, uid: str, named: bool) -> Deferred[None]:
+        """Keep that ``uid`` is (``named``) or no longer is a moderator of
+        ``room``."""
+        ...
+
+    def save_sanction(self, sanction: Sanction) -> Deferred[None]:
+        """Keep a ban or mute (replacing one of the same kind, room, uid)."""
+        ...
+
+    def drop_sanction(self, kind: str, room: str, uid: str) -> Deferred[None]:
+        """Forget a ban or mute (lifted, or over)."""
+        ...
+
+    def audit(
+        self, ts: int, actor: str, action: str, target: str | None, detail: str | None
+    ) -> Deferred[None]:
+        """Add a line to the audit log."""
         ...
 
     def append(self, messages: Sequence[ChatMessage]) -> Deferred[None]:

@@ -17,6 +17,7 @@ from muca.store.base import (
     ChatMessage,
     KnownUser,
     Page,
+    Sanction,
     StoredRoom,
     StoreError,
 )
@@ -49,6 +50,9 @@ class SQLStoreOperations:
         # The rooms and each account's rooms as the open read them.
         self._rooms_at_open: list[StoredRoom] = []
         self._account_rooms_at_open: dict[str, list[str]] = {}
+        # The moderators, bans and mutes as the open read them.
+        self._moderators_at_open: dict[str, set[str]] = {}
+        self._sanctions_at_open: list[Sanction] = []
 
     def _write(self, work: Callable[..., T], *args: Any) -> Deferred[T]:
         """Run ``work(cursor, *args)`` in one committed transaction."""
@@ -87,6 +91,16 @@ class SQLStoreOperations:
         self._known_at_open = sql.known_users(cursor)
         self._rooms_at_open = sql.read_rooms(cursor, self.dialect)
         self._account_rooms_at_open = sql.read_account_rooms(cursor)
+        self._moderators_at_open = sql.read_moderators(cursor)
+        self._sanctions_at_open = sql.read_sanctions(cursor, self.dialect)
+
+    def moderators_at_open(self) -> dict[str, set[str]]:
+        """Each room's moderators when the store was opened."""
+        return self._moderators_at_open
+
+    def sanctions_at_open(self) -> list[Sanction]:
+        """The bans and mutes kept when the store was opened."""
+        return self._sanctions_at_open
 
     def append(self, messages: Sequence[ChatMessage]) -> Deferred[None]:
         """Store ``messages``; fires after the commit (see ``MessageStore``)."""
@@ -233,6 +247,52 @@ class SQLStoreOperations:
         """Keep that account ``uid`` is (or no longer is) in ``room``."""
         return self._write(
             sql.save_account_room, self.dialect, uid, room, member, seen_ms
+        )
+
+    # Moderation
+
+    def message(self, message_id: int) -> Deferred[ChatMessage | None]:
+        """The message kept under ``message_id``, if any."""
+        return self._query(sql.read_message, self.dialect, message_id)
+
+    def delete_text(self, message_id: int) -> Deferred[None]:
+        """Empty a message's text, in history and search."""
+        return self._write(sql.delete_text, self.dialect, message_id)
+
+    def admins(self) -> Deferred[list[str]]:
+        """The enabled admin accounts' user ids."""
+        return self._query(sql.admins)
+
+    def save_reports(self, uids: Sequence[str], report: str) -> Deferred[None]:
+        """Keep a report (JSON) for these moderators until their next JOIN."""
+        return self._write(sql.save_reports, self.dialect, tuple(uids), report)
+
+    def take_reports(self, uid: str) -> Deferred[list[str]]:
+        """The reports waiting for ``uid`` (JSON), forgotten as read."""
+        return self._write(sql.take_reports, self.dialect, uid)
+
+    def moderators(self) -> Deferred[dict[str, set[str]]]:
+        """Each room's moderators now (``muca-admin`` may have named some)."""
+        return self._query(sql.read_moderators)
+
+    def save_moderator(self, room: str, uid: str, named: bool) -> Deferred[None]:
+        """Keep that ``uid`` is (or no longer is) a moderator of ``room``."""
+        return self._write(sql.save_moderator, self.dialect, room, uid, named)
+
+    def save_sanction(self, sanction: Sanction) -> Deferred[None]:
+        """Keep a ban or mute."""
+        return self._write(sql.save_sanction, self.dialect, sanction)
+
+    def drop_sanction(self, kind: str, room: str, uid: str) -> Deferred[None]:
+        """Forget a ban or mute."""
+        return self._write(sql.drop_sanction, self.dialect, kind, room, uid)
+
+    def audit(
+        self, ts: int, actor: str, action: str, target: str | None, detail: str | None
+    ) -> Deferred[None]:
+        """Add a line to the audit log."""
+        return self._write(
+            accounts.audit, self.dialect, ts, actor, action, target, detail
         )
 
     # Accounts (--auth db)

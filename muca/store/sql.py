@@ -19,6 +19,7 @@ from muca.store.base import (
     ChatMessage,
     KnownUser,
     Page,
+    Sanction,
     StoredRoom,
     StoreError,
 )
@@ -139,6 +140,29 @@ def _tables(dialect: Dialect) -> list[str]:
             action TEXT NOT NULL,
             target TEXT,
             detail TEXT)""",
+        # Moderation (version 7): each room's moderators (named by its
+        # owner or an admin), and the bans and mutes of a room or (room '')
+        # of the whole server, until a time (ms since the epoch; NULL: for
+        # ever), by whom and why.
+        f"""CREATE TABLE IF NOT EXISTS muca_moderators (
+            room TEXT NOT NULL,
+            uid TEXT NOT NULL,
+            PRIMARY KEY (room, uid)){dialect.key_only_table}""",
+        f"""CREATE TABLE IF NOT EXISTS muca_sanctions (
+            kind TEXT NOT NULL CHECK (kind IN ('ban', 'mute')),
+            room TEXT NOT NULL,
+            uid TEXT NOT NULL,
+            until BIGINT,
+            by_uid TEXT NOT NULL,
+            reason {dialect.text_type} NOT NULL,
+            PRIMARY KEY (kind, room, uid))""",
+        # Reports waiting for a moderator or admin (``uid``) that was not
+        # joined with the moderation capability when they were made: sent
+        # at its next JOIN, then forgotten.
+        f"""CREATE TABLE IF NOT EXISTS muca_reports (
+            id {dialect.serial_key},
+            uid TEXT NOT NULL,
+            report {dialect.text_type} NOT NULL)""",
     ]
 
 
@@ -712,6 +736,168 @@ def save_account_room(
             dialect.sql("DELETE FROM muca_account_rooms WHERE uid = ? AND room = ?"),
             (uid, room),
         )
+
+
+def read_message(cursor: Any, dialect: Dialect, message_id: int) -> ChatMessage | None:
+    """The message kept under ``message_id``, if any."""
+    cursor.execute(
+        dialect.sql(
+            "SELECT id, ts, sender, kind, text, nickname, room FROM muca_messages"
+            " WHERE id = ?"
+        ),
+        (message_id,),
+    )
+    rows = cursor.fetchall()
+    if not rows:
+        return None
+    (mid, ts, sender, kind, text, nickname, room) = rows[0]
+    cursor.execute(
+        dialect.sql(
+            "SELECT uid FROM muca_recipients WHERE message_id = ? ORDER BY position"
+        ),
+        (message_id,),
+    )
+    recipients = tuple(uid for (uid,) in cursor.fetchall())
+    return ChatMessage(
+        int(mid),
+        int(ts),
+        sender,
+        kind,
+        recipients,
+        dialect.decode_text(text),
+        nickname,
+        room,
+    )
+
+
+def delete_text(cursor: Any, dialect: Dialect, message_id: int) -> None:
+    """Empty a message's text (its id stays); the search index follows it
+    (its triggers)."""
+    cursor.execute(
+        dialect.sql("UPDATE muca_messages SET text = ? WHERE id = ?"),
+        (dialect.encode_text(""), message_id),
+    )
+
+
+#: Most reports kept for one moderator until its next JOIN (the newest
+#: past this are not kept: what reporters can make the database hold is
+#: bounded).
+MAX_PENDING_REPORTS = 1000
+
+
+def admins(cursor: Any) -> list[str]:
+    """The user ids of the enabled admin accounts."""
+    cursor.execute(
+        "SELECT uid FROM muca_accounts WHERE role = 'admin' AND disabled = 0"
+    )
+    return [uid for (uid,) in cursor.fetchall()]
+
+
+def save_reports(
+    cursor: Any, dialect: Dialect, uids: Sequence[str], report: str
+) -> None:
+    """Keep ``report`` (its JSON) for each of ``uids`` that has fewer than
+    :data:`MAX_PENDING_REPORTS` waiting."""
+    for uid in uids:
+        cursor.execute(
+            dialect.sql("SELECT COUNT(*) FROM muca_reports WHERE uid = ?"), (uid,)
+        )
+        if int(cursor.fetchall()[0][0]) < MAX_PENDING_REPORTS:
+            cursor.execute(
+                dialect.sql("INSERT INTO muca_reports (uid, report) VALUES (?, ?)"),
+                (uid, dialect.encode_text(report)),
+            )
+
+
+def take_reports(cursor: Any, dialect: Dialect, uid: str) -> list[str]:
+    """The reports waiting for ``uid``, oldest first, forgotten as read."""
+    cursor.execute(
+        dialect.sql("SELECT id, report FROM muca_reports WHERE uid = ? ORDER BY id"),
+        (uid,),
+    )
+    rows = cursor.fetchall()
+    if rows:
+        cursor.execute(dialect.sql("DELETE FROM muca_reports WHERE uid = ?"), (uid,))
+    return [dialect.decode_text(report) for _, report in rows]
+
+
+def read_moderators(cursor: Any) -> dict[str, set[str]]:
+    """Each room's moderators."""
+    cursor.execute("SELECT room, uid FROM muca_moderators")
+    moderators: dict[str, set[str]] = {}
+    for room, uid in cursor.fetchall():
+        moderators.setdefault(room, set()).add(uid)
+    return moderators
+
+
+def save_moderator(
+    cursor: Any, dialect: Dialect, room: str, uid: str, named: bool
+) -> None:
+    """Keep that ``uid`` moderates ``room``, or forget it."""
+    if named:
+        cursor.execute(
+            dialect.sql(
+                "INSERT INTO muca_moderators (room, uid) VALUES (?, ?)"
+                " ON CONFLICT (room, uid) DO NOTHING"
+            ),
+            (room, uid),
+        )
+    else:
+        cursor.execute(
+            dialect.sql("DELETE FROM muca_moderators WHERE room = ? AND uid = ?"),
+            (room, uid),
+        )
+
+
+def read_sanctions(cursor: Any, dialect: Dialect) -> list[Sanction]:
+    """Every ban and mute kept."""
+    cursor.execute(
+        "SELECT kind, room, uid, until, by_uid, reason FROM muca_sanctions"
+        " ORDER BY kind, room, uid"
+    )
+    return [
+        Sanction(
+            kind,
+            room,
+            uid,
+            None if until is None else int(until),
+            by,
+            dialect.decode_text(reason),
+        )
+        for kind, room, uid, until, by, reason in cursor.fetchall()
+    ]
+
+
+def save_sanction(cursor: Any, dialect: Dialect, sanction: Sanction) -> None:
+    """Keep a ban or mute, replacing the one of its kind, room and uid."""
+    cursor.execute(
+        dialect.sql(
+            "INSERT INTO muca_sanctions (kind, room, uid, until, by_uid, reason)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind, room, uid) DO UPDATE"
+            " SET until = excluded.until, by_uid = excluded.by_uid,"
+            " reason = excluded.reason"
+        ),
+        (
+            sanction.kind,
+            sanction.room,
+            sanction.uid,
+            sanction.until,
+            sanction.by,
+            dialect.encode_text(sanction.reason),
+        ),
+    )
+
+
+def drop_sanction(
+    cursor: Any, dialect: Dialect, kind: str, room: str, uid: str
+) -> None:
+    """Forget a ban or mute."""
+    cursor.execute(
+        dialect.sql(
+            "DELETE FROM muca_sanctions WHERE kind = ? AND room = ? AND uid = ?"
+        ),
+        (kind, room, uid),
+    )
 
 
 def delete_range(cursor: Any, dialect: Dialect, first: int, last: int) -> int:

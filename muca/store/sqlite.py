@@ -377,6 +377,13 @@ class SQLiteStore(SQLStoreOperations):
         more = page.more or len(messages) > limit
         return Page(messages[max(0, len(messages) - limit) :] if limit else [], more)
 
+    def message(self, message_id: int) -> Deferred[ChatMessage | None]:
+        """The message kept under ``message_id``: what the spool holds is
+        moved into SQLite first."""
+        return self._move_all().addCallback(
+            lambda _: SQLStoreOperations.message(self, message_id)
+        )
+
     def _move_all(self) -> Deferred[None]:
         """Fires once what is spooled now has been moved into SQLite, or
         failed to be (the spool keeps it then)."""

@@ -88,7 +88,8 @@ class ClientAgainstOriginalServerTests(TestCase):
         join = json.loads(sent)
         self.assertEqual(join["V"], 2)
         self.assertEqual(
-            join["CAPS"], ["presence-delta", "history", "known", "rooms", "search"]
+            join["CAPS"],
+            ["presence-delta", "history", "known", "rooms", "search", "moderation"],
         )
         self.assertEqual((join["UN"], join["UID"]), TONY)
 

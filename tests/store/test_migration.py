@@ -1,8 +1,9 @@
-"""Schema migration: a new database gets schema version 6, a version 1 to 5
-database is migrated once, to version 6 at once, and reads the same (its
+"""Schema migration: a new database gets schema version 7, a version 1 to 6
+database is migrated once, to version 7 at once, and reads the same (its
 messages and known users without a nickname before version 3, its messages
 in the default room before version 4, no accounts before version 5, its
-messages found by search once version 6 indexed them), and a newer schema
+messages found by search once version 6 indexed them, no moderators, bans
+or mutes before version 7), and a newer schema
 is refused; on SQLite and on a real PostgreSQL."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from twisted.trial.unittest import TestCase
 
 from muca.store import ChatMessage, MessageStore, StoreError, may_read
 from muca.store.accounts import Account
-from muca.store.base import KnownUser, StoredRoom
+from muca.store.base import KnownUser, Sanction, StoredRoom
 from muca.store.search import parse
 from tests.store.support import (
     PostgresBackend,
@@ -234,7 +235,7 @@ class MigrationBehaviour(StoreCase):
         self.drop_search_index()
         self.set_schema_version(5)
         store = await self.opened()
-        self.assertEqual(self.schema(), ("6", self.current_indexes))
+        self.assertEqual(self.schema(), ("7", self.current_indexes))
         found = await store.search("alice", True, parse("CAFE"), rooms=["", "dev"])
         self.assertEqual(found.messages, old[:2])
         found = await store.search("alice", True, parse("タワー"), rooms=["", "dev"])
@@ -247,13 +248,43 @@ class MigrationBehaviour(StoreCase):
         again = await self.opened()
         self.assertEqual(ids(await again.search(None, False, parse("cafe"))), [1, 5])
 
-    async def test_a_new_database_has_the_version_6_schema(self) -> None:
+    def drop_moderation_tables(self) -> None:
+        """Make the database what version 6 made: no moderation tables."""
+        raise NotImplementedError
+
+    async def test_a_version_6_database_gains_moderation(self) -> None:
+        store = await self.opened()
+        await store.append([message(1, "alice", text="hello")])
+        await store.close()
+        self.drop_moderation_tables()
+        self.set_schema_version(6)
+        store = await self.opened()
+        self.assertEqual(self.schema(), ("7", self.current_indexes))
+        self.assertEqual(
+            (store.moderators_at_open(), store.sanctions_at_open()), ({}, [])
+        )
+        ban = Sanction("ban", "dev", "bob", 5000, "alice", "spam")
+        await store.save_sanction(ban)
+        await store.save_sanction(Sanction("mute", "", "carol", None, "alice"))
+        await store.drop_sanction("mute", "", "carol")
+        await store.save_moderator("dev", "dave", True)
+        await store.save_reports(["dave"], '{"CMD": "REPORT"}')
+        await store.close()
+        again = await self.opened()
+        self.assertEqual(again.sanctions_at_open(), [ban])
+        self.assertEqual(again.moderators_at_open(), {"dev": {"dave"}})
+        self.assertEqual(await again.take_reports("dave"), ['{"CMD": "REPORT"}'])
+        self.assertEqual(await again.take_reports("dave"), [])
+        self.assertEqual(ids(await again.latest(None, False, 10)), [1])
+        await again.close()
+
+    async def test_a_new_database_has_the_version_7_schema(self) -> None:
         store = await self.opened()
         self.assertEqual(store.rooms_at_open(), [])
         self.assertEqual(store.account_rooms_at_open(), {})
         self.assertIsNone(await store.account("alice"))
         await store.close()
-        self.assertEqual(self.schema(), ("6", self.current_indexes))
+        self.assertEqual(self.schema(), ("7", self.current_indexes))
 
     async def test_a_version_4_database_keeps_its_rooms_and_gains_accounts(
         self,
@@ -294,10 +325,10 @@ class MigrationBehaviour(StoreCase):
         await store.register(account, None, 4)
         self.assertEqual(await store.account("alice"), account)
         await store.close()
-        self.assertEqual(self.schema(), ("6", self.current_indexes))
+        self.assertEqual(self.schema(), ("7", self.current_indexes))
         again = await self.opened()
         self.assertEqual(await again.account("alice"), account)
-        self.assertEqual(self.schema(), ("6", self.current_indexes))
+        self.assertEqual(self.schema(), ("7", self.current_indexes))
 
     async def test_a_version_3_database_keeps_its_messages_in_the_default_room(
         self,
@@ -330,7 +361,7 @@ class MigrationBehaviour(StoreCase):
         await store.close()
         again = await self.opened()
         self.assertEqual(again.rooms_at_open(), [StoredRoom("dev", "alice", created=5)])
-        self.assertEqual(self.schema(), ("6", self.current_indexes))
+        self.assertEqual(self.schema(), ("7", self.current_indexes))
 
     async def test_a_version_2_database_keeps_its_messages_and_users(self) -> None:
         old = busy_conversation(120)
@@ -351,14 +382,14 @@ class MigrationBehaviour(StoreCase):
             [KnownUser("dave", None, 0), KnownUser("carol", "Carol", 5)],
         )
         # Version 5 at once.
-        self.assertEqual(self.schema(), ("6", self.current_indexes))
+        self.assertEqual(self.schema(), ("7", self.current_indexes))
 
     async def test_a_version_1_database_is_migrated_and_reads_the_same(self) -> None:
         old = busy_conversation(120)
         self.make_old_database(1, old)
         store = await self.reads_the_same(old)
         # Version 5 at once, without version 1's per-user indexes.
-        self.assertEqual(self.schema(), ("6", self.current_indexes))
+        self.assertEqual(self.schema(), ("7", self.current_indexes))
         new = message(121, "frank", "PRIVATE", ("alice",))
         await store.append([new])
         self.assertEqual((await store.latest("frank", True, 1)).messages, [new])
@@ -366,7 +397,7 @@ class MigrationBehaviour(StoreCase):
         # Migrated once: a second open finds version 5 and the same messages.
         again = await self.opened()
         self.assertEqual(ids(await again.latest("alice", True, 1)), [121])
-        self.assertEqual(self.schema(), ("6", self.current_indexes))
+        self.assertEqual(self.schema(), ("7", self.current_indexes))
 
     async def test_an_empty_version_1_database_shows_its_first_private_message(
         self,
@@ -415,6 +446,12 @@ class SQLiteMigrationTests(SQLiteBackend, MigrationBehaviour, TestCase):
             db.execute("DROP TABLE muca_search_cjk")
         db.close()
 
+    def drop_moderation_tables(self) -> None:
+        with sqlite3.connect(self.path) as db:
+            for table in ("muca_moderators", "muca_sanctions", "muca_reports"):
+                db.execute(f"DROP TABLE {table}")
+        db.close()
+
     def set_schema_version(self, version: int) -> None:
         with sqlite3.connect(self.path) as db:
             db.execute(
@@ -460,6 +497,10 @@ class PostgresMigrationTests(PostgresBackend, MigrationBehaviour, TestCase):
     def drop_search_index(self) -> None:
         with psycopg.connect(self.conninfo, autocommit=True) as db:
             db.execute("DROP TABLE muca_search")
+
+    def drop_moderation_tables(self) -> None:
+        with psycopg.connect(self.conninfo, autocommit=True) as db:
+            db.execute("DROP TABLE muca_moderators, muca_sanctions, muca_reports")
 
     def set_schema_version(self, version: int) -> None:
         with psycopg.connect(self.conninfo, autocommit=True) as db:
