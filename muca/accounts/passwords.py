@@ -65,7 +65,9 @@ def _niced(work: Any, *args: Any) -> Any:
     if not getattr(_thread_state, "niced", False):
         _thread_state.niced = True
         try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICE)
+            thread = threading.get_native_id()
+            niceness = os.getpriority(os.PRIO_PROCESS, thread) + HASHING_NICE
+            os.setpriority(os.PRIO_PROCESS, thread, min(19, niceness))
         except OSError:
             pass  # a system without per-thread priorities: as it was
     return work(*args)
